@@ -1,0 +1,115 @@
+"""One error shape for the whole API: ``{"error": {"code", "message", "fields"?}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ..booking import BookingError
+from ..db import LockTimeout
+
+log = logging.getLogger("bookwell.api")
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, fields: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+def error_response(
+    status: int, code: str, message: str, fields: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    body.update(extra)
+    response = jsonify(error=body)
+    response.status_code = status
+    return response
+
+
+def invalid(
+    fields: dict[str, str], message: str = "Some fields are missing or invalid."
+) -> ApiError:
+    return ApiError(422, "invalid", message, fields)
+
+
+def fields_of(error: ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for problem in error.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in problem["loc"]) or "body"
+        message = problem["msg"]
+        if problem["type"] == "json_invalid":
+            message = "The body is not valid JSON."
+        elif problem["type"] == "missing":
+            message = "This field is required."
+        fields.setdefault(path, message)
+    return fields
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def on_api_error(error: ApiError):
+        return error_response(error.status, error.code, error.message, error.fields)
+
+    @app.errorhandler(ValidationError)
+    def on_validation_error(error: ValidationError):
+        return error_response(
+            422, "invalid", "Some fields are missing or invalid.", fields_of(error)
+        )
+
+    @app.errorhandler(BookingError)
+    def on_booking_error(error: BookingError):
+        return error_response(error.status, error.code, error.message)
+
+    @app.errorhandler(LockTimeout)
+    def on_lock_timeout(error: LockTimeout):
+        log.warning("write lock not granted in time: %s", error)
+        response = error_response(
+            503, "busy", "We are busy right now; nothing was changed. Please try again."
+        )
+        response.headers["Retry-After"] = "2"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def on_http_exception(error: HTTPException):
+        if not _is_api_request():
+            return error
+        response = error_response(
+            error.code or 500,
+            HTTP_CODES.get(error.code or 500, "http_error"),
+            error.description or "",
+        )
+        if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    def on_unexpected(error: Exception):
+        # The trace goes to the log only; the user gets a plain message.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _is_api_request():
+            return error_response(500, "internal_error", "Something went wrong on our side.")
+        return Response("Something went wrong on our side.", status=500, mimetype="text/plain")

@@ -1,0 +1,274 @@
+"""The public booking API: what a client (or a booking widget) needs to find a slot and book it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+
+from .. import booking as lifecycle
+from .. import clock, db, idempotency
+from ..availability import find_slots
+from ..models import Booking, Provider, ProviderService, Service, Tenant
+from .errors import ApiError, error_response, invalid
+from .ratelimits import rate_limited
+from .schemas import BookingIn, CancelIn, RescheduleIn, sane_day
+from .serialize import booking_json, provider_json, service_json, slot_json
+
+public = Blueprint("public_api", __name__, url_prefix="/api/v1/tenants/<slug>")
+
+
+def _tenant(slug: str) -> Tenant:
+    tenant = db.session().scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise ApiError(404, "not_found", "No such business.")
+    return tenant
+
+
+def _body(model: type[Any]) -> Any:
+    return model.model_validate_json(request.get_data(cache=True) or b"")
+
+
+def _int_arg(name: str, *, required: bool) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise invalid({name: "This parameter is required."})
+        return None
+    if not raw.isascii() or not raw.isdigit() or not 1 <= len(raw) <= 10 or int(raw) == 0:
+        raise invalid({name: "Must be a positive whole number."})
+    return int(raw)
+
+
+def _date_arg(name: str) -> date:
+    raw = request.args.get(name)
+    if not raw:
+        raise invalid({name: "This parameter is required (YYYY-MM-DD)."})
+    try:
+        return sane_day(date.fromisoformat(raw)) if len(raw) == 10 else date.fromisoformat("x")
+    except ValueError as error:
+        message = str(error) if "between the years" in str(error) else "Must be a date, YYYY-MM-DD."
+        raise invalid({name: message}) from error
+
+
+@public.get("/services")
+def list_services(slug: str):
+    tenant = _tenant(slug)
+    services = db.session().scalars(
+        select(Service)
+        .where(Service.tenant_id == tenant.id, Service.active.is_(True))
+        .order_by(Service.name, Service.id)
+    )
+    return jsonify([service_json(service) for service in services])
+
+
+@public.get("/providers")
+def list_providers(slug: str):
+    tenant = _tenant(slug)
+    service_id = _int_arg("service_id", required=False)
+    session = db.session()
+    providers = list(
+        session.scalars(
+            select(Provider)
+            .where(Provider.tenant_id == tenant.id, Provider.active.is_(True))
+            .order_by(Provider.name, Provider.id)
+        )
+    )
+    offered: dict[int, list[int]] = {provider.id: [] for provider in providers}
+    for provider_id, offered_service in session.execute(
+        select(ProviderService.provider_id, ProviderService.service_id)
+        .join(Service, Service.id == ProviderService.service_id)
+        .where(Service.tenant_id == tenant.id, Service.active.is_(True))
+        .order_by(ProviderService.service_id)
+    ):
+        if provider_id in offered:
+            offered[provider_id].append(offered_service)
+    return jsonify(
+        [
+            provider_json(provider, offered[provider.id])
+            for provider in providers
+            if service_id is None or service_id in offered[provider.id]
+        ]
+    )
+
+
+@public.get("/availability")
+def availability(slug: str):
+    tenant = _tenant(slug)
+    problems: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, parse in (
+        ("service_id", lambda: _int_arg("service_id", required=True)),
+        ("provider_id", lambda: _int_arg("provider_id", required=False)),
+        ("from", lambda: _date_arg("from")),
+        ("to", lambda: _date_arg("to")),
+    ):
+        try:
+            values[name] = parse()
+        except ApiError as error:
+            problems.update(error.fields or {})
+    if not problems:
+        span = (values["to"] - values["from"]).days + 1
+        limit = int(current_app.config["MAX_AVAILABILITY_DAYS"])
+        if span < 1:
+            problems["to"] = "Must be on or after 'from'."
+        elif span > limit:
+            problems["to"] = f"At most {limit} days can be asked for at once."
+    if problems:
+        raise invalid(problems)
+    session = db.session()
+    service = session.scalar(
+        select(Service).where(
+            Service.id == values["service_id"],
+            Service.tenant_id == tenant.id,
+            Service.active.is_(True),
+        )
+    )
+    if service is None:
+        raise ApiError(404, "not_found", "No such service.")
+    if values["provider_id"] is not None and not session.scalar(
+        select(Provider.id).where(
+            Provider.id == values["provider_id"], Provider.tenant_id == tenant.id
+        )
+    ):
+        raise ApiError(404, "not_found", "No such provider.")
+    slots = find_slots(
+        session,
+        tenant_id=tenant.id,
+        zone=tenant.zone,
+        service=service,
+        day_from=values["from"],
+        day_to=values["to"],
+        now=clock.now(),
+        provider_id=values["provider_id"],
+    )
+    return jsonify(slots=[slot_json(slot, tenant.zone) for slot in slots])
+
+
+@public.get("/booking-requirements")
+def booking_requirements(slug: str):
+    _tenant(slug)
+    # Consents are contributed by plugins (Terms & Conditions, cancellation policy); none yet.
+    return jsonify(consents=[])
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable():
+        raise invalid({"Idempotency-Key": "Must be 1 to 255 printable characters."})
+    return key
+
+
+@public.post("/bookings")
+@rate_limited("booking")
+def create_booking(slug: str):
+    tenant = _tenant(slug)
+    key = _idempotency_key()
+    payload = _body(BookingIn)
+    zone = tenant.zone
+    now = clock.now()
+    idempotent = None
+    if key is not None:
+        fingerprint = idempotency.request_hash(
+            "POST", request.path, payload.model_dump(mode="json")
+        )
+        replay = _replay_or_none(tenant.id, key, fingerprint, now)
+        if replay is not None:
+            return replay
+        idempotent = lifecycle.IdempotentRequest(
+            key, fingerprint, lambda booking, token: booking_json(booking, zone, token)
+        )
+    try:
+        booking, token = lifecycle.create_booking(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            tenant_id=tenant.id,
+            service_id=payload.service_id,
+            provider_id=payload.provider_id,
+            start=payload.start,
+            client=lifecycle.ClientDetails(
+                name=payload.client.name,
+                email=payload.client.email,
+                phone=payload.client.phone or None,
+                notes=payload.client.notes or None,
+            ),
+            now=now,
+            idempotent=idempotent,
+        )
+    except (idempotency.Replay, idempotency.KeyReused, idempotency.ConcurrentClaim):
+        replay = _replay_or_none(tenant.id, key, idempotent.request_hash, now)  # type: ignore[union-attr]
+        if replay is not None:
+            return replay
+        raise
+    return jsonify(booking_json(booking, zone, token)), 201
+
+
+def _replay_or_none(tenant_id: int, key: str, fingerprint: str, now):
+    try:
+        idempotency.lookup(db.session(), tenant_id, key, fingerprint, now)
+    except idempotency.Replay as replay:
+        response = jsonify(replay.body)
+        response.status_code = replay.status
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    except idempotency.KeyReused:
+        return error_response(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different request.",
+        )
+    return None
+
+
+def _client_token_check(token: str):
+    def authorise(booking: Booking) -> None:
+        if not lifecycle.token_matches(booking, token):
+            # Same answer as an unknown reference: a wrong token must not reveal the booking.
+            raise lifecycle.NotFound("No such booking.")
+
+    return authorise
+
+
+@public.get("/bookings/<reference>")
+def show_booking(slug: str, reference: str):
+    tenant = _tenant(slug)
+    token = request.args.get("token", "")
+    booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
+    _client_token_check(token)(booking)
+    return jsonify(booking_json(booking, tenant.zone, token))
+
+
+@public.post("/bookings/<reference>/cancel")
+@rate_limited("write")
+def cancel_booking(slug: str, reference: str):
+    tenant = _tenant(slug)
+    payload = _body(CancelIn)
+    booking = lifecycle.cancel_booking(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        tenant_id=tenant.id,
+        reference=reference[:64],
+        authorise=_client_token_check(payload.token),
+        now=clock.now(),
+        reason="cancelled by the client",
+    )
+    return jsonify(booking_json(booking, tenant.zone, payload.token))
+
+
+@public.post("/bookings/<reference>/reschedule")
+@rate_limited("write")
+def reschedule_booking(slug: str, reference: str):
+    tenant = _tenant(slug)
+    payload = _body(RescheduleIn)
+    booking = lifecycle.reschedule_booking(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        tenant_id=tenant.id,
+        reference=reference[:64],
+        authorise=_client_token_check(payload.token),
+        start=payload.start,
+        provider_id=payload.provider_id,
+        now=clock.now(),
+    )
+    return jsonify(booking_json(booking, tenant.zone, payload.token))

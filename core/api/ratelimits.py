@@ -1,0 +1,77 @@
+"""Per-IP rate limits on public writes (Flask-Limiter; Redis-backed when ``REDIS_URL`` is set).
+
+``BOOKWELL_RATE_LIMITS`` names a limit per category, e.g. ``booking=20/minute,write=60/minute``;
+``off`` turns them all off (load tests). Views opt in with :func:`rate_limited`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits import parse_many
+
+EXTENSION = "bookwell.limiter"
+CATEGORIES = ("booking", "write")
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+class RateLimitSettingError(ValueError):
+    pass
+
+
+def parse_setting(setting: str) -> dict[str, str] | None:
+    """``None`` when limits are off, else a limit string per category (missing ones unlimited)."""
+    setting = (setting or "").strip()
+    if setting.lower() == "off":
+        return None
+    limits: dict[str, str] = {}
+    for part in filter(None, (piece.strip() for piece in setting.split(","))):
+        category, _, value = part.partition("=")
+        category = category.strip()
+        if category not in CATEGORIES or not value.strip():
+            raise RateLimitSettingError(
+                f"bad rate limit {part!r}: expected CATEGORY=N/PERIOD with CATEGORY in "
+                f"{', '.join(CATEGORIES)}, or 'off'"
+            )
+        try:
+            parse_many(value)
+        except ValueError as error:
+            raise RateLimitSettingError(f"bad rate limit {part!r}: {error}") from error
+        limits[category] = value.strip()
+    return limits
+
+
+def rate_limited(category: str) -> Callable[[View], View]:
+    """Mark a view as counted against ``category``; :func:`init_app` applies the limit."""
+
+    def mark(view: View) -> View:
+        view.rate_limit_category = category  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def init_app(app: Flask) -> None:
+    limits = parse_setting(str(app.config["RATE_LIMITS"]))
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config.get("REDIS_URL") or "memory://",
+        headers_enabled=True,
+        enabled=limits is not None,
+        # A Redis outage must never fail a booking: fall back to per-process counting.
+        in_memory_fallback_enabled=True,
+        swallow_errors=True,
+        key_prefix="bookwell",
+    )
+    app.extensions[EXTENSION] = limiter
+    for endpoint, view in list(app.view_functions.items()):
+        category = getattr(view, "rate_limit_category", None)
+        if category and limits and category in limits:
+            app.view_functions[endpoint] = limiter.shared_limit(limits[category], scope=category)(
+                view
+            )

@@ -1,0 +1,97 @@
+"""Request bodies of the public API, validated by pydantic with field paths like ``client.email``.
+
+Models are strict (``"1"`` is not an id) and every text is bounded and free of control characters,
+so no input can reach the database in a shape it would choke on.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SINGLE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2200
+
+
+def _single_line(value: str) -> str:
+    if _SINGLE_LINE_CONTROL.search(value):
+        raise ValueError("must be a single line of text without control characters")
+    return value
+
+
+def _text(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _sane_instant(value: datetime) -> datetime:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+def sane_day(value: date) -> date:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_single_line),
+]
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=40, pattern=r"^[0-9+()./ -]*$"),
+]
+Notes = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_text)]
+Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+ConsentId = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_single_line)
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class ClientIn(Body):
+    name: Name
+    email: Email
+    phone: Phone | None = None
+    notes: Notes | None = None
+
+
+class BookingIn(Body):
+    service_id: Id
+    provider_id: Id
+    start: Instant = Field(description="ISO 8601 with an offset, e.g. 2027-03-29T10:00:00+02:00")
+    client: ClientIn
+    consents: list[ConsentId] = Field(default_factory=list, max_length=50)
+
+
+class CancelIn(Body):
+    token: Token
+
+
+class RescheduleIn(Body):
+    token: Token
+    start: Instant
+    provider_id: Id | None = None

@@ -1,0 +1,58 @@
+"""The app factory: one fresh app per call, with everything it owns in ``app.extensions``."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import clock, db
+from . import config as instance_config
+
+log = logging.getLogger("bookwell")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` overrides the instance file and the environment (tests use it);
+    an ``INSTANCE_PATH`` key in it chooses the instance folder."""
+    overrides = dict(config or {})
+    instance_path = instance_config.resolve_instance_path(overrides.pop("INSTANCE_PATH", None))
+    app = Flask("bookwell.core", instance_path=str(instance_path))
+
+    app.config.update(instance_config.DEFAULTS)
+    app.config.update(instance_config.read_instance_file(instance_path))
+    app.config.update(instance_config.read_environment())
+    app.config.update(overrides)
+    if not app.config.get("DATABASE_URL"):
+        instance_path.mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = instance_config.sqlite_url(instance_path)
+    if not app.config.get("SECRET_KEY"):
+        # Sessions signed with this key die with the process; `bookwell init` writes a lasting one.
+        log.warning("no secret key configured: run `bookwell init`; using a temporary one")
+        app.config["SECRET_KEY"] = secrets.token_urlsafe(48)
+    if int(app.config["TRUSTED_PROXIES"]):
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    db.init_app(app)
+    clock.install(app, overrides.get("CLOCK"))
+
+    from .api import init_app as init_api
+
+    init_api(app)
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            db.session().execute(text("SELECT 1"))
+        except Exception:  # any database failure means "not healthy", never a 500
+            log.exception("health check: database unreachable")
+            return jsonify(status="unavailable", database="unreachable"), 503
+        return jsonify(status="ok", database="ok")
+
+    return app

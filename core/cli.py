@@ -1,0 +1,167 @@
+"""The ``bookwell`` command. Every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from flask import Flask
+
+from . import clock, config, db, schema
+from .app import create_app
+from .demo import DEMO_SLUG, ensure_demo
+from .tenants import TenantError, create_tenant
+
+
+class Context:
+    def __init__(self, instance: str | None) -> None:
+        self.instance = instance
+        self._app: Flask | None = None
+
+    @property
+    def app(self) -> Flask:
+        if self._app is None:
+            try:
+                self._app = create_app({"INSTANCE_PATH": self.instance} if self.instance else None)
+            except Exception as error:  # a bad setting must read as one line, not a trace
+                raise click.ClickException(f"cannot start: {error}") from error
+        return self._app
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option(
+    "--instance",
+    envvar="BOOKWELL_INSTANCE",
+    type=click.Path(file_okay=False),
+    help="Instance folder (config, SQLite database, outbox). Default: ./instance",
+)
+@click.pass_context
+def main(context: click.Context, instance: str | None) -> None:
+    """Bookwell: online booking whose every security feature is a plugin."""
+    context.obj = Context(instance)
+
+
+def _initialise(ctx: Context) -> bool:
+    wrote = config.write_instance_file(config.resolve_instance_path(ctx.instance))
+    try:
+        schema.upgrade(db.engine_of(ctx.app))
+    except Exception as error:
+        raise click.ClickException(f"cannot create or upgrade the schema: {error}") from error
+    return wrote
+
+
+@main.command()
+@pass_context
+def init(ctx: Context) -> None:
+    """Write the instance config (fresh secrets) and create or upgrade the schema."""
+    instance_path = config.resolve_instance_path(ctx.instance)
+    wrote = _initialise(ctx)
+    where = ctx.app.config["DATABASE_URL"].split("@")[-1]
+    click.echo(
+        f"{'wrote' if wrote else 'kept'} {instance_path / config.CONFIG_FILE}; "
+        f"schema is up to date on {where}"
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@pass_context
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Serve the app with gunicorn."""
+    _require_schema(ctx)
+    run_gunicorn(ctx.instance, host, port, workers)
+
+
+def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("proc_name", "bookwell")
+
+        def load(self) -> Any:
+            # Each worker builds its own app, so no database connection crosses a fork.
+            return create_app({"INSTANCE_PATH": instance} if instance else None)
+
+    click.echo(f"serving on http://{host}:{port}/ with {workers} workers")
+    Server().run()
+
+
+@main.command()
+@click.option("--serve", "and_serve", is_flag=True, help="Then serve it on 127.0.0.1:8000.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@pass_context
+def demo(ctx: Context, and_serve: bool, port: int) -> None:
+    """Create the demo business (idempotent) and say where to find it."""
+    _initialise(ctx)
+    with db.write_transaction(ctx.app) as session:
+        tenant, created = ensure_demo(session, clock.now(ctx.app))
+        slug = tenant.slug
+    base = f"http://127.0.0.1:{port}" if and_serve else ctx.app.config["BASE_URL"].rstrip("/")
+    click.echo(f"{'created' if created else 'found'} the demo business '{slug}' (Europe/Paris)")
+    click.echo(f"services:     {base}/api/v1/tenants/{DEMO_SLUG}/services")
+    click.echo(
+        f"availability: {base}/api/v1/tenants/{DEMO_SLUG}/availability"
+        "?service_id=1&from=YYYY-MM-DD&to=YYYY-MM-DD"
+    )
+    click.echo(f"API document: {base}/api/v1/openapi.json")
+    if and_serve:
+        run_gunicorn(ctx.instance, "127.0.0.1", port, 2)
+
+
+@main.group()
+def tenants() -> None:
+    """Businesses that take bookings."""
+
+
+@tenants.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The business's name, as clients see it.")
+@click.option("--timezone", "timezone_name", required=True, help="IANA zone, e.g. Europe/Paris.")
+@click.option("--email", "contact_email", default=None, help="Contact e-mail.")
+@click.option("--phone", default=None, help="Contact phone number.")
+@click.option("--address", default=None, help="Postal address (used as the appointment place).")
+@pass_context
+def tenants_create(
+    ctx: Context,
+    slug: str,
+    name: str,
+    timezone_name: str,
+    contact_email: str | None,
+    phone: str | None,
+    address: str | None,
+) -> None:
+    """Create the tenant SLUG."""
+    _require_schema(ctx)
+    try:
+        with db.write_transaction(ctx.app) as session:
+            create_tenant(
+                session,
+                slug,
+                name=name,
+                timezone=timezone_name,
+                now=clock.now(ctx.app),
+                contact_email=contact_email,
+                phone=phone,
+                address=address,
+            )
+    except TenantError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"created tenant {slug}")
+
+
+def _require_schema(ctx: Context) -> None:
+    if not schema.is_current(db.engine_of(ctx.app)):
+        raise click.ClickException("the schema is missing or old: run `bookwell init` first")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Where an instance's settings come from: defaults, then ``config.toml``, then the environment.
+
+Secrets are written once by ``bookwell init`` into the instance folder so that every process of one
+machine shares them; several machines share them through the environment instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.toml"
+
+# Environment variable -> config key. The environment always wins over the instance file.
+ENVIRONMENT_KEYS = {
+    "BOOKWELL_SECRET_KEY": "SECRET_KEY",
+    "BOOKWELL_ENCRYPTION_KEY": "ENCRYPTION_KEY",
+    "DATABASE_URL": "DATABASE_URL",
+    "REDIS_URL": "REDIS_URL",
+    "BOOKWELL_RATE_LIMITS": "RATE_LIMITS",
+    "BOOKWELL_BASE_URL": "BASE_URL",
+    "BOOKWELL_STORAGE": "STORAGE",
+    "BOOKWELL_LOCK_TIMEOUT": "LOCK_TIMEOUT_SECONDS",
+    "BOOKWELL_TRUSTED_PROXIES": "TRUSTED_PROXIES",
+}
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # None: SQLite file in the instance folder
+    "DATABASE_POOL_SIZE": 10,
+    "REDIS_URL": None,
+    "RATE_LIMITS": "booking=20/minute,write=60/minute",
+    "BASE_URL": "http://127.0.0.1:8000",
+    "STORAGE": None,  # None: the instance folder
+    "LOCK_TIMEOUT_SECONDS": 5.0,
+    "TRUSTED_PROXIES": 0,
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "IDEMPOTENCY_HOURS": 24,
+    "MAX_AVAILABILITY_DAYS": 62,
+}
+
+
+def resolve_instance_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--instance PATH``, else ``BOOKWELL_INSTANCE``, else ``./instance``."""
+    chosen = explicit or os.environ.get("BOOKWELL_INSTANCE") or "instance"
+    return Path(chosen).expanduser().resolve()
+
+
+def read_instance_file(instance_path: Path) -> dict[str, Any]:
+    path = instance_path / CONFIG_FILE
+    if not path.exists():
+        return {}
+    with path.open("rb") as handle:
+        return {key.upper(): value for key, value in tomllib.load(handle).items()}
+
+
+def read_environment() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for variable, key in ENVIRONMENT_KEYS.items():
+        value = os.environ.get(variable)
+        if value:
+            found[key] = value
+    if "LOCK_TIMEOUT_SECONDS" in found:
+        found["LOCK_TIMEOUT_SECONDS"] = float(found["LOCK_TIMEOUT_SECONDS"])
+    if "TRUSTED_PROXIES" in found:
+        found["TRUSTED_PROXIES"] = int(found["TRUSTED_PROXIES"])
+    return found
+
+
+def write_instance_file(instance_path: Path) -> bool:
+    """Write ``config.toml`` with fresh secrets unless it exists. Returns whether it wrote one."""
+    path = instance_path / CONFIG_FILE
+    if path.exists():
+        return False
+    instance_path.mkdir(parents=True, exist_ok=True)
+    body = (
+        "# Written by `bookwell init`. Environment variables override every key here.\n"
+        f'secret_key = "{secrets.token_urlsafe(48)}"\n'
+        f'encryption_key = "{secrets.token_urlsafe(32)}"\n'
+    )
+    # The file holds secrets: create it readable by its owner only.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(body)
+    return True
+
+
+def sqlite_url(instance_path: Path) -> str:
+    return f"sqlite:///{instance_path / 'bookwell.sqlite3'}"

@@ -1,0 +1,150 @@
+"""The database: engine per app, a session per request, and the write transaction.
+
+The write transaction is where the double-booking guarantee starts on SQLite: ``BEGIN IMMEDIATE``
+takes the database's write lock before the overlap check reads anything, so two checks can never
+interleave. On PostgreSQL the exclusion constraint is the guarantee and the transaction only bounds
+how long we wait for a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+EXTENSION = "bookwell.db"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware instant, stored in UTC. SQLite has no zones, so it gets naive UTC text."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused: every instant carries its zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class LockTimeout(Exception):
+    """The write lock was not granted in time; the caller should answer 503 and ask for a retry."""
+
+
+def build_engine(url: str, *, pool_size: int = 10, lock_timeout: float = 5.0) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            connect_args={"timeout": lock_timeout, "check_same_thread": False},
+        )
+        _configure_sqlite(engine)
+        return engine
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below; pysqlite's own
+        # implicit BEGIN would otherwise be DEFERRED and take no lock before the overlap check.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def init_app(app: Flask) -> None:
+    engine = build_engine(
+        app.config["DATABASE_URL"],
+        pool_size=int(app.config["DATABASE_POOL_SIZE"]),
+        lock_timeout=float(app.config["LOCK_TIMEOUT_SECONDS"]),
+    )
+    app.extensions[EXTENSION] = {
+        "engine": engine,
+        "sessions": sessionmaker(engine, expire_on_commit=False),
+        "writer_sessions": sessionmaker(
+            engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+        ),
+    }
+    app.teardown_appcontext(_close_request_session)
+
+
+def engine_of(app: Flask | None = None) -> Engine:
+    return (app or current_app).extensions[EXTENSION]["engine"]
+
+
+def session() -> Session:
+    """The read session of the current app context, closed when the context ends."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions[EXTENSION]["sessions"]()
+    return g.db_session
+
+
+def _close_request_session(_exc: BaseException | None) -> None:
+    db_session = g.pop("db_session", None)
+    if db_session is not None:
+        db_session.close()
+
+
+@contextlib.contextmanager
+def write_transaction(app: Flask | None = None) -> Iterator[Session]:
+    """A session whose transaction holds the write lock before it reads; commits on success.
+
+    A lock not granted within the instance's lock timeout raises :class:`LockTimeout`.
+    """
+    app = app or current_app
+    factory = app.extensions[EXTENSION]["writer_sessions"]
+    with factory() as writer:
+        try:
+            with writer.begin():
+                if writer.get_bind().dialect.name == "postgresql":
+                    milliseconds = int(float(app.config["LOCK_TIMEOUT_SECONDS"]) * 1000)
+                    writer.connection().exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+                else:
+                    writer.connection()  # BEGIN IMMEDIATE happens here, before any read
+                yield writer
+        except OperationalError as error:
+            if _is_lock_timeout(error):
+                raise LockTimeout(str(error.orig)) from error
+            raise
+
+
+def _is_lock_timeout(error: DBAPIError) -> bool:
+    original = error.orig
+    if "database is locked" in str(original) or "database is busy" in str(original):
+        return True
+    return getattr(original, "sqlstate", None) == "55P03"  # PostgreSQL lock_not_available
+
+
+def sqlstate(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)

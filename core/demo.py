@@ -1,0 +1,84 @@
+"""The demo business: created once, left alone after that."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import Tenant
+from .tenants import add_provider, add_service, create_tenant
+
+DEMO_SLUG = "demo"
+MONDAY_TO_SATURDAY = {weekday: [(time(9), time(18))] for weekday in range(6)}
+
+
+def ensure_demo(session: Session, now: datetime) -> tuple[Tenant, bool]:
+    """Return the demo tenant and whether it was created just now."""
+    existing = session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
+    if existing is not None:
+        return existing, False
+    tenant = create_tenant(
+        session,
+        DEMO_SLUG,
+        name="Atelier Demo",
+        timezone="Europe/Paris",
+        now=now,
+        contact_email="hello@demo.example",
+        phone="+33 1 23 45 67 89",
+        address="12 rue de la Paix, 75002 Paris",
+    )
+    haircut = add_service(
+        session,
+        tenant,
+        "Haircut",
+        description="Wash, cut and style.",
+        duration_minutes=45,
+        buffer_after_minutes=15,
+        price_cents=4500,
+        min_notice_minutes=120,
+        horizon_days=60,
+        slot_step_minutes=15,
+    )
+    colour = add_service(
+        session,
+        tenant,
+        "Colour",
+        description="Full colour with a gloss finish.",
+        duration_minutes=90,
+        buffer_before_minutes=10,
+        buffer_after_minutes=20,
+        price_cents=9000,
+        min_notice_minutes=24 * 60,
+        horizon_days=90,
+        slot_step_minutes=30,
+    )
+    consultation = add_service(
+        session,
+        tenant,
+        "Consultation",
+        description="A free 20-minute chat about your hair.",
+        duration_minutes=20,
+        price_cents=0,
+        min_notice_minutes=60,
+        horizon_days=30,
+        slot_step_minutes=20,
+    )
+    add_provider(
+        session,
+        tenant,
+        "Camille",
+        [haircut, colour, consultation],
+        MONDAY_TO_SATURDAY,
+        email="camille@demo.example",
+    )
+    add_provider(
+        session,
+        tenant,
+        "Léo",
+        [haircut, consultation],
+        MONDAY_TO_SATURDAY,
+        email="leo@demo.example",
+    )
+    return tenant, True

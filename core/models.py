@@ -1,0 +1,208 @@
+"""The booking domain: tenants, their catalogue, providers' time, and bookings.
+
+Every row below a tenant carries ``tenant_id`` so that each query can be walled off by it.
+Instants are UTC (:class:`UTCDateTime`); wall-clock rules (working hours) are local to the
+tenant's zone; money is integer cents.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import Base, UTCDateTime
+
+
+class BookingStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    NO_SHOW = "no-show"
+
+
+# Statuses whose time stays taken; only a cancellation frees a slot.
+BLOCKING_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Service(Base):
+    __tablename__ = "services"
+    __table_args__ = (
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        CheckConstraint("buffer_before_minutes >= 0 AND buffer_after_minutes >= 0", name="buffers"),
+        CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        CheckConstraint("slot_step_minutes > 0", name="step_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    price_cents: Mapped[int] = mapped_column(Integer, default=0)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    horizon_days: Mapped[int] = mapped_column(Integer, default=90)
+    slot_step_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class Provider(Base):
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    active: Mapped[bool] = mapped_column(default=True)
+
+    services: Mapped[list[Service]] = relationship(secondary="provider_services")
+    working_hours: Mapped[list[WorkingHours]] = relationship(
+        cascade="all, delete-orphan", order_by="WorkingHours.weekday, WorkingHours.starts"
+    )
+    time_off: Mapped[list[TimeOff]] = relationship(cascade="all, delete-orphan")
+
+
+class ProviderService(Base):
+    __tablename__ = "provider_services"
+
+    provider_id: Mapped[int] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    service_id: Mapped[int] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class WorkingHours(Base):
+    """A weekly opening of one provider, in the tenant's wall-clock time (0 = Monday)."""
+
+    __tablename__ = "working_hours"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),
+        CheckConstraint("starts < ends", name="starts_before_ends"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    weekday: Mapped[int] = mapped_column(Integer)
+    starts: Mapped[time] = mapped_column(Time)
+    ends: Mapped[time] = mapped_column(Time)
+
+
+class TimeOff(Base):
+    """A dated absence of one provider: holidays, training, sick days."""
+
+    __tablename__ = "time_off"
+    __table_args__ = (CheckConstraint("starts_at < ends_at", name="starts_before_ends"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Booking(Base):
+    """One appointment. ``blocked_from``/``blocked_until`` add the service's buffers as they were
+    when it was booked, and are what the no-double-booking constraint compares."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("starts_at < ends_at", name="starts_before_ends"),
+        CheckConstraint("blocked_from <= starts_at AND blocked_until >= ends_at", name="blocks"),
+        Index("ix_bookings_provider_blocked", "provider_id", "blocked_from", "blocked_until"),
+        Index("ix_bookings_tenant_start", "tenant_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    manage_token_hash: Mapped[str] = mapped_column(String(64))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    blocked_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    blocked_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    client_name: Mapped[str] = mapped_column(String(200))
+    client_email: Mapped[str] = mapped_column(String(254))
+    client_phone: Mapped[str | None] = mapped_column(String(40))
+    client_notes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=BookingStatus.CONFIRMED)
+    price_cents: Mapped[int] = mapped_column(Integer, default=0)
+    prepaid_cents: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancellation_reason: Mapped[str | None] = mapped_column(String(500))
+
+    service: Mapped[Service] = relationship()
+    provider: Mapped[Provider] = relationship()
+    reschedules: Mapped[list[BookingReschedule]] = relationship(
+        order_by="BookingReschedule.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class BookingReschedule(Base):
+    """What a reschedule replaced: the booking keeps its reference, this keeps the old time."""
+
+    __tablename__ = "booking_reschedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+    previous_provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
+    previous_starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    previous_ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rescheduled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKey(Base):
+    """The first answer given to a request carrying an ``Idempotency-Key``, kept a day."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
