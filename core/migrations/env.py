@@ -1,6 +1,7 @@
 """Alembic environment: always handed a live connection by :mod:`bookwell.core.schema`."""
 
 from alembic import context
+
 from bookwell.core import models  # noqa: F401  (registers the tables on Base.metadata)
 from bookwell.core.db import Base
 
