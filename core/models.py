@@ -48,6 +48,8 @@ class Tenant(Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     address: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Bumped on every plugin change, so every process drops its cached plugin state at once.
+    plugins_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -206,3 +208,32 @@ class IdempotencyKey(Base):
     response_status: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class TenantPlugin(Base):
+    """A plugin a tenant switched on, with its validated settings (JSON)."""
+
+    __tablename__ = "tenant_plugins"
+    __table_args__ = (UniqueConstraint("tenant_id", "plugin_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    plugin_name: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    settings: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BookingConsent(Base):
+    """Proof of a consent given with a booking: which text, in which version, hashed."""
+
+    __tablename__ = "booking_consents"
+    __table_args__ = (UniqueConstraint("booking_id", "consent_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
+    consent_id: Mapped[str] = mapped_column(String(100))
+    plugin_name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(50))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime())
