@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, db
+from . import clock, db, pluginhost
 from . import config as instance_config
 
 log = logging.getLogger("bookwell")
@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     clock.install(app, overrides.get("CLOCK"))
+    pluginhost.init_app(app)
 
     from .api import init_app as init_api
 

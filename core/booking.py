@@ -6,6 +6,7 @@ the exclusion constraint turns any race the check missed into :class:`SlotUnavai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -18,10 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import db, idempotency
+from bookwell.hooks import Consent, Context
+
+from . import db, idempotency, pluginhost
 from .availability import find_slots
+from .context import booking_info, info_of, make_context
 from .models import (
     Booking,
+    BookingConsent,
     BookingReschedule,
     BookingStatus,
     Provider,
@@ -56,6 +61,16 @@ class SlotUnavailable(BookingError):
 class NotChangeable(BookingError):
     status = 409
     code = "booking_not_changeable"
+
+
+class ConsentMissing(BookingError):
+    status = 422
+    code = "invalid"
+
+    def __init__(self, missing: list[Consent]) -> None:
+        labels = "; ".join(consent.label for consent in missing)
+        super().__init__(f"Please accept: {labels}")
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -164,9 +179,44 @@ def create_booking(
     start: datetime,
     client: ClientDetails,
     now: datetime,
+    consents: tuple[str, ...] = (),
+    actor: object | None = None,
     idempotent: IdempotentRequest | None = None,
 ) -> tuple[Booking, str]:
-    """Book ``start`` with ``provider_id``; returns the booking and its manage token."""
+    """Book ``start`` with ``provider_id``; returns the booking and its manage token.
+
+    The plugins' guards run first, outside the write lock; then the slot is checked and taken in
+    one transaction together with the proof of every consent given.
+    """
+    host = pluginhost.host_of(app)
+    reader = db.session()
+    tenant = reader.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such business.")
+    service = _load_service(reader, tenant_id, service_id)
+    provider = _load_provider(reader, tenant_id, provider_id)
+    enabled = host.enabled_for(reader, tenant_id)
+    required = requirements(app, tenant, now, enabled)
+    missing = [consent for _, consent in required if consent.id not in consents]
+    if missing:
+        raise ConsentMissing(missing)
+    ctx = make_context(
+        tenant,
+        now,
+        actor,
+        booking=booking_info(
+            service=service,
+            provider=provider,
+            start=start,
+            end=start + timedelta(minutes=service.duration_minutes),
+            client_name=client.name,
+            client_email=client.email,
+            client_phone=client.phone,
+            status=BookingStatus.CONFIRMED,
+            consents=tuple(consents),
+        ),
+    )
+    host.guard("before_confirm", ctx, enabled, host.broken_enabled_for(reader, tenant_id))
     with db.write_transaction(app) as session:
         if idempotent is not None:
             # Claimed first, so a concurrent retry with the same key waits on this row and
@@ -205,9 +255,42 @@ def create_booking(
         )
         session.add(booking)
         _flush_or_refuse(session)
+        session.add_all(
+            BookingConsent(
+                booking_id=booking.id,
+                consent_id=consent.id,
+                plugin_name=plugin,
+                version=consent.version,
+                text_sha256=hashlib.sha256(consent.text.encode()).hexdigest(),
+                given_at=now,
+            )
+            for plugin, consent in required
+        )
         if idempotent is not None:
             idempotency.complete(claim, 201, idempotent.render(booking, token))
-        return booking, token
+    host.event(
+        "after_confirm", _with_booking(ctx, info_of(booking, service, provider, consents)), enabled
+    )
+    return booking, token
+
+
+def requirements(
+    app: Flask, tenant: Tenant, now: datetime, enabled=None
+) -> list[tuple[str, Consent]]:
+    """The consents the tenant's plugins ask of a client, with the plugin asking each."""
+    host = pluginhost.host_of(app)
+    if enabled is None:
+        enabled = host.enabled_for(db.session(), tenant.id)
+    found: list[tuple[str, Consent]] = []
+    for plugin, consents in host.contributions(
+        "booking_requirements", make_context(tenant, now), enabled
+    ):
+        found.extend((plugin, consent) for consent in consents)
+    return found
+
+
+def _with_booking(ctx, booking):
+    return dataclasses.replace(ctx, booking=booking)
 
 
 def find_booking(session: Session, tenant_id: int, reference: str) -> Booking:
@@ -226,6 +309,41 @@ def _changeable(booking: Booking, now: datetime, action: str) -> None:
         raise NotChangeable(f"This appointment has already started and can no longer be {action}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    ctx: Context
+    enabled: dict
+    service: Service
+    provider: Provider
+
+
+def _prepare_change(
+    app: Flask,
+    tenant_id: int,
+    reference: str,
+    authorise: Callable[[Booking], None],
+    now: datetime,
+    action: str,
+    actor: object | None,
+) -> _Prepared:
+    """Read the booking, check the caller may touch it, and build the guards' context; all
+    before any write lock."""
+    reader = db.session()
+    tenant = reader.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such business.")
+    booking = find_booking(reader, tenant_id, reference)
+    authorise(booking)
+    _changeable(booking, now, action)
+    service = reader.get(Service, booking.service_id)
+    provider = reader.get(Provider, booking.provider_id)
+    consents = reader.scalars(
+        select(BookingConsent.consent_id).where(BookingConsent.booking_id == booking.id)
+    )
+    ctx = make_context(tenant, now, actor, booking=info_of(booking, service, provider, consents))
+    return _Prepared(ctx, pluginhost.host_of(app).enabled_for(reader, tenant_id), service, provider)
+
+
 def cancel_booking(
     app: Flask,
     *,
@@ -234,8 +352,17 @@ def cancel_booking(
     authorise: Callable[[Booking], None],
     now: datetime,
     reason: str | None = None,
+    actor: object | None = None,
 ) -> Booking:
     """Cancel and free the slot. ``authorise`` raises when the caller may not touch the booking."""
+    host = pluginhost.host_of(app)
+    prepared = _prepare_change(app, tenant_id, reference, authorise, now, "cancelled", actor)
+    host.guard(
+        "before_cancel",
+        prepared.ctx,
+        prepared.enabled,
+        host.broken_enabled_for(db.session(), tenant_id),
+    )
     with db.write_transaction(app) as session:
         booking = find_booking(session, tenant_id, reference)
         authorise(booking)
@@ -245,7 +372,9 @@ def cancel_booking(
         booking.cancellation_reason = reason
         booking.updated_at = now
         session.flush()
-        return booking
+    cancelled = dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED)
+    host.event("after_cancel", _with_booking(prepared.ctx, cancelled), prepared.enabled)
+    return booking
 
 
 def reschedule_booking(
@@ -257,8 +386,20 @@ def reschedule_booking(
     start: datetime,
     now: datetime,
     provider_id: int | None = None,
+    actor: object | None = None,
 ) -> Booking:
     """Move a booking, keeping its reference and token, and record the time it replaced."""
+    host = pluginhost.host_of(app)
+    prepared = _prepare_change(app, tenant_id, reference, authorise, now, "rescheduled", actor)
+    new_end = start + timedelta(minutes=prepared.service.duration_minutes)
+    host.guard(
+        "before_reschedule",
+        prepared.ctx,
+        prepared.enabled,
+        host.broken_enabled_for(db.session(), tenant_id),
+        new_start=start,
+        new_end=new_end,
+    )
     with db.write_transaction(app) as session:
         booking = find_booking(session, tenant_id, reference)
         authorise(booking)
@@ -283,4 +424,12 @@ def reschedule_booking(
         booking.blocked_from, booking.blocked_until = blocked_from, blocked_until
         booking.updated_at = now
         _flush_or_refuse(session)
-        return booking
+        moved = info_of(booking, service, provider, prepared.ctx.booking.consents)
+    host.event(
+        "after_reschedule",
+        _with_booking(prepared.ctx, moved),
+        prepared.enabled,
+        old_start=prepared.ctx.booking.start,
+        old_end=prepared.ctx.booking.end,
+    )
+    return booking

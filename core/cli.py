@@ -165,3 +165,12 @@ def _require_schema(ctx: Context) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _register_command_groups() -> None:
+    from .plugins_cli import plugins
+
+    main.add_command(plugins)
+
+
+_register_command_groups()

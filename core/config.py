@@ -25,6 +25,7 @@ ENVIRONMENT_KEYS = {
     "BOOKWELL_STORAGE": "STORAGE",
     "BOOKWELL_LOCK_TIMEOUT": "LOCK_TIMEOUT_SECONDS",
     "BOOKWELL_TRUSTED_PROXIES": "TRUSTED_PROXIES",
+    "BOOKWELL_GUARD_TIMEOUT": "GUARD_TIMEOUT_SECONDS",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -39,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "IDEMPOTENCY_HOURS": 24,
     "MAX_AVAILABILITY_DAYS": 62,
+    "GUARD_TIMEOUT_SECONDS": 2.0,
 }
 
 
@@ -64,6 +66,8 @@ def read_environment() -> dict[str, Any]:
             found[key] = value
     if "LOCK_TIMEOUT_SECONDS" in found:
         found["LOCK_TIMEOUT_SECONDS"] = float(found["LOCK_TIMEOUT_SECONDS"])
+    if "GUARD_TIMEOUT_SECONDS" in found:
+        found["GUARD_TIMEOUT_SECONDS"] = float(found["GUARD_TIMEOUT_SECONDS"])
     if "TRUSTED_PROXIES" in found:
         found["TRUSTED_PROXIES"] = int(found["TRUSTED_PROXIES"])
     return found

@@ -1,0 +1,59 @@
+"""The Bookwell plugin SDK: everything a plugin imports.
+
+    from bookwell.hooks import hookimpl, Refusal, Manifest, Setting
+
+    MANIFEST = Manifest(name="no-sundays", title="No Sundays", ...)
+
+    @hookimpl
+    def before_confirm(ctx, settings):
+        if ctx.booking.start.astimezone(ZoneInfo(ctx.tenant.timezone)).weekday() == 6:
+            return Refusal("We do not book on Sundays.", code="closed_on_sundays")
+
+See ``docs/plugins.md`` for every hook.
+"""
+
+import pluggy
+
+from . import specs
+from .specs import CONTRIBUTIONS, EVENTS, GUARDS, hookspec
+from .types import (
+    BookingInfo,
+    Consent,
+    Context,
+    LoginAttempt,
+    Manifest,
+    MenuItem,
+    ProviderInfo,
+    Redirect,
+    Refusal,
+    RequestInfo,
+    ServiceInfo,
+    SessionLimits,
+    Setting,
+    TenantInfo,
+)
+
+hookimpl = pluggy.HookimplMarker("bookwell")
+
+__all__ = [
+    "BookingInfo",
+    "CONTRIBUTIONS",
+    "Consent",
+    "Context",
+    "EVENTS",
+    "GUARDS",
+    "LoginAttempt",
+    "Manifest",
+    "MenuItem",
+    "ProviderInfo",
+    "Redirect",
+    "Refusal",
+    "RequestInfo",
+    "ServiceInfo",
+    "SessionLimits",
+    "Setting",
+    "TenantInfo",
+    "hookimpl",
+    "hookspec",
+    "specs",
+]

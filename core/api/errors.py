@@ -9,8 +9,9 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..booking import BookingError
+from ..booking import BookingError, ConsentMissing
 from ..db import LockTimeout
+from ..pluginhost import PluginFailed, Refused
 
 log = logging.getLogger("bookwell.api")
 
@@ -82,7 +83,28 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(BookingError)
     def on_booking_error(error: BookingError):
-        return error_response(error.status, error.code, error.message)
+        fields = {"consents": error.message} if isinstance(error, ConsentMissing) else None
+        return error_response(error.status, error.code, error.message, fields)
+
+    @app.errorhandler(Refused)
+    def on_refused(error: Refused):
+        first = error.first
+        refusals = [
+            {
+                "plugin": item.plugin,
+                "code": item.refusal.code,
+                "message": item.refusal.message,
+                "field": item.refusal.field,
+            }
+            for item in error.refusals
+        ]
+        return error_response(first.status, first.code, first.message, refusals=refusals)
+
+    @app.errorhandler(PluginFailed)
+    def on_plugin_failed(error: PluginFailed):
+        return error_response(
+            503, "plugin_failed", "A feature of this business is not working; please try later."
+        )
 
     @app.errorhandler(LockTimeout)
     def on_lock_timeout(error: LockTimeout):

@@ -149,9 +149,14 @@ def availability(slug: str):
 
 @public.get("/booking-requirements")
 def booking_requirements(slug: str):
-    _tenant(slug)
-    # Consents are contributed by plugins (Terms & Conditions, cancellation policy); none yet.
-    return jsonify(consents=[])
+    tenant = _tenant(slug)
+    required = lifecycle.requirements(current_app._get_current_object(), tenant, clock.now())
+    return jsonify(
+        consents=[
+            {"id": consent.id, "label": consent.label, "url": consent.url}
+            for _, consent in required
+        ]
+    )
 
 
 def _idempotency_key() -> str | None:
@@ -196,6 +201,7 @@ def create_booking(slug: str):
                 notes=payload.client.notes or None,
             ),
             now=now,
+            consents=tuple(payload.consents),
             idempotent=idempotent,
         )
     except (idempotency.Replay, idempotency.KeyReused, idempotency.ConcurrentClaim):

@@ -1,0 +1,112 @@
+"""``bookwell plugins list|enable|disable``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from sqlalchemy import select
+
+from . import clock, db, plugin_changes, plugin_settings
+from .models import Tenant
+from .pluginhost import host_of
+
+
+def _tenant_id(app, slug: str) -> int:
+    with app.app_context():
+        tenant_id = db.session().scalar(select(Tenant.id).where(Tenant.slug == slug))
+    if tenant_id is None:
+        raise click.ClickException(f"no tenant with the slug {slug!r}")
+    return tenant_id
+
+
+@click.group()
+def plugins() -> None:
+    """Installed plugins, and which ones a tenant uses."""
+
+
+@plugins.command("list")
+@click.option("--tenant", "slug", default=None, help="Also show whether SLUG enabled each one.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def list_plugins(obj, slug: str | None, as_json: bool) -> None:
+    """List installed plugins, broken ones with the reason."""
+    app = obj.app
+    host = host_of(app)
+    state = {}
+    if slug is not None:
+        tenant_id = _tenant_id(app, slug)
+        with app.app_context():
+            state = plugin_changes.tenant_plugins(db.session(), tenant_id)
+    listing = []
+    for name in sorted(host.installed):
+        plugin = host.installed[name]
+        manifest = plugin.manifest
+        entry = {
+            "name": name,
+            "title": manifest.title if manifest else name,
+            "description": manifest.description if manifest else "",
+            "category": manifest.category if manifest else "",
+            "version": manifest.version if manifest else "",
+            "source": plugin.source,
+            "status": plugin.status,
+        }
+        if plugin.error:
+            entry["error"] = plugin.error
+        if slug is not None:
+            enabled, saved = state.get(name, (False, {}))
+            entry["enabled"] = enabled
+            defaults = plugin_settings.defaults(manifest) if manifest else {}
+            entry["settings"] = {**defaults, **saved}
+        listing.append(entry)
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for entry in listing:
+        mark = "" if slug is None else ("[on]  " if entry["enabled"] else "[off] ")
+        tail = f"  BROKEN: {entry['error']}" if entry["status"] == "broken" else ""
+        click.echo(f"{mark}{entry['name']} {entry['version']} ({entry['source']}){tail}")
+
+
+@plugins.command("enable")
+@click.argument("name")
+@click.option("--tenant", "slug", required=True)
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE")
+@click.pass_obj
+def enable_plugin(obj, name: str, slug: str, assignments: tuple[str, ...]) -> None:
+    """Enable NAME for a tenant, or update its settings when it is on."""
+    app = obj.app
+    host = host_of(app)
+    tenant_id = _tenant_id(app, slug)
+    try:
+        manifest = host.manifest(name)
+        values = {}
+        for assignment in assignments:
+            key, separator, text = assignment.partition("=")
+            if not separator:
+                raise click.ClickException(f"--set wants KEY=VALUE, not {assignment!r}")
+            values[key.strip()] = plugin_settings.from_text(manifest, key.strip(), text)
+        with app.app_context():
+            settings, old = plugin_changes.enable(app, tenant_id, name, values, clock.now(app))
+    except KeyError as error:
+        raise click.ClickException(f"no plugin named {name!r} is installed") from error
+    except (LookupError, plugin_settings.InvalidSettings) as error:
+        raise click.ClickException(str(error)) from error
+    verb = "updated" if old is not None else "enabled"
+    click.echo(f"{verb} {name} for {slug}: {json.dumps(settings, sort_keys=True)}")
+
+
+@plugins.command("disable")
+@click.argument("name")
+@click.option("--tenant", "slug", required=True)
+@click.pass_obj
+def disable_plugin(obj, name: str, slug: str) -> None:
+    """Disable NAME for a tenant (its settings are kept)."""
+    app = obj.app
+    tenant_id = _tenant_id(app, slug)
+    try:
+        with app.app_context():
+            was_on = plugin_changes.disable(app, tenant_id, name, clock.now(app))
+    except plugin_changes.UnknownPlugin as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"disabled {name} for {slug}" if was_on else f"{name} was not enabled for {slug}")

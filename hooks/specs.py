@@ -1,0 +1,177 @@
+"""The hook specifications: the whole contract between Bookwell and its plugins.
+
+Three kinds of hook:
+
+* **guards** (``before_*``) return ``None`` to allow or a :class:`Refusal`. Every enabled plugin
+  is asked; all refusals are collected. A guard that raises or overruns its time limit refuses
+  with ``plugin_failed``: security fails closed.
+* **events** (``after_*``, ``on_schedule``) return nothing. A failing one is logged and the
+  others still run; what was committed stays committed.
+* **contributions** return values that core merges.
+
+Every hook receives ``ctx`` (:class:`Context`) and ``settings`` (this plugin's settings for
+``ctx.tenant``, validated, read-only); an implementation may declare only the arguments it uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import pluggy
+
+from .types import Consent, Context, MenuItem, Redirect, Refusal, SessionLimits
+
+hookspec = pluggy.HookspecMarker("bookwell")
+
+Settings = Mapping[str, Any]
+
+# --- guards -------------------------------------------------------------------------------------
+
+
+@hookspec
+def before_login(ctx: Context, settings: Settings) -> Refusal | None:
+    """Guard, after the password was found right and before the session starts.
+
+    ``ctx.login`` holds the attempt (user, role, and ``answers`` to earlier challenges). Refuse
+    with a ``challenge`` to ask for one more step, such as a one-time code.
+    """
+
+
+@hookspec
+def before_password_set(ctx: Context, settings: Settings, password: str) -> Refusal | None:
+    """Guard, wherever a password is set (sign-up, change, reset). ``field`` should be
+    ``"password"``. The password must never be logged or stored by the plugin."""
+
+
+@hookspec
+def before_confirm(ctx: Context, settings: Settings) -> Refusal | None:
+    """Guard, before a booking is written. ``ctx.booking`` is the booking about to be made
+    (``reference`` is ``None``) with the consents the client gave."""
+
+
+@hookspec
+def before_cancel(ctx: Context, settings: Settings) -> Refusal | None:
+    """Guard, before a booking is cancelled; ``ctx.actor`` is ``None`` for the client."""
+
+
+@hookspec
+def before_reschedule(
+    ctx: Context, settings: Settings, new_start: datetime, new_end: datetime
+) -> Refusal | None:
+    """Guard, before a booking moves from ``ctx.booking.start`` to ``new_start``."""
+
+
+@hookspec
+def before_request(ctx: Context, settings: Settings) -> Refusal | Redirect | None:
+    """Guard, before any view of a tenant's pages or API runs. May return a :class:`Redirect`."""
+
+
+@hookspec
+def before_data_access(ctx: Context, settings: Settings, scope: str) -> Refusal | None:
+    """Guard, before staff or platform support read a tenant's data (``scope`` says what)."""
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+@hookspec
+def after_login(ctx: Context, settings: Settings) -> None:
+    """Event, after a login succeeded."""
+
+
+@hookspec
+def after_login_failed(ctx: Context, settings: Settings, reason: str) -> None:
+    """Event, after a login was refused (wrong password or a guard's refusal)."""
+
+
+@hookspec
+def after_confirm(ctx: Context, settings: Settings) -> None:
+    """Event, after a booking was committed; ``ctx.booking.reference`` is set."""
+
+
+@hookspec
+def after_cancel(ctx: Context, settings: Settings) -> None:
+    """Event, after a cancellation was committed."""
+
+
+@hookspec
+def after_reschedule(
+    ctx: Context, settings: Settings, old_start: datetime, old_end: datetime
+) -> None:
+    """Event, after a reschedule was committed; ``ctx.booking`` is at its new time."""
+
+
+@hookspec
+def after_view(ctx: Context, settings: Settings, subject: str) -> None:
+    """Event, after a staff member viewed a client's or a booking's details (``subject``)."""
+
+
+@hookspec
+def on_schedule(ctx: Context, settings: Settings) -> None:
+    """Event, run periodically per tenant (``bookwell tick``, the worker, or in-process).
+    Take the time from ``ctx.now``, never from the wall clock."""
+
+
+# --- contributions ------------------------------------------------------------------------------
+
+
+@hookspec
+def booking_requirements(ctx: Context, settings: Settings) -> list[Consent] | None:
+    """Contribution: consents a client must give to book. Core lists them on the API and the
+    pages, refuses a booking missing one, and stores proof of each one given."""
+
+
+@hookspec
+def response_headers(ctx: Context, settings: Settings) -> Mapping[str, str] | None:
+    """Contribution: headers to add to every response of the tenant (e.g. HSTS)."""
+
+
+@hookspec
+def session_limits(ctx: Context, settings: Settings) -> SessionLimits | None:
+    """Contribution: idle and absolute session timeouts; core keeps the strictest."""
+
+
+@hookspec
+def filter_message(ctx: Context, settings: Settings, message: Any) -> Any | None:
+    """Contribution: adjust an outgoing message; return the changed message or ``None``."""
+
+
+@hookspec
+def routes() -> Any | None:
+    """Contribution: a Flask blueprint of the plugin's own pages. Core mounts it and answers
+    404 for tenants that have not enabled the plugin."""
+
+
+@hookspec
+def staff_menu(ctx: Context, settings: Settings) -> list[MenuItem] | None:
+    """Contribution: entries for the staff pages' menu."""
+
+
+GUARDS = (
+    "before_login",
+    "before_password_set",
+    "before_confirm",
+    "before_cancel",
+    "before_reschedule",
+    "before_request",
+    "before_data_access",
+)
+EVENTS = (
+    "after_login",
+    "after_login_failed",
+    "after_confirm",
+    "after_cancel",
+    "after_reschedule",
+    "after_view",
+    "on_schedule",
+)
+CONTRIBUTIONS = (
+    "booking_requirements",
+    "response_headers",
+    "session_limits",
+    "filter_message",
+    "routes",
+    "staff_menu",
+)

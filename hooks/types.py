@@ -1,0 +1,167 @@
+"""The values that cross the plugin boundary. All frozen: a plugin reads them, never mutates them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+SettingType = Literal["bool", "int", "str", "text", "choice", "list"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting a tenant can give a plugin; the marketplace builds its form field from it.
+
+    ``type`` is one of ``bool``, ``int``, ``str`` (one line), ``text`` (several lines),
+    ``choice`` (one of ``choices``) or ``list`` (of one-line strings). ``min``/``max`` bound an
+    ``int``'s value and a ``str``/``text``/``list``'s length.
+    """
+
+    key: str
+    type: SettingType
+    default: Any
+    label: str
+    help: str = ""
+    min: int | None = None
+    max: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Who a plugin is and what it needs. Every plugin module exposes one as ``MANIFEST``.
+
+    ``requires`` names plugins switched on with this one; ``conflicts`` names plugins that cannot
+    be on at the same time; ``needs`` and ``breaks`` name capabilities (``intact_history``): a
+    plugin that needs one cannot be on beside a plugin that breaks it.
+    """
+
+    name: str
+    title: str
+    description: str
+    version: str
+    category: str
+    author: str
+    settings: tuple[Setting, ...] = ()
+    requires: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    breaks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a guard returns to say no. ``status`` is the HTTP status the API answers with;
+    ``field`` names the input at fault; ``challenge`` asks for a further login step (e.g.
+    ``{"field": "otp", "label": "6-digit code"}``)."""
+
+    message: str
+    code: str
+    status: int = 403
+    field: str | None = None
+    challenge: Mapping[str, Any] | None = None
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """``before_request`` may send the browser elsewhere (e.g. from http to https)."""
+
+    url: str
+    status: int = 308
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    ip: str | None
+    user_agent: str | None
+    scheme: str
+    path: str
+    host: str = ""
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    id: int
+    slug: str
+    name: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    id: int
+    name: str
+    duration_minutes: int
+    price_cents: int
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class BookingInfo:
+    """A booking as plugins see it. ``reference`` is ``None`` before it is confirmed."""
+
+    reference: str | None
+    start: datetime
+    end: datetime
+    service: ServiceInfo
+    provider: ProviderInfo
+    client_name: str
+    client_email: str
+    client_phone: str | None
+    status: str
+    consents: tuple[str, ...] = ()
+    prepaid_cents: int = 0
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    email: str
+    user_id: int | None = None
+    role: str | None = None
+    answers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything about one hook call: whose business, who acts, from where, when, on what."""
+
+    tenant: TenantInfo | None
+    now: datetime
+    actor: Any | None = None
+    request: RequestInfo | None = None
+    booking: BookingInfo | None = None
+    login: LoginAttempt | None = None
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A consent a booking must carry. Core stores ``id``, ``version`` and the SHA-256 of
+    ``text`` with the booking, so the business can prove what the client agreed to."""
+
+    id: str
+    label: str
+    text: str
+    version: str = "1"
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Minutes; ``None`` leaves a limit as it is. Core keeps the strictest of all plugins'."""
+
+    idle_minutes: int | None = None
+    absolute_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    label: str
+    url: str
