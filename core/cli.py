@@ -163,10 +163,6 @@ def _require_schema(ctx: Context) -> None:
         raise click.ClickException("the schema is missing or old: run `bookwell init` first")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _register_command_groups() -> None:
     from .plugins_cli import plugins
 
@@ -174,3 +170,7 @@ def _register_command_groups() -> None:
 
 
 _register_command_groups()
+
+
+if __name__ == "__main__":
+    main()
