@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, db, pluginhost
+from . import clock, db, pluginhost, tenant_requests
 from . import config as instance_config
 
 log = logging.getLogger("bookwell")
@@ -46,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .api import init_app as init_api
 
     init_api(app)
+    tenant_requests.init_app(app)
 
     @app.get("/healthz")
     def healthz():

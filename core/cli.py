@@ -163,6 +163,46 @@ def _require_schema(ctx: Context) -> None:
         raise click.ClickException("the schema is missing or old: run `bookwell init` first")
 
 
+@main.command()
+@click.option("--tenant", "slug", default=None, help="Only this tenant.")
+@click.option("--now", "now_text", default=None, help="Run as at this ISO-8601 instant.")
+@click.option("--dry-run", is_flag=True, help="Plugins report what they would do; nothing changes.")
+@click.option("--allow-future", is_flag=True, help="Accept a --now later than the real clock.")
+@pass_context
+def tick(
+    ctx: Context, slug: str | None, now_text: str | None, dry_run: bool, allow_future: bool
+) -> None:
+    """Run scheduled work (on_schedule) once."""
+    from datetime import datetime
+
+    from .schedule import tick as run_tick
+
+    _require_schema(ctx)
+    real_now = clock.now(ctx.app)
+    now = real_now
+    if now_text is not None:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError as error:
+            raise click.BadParameter(
+                f"{now_text!r} is not an ISO-8601 instant", param_hint="--now"
+            ) from error
+        if now.tzinfo is None:
+            raise click.BadParameter("give the instant an offset, e.g. +00:00", param_hint="--now")
+        if now > real_now and not (dry_run or allow_future):
+            raise click.ClickException(
+                "--now is in the future: add --dry-run to preview, or --allow-future to really run"
+            )
+    with ctx.app.app_context():
+        reports = run_tick(ctx.app, now, slug=slug, dry_run=dry_run)
+    if slug is not None and not reports:
+        raise click.ClickException(f"no tenant with the slug {slug!r}")
+    prefix = "dry run: " if dry_run else ""
+    for report in reports:
+        ran = ", ".join(report.plugins) or "nothing scheduled"
+        click.echo(f"{prefix}{report.tenant} at {now.isoformat()}: {ran}")
+
+
 def _register_command_groups() -> None:
     from .plugins_cli import plugins
 

@@ -82,7 +82,7 @@ def info_of(booking: Booking, service: Service, provider: Provider, consents=())
     )
 
 
-def make_context(tenant: Tenant, now: datetime, actor: Any = None, **subject: Any) -> Context:
+def make_context(tenant: Tenant, now: datetime, actor: Any = None, **fields: Any) -> Context:
     return Context(
-        tenant=tenant_info(tenant), now=now, actor=actor, request=request_info(), **subject
+        tenant=tenant_info(tenant), now=now, actor=actor, request=request_info(), **fields
     )

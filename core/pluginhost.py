@@ -57,7 +57,9 @@ class Refused(Exception):
     """One or more guards said no. ``refusals`` holds every one, in the order they ran."""
 
     def __init__(self, refusals: list[PluginRefusal]) -> None:
-        super().__init__("; ".join(item.refusal.message for item in refusals))
+        super().__init__(
+            "; ".join(getattr(item.refusal, "message", "redirect") for item in refusals)
+        )
         self.refusals = refusals
 
     @property

@@ -6,9 +6,11 @@ import re
 import zoneinfo
 from datetime import datetime, time
 
+from flask import g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import db
 from .models import Provider, Service, Tenant, WorkingHours
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -90,3 +92,12 @@ def add_provider(
     session.add(provider)
     session.flush()
     return provider
+
+
+def current_tenant(slug: str) -> Tenant | None:
+    """The tenant a request names, looked up once per request (hooks and view share it)."""
+    tenant = g.get("tenant")
+    if tenant is None or tenant.slug != slug:
+        tenant = db.session().scalar(select(Tenant).where(Tenant.slug == slug))
+        g.tenant = tenant
+    return tenant

@@ -1,4 +1,4 @@
-"""The values that cross the plugin boundary. All frozen: a plugin reads them, never mutates them."""
+"""The values that cross the plugin boundary. All frozen: plugins read them, never mutate them."""
 
 from __future__ import annotations
 
@@ -139,6 +139,8 @@ class Context:
     request: RequestInfo | None = None
     booking: BookingInfo | None = None
     login: LoginAttempt | None = None
+    # Set by `bookwell tick --dry-run`: say what would be done, change nothing.
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from bookwell.core.cli import main
 from bookwell.core.models import Booking, BookingConsent
 from bookwell.core.pluginhost import host_of
 from bookwell.core.tenants import create_tenant
-from bookwell.hooks import Consent, Manifest, Refusal, Setting, hookimpl
+from bookwell.hooks import Consent, Manifest, Redirect, Refusal, Setting, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
 SLOT = "2027-03-02T10:00:00+01:00"  # a Tuesday
@@ -308,3 +309,104 @@ def test_an_instance_can_block_a_plugin(make_app, monkeypatch):
     app = make_app()
     assert "closed-days" not in host_of(app).installed
     assert host_of(app).pm.is_blocked("closed-days")
+
+
+def test_a_plugin_that_cannot_import_is_listed_as_broken_and_the_platform_starts(client):
+    plugin = host_of(client.application).installed.get("broken-import")
+    assert plugin is not None, "pip install ./tests/packages/bookwell-broken-import first"
+    assert plugin.status == "broken"
+    assert "bookwell_dependency_that_is_not_installed" in plugin.error
+    assert client.get("/healthz").status_code == 200
+
+
+class HttpsOnly:
+    MANIFEST = manifest("https-only")
+
+    @hookimpl
+    def before_request(ctx):
+        if ctx.request.scheme != "https":
+            return Redirect("https://" + ctx.request.host + ctx.request.path)
+
+    @hookimpl
+    def response_headers(ctx):
+        return {"Strict-Transport-Security": "max-age=63072000"}
+
+
+class Maintenance:
+    MANIFEST = manifest("maintenance")
+
+    @hookimpl
+    def before_request(ctx):
+        return Refusal("Closed for maintenance.", code="maintenance", status=503)
+
+
+class Nightly:
+    MANIFEST = manifest("nightly")
+    runs: list = []
+
+    @hookimpl
+    def on_schedule(ctx):
+        Nightly.runs.append((ctx.tenant.slug, ctx.now, ctx.dry_run))
+
+
+@pytest.fixture
+def request_app(make_app, business, clock):
+    app = make_app(EXTRA_PLUGINS=[HttpsOnly, Maintenance, Nightly])
+
+    def switch_on(name):
+        with app.app_context():
+            plugin_changes.enable(app, business.tenant_id, name, {}, clock())
+
+    app.switch_on = switch_on
+    return app
+
+
+def test_before_request_may_redirect_and_headers_are_added(request_app):
+    client = request_app.test_client()
+    assert client.get("/api/v1/tenants/salon/services").status_code == 200
+    request_app.switch_on("https-only")
+    plain = client.get("/api/v1/tenants/salon/services")
+    assert plain.status_code == 308
+    assert plain.headers["Location"] == "https://localhost/api/v1/tenants/salon/services"
+    secure = client.get("/api/v1/tenants/salon/services", base_url="https://localhost")
+    assert secure.status_code == 200
+    assert secure.headers["Strict-Transport-Security"] == "max-age=63072000"
+    assert "Strict-Transport-Security" not in client.get("/healthz").headers
+
+
+def test_before_request_may_refuse_before_any_view_runs(request_app, business):
+    request_app.switch_on("maintenance")
+    response = request_app.test_client().post(BOOKINGS, json=booking_body(business, SLOT))
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "maintenance"
+    assert count_bookings(request_app) == 0
+
+
+def test_tick_runs_on_schedule_for_tenants_that_enabled_it(
+    request_app, business, tmp_path, database_url, monkeypatch
+):
+    request_app.switch_on("nightly")
+    Nightly.runs.clear()
+    from bookwell.core.schedule import tick
+
+    when = datetime(2027, 3, 2, 3, 0, tzinfo=UTC)
+    with request_app.app_context():
+        reports = tick(request_app, when, dry_run=True)
+    assert Nightly.runs == [("salon", when, True)]
+    assert [(report.tenant, report.plugins) for report in reports] == [("salon", ("nightly",))]
+
+
+def test_tick_refuses_a_future_now_unless_asked(app, business, tmp_path, database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def run(*args):
+        return CliRunner().invoke(main, ["--instance", str(tmp_path / "instance"), *args])
+
+    future = "2999-01-01T00:00:00+00:00"
+    refused = run("tick", "--now", future)
+    assert refused.exit_code != 0 and "future" in refused.output
+    assert run("tick", "--now", future, "--dry-run").exit_code == 0
+    assert run("tick", "--now", future, "--allow-future").exit_code == 0
+    assert run("tick", "--now", "yesterday").exit_code != 0
+    ran = run("tick", "--tenant", "salon")
+    assert ran.exit_code == 0 and "salon" in ran.output

@@ -12,6 +12,7 @@ from .. import booking as lifecycle
 from .. import clock, db, idempotency
 from ..availability import find_slots
 from ..models import Booking, Provider, ProviderService, Service, Tenant
+from ..tenants import current_tenant
 from .errors import ApiError, error_response, invalid
 from .ratelimits import rate_limited
 from .schemas import BookingIn, CancelIn, RescheduleIn, sane_day
@@ -21,7 +22,7 @@ public = Blueprint("public_api", __name__, url_prefix="/api/v1/tenants/<slug>")
 
 
 def _tenant(slug: str) -> Tenant:
-    tenant = db.session().scalar(select(Tenant).where(Tenant.slug == slug))
+    tenant = current_tenant(slug)
     if tenant is None:
         raise ApiError(404, "not_found", "No such business.")
     return tenant
