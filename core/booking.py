@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bookwell.hooks import Consent, Context
 
-from . import db, idempotency, pluginhost
+from . import audit, db, idempotency, pluginhost
 from .availability import find_slots
 from .context import booking_info, info_of, make_context
 from .models import (
@@ -216,7 +217,10 @@ def create_booking(
             consents=tuple(consents),
         ),
     )
-    host.guard("before_confirm", ctx, enabled, host.broken_enabled_for(reader, tenant_id))
+    who = _who(actor, client.email)
+    _guard_audited(
+        app, host, "before_confirm", ctx, enabled, host.broken_enabled_for(reader, tenant_id), who
+    )
     with db.write_transaction(app) as session:
         if idempotent is not None:
             # Claimed first, so a concurrent retry with the same key waits on this row and
@@ -268,10 +272,52 @@ def create_booking(
         )
         if idempotent is not None:
             idempotency.complete(claim, 201, idempotent.render(booking, token))
+        audit.audit(
+            session,
+            ctx,
+            "booking.created",
+            f"booking:{booking.reference}",
+            {
+                "service_id": service.id,
+                "provider_id": provider.id,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "consents": [consent.id for _, consent in required],
+            },
+            actor=who,
+        )
     host.event(
         "after_confirm", _with_booking(ctx, info_of(booking, service, provider, consents)), enabled
     )
     return booking, token
+
+
+def _who(actor: object | None, client_email: str) -> str:
+    """The audit trail's name for whoever acts: a signed-in user, else the client by e-mail."""
+    return audit.actor_label(actor) if actor is not None else f"client:{client_email}"
+
+
+def _guard_audited(app, host, hook, ctx, enabled, broken, who, **arguments) -> None:
+    """Run a guard; a refusal is audited in its own transaction before it propagates."""
+    try:
+        host.guard(hook, ctx, enabled, broken, **arguments)
+    except pluginhost.Refused as refused:
+        reference = ctx.booking.reference if ctx.booking else None
+        audit.audit_separately(
+            app,
+            ctx,
+            "booking.refused",
+            f"booking:{reference or 'new'}",
+            {
+                "hook": hook,
+                "refusals": [
+                    {"plugin": item.plugin, "refusal": getattr(item.refusal, "code", "redirect")}
+                    for item in refused.refusals
+                ],
+            },
+            actor=who,
+        )
+        raise
 
 
 def requirements(
@@ -293,7 +339,12 @@ def _with_booking(ctx, booking):
     return dataclasses.replace(ctx, booking=booking)
 
 
+REFERENCE_SHAPE = re.compile(r"^[A-Z0-9-]{1,32}$")
+
+
 def find_booking(session: Session, tenant_id: int, reference: str) -> Booking:
+    if not REFERENCE_SHAPE.match(reference):
+        raise NotFound("No such booking.")
     booking = session.scalar(
         select(Booking).where(Booking.tenant_id == tenant_id, Booking.reference == reference)
     )
@@ -357,11 +408,15 @@ def cancel_booking(
     """Cancel and free the slot. ``authorise`` raises when the caller may not touch the booking."""
     host = pluginhost.host_of(app)
     prepared = _prepare_change(app, tenant_id, reference, authorise, now, "cancelled", actor)
-    host.guard(
+    who = _who(actor, prepared.ctx.booking.client_email)
+    _guard_audited(
+        app,
+        host,
         "before_cancel",
         prepared.ctx,
         prepared.enabled,
         host.broken_enabled_for(db.session(), tenant_id),
+        who,
     )
     with db.write_transaction(app) as session:
         booking = find_booking(session, tenant_id, reference)
@@ -372,6 +427,14 @@ def cancel_booking(
         booking.cancellation_reason = reason
         booking.updated_at = now
         session.flush()
+        audit.audit(
+            session,
+            prepared.ctx,
+            "booking.cancelled",
+            f"booking:{reference}",
+            {"reason": reason},
+            actor=who,
+        )
     cancelled = dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED)
     host.event("after_cancel", _with_booking(prepared.ctx, cancelled), prepared.enabled)
     return booking
@@ -392,11 +455,15 @@ def reschedule_booking(
     host = pluginhost.host_of(app)
     prepared = _prepare_change(app, tenant_id, reference, authorise, now, "rescheduled", actor)
     new_end = start + timedelta(minutes=prepared.service.duration_minutes)
-    host.guard(
+    who = _who(actor, prepared.ctx.booking.client_email)
+    _guard_audited(
+        app,
+        host,
         "before_reschedule",
         prepared.ctx,
         prepared.enabled,
         host.broken_enabled_for(db.session(), tenant_id),
+        who,
         new_start=start,
         new_end=new_end,
     )
@@ -425,6 +492,20 @@ def reschedule_booking(
         booking.updated_at = now
         _flush_or_refuse(session)
         moved = info_of(booking, service, provider, prepared.ctx.booking.consents)
+        audit.audit(
+            session,
+            prepared.ctx,
+            "booking.rescheduled",
+            f"booking:{reference}",
+            {
+                "from": {
+                    "start": prepared.ctx.booking.start.isoformat(),
+                    "provider_id": prepared.ctx.booking.provider.id,
+                },
+                "to": {"start": start.isoformat(), "provider_id": provider.id},
+            },
+            actor=who,
+        )
     host.event(
         "after_reschedule",
         _with_booking(prepared.ctx, moved),

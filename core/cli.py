@@ -204,9 +204,11 @@ def tick(
 
 
 def _register_command_groups() -> None:
+    from .audit_cli import audit
     from .plugins_cli import plugins
 
     main.add_command(plugins)
+    main.add_command(audit)
 
 
 _register_command_groups()

@@ -117,6 +117,13 @@ def _close_request_session(_exc: BaseException | None) -> None:
 
 
 @contextlib.contextmanager
+def fresh_session(app: Flask | None = None) -> Iterator[Session]:
+    """A session of its own, seeing everything committed so far (not the request's snapshot)."""
+    with (app or current_app).extensions[EXTENSION]["sessions"]() as fresh:
+        yield fresh
+
+
+@contextlib.contextmanager
 def write_transaction(app: Flask | None = None) -> Iterator[Session]:
     """A session whose transaction holds the write lock before it reads; commits on success.
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,12 +25,12 @@ class KeyReused(Exception):
     """The key was used before for a different request."""
 
 
-@dataclass(frozen=True)
 class Replay(Exception):
     """The key was used before for this very request: answer what was answered then."""
 
-    status: int
-    body: dict[str, Any]
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
 
 
 def request_hash(method: str, path: str, body: Any) -> str:

@@ -237,3 +237,33 @@ class BookingConsent(Base):
     version: Mapped[str] = mapped_column(String(50))
     text_sha256: Mapped[str] = mapped_column(String(64))
     given_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One link of a tamper-evident audit chain: who did what, when (UTC), from where, on what.
+
+    Each tenant has its own chain (``chain`` = ``"tenant:<id>"``; platform-level events go to
+    ``"platform"``), numbered 1, 2, 3, ... by ``sequence``. ``entry_hash`` is the SHA-256 of the
+    entry's content including ``previous_hash``, the hash of the entry before it (64 zeros for
+    the first), so an edited, removed or inserted entry breaks the chain; see ``core/audit.py``.
+    No cascade from tenants: the trail outlives what it describes.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        UniqueConstraint("chain", "sequence"),
+        CheckConstraint("sequence > 0", name="sequence_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[str] = mapped_column(String(40))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    action: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(200))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))

@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import db, plugin_settings
+from . import audit, db, plugin_settings
 from .models import Tenant, TenantPlugin
 from .pluginhost import host_of
 
@@ -37,7 +37,14 @@ def _bump(session: Session, tenant_id: int) -> None:
 
 
 def enable(
-    app: Flask, tenant_id: int, name: str, values: Mapping[str, Any], now: datetime
+    app: Flask,
+    tenant_id: int,
+    name: str,
+    values: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str = "cli",
+    ip: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Enable ``name`` (or update its settings when it is on); returns (new, old) settings."""
     host = host_of(app)
@@ -54,10 +61,28 @@ def enable(
             session.add(row)
         row.enabled, row.settings, row.updated_at = True, json.dumps(settings), now
         _bump(session, tenant_id)
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            ip=ip,
+            action="plugin.enabled" if old is None else "plugin.settings_changed",
+            subject=f"plugin:{name}",
+            details={"old": old, "new": settings},
+            now=now,
+        )
     return settings, old
 
 
-def disable(app: Flask, tenant_id: int, name: str, now: datetime) -> bool:
+def disable(
+    app: Flask,
+    tenant_id: int,
+    name: str,
+    now: datetime,
+    *,
+    actor: str = "cli",
+    ip: str | None = None,
+) -> bool:
     """Switch ``name`` off (its settings are kept for next time). Returns whether it was on."""
     with db.write_transaction(app) as session:
         row = _row(session, tenant_id, name)
@@ -67,6 +92,16 @@ def disable(app: Flask, tenant_id: int, name: str, now: datetime) -> bool:
             return False
         row.enabled, row.updated_at = False, now
         _bump(session, tenant_id)
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            ip=ip,
+            action="plugin.disabled",
+            subject=f"plugin:{name}",
+            details={"settings": json.loads(row.settings)},
+            now=now,
+        )
         return True
 
 

@@ -101,7 +101,7 @@ class PluginHost:
             try:
                 module = entry_point.load()
             except Exception as error:  # a plugin that cannot import is listed, never fatal
-                log.exception("plugin %s failed to import", entry_point.name)
+                log.debug("plugin %s failed to import", entry_point.name, exc_info=True)
                 self._mark_broken(entry_point.name, source, f"import failed: {error!r}")
                 continue
             self.add(module, source=source, name=entry_point.name)

@@ -96,6 +96,8 @@ def add_provider(
 
 def current_tenant(slug: str) -> Tenant | None:
     """The tenant a request names, looked up once per request (hooks and view share it)."""
+    if not SLUG.match(slug):
+        return None  # not a slug at all: no query, and no odd bytes sent to the database
     tenant = g.get("tenant")
     if tenant is None or tenant.slug != slug:
         tenant = db.session().scalar(select(Tenant).where(Tenant.slug == slug))

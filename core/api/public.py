@@ -15,7 +15,7 @@ from ..models import Booking, Provider, ProviderService, Service, Tenant
 from ..tenants import current_tenant
 from .errors import ApiError, error_response, invalid
 from .ratelimits import rate_limited
-from .schemas import BookingIn, CancelIn, RescheduleIn, sane_day
+from .schemas import MAX_ID, BookingIn, CancelIn, RescheduleIn, sane_day
 from .serialize import booking_json, provider_json, service_json, slot_json
 
 public = Blueprint("public_api", __name__, url_prefix="/api/v1/tenants/<slug>")
@@ -38,8 +38,8 @@ def _int_arg(name: str, *, required: bool) -> int | None:
         if required:
             raise invalid({name: "This parameter is required."})
         return None
-    if not raw.isascii() or not raw.isdigit() or not 1 <= len(raw) <= 10 or int(raw) == 0:
-        raise invalid({name: "Must be a positive whole number."})
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID):
+        raise invalid({name: f"Must be a whole number from 1 to {MAX_ID}."})
     return int(raw)
 
 
@@ -205,10 +205,17 @@ def create_booking(slug: str):
             consents=tuple(payload.consents),
             idempotent=idempotent,
         )
-    except (idempotency.Replay, idempotency.KeyReused, idempotency.ConcurrentClaim):
-        replay = _replay_or_none(tenant.id, key, idempotent.request_hash, now)  # type: ignore[union-attr]
-        if replay is not None:
-            return replay
+    except (idempotency.Replay, idempotency.KeyReused) as answered:
+        # A retry that overtook us inside the write lock: its first answer is ours.
+        return _answer_for(answered)
+    except idempotency.ConcurrentClaim:
+        # The same key committed on another connection while we waited: read it afresh (this
+        # request's own session may hold a snapshot from before that commit).
+        with db.fresh_session() as session:
+            try:
+                idempotency.lookup(session, tenant.id, key, idempotent.request_hash, now)  # type: ignore[arg-type,union-attr]
+            except (idempotency.Replay, idempotency.KeyReused) as answered:
+                return _answer_for(answered)
         raise
     return jsonify(booking_json(booking, zone, token)), 201
 
@@ -216,18 +223,22 @@ def create_booking(slug: str):
 def _replay_or_none(tenant_id: int, key: str, fingerprint: str, now):
     try:
         idempotency.lookup(db.session(), tenant_id, key, fingerprint, now)
-    except idempotency.Replay as replay:
-        response = jsonify(replay.body)
-        response.status_code = replay.status
+    except (idempotency.Replay, idempotency.KeyReused) as answered:
+        return _answer_for(answered)
+    return None
+
+
+def _answer_for(answered: Exception):
+    if isinstance(answered, idempotency.Replay):
+        response = jsonify(answered.body)
+        response.status_code = answered.status
         response.headers["Idempotent-Replayed"] = "true"
         return response
-    except idempotency.KeyReused:
-        return error_response(
-            422,
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used for a different request.",
-        )
-    return None
+    return error_response(
+        422,
+        "idempotency_key_reused",
+        "This Idempotency-Key was already used for a different request.",
+    )
 
 
 def _client_token_check(token: str):

@@ -62,7 +62,8 @@ Notes = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_text)
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+MAX_ID = 2**31 - 1  # the databases' INTEGER
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 ConsentId = Annotated[
     str, StringConstraints(min_length=1, max_length=100), AfterValidator(_single_line)
 ]
