@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, db, pluginhost, tenant_requests
+from . import clock, db, pluginhost, sealing, tenant_requests
 from . import config as instance_config
 
 log = logging.getLogger("bookwell")
@@ -35,11 +35,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # Sessions signed with this key die with the process; `bookwell init` writes a lasting one.
         log.warning("no secret key configured: run `bookwell init`; using a temporary one")
         app.config["SECRET_KEY"] = secrets.token_urlsafe(48)
+    if not app.config.get("ENCRYPTION_KEY"):
+        log.warning("no encryption key configured: run `bookwell init`; using a temporary one")
+        app.config["ENCRYPTION_KEY"] = secrets.token_urlsafe(32)
     if int(app.config["TRUSTED_PROXIES"]):
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
+    sealing.init_app(app)
     clock.install(app, overrides.get("CLOCK"))
     pluginhost.init_app(app)
 

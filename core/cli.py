@@ -85,6 +85,8 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
+            # The path without its query string: manage tokens travel in `?token=`.
+            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')
             self.cfg.set("proc_name", "bookwell")
 
         def load(self) -> Any:

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import sealing
 from .models import IdempotencyKey
 
 KEPT_FOR = timedelta(hours=24)
@@ -51,7 +52,7 @@ def lookup(session: Session, tenant_id: int, key: str, fingerprint: str, now: da
         return
     if row.request_hash != fingerprint:
         raise KeyReused(key)
-    raise Replay(row.response_status, json.loads(row.response_body))
+    raise Replay(row.response_status, json.loads(sealing.unseal(row.response_body)))
 
 
 def claim(
@@ -85,5 +86,6 @@ class ConcurrentClaim(Exception):
 
 
 def complete(row: IdempotencyKey, status: int, body: dict[str, Any]) -> None:
+    """Remember the answer, sealed: it holds the manage token, which is otherwise only hashed."""
     row.response_status = status
-    row.response_body = json.dumps(body)
+    row.response_body = sealing.seal(json.dumps(body))

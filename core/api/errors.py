@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -119,11 +119,16 @@ def register(app: Flask) -> None:
     def on_http_exception(error: HTTPException):
         if not _is_api_request():
             return error
+        message = error.description or ""
+        if error.code == 429:
+            message = f"Too many requests from your address (limit: {message}); please wait."
         response = error_response(
-            error.code or 500,
-            HTTP_CODES.get(error.code or 500, "http_error"),
-            error.description or "",
+            error.code or 500, HTTP_CODES.get(error.code or 500, "http_error"), message
         )
+        if error.code == 429:
+            from .ratelimits import seconds_until_reset
+
+            response.headers["Retry-After"] = str(seconds_until_reset(current_app))
         if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return response

@@ -172,6 +172,13 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "paths": {
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "getOpenApiDocument",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
+                }
+            },
             f"{base}/services": {
                 "get": {
                     "summary": "The services a client can book",

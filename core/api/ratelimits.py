@@ -61,7 +61,8 @@ def init_app(app: Flask) -> None:
         get_remote_address,
         app=app,
         storage_uri=app.config.get("REDIS_URL") or "memory://",
-        headers_enabled=True,
+        # Its headers would put Retry-After on every answer; the 429 handler sets it instead.
+        headers_enabled=False,
         enabled=limits is not None,
         # A Redis outage must never fail a booking: fall back to per-process counting.
         in_memory_fallback_enabled=True,
@@ -75,3 +76,13 @@ def init_app(app: Flask) -> None:
             app.view_functions[endpoint] = limiter.shared_limit(limits[category], scope=category)(
                 view
             )
+
+
+def seconds_until_reset(app: Flask) -> int:
+    """For the Retry-After of a 429: when the breached limit's window frees a request."""
+    import time
+
+    current = app.extensions[EXTENSION].current_limit
+    if current is None:
+        return 60
+    return max(1, int(current.reset_at - time.time()))
