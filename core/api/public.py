@@ -77,6 +77,12 @@ def list_providers(slug: str):
             .order_by(Provider.name, Provider.id)
         )
     )
+    if service_id is not None and not session.scalar(
+        select(Service.id).where(
+            Service.id == service_id, Service.tenant_id == tenant.id, Service.active.is_(True)
+        )
+    ):
+        raise ApiError(404, "not_found", "No such service.")
     offered: dict[int, list[int]] = {provider.id: [] for provider in providers}
     for provider_id, offered_service in session.execute(
         select(ProviderService.provider_id, ProviderService.service_id)

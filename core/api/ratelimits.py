@@ -28,6 +28,8 @@ def parse_setting(setting: str) -> dict[str, str] | None:
     setting = (setting or "").strip()
     if setting.lower() == "off":
         return None
+    if not setting:
+        raise RateLimitSettingError("empty rate limits: give CATEGORY=N/PERIOD,... or 'off'")
     limits: dict[str, str] = {}
     for part in filter(None, (piece.strip() for piece in setting.split(","))):
         category, _, value = part.partition("=")
@@ -38,9 +40,11 @@ def parse_setting(setting: str) -> dict[str, str] | None:
                 f"{', '.join(CATEGORIES)}, or 'off'"
             )
         try:
-            parse_many(value)
+            parsed = parse_many(value)
         except ValueError as error:
             raise RateLimitSettingError(f"bad rate limit {part!r}: {error}") from error
+        if any(item.amount < 1 for item in parsed):
+            raise RateLimitSettingError(f"bad rate limit {part!r}: allow at least 1 request")
         limits[category] = value.strip()
     return limits
 
