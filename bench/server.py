@@ -1,0 +1,282 @@
+"""Bookings per second through the real server (``bookwell serve``: gunicorn, 2 workers) on
+loopback, with a pool of client threads booking distinct free slots.
+
+Every slot booked is one the server itself offered and no one else books, so each request
+should succeed: a 409 here means the server refused a free slot (or double-booked one earlier),
+and fails the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import text
+
+from bookwell.core import config, create_app, db
+from bookwell.core.tenants import add_provider, add_service, create_tenant
+
+from .benchmark import Benchmark, Measurement, Options, Variant
+from .databases import ScratchDatabase, scratch_database
+
+SLUG = "bench"
+PROVIDERS = 8  # consecutive bookings go to different providers, so they never contend for a slot
+WORKERS = 2
+CLIENT_THREADS = 8
+BOOKINGS_PER_ROUND = 500  # about 2 s per round on a small machine
+WARM_UP_BOOKINGS = 2 * CLIENT_THREADS
+ROUND_TIME_LIMIT = 20.0  # seconds; a round cut short reports the rate of what it did book
+START_TIME_LIMIT = 30.0
+REQUEST_TIMEOUT = 10.0
+MAX_DAYS_PER_QUERY = 31  # under the API's MAX_AVAILABILITY_DAYS
+
+
+def cli(instance: Path, *arguments: str) -> list[str]:
+    return [sys.executable, "-m", "bookwell.core.cli", "--instance", str(instance), *arguments]
+
+
+def server_environment(database: ScratchDatabase) -> dict[str, str]:
+    """The caller's environment without any Bookwell setting that could point the server
+    elsewhere (another database, Redis, rate limits), plus ours."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in config.ENVIRONMENT_KEYS and name != "BOOKWELL_INSTANCE"
+    }
+    environment["DATABASE_URL"] = database.url
+    environment["BOOKWELL_RATE_LIMITS"] = "off"  # a load test from one IP would hit them at once
+    return environment
+
+
+def set_up_business(instance: Path, database: ScratchDatabase) -> int:
+    """A tenant with one 30-minute service and PROVIDERS providers open 09:00-18:00 daily;
+    returns the service's id."""
+    app = create_app(
+        {"INSTANCE_PATH": str(instance), "DATABASE_URL": database.url, "RATE_LIMITS": "off"}
+    )
+    try:
+        with db.write_transaction(app) as session:
+            tenant = create_tenant(
+                session, SLUG, name="Bench", timezone="Europe/Paris", now=datetime.now(UTC)
+            )
+            service = add_service(
+                session,
+                tenant,
+                "Cut",
+                duration_minutes=30,
+                slot_step_minutes=30,
+                min_notice_minutes=0,
+                horizon_days=365,
+                price_cents=3000,
+            )
+            every_day = {weekday: [(time_of_day(9), time_of_day(18))] for weekday in range(7)}
+            for number in range(PROVIDERS):
+                add_provider(session, tenant, f"Provider {number}", [service], every_day)
+            return service.id
+    finally:
+        db.engine_of(app).dispose()
+
+
+def free_port() -> int:
+    # The port could in principle be taken between this and gunicorn's bind; the health wait
+    # below would then fail loudly rather than measure something else.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIME_LIMIT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{tail(log)}")
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer /healthz in {START_TIME_LIMIT:g}s:\n{tail(log)}")
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the gunicorn master (by its pid) lets it stop its workers; kill if it hangs."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def fetch_slots(base: str, service_id: int, needed: int) -> list[dict[str, Any]]:
+    """At least ``needed`` free slots, earliest first, providers alternating at each time."""
+    slots: list[dict[str, Any]] = []
+    # From the day after tomorrow: no slot may fall into the past while the run goes on.
+    day = datetime.now(UTC).date() + timedelta(days=2)
+    while len(slots) < needed:
+        last = day + timedelta(days=MAX_DAYS_PER_QUERY - 1)
+        answer = requests.get(
+            f"{base}/api/v1/tenants/{SLUG}/availability",
+            params={"service_id": service_id, "from": day.isoformat(), "to": last.isoformat()},
+            timeout=REQUEST_TIMEOUT,
+        )
+        answer.raise_for_status()
+        found = answer.json()["slots"]
+        if not found:  # past the service's horizon: asking further would loop for ever
+            raise RuntimeError(f"only {len(slots)} free slots to book, {needed} needed")
+        slots.extend(found)
+        day = last + timedelta(days=1)
+    return slots[:needed]
+
+
+class Booker:
+    """Books slots off a shared list with a pool of client threads, one HTTP session each."""
+
+    def __init__(self, base: str, service_id: int, slots: list[dict[str, Any]]) -> None:
+        self.url = f"{base}/api/v1/tenants/{SLUG}/bookings"
+        self.service_id = service_id
+        self.slots = iter(slots)
+        self.lock = threading.Lock()
+        self.booked = 0  # over all rounds, warm-up included
+
+    def book(self, count: int) -> Measurement:
+        with self.lock:
+            batch = [slot for _, slot in zip(range(count), self.slots, strict=False)]
+        pending = iter(batch)
+        statuses: Counter[str] = Counter()
+        deadline = time.perf_counter() + ROUND_TIME_LIMIT
+
+        def client() -> None:
+            with requests.Session() as session:
+                while time.perf_counter() < deadline:
+                    with self.lock:
+                        slot = next(pending, None)
+                    if slot is None:
+                        return
+                    outcome = self._post(session, slot)
+                    with self.lock:
+                        statuses[outcome] += 1
+
+        threads = [threading.Thread(target=client) for _ in range(CLIENT_THREADS)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        self.booked += statuses["201"]
+        counts = {
+            "booked": statuses["201"],
+            "409": statuses["409"],
+            "other failures": sum(n for key, n in statuses.items() if key not in ("201", "409")),
+            "not attempted (time limit)": len(batch) - sum(statuses.values()),
+        }
+        return Measurement(statuses["201"] / elapsed, counts)
+
+    def _post(self, session: requests.Session, slot: dict[str, Any]) -> str:
+        body = {
+            "service_id": self.service_id,
+            "provider_id": slot["provider_id"],
+            "start": slot["start"],
+            "client": {"name": "Bench Client", "email": "client@example.com"},
+        }
+        try:
+            return str(session.post(self.url, json=body, timeout=REQUEST_TIMEOUT).status_code)
+        except requests.RequestException as error:
+            return type(error).__name__
+
+
+@contextlib.contextmanager
+def prepare(options: Options) -> Iterator[list[Variant]]:
+    folder = options.workdir / "server"
+    instance = folder / "instance"
+    folder.mkdir(parents=True, exist_ok=True)
+    with scratch_database(options.database_url, folder, "server") as database:
+        environment = server_environment(database)
+        initialised = subprocess.run(
+            cli(instance, "init"), env=environment, capture_output=True, text=True
+        )
+        if initialised.returncode:
+            raise RuntimeError(f"`bookwell init` failed: {initialised.stderr.strip()}")
+        service_id = set_up_business(instance, database)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = folder / "server.log"
+        with log.open("w") as output:
+            process = subprocess.Popen(
+                cli(
+                    instance,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(WORKERS),
+                ),
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until_healthy(base, process, log)
+            needed = WARM_UP_BOOKINGS + options.rounds * BOOKINGS_PER_ROUND
+            booker = Booker(base, service_id, fetch_slots(base, service_id, needed))
+            # Untimed: both workers' first requests pay for imports and statement compilation.
+            warm_up = booker.book(WARM_UP_BOOKINGS)
+            if warm_up.counts["booked"] != WARM_UP_BOOKINGS:
+                raise RuntimeError(f"warm-up bookings failed: {dict(warm_up.counts)}\n{tail(log)}")
+            yield [
+                Variant(
+                    "POST /bookings",
+                    "bookings/s",
+                    lambda: booker.book(BOOKINGS_PER_ROUND),
+                    higher_is_better=True,
+                    detail=(
+                        f"{BOOKINGS_PER_ROUND} bookings, {CLIENT_THREADS} client threads,"
+                        f" {WORKERS} workers"
+                    ),
+                )
+            ]
+            check_rows(database, booker.booked)
+        finally:
+            stop(process)
+
+
+def check_rows(database: ScratchDatabase, booked: int) -> None:
+    """Every 201 must be exactly one stored booking, else the rate counted something else."""
+    engine = db.build_engine(database.url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            stored = connection.scalar(text("SELECT count(*) FROM bookings"))
+    finally:
+        engine.dispose()
+    if stored != booked:
+        raise RuntimeError(f"the server answered 201 {booked} times but stored {stored} bookings")
+
+
+BENCHMARK = Benchmark(
+    name="server",
+    description="bookings per second through `bookwell serve` on loopback",
+    prepare=prepare,
+    must_stay_zero=("409", "other failures"),
+)

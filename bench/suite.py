@@ -1,0 +1,11 @@
+"""Every benchmark ``python -m bench`` knows, in the order it runs them. Add new ones here."""
+
+from __future__ import annotations
+
+from . import availability, server
+from .benchmark import Benchmark
+
+BENCHMARKS: list[Benchmark] = [
+    availability.BENCHMARK,
+    server.BENCHMARK,
+]
