@@ -147,7 +147,8 @@ def _ensure_offered(
         provider_id=provider.id,
         ignore_booking_id=ignore_booking_id,
     )
-    if not any(slot.start == start for slot in offered):
+    wanted = start.timestamp()
+    if not any(slot.start_epoch == wanted for slot in offered):
         raise SlotUnavailable("That time is not available. Please choose another slot.")
 
 
