@@ -74,6 +74,7 @@ def init(ctx: Context) -> None:
 def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Serve the app with gunicorn."""
     _require_schema(ctx)
+    db.engine_of(ctx.app).dispose()  # no connection of the master may be inherited by workers
     run_gunicorn(ctx.instance, host, port, workers)
 
 
@@ -116,6 +117,7 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
     )
     click.echo(f"API document: {base}/api/v1/openapi.json")
     if and_serve:
+        db.engine_of(ctx.app).dispose()
         run_gunicorn(ctx.instance, "127.0.0.1", port, 2)
 
 

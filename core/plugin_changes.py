@@ -61,6 +61,7 @@ def enable(
             session.add(row)
         row.enabled, row.settings, row.updated_at = True, json.dumps(settings), now
         _bump(session, tenant_id)
+        host.forget_request_state()
         audit.record(
             session,
             tenant_id=tenant_id,
@@ -92,6 +93,7 @@ def disable(
             return False
         row.enabled, row.updated_at = False, now
         _bump(session, tenant_id)
+        host_of(app).forget_request_state()
         audit.record(
             session,
             tenant_id=tenant_id,

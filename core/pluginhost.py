@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pluggy
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -71,6 +71,7 @@ class Refused(Exception):
 class _TenantCache:
     version: int
     settings: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    broken: list[str] = field(default_factory=list)
 
 
 class PluginHost:
@@ -142,36 +143,51 @@ class PluginHost:
 
     # --- per-tenant state --------------------------------------------------------------------
 
-    def enabled_for(self, session: Session, tenant_id: int) -> dict[str, Mapping[str, Any]]:
-        """The tenant's enabled plugins and their settings, cached until the version changes."""
+    def state_for(self, session: Session, tenant_id: int) -> _TenantCache:
+        """The tenant's enabled plugins, their settings and which of them are broken; cached
+        per process until the tenant's version changes, and asked once per request."""
+        memo = g.setdefault("plugin_states", {}) if has_app_context() else {}
+        if tenant_id in memo:
+            return memo[tenant_id]
         version = session.scalar(select(Tenant.plugins_version).where(Tenant.id == tenant_id))
         cached = self._cache.get(tenant_id)
-        if cached is not None and cached.version == version:
-            return cached.settings
+        if cached is None or cached.version != (version or 0):
+            cached = self._load_state(session, tenant_id, version or 0)
+            with self._cache_lock:
+                self._cache[tenant_id] = cached
+        memo[tenant_id] = cached
+        return cached
+
+    def _load_state(self, session: Session, tenant_id: int, version: int) -> _TenantCache:
         rows = session.execute(
             select(TenantPlugin.plugin_name, TenantPlugin.settings).where(
                 TenantPlugin.tenant_id == tenant_id, TenantPlugin.enabled.is_(True)
             )
         )
-        settings = {}
+        state = _TenantCache(version)
         for name, raw in rows:
             plugin = self.installed.get(name)
-            if plugin is None or plugin.manifest is None:
-                continue  # uninstalled or broken: its hooks cannot run
+            if plugin is None:
+                continue  # uninstalled since: nothing of it can run
+            if plugin.manifest is None:
+                state.broken.append(name)  # enabled but broken: its guards must fail closed
+                continue
             merged = {**plugin_settings.defaults(plugin.manifest), **json.loads(raw or "{}")}
-            settings[name] = MappingProxyType(merged)
-        with self._cache_lock:
-            self._cache[tenant_id] = _TenantCache(version or 0, settings)
-        return settings
+            state.settings[name] = MappingProxyType(merged)
+        return state
+
+    def enabled_for(self, session: Session, tenant_id: int) -> dict[str, Mapping[str, Any]]:
+        """The tenant's enabled (and working) plugins with their settings."""
+        return self.state_for(session, tenant_id).settings
 
     def broken_enabled_for(self, session: Session, tenant_id: int) -> list[str]:
         """Plugins the tenant enabled that are broken: their guards must fail closed."""
-        names = session.scalars(
-            select(TenantPlugin.plugin_name).where(
-                TenantPlugin.tenant_id == tenant_id, TenantPlugin.enabled.is_(True)
-            )
-        )
-        return [name for name in names if name in self.installed and self.installed[name].error]
+        return self.state_for(session, tenant_id).broken
+
+    def forget_request_state(self) -> None:
+        """After a change within this request, let the next call read the new state."""
+        if has_app_context():
+            g.pop("plugin_states", None)
 
     # --- running -----------------------------------------------------------------------------
 

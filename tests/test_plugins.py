@@ -410,3 +410,27 @@ def test_tick_refuses_a_future_now_unless_asked(app, business, tmp_path, databas
     assert run("tick", "--now", "yesterday").exit_code != 0
     ran = run("tick", "--tenant", "salon")
     assert ran.exit_code == 0 and "salon" in ran.output
+
+
+def test_an_enabled_plugin_that_later_broke_fails_closed(app, business, clock):
+    """A tenant enabled a plugin whose package then broke (say, a bad upgrade): its guards
+    cannot be asked, so what they guard is refused rather than let through."""
+    from sqlalchemy import update
+
+    from bookwell.core.models import Tenant, TenantPlugin
+
+    with db.write_transaction(app) as session:
+        session.add(
+            TenantPlugin(
+                tenant_id=business.tenant_id,
+                plugin_name="broken-import",
+                enabled=True,
+                settings="{}",
+                updated_at=clock(),
+            )
+        )
+        session.execute(update(Tenant).values(plugins_version=Tenant.plugins_version + 1))
+    response = book(app, business)
+    assert response.status_code == 503
+    assert response.json["error"]["refusals"][0]["plugin"] == "broken-import"
+    assert count_bookings(app) == 0
