@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from . import availability, server
+from . import availability, plugins, server
 from .benchmark import Benchmark
 
 BENCHMARKS: list[Benchmark] = [
     availability.BENCHMARK,
+    plugins.BENCHMARK,
     server.BENCHMARK,
 ]
