@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, db, pluginhost, sealing, tenant_requests
+from . import clock, db, plugin_routes, pluginhost, sealing, tenant_requests
 from . import config as instance_config
 
 log = logging.getLogger("bookwell")
@@ -51,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     init_api(app)
     tenant_requests.init_app(app)
+    plugin_routes.init_app(app)
 
     @app.get("/healthz")
     def healthz():

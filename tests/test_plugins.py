@@ -434,3 +434,34 @@ def test_an_enabled_plugin_that_later_broke_fails_closed(app, business, clock):
     assert response.status_code == 503
     assert response.json["error"]["refusals"][0]["plugin"] == "broken-import"
     assert count_bookings(app) == 0
+
+
+class GiftCards:
+    MANIFEST = manifest("gift-cards")
+
+    @hookimpl
+    def routes():
+        from flask import Blueprint
+
+        pages = Blueprint("gift_cards", __name__)
+
+        @pages.get("/book/<slug>/gift-cards")
+        def gift_cards(slug):
+            return {"tenant": slug, "cards": []}
+
+        @pages.get("/gift-cards-everywhere")
+        def nameless():
+            return {"leak": True}
+
+        return pages
+
+
+def test_a_plugins_pages_answer_only_for_tenants_that_enabled_it(make_app, business, clock):
+    app = make_app(EXTRA_PLUGINS=[GiftCards])
+    client = app.test_client()
+    assert client.get("/book/salon/gift-cards").status_code == 404
+    with app.app_context():
+        plugin_changes.enable(app, business.tenant_id, "gift-cards", {}, clock())
+    assert client.get("/book/salon/gift-cards").json == {"tenant": "salon", "cards": []}
+    assert client.get("/book/nobody/gift-cards").status_code == 404
+    assert client.get("/gift-cards-everywhere").status_code == 404
