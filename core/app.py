@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, db, plugin_routes, pluginhost, sealing, tenant_requests
+from . import clock, db, passwords, plugin_routes, pluginhost, sealing, tenant_requests
 from . import config as instance_config
 
 log = logging.getLogger("bookwell")
@@ -44,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     sealing.init_app(app)
+    passwords.init_app(app)
     clock.install(app, overrides.get("CLOCK"))
     pluginhost.init_app(app)
 

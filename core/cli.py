@@ -9,7 +9,7 @@ from flask import Flask
 
 from . import clock, config, db, schema
 from .app import create_app
-from .demo import DEMO_SLUG, ensure_demo
+from .demo import DEMO_OWNER, DEMO_SLUG, ensure_demo, ensure_demo_owner
 from .tenants import TenantError, create_tenant
 
 
@@ -107,7 +107,8 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
     _initialise(ctx)
     with db.write_transaction(ctx.app) as session:
         tenant, created = ensure_demo(session, clock.now(ctx.app))
-        slug = tenant.slug
+        slug, tenant_id = tenant.slug, tenant.id
+    owner_password = ensure_demo_owner(ctx.app, tenant_id)
     base = f"http://127.0.0.1:{port}" if and_serve else ctx.app.config["BASE_URL"].rstrip("/")
     click.echo(f"{'created' if created else 'found'} the demo business '{slug}' (Europe/Paris)")
     click.echo(f"services:     {base}/api/v1/tenants/{DEMO_SLUG}/services")
@@ -116,6 +117,10 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
         "?service_id=1&from=YYYY-MM-DD&to=YYYY-MM-DD"
     )
     click.echo(f"API document: {base}/api/v1/openapi.json")
+    if owner_password is not None:
+        click.echo(f"owner login:  {DEMO_OWNER} / {owner_password}  (shown once; keep it)")
+    else:
+        click.echo(f"owner login:  {DEMO_OWNER} (password as printed when it was created)")
     if and_serve:
         db.engine_of(ctx.app).dispose()
         run_gunicorn(ctx.instance, "127.0.0.1", port, 2)
@@ -210,9 +215,12 @@ def tick(
 def _register_command_groups() -> None:
     from .audit_cli import audit
     from .plugins_cli import plugins
+    from .users_cli import tokens_group, users_group
 
     main.add_command(plugins)
     main.add_command(audit)
+    main.add_command(users_group)
+    main.add_command(tokens_group)
 
 
 _register_command_groups()

@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: SQLite file in the instance folder
     "DATABASE_POOL_SIZE": 10,
     "REDIS_URL": None,
-    "RATE_LIMITS": "booking=20/minute,write=60/minute",
+    "RATE_LIMITS": "booking=20/minute,write=60/minute,login=10/minute",
     "BASE_URL": "http://127.0.0.1:8000",
     "STORAGE": None,  # None: the instance folder
     "LOCK_TIMEOUT_SECONDS": 5.0,
@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "IDEMPOTENCY_HOURS": 24,
     "MAX_AVAILABILITY_DAYS": 62,
     "GUARD_TIMEOUT_SECONDS": 2.0,
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_ABSOLUTE_MINUTES": 12 * 60,
+    "PASSWORD_HASHING": None,  # argon2 parameters; None: argon2-cffi's defaults (above OWASP's)
 }
 
 

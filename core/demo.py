@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, time
 
+from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Tenant
+from . import clock, db
+from .models import Role, Tenant
 from .tenants import add_provider, add_service, create_tenant
+from .users import create_user, find_user
 
 DEMO_SLUG = "demo"
+DEMO_OWNER = "owner@example.com"
 MONDAY_TO_SATURDAY = {weekday: [(time(9), time(18))] for weekday in range(6)}
 
 
@@ -82,3 +87,21 @@ def ensure_demo(session: Session, now: datetime) -> tuple[Tenant, bool]:
         email="leo@demo.example",
     )
     return tenant, True
+
+
+def ensure_demo_owner(app: Flask, tenant_id: int) -> str | None:
+    """Create the demo's owner with a fresh password, returned; ``None`` if they exist."""
+    with app.app_context():
+        if find_user(db.session(), tenant_id, DEMO_OWNER) is not None:
+            return None
+        password = secrets.token_urlsafe(12)
+        create_user(
+            app,
+            tenant_id=tenant_id,
+            email=DEMO_OWNER,
+            role=Role.OWNER,
+            password=password,
+            name="Demo owner",
+            now=clock.now(app),
+        )
+        return password

@@ -129,7 +129,7 @@ class PluginHost:
         return plugin
 
     def _mark_broken(self, name: str, source: str, error: str) -> InstalledPlugin:
-        log.error("plugin %s is broken: %s", name, error)
+        log.warning("plugin %s is broken: %s", name, error)
         plugin = InstalledPlugin(name, source, error=error)
         self.installed[name] = plugin
         return plugin

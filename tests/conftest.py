@@ -19,6 +19,7 @@ from bookwell.core import create_app, db, schema
 from bookwell.core.tenants import add_provider, add_service, create_tenant
 
 POSTGRES_ADMIN_URL = os.environ.get("BOOKWELL_TEST_POSTGRES")
+CHEAP_HASHING = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
 
 def _psycopg(url: str) -> str:
@@ -97,6 +98,8 @@ def make_app(tmp_path, database_url, clock):
             "RATE_LIMITS": "off",
             "CLOCK": clock,
             "TESTING": True,
+            # Cheap argon2 for speed; the tests of hashing itself set their own parameters.
+            "PASSWORD_HASHING": CHEAP_HASHING,
         }
         settings.update(overrides)
         app = create_app(settings)

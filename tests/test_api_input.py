@@ -698,7 +698,6 @@ ROUTE_CASES = [
     *(
         _status(f"route-wrong-method-{name}", method, path, 405, "method_not_allowed")
         for name, method, path in [
-            ("list-bookings", "GET", BOOK),
             ("delete-bookings", "DELETE", BOOK),
             ("put-bookings", "PUT", BOOK),
             ("patch-booking", "PATCH", SHOW),

@@ -12,7 +12,8 @@ from .. import booking as lifecycle
 from .. import clock, db, idempotency
 from ..availability import find_slots
 from ..models import Booking, Provider, ProviderService, Service, Tenant
-from ..tenants import current_tenant
+from . import staff as staff_api
+from .auth import tenant_or_404
 from .errors import ApiError, error_response, invalid
 from .ratelimits import rate_limited
 from .schemas import MAX_ID, BookingIn, CancelIn, RescheduleIn, sane_day
@@ -22,10 +23,12 @@ public = Blueprint("public_api", __name__, url_prefix="/api/v1/tenants/<slug>")
 
 
 def _tenant(slug: str) -> Tenant:
-    tenant = current_tenant(slug)
-    if tenant is None:
-        raise ApiError(404, "not_found", "No such business.")
-    return tenant
+    return tenant_or_404(slug)
+
+
+def _from_staff() -> bool:
+    """A bearer token makes a booking request the staff's; without one it is the client's."""
+    return "Authorization" in request.headers
 
 
 def _body(model: type[Any]) -> Any:
@@ -259,6 +262,8 @@ def _client_token_check(token: str):
 @public.get("/bookings/<reference>")
 def show_booking(slug: str, reference: str):
     tenant = _tenant(slug)
+    if _from_staff():
+        return staff_api.show_booking(tenant, reference)
     token = request.args.get("token", "")
     booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
     _client_token_check(token)(booking)
@@ -269,6 +274,8 @@ def show_booking(slug: str, reference: str):
 @rate_limited("write")
 def cancel_booking(slug: str, reference: str):
     tenant = _tenant(slug)
+    if _from_staff():
+        return staff_api.cancel_booking(tenant, reference)
     payload = _body(CancelIn)
     booking = lifecycle.cancel_booking(
         current_app._get_current_object(),  # type: ignore[attr-defined]

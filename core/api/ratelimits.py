@@ -15,7 +15,7 @@ from flask_limiter.util import get_remote_address
 from limits import parse_many
 
 EXTENSION = "bookwell.limiter"
-CATEGORIES = ("booking", "write")
+CATEGORIES = ("booking", "write", "login")
 View = TypeVar("View", bound=Callable[..., Any])
 
 

@@ -96,3 +96,22 @@ class RescheduleIn(Body):
     token: Token
     start: Instant
     provider_id: Id | None = None
+
+
+# Long enough for any passphrase; core's own rules (passwords.py) judge the rest.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class PasswordChangeIn(Body):
+    current_password: Password
+    new_password: Password
+
+
+class ClientSignUpIn(Body):
+    name: Name
+    email: Email
+    password: Password
+
+
+class StaffCancelIn(Body):
+    reason: Annotated[str, StringConstraints(max_length=500), AfterValidator(_text)] | None = None

@@ -1,0 +1,166 @@
+"""The one login path, for the pages and the API alike.
+
+Password first (an unknown e-mail costs and answers exactly as a wrong password), then every
+enabled plugin's ``before_login`` guard, which may ask for a further step (a ``challenge``); the
+caller repeats the login with the answers. Then a fresh session, ``after_login``, and the audit.
+A refusal runs ``after_login_failed`` (where a plugin counts failures, in its own transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import update
+
+from bookwell.hooks import LoginAttempt
+
+from . import audit, db, passwords, sessions
+from .context import make_context, request_info
+from .models import PLATFORM_REALM, Tenant, User
+from .pluginhost import Refused, host_of
+from .users import canonical_email, find_user
+
+INVALID_CREDENTIALS = "invalid_credentials"
+
+
+class LoginRefused(Exception):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        challenge: Mapping[str, Any] | None = None,
+        refusals: list[dict[str, Any]] | None = None,
+        status: int = 401,
+    ) -> None:
+        super().__init__(message)
+        self.code, self.message, self.challenge = code, message, challenge
+        self.refusals, self.status = refusals or [], status
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    user: User
+    session: Any
+    secret: str
+
+
+def log_in(
+    app: Flask,
+    *,
+    tenant: Tenant | None,
+    email: str,
+    password: str,
+    answers: Mapping[str, str],
+    kind: str,
+    now: datetime,
+) -> LoggedIn:
+    reader = db.session()
+    address = canonical_email(email)
+    user = find_user(reader, tenant.id if tenant else None, address)
+    usable = user is not None and user.active
+    hasher = passwords.passwords(app)
+    # Always one argon2 verification: against the decoy hash when there is no such user.
+    password_ok = hasher.verify(user.password_hash if usable else None, password) and usable
+    host = host_of(app)
+    enabled = host.enabled_for(reader, tenant.id) if tenant else {}
+    attempt = LoginAttempt(
+        email=address,
+        user_id=user.id if usable else None,
+        role=user.role if usable else None,
+        answers=dict(answers),
+    )
+    ctx = (
+        make_context(tenant, now, actor=user if usable else None, login=attempt) if tenant else None
+    )
+    if not password_ok:
+        _failed(app, ctx, enabled, tenant, address, "invalid_credentials", now)
+        raise LoginRefused(INVALID_CREDENTIALS, "The e-mail or the password is not right.")
+    if tenant is not None:
+        try:
+            host.guard("before_login", ctx, enabled, host.broken_enabled_for(reader, tenant.id))
+        except Refused as refused:
+            first = refused.first
+            challenge = next(
+                (item.refusal.challenge for item in refused.refusals if item.refusal.challenge),
+                None,
+            )
+            _failed(app, ctx, enabled, tenant, address, first.code, now)
+            raise LoginRefused(
+                first.code,
+                first.message,
+                challenge=challenge,
+                refusals=[
+                    {
+                        "plugin": item.plugin,
+                        "code": item.refusal.code,
+                        "message": item.refusal.message,
+                        "field": item.refusal.field,
+                    }
+                    for item in refused.refusals
+                ],
+                status=401 if first.status in (401, 403) else first.status,
+            ) from None
+    limits = sessions.limits_for(app, reader, tenant, now)
+    info = request_info()
+    rehashed = hasher.needs_rehash(user.password_hash)
+    new_hash = hasher.hash(password) if rehashed else None
+    with db.write_transaction(app) as writer:
+        if new_hash is not None:
+            writer.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))
+        row, secret = sessions.start(
+            writer,
+            user,
+            kind=kind,
+            limits=limits,
+            now=now,
+            ip=info.ip if info else None,
+            user_agent=info.user_agent if info else None,
+        )
+        audit.record(
+            writer,
+            tenant_id=user.tenant_id,
+            actor=user.audit_label,
+            ip=info.ip if info else None,
+            action="login.succeeded",
+            subject=f"user:{user.id}",
+            details={"kind": kind, "rehashed": rehashed},
+            now=now,
+        )
+    if ctx is not None:
+        host.event("after_login", ctx, enabled)
+    return LoggedIn(user, row, secret)
+
+
+def _failed(app, ctx, enabled, tenant, address, reason, now) -> None:
+    if ctx is not None:
+        host_of(app).event("after_login_failed", ctx, enabled, reason=reason)
+    info = request_info()
+    audit.record_separately(
+        app,
+        tenant_id=tenant.id if tenant else None,
+        actor=f"login:{address}"[:200],
+        ip=info.ip if info else None,
+        action="login.failed",
+        subject=f"realm:{tenant.slug if tenant else PLATFORM_REALM}",
+        details={"reason": reason},
+        now=now,
+    )
+
+
+def log_out(app: Flask, session_id: int, user: User, now: datetime) -> None:
+    with db.write_transaction(app) as writer:
+        sessions.revoke(writer, session_id, now)
+        info = request_info()
+        audit.record(
+            writer,
+            tenant_id=user.tenant_id,
+            actor=user.audit_label,
+            ip=info.ip if info else None,
+            action="logout",
+            subject=f"user:{user.id}",
+            now=now,
+        )
