@@ -11,8 +11,18 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, db, passwords, plugin_routes, pluginhost, sealing, tenant_requests
+from . import (
+    clock,
+    db,
+    passwords,
+    plugin_routes,
+    pluginhost,
+    sealing,
+    tenant_requests,
+    web_sessions,
+)
 from . import config as instance_config
+from .pages import init_app as init_pages
 
 log = logging.getLogger("bookwell")
 
@@ -22,7 +32,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     an ``INSTANCE_PATH`` key in it chooses the instance folder."""
     overrides = dict(config or {})
     instance_path = instance_config.resolve_instance_path(overrides.pop("INSTANCE_PATH", None))
-    app = Flask("bookwell.core", instance_path=str(instance_path))
+    app = Flask(
+        "bookwell.core",
+        instance_path=str(instance_path),
+        template_folder="templates",
+        static_folder="static",
+    )
 
     app.config.update(instance_config.DEFAULTS)
     app.config.update(instance_config.read_instance_file(instance_path))
@@ -53,6 +68,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_api(app)
     tenant_requests.init_app(app)
     plugin_routes.init_app(app)
+    web_sessions.init_app(app)
+    init_pages(app)
 
     @app.get("/healthz")
     def healthz():

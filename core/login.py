@@ -58,27 +58,59 @@ def log_in(
     kind: str,
     now: datetime,
 ) -> LoggedIn:
+    """Password, then the guards, then a fresh session: the whole login in one call (API)."""
+    user = check_password(app, tenant=tenant, email=email, password=password, now=now)
+    return finish(
+        app, tenant=tenant, user=user, answers=answers, kind=kind, now=now, password=password
+    )
+
+
+def check_password(
+    app: Flask, *, tenant: Tenant | None, email: str, password: str, now: datetime
+) -> User:
+    """The first step: the user whose password this is, or :class:`LoginRefused`."""
     reader = db.session()
     address = canonical_email(email)
     user = find_user(reader, tenant.id if tenant else None, address)
     usable = user is not None and user.active
-    hasher = passwords.passwords(app)
     # Always one argon2 verification: against the decoy hash when there is no such user.
-    password_ok = hasher.verify(user.password_hash if usable else None, password) and usable
-    host = host_of(app)
-    enabled = host.enabled_for(reader, tenant.id) if tenant else {}
+    password_ok = passwords.passwords(app).verify(user.password_hash if usable else None, password)
+    if not (password_ok and usable):
+        ctx, enabled = _context(app, tenant, user if usable else None, address, {}, now)
+        _failed(app, ctx, enabled, tenant, address, INVALID_CREDENTIALS, now)
+        raise LoginRefused(INVALID_CREDENTIALS, "The e-mail or the password is not right.")
+    return user
+
+
+def _context(app, tenant, user, address, answers, now):
+    if tenant is None:
+        return None, {}
     attempt = LoginAttempt(
         email=address,
-        user_id=user.id if usable else None,
-        role=user.role if usable else None,
+        user_id=user.id if user else None,
+        role=user.role if user else None,
         answers=dict(answers),
     )
-    ctx = (
-        make_context(tenant, now, actor=user if usable else None, login=attempt) if tenant else None
-    )
-    if not password_ok:
-        _failed(app, ctx, enabled, tenant, address, "invalid_credentials", now)
-        raise LoginRefused(INVALID_CREDENTIALS, "The e-mail or the password is not right.")
+    enabled = host_of(app).enabled_for(db.session(), tenant.id)
+    return make_context(tenant, now, actor=user, login=attempt), enabled
+
+
+def finish(
+    app: Flask,
+    *,
+    tenant: Tenant | None,
+    user: User,
+    answers: Mapping[str, str],
+    kind: str,
+    now: datetime,
+    password: str | None = None,
+) -> LoggedIn:
+    """The further steps: every ``before_login`` guard (with the answers to earlier
+    challenges), then a fresh session. ``password``, when known, lets an outdated hash be
+    upgraded to the current argon2 parameters."""
+    reader = db.session()
+    host = host_of(app)
+    ctx, enabled = _context(app, tenant, user, user.email, answers, now)
     if tenant is not None:
         try:
             host.guard("before_login", ctx, enabled, host.broken_enabled_for(reader, tenant.id))
@@ -88,7 +120,7 @@ def log_in(
                 (item.refusal.challenge for item in refused.refusals if item.refusal.challenge),
                 None,
             )
-            _failed(app, ctx, enabled, tenant, address, first.code, now)
+            _failed(app, ctx, enabled, tenant, user.email, first.code, now)
             raise LoginRefused(
                 first.code,
                 first.message,
@@ -106,7 +138,8 @@ def log_in(
             ) from None
     limits = sessions.limits_for(app, reader, tenant, now)
     info = request_info()
-    rehashed = hasher.needs_rehash(user.password_hash)
+    hasher = passwords.passwords(app)
+    rehashed = password is not None and hasher.needs_rehash(user.password_hash)
     new_hash = hasher.hash(password) if rehashed else None
     with db.write_transaction(app) as writer:
         if new_hash is not None:

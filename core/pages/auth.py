@@ -1,0 +1,220 @@
+"""Staff login at ``/admin/<tenant>/login`` and support login at ``/support/login``.
+
+Both go through :mod:`bookwell.core.login`, the same path as the API: password, then every
+``before_login`` guard; a guard's challenge (say, a 6-digit code) becomes a further step.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length
+
+from .. import clock, db, login, sessions, web_sessions
+from ..models import STAFF_ROLES, Role, Tenant
+from ..tenants import current_tenant
+
+admin_auth = Blueprint("admin_auth", __name__, url_prefix="/admin/<slug>")
+support_auth = Blueprint("support_auth", __name__, url_prefix="/support")
+PENDING_FOR = timedelta(minutes=10)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=4096)])
+
+
+class ChallengeForm(FlaskForm):
+    answer = StringField("Code", validators=[DataRequired(), Length(max=100)])
+
+
+def _tenant(slug: str) -> Tenant:
+    tenant = current_tenant(slug)
+    if tenant is None:
+        abort(404)
+    return tenant
+
+
+def _login_page(tenant: Tenant | None, form, *, challenge=None, error=None, status=200):
+    body = render_template(
+        "admin/login.html", tenant=tenant, form=form, challenge=challenge, error=error
+    )
+    return body, status
+
+
+def _start(tenant: Tenant | None, user, answers, home: str, form):
+    app = current_app._get_current_object()
+    try:
+        done = login.finish(
+            app, tenant=tenant, user=user, answers=answers, kind="browser", now=clock.now()
+        )
+    except login.LoginRefused as refused:
+        if refused.challenge:
+            # A further step: a new pending secret for it (renewed at every step).
+            with db.write_transaction(app) as writer:
+                row, secret = sessions.start(
+                    writer,
+                    user,
+                    kind="pending",
+                    limits=sessions.Limits(
+                        int(PENDING_FOR.total_seconds() // 60),
+                        int(PENDING_FOR.total_seconds() // 60),
+                    ),
+                    now=clock.now(),
+                    ip=None,
+                    user_agent=None,
+                )
+            page, status = _login_page(
+                tenant,
+                ChallengeForm(formdata=None),
+                challenge=dict(refused.challenge),
+                error=refused.message if answers else None,
+                status=401 if answers else 200,
+            )
+            response = make_response(page, status)
+            web_sessions.set_cookie(response, web_sessions.PENDING_COOKIE, secret, row.expires_at)
+            return response
+        return make_response(*_login_page(tenant, form, error=refused.message, status=401))
+    response = make_response(redirect(home))
+    web_sessions.set_cookie(response, web_sessions.COOKIE, done.secret, done.session.expires_at)
+    web_sessions.clear_cookie(response, web_sessions.PENDING_COOKIE)
+    return response
+
+
+def _first_step(tenant: Tenant | None, allowed_roles, home: str):
+    form = LoginForm()
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return make_response(*_login_page(tenant, form, status=status))
+    app = current_app._get_current_object()
+    try:
+        user = login.check_password(
+            app,
+            tenant=tenant,
+            email=form.email.data,
+            password=form.password.data,
+            now=clock.now(),
+        )
+    except login.LoginRefused as refused:
+        return make_response(*_login_page(tenant, form, error=refused.message, status=401))
+    if user.role not in allowed_roles:
+        # Same words as a wrong password: the page must not reveal what kind of account it is.
+        return make_response(
+            *_login_page(tenant, form, error="The e-mail or the password is not right.", status=401)
+        )
+    return _start(tenant, user, {}, home, form)
+
+
+def _challenge_step(tenant: Tenant | None, home: str):
+    form = ChallengeForm()
+    waiting = web_sessions.pending()
+    if waiting is None:
+        return redirect(url_for(".login", **({"slug": tenant.slug} if tenant else {})))
+    row, user = waiting
+    if not form.validate_on_submit():
+        return make_response(*_login_page(tenant, form, challenge={"field": "answer"}, status=422))
+    with db.write_transaction() as writer:
+        sessions.revoke(writer, row.id, clock.now())
+    challenge_field = "otp"
+    return _start(tenant, user, {challenge_field: form.answer.data.strip()}, home, form)
+
+
+@admin_auth.route("/login", methods=["GET", "POST"], endpoint="login")
+def login_page(slug: str):
+    tenant = _tenant(slug)
+    return _first_step(tenant, {str(role) for role in STAFF_ROLES}, url_for(".home", slug=slug))
+
+
+@admin_auth.post("/login/step")
+def login_step(slug: str):
+    tenant = _tenant(slug)
+    return _challenge_step(tenant, url_for(".home", slug=slug))
+
+
+@admin_auth.get("/")
+def home(slug: str):
+    tenant = _tenant(slug)
+    signed_in = web_sessions.current()
+    if signed_in is None or signed_in[1].tenant_id != tenant.id:
+        return redirect(url_for(".login", slug=slug))
+    row, user = signed_in
+    active = sessions.active_sessions(db.session(), user.id, clock.now())
+    return render_template(
+        "admin/home.html",
+        tenant=tenant,
+        user=user,
+        current_session=row,
+        sessions=active,
+        form=FlaskForm(),
+    )
+
+
+@admin_auth.post("/sessions/<int:session_id>/end")
+def end_session(slug: str, session_id: int):
+    tenant = _tenant(slug)
+    form = FlaskForm()
+    signed_in = web_sessions.current()
+    if signed_in is None or signed_in[1].tenant_id != tenant.id or not form.validate_on_submit():
+        abort(403)
+    _, user = signed_in
+    owned = {row.id for row in sessions.active_sessions(db.session(), user.id, clock.now())}
+    if session_id not in owned:
+        abort(404)
+    with db.write_transaction() as writer:
+        sessions.revoke(writer, session_id, clock.now())
+    return redirect(url_for(".home", slug=slug))
+
+
+@admin_auth.post("/logout")
+def logout(slug: str):
+    _tenant(slug)
+    form = FlaskForm()
+    signed_in = web_sessions.current()
+    if signed_in is not None and form.validate_on_submit():
+        row, user = signed_in
+        login.log_out(current_app._get_current_object(), row.id, user, clock.now())
+    response = make_response(redirect(url_for(".login", slug=slug)))
+    web_sessions.clear_cookie(response, web_sessions.COOKIE)
+    return response
+
+
+@support_auth.route("/login", methods=["GET", "POST"], endpoint="login")
+def support_login():
+    return _first_step(None, {str(Role.SUPPORT)}, url_for(".home"))
+
+
+@support_auth.post("/login/step", endpoint="login_step")
+def login_step_support():
+    return _challenge_step(None, url_for(".home"))
+
+
+@support_auth.post("/logout")
+def logout_support():
+    form = FlaskForm()
+    signed_in = web_sessions.current()
+    if signed_in is not None and form.validate_on_submit():
+        row, user = signed_in
+        login.log_out(current_app._get_current_object(), row.id, user, clock.now())
+    response = make_response(redirect(url_for(".login")))
+    web_sessions.clear_cookie(response, web_sessions.COOKIE)
+    return response
+
+
+@support_auth.get("/", endpoint="home")
+def support_home():
+    signed_in = web_sessions.current()
+    if signed_in is None or signed_in[1].role != Role.SUPPORT:
+        return redirect(url_for(".login"))
+    row, user = signed_in
+    active = sessions.active_sessions(db.session(), user.id, clock.now())
+    return render_template(
+        "admin/home.html",
+        tenant=None,
+        user=user,
+        current_session=row,
+        sessions=active,
+        form=FlaskForm(),
+    )
