@@ -162,3 +162,54 @@ def test_idle_sessions_end_after_thirty_minutes(site, clock):
     assert client.get("/admin/salon/").status_code == 200
     clock.advance(minutes=31)
     assert client.get("/admin/salon/").status_code == 302
+
+
+class ViewLog:
+    MANIFEST = Manifest("view-log", "View log", "Remembers views.", "1", "test", "t")
+    seen: list = []
+
+    @hookimpl
+    def after_view(ctx, subject):
+        ViewLog.seen.append((ctx.actor.email, subject))
+
+
+def test_staff_views_of_client_details_reach_after_view(make_app, business, clock):
+    from conftest import booking_body
+
+    app = make_app(EXTRA_PLUGINS=[ViewLog])
+    with app.app_context():
+        create_user(
+            app,
+            tenant_id=business.tenant_id,
+            email="owner@example.com",
+            role="owner",
+            password=PASSWORD,
+            now=clock(),
+        )
+        plugin_changes.enable(app, business.tenant_id, "view-log", {}, clock())
+    client = app.test_client()
+    booked = client.post(
+        "/api/v1/tenants/salon/bookings", json=booking_body(business, "2027-03-02T10:00:00+01:00")
+    ).json
+    token = client.post(
+        "/api/v1/tenants/salon/auth/login",
+        json={"email": "owner@example.com", "password": PASSWORD},
+    ).json["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    ViewLog.seen.clear()
+    assert (
+        client.get(
+            f"/api/v1/tenants/salon/bookings/{booked['reference']}", headers=bearer
+        ).status_code
+        == 200
+    )
+    assert (
+        client.get(
+            "/api/v1/tenants/salon/bookings?from=2027-03-01&to=2027-03-07", headers=bearer
+        ).status_code
+        == 200
+    )
+    assert ViewLog.seen == [
+        ("owner@example.com", f"booking:{booked['reference']}"),
+        ("owner@example.com", "bookings:2027-03-01..2027-03-07"),
+    ]

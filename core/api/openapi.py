@@ -16,6 +16,10 @@ from .schemas import BookingIn, CancelIn, RescheduleIn
 
 openapi = Blueprint("openapi", __name__)
 
+FIELD_PROBLEMS = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    "description": "What is wrong with this input: one message, or every rule it breaks.",
+}
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -26,14 +30,36 @@ ERROR = {
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "fields": {"type": "object", "additionalProperties": FIELD_PROBLEMS},
+                "challenge": {
+                    "type": "object",
+                    "description": "A further login step a plugin asks for, e.g. "
+                    '`{"field": "otp", "label": "6-digit code"}`: repeat the login with it.',
+                },
+                "refusals": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Refusal"},
+                    "description": "Every plugin of the business that refused, in order; the "
+                    "first one gives `code` and `message`.",
+                },
             },
         }
     },
 }
 INSTANT = {"type": "string", "format": "date-time"}
+STATUS = {"type": "string"}
 SCHEMAS: dict[str, Any] = {
     "Error": ERROR,
+    "Refusal": {
+        "type": "object",
+        "required": ["plugin", "code", "message", "field"],
+        "properties": {
+            "plugin": {"type": "string"},
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "field": {"type": ["string", "null"], "description": "The input at fault."},
+        },
+    },
     "Service": {
         "type": "object",
         "required": ["id", "name", "description", "duration_minutes", "price_cents"],

@@ -11,7 +11,9 @@ from sqlalchemy import select
 from .. import booking as lifecycle
 from .. import clock, db
 from ..availability import local_day_bounds
+from ..context import make_context
 from ..models import Booking, BookingConsent, Tenant
+from ..pluginhost import host_of
 from .auth import require, tenant_or_404
 from .errors import invalid
 from .schemas import StaffCancelIn, sane_day
@@ -66,8 +68,19 @@ def _days() -> tuple[date, date]:
     return days["from"], days["to"]
 
 
+def _viewed(tenant: Tenant, who, subject: str) -> None:
+    """Tell plugins a staff member saw clients' details (HIPAA-style access logs)."""
+    host = host_of()
+    host.event(
+        "after_view",
+        make_context(tenant, clock.now(), actor=who.user),
+        host.enabled_for(db.session(), tenant.id),
+        subject=subject,
+    )
+
+
 def list_bookings(tenant: Tenant):
-    require(tenant, "bookings.read", "bookings")
+    who = require(tenant, "bookings.read", "bookings")
     day_from, day_to = _days()
     start, end = local_day_bounds(day_from, day_to, tenant.zone)
     bookings = list(
@@ -82,14 +95,16 @@ def list_bookings(tenant: Tenant):
         )
     )
     consents = consents_of([booking.id for booking in bookings])
+    _viewed(tenant, who, f"bookings:{day_from.isoformat()}..{day_to.isoformat()}")
     return jsonify(
         [staff_booking_json(booking, tenant, consents[booking.id]) for booking in bookings]
     )
 
 
 def show_booking(tenant: Tenant, reference: str):
-    require(tenant, "bookings.read", "booking")
+    who = require(tenant, "bookings.read", "booking")
     booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
+    _viewed(tenant, who, f"booking:{booking.reference}")
     return jsonify(staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id]))
 
 
