@@ -1,5 +1,5 @@
 """``/api/v1/openapi.json``: a valid OpenAPI 3.1 document that describes every API route, and
-that the API answers as documented."""
+that the API answers as documented, to its clients and to a business's staff alike."""
 
 from __future__ import annotations
 
@@ -12,9 +12,28 @@ from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from bookwell.core import plugin_changes, users
+from bookwell.hooks import Consent, Manifest, hookimpl
+
 DOCUMENT = "/api/v1/openapi.json"
+TENANT = "/api/v1/tenants/salon"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # Flask adds these to every route by itself
+OWNER, PASSWORD = "owner@example.com", "correct horse battery"
+# Request bodies only a bearer (the staff) sends, where an operation takes several.
+STAFF_BODIES = {"StaffCancelIn"}
+# Operations that end something the others need, in the order they must come last.
+LAST = ("changePassword", "cancelBooking", "logOut")
+
+
+class Terms:
+    """Makes every booking carry a consent, so staff answers show one."""
+
+    MANIFEST = Manifest("terms", "Terms", "Test plugin terms.", "1.0", "test", "tests", ())
+
+    @hookimpl
+    def booking_requirements(ctx, settings):
+        return [Consent("terms", "I accept the terms", "The terms, version 3.", "3", "/terms")]
 
 
 def openapi_path(rule: str) -> str:
@@ -27,6 +46,23 @@ def operations(document: dict[str, Any]):
         for method, operation in item.items():
             if method in HTTP_METHODS:
                 yield path, method, operation
+
+
+def fill(path: str, values: dict[str, Any]) -> str:
+    return re.sub(r"\{([^{}]+)\}", lambda match: str(values[match[1]]), path)
+
+
+def security(operation: dict[str, Any], document: dict[str, Any]) -> list[dict[str, list]]:
+    """The operation's alternative security requirements; ``{}`` is "no credentials"."""
+    return operation.get("security", document.get("security")) or [{}]
+
+
+def takes_bearer(operation: dict[str, Any], document: dict[str, Any]) -> bool:
+    return any("bearerAuth" in requirement for requirement in security(operation, document))
+
+
+def needs_bearer(operation: dict[str, Any], document: dict[str, Any]) -> bool:
+    return all("bearerAuth" in requirement for requirement in security(operation, document))
 
 
 def schema_errors(instance: Any, schema: dict[str, Any], document: dict[str, Any]) -> list[str]:
@@ -48,6 +84,46 @@ def request_schema(operation: dict[str, Any]) -> dict[str, Any]:
     return operation["requestBody"]["content"]["application/json"]["schema"]
 
 
+def request_body_names(operation: dict[str, Any]) -> list[str]:
+    """``BookingIn``, or every alternative of an ``anyOf``/``oneOf`` body."""
+    schema = request_schema(operation)
+    alternatives = schema.get("anyOf") or schema.get("oneOf") or [schema]
+    return [alternative["$ref"].rsplit("/", 1)[1] for alternative in alternatives]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def log_in(client, email: str = OWNER, password: str = PASSWORD) -> str:
+    response = client.post(f"{TENANT}/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.json
+    return response.json["token"]
+
+
+def add_user(app, business, clock, email: str, role: str) -> None:
+    with app.app_context():
+        users.create_user(
+            app,
+            tenant_id=business.tenant_id,
+            email=email,
+            role=role,
+            password=PASSWORD,
+            now=clock(),
+        )
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(EXTRA_PLUGINS=[Terms])
+
+
+@pytest.fixture
+def owner(app, business, clock) -> str:
+    add_user(app, business, clock, OWNER, "owner")
+    return OWNER
+
+
 @pytest.fixture
 def document(client) -> dict[str, Any]:
     response = client.get(DOCUMENT)
@@ -63,6 +139,11 @@ def test_the_document_is_valid_openapi_3_1(client):
     assert document["openapi"].startswith("3.1.")
     validate(document)
     validate(document, cls=OpenAPIV31SpecValidator)
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {**schemes["bearerAuth"], "type": "http", "scheme": "bearer"}
+    for path, method, operation in operations(document):
+        for requirement in security(operation, document):
+            assert set(requirement) <= set(schemes), f"{method} {path}"
 
 
 def test_the_document_is_served_without_a_tenant_or_a_database_row(make_app):
@@ -75,7 +156,7 @@ def test_the_document_is_served_without_a_tenant_or_a_database_row(make_app):
 def test_every_api_route_is_documented_with_every_method(app, document):
     undocumented = []
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/v1"):
+        if not rule.rule.startswith("/api/"):
             continue
         path = openapi_path(rule.rule)
         documented = document["paths"].get(path, {})
@@ -88,10 +169,15 @@ def test_every_api_route_is_documented_with_every_method(app, document):
 def test_every_documented_operation_is_a_route(app, document):
     adapter = app.url_map.bind("localhost")
     missing = []
-    for path, method, _operation in operations(document):
-        concrete = re.sub(r"\{[^{}]+\}", "x", path)
+    for path, method, operation in operations(document):
+        # A value of each parameter's documented type, so that typed routes (<int:...>) match.
+        examples = {
+            parameter["name"]: 1 if parameter["schema"].get("type") == "integer" else "x"
+            for parameter in operation.get("parameters", [])
+            if parameter["in"] == "path"
+        }
         try:
-            adapter.match(concrete, method=method.upper())
+            adapter.match(fill(path, examples), method=method.upper())
         except (NotFound, MethodNotAllowed) as error:
             missing.append(f"{method.upper()} {path}: {error.code}")
     assert missing == []
@@ -103,80 +189,258 @@ def test_every_documented_path_parameter_is_declared(document):
         assert declared == set(re.findall(r"\{([^{}]+)\}", path)), f"{method} {path}"
 
 
-def test_every_documented_operation_answers_as_documented(client, business, document):
-    """Called with its documented parameters and body, each operation answers its documented
-    success status, with a body that matches the documented schema."""
-    booked = client.post(
-        "/api/v1/tenants/salon/bookings", json=booking_body(business, "2027-03-02T10:00:00+01:00")
-    )
-    assert booked.status_code == 201
-    token = booked.json["manage_token"]
-    path_values = {"slug": "salon", "reference": booked.json["reference"]}
+def test_every_documented_operation_answers_as_documented(
+    app, client, business, clock, owner, document
+):
+    """Called with its documented parameters, body and credentials — once for each of its
+    security alternatives: without credentials, with a booking's manage token, with a staff
+    bearer — each operation answers its documented success status, with a body that matches
+    the documented schema."""
+    with app.app_context():
+        plugin_changes.enable(app, business.tenant_id, "terms", {}, clock())
+
+    def book(start: str, name: str) -> dict[str, Any]:
+        body = booking_body(business, start, name=name, consents=["terms"])
+        response = client.post(f"{TENANT}/bookings", json=body)
+        assert response.status_code == 201, response.json
+        return response.json
+
+    # The client's booking is shown, moved and cancelled by its client; the other by the staff.
+    clients_booking = book("2027-03-02T10:00:00+01:00", "Ann")
+    staffs_booking = book("2027-03-02T10:30:00+01:00", "Cid")
+    token = clients_booking["manage_token"]
+    staff_token = log_in(client)
+    spare_token = log_in(client)  # a second session of the owner's, to revoke
+    listed = client.get("/api/v1/auth/sessions", headers=bearer(staff_token))
+    assert listed.status_code == 200
+    (spare_session,) = [row["id"] for row in listed.json if not row["current"]]
+    assert spare_token != staff_token
+
+    secrets = {"bearerAuth": staff_token, "manageToken": token}
+    schemes = document["components"]["securitySchemes"]
     query_values = {
         "service_id": business.service_id,
         "provider_id": business.provider_id,
         "from": "2027-03-02",
         "to": "2027-03-03",
-        "token": token,
     }
     bodies = {
-        "BookingIn": booking_body(business, "2027-03-02T11:00:00+01:00", name="Bea"),
+        "BookingIn": booking_body(
+            business, "2027-03-02T11:00:00+01:00", name="Bea", consents=["terms"]
+        ),
         "CancelIn": {"token": token},
         "RescheduleIn": {"token": token, "start": "2027-03-02T12:00:00+01:00"},
+        "StaffCancelIn": {"reason": "The provider is ill."},
+        "LoginIn": {"email": OWNER, "password": PASSWORD},
+        "ClientSignUpIn": {"name": "Dee", "email": "dee@example.com", "password": "a long phrase"},
+        "PasswordChangeIn": {"current_password": PASSWORD, "new_password": "staple battery horse"},
     }
-    # Cancelling last, so the booking can still be shown and moved before it.
-    ordered = sorted(
-        operations(document), key=lambda entry: entry[2]["operationId"] == "cancelBooking"
-    )
-    assert len(ordered) >= 8
+
+    def last(entry) -> int:
+        operation_id = entry[2]["operationId"]
+        return LAST.index(operation_id) + 1 if operation_id in LAST else 0
+
+    ordered = sorted(operations(document), key=last)
+    assert [entry[2]["operationId"] for entry in ordered[-len(LAST) :]] == list(LAST)
+    called = []
     for path, method, operation in ordered:
-        url = re.sub(r"\{([^{}]+)\}", lambda match: str(path_values[match[1]]), path)
-        parameters = operation.get("parameters", [])
-        required = {
-            p["name"]: query_values[p["name"]]
-            for p in parameters
-            if p["in"] == "query" and p.get("required")
-        }
-        every = {p["name"]: query_values[p["name"]] for p in parameters if p["in"] == "query"}
-        body = None
-        if "requestBody" in operation:
-            body = bodies[request_schema(operation)["$ref"].rsplit("/", 1)[1]]
-            assert schema_errors(body, request_schema(operation), document) == [], path
-        queries = [required] if every == required else [required, every]
-        for query in queries:
-            response = client.open(url, method=method.upper(), query_string=query, json=body)
-            where = f"{method.upper()} {path} {query}: {response.status_code} {response.json}"
-            success = [int(code) for code in operation["responses"] if code.startswith("2")]
-            assert response.status_code in success, where
-            problems = schema_errors(
-                response.get_json(), response_schema(operation, response.status_code), document
-            )
-            assert problems == [], where
+        for requirement in security(operation, document):
+            headers, credentials = {}, {}
+            for scheme in requirement:
+                definition = schemes[scheme]
+                if definition["type"] == "http" and definition["scheme"] == "bearer":
+                    headers.update(bearer(secrets[scheme]))
+                else:
+                    assert (definition["type"], definition["in"]) == ("apiKey", "query")
+                    credentials[definition["name"]] = secrets[scheme]
+            staff = "bearerAuth" in requirement
+            path_values = {
+                "slug": "salon",
+                "reference": (staffs_booking if staff else clients_booking)["reference"],
+                "session_id": spare_session,
+            }
+            parameters = operation.get("parameters", [])
+            required = {
+                p["name"]: query_values[p["name"]]
+                for p in parameters
+                if p["in"] == "query" and p.get("required")
+            }
+            every = {p["name"]: query_values[p["name"]] for p in parameters if p["in"] == "query"}
+            body = None
+            if "requestBody" in operation:
+                names = request_body_names(operation)
+                name = ([n for n in names if (n in STAFF_BODIES) == staff] or names)[0]
+                body = bodies[name]
+                assert schema_errors(body, request_schema(operation), document) == [], path
+            queries = [required] if every == required else [required, every]
+            for query in queries:
+                response = client.open(
+                    fill(path, path_values),
+                    method=method.upper(),
+                    query_string={**query, **credentials},
+                    json=body,
+                    headers=headers,
+                )
+                where = (
+                    f"{method.upper()} {path} {sorted(requirement)} {query}: "
+                    f"{response.status_code} {response.json}"
+                )
+                success = [int(code) for code in operation["responses"] if code.startswith("2")]
+                assert response.status_code in success, where
+                problems = schema_errors(
+                    response.get_json(), response_schema(operation, response.status_code), document
+                )
+                assert problems == [], where
+                called.append((operation["operationId"], tuple(sorted(requirement))))
+
+    # Every operation was called, once per security alternative at least.
+    assert {operation_id for operation_id, _ in called} == {
+        operation["operationId"] for _, _, operation in operations(document)
+    }
+    assert ("getBooking", ("bearerAuth",)) in called
+    assert ("cancelBooking", ()) in called and ("cancelBooking", ("bearerAuth",)) in called
+    # The revoked session's token, and (logged out last) the staff's, no longer work; the
+    # password did change.
+    assert client.get("/api/v1/auth/sessions", headers=bearer(spare_token)).status_code == 401
+    shown = client.get(
+        f"{TENANT}/bookings/{staffs_booking['reference']}", headers=bearer(staff_token)
+    )
+    assert shown.status_code == 401
+    assert log_in(client, password="staple battery horse")
 
 
 def test_the_errors_the_api_gives_are_documented_and_shaped_as_documented(
-    client, business, document
+    app, client, business, clock, owner, document
 ):
-    """An unknown business (404) on every operation, an empty body (422) and an oversized one
-    (413) on every operation that takes a body: each status is listed for the operation and the
-    body matches the documented Error schema."""
+    """On every operation: an unknown business (404); an empty body (422) and an oversized one
+    (413) where it takes a body; a bearer that is not a token (401) where it takes one; no
+    bearer (401) where it needs one; a client's bearer on the business's staff operations
+    (403); an unknown session (404). Each status is listed for the operation and the body
+    matches the documented Error schema."""
+    add_user(app, business, clock, "client@example.com", "client")
+    staff_token = log_in(client)
+    client_token = log_in(client, "client@example.com")
+    checked = 0
     for path, method, operation in operations(document):
-        if "{slug}" not in path:
-            continue  # the document itself belongs to no business
-        url = path.replace("{slug}", "salon").replace("{reference}", "AAAA-BBBB-CCCC-DDDD")
-        attempts = [(404, url.replace("/salon/", "/nobody/"), {"token": "x"})]
+        if path == DOCUMENT:
+            continue
+        url = fill(
+            path, {"slug": "salon", "reference": "AAAA-BBBB-CCCC-DDDD", "session_id": 2**31 - 1}
+        )
+        own = bearer(staff_token) if needs_bearer(operation, document) else {}
+        attempts = []
+        if "{slug}" in path:
+            attempts.append((404, url.replace("/salon/", "/nobody/"), {"token": "x"}, {}))
+        if "{session_id}" in path:
+            attempts.append((404, url, None, own))
         if "requestBody" in operation:
-            attempts += [(422, url, {}), (413, url, {"pad": "x" * 70_000})]
-        for status, target, body in attempts:
+            attempts += [(422, url, {}, own), (413, url, {"pad": "x" * 70_000}, own)]
+        if takes_bearer(operation, document):
+            attempts.append((401, url, {}, bearer("not-a-token")))
+        if needs_bearer(operation, document):
+            attempts.append((401, url, {}, {}))
+        if takes_bearer(operation, document) and "{slug}" in path:
+            attempts.append((403, url, {}, bearer(client_token)))
+        for status, target, body, headers in attempts:
             json_body = body if method == "post" else None
-            response = client.open(target, method=method.upper(), json=json_body)
-            where = f"{method.upper()} {target[:80]} -> {response.status_code}"
+            response = client.open(target, method=method.upper(), json=json_body, headers=headers)
+            where = f"{method.upper()} {target[:80]} {headers} -> {response.status_code}"
             assert response.status_code == status, where
             assert str(status) in operation["responses"], where
             problems = schema_errors(
                 response.get_json(), response_schema(operation, status), document
             )
             assert problems == [], where
+            checked += 1
+    assert checked >= 30
+
+
+def test_refusals_of_logins_passwords_and_sign_ups_are_shaped_as_documented(
+    client, business, owner, document
+):
+    """A wrong password (401), a wrong current password (403), and a password breaking the
+    rules, whose every broken rule is listed (422 with a list in ``fields``)."""
+    paths = document["paths"]
+    token = log_in(client)
+    cases = [
+        (
+            401,
+            "post",
+            f"{TENANT}/auth/login",
+            {"email": OWNER, "password": "not the password"},
+            {},
+        ),
+        (
+            401,
+            "post",
+            f"{TENANT}/auth/login",
+            {"email": "nobody@example.com", "password": PASSWORD},
+            {},
+        ),
+        (
+            403,
+            "post",
+            "/api/v1/auth/password",
+            {"current_password": "not the password", "new_password": "staple battery horse"},
+            bearer(token),
+        ),
+        (
+            422,
+            "post",
+            "/api/v1/auth/password",
+            {"current_password": PASSWORD, "new_password": "short"},
+            bearer(token),
+        ),
+        (
+            422,
+            "post",
+            f"{TENANT}/clients",
+            {"name": "Dee", "email": "dee@example.com", "password": "short"},
+            {},
+        ),
+    ]
+    for status, method, url, body, headers in cases:
+        response = client.open(url, method=method.upper(), json=body, headers=headers)
+        where = f"{url} {body} -> {response.status_code} {response.json}"
+        assert response.status_code == status, where
+        operation = paths[url.replace(TENANT, "/api/v1/tenants/{slug}")][method]
+        assert schema_errors(response.json, response_schema(operation, status), document) == []
+        if status == 401:
+            assert response.json["error"]["code"] == "invalid_credentials", where
+        if status == 422:
+            (problems,) = response.json["error"]["fields"].values()
+            assert isinstance(problems, list) and problems, where
+
+
+def test_every_rate_limited_route_documents_its_429(make_app):
+    """Each view counted against a rate limit lists 429, and answers it as documented."""
+    app = make_app(RATE_LIMITS="booking=1/minute,write=1/minute,login=1/minute")
+    client = app.test_client()
+    document = client.get(DOCUMENT).get_json()
+    limited = []
+    for rule in app.url_map.iter_rules():
+        if getattr(app.view_functions[rule.endpoint], "rate_limit_category", None) is None:
+            continue
+        path = openapi_path(rule.rule)
+        for method in sorted((rule.methods or set()) - AUTOMATIC_METHODS):
+            operation = document["paths"][path][method.lower()]
+            assert "429" in operation["responses"], f"{method} {path}"
+            limited.append(operation["operationId"])
+            url = fill(path, {"slug": "salon", "reference": "AAAA-BBBB-CCCC-DDDD"})
+            for _ in range(2):  # the first one may be counted, the second is over the limit
+                response = client.open(url, method=method, json={})
+            assert response.status_code == 429, f"{method} {path}"
+            assert int(response.headers["Retry-After"]) >= 1
+            problems = schema_errors(response.json, response_schema(operation, 429), document)
+            assert problems == [], f"{method} {path}"
+    assert set(limited) >= {
+        "createBooking",
+        "cancelBooking",
+        "rescheduleBooking",
+        "signUpClient",
+        "logIn",
+        "changePassword",
+    }
 
 
 @pytest.mark.parametrize(

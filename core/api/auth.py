@@ -187,6 +187,15 @@ def end_session(session_id: int):
         raise ApiError(404, "not_found", "No such session of yours.")
     with db.write_transaction() as writer:
         sessions.revoke(writer, session_id, clock.now())
+        audit.record(
+            writer,
+            tenant_id=who.user.tenant_id,
+            actor=who.user.audit_label,
+            ip=request.remote_addr,
+            action="session.revoked",
+            subject=f"session:{session_id}",
+            now=clock.now(),
+        )
     return jsonify(status="revoked")
 
 

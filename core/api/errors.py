@@ -29,14 +29,18 @@ HTTP_CODES = {
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, fields: dict[str, str] | None = None
+        self, status: int, code: str, message: str, fields: dict[str, str | list[str]] | None = None
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
 
 
 def error_response(
-    status: int, code: str, message: str, fields: dict[str, str] | None = None, **extra: Any
+    status: int,
+    code: str,
+    message: str,
+    fields: dict[str, str | list[str]] | None = None,
+    **extra: Any,
 ) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
@@ -73,7 +77,10 @@ def _is_api_request() -> bool:
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def on_api_error(error: ApiError):
-        return error_response(error.status, error.code, error.message, error.fields)
+        response = error_response(error.status, error.code, error.message, error.fields)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="bookwell"'  # RFC 6750
+        return response
 
     @app.errorhandler(ValidationError)
     def on_validation_error(error: ValidationError):

@@ -12,7 +12,16 @@ from typing import Any
 from flask import Blueprint, jsonify
 from pydantic.json_schema import models_json_schema
 
-from .schemas import BookingIn, CancelIn, RescheduleIn
+from ..models import Role
+from .auth import LoginIn
+from .schemas import (
+    BookingIn,
+    CancelIn,
+    ClientSignUpIn,
+    PasswordChangeIn,
+    RescheduleIn,
+    StaffCancelIn,
+)
 
 openapi = Blueprint("openapi", __name__)
 
@@ -104,7 +113,10 @@ SCHEMAS: dict[str, Any] = {
             "end": INSTANT,
             "service_id": {"type": "integer"},
             "provider_id": {"type": "integer"},
-            "manage_token": {"type": "string"},
+            "manage_token": {
+                "type": "string",
+                "description": "Only in answers to the client; it opens this booking.",
+            },
             "client": {
                 "type": "object",
                 "properties": {
@@ -132,7 +144,95 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "ClientBooking": {
+        "description": "A booking as its client sees it: always with its manage token.",
+        "allOf": [{"$ref": "#/components/schemas/Booking"}],
+        "required": ["manage_token"],
+    },
+    "StaffBooking": {
+        "description": "A booking as the business's staff see it: with the consents given and "
+        "the reason of a cancellation, never with the manage token.",
+        "allOf": [{"$ref": "#/components/schemas/Booking"}],
+        "required": ["consents", "cancellation_reason"],
+        "properties": {
+            "consents": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "version", "text_sha256", "given_at"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "version": {"type": "string"},
+                        "text_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        "given_at": INSTANT,
+                    },
+                },
+            },
+            "cancellation_reason": {"type": ["string", "null"]},
+        },
+    },
+    "LoginToken": {
+        "type": "object",
+        "required": ["token", "expires_at", "scope", "role"],
+        "properties": {
+            "token": {"type": "string", "description": "Send it as Authorization: Bearer."},
+            "expires_at": INSTANT,
+            "scope": {"type": "string", "pattern": "^tenant:", "examples": ["tenant:salon"]},
+            "role": {"enum": [str(role) for role in Role if role != Role.SUPPORT]},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": [
+            "id",
+            "kind",
+            "created_at",
+            "last_seen_at",
+            "expires_at",
+            "ip",
+            "user_agent",
+            "current",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"enum": ["browser", "api"]},
+            "created_at": INSTANT,
+            "last_seen_at": INSTANT,
+            "expires_at": INSTANT,
+            "ip": {"type": ["string", "null"]},
+            "user_agent": {"type": ["string", "null"]},
+            "current": {"type": "boolean", "description": "The session of this very request."},
+        },
+    },
+    "ClientSignUp": {
+        "type": "object",
+        "required": ["email", "status"],
+        "properties": {
+            "email": {"type": "string", "description": "The address, as stored."},
+            "status": {"const": "verification_pending"},
+        },
+    },
 }
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A session token from `/api/v1/tenants/{slug}/auth/login` (scoped to its "
+        "business, expiring), or an API key made with `bookwell tokens create`.",
+    },
+    "manageToken": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "A booking's manage token, from the answer that booked it; it opens "
+        "that booking only.",
+    },
+}
+BEARER = [{"bearerAuth": []}]
+# A booking route answers its client (by manage token) or, with a bearer, the business's staff.
+CLIENT_OR_STAFF_BODY = [{}, {"bearerAuth": []}]  # the client's token is in the body
+CLIENT_OR_STAFF_QUERY = [{"manageToken": []}, {"bearerAuth": []}]
+RATE_LIMITED = "Counted against a per-address rate limit (429 when exceeded)."
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -143,19 +243,50 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    meaning = {
-        404: "Unknown business, service, provider or booking, or a wrong token.",
-        409: "The slot is taken or not offered (`slot_unavailable`), or the booking can no longer "
-        "change (`booking_not_changeable`).",
-        413: "The body is larger than the limit.",
-        422: "Malformed or missing fields (`invalid`, with `fields` keyed by path), or an "
-        "Idempotency-Key reused for another request (`idempotency_key_reused`).",
-        429: "Too many requests from this address; see Retry-After.",
-        503: "The booking could not take its lock in time; nothing changed; retry after "
-        "Retry-After.",
+MEANING = {
+    400: "Not possible with this kind of credential.",
+    401: "No bearer, or a bearer that is not valid or has expired (`unauthorized`).",
+    403: "Your role does not allow this (`forbidden`), or a plugin of the business refused "
+    "(`refusals` lists every refusal).",
+    404: "Unknown business, service, provider or booking, or a wrong token.",
+    409: "The slot is taken or not offered (`slot_unavailable`), or the booking can no longer "
+    "change (`booking_not_changeable`).",
+    413: "The body is larger than the limit.",
+    422: "Malformed or missing fields (`invalid`, with `fields` keyed by path), or an "
+    "Idempotency-Key reused for another request (`idempotency_key_reused`).",
+    429: "Too many requests from this address; see Retry-After.",
+    503: "The booking could not take its lock in time, or a plugin of the business failed; "
+    "nothing changed; retry after Retry-After.",
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 1},
     }
-    return {str(status): _json(_ref("Error"), meaning[status]) for status in statuses}
+}
+
+
+def _errors(*statuses: int, **meanings: str) -> dict[str, Any]:
+    """Error responses; ``meanings`` (keyed ``e404`` etc.) replace the general wording."""
+    answers = {}
+    for status in statuses:
+        answer = _json(_ref("Error"), meanings.get(f"e{status}", MEANING[status]))
+        if status in (429, 503):
+            answer["headers"] = RETRY_AFTER
+        answers[str(status)] = answer
+    return answers
+
+
+def _status(value: str, description: str, **more: dict[str, Any]) -> dict[str, Any]:
+    """A ``{"status": value, ...}`` answer."""
+    return _json(
+        {
+            "type": "object",
+            "required": ["status", *more],
+            "properties": {"status": {"const": value}, **more},
+        },
+        description,
+    )
 
 
 def _slug() -> dict[str, Any]:
@@ -180,10 +311,28 @@ def _body(name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
 
 
+DAY = {"type": "string", "format": "date"}
+CLIENT_OR_STAFF_BOOKING = {
+    "oneOf": [_ref("ClientBooking"), _ref("StaffBooking")],
+    "description": "A ClientBooking for the client, a StaffBooking for staff.",
+}
+
+
 @cache
 def document() -> dict[str, Any]:
     _, body_schemas = models_json_schema(
-        [(BookingIn, "validation"), (CancelIn, "validation"), (RescheduleIn, "validation")],
+        [
+            (model, "validation")
+            for model in (
+                BookingIn,
+                CancelIn,
+                RescheduleIn,
+                StaffCancelIn,
+                LoginIn,
+                PasswordChangeIn,
+                ClientSignUpIn,
+            )
+        ],
         ref_template="#/components/schemas/{model}",
     )
     schemas = {**SCHEMAS, **body_schemas.get("$defs", {})}
@@ -194,7 +343,10 @@ def document() -> dict[str, Any]:
             "title": "Bookwell public API",
             "version": "1",
             "description": "Find a free slot and book it, then see, cancel or reschedule it "
-            "with its manage token. Instants are ISO 8601 with the business's offset.",
+            "with its manage token. A business's staff log in for a bearer token and see its "
+            "bookings. Instants of bookings and slots are ISO 8601 with the business's offset. "
+            "Any route of a business may also be refused by one of its plugins (the plugin's "
+            "status, usually 403, with `refusals`) or fail in one (503, `plugin_failed`).",
         },
         "servers": [{"url": "/"}],
         "paths": {
@@ -237,8 +389,8 @@ def document() -> dict[str, Any]:
                     "parameters": [
                         _slug(),
                         _query("service_id", {"type": "integer"}, True, "The service."),
-                        _query("from", {"type": "string", "format": "date"}, True, "First day."),
-                        _query("to", {"type": "string", "format": "date"}, True, "Last day."),
+                        _query("from", DAY, True, "First day."),
+                        _query("to", DAY, True, "Last day."),
                         _query("provider_id", {"type": "integer"}, False, "One provider only."),
                     ],
                     "responses": {
@@ -277,6 +429,7 @@ def document() -> dict[str, Any]:
             f"{base}/bookings": {
                 "post": {
                     "summary": "Book a slot",
+                    "description": RATE_LIMITED,
                     "operationId": "createBooking",
                     "parameters": [
                         _slug(),
@@ -291,49 +444,247 @@ def document() -> dict[str, Any]:
                     ],
                     "requestBody": _body("BookingIn"),
                     "responses": {
-                        "201": _json(_ref("Booking"), "Booked; keep `manage_token`."),
-                        **_errors(404, 409, 413, 422, 429, 503),
+                        "201": _json(_ref("ClientBooking"), "Booked; keep `manage_token`."),
+                        **_errors(
+                            403,
+                            404,
+                            409,
+                            413,
+                            422,
+                            429,
+                            503,
+                            e403="A plugin of the business refused (`refusals` lists them).",
+                        ),
                     },
-                }
+                },
+                "get": {
+                    "summary": "The business's bookings starting between two days, for its staff",
+                    "description": "Days are the business's, inclusive, at most 93 at once; "
+                    "bookings come by start, then provider.",
+                    "operationId": "listBookings",
+                    "security": BEARER,
+                    "parameters": [
+                        _slug(),
+                        _query("from", DAY, True, "First day."),
+                        _query("to", DAY, True, "Last day."),
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {"type": "array", "items": _ref("StaffBooking")}, "The bookings."
+                        ),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            422,
+                            e404="Unknown business, or a bearer of another business.",
+                        ),
+                    },
+                },
             },
             f"{base}/bookings/{{reference}}": {
                 "get": {
-                    "summary": "A booking, for the client holding its token",
+                    "summary": "A booking, for its client (manage token) or the staff (bearer)",
+                    "description": "With an Authorization header the request is the staff's "
+                    "and the token is not read.",
                     "operationId": "getBooking",
-                    "parameters": [
-                        _slug(),
-                        _reference(),
-                        _query("token", {"type": "string"}, True, "The manage token."),
-                    ],
-                    "responses": {"200": _json(_ref("Booking"), "The booking."), **_errors(404)},
+                    "security": CLIENT_OR_STAFF_QUERY,
+                    "parameters": [_slug(), _reference()],
+                    "responses": {
+                        "200": _json(CLIENT_OR_STAFF_BOOKING, "The booking."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            e401="A bearer that is not valid or has expired.",
+                            e403="The bearer's role may not read bookings.",
+                            e404="Unknown business or booking, a wrong token, or a bearer of "
+                            "another business.",
+                        ),
+                    },
                 }
             },
             f"{base}/bookings/{{reference}}/cancel": {
                 "post": {
                     "summary": "Cancel a booking and free its slot",
+                    "description": "The client sends its manage token (CancelIn); staff send "
+                    "an Authorization: Bearer header and an optional reason (StaffCancelIn, or "
+                    f"no body). {RATE_LIMITED}",
                     "operationId": "cancelBooking",
+                    "security": CLIENT_OR_STAFF_BODY,
                     "parameters": [_slug(), _reference()],
-                    "requestBody": _body("CancelIn"),
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"anyOf": [_ref("CancelIn"), _ref("StaffCancelIn")]}
+                            }
+                        },
+                    },
                     "responses": {
-                        "200": _json(_ref("Booking"), "Cancelled."),
-                        **_errors(404, 409, 413, 422, 429, 503),
+                        "200": _json(CLIENT_OR_STAFF_BOOKING, "Cancelled."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            409,
+                            413,
+                            422,
+                            429,
+                            503,
+                            e401="A bearer that is not valid or has expired.",
+                            e403="The bearer's role may not manage bookings, or a plugin of "
+                            "the business refused (`refusals` lists them).",
+                        ),
                     },
                 }
             },
             f"{base}/bookings/{{reference}}/reschedule": {
                 "post": {
                     "summary": "Move a booking; it keeps its reference and token",
+                    "description": RATE_LIMITED,
                     "operationId": "rescheduleBooking",
                     "parameters": [_slug(), _reference()],
                     "requestBody": _body("RescheduleIn"),
                     "responses": {
-                        "200": _json(_ref("Booking"), "The booking at its new time."),
-                        **_errors(404, 409, 413, 422, 429, 503),
+                        "200": _json(_ref("ClientBooking"), "The booking at its new time."),
+                        **_errors(
+                            403,
+                            404,
+                            409,
+                            413,
+                            422,
+                            429,
+                            503,
+                            e403="A plugin of the business refused (`refusals` lists them).",
+                        ),
+                    },
+                }
+            },
+            f"{base}/clients": {
+                "post": {
+                    "summary": "Sign up as a client of the business",
+                    "description": "An address that already has an account answers exactly "
+                    f"like a new one; the verification e-mail tells its owner. {RATE_LIMITED}",
+                    "operationId": "signUpClient",
+                    "parameters": [_slug()],
+                    "requestBody": _body("ClientSignUpIn"),
+                    "responses": {
+                        "201": _json(_ref("ClientSignUp"), "Signed up; verify the address."),
+                        **_errors(
+                            404,
+                            413,
+                            422,
+                            429,
+                            e422="Malformed or missing fields (`invalid`); `fields.password` "
+                            "lists every password rule broken.",
+                        ),
+                    },
+                }
+            },
+            f"{base}/auth/login": {
+                "post": {
+                    "summary": "Log in to the business for a bearer token",
+                    "description": "When a plugin asks for a further step the answer is a 401 "
+                    "with a `challenge`: repeat the login with its answer (e.g. `otp`). "
+                    f"{RATE_LIMITED}",
+                    "operationId": "logIn",
+                    "parameters": [_slug()],
+                    "requestBody": _body("LoginIn"),
+                    "responses": {
+                        "200": _json(_ref("LoginToken"), "Logged in."),
+                        **_errors(
+                            401,
+                            404,
+                            413,
+                            422,
+                            429,
+                            503,
+                            e401="A wrong e-mail or password (`invalid_credentials`, the same "
+                            "for an unknown e-mail), or a plugin's refusal (its code, with "
+                            "`refusals`, and a `challenge` when it asks for a further step).",
+                            e404="Unknown business.",
+                            e429="Too many requests from this address (see Retry-After), or "
+                            "too many failed logins for a plugin of the business.",
+                        ),
+                    },
+                }
+            },
+            "/api/v1/auth/logout": {
+                "post": {
+                    "summary": "End the session of this bearer token",
+                    "operationId": "logOut",
+                    "security": BEARER,
+                    "responses": {
+                        "200": _status("logged_out", "The token no longer works."),
+                        **_errors(
+                            400,
+                            401,
+                            e400="The bearer is an API key (`not_a_session`): revoke it with "
+                            "`bookwell tokens revoke`.",
+                        ),
+                    },
+                }
+            },
+            "/api/v1/auth/sessions": {
+                "get": {
+                    "summary": "Your live sessions, in browsers and API clients",
+                    "operationId": "listSessions",
+                    "security": BEARER,
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Session")}, "Sessions."),
+                        **_errors(401),
+                    },
+                }
+            },
+            "/api/v1/auth/sessions/{session_id}/revoke": {
+                "post": {
+                    "summary": "End one of your sessions",
+                    "operationId": "revokeSession",
+                    "security": BEARER,
+                    "parameters": [
+                        {
+                            "name": "session_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 0},
+                            "description": "An `id` from the list of your sessions.",
+                        }
+                    ],
+                    "responses": {
+                        "200": _status("revoked", "That session's token no longer works."),
+                        **_errors(401, 404, e404="No live session of yours has this id."),
+                    },
+                }
+            },
+            "/api/v1/auth/password": {
+                "post": {
+                    "summary": "Change your password; your other sessions end",
+                    "description": RATE_LIMITED,
+                    "operationId": "changePassword",
+                    "security": BEARER,
+                    "requestBody": _body("PasswordChangeIn"),
+                    "responses": {
+                        "200": _status(
+                            "changed",
+                            "Changed; this session stays, the others ended.",
+                            other_sessions_ended={"type": "integer", "minimum": 0},
+                        ),
+                        **_errors(
+                            401,
+                            403,
+                            413,
+                            422,
+                            429,
+                            e403="The current password is not right (`invalid_credentials`).",
+                            e422="Malformed or missing fields (`invalid`); "
+                            "`fields.new_password` lists every password rule broken.",
+                        ),
                     },
                 }
             },
         },
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
 
 

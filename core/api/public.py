@@ -28,7 +28,7 @@ def _tenant(slug: str) -> Tenant:
 
 def _from_staff() -> bool:
     """A bearer token makes a booking request the staff's; without one it is the client's."""
-    return "Authorization" in request.headers
+    return request.headers.get("Authorization", "").lower().startswith("bearer")
 
 
 def _body(model: type[Any]) -> Any:
