@@ -21,7 +21,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "tra
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # Flask adds these to every route by itself
 OWNER, PASSWORD = "owner@example.com", "correct horse battery"
 # Request bodies only a bearer (the staff) sends, where an operation takes several.
-STAFF_BODIES = {"StaffCancelIn"}
+STAFF_BODIES = {"StaffCancelIn", "StaffRescheduleIn"}
 # Operations that end something the others need, in the order they must come last.
 LAST = ("changePassword", "cancelBooking", "logOut")
 
@@ -231,6 +231,7 @@ def test_every_documented_operation_answers_as_documented(
         "CancelIn": {"token": token},
         "RescheduleIn": {"token": token, "start": "2027-03-02T12:00:00+01:00"},
         "StaffCancelIn": {"reason": "The provider is ill."},
+        "StaffRescheduleIn": {"start": "2027-03-02T14:00:00+01:00"},
         "LoginIn": {"email": OWNER, "password": PASSWORD},
         "ClientSignUpIn": {"name": "Dee", "email": "dee@example.com", "password": "a long phrase"},
         "PasswordChangeIn": {"current_password": PASSWORD, "new_password": "staple battery horse"},

@@ -21,6 +21,7 @@ from .schemas import (
     PasswordChangeIn,
     RescheduleIn,
     StaffCancelIn,
+    StaffRescheduleIn,
 )
 
 openapi = Blueprint("openapi", __name__)
@@ -328,6 +329,7 @@ def document() -> dict[str, Any]:
                 CancelIn,
                 RescheduleIn,
                 StaffCancelIn,
+                StaffRescheduleIn,
                 LoginIn,
                 PasswordChangeIn,
                 ClientSignUpIn,
@@ -542,13 +544,26 @@ def document() -> dict[str, Any]:
             f"{base}/bookings/{{reference}}/reschedule": {
                 "post": {
                     "summary": "Move a booking; it keeps its reference and token",
-                    "description": RATE_LIMITED,
+                    "description": "The client sends its manage token (RescheduleIn); staff "
+                    "send an Authorization: Bearer header instead (StaffRescheduleIn). "
+                    + RATE_LIMITED,
                     "operationId": "rescheduleBooking",
+                    "security": CLIENT_OR_STAFF_BODY,
                     "parameters": [_slug(), _reference()],
-                    "requestBody": _body("RescheduleIn"),
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "anyOf": [_ref("RescheduleIn"), _ref("StaffRescheduleIn")]
+                                }
+                            }
+                        },
+                    },
                     "responses": {
-                        "200": _json(_ref("ClientBooking"), "The booking at its new time."),
+                        "200": _json(CLIENT_OR_STAFF_BOOKING, "The booking at its new time."),
                         **_errors(
+                            401,
                             403,
                             404,
                             409,

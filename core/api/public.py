@@ -292,6 +292,8 @@ def cancel_booking(slug: str, reference: str):
 @rate_limited("write")
 def reschedule_booking(slug: str, reference: str):
     tenant = _tenant(slug)
+    if _from_staff():
+        return staff_api.reschedule_booking(tenant, reference)
     payload = _body(RescheduleIn)
     booking = lifecycle.reschedule_booking(
         current_app._get_current_object(),  # type: ignore[attr-defined]

@@ -115,3 +115,8 @@ class ClientSignUpIn(Body):
 
 class StaffCancelIn(Body):
     reason: Annotated[str, StringConstraints(max_length=500), AfterValidator(_text)] | None = None
+
+
+class StaffRescheduleIn(Body):
+    start: Instant
+    provider_id: Id | None = None
