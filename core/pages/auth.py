@@ -45,11 +45,17 @@ def _login_page(tenant: Tenant | None, form, *, challenge=None, error=None, stat
     return body, status
 
 
-def _start(tenant: Tenant | None, user, answers, home: str, form):
+def _start(tenant: Tenant | None, user, answers, home: str, form, password: str | None = None):
     app = current_app._get_current_object()
     try:
         done = login.finish(
-            app, tenant=tenant, user=user, answers=answers, kind="browser", now=clock.now()
+            app,
+            tenant=tenant,
+            user=user,
+            answers=answers,
+            kind="browser",
+            now=clock.now(),
+            password=password,
         )
     except login.LoginRefused as refused:
         if refused.challenge:
@@ -105,7 +111,7 @@ def _first_step(tenant: Tenant | None, allowed_roles, home: str):
         return make_response(
             *_login_page(tenant, form, error="The e-mail or the password is not right.", status=401)
         )
-    return _start(tenant, user, {}, home, form)
+    return _start(tenant, user, {}, home, form, password=form.password.data)
 
 
 def _challenge_step(tenant: Tenant | None, home: str):
