@@ -18,6 +18,7 @@ from . import (
     plugin_routes,
     pluginhost,
     sealing,
+    security_headers,
     tenant_requests,
     web_sessions,
 )
@@ -69,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     tenant_requests.init_app(app)
     plugin_routes.init_app(app)
     web_sessions.init_app(app)
+    security_headers.init_app(app)
     init_pages(app)
 
     @app.get("/healthz")
