@@ -134,7 +134,9 @@ def finish(
                     }
                     for item in refused.refusals
                 ],
-                status=401 if first.status in (401, 403) else first.status,
+                # A refused login is a 401 whatever the plugin chose, unless a check could not
+                # run at all (plugin_failed), which is the service's fault, not the user's.
+                status=503 if first.code == "plugin_failed" else 401,
             ) from None
     limits = sessions.limits_for(app, reader, tenant, now)
     info = request_info()

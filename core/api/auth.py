@@ -66,26 +66,23 @@ def require(tenant: Tenant, permission: str, scope: str) -> Caller:
     """The caller, if they may use ``permission`` on ``tenant``'s data: the one check for the API.
 
     No bearer -> 401. A user of another tenant -> 404 (their token must not even confirm that
-    the booking exists). A role without the permission -> 403. Platform support passes the
-    tenant's ``before_data_access`` guards, and every access of theirs is audited.
+    the booking exists). A role without the permission -> 403. Then the tenant's
+    ``before_data_access`` guards; platform support's every attempt is audited.
     """
     who = caller()
     if who is None:
         raise ApiError(401, "unauthorized", "Log in first: Authorization: Bearer <token>.")
     user = who.user
-    if user.role == Role.SUPPORT:
-        _support_access(tenant, user, scope)
-    elif user.tenant_id != tenant.id:
+    support = user.role == Role.SUPPORT
+    if not support and user.tenant_id != tenant.id:
         raise ApiError(404, "not_found", "Not found.")
-    if not allowed(user.role, permission):
-        raise ApiError(403, "forbidden", "Your role does not allow this.")
-    return who
-
-
-def _support_access(tenant: Tenant, user: User, scope: str) -> None:
     app, now, reader = current_app._get_current_object(), clock.now(), db.session()
-    host = host_of(app)
     ctx = make_context(tenant, now, actor=user)
+    if not allowed(user.role, permission):
+        if support:
+            _audit_support(app, ctx, "support.access_refused", scope, "role")
+        raise ApiError(403, "forbidden", "Your role does not allow this.")
+    host = host_of(app)
     try:
         host.guard(
             "before_data_access",
@@ -95,11 +92,19 @@ def _support_access(tenant: Tenant, user: User, scope: str) -> None:
             scope=scope,
         )
     except Exception:
-        audit.audit_separately(
-            app, ctx, "support.access_refused", f"scope:{scope}", {"path": request.path}
-        )
+        if support:
+            _audit_support(app, ctx, "support.access_refused", scope, "before_data_access")
         raise
-    audit.audit_separately(app, ctx, "support.access", f"scope:{scope}", {"path": request.path})
+    if support:
+        _audit_support(app, ctx, "support.access", scope, None)
+    return who
+
+
+def _audit_support(app, ctx, action: str, scope: str, refused_by: str | None) -> None:
+    details = {"path": request.path, "method": request.method}
+    if refused_by:
+        details["refused_by"] = refused_by
+    audit.audit_separately(app, ctx, action, f"scope:{scope}", details)
 
 
 def tenant_or_404(slug: str) -> Tenant:
