@@ -50,6 +50,11 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Bumped on every plugin change, so every process drops its cached plugin state at once.
     plugins_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    theme: Mapped[str] = mapped_column(String(50), default="default", server_default="default")
+    brand_colour: Mapped[str | None] = mapped_column(String(7))
+    # JSON list of origins (https://salon.example) allowed to frame the booking pages.
+    frame_origins: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    client_accounts: Mapped[bool] = mapped_column(default=False, server_default="0")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -339,3 +344,45 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class UserToken(Base):
+    """A single-use link for a user: e-mail verification or password reset. Only its SHA-256
+    is stored; ``used_at`` makes it single-use, ``expires_at`` short-lived."""
+
+    __tablename__ = "user_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # "verify_email" or "reset_password"
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OutboxMessage(Base):
+    """An e-mail to send, written in the same transaction as what it announces; a job sends it
+    exactly once (``sent_at``), retrying with backoff (``attempts``, ``next_attempt_at``)."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_due", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(40))  # booking.confirmed, booking.cancelled, ...
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    ics: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
