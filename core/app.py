@@ -54,6 +54,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("ENCRYPTION_KEY"):
         log.warning("no encryption key configured: run `bookwell init`; using a temporary one")
         app.config["ENCRYPTION_KEY"] = secrets.token_urlsafe(32)
+    # Flask's own cookie holds only the CSRF secret (sessions are server-side). Booking pages
+    # framed by a tenant's site need it in a third-party frame, which browsers allow only for
+    # SameSite=None cookies, which must be Secure: so on HTTPS deployments, None + Secure.
+    secure_site = str(app.config["BASE_URL"]).startswith("https://")
+    app.config["SESSION_COOKIE_SAMESITE"] = "None" if secure_site else "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = secure_site
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
     if int(app.config["TRUSTED_PROXIES"]):
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bookwell.hooks import Consent, Context
 
-from . import audit, db, idempotency, pluginhost
+from . import audit, db, idempotency, mail, pluginhost
 from .availability import find_slots
 from .context import booking_info, info_of, make_context
 from .models import (
@@ -287,6 +287,21 @@ def create_booking(
             },
             actor=who,
         )
+        confirmed = info_of(booking, service, provider, consents)
+        mail.booking_mail(
+            app,
+            session,
+            "confirmed",
+            ctx=_with_booking(ctx, confirmed),
+            enabled=enabled,
+            tenant=tenant,
+            booking=booking,
+            service=service,
+            provider=provider,
+            now=now,
+            manage_token=token,
+        )
+    mail.kick(app)
     host.event(
         "after_confirm", _with_booking(ctx, info_of(booking, service, provider, consents)), enabled
     )
@@ -405,8 +420,12 @@ def cancel_booking(
     now: datetime,
     reason: str | None = None,
     actor: object | None = None,
+    manage_token: str | None = None,
 ) -> Booking:
-    """Cancel and free the slot. ``authorise`` raises when the caller may not touch the booking."""
+    """Cancel and free the slot. ``authorise`` raises when the caller may not touch the booking.
+
+    ``manage_token``, when the caller has it (the client's own request), puts the manage link
+    in the client's e-mail; only its hash is stored, so staff changes send none."""
     host = pluginhost.host_of(app)
     prepared = _prepare_change(app, tenant_id, reference, authorise, now, "cancelled", actor)
     who = _who(actor, prepared.ctx.booking.client_email)
@@ -436,6 +455,23 @@ def cancel_booking(
             {"reason": reason},
             actor=who,
         )
+        mail.booking_mail(
+            app,
+            session,
+            "cancelled",
+            ctx=_with_booking(
+                prepared.ctx,
+                dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED),
+            ),
+            enabled=prepared.enabled,
+            tenant=session.get(Tenant, tenant_id),
+            booking=booking,
+            service=prepared.service,
+            provider=prepared.provider,
+            now=now,
+            manage_token=manage_token,
+        )
+    mail.kick(app)
     cancelled = dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED)
     host.event("after_cancel", _with_booking(prepared.ctx, cancelled), prepared.enabled)
     return booking
@@ -451,8 +487,11 @@ def reschedule_booking(
     now: datetime,
     provider_id: int | None = None,
     actor: object | None = None,
+    manage_token: str | None = None,
 ) -> Booking:
-    """Move a booking, keeping its reference and token, and record the time it replaced."""
+    """Move a booking, keeping its reference and token, and record the time it replaced.
+
+    ``manage_token`` as for :func:`cancel_booking`: the client's e-mail links back only with it."""
     host = pluginhost.host_of(app)
     prepared = _prepare_change(app, tenant_id, reference, authorise, now, "rescheduled", actor)
     new_end = start + timedelta(minutes=prepared.service.duration_minutes)
@@ -507,6 +546,22 @@ def reschedule_booking(
             },
             actor=who,
         )
+        mail.booking_mail(
+            app,
+            session,
+            "rescheduled",
+            ctx=_with_booking(prepared.ctx, moved),
+            enabled=prepared.enabled,
+            tenant=tenant,
+            booking=booking,
+            service=service,
+            provider=provider,
+            now=now,
+            manage_token=manage_token,
+            previous_start=prepared.ctx.booking.start,
+            previous_provider=prepared.provider,
+        )
+    mail.kick(app)
     host.event(
         "after_reschedule",
         _with_booking(prepared.ctx, moved),

@@ -209,11 +209,13 @@ def tick(
     prefix = "dry run: " if dry_run else ""
     for report in reports:
         ran = ", ".join(report.plugins) or "nothing scheduled"
-        click.echo(f"{prefix}{report.tenant} at {now.isoformat()}: {ran}")
+        mail = f"; mail sent {report.mail.sent}, failed {report.mail.failed}" if report.mail else ""
+        click.echo(f"{prefix}{report.tenant} at {now.isoformat()}: {ran}{mail}")
 
 
 def _register_command_groups() -> None:
     from .audit_cli import audit
+    from .mail.cli import mail
     from .plugins_cli import plugins
     from .users_cli import tokens_group, users_group
 
@@ -221,6 +223,7 @@ def _register_command_groups() -> None:
     main.add_command(audit)
     main.add_command(users_group)
     main.add_command(tokens_group)
+    main.add_command(mail)
 
 
 _register_command_groups()

@@ -26,6 +26,9 @@ ENVIRONMENT_KEYS = {
     "BOOKWELL_LOCK_TIMEOUT": "LOCK_TIMEOUT_SECONDS",
     "BOOKWELL_TRUSTED_PROXIES": "TRUSTED_PROXIES",
     "BOOKWELL_GUARD_TIMEOUT": "GUARD_TIMEOUT_SECONDS",
+    "BOOKWELL_SMTP_URL": "SMTP_URL",
+    "BOOKWELL_MAIL_FROM": "MAIL_FROM",
+    "BOOKWELL_MAIL_DELIVERY": "MAIL_DELIVERY",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -44,6 +47,11 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_ABSOLUTE_MINUTES": 12 * 60,
     "PASSWORD_HASHING": None,  # argon2 parameters; None: argon2-cffi's defaults (above OWASP's)
+    # smtp://user:pass@host:587?starttls=1 or smtps://host; None: .eml files in STORAGE/outbox/
+    "SMTP_URL": None,
+    "MAIL_FROM": "Bookwell <no-reply@bookwell.invalid>",  # the display name becomes the business's
+    # "background": a thread sends right after each booking change; "manual": only `bookwell tick`
+    "MAIL_DELIVERY": "background",
 }
 
 

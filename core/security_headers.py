@@ -2,7 +2,8 @@
 
 ``Referrer-Policy: no-referrer`` because manage links carry their token in the URL, and a page
 must not leak it to whatever it links to. Framing is refused everywhere (``frame-ancestors
-'none'``); a tenant's booking pages may later allow the tenant's own sites.
+'none'`` and ``X-Frame-Options: DENY``) except where a page set its own CSP allowing some
+ancestors (a tenant's booking pages, for the tenant's own sites): there the CSP governs alone.
 """
 
 from __future__ import annotations
@@ -30,5 +31,6 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Frame-Options", "DENY")
+        if "frame-ancestors 'none'" in headers["Content-Security-Policy"]:
+            headers.setdefault("X-Frame-Options", "DENY")
         return response

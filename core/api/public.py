@@ -284,6 +284,7 @@ def cancel_booking(slug: str, reference: str):
         authorise=_client_token_check(payload.token),
         now=clock.now(),
         reason="cancelled by the client",
+        manage_token=payload.token,
     )
     return jsonify(booking_json(booking, tenant.zone, payload.token))
 
@@ -303,5 +304,6 @@ def reschedule_booking(slug: str, reference: str):
         start=payload.start,
         provider_id=payload.provider_id,
         now=clock.now(),
+        manage_token=payload.token,
     )
     return jsonify(booking_json(booking, tenant.zone, payload.token))

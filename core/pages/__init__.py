@@ -2,9 +2,13 @@
 
 from flask import Flask
 
+from . import admin
 from .auth import admin_auth, support_auth
+from .booking import init_app as init_booking_pages
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(admin_auth)
     app.register_blueprint(support_auth)
+    init_booking_pages(app)
+    admin.init_app(app)  # after admin_auth: the agenda takes over its home page

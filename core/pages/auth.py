@@ -131,31 +131,13 @@ def _challenge_step(tenant: Tenant | None, home: str):
 @admin_auth.route("/login", methods=["GET", "POST"], endpoint="login")
 def login_page(slug: str):
     tenant = _tenant(slug)
-    return _first_step(tenant, {str(role) for role in STAFF_ROLES}, url_for(".home", slug=slug))
+    return _first_step(tenant, {str(role) for role in STAFF_ROLES}, url_for("admin.day", slug=slug))
 
 
 @admin_auth.post("/login/step")
 def login_step(slug: str):
     tenant = _tenant(slug)
-    return _challenge_step(tenant, url_for(".home", slug=slug))
-
-
-@admin_auth.get("/")
-def home(slug: str):
-    tenant = _tenant(slug)
-    signed_in = web_sessions.current()
-    if signed_in is None or signed_in[1].tenant_id != tenant.id:
-        return redirect(url_for(".login", slug=slug))
-    row, user = signed_in
-    active = sessions.active_sessions(db.session(), user.id, clock.now())
-    return render_template(
-        "admin/home.html",
-        tenant=tenant,
-        user=user,
-        current_session=row,
-        sessions=active,
-        form=FlaskForm(),
-    )
+    return _challenge_step(tenant, url_for("admin.day", slug=slug))
 
 
 @admin_auth.post("/sessions/<int:session_id>/end")
@@ -171,7 +153,7 @@ def end_session(slug: str, session_id: int):
         abort(404)
     with db.write_transaction() as writer:
         sessions.revoke(writer, session_id, clock.now())
-    return redirect(url_for(".home", slug=slug))
+    return redirect(url_for("admin.my_sessions", slug=slug))
 
 
 @admin_auth.post("/logout")

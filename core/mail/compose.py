@@ -1,0 +1,187 @@
+"""Building the messages a booking change sends: text, HTML and an ``.ics`` invitation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import icalendar
+from flask import Flask
+
+from ..models import Booking, Provider, Service, Tenant
+
+CONFIRMED, RESCHEDULED, CANCELLED = "confirmed", "rescheduled", "cancelled"
+EVENTS = (CONFIRMED, RESCHEDULED, CANCELLED)
+
+SUBJECTS = {
+    CONFIRMED: "Booking confirmed: {service} on {when}",
+    RESCHEDULED: "Booking moved: {service} now on {when}",
+    CANCELLED: "Booking cancelled: {service} on {when}",
+}
+PROVIDER_SUBJECTS = {
+    CONFIRMED: "New booking: {service} with {client} on {when}",
+    RESCHEDULED: "Booking moved: {service} with {client}, now on {when}",
+    CANCELLED: "Booking cancelled: {service} with {client} on {when}",
+}
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One e-mail as plugins' ``filter_message`` see it: return ``dataclasses.replace(...)``
+    of it to change it. ``kind`` is e.g. ``booking.confirmed`` or ``provider.cancelled``."""
+
+    to: str
+    subject: str
+    text: str
+    html: str | None
+    ics: str | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    """What a message says about a booking, read inside the booking's transaction."""
+
+    tenant: Tenant
+    booking: Booking
+    service: Service
+    provider: Provider
+    now: datetime
+    manage_token: str | None = None
+    previous_start: datetime | None = None
+    previous_provider: Provider | None = None
+
+
+def local_time(moment: datetime, tenant: Tenant) -> str:
+    """``Monday 1 March 2027, 10:00 (Europe/Paris)``: the tenant's wall clock, zone named."""
+    local = moment.astimezone(tenant.zone)
+    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({tenant.timezone})"
+
+
+def manage_url(app: Flask, facts: BookingFacts) -> str | None:
+    if not facts.manage_token:
+        return None
+    base = str(app.config["BASE_URL"]).rstrip("/")
+    return (
+        f"{base}/book/{quote(facts.tenant.slug)}/manage/{quote(facts.booking.reference)}"
+        f"?token={quote(facts.manage_token, safe='')}"
+    )
+
+
+def _render(app: Flask, name: str, **values: Any) -> str:
+    return app.jinja_env.get_template(name).render(**values)
+
+
+def _values(app: Flask, facts: BookingFacts, event: str) -> dict[str, Any]:
+    tenant, booking = facts.tenant, facts.booking
+    return {
+        "event": event,
+        "business": tenant.name,
+        "address": tenant.address,
+        "phone": tenant.phone,
+        "contact_email": tenant.contact_email,
+        "reference": booking.reference,
+        "client_name": booking.client_name,
+        "client_email": booking.client_email,
+        "client_phone": booking.client_phone,
+        "client_notes": booking.client_notes,
+        "service": facts.service.name,
+        "provider": facts.provider.name,
+        "start": local_time(booking.starts_at, tenant),
+        "end": local_time(booking.ends_at, tenant),
+        "previous_start": (
+            local_time(facts.previous_start, tenant) if facts.previous_start else None
+        ),
+        "manage_url": manage_url(app, facts),
+    }
+
+
+def client_message(app: Flask, facts: BookingFacts, event: str) -> OutgoingMessage:
+    values = _values(app, facts, event)
+    subject = SUBJECTS[event].format(service=facts.service.name, when=values["start"])
+    return OutgoingMessage(
+        to=facts.booking.client_email,
+        subject=subject,
+        text=_render(app, "mail/client.txt", subject=subject, **values),
+        html=_render(app, "mail/client.html", subject=subject, **values),
+        ics=invitation(app, facts, event),
+        kind=f"booking.{event}",
+    )
+
+
+def provider_messages(app: Flask, facts: BookingFacts, event: str) -> list[OutgoingMessage]:
+    """A notice to the provider (and, when a reschedule moved it away, to the former one);
+    none to a provider without an e-mail address."""
+    values = _values(app, facts, event)
+    recipients = [(facts.provider, event)]
+    previous = facts.previous_provider
+    if previous is not None and previous.id != facts.provider.id:
+        recipients.append((previous, CANCELLED))
+    messages = []
+    for provider, what in recipients:
+        if not provider.email:
+            continue
+        subject = PROVIDER_SUBJECTS[what].format(
+            service=facts.service.name, client=facts.booking.client_name, when=values["start"]
+        )
+        fields = {**values, "event": what, "recipient": provider.name, "subject": subject}
+        messages.append(
+            OutgoingMessage(
+                to=provider.email,
+                subject=subject,
+                text=_render(app, "mail/provider.txt", **fields),
+                html=_render(app, "mail/provider.html", **fields),
+                ics=None,
+                kind=f"provider.{what}",
+            )
+        )
+    return messages
+
+
+def invitation(app: Flask, facts: BookingFacts, event: str) -> str:
+    """An iCalendar invitation: REQUEST for a new or moved booking, CANCEL for a cancelled
+    one; times in the tenant's zone (with its VTIMEZONE), SEQUENCE counting the moves."""
+    tenant, booking = facts.tenant, facts.booking
+    zone = tenant.zone
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//Bookwell//Bookings//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "CANCEL" if event == CANCELLED else "REQUEST")
+    vevent = icalendar.Event()
+    vevent.add("uid", f"{booking.reference}@bookwell")
+    vevent.add("dtstamp", facts.now)
+    vevent.add("dtstart", booking.starts_at.astimezone(zone))
+    vevent.add("dtend", booking.ends_at.astimezone(zone))
+    vevent.add("summary", f"{facts.service.name} – {tenant.name}")
+    if tenant.address:
+        vevent.add("location", tenant.address)
+    moves = len(booking.reschedules)
+    # A cancellation must outrank the last invitation the client's calendar holds.
+    vevent.add("sequence", moves + 1 if event == CANCELLED else moves)
+    vevent.add("status", "CANCELLED" if event == CANCELLED else "CONFIRMED")
+    organizer = tenant.contact_email or _address_of(str(app.config["MAIL_FROM"]))
+    if organizer:
+        vevent.add("organizer", f"mailto:{organizer}", parameters={"cn": tenant.name})
+    vevent.add(
+        "attendee",
+        f"mailto:{booking.client_email}",
+        parameters={"cn": booking.client_name, "role": "REQ-PARTICIPANT"},
+    )
+    url = manage_url(app, facts)
+    if url and event != CANCELLED:
+        vevent.add("url", url)
+    calendar.add_component(vevent)
+    # Only the rules around the appointment: the zone's full history would bloat every invitation.
+    local_start = booking.starts_at.astimezone(zone).date()
+    calendar.add_missing_timezones(
+        first_date=local_start - timedelta(days=1), last_date=local_start + timedelta(days=400)
+    )
+    return calendar.to_ical().decode()
+
+
+def _address_of(header: str) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(header)[1]

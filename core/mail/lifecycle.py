@@ -1,0 +1,147 @@
+"""The booking lifecycle's side of mail: what each change enqueues, and the nudge to send it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from bookwell.hooks import Context
+
+from .. import clock, pluginhost
+from ..models import Booking, Provider, Service, Tenant
+from . import compose, outbox
+
+log = logging.getLogger("bookwell.mail")
+
+
+class _Held(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def filtered(
+    app: Flask, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], message
+) -> compose.OutgoingMessage:
+    """Pass ``message`` through every enabled plugin's ``filter_message``, in hook order, each
+    seeing the previous one's result; ``None`` leaves it as it was.
+
+    A filter that fails, or answers something other than a message, holds the message: it is
+    stored but not sent. A filter may be there to take personal data out of mail (or to add a
+    legally required notice), so sending the unfiltered message would fail open; the booking
+    itself still goes through, and the held row (``last_error``) says why.
+    """
+    host = pluginhost.host_of(app)
+    # In the hook's order (as pluginhost runs it: the last registered first), one plugin at a
+    # time, so that each filter sees the message as the previous one left it.
+    order = [
+        host.pm.get_name(implementation.plugin)
+        for implementation in reversed(host.pm.hook.filter_message.get_hookimpls())
+    ]
+    for name in order:
+        if name not in enabled:
+            continue
+        try:
+            answers = host.contributions(
+                "filter_message", ctx, {name: enabled[name]}, message=message
+            )
+        except pluginhost.PluginFailed as failed:  # already logged with its traceback
+            raise _Held(f"held: filter_message of {name} failed: {failed.__cause__!r}") from failed
+        for _, answer in answers:
+            if not isinstance(answer, compose.OutgoingMessage):
+                log.error("plugin %s: filter_message returned %r; message held", name, answer)
+                raise _Held(f"held: filter_message of {name} returned {type(answer).__name__}")
+            message = answer
+    return message
+
+
+def booking_mail(
+    app: Flask,
+    session: Session,
+    event: str,
+    *,
+    ctx: Context,
+    enabled: Mapping[str, Mapping[str, Any]],
+    tenant: Tenant,
+    booking: Booking,
+    service: Service,
+    provider: Provider,
+    now: datetime,
+    manage_token: str | None = None,
+    previous_start: datetime | None = None,
+    previous_provider: Provider | None = None,
+) -> int:
+    """Enqueue the client's message and the provider notices of ``event`` in ``session`` (the
+    booking's own transaction). Returns how many were enqueued. Never raises: a message that
+    cannot be composed is logged and left out, so mail never fails a booking."""
+    facts = compose.BookingFacts(
+        tenant=tenant,
+        booking=booking,
+        service=service,
+        provider=provider,
+        now=now,
+        manage_token=manage_token,
+        previous_start=previous_start,
+        previous_provider=previous_provider,
+    )
+    try:
+        messages = [compose.client_message(app, facts, event)]
+        messages += compose.provider_messages(app, facts, event)
+    except Exception:
+        log.exception("could not compose the %s mail of booking %s", event, booking.reference)
+        return 0
+    for message in messages:
+        held = None
+        try:
+            message = filtered(app, ctx, enabled, message)
+        except _Held as stop:
+            held = stop.reason
+        outbox.enqueue(session, message, tenant.id, booking.id, now, held=held)
+    return len(messages)
+
+
+_running: set[int] = set()
+_pending: set[int] = set()
+_registry = threading.Lock()
+
+
+def kick(app: Flask) -> None:
+    """Deliver due mail soon, in a background thread; best effort, never raises. With
+    ``MAIL_DELIVERY = "manual"`` nothing happens here and ``bookwell tick`` (or a test) sends."""
+    try:
+        if app.config.get("MAIL_DELIVERY", "background") != "background":
+            return
+        with _registry:
+            _pending.add(id(app))
+            if id(app) in _running:
+                return  # the running thread sees the pending mark and goes round again
+            _running.add(id(app))
+        try:
+            threading.Thread(
+                target=_deliver_loop, args=(app,), name="bookwell-mail", daemon=True
+            ).start()
+        except BaseException:
+            with _registry:
+                _running.discard(id(app))
+            raise
+    except Exception:
+        log.exception("could not start mail delivery")
+
+
+def _deliver_loop(app: Flask) -> None:
+    while True:
+        with _registry:
+            if id(app) not in _pending:
+                _running.discard(id(app))
+                return
+            _pending.discard(id(app))
+        try:
+            outbox.deliver_due(app, clock.now(app))
+        except Exception:
+            log.exception("mail delivery failed; `bookwell tick` or the next booking retries")

@@ -1,0 +1,174 @@
+"""The outbox: messages written with the change they announce, then delivered by a job.
+
+Delivery claims each row with a conditional UPDATE (a lease in ``claimed_until``) in a write
+transaction, so two workers never send the same row; it sends outside any transaction, then marks
+the row sent, or counts the attempt and schedules the next one with a growing backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import make_msgid
+
+from flask import Flask
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from .. import db
+from ..models import OutboxMessage, Tenant
+from . import transport
+from .compose import OutgoingMessage
+
+log = logging.getLogger("bookwell.mail")
+
+LEASE = timedelta(minutes=10)
+BACKOFF_MINUTES = (1, 5, 30, 120)
+MAX_ATTEMPTS = 12  # about a day of retries, then the message is held for a person to look at
+HELD_UNTIL = datetime(9999, 1, 1, tzinfo=UTC)
+_monotonic = time.monotonic  # tests make the transport seem slow through this
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+
+
+def new_message_id() -> str:
+    return make_msgid(idstring=secrets.token_hex(8), domain="bookwell.invalid")
+
+
+def enqueue(
+    session: Session,
+    message: OutgoingMessage,
+    tenant_id: int | None,
+    booking_id: int | None,
+    now: datetime,
+    *,
+    held: str | None = None,
+) -> OutboxMessage:
+    """Add ``message`` to the outbox in the caller's transaction. A ``held`` message (the
+    reason) is stored but never sent by the job."""
+    row = OutboxMessage(
+        tenant_id=tenant_id,
+        booking_id=booking_id,
+        kind=message.kind[:40],
+        message_id=new_message_id(),
+        to_address=message.to,
+        subject=message.subject[:300],
+        text_body=message.text,
+        html_body=message.html,
+        ics=message.ics,
+        created_at=now,
+        next_attempt_at=HELD_UNTIL if held else now,
+        attempts=0,
+        last_error=held,
+    )
+    session.add(row)
+    return row
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(minutes=BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES)) - 1])
+
+
+def _claim(
+    app: Flask, now: datetime, limit: int, tenant_id: int | None
+) -> list[transport.Envelope]:
+    claimed: list[transport.Envelope] = []
+    free = or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now)
+    with db.write_transaction(app) as session:
+        due = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now, free)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if tenant_id is not None:
+            due = due.where(OutboxMessage.tenant_id == tenant_id)
+        for message_id in list(session.scalars(due)):
+            # Conditional: on PostgreSQL a concurrent claimer blocks on the row, then re-checks
+            # the condition and updates nothing; on SQLite the write lock serialises claimers.
+            result = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id, OutboxMessage.sent_at.is_(None), free)
+                .values(claimed_until=now + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                continue
+            row = session.get(OutboxMessage, message_id, populate_existing=True)
+            tenant = session.get(Tenant, row.tenant_id) if row.tenant_id is not None else None
+            claimed.append(
+                transport.Envelope(
+                    message_id=row.message_id,
+                    to=row.to_address,
+                    subject=row.subject,
+                    text=row.text_body,
+                    html=row.html_body,
+                    ics=row.ics,
+                    business=tenant.name if tenant else None,
+                    reply_to=tenant.contact_email if tenant else None,
+                )
+            )
+    return claimed
+
+
+def _settle(app: Flask, message_id: str, now: datetime, error: str | None) -> None:
+    with db.write_transaction(app) as session:
+        row = session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == message_id))
+        if row is None:
+            return
+        row.claimed_until = None
+        if error is None:
+            row.sent_at = now
+            row.last_error = None
+            return
+        row.attempts = (row.attempts or 0) + 1
+        row.last_error = error[:2000]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.next_attempt_at = HELD_UNTIL
+            row.last_error = f"gave up after {row.attempts} attempts: {error}"[:2000]
+        else:
+            row.next_attempt_at = now + backoff(row.attempts)
+
+
+def _release(app: Flask, message_ids: list[str]) -> None:
+    with db.write_transaction(app) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.message_id.in_(message_ids), OutboxMessage.sent_at.is_(None))
+            .values(claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def deliver_due(
+    app: Flask, now: datetime, limit: int = 50, *, tenant_id: int | None = None
+) -> DeliveryReport:
+    """Send the messages that are due, each at most once per claim; never raises for a
+    message that fails (it is retried later), only for a database that cannot be reached."""
+    claimed = _claim(app, now, limit, tenant_id)
+    started = _monotonic()
+    sent = failed = 0
+    for index, envelope in enumerate(claimed):
+        if _monotonic() - started > LEASE.total_seconds() / 2:
+            # Slow transport: hand the rest back before our lease could run out, so that no
+            # other worker can claim a message while we may still be sending it.
+            _release(app, [rest.message_id for rest in claimed[index:]])
+            break
+        try:
+            transport.send(app, envelope, now)
+        except Exception as error:  # any transport failure: count it and retry later
+            log.warning("mail %s to %s failed: %r", envelope.message_id, envelope.to, error)
+            _settle(app, envelope.message_id, now, f"{type(error).__name__}: {error}")
+            failed += 1
+        else:
+            _settle(app, envelope.message_id, now, None)
+            sent += 1
+    return DeliveryReport(claimed=len(claimed), sent=sent, failed=failed)

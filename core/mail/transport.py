@@ -1,0 +1,114 @@
+"""Handing one message over: SMTP when ``SMTP_URL`` is set, else an ``.eml`` file.
+
+The file transport names each file by the message's Message-ID and replaces it atomically, so a
+message written twice (a retried job) is still one file. Over SMTP the Message-ID stays the same
+on every attempt, so a receiving server can drop a duplicate.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from flask import Flask
+
+SMTP_TIMEOUT_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """An outbox row as the transports need it, read while it was claimed."""
+
+    message_id: str
+    to: str
+    subject: str
+    text: str
+    html: str | None
+    ics: str | None
+    business: str | None
+    reply_to: str | None
+
+
+def build(app: Flask, envelope: Envelope, now) -> EmailMessage:
+    name, address = parseaddr(str(app.config["MAIL_FROM"]))
+    message = EmailMessage()
+    message["From"] = formataddr((envelope.business or name, address))
+    message["To"] = envelope.to
+    if envelope.reply_to:
+        message["Reply-To"] = envelope.reply_to
+    message["Subject"] = envelope.subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = envelope.message_id
+    message.set_content(envelope.text)
+    if envelope.html:
+        message.add_alternative(envelope.html, subtype="html")
+    if envelope.ics:
+        method = "CANCEL" if "\nMETHOD:CANCEL" in envelope.ics else "REQUEST"
+        message.add_attachment(
+            envelope.ics, subtype="calendar", filename="invite.ics", params={"method": method}
+        )
+    return message
+
+
+def send(app: Flask, envelope: Envelope, now) -> None:
+    """Send or write one message; raises on any failure (the outbox retries it)."""
+    message = build(app, envelope, now)
+    url = app.config.get("SMTP_URL")
+    if url:
+        _send_smtp(str(url), message, parseaddr(str(app.config["MAIL_FROM"]))[1], envelope.to)
+    else:
+        write_file(outbox_folder(app), envelope.message_id, message)
+
+
+def outbox_folder(app: Flask) -> Path:
+    return Path(app.config.get("STORAGE") or app.instance_path) / "outbox"
+
+
+def file_name(message_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._@-]", "_", message_id.strip("<>")) + ".eml"
+
+
+def write_file(folder: Path, message_id: str, message: EmailMessage) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / file_name(message_id)
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(message.as_bytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _send_smtp(url: str, message: EmailMessage, sender: str, recipient: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme}://")
+    options = parse_qs(parts.query)
+    starttls = options.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+    host = parts.hostname or "localhost"
+    context = ssl.create_default_context()
+    if parts.scheme == "smtps":
+        connection: smtplib.SMTP = smtplib.SMTP_SSL(
+            host, parts.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=context
+        )
+    else:
+        connection = smtplib.SMTP(host, parts.port or 25, timeout=SMTP_TIMEOUT_SECONDS)
+    with connection:
+        if starttls:
+            connection.starttls(context=context)
+        if parts.username:
+            connection.login(unquote(parts.username), unquote(parts.password or ""))
+        connection.send_message(message, from_addr=sender, to_addrs=[recipient])
