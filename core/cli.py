@@ -111,6 +111,8 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
     owner_password = ensure_demo_owner(ctx.app, tenant_id)
     base = f"http://127.0.0.1:{port}" if and_serve else ctx.app.config["BASE_URL"].rstrip("/")
     click.echo(f"{'created' if created else 'found'} the demo business '{slug}' (Europe/Paris)")
+    click.echo(f"booking page: {base}/book/{DEMO_SLUG}/")
+    click.echo(f"staff pages:  {base}/admin/{DEMO_SLUG}/login")
     click.echo(f"services:     {base}/api/v1/tenants/{DEMO_SLUG}/services")
     click.echo(
         f"availability: {base}/api/v1/tenants/{DEMO_SLUG}/availability"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pluggy
 
-from .types import Consent, Context, MenuItem, Redirect, Refusal, SessionLimits
+from .types import Consent, Context, MenuItem, OutgoingMessage, Redirect, Refusal, SessionLimits
 
 hookspec = pluggy.HookspecMarker("bookwell")
 
@@ -134,8 +134,12 @@ def session_limits(ctx: Context, settings: Settings) -> SessionLimits | None:
 
 
 @hookspec
-def filter_message(ctx: Context, settings: Settings, message: Any) -> Any | None:
-    """Contribution: adjust an outgoing message; return the changed message or ``None``."""
+def filter_message(
+    ctx: Context, settings: Settings, message: OutgoingMessage
+) -> OutgoingMessage | None:
+    """Contribution: adjust an outgoing e-mail; return ``dataclasses.replace(message, ...)`` or
+    ``None`` to leave it. Filters run in turn, each seeing the previous one's result; a filter
+    that fails holds the message unsent (it may exist to remove personal data)."""
 
 
 @hookspec

@@ -167,3 +167,17 @@ class SessionLimits:
 class MenuItem:
     label: str
     url: str
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One e-mail as ``filter_message`` sees it; return ``dataclasses.replace(message, ...)``
+    to change it. ``kind`` is e.g. ``booking.confirmed`` or ``provider.cancelled``; ``ics`` is
+    the calendar attachment, if any."""
+
+    to: str
+    subject: str
+    text: str
+    html: str | None
+    ics: str | None
+    kind: str

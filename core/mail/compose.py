@@ -10,6 +10,8 @@ from urllib.parse import quote
 import icalendar
 from flask import Flask
 
+from bookwell.hooks import OutgoingMessage  # noqa: F401  (re-exported for core.mail)
+
 from ..models import Booking, Provider, Service, Tenant
 
 CONFIRMED, RESCHEDULED, CANCELLED = "confirmed", "rescheduled", "cancelled"
@@ -25,19 +27,6 @@ PROVIDER_SUBJECTS = {
     RESCHEDULED: "Booking moved: {service} with {client}, now on {when}",
     CANCELLED: "Booking cancelled: {service} with {client} on {when}",
 }
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One e-mail as plugins' ``filter_message`` see it: return ``dataclasses.replace(...)``
-    of it to change it. ``kind`` is e.g. ``booking.confirmed`` or ``provider.cancelled``."""
-
-    to: str
-    subject: str
-    text: str
-    html: str | None
-    ics: str | None
-    kind: str
 
 
 @dataclass(frozen=True)
