@@ -10,7 +10,7 @@ from urllib.parse import quote
 import icalendar
 from flask import Flask
 
-from bookwell.hooks import OutgoingMessage  # noqa: F401  (re-exported for core.mail)
+from bookwell.hooks import OutgoingMessage
 
 from ..models import Booking, Provider, Service, Tenant
 
