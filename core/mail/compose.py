@@ -174,3 +174,36 @@ def _address_of(header: str) -> str:
     from email.utils import parseaddr
 
     return parseaddr(header)[1]
+
+
+ACCOUNT_VERIFY, ACCOUNT_RESET = "account.verify", "account.reset"
+ACCOUNT_SUBJECTS = {
+    ACCOUNT_VERIFY: "Confirm your e-mail address for {business}",
+    ACCOUNT_RESET: "Reset your password for {business}",
+}
+
+
+def account_message(
+    app: Flask, tenant: Tenant, kind: str, *, to: str, name: str, url: str
+) -> OutgoingMessage:
+    """An account e-mail (``account.verify`` or ``account.reset``) carrying its single-use
+    link, ``url`` (absolute)."""
+    subject = ACCOUNT_SUBJECTS[kind].format(business=tenant.name)
+    values = {
+        "subject": subject,
+        "kind": kind,
+        "recipient": name,
+        "url": url,
+        "business": tenant.name,
+        "address": tenant.address,
+        "phone": tenant.phone,
+        "contact_email": tenant.contact_email,
+    }
+    return OutgoingMessage(
+        to=to,
+        subject=subject,
+        text=_render(app, "mail/account.txt", **values),
+        html=_render(app, "mail/account.html", **values),
+        ics=None,
+        kind=kind,
+    )

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import admin
+from . import accounts, admin
 from .auth import admin_auth, support_auth
 from .booking import init_app as init_booking_pages
 
@@ -11,4 +11,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(admin_auth)
     app.register_blueprint(support_auth)
     init_booking_pages(app)
+    accounts.init_app(app)
     admin.init_app(app)  # after admin_auth: the agenda takes over its home page
