@@ -82,6 +82,20 @@ def init_app(app: Flask) -> None:
             )
 
 
+def limit_pages(app: Flask, endpoints: tuple[tuple[str, str], ...]) -> None:
+    """Count pages' POSTs against the same per-IP buckets as the API (same scopes), so a form
+    is no way around a limit. ``endpoints`` pairs an endpoint with its category."""
+    limits = parse_setting(str(app.config["RATE_LIMITS"]))
+    limiter = app.extensions.get(EXTENSION)
+    if not limits or limiter is None:
+        return
+    for endpoint, category in endpoints:
+        if category in limits:
+            app.view_functions[endpoint] = limiter.shared_limit(
+                limits[category], scope=category, methods=["POST"]
+            )(app.view_functions[endpoint])
+
+
 def seconds_until_reset(app: Flask) -> int:
     """For the Retry-After of a 429: when the breached limit's window frees a request."""
     import time

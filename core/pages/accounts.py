@@ -351,13 +351,4 @@ PAGE_LIMITS = (
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(client_accounts)
-    # The API's per-IP limits, shared with it (same scope), on these pages' POSTs.
-    limits = ratelimits.parse_setting(str(app.config["RATE_LIMITS"]))
-    limiter = app.extensions.get(ratelimits.EXTENSION)
-    if not limits or limiter is None:
-        return
-    for endpoint, category in PAGE_LIMITS:
-        if category in limits:
-            app.view_functions[endpoint] = limiter.shared_limit(
-                limits[category], scope=category, methods=["POST"]
-            )(app.view_functions[endpoint])
+    ratelimits.limit_pages(app, PAGE_LIMITS)

@@ -260,23 +260,10 @@ PAGE_LIMITS = (
 )
 
 
-def _apply_rate_limits(app: Flask) -> None:
-    """The API's per-IP limits, shared with it (same scope), on the pages' POSTs."""
-    limits = ratelimits.parse_setting(str(app.config["RATE_LIMITS"]))
-    limiter = app.extensions.get(ratelimits.EXTENSION)
-    if not limits or limiter is None:
-        return
-    for endpoint, category in PAGE_LIMITS:
-        if category in limits:
-            app.view_functions[endpoint] = limiter.shared_limit(
-                limits[category], scope=category, methods=["POST"]
-            )(app.view_functions[endpoint])
-
-
 def init_app(app: Flask) -> None:
     themes.init_app(app)
     app.register_blueprint(booking_pages)
-    _apply_rate_limits(app)
+    ratelimits.limit_pages(app, PAGE_LIMITS)
 
 
 @booking_pages.errorhandler(Refused)
