@@ -19,17 +19,13 @@ from .. import accounts, clock, db, login, users, web_sessions
 from ..api import ratelimits
 from ..models import Booking, Role, Tenant
 from .auth import LoginForm
-from .booking import SINGLE_LINE, _page
+from .booking import SINGLE_LINE, _page, strip_text
 from .booking import _tenant as _any_tenant
 
 client_accounts = Blueprint("client_accounts", __name__, url_prefix="/book/<slug>/account")
 
 NOT_RIGHT = "The e-mail or the password is not right."
 CHECK_MAIL = "check_mail"
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 class RegisterForm(FlaskForm):
@@ -40,7 +36,7 @@ class RegisterForm(FlaskForm):
             Length(max=200),
             Regexp(SINGLE_LINE, message="Please use a single line."),
         ],
-        filters=[_strip],
+        filters=[strip_text],
     )
     email = EmailField(
         "E-mail",
@@ -49,7 +45,7 @@ class RegisterForm(FlaskForm):
             Email("Please enter a valid e-mail address."),
             Length(max=254),
         ],
-        filters=[_strip],
+        filters=[strip_text],
     )
     password = PasswordField(
         "Password", validators=[DataRequired("Please choose a password."), Length(max=4096)]
@@ -64,7 +60,7 @@ class EmailForm(FlaskForm):
             Email("Please enter a valid e-mail address."),
             Length(max=254),
         ],
-        filters=[_strip],
+        filters=[strip_text],
     )
 
 

@@ -57,6 +57,11 @@ SINGLE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 NO_CONTROL = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
 
 
+def strip_text(value):
+    """A form filter: surrounding spaces never count (a name of spaces is no name)."""
+    return value.strip() if isinstance(value, str) else value
+
+
 class DetailsForm(FlaskForm):
     name = StringField(
         "Name",
@@ -65,7 +70,7 @@ class DetailsForm(FlaskForm):
             Length(max=200),
             Regexp(SINGLE_LINE, message="Please use a single line."),
         ],
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        filters=[strip_text],
     )
     email = EmailField(
         "E-mail",
@@ -74,7 +79,7 @@ class DetailsForm(FlaskForm):
             Email("Please enter a valid e-mail address."),
             Length(max=254),
         ],
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        filters=[strip_text],
     )
     phone = StringField(
         "Phone (optional)",
@@ -83,7 +88,7 @@ class DetailsForm(FlaskForm):
             Length(max=40),
             Regexp(r"^[0-9+()./ -]*$", message="Use digits, spaces and + ( ) . / - only."),
         ],
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        filters=[strip_text],
     )
     notes = TextAreaField(
         "Notes (optional)",
