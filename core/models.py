@@ -173,6 +173,9 @@ class Booking(Base):
     status: Mapped[str] = mapped_column(String(16), default=BookingStatus.CONFIRMED)
     price_cents: Mapped[int] = mapped_column(Integer, default=0)
     prepaid_cents: Mapped[int] = mapped_column(Integer, default=0)
+    # Given at confirmation by a plugin's ``booking_discount``; the client pays price - discount.
+    discount_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    discount_label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -366,7 +369,10 @@ class OutboxMessage(Base):
     exactly once (``sent_at``), retrying with backoff (``attempts``, ``next_attempt_at``)."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_due", "sent_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "sent_at", "next_attempt_at"),
+        UniqueConstraint("tenant_id", "dedupe_key", name="uq_outbox_messages_tenant_dedupe"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(
@@ -386,3 +392,33 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A message sent "once only" (a reminder) carries a key; a second enqueue of it is a no-op.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+
+
+class JobLease(Base):
+    """Who runs a periodic job (per tenant and task) until when, when there is no Redis: the
+    row is taken with a conditional write, so two processes never run the same work at once."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PluginFailure(Base):
+    """A plugin's hook that raised, ran past its time or answered nonsense; the marketplace
+    counts the recent ones on the plugin's card."""
+
+    __tablename__ = "plugin_failures"
+    __table_args__ = (
+        Index("ix_plugin_failures_recent", "tenant_id", "plugin_name", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    plugin_name: Mapped[str] = mapped_column(String(100))
+    hook: Mapped[str] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())

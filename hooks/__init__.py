@@ -20,6 +20,7 @@ from .types import (
     BookingInfo,
     Consent,
     Context,
+    Discount,
     LoginAttempt,
     Manifest,
     MenuItem,
@@ -31,6 +32,7 @@ from .types import (
     ServiceInfo,
     SessionLimits,
     Setting,
+    TenantData,
     TenantInfo,
 )
 
@@ -41,6 +43,7 @@ __all__ = [
     "CONTRIBUTIONS",
     "Consent",
     "Context",
+    "Discount",
     "EVENTS",
     "GUARDS",
     "LoginAttempt",
@@ -54,6 +57,7 @@ __all__ = [
     "ServiceInfo",
     "SessionLimits",
     "Setting",
+    "TenantData",
     "TenantInfo",
     "hookimpl",
     "hookspec",

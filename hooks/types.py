@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 SettingType = Literal["bool", "int", "str", "text", "choice", "list"]
 
@@ -36,6 +36,10 @@ class Manifest:
     ``requires`` names plugins switched on with this one; ``conflicts`` names plugins that cannot
     be on at the same time; ``needs`` and ``breaks`` name capabilities (``intact_history``): a
     plugin that needs one cannot be on beside a plugin that breaks it.
+
+    ``floors`` holds a required plugin's settings to a minimum while this one is on, e.g.
+    ``{"totp": {"required_roles": ["owner", "manager"]}}``: an ``int`` at least that value, a
+    ``bool`` ``True`` stays on, a ``list`` keeps those items, any other type that exact value.
     """
 
     name: str
@@ -49,6 +53,7 @@ class Manifest:
     conflicts: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     breaks: tuple[str, ...] = ()
+    floors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ class BookingInfo:
     status: str
     consents: tuple[str, ...] = ()
     prepaid_cents: int = 0
+    discount_cents: int = 0
+    discount_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,9 @@ class Context:
     login: LoginAttempt | None = None
     # Set by `bookwell tick --dry-run`: say what would be done, change nothing.
     dry_run: bool = False
+    # The tenant's own data, for hooks that need more than the subject (``TenantData``); it
+    # can only ever reach ``tenant``'s rows.
+    data: TenantData | None = None
 
 
 @dataclass(frozen=True)
@@ -181,3 +191,46 @@ class OutgoingMessage:
     html: str | None
     ics: str | None
     kind: str
+
+
+@dataclass(frozen=True)
+class Discount:
+    """What ``booking_discount`` returns: ``percent`` off the service's price, or ``cents`` off
+    (never below zero). Core keeps the largest one offered and stores it with the booking."""
+
+    label: str
+    percent: int = 0
+    cents: int = 0
+
+
+class TenantData(Protocol):
+    """Read and write access for plugins, always limited to ``ctx.tenant``."""
+
+    def bookings(
+        self,
+        *,
+        starts_from: datetime,
+        starts_before: datetime,
+        statuses: Iterable[str] = ("confirmed",),
+    ) -> list[BookingInfo]:
+        """The tenant's bookings starting in ``[starts_from, starts_before)``, earliest first."""
+        ...
+
+    def client_bookings(self, email: str) -> list[BookingInfo]:
+        """Every booking of one client (e-mail compared case-insensitively), oldest first."""
+        ...
+
+    def send_mail(
+        self,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        kind: str,
+        booking: str | None = None,
+        once: str | None = None,
+    ) -> bool:
+        """Put an e-mail in the outbox (filtered by ``filter_message`` like core's own). With
+        ``once``, a key unique within the tenant, a second call with the same key sends nothing
+        and returns ``False``. On a dry run nothing is written and it returns ``True``."""
+        ...
