@@ -26,6 +26,7 @@ ENVIRONMENT_KEYS = {
     "BOOKWELL_LOCK_TIMEOUT": "LOCK_TIMEOUT_SECONDS",
     "BOOKWELL_TRUSTED_PROXIES": "TRUSTED_PROXIES",
     "BOOKWELL_GUARD_TIMEOUT": "GUARD_TIMEOUT_SECONDS",
+    "BOOKWELL_SCHEDULE_TIMEOUT": "SCHEDULE_TIMEOUT_SECONDS",
     "BOOKWELL_SMTP_URL": "SMTP_URL",
     "BOOKWELL_MAIL_FROM": "MAIL_FROM",
     "BOOKWELL_MAIL_DELIVERY": "MAIL_DELIVERY",
@@ -43,7 +44,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "IDEMPOTENCY_HOURS": 24,
     "MAX_AVAILABILITY_DAYS": 62,
+    # Every hook call in a request (guards, events, contributions) gets this long; on_schedule,
+    # which runs off the request path, gets SCHEDULE_TIMEOUT_SECONDS.
     "GUARD_TIMEOUT_SECONDS": 2.0,
+    "SCHEDULE_TIMEOUT_SECONDS": 300.0,
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_ABSOLUTE_MINUTES": 12 * 60,
     "PASSWORD_HASHING": None,  # argon2 parameters; None: argon2-cffi's defaults (above OWASP's)
@@ -77,8 +81,9 @@ def read_environment() -> dict[str, Any]:
             found[key] = value
     if "LOCK_TIMEOUT_SECONDS" in found:
         found["LOCK_TIMEOUT_SECONDS"] = float(found["LOCK_TIMEOUT_SECONDS"])
-    if "GUARD_TIMEOUT_SECONDS" in found:
-        found["GUARD_TIMEOUT_SECONDS"] = float(found["GUARD_TIMEOUT_SECONDS"])
+    for seconds in ("GUARD_TIMEOUT_SECONDS", "SCHEDULE_TIMEOUT_SECONDS"):
+        if seconds in found:
+            found[seconds] = float(found[seconds])
     if "TRUSTED_PROXIES" in found:
         found["TRUSTED_PROXIES"] = int(found["TRUSTED_PROXIES"])
     return found

@@ -78,18 +78,28 @@ class _TenantCache:
 class PluginHost:
     """The app's plugin manager and runner; one per app, in ``app.extensions``."""
 
-    def __init__(self, guard_timeout: float = 2.0, blocked: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        guard_timeout: float = 2.0,
+        blocked: Iterable[str] = (),
+        schedule_timeout: float = 300.0,
+        app: Flask | None = None,
+    ) -> None:
         self.pm = pluggy.PluginManager("bookwell")
         self.pm.add_hookspecs(specs)
         self.guard_timeout = guard_timeout
+        self.schedule_timeout = schedule_timeout
+        self.app = app
         self.blocked = frozenset(blocked)
         self.installed: dict[str, InstalledPlugin] = {}
         self._cache: dict[int, _TenantCache] = {}
         self._cache_lock = threading.Lock()
-        # Guards run here so an overrunning one can be abandoned; a hung thread is lost, but the
-        # request it guarded was refused, never let through.
-        self._guard_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=32, thread_name_prefix="bookwell-guard"
+        self._running: dict[str, int] = {}
+        self._failures: list[tuple] = []
+        # Every hook call runs here so that an overrunning one can be abandoned: a hung thread
+        # is lost (and its plugin capped at MAX_STUCK_CALLS of them), but the page goes on.
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=64, thread_name_prefix="bookwell-hook"
         )
 
     # --- loading -----------------------------------------------------------------------------
@@ -203,6 +213,60 @@ class PluginHost:
     def _arguments(self, implementation: Any, available: Mapping[str, Any]) -> dict[str, Any]:
         return {name: available[name] for name in implementation.argnames}
 
+    def timeout_for(self, hook: str) -> float:
+        return self.schedule_timeout if hook == "on_schedule" else self.guard_timeout
+
+    def _start(self, name: str, implementation: Any, available: Mapping[str, Any]):
+        """Run one implementation on the hook pool, inside the app's context. Returns its
+        future, or ``None`` when the plugin already has too many calls that never came back:
+        a hung plugin then costs nothing more, and cannot use up the threads other plugins
+        (and other tenants) need."""
+        with self._cache_lock:
+            if self._running.get(name, 0) >= MAX_STUCK_CALLS:
+                return None
+            self._running[name] = self._running.get(name, 0) + 1
+        function = implementation.function
+        arguments = self._arguments(implementation, available)
+        app = self.app
+
+        def call():
+            try:
+                _in_hook_thread.active = True
+                if app is None:
+                    return function(**arguments)
+                with app.app_context():
+                    return function(**arguments)
+            finally:
+                with self._cache_lock:
+                    self._running[name] -= 1
+
+        try:
+            return self._pool.submit(call)
+        except BaseException:
+            with self._cache_lock:
+                self._running[name] -= 1
+            raise
+
+    def _finish(self, name: str, hook: str, ctx: Context, future, deadline: float):
+        """Wait for one call; returns ``(answer, failure)`` where ``failure`` says how it went
+        wrong (and is logged and counted), or ``None``."""
+        if future is None:
+            failure = "is not responding"
+            log.error("plugin %s: %s skipped; earlier calls never returned", name, hook)
+        else:
+            try:
+                return future.result(timeout=max(0.0, deadline - time.monotonic())), None
+            except concurrent.futures.TimeoutError:
+                failure = "took too long"
+                log.error("plugin %s: %s ran past %.1fs", name, hook, self.timeout_for(hook))
+            except Exception as error:
+                failure = "failed"
+                log.error("plugin %s: %s raised", name, hook, exc_info=error)
+                self.note_failure(ctx, name, hook, f"raised {error!r}")
+                return None, failure
+        self.note_failure(ctx, name, hook, failure)
+        return None, failure
+
     def guard(
         self,
         hook: str,
@@ -218,35 +282,22 @@ class PluginHost:
         # guard, so paying it in parallel rather than in turn keeps guards cheap. Each keeps its
         # own time limit; the answers are read back in the hook's order.
         deadline = time.monotonic() + self.guard_timeout
+        available = {"ctx": ctx, **arguments}
         pending = [
-            (
-                name,
-                self._guard_pool.submit(
-                    implementation.function,
-                    **self._arguments(
-                        implementation, {"ctx": ctx, "settings": enabled[name], **arguments}
-                    ),
-                ),
-            )
+            (name, self._start(name, implementation, {**available, "settings": enabled[name]}))
             for name, implementation in self._implementations(hook, enabled)
         ]
-        for name, call in pending:
-            try:
-                answer = call.result(timeout=max(0.0, deadline - time.monotonic()))
-            except concurrent.futures.TimeoutError:
-                log.error("plugin %s: %s ran past %.1fs; refused", name, hook, self.guard_timeout)
-                refusals.append(PluginRefusal(name, _failed(name, "took too long")))
-                continue
-            except Exception:
-                log.exception("plugin %s: %s raised; refused", name, hook)
-                refusals.append(PluginRefusal(name, _failed(name, "failed")))
-                continue
-            if isinstance(answer, Refusal) or (
+        for name, future in pending:
+            answer, failure = self._finish(name, hook, ctx, future, deadline)
+            if failure is not None:
+                refusals.append(PluginRefusal(name, _failed(name, failure)))
+            elif isinstance(answer, Refusal) or (
                 hook == "before_request" and isinstance(answer, Redirect)
             ):
                 refusals.append(PluginRefusal(name, answer))
             elif answer is not None:
                 log.error("plugin %s: %s returned %r, not a Refusal; refused", name, hook, answer)
+                self.note_failure(ctx, name, hook, f"returned {type(answer).__name__}")
                 refusals.append(PluginRefusal(name, _failed(name, "answered nonsense")))
         if refusals:
             raise Refused(refusals)
@@ -254,36 +305,68 @@ class PluginHost:
     def event(
         self, hook: str, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], **arguments: Any
     ) -> None:
-        """Tell every enabled plugin; a failure is logged and the others still hear of it."""
+        """Tell every enabled plugin, in turn; one that fails or overruns is logged, counted
+        and left behind, and the others still hear of it."""
+        available = {"ctx": ctx, **arguments}
         for name, implementation in self._implementations(hook, enabled):
-            available = {"ctx": ctx, "settings": enabled[name], **arguments}
-            try:
-                implementation.function(**self._arguments(implementation, available))
-            except Exception:
-                log.exception("plugin %s: %s failed (isolated; others went on)", name, hook)
+            deadline = time.monotonic() + self.timeout_for(hook)
+            future = self._start(name, implementation, {**available, "settings": enabled[name]})
+            self._finish(name, hook, ctx, future, deadline)
 
     def contributions(
         self, hook: str, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], **arguments: Any
     ) -> list[tuple[str, Any]]:
-        """Each enabled plugin's non-``None`` answer, with its name. A failure is logged and
-        re-raised: a contribution that cannot be computed must not be silently dropped."""
+        """Each enabled plugin's non-``None`` answer, with its name. A failure (or overrun) is
+        logged and raised as :class:`PluginFailed`: a contribution that cannot be computed must
+        not be silently dropped; the caller decides what that means."""
         answers = []
+        available = {"ctx": ctx, **arguments}
         for name, implementation in self._implementations(hook, enabled):
-            available = {"ctx": ctx, "settings": enabled[name], **arguments}
-            try:
-                answer = implementation.function(**self._arguments(implementation, available))
-            except Exception as error:
-                log.exception("plugin %s: %s failed", name, hook)
-                raise PluginFailed(name, hook) from error
+            deadline = time.monotonic() + self.timeout_for(hook)
+            future = self._start(name, implementation, {**available, "settings": enabled[name]})
+            answer, failure = self._finish(name, hook, ctx, future, deadline)
+            if failure is not None:
+                raise PluginFailed(name, hook, failure)
             if answer is not None:
                 answers.append((name, answer))
         return answers
 
+    # --- failures, for the marketplace ------------------------------------------------------
+
+    def note_failure(self, ctx: Context | None, plugin: str, hook: str, message: str) -> None:
+        """Remember a plugin's failure; :meth:`flush_failures` stores it once no transaction
+        of the caller's is open (a request's end, a job's end)."""
+        tenant = getattr(ctx, "tenant", None)
+        at = getattr(ctx, "now", None)
+        with self._cache_lock:
+            if len(self._failures) < MAX_BUFFERED_FAILURES:
+                self._failures.append(
+                    (getattr(tenant, "id", None), plugin, hook, message[:1000], at)
+                )
+
+    def flush_failures(self) -> None:
+        """Write the failures noted so far in a transaction of their own; never raises."""
+        if not self._failures or self.app is None or getattr(_in_hook_thread, "active", False):
+            return
+        with self._cache_lock:
+            noted, self._failures = self._failures, []
+        try:
+            from . import plugin_health
+
+            plugin_health.store(self.app, noted)
+        except Exception:
+            log.exception("could not store %d plugin failures", len(noted))
+
+
+MAX_STUCK_CALLS = 4  # per plugin: calls still running past their time before it is skipped
+MAX_BUFFERED_FAILURES = 1000
+_in_hook_thread = threading.local()
+
 
 class PluginFailed(Exception):
-    def __init__(self, plugin: str, hook: str) -> None:
-        super().__init__(f"plugin {plugin} failed in {hook}")
-        self.plugin, self.hook = plugin, hook
+    def __init__(self, plugin: str, hook: str, how: str = "failed") -> None:
+        super().__init__(f"plugin {plugin} {how} in {hook}")
+        self.plugin, self.hook, self.how = plugin, hook, how
 
 
 def _failed(name: str, what: str) -> Refusal:
@@ -329,12 +412,21 @@ def init_app(app: Flask) -> None:
         if name.strip()
     ]
     blocked += list(app.config.get("DISABLED_PLUGINS", ()))
-    host = PluginHost(float(app.config["GUARD_TIMEOUT_SECONDS"]), blocked)
+    host = PluginHost(
+        float(app.config["GUARD_TIMEOUT_SECONDS"]),
+        blocked,
+        schedule_timeout=float(app.config["SCHEDULE_TIMEOUT_SECONDS"]),
+        app=app,
+    )
     if app.config.get("LOAD_ENTRY_POINTS", True):  # off only for benchmarks' bare baseline
         host.load_entry_points()
     for module in app.config.get("EXTRA_PLUGINS", ()):
         host.add(module, source=getattr(module, "__name__", "test"))
     app.extensions[EXTENSION] = host
+
+    @app.teardown_appcontext
+    def store_plugin_failures(_error: BaseException | None) -> None:
+        host.flush_failures()
 
 
 def host_of(app: Flask | None = None) -> PluginHost:
