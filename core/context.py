@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import has_request_context, request
+from flask import current_app, has_app_context, has_request_context, request
 
 from bookwell.hooks import (
     BookingInfo,
@@ -16,6 +16,8 @@ from bookwell.hooks import (
     TenantInfo,
 )
 
+# A module import: plugin_data imports this module back to build BookingInfo.
+from . import plugin_data
 from .models import Booking, Provider, Service, Tenant
 
 
@@ -48,6 +50,8 @@ def booking_info(
     reference: str | None = None,
     consents: tuple[str, ...] = (),
     prepaid_cents: int = 0,
+    discount_cents: int = 0,
+    discount_label: str | None = None,
 ) -> BookingInfo:
     return BookingInfo(
         reference=reference,
@@ -63,6 +67,8 @@ def booking_info(
         status=status,
         consents=consents,
         prepaid_cents=prepaid_cents,
+        discount_cents=discount_cents,
+        discount_label=discount_label,
     )
 
 
@@ -79,10 +85,17 @@ def info_of(booking: Booking, service: Service, provider: Provider, consents=())
         reference=booking.reference,
         consents=tuple(consents),
         prepaid_cents=booking.prepaid_cents,
+        discount_cents=booking.discount_cents or 0,
+        discount_label=booking.discount_label,
     )
 
 
 def make_context(tenant: Tenant, now: datetime, actor: Any = None, **fields: Any) -> Context:
-    return Context(
-        tenant=tenant_info(tenant), now=now, actor=actor, request=request_info(), **fields
-    )
+    """The context of a hook call for ``tenant``, with ``ctx.data`` bound to it (nothing is
+    read until a plugin asks)."""
+    info = tenant_info(tenant)
+    if has_app_context() and "data" not in fields:
+        fields["data"] = plugin_data.PluginData(
+            current_app._get_current_object(), info, now, dry_run=fields.get("dry_run", False)
+        )
+    return Context(tenant=info, now=now, actor=actor, request=request_info(), **fields)

@@ -207,3 +207,28 @@ def account_message(
         ics=None,
         kind=kind,
     )
+
+
+def plugin_message(
+    app: Flask, tenant: Tenant, *, to: str, subject: str, text: str, kind: str
+) -> OutgoingMessage:
+    """A plugin's plain-text e-mail (``TenantData.send_mail``) in the tenant's dress: the
+    business's signature under the text, and an HTML part in the shared layout."""
+    values = {
+        "subject": subject,
+        "text": text,
+        # Blank lines split paragraphs; the HTML keeps the plugin's line breaks within them.
+        "paragraphs": [part.splitlines() for part in text.strip().split("\n\n") if part.strip()],
+        "business": tenant.name,
+        "address": tenant.address,
+        "phone": tenant.phone,
+        "contact_email": tenant.contact_email,
+    }
+    return OutgoingMessage(
+        to=to,
+        subject=subject,
+        text=_render(app, "mail/plugin.txt", **values),
+        html=_render(app, "mail/plugin.html", **values),
+        ics=None,
+        kind=kind,
+    )

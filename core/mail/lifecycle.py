@@ -61,6 +61,17 @@ def filtered(
     return message
 
 
+def filtered_or_held(
+    app: Flask, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], message
+) -> tuple[compose.OutgoingMessage, str | None]:
+    """``(filtered message, None)``, or ``(message as it was, why it must be held)`` when a
+    filter failed: see :func:`filtered`."""
+    try:
+        return filtered(app, ctx, enabled, message), None
+    except _Held as stop:
+        return message, stop.reason
+
+
 def booking_mail(
     app: Flask,
     session: Session,
@@ -97,11 +108,7 @@ def booking_mail(
         log.exception("could not compose the %s mail of booking %s", event, booking.reference)
         return 0
     for message in messages:
-        held = None
-        try:
-            message = filtered(app, ctx, enabled, message)
-        except _Held as stop:
-            held = stop.reason
+        message, held = filtered_or_held(app, ctx, enabled, message)
         outbox.enqueue(session, message, tenant.id, booking.id, now, held=held)
     return len(messages)
 

@@ -51,9 +51,11 @@ def enqueue(
     now: datetime,
     *,
     held: str | None = None,
+    dedupe_key: str | None = None,
 ) -> OutboxMessage:
     """Add ``message`` to the outbox in the caller's transaction. A ``held`` message (the
-    reason) is stored but never sent by the job."""
+    reason) is stored but never sent by the job. A ``dedupe_key`` is unique within the tenant:
+    a second row with the same key fails the flush with an ``IntegrityError``."""
     row = OutboxMessage(
         tenant_id=tenant_id,
         booking_id=booking_id,
@@ -68,6 +70,7 @@ def enqueue(
         next_attempt_at=HELD_UNTIL if held else now,
         attempts=0,
         last_error=held,
+        dedupe_key=dedupe_key,
     )
     session.add(row)
     return row
