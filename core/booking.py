@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bookwell.hooks import Consent, Context
+from bookwell.hooks import Consent, Context, Discount
 
 from . import audit, db, idempotency, mail, pluginhost
 from .availability import find_slots
@@ -36,6 +37,7 @@ from .models import (
 )
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: read over the phone
+log = logging.getLogger("bookwell.booking")
 
 
 class BookingError(Exception):
@@ -222,6 +224,7 @@ def create_booking(
     _guard_audited(
         app, host, "before_confirm", ctx, enabled, host.broken_enabled_for(reader, tenant_id), who
     )
+    discount_cents, discount_label = best_discount(host, ctx, enabled, service.price_cents)
     with db.write_transaction(app) as session:
         if idempotent is not None:
             # Claimed first, so a concurrent retry with the same key waits on this row and
@@ -254,6 +257,8 @@ def create_booking(
             status=BookingStatus.CONFIRMED,
             price_cents=service.price_cents,
             prepaid_cents=0,
+            discount_cents=discount_cents,
+            discount_label=discount_label,
             created_at=now,
             updated_at=now,
             reschedules=[],
@@ -284,6 +289,11 @@ def create_booking(
                 "start": start.isoformat(),
                 "end": end.isoformat(),
                 "consents": [consent.id for _, consent in required],
+                **(
+                    {"discount": {"cents": discount_cents, "label": discount_label}}
+                    if discount_cents
+                    else {}
+                ),
             },
             actor=who,
         )
@@ -306,6 +316,39 @@ def create_booking(
         "after_confirm", _with_booking(ctx, info_of(booking, service, provider, consents)), enabled
     )
     return booking, token
+
+
+def cents_off(discount: Discount, price_cents: int) -> int:
+    """What ``discount`` takes off ``price_cents``: a percent rounds down to whole cents, a
+    percent and cents together add up, and the result stays within ``[0, price]``."""
+    off = int(price_cents * discount.percent // 100) + int(discount.cents)
+    return min(max(off, 0), price_cents)
+
+
+def best_discount(
+    host: pluginhost.PluginHost, ctx: Context, enabled, price_cents: int
+) -> tuple[int, str | None]:
+    """The largest discount the tenant's plugins offer for ``ctx.booking``, as (cents, label).
+
+    Each plugin is asked on its own, so that one failing (logged) loses only its own offer: a
+    discount is no security check, and must never stand between a client and a booking. On a
+    tie the plugin first by name wins, so the answer does not depend on loading order."""
+    best: tuple[int, str | None] = (0, None)
+    for name in sorted(enabled):
+        try:
+            offers = host.contributions("booking_discount", ctx, {name: enabled[name]})
+        except pluginhost.PluginFailed:
+            log.warning("plugin %s: booking_discount failed; booked without its discount", name)
+            continue
+        for _, offer in offers:
+            try:
+                cents = cents_off(offer, price_cents)
+            except (AttributeError, TypeError, ValueError):
+                log.error("plugin %s: booking_discount answered %r, not a Discount", name, offer)
+                continue
+            if cents > best[0]:
+                best = (cents, str(offer.label)[:200])
+    return best
 
 
 def _who(actor: object | None, client_email: str) -> str:

@@ -21,7 +21,16 @@ from typing import Any
 
 import pluggy
 
-from .types import Consent, Context, MenuItem, OutgoingMessage, Redirect, Refusal, SessionLimits
+from .types import (
+    Consent,
+    Context,
+    Discount,
+    MenuItem,
+    OutgoingMessage,
+    Redirect,
+    Refusal,
+    SessionLimits,
+)
 
 hookspec = pluggy.HookspecMarker("bookwell")
 
@@ -153,6 +162,15 @@ def staff_menu(ctx: Context, settings: Settings) -> list[MenuItem] | None:
     """Contribution: entries for the staff pages' menu."""
 
 
+@hookspec
+def booking_discount(ctx: Context, settings: Settings) -> Discount | None:
+    """Contribution, at confirmation, before the write lock: a discount on the booking being
+    made (``ctx.booking``, ``reference`` ``None``). Core works out each offer's cents from the
+    service's price (a percent rounds down to whole cents; never below zero nor above the
+    price), keeps the largest and stores it with the booking; a reschedule keeps it. A discount
+    is not a security check: one that fails is logged and the booking is made without it."""
+
+
 GUARDS = (
     "before_login",
     "before_password_set",
@@ -178,4 +196,5 @@ CONTRIBUTIONS = (
     "filter_message",
     "routes",
     "staff_menu",
+    "booking_discount",
 )

@@ -129,6 +129,20 @@ SCHEMAS: dict[str, Any] = {
             },
             "price_cents": {"type": "integer"},
             "prepaid_cents": {"type": "integer"},
+            "discount_cents": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Taken off the price by a plugin's discount at confirmation.",
+            },
+            "discount_label": {
+                "type": ["string", "null"],
+                "description": "What the discount is for, e.g. `Loyalty reward (10%)`.",
+            },
+            "total_cents": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "What the client pays: `price_cents` - `discount_cents`.",
+            },
             "created_at": INSTANT,
             "cancelled_at": INSTANT,
             "rescheduled_from": {

@@ -54,6 +54,9 @@ def booking_json(
         },
         "price_cents": booking.price_cents,
         "prepaid_cents": booking.prepaid_cents,
+        "discount_cents": booking.discount_cents,
+        "discount_label": booking.discount_label,
+        "total_cents": booking.price_cents - booking.discount_cents,
         "created_at": instant(booking.created_at, zone),
         "rescheduled_from": [
             {

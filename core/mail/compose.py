@@ -49,6 +49,11 @@ def local_time(moment: datetime, tenant: Tenant) -> str:
     return f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({tenant.timezone})"
 
 
+def money(cents: int) -> str:
+    """``30.00``: cents as the pages show them."""
+    return f"{cents / 100:.2f}"
+
+
 def manage_url(app: Flask, facts: BookingFacts) -> str | None:
     if not facts.manage_token:
         return None
@@ -84,6 +89,10 @@ def _values(app: Flask, facts: BookingFacts, event: str) -> dict[str, Any]:
             local_time(facts.previous_start, tenant) if facts.previous_start else None
         ),
         "manage_url": manage_url(app, facts),
+        "price": money(booking.price_cents),
+        "discount": money(booking.discount_cents) if booking.discount_cents else None,
+        "discount_label": booking.discount_label,
+        "total": money(booking.price_cents - booking.discount_cents),
     }
 
 
