@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from flask import current_app, has_app_context, has_request_context, request
 
@@ -34,7 +35,9 @@ def request_info() -> RequestInfo | None:
 
 
 def tenant_info(tenant: Tenant) -> TenantInfo:
-    return TenantInfo(tenant.id, tenant.slug, tenant.name, tenant.timezone)
+    base = str(current_app.config["BASE_URL"]).rstrip("/") if has_app_context() else ""
+    booking_url = f"{base}/book/{quote(tenant.slug)}/" if base else ""
+    return TenantInfo(tenant.id, tenant.slug, tenant.name, tenant.timezone, booking_url)
 
 
 def booking_info(

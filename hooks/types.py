@@ -89,10 +89,14 @@ class RequestInfo:
 
 @dataclass(frozen=True)
 class TenantInfo:
+    """The business. ``booking_url`` is the absolute address of its booking pages
+    (``<BASE_URL>/book/<slug>/``), for links in mail; empty outside the app."""
+
     id: int
     slug: str
     name: str
     timezone: str
+    booking_url: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""Appointment reminders: each client gets one e-mail a set number of hours before their
+appointment.
+
+On every scheduled run the plugin looks at the confirmed bookings starting in the next
+``hours_before`` hours, ``(now, now + hours_before]``, and sends each client a reminder. The
+outbox's once-only key is the booking's reference with its start time, so:
+
+* however often the schedule runs, and on however many workers, a booking gets one reminder;
+* a rescheduled booking gets a fresh reminder for its new time (a new key);
+* a cancelled booking gets none (only confirmed bookings are read);
+* a booking made inside the window (3 hours ahead with ``hours_before`` 24) gets its reminder at
+  the next run, provided the appointment has not started by then: one that has started is no
+  longer in the window and is skipped.
+
+On a dry run (``bookwell tick --dry-run``) it logs what it would send and sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bookwell.hooks import BookingInfo, Context, Manifest, Setting, TenantInfo, hookimpl
+
+log = logging.getLogger(__name__)
+
+# The window is (now, now + hours]; TenantData reads [from, before), so both ends move on by
+# the smallest step a stored instant has.
+JUST_AFTER = timedelta(microseconds=1)
+
+MANIFEST = Manifest(
+    name="reminders",
+    title="Appointment reminders",
+    description=(
+        "E-mails each client a reminder a set number of hours before their appointment, once "
+        "per appointment time: a moved booking is reminded of its new time, a cancelled one "
+        "not at all."
+    ),
+    version="1.0.0",
+    category="Notifications",
+    author="Bookwell",
+    settings=(
+        Setting(
+            key="hours_before",
+            type="int",
+            default=24,
+            label="Hours before the appointment",
+            help=(
+                "How long before the appointment the reminder goes out (1 to 336 hours, two "
+                "weeks). A booking made later than that is reminded at once."
+            ),
+            min=1,
+            max=336,
+        ),
+    ),
+)
+
+
+@hookimpl
+def on_schedule(ctx: Context, settings) -> None:
+    """Send each client whose appointment starts within ``hours_before`` their reminder."""
+    due = ctx.data.bookings(
+        starts_from=ctx.now + JUST_AFTER,
+        starts_before=ctx.now + timedelta(hours=settings["hours_before"]) + JUST_AFTER,
+    )
+    sent = 0
+    for booking in due:
+        if ctx.data.send_mail(
+            to=booking.client_email,
+            subject=f"Reminder: {booking.service.name} on {when(booking.start, ctx.tenant)}",
+            text=reminder_text(booking, ctx.tenant),
+            kind="booking.reminder",
+            booking=booking.reference,
+            once=f"reminder:{booking.reference}:{booking.start.isoformat()}",
+        ):
+            sent += 1
+    if ctx.dry_run and due:
+        log.info(
+            "reminders for %s: would remind %s",
+            ctx.tenant.slug,
+            ", ".join(booking.reference for booking in due),
+        )
+    elif sent:
+        log.info("reminders for %s: %d sent", ctx.tenant.slug, sent)
+
+
+def when(moment: datetime, tenant: TenantInfo) -> str:
+    """``Tuesday 2 March 2027 at 10:00``, on the business's wall clock."""
+    local = moment.astimezone(ZoneInfo(tenant.timezone))
+    return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M}"
+
+
+def reminder_text(booking: BookingInfo, tenant: TenantInfo) -> str:
+    # The manage link cannot be rebuilt (only its token's hash is stored): point at the booking
+    # pages and the confirmation e-mail, which carries it.
+    where = f" or on our booking page, {tenant.booking_url}" if tenant.booking_url else ""
+    return (
+        f"Hello {booking.client_name},\n\n"
+        f"A reminder of your appointment at {tenant.name}:\n\n"
+        f"{booking.service.name} with {booking.provider.name}\n"
+        f"{when(booking.start, tenant)} ({tenant.timezone})\n"
+        f"Reference: {booking.reference}\n\n"
+        "Cannot make it? Please cancel or reschedule with the link in your confirmation "
+        f"e-mail{where}, so that someone else can have the time.\n\n"
+        "See you soon!"
+    )
