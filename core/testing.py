@@ -1,0 +1,362 @@
+"""Pytest fixtures for testing plugins against a real Bookwell: an app, a business, a client, a
+movable clock.
+
+They are not loaded by themselves. A plugin's ``tests/conftest.py`` asks for them::
+
+    pytest_plugins = ["bookwell.core.testing"]
+
+and its tests then read like this::
+
+    def test_ten_percent_off_on_tuesdays(client, enable_plugin):
+        enable_plugin("tuesdays", percent=10)
+        booking = client.book("2027-03-02T10:00:00+01:00")
+        assert booking["discount_cents"] == 300
+
+The app loads the installed plugins (``pip install -e .`` your package first); to add modules
+that are not installed, or to change the app's settings, override ``bookwell_plugins`` or
+``bookwell_settings``.
+
+Each test gets a fresh app on its own database: a SQLite file in ``tmp_path``, or, with
+``BOOKWELL_TEST_POSTGRES`` set to a PostgreSQL server's admin URL
+(``postgresql://postgres@127.0.0.1:5432/postgres``), a database of its own cloned from one
+migrated once per session. Time stands still unless a test moves ``clock``.
+
+Fixtures: ``clock`` (:class:`MovableClock`), ``app`` (built from ``bookwell_plugins`` and
+``bookwell_settings``), ``make_app`` (build another), ``tenant`` (a :class:`Business` that takes
+bookings), ``client`` and ``make_client`` (a :class:`BookingClient`), ``enable_plugin`` and
+``disable_plugin``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, select, text
+
+from . import create_app, db, plugin_changes, schema
+from .booking_outcomes import mark_outcome
+from .models import Booking
+from .tenants import add_provider, add_service, create_tenant
+
+POSTGRES_ENV = "BOOKWELL_TEST_POSTGRES"
+# A Monday morning in Paris (08:00 UTC = 09:00 CET), far enough ahead to book from.
+START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+# Cheap argon2: tests of hashing itself set their own parameters.
+CHEAP_HASHING = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+
+
+class MovableClock:
+    """The app's clock in tests: set or advance it; it never moves by itself."""
+
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def set(self, now: datetime) -> None:
+        self.current = now
+
+    def advance(self, **delta: float) -> None:
+        """``clock.advance(days=1, hours=2)``: the arguments of :class:`datetime.timedelta`."""
+        self.current += timedelta(**delta)
+
+
+@dataclass(frozen=True)
+class Business:
+    """A tenant ready to take bookings: a 30-minute service at 30.00 on a 30-minute step, no
+    notice needed, and two providers open every day 09:00-17:00 in Europe/Paris."""
+
+    slug: str
+    tenant_id: int
+    service_id: int
+    provider_id: int
+    second_provider_id: int
+
+
+def open_every_day(opens: time = time(9), closes: time = time(17)) -> dict:
+    return {weekday: [(opens, closes)] for weekday in range(7)}
+
+
+def open_business(app: Flask, now: datetime, slug: str = "salon", name: str = "Salon") -> Business:
+    """Create tenant ``slug`` with one service and two providers (see :class:`Business`)."""
+    with db.write_transaction(app) as session:
+        tenant = create_tenant(session, slug, name=name, timezone="Europe/Paris", now=now)
+        service = add_service(
+            session,
+            tenant,
+            "Cut",
+            description="A cut.",
+            duration_minutes=30,
+            price_cents=3000,
+            slot_step_minutes=30,
+            min_notice_minutes=0,
+            horizon_days=365,
+        )
+        first = add_provider(session, tenant, "Ana", [service], open_every_day())
+        second = add_provider(session, tenant, "Ben", [service], open_every_day())
+        return Business(slug, tenant.id, service.id, first.id, second.id)
+
+
+class BookingClient:
+    """A client of one business, acting through the public JSON API as a browser would.
+
+    Bookings are the API's JSON (``reference``, ``manage_token``, ``status``, ``start``,
+    ``price_cents``, ``discount_cents``, ``total_cents``, ...). A refused call fails the test
+    with the API's answer; use :meth:`post` to look at a refusal yourself.
+    """
+
+    def __init__(self, app: Flask, business: Business, clock: MovableClock, name: str, email: str):
+        self.app, self.business, self.clock = app, business, clock
+        self.name, self.email = name, email
+        self.http = app.test_client()
+
+    @property
+    def bookings_url(self) -> str:
+        return f"/api/v1/tenants/{self.business.slug}/bookings"
+
+    def post(self, path: str = "", **body: Any):
+        """POST ``body`` as JSON to the bookings URL (plus ``path``); returns the response."""
+        return self.http.post(self.bookings_url + path, json=body)
+
+    def book(
+        self,
+        start: str | datetime,
+        *,
+        provider_id: int | None = None,
+        service_id: int | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Book ``start`` (ISO 8601 with an offset, or an aware datetime); extra fields such as
+        ``consents=[...]`` go into the request as they are."""
+        response = self.post(
+            service_id=service_id or self.business.service_id,
+            provider_id=provider_id or self.business.provider_id,
+            start=start.isoformat() if isinstance(start, datetime) else start,
+            client={"name": self.name, "email": self.email},
+            **extra,
+        )
+        return _json(response, 201)
+
+    def get(self, booking: dict[str, Any]) -> dict[str, Any]:
+        """The booking as the API shows it now."""
+        response = self.http.get(
+            f"{self.bookings_url}/{booking['reference']}",
+            query_string={"token": booking["manage_token"]},
+        )
+        return _json(response, 200)
+
+    def cancel(self, booking: dict[str, Any]) -> dict[str, Any]:
+        response = self.post(f"/{booking['reference']}/cancel", token=booking["manage_token"])
+        return _json(response, 200)
+
+    def reschedule(self, booking: dict[str, Any], start: str | datetime) -> dict[str, Any]:
+        start = start.isoformat() if isinstance(start, datetime) else start
+        response = self.post(
+            f"/{booking['reference']}/reschedule", token=booking["manage_token"], start=start
+        )
+        return _json(response, 200)
+
+    def complete(self, booking: dict[str, Any], outcome: str = "completed") -> dict[str, Any]:
+        """The business marks the visit ``completed`` (or ``no-show``), as staff do on the
+        booking's page once the appointment has started: move ``clock`` past it first."""
+        with self.app.app_context():
+            mark_outcome(
+                self.app,
+                tenant_id=self.business.tenant_id,
+                reference=booking["reference"],
+                outcome=outcome,
+                now=self.clock(),
+                actor="staff:tests",
+            )
+        return self.get(booking)
+
+    def visit(self, start: str | datetime) -> dict[str, Any]:
+        """Book ``start``, let the appointment happen and mark it completed; the clock ends
+        up just after the appointment."""
+        booking = self.book(start)
+        self.clock.set(max(self.clock(), datetime.fromisoformat(booking["end"])))
+        return self.complete(booking)
+
+    def stored(self, booking: dict[str, Any]) -> Booking:
+        """The booking's row, for what the API does not show."""
+        with db.fresh_session(self.app) as session:
+            return session.scalars(
+                select(Booking).where(Booking.reference == booking["reference"])
+            ).one()
+
+
+def _json(response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.get_json())
+    return response.get_json()
+
+
+# --- databases ----------------------------------------------------------------------------------
+
+
+def _psycopg(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+def _with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def _admin_engine():
+    return create_engine(_psycopg(os.environ[POSTGRES_ENV]), isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    """With ``BOOKWELL_TEST_POSTGRES``: a migrated database each test's database is cloned
+    from; else ``None``."""
+    if not os.environ.get(POSTGRES_ENV):
+        yield None
+        return
+    admin = _admin_engine()
+    name = f"bookwell_template_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    template_engine = create_engine(_psycopg(_with_database(os.environ[POSTGRES_ENV], name)))
+    schema.upgrade(template_engine)
+    template_engine.dispose()
+    yield name
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path, postgres_template) -> Iterator[str]:
+    """This test's own database: a SQLite file, or a PostgreSQL clone of the template."""
+    if postgres_template is None:
+        yield f"sqlite:///{tmp_path / 'bookwell.sqlite3'}"
+        return
+    admin = _admin_engine()
+    name = f"bookwell_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
+    yield _with_database(os.environ[POSTGRES_ENV], name)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+# --- the app, the business, the client ----------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    """The app's clock, at Monday 1 March 2027, 09:00 in Paris; it moves only when told."""
+    return MovableClock(START)
+
+
+@pytest.fixture
+def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
+    """Build an app on this test's database: ``make_app(plugins=[module], KEY=value)``.
+
+    ``plugins`` are registered besides the installed ones (as ``EXTRA_PLUGINS``); keyword
+    arguments override the app's settings. Rate limits are off and hashing is cheap. Every app
+    built in a test shares its database; the other fixtures use ``app``.
+    """
+    apps: list[Flask] = []
+
+    def build(plugins: list | tuple = (), **overrides: Any) -> Flask:
+        settings: dict[str, Any] = {
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret",
+            "RATE_LIMITS": "off",
+            "CLOCK": clock,
+            "TESTING": True,
+            "PASSWORD_HASHING": CHEAP_HASHING,
+        }
+        if plugins:
+            settings["EXTRA_PLUGINS"] = list(plugins)
+        settings.update(overrides)
+        app = create_app(settings)
+        schema.upgrade(db.engine_of(app))  # no-op on PostgreSQL: the template is migrated
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        db.engine_of(app).dispose()
+
+
+@pytest.fixture
+def bookwell_plugins() -> list:
+    """Plugin modules for ``app`` besides the installed ones; override it to add yours."""
+    return []
+
+
+@pytest.fixture
+def bookwell_settings() -> dict[str, Any]:
+    """Settings for ``app`` (e.g. ``{"GUARD_TIMEOUT_SECONDS": 0.5}``); override it to change."""
+    return {}
+
+
+@pytest.fixture
+def app(make_app, bookwell_plugins, bookwell_settings) -> Flask:
+    """The app: the installed plugins and ``bookwell_plugins``, with ``bookwell_settings``."""
+    return make_app(plugins=bookwell_plugins, **bookwell_settings)
+
+
+@pytest.fixture
+def tenant(app, clock) -> Business:
+    """'salon', ready to take bookings (see :class:`Business`)."""
+    return open_business(app, clock())
+
+
+@pytest.fixture
+def make_client(app, tenant, clock) -> Callable[..., BookingClient]:
+    """``make_client("Bob")`` or ``make_client("Eve", business=other)``: another client."""
+
+    def build(
+        name: str = "Ann", email: str | None = None, business: Business | None = None
+    ) -> BookingClient:
+        return BookingClient(
+            app, business or tenant, clock, name, email or f"{name.lower()}@example.com"
+        )
+
+    return build
+
+
+@pytest.fixture
+def client(make_client) -> BookingClient:
+    """Ann (ann@example.com), a client of ``tenant``."""
+    return make_client()
+
+
+@pytest.fixture
+def enable_plugin(app, tenant, clock) -> Callable[..., dict[str, Any]]:
+    """``enable_plugin("loyalty", visits=3)`` switches a plugin on for ``tenant`` (or for
+    ``business=...``) with these settings, exactly as the marketplace does; returns the
+    settings in force."""
+
+    def enable(name: str, business: Business | None = None, **settings: Any) -> dict[str, Any]:
+        with app.app_context():
+            new, _ = plugin_changes.enable(
+                app, (business or tenant).tenant_id, name, settings, clock()
+            )
+        return new
+
+    return enable
+
+
+@pytest.fixture
+def disable_plugin(app, tenant, clock) -> Callable[..., bool]:
+    """``disable_plugin("loyalty")`` switches it off again (its settings are kept)."""
+
+    def disable(name: str, business: Business | None = None) -> bool:
+        with app.app_context():
+            return plugin_changes.disable(app, (business or tenant).tenant_id, name, clock())
+
+    return disable
