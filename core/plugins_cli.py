@@ -7,7 +7,7 @@ import json
 import click
 from sqlalchemy import select
 
-from . import clock, db, plugin_changes, plugin_settings
+from . import clock, db, plugin_changes, plugin_rules, plugin_settings
 from .models import Tenant
 from .pluginhost import host_of
 
@@ -33,32 +33,12 @@ def list_plugins(obj, slug: str | None, as_json: bool) -> None:
     """List installed plugins, broken ones with the reason."""
     app = obj.app
     host = host_of(app)
-    state = {}
-    if slug is not None:
+    if slug is None:
+        listing = plugin_changes.listing(host)
+    else:
         tenant_id = _tenant_id(app, slug)
         with app.app_context():
-            state = plugin_changes.tenant_plugins(db.session(), tenant_id)
-    listing = []
-    for name in sorted(host.installed):
-        plugin = host.installed[name]
-        manifest = plugin.manifest
-        entry = {
-            "name": name,
-            "title": manifest.title if manifest else name,
-            "description": manifest.description if manifest else "",
-            "category": manifest.category if manifest else "",
-            "version": manifest.version if manifest else "",
-            "source": plugin.source,
-            "status": plugin.status,
-        }
-        if plugin.error:
-            entry["error"] = plugin.error
-        if slug is not None:
-            enabled, saved = state.get(name, (False, {}))
-            entry["enabled"] = enabled
-            defaults = plugin_settings.defaults(manifest) if manifest else {}
-            entry["settings"] = {**defaults, **saved}
-        listing.append(entry)
+            listing = plugin_changes.listing(host, db.session(), tenant_id, clock.now(app))
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
@@ -74,7 +54,7 @@ def list_plugins(obj, slug: str | None, as_json: bool) -> None:
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE")
 @click.pass_obj
 def enable_plugin(obj, name: str, slug: str, assignments: tuple[str, ...]) -> None:
-    """Enable NAME for a tenant, or update its settings when it is on."""
+    """Enable NAME for a tenant, with the plugins it requires, or update its settings."""
     app = obj.app
     host = host_of(app)
     tenant_id = _tenant_id(app, slug)
@@ -87,13 +67,19 @@ def enable_plugin(obj, name: str, slug: str, assignments: tuple[str, ...]) -> No
                 raise click.ClickException(f"--set wants KEY=VALUE, not {assignment!r}")
             values[key.strip()] = plugin_settings.from_text(manifest, key.strip(), text)
         with app.app_context():
-            settings, old = plugin_changes.enable(app, tenant_id, name, values, clock.now(app))
+            done = plugin_changes.enable(app, tenant_id, name, values, clock.now(app))
     except KeyError as error:
         raise click.ClickException(f"no plugin named {name!r} is installed") from error
+    except plugin_rules.RuleBroken as error:
+        raise click.ClickException(f"refused ({error.code}): {error.message}") from error
     except (LookupError, plugin_settings.InvalidSettings) as error:
         raise click.ClickException(str(error)) from error
-    verb = "updated" if old is not None else "enabled"
-    click.echo(f"{verb} {name} for {slug}: {json.dumps(settings, sort_keys=True)}")
+    verb = "updated" if done.old is not None else "enabled"
+    click.echo(f"{verb} {name} for {slug}: {json.dumps(done.settings, sort_keys=True)}")
+    if done.also_enabled:
+        click.echo(f"also enabled (required by {name}): {', '.join(done.also_enabled)}")
+    if done.raised:
+        click.echo(f"settings raised to {name}'s floors: {', '.join(done.raised)}")
 
 
 @plugins.command("disable")
@@ -109,4 +95,6 @@ def disable_plugin(obj, name: str, slug: str) -> None:
             was_on = plugin_changes.disable(app, tenant_id, name, clock.now(app))
     except plugin_changes.UnknownPlugin as error:
         raise click.ClickException(str(error)) from error
+    except plugin_rules.RuleBroken as error:
+        raise click.ClickException(f"refused ({error.code}): {error.message}") from error
     click.echo(f"disabled {name} for {slug}" if was_on else f"{name} was not enabled for {slug}")
