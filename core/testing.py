@@ -43,6 +43,7 @@ from sqlalchemy import create_engine, select, text
 from . import create_app, db, plugin_changes, schema
 from .booking_outcomes import mark_outcome
 from .models import Booking
+from .pluginhost import host_of
 from .tenants import add_provider, add_service, create_tenant
 
 POSTGRES_ENV = "BOOKWELL_TEST_POSTGRES"
@@ -342,11 +343,10 @@ def enable_plugin(app, tenant, clock) -> Callable[..., dict[str, Any]]:
     settings in force."""
 
     def enable(name: str, business: Business | None = None, **settings: Any) -> dict[str, Any]:
+        tenant_id = (business or tenant).tenant_id
         with app.app_context():
-            new, _ = plugin_changes.enable(
-                app, (business or tenant).tenant_id, name, settings, clock()
-            )
-        return new
+            plugin_changes.enable(app, tenant_id, name, settings, clock())
+            return dict(host_of(app).enabled_for(db.session(), tenant_id)[name])
 
     return enable
 
