@@ -405,13 +405,17 @@ def _manifest_problem(manifest: Any, name: str) -> str | None:
     return None
 
 
-def init_app(app: Flask) -> None:
-    blocked = [
+def blocked_by_environment() -> list[str]:
+    """The plugins named in ``BOOKWELL_DISABLED_PLUGINS`` (comma-separated): never loaded."""
+    return [
         name.strip()
         for name in os.environ.get("BOOKWELL_DISABLED_PLUGINS", "").split(",")
         if name.strip()
     ]
-    blocked += list(app.config.get("DISABLED_PLUGINS", ()))
+
+
+def init_app(app: Flask) -> None:
+    blocked = blocked_by_environment() + list(app.config.get("DISABLED_PLUGINS", ()))
     host = PluginHost(
         float(app.config["GUARD_TIMEOUT_SECONDS"]),
         blocked,

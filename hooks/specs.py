@@ -158,6 +158,16 @@ def routes() -> Any | None:
 
 
 @hookspec
+def migrations() -> str | None:
+    """Contribution, asked by ``bookwell init`` (and every schema upgrade) whatever the
+    tenants enabled: the Alembic script location of the plugin's own tables, e.g.
+    ``"bookwell_visit_notes:migrations"``. Core runs them after its own, with the version table
+    ``alembic_version_<name>``; every table must be named ``<name>_...`` (hyphens as
+    underscores) or the upgrade is rolled back. A plugin's failing migration is reported and
+    leaves core and the other plugins upgraded."""
+
+
+@hookspec
 def staff_menu(ctx: Context, settings: Settings) -> list[MenuItem] | None:
     """Contribution: entries for the staff pages' menu."""
 
@@ -195,6 +205,7 @@ CONTRIBUTIONS = (
     "session_limits",
     "filter_message",
     "routes",
+    "migrations",
     "staff_menu",
     "booking_discount",
 )
