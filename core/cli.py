@@ -74,7 +74,8 @@ def init(ctx: Context) -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int) -> None:
-    """Serve the app with gunicorn."""
+    """Serve the app with gunicorn. Without REDIS_URL, each worker process also runs the
+    scheduled work (on_schedule, due mail) every TICK_SECONDS, under database leases."""
     _require_schema(ctx)
     db.engine_of(ctx.app).dispose()  # no connection of the master may be inherited by workers
     run_gunicorn(ctx.instance, host, port, workers)
@@ -93,8 +94,14 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             self.cfg.set("proc_name", "bookwell")
 
         def load(self) -> Any:
-            # Each worker builds its own app, so no database connection crosses a fork.
-            return create_app({"INSTANCE_PATH": instance} if instance else None)
+            # Each worker builds its own app, so no database connection crosses a fork, and
+            # starts its own ticker (not the master's: it would have to survive forks); their
+            # leases make each tenant's task run in one of them.
+            from .jobs import start_in_process
+
+            app = create_app({"INSTANCE_PATH": instance} if instance else None)
+            start_in_process(app)
+            return app
 
     click.echo(f"serving on http://{host}:{port}/ with {workers} workers")
     Server().run()
@@ -214,7 +221,23 @@ def tick(
     for report in reports:
         ran = ", ".join(report.plugins) or "nothing scheduled"
         mail = f"; mail sent {report.mail.sent}, failed {report.mail.failed}" if report.mail else ""
-        click.echo(f"{prefix}{report.tenant} at {now.isoformat()}: {ran}{mail}")
+        busy = f"; running elsewhere: {', '.join(report.skipped)}" if report.skipped else ""
+        click.echo(f"{prefix}{report.tenant} at {now.isoformat()}: {ran}{mail}{busy}")
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Enqueue this period's work, run every job, then exit.")
+@pass_context
+def worker(ctx: Context, burst: bool) -> None:
+    """Run the RQ worker and the ticker of scheduled work (needs REDIS_URL)."""
+    from .jobs import run_worker
+
+    _require_schema(ctx)
+    if not ctx.app.config.get("REDIS_URL"):
+        raise click.ClickException(
+            "set REDIS_URL to run the worker; without Redis, `bookwell serve` runs scheduled work"
+        )
+    run_worker(ctx.app, burst=burst)
 
 
 def _register_command_groups() -> None:

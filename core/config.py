@@ -30,6 +30,7 @@ ENVIRONMENT_KEYS = {
     "BOOKWELL_SMTP_URL": "SMTP_URL",
     "BOOKWELL_MAIL_FROM": "MAIL_FROM",
     "BOOKWELL_MAIL_DELIVERY": "MAIL_DELIVERY",
+    "BOOKWELL_TICK_SECONDS": "TICK_SECONDS",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -54,8 +55,12 @@ DEFAULTS: dict[str, Any] = {
     # smtp://user:pass@host:587?starttls=1 or smtps://host; None: .eml files in STORAGE/outbox/
     "SMTP_URL": None,
     "MAIL_FROM": "Bookwell <no-reply@bookwell.invalid>",  # the display name becomes the business's
-    # "background": a thread sends right after each booking change; "manual": only `bookwell tick`
+    # "background": each booking change sends its mail at once (a thread, or an RQ job with
+    # Redis); "manual": it waits for the ticker or `bookwell tick`
     "MAIL_DELIVERY": "background",
+    # Scheduled work (on_schedule, due mail) runs every TICK_SECONDS per tenant: in `bookwell
+    # worker` with REDIS_URL, else in each `bookwell serve` process under database leases. 0: off.
+    "TICK_SECONDS": 60.0,
 }
 
 
@@ -81,7 +86,7 @@ def read_environment() -> dict[str, Any]:
             found[key] = value
     if "LOCK_TIMEOUT_SECONDS" in found:
         found["LOCK_TIMEOUT_SECONDS"] = float(found["LOCK_TIMEOUT_SECONDS"])
-    for seconds in ("GUARD_TIMEOUT_SECONDS", "SCHEDULE_TIMEOUT_SECONDS"):
+    for seconds in ("GUARD_TIMEOUT_SECONDS", "SCHEDULE_TIMEOUT_SECONDS", "TICK_SECONDS"):
         if seconds in found:
             found[seconds] = float(found[seconds])
     if "TRUSTED_PROXIES" in found:

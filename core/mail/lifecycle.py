@@ -119,10 +119,17 @@ _registry = threading.Lock()
 
 
 def kick(app: Flask) -> None:
-    """Deliver due mail soon, in a background thread; best effort, never raises. With
-    ``MAIL_DELIVERY = "manual"`` nothing happens here and ``bookwell tick`` (or a test) sends."""
+    """Deliver due mail soon: an RQ job with ``REDIS_URL`` (with Redis down, the mail waits in
+    the outbox for the worker's next tick), else a background thread. Best effort, never raises.
+    With ``MAIL_DELIVERY = "manual"`` nothing happens here and the ticker or ``bookwell tick``
+    (or a test) sends."""
     try:
         if app.config.get("MAIL_DELIVERY", "background") != "background":
+            return
+        if app.config.get("REDIS_URL"):
+            from .. import jobs  # jobs imports the mail package: import it when first needed
+
+            jobs.enqueue_mail(app)
             return
         with _registry:
             _pending.add(id(app))
