@@ -104,6 +104,8 @@ EXPECTATIONS: dict[tuple[str, str], Public | LoggedIn | Staff] = {
     ("GET", "/api/v1/auth/sessions"): LoggedIn(),
     ("POST", "/api/v1/auth/sessions/<int:session_id>/revoke"): LoggedIn(),
     ("POST", "/api/v1/auth/password"): LoggedIn(),
+    ("GET", "/api/v1/tenants/<slug>/plugins"): Staff("plugins.read"),
+    ("PUT", "/api/v1/tenants/<slug>/plugins/<name>"): Staff("plugins.manage"),
 }
 
 
@@ -284,6 +286,10 @@ REQUESTS: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
     ("POST", "/api/v1/auth/sessions/<int:session_id>/revoke"): _end_session,
     # A deliberately empty body: 422 shows the request got past authentication.
     ("POST", "/api/v1/auth/password"): lambda w, who: Call(json={}, ok=422),
+    ("GET", "/api/v1/tenants/<slug>/plugins"): lambda w, who: Call(),
+    ("PUT", "/api/v1/tenants/<slug>/plugins/<name>"): lambda w, who: Call(
+        {"name": "closed-days"}, {"enabled": True}
+    ),
 }
 
 

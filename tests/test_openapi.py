@@ -235,6 +235,7 @@ def test_every_documented_operation_answers_as_documented(
         "LoginIn": {"email": OWNER, "password": PASSWORD},
         "ClientSignUpIn": {"name": "Dee", "email": "dee@example.com", "password": "a long phrase"},
         "PasswordChangeIn": {"current_password": PASSWORD, "new_password": "staple battery horse"},
+        "PluginChangeIn": {"enabled": True, "settings": {"weekdays": ["sunday", "monday"]}},
     }
 
     def last(entry) -> int:
@@ -259,6 +260,7 @@ def test_every_documented_operation_answers_as_documented(
                 "slug": "salon",
                 "reference": (staffs_booking if staff else clients_booking)["reference"],
                 "session_id": spare_session,
+                "name": "closed-days",
             }
             parameters = operation.get("parameters", [])
             required = {
@@ -326,7 +328,13 @@ def test_the_errors_the_api_gives_are_documented_and_shaped_as_documented(
         if path == DOCUMENT:
             continue
         url = fill(
-            path, {"slug": "salon", "reference": "AAAA-BBBB-CCCC-DDDD", "session_id": 2**31 - 1}
+            path,
+            {
+                "slug": "salon",
+                "reference": "AAAA-BBBB-CCCC-DDDD",
+                "session_id": 2**31 - 1,
+                "name": "closed-days",
+            },
         )
         own = bearer(staff_token) if needs_bearer(operation, document) else {}
         attempts = []
@@ -343,7 +351,7 @@ def test_the_errors_the_api_gives_are_documented_and_shaped_as_documented(
         if takes_bearer(operation, document) and "{slug}" in path:
             attempts.append((403, url, {}, bearer(client_token)))
         for status, target, body, headers in attempts:
-            json_body = body if method == "post" else None
+            json_body = body if method in ("post", "put") else None
             response = client.open(target, method=method.upper(), json=json_body, headers=headers)
             where = f"{method.upper()} {target[:80]} {headers} -> {response.status_code}"
             assert response.status_code == status, where

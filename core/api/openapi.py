@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from ..models import Role
 from .auth import LoginIn
+from .plugins import PluginChangeIn
 from .schemas import (
     BookingIn,
     CancelIn,
@@ -227,6 +228,88 @@ SCHEMAS: dict[str, Any] = {
             "status": {"const": "verification_pending"},
         },
     },
+    "Plugin": {
+        "type": "object",
+        "description": "An installed plugin and what this business made of it: the entries of "
+        "`bookwell plugins list --tenant SLUG --json`.",
+        "required": [
+            "name",
+            "title",
+            "description",
+            "category",
+            "version",
+            "source",
+            "status",
+            "requires",
+            "conflicts",
+            "needs",
+            "breaks",
+            "settings_schema",
+            "enabled",
+            "settings",
+            "recent_errors",
+        ],
+        "properties": {
+            "name": {"type": "string"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "category": {"type": "string"},
+            "version": {"type": "string"},
+            "source": {
+                "type": "string",
+                "description": "`built-in`, or the package it was installed from.",
+            },
+            "status": {"enum": ["ok", "broken"]},
+            "error": {"type": "string", "description": "Why a broken plugin is broken."},
+            "requires": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Plugins switched on with it.",
+            },
+            "conflicts": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Plugins that cannot be on beside it.",
+            },
+            "needs": {"type": "array", "items": {"type": "string"}},
+            "breaks": {"type": "array", "items": {"type": "string"}},
+            "settings_schema": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "type", "default", "label", "help"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "type": {"enum": ["bool", "int", "str", "text", "choice", "list"]},
+                        "default": {},
+                        "label": {"type": "string"},
+                        "help": {"type": "string"},
+                        "min": {"type": ["integer", "null"]},
+                        "max": {"type": ["integer", "null"]},
+                        "choices": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+            "enabled": {"type": "boolean"},
+            "settings": {"type": "object", "description": "Its settings for this business."},
+            "recent_errors": {
+                "type": "object",
+                "required": ["count", "last_message", "last_at"],
+                "description": "Its failures for this business in the last 24 hours.",
+                "properties": {
+                    "count": {"type": "integer", "minimum": 0},
+                    "last_message": {"type": ["string", "null"]},
+                    "last_at": {"anyOf": [INSTANT, {"type": "null"}]},
+                },
+            },
+        },
+    },
+    "PluginChanged": {
+        "description": "The plugin after the change, and the plugins switched on with it.",
+        "allOf": [{"$ref": "#/components/schemas/Plugin"}],
+        "required": ["also_enabled"],
+        "properties": {"also_enabled": {"type": "array", "items": {"type": "string"}}},
+    },
 }
 SECURITY_SCHEMES = {
     "bearerAuth": {
@@ -347,6 +430,7 @@ def document() -> dict[str, Any]:
                 LoginIn,
                 PasswordChangeIn,
                 ClientSignUpIn,
+                PluginChangeIn,
             )
         ],
         ref_template="#/components/schemas/{model}",
@@ -635,6 +719,67 @@ def document() -> dict[str, Any]:
                             e404="Unknown business.",
                             e429="Too many requests from this address (see Retry-After), or "
                             "too many failed logins for a plugin of the business.",
+                        ),
+                    },
+                }
+            },
+            f"{base}/plugins": {
+                "get": {
+                    "summary": "The installed plugins and which ones the business uses",
+                    "operationId": "listPlugins",
+                    "security": BEARER,
+                    "parameters": [_slug()],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Plugin")}, "By name."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            e403="Your role may not see the business's plugins.",
+                            e404="Unknown business, or a bearer of another business.",
+                        ),
+                    },
+                }
+            },
+            f"{base}/plugins/{{name}}": {
+                "put": {
+                    "summary": "Switch a plugin on or off, or change its settings (the owner)",
+                    "description": "Switching a plugin on also switches on what it `requires` "
+                    "(listed in `also_enabled`) and may raise their settings to its floors. "
+                    "`settings` merge into the current ones.",
+                    "operationId": "changePlugin",
+                    "security": BEARER,
+                    "parameters": [
+                        _slug(),
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "The plugin's `name`.",
+                        },
+                    ],
+                    "requestBody": _body("PluginChangeIn"),
+                    "responses": {
+                        "200": _json(_ref("PluginChanged"), "Done."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            409,
+                            413,
+                            422,
+                            503,
+                            e403="Only the owner changes plugins.",
+                            e404="Unknown business or plugin, or a bearer of another business.",
+                            e409="Refused by the rules between plugins, with the reason: "
+                            "`plugin_conflict` (it conflicts with, or breaks what is needed "
+                            "by, an enabled plugin), `plugin_required` (an enabled plugin "
+                            "requires it, or it requires one that is missing or broken), "
+                            "`plugin_broken` (it is broken).",
+                            e422="A malformed body (`invalid`), or settings that are not valid "
+                            "(`invalid_settings`, with a message for each key in `fields`).",
+                            e503="The change could not take its lock in time; nothing changed.",
                         ),
                     },
                 }
