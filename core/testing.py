@@ -264,7 +264,8 @@ def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
     """Build an app on this test's database: ``make_app(plugins=[module], KEY=value)``.
 
     ``plugins`` are registered besides the installed ones (as ``EXTRA_PLUGINS``); keyword
-    arguments override the app's settings. Rate limits are off and hashing is cheap. Every app
+    arguments override the app's settings. Rate limits are off and hashing is cheap. The
+    database is migrated, core's tables and every plugin's (the ``migrations`` hook). Every app
     built in a test shares its database; the other fixtures use ``app``.
     """
     apps: list[Flask] = []
@@ -283,8 +284,12 @@ def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
             settings["EXTRA_PLUGINS"] = list(plugins)
         settings.update(overrides)
         app = create_app(settings)
-        schema.upgrade(db.engine_of(app))  # no-op on PostgreSQL: the template is migrated
         apps.append(app)
+        # Core's tables (already there on PostgreSQL: the template is migrated), then those of
+        # the app's plugins, ``plugins`` included; a plugin's migration that fails fails the test.
+        failures = schema.upgrade(db.engine_of(app), host_of(app))
+        if failures:
+            pytest.fail(f"plugin migrations failed: {failures}")
         return app
 
     yield build
