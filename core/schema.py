@@ -12,7 +12,9 @@ upgrade or another plugin's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -66,26 +68,33 @@ def alembic_config(
     return config
 
 
-def plugin_schemas(host: pluginhost.PluginHost | None = None) -> list[PluginSchema]:
-    """The working plugins that ship migrations, in name order. Without ``host``, the plugins
-    installed through entry points, less those in ``BOOKWELL_DISABLED_PLUGINS``."""
+def _migration_hooks(host: pluginhost.PluginHost | None) -> list[tuple[str, Callable[[], Any]]]:
+    """(plugin, its ``migrations`` function) for each working plugin, in name order. Without
+    ``host``, the plugins installed through entry points, less ``BOOKWELL_DISABLED_PLUGINS``."""
     if host is None:
         host = pluginhost.PluginHost(blocked=pluginhost.blocked_by_environment())
         host.load_entry_points()
-    found = []
+    hooks = []
     for implementation in host.pm.hook.migrations.get_hookimpls():
         name = host.pm.get_name(implementation.plugin)
         installed = host.installed.get(name)
-        if installed is None or installed.status != "ok":
-            continue
+        if installed is not None and installed.status == "ok":
+            hooks.append((name, implementation.function))
+    return sorted(hooks, key=lambda hook: hook[0])
+
+
+def plugin_schemas(host: pluginhost.PluginHost | None = None) -> list[PluginSchema]:
+    """The working plugins that ship migrations, in name order (a failing hook is logged)."""
+    found = []
+    for name, migrations in _migration_hooks(host):
         try:
-            location = implementation.function()
+            location = migrations()
         except Exception:
-            log.exception("plugin %s: migrations failed; its tables are not upgraded", name)
+            log.exception("plugin %s: its migrations hook failed", name)
             continue
         if location is not None:
             found.append(PluginSchema(name, str(location)))
-    return sorted(found, key=lambda schema: schema.plugin)
+    return found
 
 
 def upgrade(engine: Engine, host: pluginhost.PluginHost | None = None) -> list[PluginUpgradeFailed]:
@@ -94,12 +103,14 @@ def upgrade(engine: Engine, host: pluginhost.PluginHost | None = None) -> list[P
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), "head")
     failures = []
-    for plugin in plugin_schemas(host):
+    for name, migrations in _migration_hooks(host):
         try:
-            _upgrade_plugin(engine, plugin)
+            location = migrations()
+            if location is not None:
+                _upgrade_plugin(engine, PluginSchema(name, str(location)))
         except Exception as error:
-            log.exception("plugin %s: its migrations failed; core is upgraded", plugin.plugin)
-            failures.append(PluginUpgradeFailed(plugin.plugin, f"{type(error).__name__}: {error}"))
+            log.exception("plugin %s: its migrations failed; core is upgraded", name)
+            failures.append(PluginUpgradeFailed(name, f"{type(error).__name__}: {error}"))
     return failures
 
 

@@ -177,7 +177,7 @@ def test_a_table_outside_the_plugins_prefix_is_rolled_back_and_reported(engine):
     assert version(engine, "alembic_version_good_plugin") == ["good_0001"]
 
 
-def test_a_failing_migration_is_reported_and_core_is_upgraded(engine, caplog):
+def test_a_failing_migration_is_reported_and_core_is_upgraded(engine):
     broken = plugin_with_migrations("broken-migration", "broken")
     failures = schema.upgrade(engine, host_with(broken))
     assert [failure.plugin for failure in failures] == ["broken-migration"]
@@ -185,6 +185,22 @@ def test_a_failing_migration_is_reported_and_core_is_upgraded(engine, caplog):
     assert schema.is_current(engine)
     assert "broken_migration_half" not in tables(engine)
     assert "broken-migration" in schema.plugins_behind(engine, host_with(broken))
+
+
+def test_a_failing_migrations_hook_is_reported(engine):
+    class Confused:
+        MANIFEST = manifest("confused")
+
+        @hookimpl
+        def migrations():
+            raise RuntimeError("where did I put them")
+
+    good = plugin_with_migrations("good-plugin", "good")
+    failures = schema.upgrade(engine, host_with(Confused, good))
+    assert [(failure.plugin, failure.error) for failure in failures] == [
+        ("confused", "RuntimeError: where did I put them")
+    ]
+    assert "good_plugin_items" in tables(engine)
 
 
 def test_init_says_which_plugin_failed(init, monkeypatch):
