@@ -192,6 +192,35 @@ def test_a_manual_tick_skips_a_task_another_process_is_running(app, tenants, clo
     assert per_tenant(Counting.calls) == {"barber": 2}
 
 
+def test_a_failing_task_is_logged_and_the_others_still_run(
+    app, tenants, clock, monkeypatch, caplog
+):
+    def broken_mail(app, now, tenant_id):
+        raise RuntimeError("the outbox is unreachable")
+
+    monkeypatch.setattr(schedule, "send_tenant_mail", broken_mail)
+    with caplog.at_level(logging.ERROR, logger="bookwell.schedule"):
+        ran = schedule.run_due(app, "ticker", PERIOD)
+    assert sorted(ran) == [("barber", "on_schedule"), ("salon", "on_schedule")]
+    assert "scheduled mail of tenant salon failed" in caplog.text
+    assert "the outbox is unreachable" in caplog.text
+    clock.advance(seconds=60)  # the next period tries again
+    monkeypatch.undo()
+    assert ("salon", "mail") in schedule.run_due(app, "ticker", PERIOD)
+
+
+def test_the_tick_command_says_what_it_left_to_another_process(
+    app, tenants, clock, tmp_path, database_url, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    name = schedule.lease_name(tenants[1].tenant_id, "mail")
+    assert leases.take(app, name, "busy-process", clock(), clock() + timedelta(days=3650))
+    ran = CliRunner().invoke(main, ["--instance", str(tmp_path / "instance"), "tick"])
+    assert ran.exit_code == 0, ran.output
+    assert "barber" in ran.output and "running elsewhere: mail" in ran.output
+    assert "salon" in ran.output and ran.output.count("running elsewhere") == 1
+
+
 def wait_until(condition, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
