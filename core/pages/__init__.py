@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import accounts, admin
+from . import accounts, admin, marketplace
 from .auth import admin_auth, support_auth
 from .booking import init_app as init_booking_pages
 
@@ -13,3 +13,4 @@ def init_app(app: Flask) -> None:
     init_booking_pages(app)
     accounts.init_app(app)
     admin.init_app(app)  # after admin_auth: the agenda takes over its home page
+    marketplace.init_app(app)
