@@ -34,7 +34,7 @@ def manifest(name: str, title: str, *settings: Setting, **rules) -> Manifest:
 
 class TwoFactor:
     MANIFEST = manifest(
-        "two-factor",
+        "t-two-factor",
         "Two-factor",
         Setting("required_roles", "list", ["owner"], "Required for"),
         Setting("digits", "int", 6, "Digits", min=6, max=10),
@@ -44,16 +44,16 @@ class TwoFactor:
 
 
 class AccessLog:
-    MANIFEST = manifest("access-log", "Access log")
+    MANIFEST = manifest("t-access-log", "Access log")
 
 
 class Hipaa:
     MANIFEST = manifest(
-        "hipaa",
+        "t-hipaa",
         "HIPAA",
-        requires=("two-factor", "access-log"),
+        requires=("t-two-factor", "t-access-log"),
         floors={
-            "two-factor": {
+            "t-two-factor": {
                 "required_roles": STAFF_ROLES,
                 "digits": 8,
                 "lock_after_failures": True,
@@ -64,45 +64,45 @@ class Hipaa:
 
 
 class First:
-    MANIFEST = manifest("first", "First", requires=("second",))
+    MANIFEST = manifest("t-first", "First", requires=("t-second",))
 
 
 class Second:
-    MANIFEST = manifest("second", "Second", requires=("third",))
+    MANIFEST = manifest("t-second", "Second", requires=("t-third",))
 
 
 class Third:
-    MANIFEST = manifest("third", "Third", Setting("level", "int", 1, "Level", min=0, max=5))
+    MANIFEST = manifest("t-third", "Third", Setting("level", "int", 1, "Level", min=0, max=5))
 
 
 class HistoryCleanup:
-    MANIFEST = manifest("history-cleanup", "History cleanup", breaks=("intact_history",))
+    MANIFEST = manifest("t-history-cleanup", "History cleanup", breaks=("intact_history",))
 
 
 class Loyalty:
-    MANIFEST = manifest("loyalty", "Loyalty", needs=("intact_history",))
+    MANIFEST = manifest("t-loyalty", "Loyalty", needs=("intact_history",))
 
 
 class Rewards:
     """Requires loyalty, so it brings loyalty's need with it."""
 
-    MANIFEST = manifest("rewards", "Rewards", requires=("loyalty",))
+    MANIFEST = manifest("t-rewards", "Rewards", requires=("t-loyalty",))
 
 
 class Quiet:
-    MANIFEST = manifest("quiet", "Quiet", conflicts=("loud",))
+    MANIFEST = manifest("t-quiet", "Quiet", conflicts=("t-loud",))
 
 
 class Loud:
-    MANIFEST = manifest("loud", "Loud")
+    MANIFEST = manifest("t-loud", "Loud")
 
 
 class Orphan:
-    MANIFEST = manifest("orphan", "Orphan", requires=("not-installed",))
+    MANIFEST = manifest("t-orphan", "Orphan", requires=("not-installed",))
 
 
 class Misspelled:
-    MANIFEST = manifest("misspelled", "Misspelled")
+    MANIFEST = manifest("t-misspelled", "Misspelled")
 
     @hookimpl
     def before_confrim(ctx):
@@ -110,7 +110,7 @@ class Misspelled:
 
 
 class NeedsBroken:
-    MANIFEST = manifest("needs-broken", "Needs broken", requires=("misspelled",))
+    MANIFEST = manifest("t-needs-broken", "Needs broken", requires=("t-misspelled",))
 
 
 PLUGINS = [
@@ -182,54 +182,54 @@ def version(app, business) -> int:
 
 
 def test_enabling_switches_on_what_it_requires_transitively_and_says_so(app, business, enable):
-    done = enable("first")
-    assert done.also_enabled == ["third", "second"]  # what is required comes first
-    assert on(app, business) == {"first", "second", "third"}
+    done = enable("t-first")
+    assert done.also_enabled == ["t-third", "t-second"]  # what is required comes first
+    assert on(app, business) == {"t-first", "t-second", "t-third"}
     trail = audit_trail(app, business)
     assert [(action, subject) for action, subject, _ in trail] == [
-        ("plugin.enabled", "plugin:third"),
-        ("plugin.enabled", "plugin:second"),
-        ("plugin.enabled", "plugin:first"),
+        ("plugin.enabled", "plugin:t-third"),
+        ("plugin.enabled", "plugin:t-second"),
+        ("plugin.enabled", "plugin:t-first"),
     ]
-    assert trail[0][2] == {"old": None, "new": {"level": 1}, "required_by": "second"}
-    assert trail[1][2]["required_by"] == "first"
+    assert trail[0][2] == {"old": None, "new": {"level": 1}, "required_by": "t-second"}
+    assert trail[1][2]["required_by"] == "t-first"
 
 
 def test_a_requirement_already_on_keeps_its_settings_and_is_not_reported(app, business, enable):
-    enable("third", level=4)
-    done = enable("second")
+    enable("t-third", level=4)
+    done = enable("t-second")
     assert done.also_enabled == []
-    assert state(app, business)["third"] == (True, {"level": 4})
+    assert state(app, business)["t-third"] == (True, {"level": 4})
 
 
 def test_requiring_a_plugin_that_is_not_installed_or_is_broken_is_refused(app, business, enable):
     with pytest.raises(PluginRequired, match="Orphan requires not-installed, which is not"):
-        enable("orphan")
-    with pytest.raises(PluginRequired, match="Needs broken requires misspelled, which is broken"):
-        enable("needs-broken")
+        enable("t-orphan")
+    with pytest.raises(PluginRequired, match="Needs broken requires t-misspelled, which is broken"):
+        enable("t-needs-broken")
     with pytest.raises(PluginBroken):
-        enable("misspelled")
+        enable("t-misspelled")
     assert on(app, business) == set()
     assert audit_trail(app, business) == []
 
 
 def test_disabling_a_plugin_an_enabled_plugin_requires_is_refused(app, business, enable, disable):
-    enable("first")
+    enable("t-first")
     with pytest.raises(PluginRequired) as refused:
-        disable("third")
+        disable("t-third")
     assert refused.value.code == "plugin_required"
     assert "Second requires Third" in refused.value.message
-    assert on(app, business) == {"first", "second", "third"}
-    assert disable("first") is True
-    assert disable("second") is True
-    assert disable("third") is True
+    assert on(app, business) == {"t-first", "t-second", "t-third"}
+    assert disable("t-first") is True
+    assert disable("t-second") is True
+    assert disable("t-third") is True
     assert on(app, business) == set()
 
 
 # --- conflicts, needs and breaks ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("already", "asked"), [("loud", "quiet"), ("quiet", "loud")])
+@pytest.mark.parametrize(("already", "asked"), [("t-loud", "t-quiet"), ("t-quiet", "t-loud")])
 def test_a_conflict_declared_by_either_side_is_refused_with_both_names(
     app, business, enable, already, asked
 ):
@@ -242,7 +242,7 @@ def test_a_conflict_declared_by_either_side_is_refused_with_both_names(
 
 
 @pytest.mark.parametrize(
-    ("already", "asked"), [("history-cleanup", "loyalty"), ("loyalty", "history-cleanup")]
+    ("already", "asked"), [("t-history-cleanup", "t-loyalty"), ("t-loyalty", "t-history-cleanup")]
 )
 def test_needing_what_an_enabled_plugin_breaks_is_refused_both_ways(
     app, business, enable, already, asked
@@ -258,33 +258,33 @@ def test_needing_what_an_enabled_plugin_breaks_is_refused_both_ways(
 def test_a_need_brought_in_by_a_requirement_is_checked_and_nothing_is_switched_on(
     app, business, enable
 ):
-    enable("history-cleanup")
+    enable("t-history-cleanup")
     with pytest.raises(PluginConflict) as refused:
-        enable("rewards")
+        enable("t-rewards")
     assert "Loyalty needs intact history, which History cleanup breaks" in refused.value.message
     assert "Rewards requires Loyalty" in refused.value.message
-    assert on(app, business) == {"history-cleanup"}
+    assert on(app, business) == {"t-history-cleanup"}
 
 
 # --- settings and floors --------------------------------------------------------------------------
 
 
 def test_invalid_settings_are_refused_field_by_field_and_nothing_changes(app, business, enable):
-    enable("third", level=2)
+    enable("t-third", level=2)
     before = (state(app, business), audit_trail(app, business), version(app, business))
     with pytest.raises(InvalidSettings) as refused:
-        enable("third", level=9, colour="red")
+        enable("t-third", level=9, colour="red")
     assert set(refused.value.fields) == {"level", "colour"}
     assert "at most 5" in refused.value.fields["level"]
     assert (state(app, business), audit_trail(app, business), version(app, business)) == before
 
 
 def test_enabling_a_plugin_with_floors_raises_the_required_plugins_settings(app, business, enable):
-    enable("two-factor", required_roles=["owner", "admin-desk"], digits=10)
-    done = enable("hipaa")
-    assert done.also_enabled == ["access-log"]
-    assert done.raised == ["two-factor"]
-    enabled, settings = state(app, business)["two-factor"]
+    enable("t-two-factor", required_roles=["owner", "admin-desk"], digits=10)
+    done = enable("t-hipaa")
+    assert done.also_enabled == ["t-access-log"]
+    assert done.raised == ["t-two-factor"]
+    enabled, settings = state(app, business)["t-two-factor"]
     assert enabled
     assert settings == {
         "required_roles": ["owner", "admin-desk", "manager", "staff", "receptionist"],
@@ -297,27 +297,27 @@ def test_enabling_a_plugin_with_floors_raises_the_required_plugins_settings(app,
     action, subject, details = raised[0]
     assert (action, subject, details["floor_of"]) == (
         "plugin.settings_changed",
-        "plugin:two-factor",
-        "hipaa",
+        "plugin:t-two-factor",
+        "t-hipaa",
     )
     assert details["old"]["required_roles"] == ["owner", "admin-desk"]
     assert details["new"] == settings
 
 
 def test_a_required_plugin_switched_on_with_floors_starts_at_them(app, business, enable):
-    done = enable("hipaa")
-    assert done.also_enabled == ["two-factor", "access-log"]
-    assert state(app, business)["two-factor"][1]["required_roles"] == STAFF_ROLES
+    done = enable("t-hipaa")
+    assert done.also_enabled == ["t-two-factor", "t-access-log"]
+    assert state(app, business)["t-two-factor"][1]["required_roles"] == STAFF_ROLES
 
 
 def test_settings_below_a_floor_are_refused_naming_the_plugin_that_holds_them(
     app, business, enable
 ):
-    enable("hipaa")
+    enable("t-hipaa")
     before = (state(app, business), audit_trail(app, business))
     with pytest.raises(InvalidSettings) as refused:
         enable(
-            "two-factor",
+            "t-two-factor",
             required_roles=["owner"],
             digits=6,
             lock_after_failures=False,
@@ -332,8 +332,8 @@ def test_settings_below_a_floor_are_refused_naming_the_plugin_that_holds_them(
     assert "stay on" in fields["lock_after_failures"]
     assert (state(app, business), audit_trail(app, business)) == before
     # Above the floor is fine.
-    enable("two-factor", digits=9)
-    assert state(app, business)["two-factor"][1]["digits"] == 9
+    enable("t-two-factor", digits=9)
+    assert state(app, business)["t-two-factor"][1]["digits"] == 9
 
 
 def test_floors_by_type():
@@ -361,13 +361,13 @@ def test_two_conflicting_changes_at_once_cannot_both_pass(app, business, clock):
         except PluginConflict:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=switch_on, args=(name,)) for name in ("quiet", "loud")]
+    threads = [threading.Thread(target=switch_on, args=(name,)) for name in ("t-quiet", "t-loud")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["on", "refused"]
-    assert len(on(app, business) & {"quiet", "loud"}) == 1
+    assert len(on(app, business) & {"t-quiet", "t-loud"}) == 1
 
 
 # --- the CLI --------------------------------------------------------------------------------------
@@ -394,19 +394,19 @@ def run(app, business, tmp_path, database_url, monkeypatch):
 
 
 def test_the_cli_says_what_else_it_switched_on_and_refuses_with_the_reason(run, app, business):
-    done = run("plugins", "enable", "hipaa", "--tenant", "salon")
+    done = run("plugins", "enable", "t-hipaa", "--tenant", "salon")
     assert done.exit_code == 0, done.output
-    assert "also enabled (required by hipaa): two-factor, access-log" in done.output
-    refused = run("plugins", "disable", "two-factor", "--tenant", "salon")
+    assert "also enabled (required by t-hipaa): t-two-factor, t-access-log" in done.output
+    refused = run("plugins", "disable", "t-two-factor", "--tenant", "salon")
     assert refused.exit_code != 0
     assert "plugin_required" in refused.output and "HIPAA requires Two-factor" in refused.output
-    low = run("plugins", "enable", "two-factor", "--tenant", "salon", "--set", "digits=6")
+    low = run("plugins", "enable", "t-two-factor", "--tenant", "salon", "--set", "digits=6")
     assert low.exit_code != 0 and "while HIPAA is on" in low.output
-    run("plugins", "enable", "history-cleanup", "--tenant", "salon")
-    clash = run("plugins", "enable", "loyalty", "--tenant", "salon")
+    run("plugins", "enable", "t-history-cleanup", "--tenant", "salon")
+    clash = run("plugins", "enable", "t-loyalty", "--tenant", "salon")
     assert clash.exit_code != 0
     assert "Loyalty needs intact history, which History cleanup breaks" in clash.output
     listed = json.loads(run("plugins", "list", "--tenant", "salon", "--json").output)
-    hipaa = next(entry for entry in listed if entry["name"] == "hipaa")
-    assert hipaa["enabled"] is True and hipaa["requires"] == ["two-factor", "access-log"]
-    assert on(app, business) == {"hipaa", "two-factor", "access-log", "history-cleanup"}
+    hipaa = next(entry for entry in listed if entry["name"] == "t-hipaa")
+    assert hipaa["enabled"] is True and hipaa["requires"] == ["t-two-factor", "t-access-log"]
+    assert on(app, business) == {"t-hipaa", "t-two-factor", "t-access-log", "t-history-cleanup"}
