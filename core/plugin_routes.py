@@ -20,6 +20,10 @@ def _only_for_tenants_that_enabled(plugin: str):
         # A page that names no tenant cannot be walled off by tenant: it does not exist.
         if tenant is None or plugin not in host_of().enabled_for(db.session(), tenant.id):
             abort(404)
+        if request.endpoint == f"plugin_{plugin}.static":
+            # A blueprint's static files are walled off by the <slug> in its url_prefix, but
+            # Flask's static view takes the file name alone.
+            request.view_args.pop("slug", None)
 
     return check
 
