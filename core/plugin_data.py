@@ -45,6 +45,8 @@ class PluginData:
         statuses: Iterable[str] = ("confirmed",),
     ) -> list[BookingInfo]:
         """The tenant's bookings starting in ``[starts_from, starts_before)``, earliest first."""
+        if isinstance(statuses, str):  # ("confirmed") without its comma
+            statuses = (statuses,)
         return self._bookings(
             Booking.starts_at >= starts_from,
             Booking.starts_at < starts_before,

@@ -126,6 +126,7 @@ def test_the_window_is_half_open_and_statuses_filter(app, client, business):
     assert data.bookings(starts_from=at_nine - timedelta(hours=1), starts_before=at_nine) == []
     window = {"starts_from": at_nine, "starts_before": at_nine + timedelta(hours=3)}
     assert [info.reference for info in data.bookings(**window)] == [kept["reference"]]
+    assert data.bookings(**window, statuses="cancelled")[0].reference == gone["reference"]
     both = data.bookings(**window, statuses=("confirmed", "cancelled"))
     assert [(info.reference, info.status) for info in both] == [
         (kept["reference"], "confirmed"),
