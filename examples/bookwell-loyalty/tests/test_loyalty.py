@@ -1,11 +1,19 @@
 """The loyalty discount, driven through Bookwell's public API with Bookwell's own fixtures."""
 
+import re
+
 import pytest
 
 from bookwell.core.pluginhost import host_of
 from bookwell.core.testing import open_business
+from bookwell.core.users import create_user
 
 NEXT = "2027-04-01T15:00:00+02:00"  # well after every visit below; the cut costs 30.00
+PASSWORD = "correct horse battery"  # noqa: S105 (a test user of the test database)
+
+
+def csrf_of(page) -> str:
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
 
 
 def visits(client, count, *, hour=10):
@@ -112,3 +120,33 @@ def test_switched_off_it_gives_nothing(client, loyalty, disable_plugin):
     visits(client, 3)
     disable_plugin("loyalty")
     assert client.book(NEXT)["discount_cents"] == 0
+
+
+def test_the_owner_finds_it_in_the_marketplace_and_switches_it_on(app, tenant, clock, client):
+    with app.app_context():
+        create_user(
+            app,
+            tenant_id=tenant.tenant_id,
+            email="owner@example.com",
+            role="owner",
+            password=PASSWORD,
+            now=clock(),
+        )
+    owner = app.test_client()
+    login = owner.get("/admin/salon/login")
+    owner.post(
+        "/admin/salon/login",
+        data={"csrf_token": csrf_of(login), "email": "owner@example.com", "password": PASSWORD},
+    )
+    market = owner.get("/admin/salon/marketplace")
+    assert market.status_code == 200
+    assert (
+        "Loyalty discount" in market.text and "completed visits that earn a reward" in market.text
+    )
+    switched = owner.post(
+        "/admin/salon/marketplace/switch",
+        data={"csrf_token": csrf_of(market), "plugin": "loyalty", "enabled": "on"},
+    )
+    assert switched.status_code == 302
+    visits(client, 5)
+    assert client.book(NEXT)["discount_cents"] == 300
