@@ -98,16 +98,15 @@ def run_scheduled(tenant_id: int, task: str) -> str:
     """Job: run ``task`` (``on_schedule`` or ``mail``) of the tenant, unless another job of the
     same tenant and task is still running."""
     app = _app()
-    with app.app_context():
+    with app.app_context(), _logged(f"{task} of tenant #{tenant_id}"):
         tenant = db.session().get(Tenant, tenant_id)
         if tenant is None:
             return "no such tenant (deleted since)"
         with _running(redis_of(app), f"{KEYS}:running:{tenant_id}:{task}") as ours:
             if not ours:
                 return "skipped: still running in another job"
-            with _logged(f"{task} of tenant {tenant.slug} (#{tenant_id})"):
-                report = schedule.run_task(app, tenant, task, clock.now(app))
-                _check(report.mail)
+            report = schedule.run_task(app, tenant, task, clock.now(app))
+            _check(report.mail)
     return "done"
 
 

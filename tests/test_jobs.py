@@ -419,7 +419,7 @@ def test_a_failed_mail_job_is_logged_and_retried_with_backoff(
 
     with caplog.at_level(logging.ERROR, logger="bookwell.jobs"):
         work(app, queue)
-    assert f"job mail of tenant salon (#{salon.tenant_id}) failed" in caplog.text
+    assert f"job mail of tenant #{salon.tenant_id} failed; RQ retries it" in caplog.text
     assert "MailNotSent: 1 of 1 messages failed" in caplog.text
     mail_job.refresh()
     assert mail_job.get_status() == JobStatus.SCHEDULED
