@@ -78,11 +78,13 @@ class PluginData:
         over 200 characters, or a ``booking`` reference the tenant does not have.
         """
         _check_mail(to, subject, once)
-        if self._dry_run:
-            return True
         with db.fresh_session(self._app) as session:
+            # A dry run answers as the real run would (False for a key already used), so that
+            # it reports only what would really be sent; it writes nothing.
             if once is not None and self._seen(session, once):
                 return False
+            if self._dry_run:
+                return True
             booking_id, about = None, None
             if booking is not None:
                 found = self._infos(session, Booking.reference == booking)

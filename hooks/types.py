@@ -236,5 +236,6 @@ class TenantData(Protocol):
     ) -> bool:
         """Put an e-mail in the outbox (filtered by ``filter_message`` like core's own). With
         ``once``, a key unique within the tenant, a second call with the same key sends nothing
-        and returns ``False``. On a dry run nothing is written and it returns ``True``."""
+        and returns ``False``. On a dry run nothing is written, and it answers as the
+        real call would (``False`` for a key already used)."""
         ...

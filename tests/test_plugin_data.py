@@ -233,6 +233,14 @@ def test_a_dry_run_writes_nothing(app, business, clock):
     assert plugin_rows(app) == []
 
 
+def test_a_dry_run_answers_as_the_real_run_would(app, business, clock):
+    assert send(data_of(app, business.tenant_id, clock()), once="note:1") is True
+    data = data_of(app, business.tenant_id, clock(), dry_run=True)
+    assert send(data, once="note:1") is False  # already sent: a preview must not list it
+    assert send(data, once="note:2") is True
+    assert len(plugin_rows(app)) == 1
+
+
 def test_the_tenants_filters_apply_and_a_failing_one_holds(app, business, spa, clock):
     plugin_changes.enable(app, business.tenant_id, "tagging", {}, clock())
     send(data_of(app, business.tenant_id, clock()))

@@ -215,3 +215,7 @@ def test_a_dry_run_reports_and_sends_nothing(app, client, salon, clock, caplog):
     assert f"would remind {booked['reference']}" in caplog.text
     tick(app, clock())  # the real run still sends it
     assert len(reminders(app)) == 1
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bookwell.plugins.reminders"):
+        tick(app, clock(), dry_run=True)
+    assert "would remind" not in caplog.text  # sent already: nothing left to preview

@@ -64,7 +64,7 @@ def on_schedule(ctx: Context, settings) -> None:
         starts_from=ctx.now + JUST_AFTER,
         starts_before=ctx.now + timedelta(hours=settings["hours_before"]) + JUST_AFTER,
     )
-    sent = 0
+    sent = []
     for booking in due:
         if ctx.data.send_mail(
             to=booking.client_email,
@@ -74,15 +74,11 @@ def on_schedule(ctx: Context, settings) -> None:
             booking=booking.reference,
             once=f"reminder:{booking.reference}:{booking.start.isoformat()}",
         ):
-            sent += 1
-    if ctx.dry_run and due:
-        log.info(
-            "reminders for %s: would remind %s",
-            ctx.tenant.slug,
-            ", ".join(booking.reference for booking in due),
-        )
+            sent.append(booking.reference)
+    if ctx.dry_run and sent:
+        log.info("reminders for %s: would remind %s", ctx.tenant.slug, ", ".join(sent))
     elif sent:
-        log.info("reminders for %s: %d sent", ctx.tenant.slug, sent)
+        log.info("reminders for %s: %d sent", ctx.tenant.slug, len(sent))
 
 
 def when(moment: datetime, tenant: TenantInfo) -> str:
