@@ -5,19 +5,15 @@ booking."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis
 from click.testing import CliRunner
 from conftest import booking_body
+from redis_server import RedisServer, answers, free_port, wait_until
 from rq import Queue, SimpleWorker
 from rq.job import JobStatus
 from sqlalchemy import select, update
@@ -221,92 +217,23 @@ def test_the_tick_command_says_what_it_left_to_another_process(
     assert "salon" in ran.output and ran.output.count("running elsewhere") == 1
 
 
-def wait_until(condition, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 # --- Redis and RQ --------------------------------------------------------------------------------
-
-
-class RedisServer:
-    """A private redis-server on loopback that a test may stop and start again (same port)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.pidfile = folder / "redis.pid"
-
-    def start(self) -> None:
-        server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        subprocess.run(
-            [
-                server,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "yes",
-                "--pidfile",
-                str(self.pidfile),
-                "--dir",
-                str(self.folder),
-                "--logfile",
-                str(self.folder / "redis.log"),
-            ],
-            check=True,
-        )
-        connection = redis.Redis.from_url(self.url, socket_timeout=1)
-        wait_until(lambda: _answers(connection))
-        connection.close()
-
-    def stop(self) -> None:
-        pid = int(self.pidfile.read_text())
-        os.kill(pid, 15)
-        wait_until(lambda: not _alive(pid))
-
-
-def _answers(connection: redis.Redis) -> bool:
-    try:
-        return bool(connection.ping())
-    except redis.ConnectionError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    if not (shutil.which("redis-server") or os.path.exists("/usr/bin/redis-server")):
-        pytest.skip("no redis-server binary (`.ci/run` installs one)")
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
-    if server.pidfile.exists():
+    if server.running():
         server.stop()
 
 
 @pytest.fixture
 def redis_url(redis_server):
-    connection = redis.Redis.from_url(redis_server.url)
-    if not _answers(connection):  # a test that stopped it failed before starting it again
+    if not answers(redis_server.url):  # a test that stopped it failed before starting it again
         redis_server.start()
+    connection = redis.Redis.from_url(redis_server.url)
     connection.flushall()
     connection.close()
     return redis_server.url
@@ -409,7 +336,7 @@ def test_redis_stopping_never_fails_a_booking_and_the_mail_goes_out_when_it_is_b
 def test_a_failed_mail_job_is_logged_and_retried_with_backoff(
     app, tenants, clock, redis_url, queue, caplog
 ):
-    app.config.update(REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{closed_port()}")
+    app.config.update(REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{free_port()}")
     salon = tenants[0]
     book(app, salon)
     assert jobs.enqueue_due(app, "ticker")
@@ -437,12 +364,6 @@ def test_a_failed_mail_job_is_logged_and_retried_with_backoff(
     work(app, queue)
     assert mail_job.get_status() == JobStatus.FINISHED
     assert all(row.sent_at is not None for row in rows(app))
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_bookwell_worker_burst_enqueues_the_periods_work_and_runs_it(

@@ -5,16 +5,12 @@ shared between processes through Redis when ``REDIS_URL`` is set."""
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 import uuid
 
 import pytest
 import redis
 from conftest import booking_body
+from redis_server import RedisServer, answers, free_port, wait_until
 from sqlalchemy import func, select
 
 from bookwell.core import create_app, db, schema
@@ -292,84 +288,21 @@ def test_a_bad_setting_in_the_environment_fails_app_creation(bare_app, monkeypat
 # --- Redis: one count for every process ----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(url: str, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    connection = redis.Redis.from_url(url, socket_timeout=1)
-    try:
-        while True:
-            try:
-                if connection.ping():
-                    return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-    finally:
-        connection.close()
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     """``REDIS_TEST_URL`` when set (CI exports it), else a private redis-server on a free port,
     started once for this module and stopped after it."""
     given = os.environ.get("REDIS_TEST_URL")
     if given:
-        _wait_for(given)
+        wait_until(lambda: answers(given))
         yield given
         return
-    server = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
-    if server is None:
-        pytest.skip("neither REDIS_TEST_URL nor a redis-server binary is available")
-    port = _free_port()
-    tmp_path = tmp_path_factory.mktemp("redis")
-    pidfile = tmp_path / "redis.pid"
-    subprocess.run(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "yes",
-            "--pidfile",
-            str(pidfile),
-            "--dir",
-            str(tmp_path),
-            "--logfile",
-            str(tmp_path / "redis.log"),
-        ],
-        check=True,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
     try:
-        _wait_for(url)
-        yield url
+        yield server.url
     finally:
-        deadline = time.monotonic() + 5
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pidfile.exists():
-            pid = int(pidfile.read_text().strip())
-            try:
-                os.kill(pid, signal.SIGTERM)
-                while time.monotonic() < deadline:
-                    os.kill(pid, 0)
-                    time.sleep(0.05)
-            except ProcessLookupError:
-                pass
+        server.stop()
 
 
 @pytest.fixture
@@ -421,7 +354,7 @@ def test_without_redis_each_app_counts_for_itself(make_app, business):
 
 
 def test_a_redis_outage_never_fails_a_booking(make_app, business):
-    unreachable = f"redis://127.0.0.1:{_free_port()}/0"
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
     client = make_app(REDIS_URL=unreachable, RATE_LIMITS="booking=3/minute").test_client()
     for index in range(3):
         response = book(client, business, index)
