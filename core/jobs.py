@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -46,8 +47,11 @@ MAIL_RETRY = Retry(
 SCHEDULE_RETRY = Retry(max=3, interval=[30, 120, 600])
 JOB_TIMEOUT = int(schedule.RUN_BOUND.total_seconds())
 FAILURE_TTL = 7 * 24 * 3600  # failed jobs stay listed (``rq info``) for a week
-# A booking request waits at most this long for a Redis that does not answer.
+# A booking request waits at most this long for a Redis that does not answer, and then no
+# request asks it again for REDIS_QUIET_SECONDS.
 REDIS_TIMEOUT_SECONDS = 0.5
+REDIS_QUIET_SECONDS = 30
+QUIET_UNTIL = "bookwell.jobs.redis_quiet_until"
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 
@@ -180,13 +184,24 @@ def enqueue_due(app: Flask, holder: str) -> list[tuple[str, str]]:
 
 def enqueue_mail(app: Flask) -> bool:
     """Queue the delivery of the due mail. With Redis down, log it and return ``False``: the
-    mail waits in the outbox and the worker's next tick sends it once Redis is back."""
+    mail waits in the outbox and the worker's next tick sends it once Redis is back.
+
+    After a failure, Redis is left alone for ``REDIS_QUIET_SECONDS``: a Redis that accepts
+    connections but never answers would otherwise cost every booking the full timeout."""
+    quiet_until = app.extensions.get(QUIET_UNTIL, 0.0)
+    if time.monotonic() < quiet_until:
+        return False
     try:
         Queue(QUEUE, connection=redis_of(app)).enqueue_call(
             deliver_mail, retry=MAIL_RETRY, timeout=JOB_TIMEOUT, failure_ttl=FAILURE_TTL
         )
     except redis.RedisError as error:
-        log.warning("Redis is unreachable (%r): the mail waits in the outbox for now", error)
+        app.extensions[QUIET_UNTIL] = time.monotonic() + REDIS_QUIET_SECONDS
+        log.warning(
+            "Redis is unreachable (%r): mail waits in the outbox; not asking Redis for %d s",
+            error,
+            REDIS_QUIET_SECONDS,
+        )
         return False
     return True
 

@@ -5,6 +5,7 @@ booking."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -320,7 +321,7 @@ def test_redis_stopping_never_fails_a_booking_and_the_mail_goes_out_when_it_is_b
         )
     took = time.monotonic() - started
     assert answer.status_code == 201, answer.json
-    assert "the mail waits in the outbox" in caplog.text
+    assert "mail waits in the outbox" in caplog.text
     assert rows(app) and all(row.sent_at is None for row in rows(app))
     # The ticker cannot enqueue either; it says so and carries on.
     with pytest.raises(redis.ConnectionError):
@@ -331,6 +332,38 @@ def test_redis_stopping_never_fails_a_booking_and_the_mail_goes_out_when_it_is_b
     work(app, queue)
     assert all(row.sent_at is not None for row in rows(app))
     print(f"booking with Redis stopped answered in {took:.3f}s")
+
+
+def test_a_redis_that_never_answers_costs_one_booking_its_timeout_not_every_booking(
+    make_app, clock
+):
+    # A socket that accepts connections and never answers: the worst kind of Redis outage.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        app = make_app(REDIS_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        business = open_business(app, clock())
+        client = app.test_client()
+        took = []
+        for hour in (10, 11, 12):
+            started = time.monotonic()
+            answer = client.post(
+                f"/api/v1/tenants/{business.slug}/bookings",
+                json=booking_body(business, f"2027-03-02T{hour}:00:00+01:00"),
+            )
+            took.append(time.monotonic() - started)
+            assert answer.status_code == 201, answer.json
+        assert len(rows(app)) == 3 and all(row.sent_at is None for row in rows(app))
+        # The first booking waited for the timeout; the next ones did not ask Redis at all.
+        assert took[0] >= jobs.REDIS_TIMEOUT_SECONDS
+        assert jobs.enqueue_mail(app) is False
+        app.extensions[jobs.QUIET_UNTIL] = 0.0  # the quiet period is over: Redis is asked again
+        started = time.monotonic()
+        assert jobs.enqueue_mail(app) is False
+        assert time.monotonic() - started >= jobs.REDIS_TIMEOUT_SECONDS
+    finally:
+        silent.close()
 
 
 def test_a_failed_mail_job_is_logged_and_retried_with_backoff(
