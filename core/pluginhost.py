@@ -95,6 +95,9 @@ class PluginHost:
         self._cache: dict[int, _TenantCache] = {}
         self._cache_lock = threading.Lock()
         self._running: dict[str, int] = {}
+        # Per hook, its implementations in calling order with their plugin's name; pluggy's
+        # get_name walks every plugin, so it is asked once per hook, not once per call.
+        self._ordered: dict[str, list[tuple[str, Any]]] = {}
         self._failures: list[tuple] = []
         # Every hook call runs here so that an overrunning one can be abandoned: a hung thread
         # is lost (and its plugin capped at MAX_STUCK_CALLS of them), but the page goes on.
@@ -127,6 +130,7 @@ class PluginHost:
             problem = "blocked by BOOKWELL_DISABLED_PLUGINS"
         if problem is not None:
             return self._mark_broken(name, source, problem)
+        self._ordered.clear()
         try:
             self.pm.register(module, name=name)
             self.pm.check_pending()
@@ -203,10 +207,16 @@ class PluginHost:
     # --- running -----------------------------------------------------------------------------
 
     def _implementations(self, hook: str, enabled: Mapping[str, Mapping[str, Any]]):
-        caller = getattr(self.pm.hook, hook)
-        # pluggy calls the last registered first (tryfirst/trylast respected): mirror that order.
-        for implementation in reversed(caller.get_hookimpls()):
-            name = self.pm.get_name(implementation.plugin)
+        ordered = self._ordered.get(hook)
+        if ordered is None:
+            caller = getattr(self.pm.hook, hook)
+            # pluggy calls the last registered first (tryfirst/trylast respected): mirror it.
+            ordered = [
+                (self.pm.get_name(implementation.plugin), implementation)
+                for implementation in reversed(caller.get_hookimpls())
+            ]
+            self._ordered[hook] = ordered
+        for name, implementation in ordered:
             if name in enabled:
                 yield name, implementation
 
@@ -305,12 +315,16 @@ class PluginHost:
     def event(
         self, hook: str, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], **arguments: Any
     ) -> None:
-        """Tell every enabled plugin, in turn; one that fails or overruns is logged, counted
-        and left behind, and the others still hear of it."""
+        """Tell every enabled plugin; one that fails or overruns is logged, counted and left
+        behind, and the others still hear of it. Like guards, all of a hook's events start at
+        once (the hand-off to a thread is most of their cost) and are waited for together."""
         available = {"ctx": ctx, **arguments}
-        for name, implementation in self._implementations(hook, enabled):
-            deadline = time.monotonic() + self.timeout_for(hook)
-            future = self._start(name, implementation, {**available, "settings": enabled[name]})
+        deadline = time.monotonic() + self.timeout_for(hook)
+        started = [
+            (name, self._start(name, implementation, {**available, "settings": enabled[name]}))
+            for name, implementation in self._implementations(hook, enabled)
+        ]
+        for name, future in started:
             self._finish(name, hook, ctx, future, deadline)
 
     def contributions(
