@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from . import clock, db
 from .models import PluginFailure
+
+# The marketplace shows the last 24 hours; a month is kept for whoever digs further.
+KEPT_FOR = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,15 @@ def recent_failures(session: Session, tenant_id: int, since: datetime) -> dict[s
         )
         for name, count, latest in counts
     }
+
+
+def forget_old(app: Flask, tenant_id: int, now: datetime) -> int:
+    """Delete the tenant's failures older than :data:`KEPT_FOR`; returns how many."""
+    with db.write_transaction(app) as session:
+        result = session.execute(
+            delete(PluginFailure).where(
+                PluginFailure.tenant_id == tenant_id,
+                PluginFailure.occurred_at < now - KEPT_FOR,
+            )
+        )
+        return result.rowcount or 0

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask
 from sqlalchemy import select
 
-from . import clock, db, leases
+from . import clock, db, leases, plugin_health
 from .context import make_context
 from .mail import DeliveryReport, deliver_due
 from .models import Tenant
@@ -88,6 +88,8 @@ def run_on_schedule(
     host = host_of(app)
     enabled = host.enabled_for(db.session(), tenant.id)
     host.event("on_schedule", make_context(tenant, now, dry_run=dry_run), enabled)
+    if not dry_run:
+        plugin_health.forget_old(app, tenant.id, now)
     implementers = {
         host.pm.get_name(implementation.plugin)
         for implementation in host.pm.hook.on_schedule.get_hookimpls()

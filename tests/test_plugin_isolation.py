@@ -11,7 +11,8 @@ from conftest import booking_body
 from sqlalchemy import func, select
 
 from bookwell.core import db, plugin_changes, plugin_health
-from bookwell.core.models import Booking, PluginFailure
+from bookwell.core.context import make_context
+from bookwell.core.models import Booking, PluginFailure, Tenant
 from bookwell.core.pluginhost import MAX_STUCK_CALLS, host_of
 from bookwell.core.tenants import create_tenant
 from bookwell.hooks import Manifest, hookimpl
@@ -213,3 +214,23 @@ def test_failures_noted_inside_a_write_transaction_are_stored_after_it(plugin_ap
             assert connection.scalar(select(func.count()).select_from(PluginFailure)) == 0
     with db.engine_of(plugin_app).connect() as connection:
         assert connection.scalar(select(func.count()).select_from(PluginFailure)) == 1
+
+
+def test_scheduled_work_forgets_failures_older_than_a_month(
+    plugin_app, business, enable, clock, other_tenant
+):
+    from bookwell.core import schedule
+
+    enable("raising-event")
+    enable("raising-event", tenant_id=other_tenant)
+    host = host_of(plugin_app)
+    with plugin_app.app_context():
+        for tenant_id in (business.tenant_id, other_tenant):
+            tenant = db.session().get(Tenant, tenant_id)
+            host.note_failure(make_context(tenant, clock()), "raising-event", "after_confirm", "x")
+    clock.advance(days=31)
+    with plugin_app.app_context():
+        schedule.tick(plugin_app, clock(), slug="salon")
+    with db.engine_of(plugin_app).connect() as connection:
+        left = connection.execute(select(PluginFailure.tenant_id)).scalars().all()
+    assert left == [other_tenant]  # the salon's month-old failure went; the other tenant's stays
