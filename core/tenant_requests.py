@@ -13,7 +13,7 @@ from flask import Flask, Response, g, redirect, request
 from bookwell.hooks import Redirect, Refusal
 
 from . import clock, db
-from .api.errors import error_response
+from .api.errors import answer
 from .context import make_context
 from .pluginhost import PluginFailed, Refused, host_of
 from .tenants import current_tenant
@@ -62,7 +62,7 @@ def init_app(app: Flask) -> None:
             )
         except PluginFailed:
             # A security header that cannot be computed must not be silently left out.
-            return error_response(
+            return answer(
                 503, "plugin_failed", "A feature of this business is not working; please try later."
             )
         for _, headers in contributed:

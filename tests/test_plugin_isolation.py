@@ -191,6 +191,7 @@ def test_a_raising_response_header_refuses_that_tenants_pages_only(
     client = plugin_app.test_client()
     refused = client.get("/book/salon/")
     assert refused.status_code == 503
+    assert refused.content_type.startswith("text/html")  # a page for the browser, not JSON
     assert "no header for you" not in refused.get_data(as_text=True)
     assert client.get("/book/barber/").status_code == 200
     assert failures(plugin_app, business.tenant_id, clock)["raising-headers"].count == 1

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ..booking import BookingError, ConsentMissing
 from ..db import LockTimeout
+from ..error_pages import error_page
 from ..pluginhost import PluginFailed, Refused
 
 log = logging.getLogger("bookwell.api")
@@ -49,6 +50,13 @@ def error_response(
     response = jsonify(error=body)
     response.status_code = status
     return response
+
+
+def answer(status: int, code: str, message: str, *, messages: list[str] | None = None) -> Response:
+    """The API's JSON error, or for a browser on a page the error page saying ``messages``."""
+    if has_request_context() and not _is_api_request():
+        return error_page(status, messages or [message])
+    return error_response(status, code, message)
 
 
 def invalid(
@@ -105,18 +113,21 @@ def register(app: Flask) -> None:
             }
             for item in error.refusals
         ]
+        if not _is_api_request():
+            messages = [item.refusal.message for item in error.refusals if item.refusal.message]
+            return error_page(first.status, messages)
         return error_response(first.status, first.code, first.message, refusals=refusals)
 
     @app.errorhandler(PluginFailed)
     def on_plugin_failed(error: PluginFailed):
-        return error_response(
+        return answer(
             503, "plugin_failed", "A feature of this business is not working; please try later."
         )
 
     @app.errorhandler(LockTimeout)
     def on_lock_timeout(error: LockTimeout):
         log.warning("write lock not granted in time: %s", error)
-        response = error_response(
+        response = answer(
             503, "busy", "We are busy right now; nothing was changed. Please try again."
         )
         response.headers["Retry-After"] = "2"
@@ -124,20 +135,19 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def on_http_exception(error: HTTPException):
+        if error.code is None or error.code < 400:
+            return error  # a redirect (a missing trailing slash), not an error
         if not _is_api_request():
-            return error
+            response = error_page(error.code, None)
+            _copy_advice(error, response)
+            return response
         message = error.description or ""
         if error.code == 429:
             message = f"Too many requests from your address (limit: {message}); please wait."
         response = error_response(
             error.code or 500, HTTP_CODES.get(error.code or 500, "http_error"), message
         )
-        if error.code == 429:
-            from .ratelimits import seconds_until_reset
-
-            response.headers["Retry-After"] = str(seconds_until_reset(current_app))
-        if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        _copy_advice(error, response)
         return response
 
     @app.errorhandler(Exception)
@@ -146,4 +156,18 @@ def register(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _is_api_request():
             return error_response(500, "internal_error", "Something went wrong on our side.")
-        return Response("Something went wrong on our side.", status=500, mimetype="text/plain")
+        try:
+            return error_page(500)
+        except Exception:  # the page itself failed (a broken template or database)
+            log.exception("the error page failed too")
+            return Response("Something went wrong on our side.", status=500, mimetype="text/plain")
+
+
+def _copy_advice(error: HTTPException, response: Response) -> None:
+    """The headers that tell a client what to do next: when to retry, which methods work."""
+    if error.code == 429:
+        from .ratelimits import seconds_until_reset
+
+        response.headers["Retry-After"] = str(seconds_until_reset(current_app))
+    if error.code == 405 and getattr(error, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
