@@ -9,8 +9,11 @@ or less of opening; slots step through *elapsed* time from the opening's start.
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import sqlite3
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -153,6 +156,18 @@ _BLOCKED = _blocked_statement(leave_one_out=False)
 _BLOCKED_BUT_ONE = _blocked_statement(leave_one_out=True)
 
 
+# Slot's generated __new__ parses its arguments (3x slower per slot); and map/zip/range keep the
+# loop that makes hundreds of slots a call in C rather than in a generator.
+_new_slot = functools.partial(tuple.__new__, Slot)
+
+
+def _slots(provider: int, first: int, last: int, step: int, duration: int) -> Iterator[Slot]:
+    """The slots starting at ``first``, ``first + step``, ... up to ``last`` inclusive."""
+    starts = range(first, last + 1, step)
+    ends = range(first + duration, last + duration + 1, step)
+    return map(_new_slot, zip(starts, ends, itertools.repeat(provider)))
+
+
 def find_slots(
     session: Session,
     *,
@@ -215,7 +230,6 @@ def find_slots(
     for provider, kind, starts, ends in rows:
         pairs[provider, kind].append((starts, ends))
 
-    make = tuple.__new__  # Slot's generated __new__ parses its arguments: 3x slower per slot
     found: list[Slot] = []
     for provider in providers:
         busy = _Intervals(pairs[provider, 0])
@@ -239,17 +253,11 @@ def find_slots(
                 cursor = first
                 for low, high in refused:
                     if low >= cursor:
-                        found.extend(
-                            make(Slot, (start, start + duration, provider))
-                            for start in range(cursor, min(low, last) + 1, step)
-                        )
+                        found.extend(_slots(provider, cursor, min(low, last), step, duration))
                     cursor = max(cursor, _round_up(high, origin, step))
                     if cursor > last:
                         break
-                found.extend(
-                    make(Slot, (start, start + duration, provider))
-                    for start in range(cursor, last + 1, step)
-                )
+                found.extend(_slots(provider, cursor, last, step, duration))
             day += timedelta(days=1)
     if overlapping_openings:
         found = list(set(found))  # one entry per provider and start
