@@ -15,6 +15,7 @@ from . import (
     clock,
     db,
     passwords,
+    plugin_pages,
     plugin_routes,
     pluginhost,
     sealing,
@@ -76,6 +77,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_api(app)
     tenant_requests.init_app(app)
     plugin_routes.init_app(app)
+    plugin_pages.init_app(app)
     web_sessions.init_app(app)
     security_headers.init_app(app)
     init_pages(app)

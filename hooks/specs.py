@@ -169,7 +169,8 @@ def migrations() -> str | None:
 
 @hookspec
 def staff_menu(ctx: Context, settings: Settings) -> list[MenuItem] | None:
-    """Contribution: entries for the staff pages' menu."""
+    """Contribution: entries for the staff pages' menu (``MenuItem(label, url)``, ``url`` a path
+    of this site); ``ctx.actor`` is the signed-in staff member."""
 
 
 @hookspec

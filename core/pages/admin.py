@@ -9,6 +9,7 @@ a user of another tenant -> 404; a role without the permission (:mod:`bookwell.c
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 
 from flask import (
@@ -27,6 +28,8 @@ from sqlalchemy import select
 from wtforms import EmailField, RadioField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Email, Length, Optional
 
+from bookwell.hooks import MenuItem
+
 from .. import booking as lifecycle
 from .. import clock, db, sessions, web_sessions
 from ..api.schemas import sane_day
@@ -35,9 +38,10 @@ from ..booking_outcomes import OUTCOMES, mark_outcome
 from ..context import make_context
 from ..models import Booking, BookingConsent, BookingStatus, Provider, Service, Tenant, User
 from ..permissions import allowed
-from ..pluginhost import Refused, host_of
+from ..pluginhost import PluginFailed, Refused, host_of
 from ..tenants import current_tenant
 
+log = logging.getLogger("bookwell.pages")
 admin_pages = Blueprint("admin", __name__, url_prefix="/admin/<slug>")
 WEEK = 7
 
@@ -87,6 +91,32 @@ def viewed(tenant: Tenant, user: User, subject: str) -> None:
     )
 
 
+def plugin_menu(tenant: Tenant, user: User) -> list[MenuItem]:
+    """The menu entries the tenant's plugins add (``staff_menu``), each plugin asked on its own:
+    one that fails is logged and counted, and only its entries are left out (a menu entry is not
+    worth a page). An entry must point inside this site (a path starting with one ``/``)."""
+    host = host_of()
+    enabled = host.enabled_for(db.session(), tenant.id)
+    ctx = make_context(tenant, clock.now(), actor=user)
+    items: list[MenuItem] = []
+    for name in sorted(enabled):
+        try:
+            answers = host.contributions("staff_menu", ctx, {name: enabled[name]})
+        except PluginFailed:
+            continue
+        for _, entries in answers:
+            for item in entries if isinstance(entries, list | tuple) else ():
+                if (
+                    isinstance(item, MenuItem)
+                    and item.url.startswith("/")
+                    and not item.url.startswith("//")
+                ):
+                    items.append(item)
+                else:
+                    log.warning("plugin %s: staff_menu entry %r left out", name, item)
+    return items
+
+
 def page(template: str, tenant: Tenant, user: User, status: int = 200, **values):
     """Render an admin page with what every admin page needs (the menu depends on the role)."""
     return (
@@ -96,6 +126,7 @@ def page(template: str, tenant: Tenant, user: User, status: int = 200, **values)
             user=user,
             can=lambda permission: allowed(user.role, permission),
             logout_form=FlaskForm(formdata=None),
+            plugin_menu=plugin_menu(tenant, user),
             **values,
         ),
         status,

@@ -1,0 +1,71 @@
+"""Staff pages of a plugin's own (its ``routes`` blueprint): who is signed in, the staff pages'
+layout, and forms protected against cross-site requests. ::
+
+    from bookwell.hooks.pages import csrf_form, render_staff_page, require_staff
+
+    @pages.route("/admin/<slug>/gift-cards/", methods=["GET", "POST"])
+    def gift_cards(slug):
+        page = require_staff(slug, "plugins.manage")  # the owner only
+        form = csrf_form()
+        if form.validate_on_submit():
+            ...
+        return render_staff_page(page, "gift_cards/admin.html", form=form)
+
+Core provides what these call when the app starts; a plugin never imports core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .types import TenantInfo
+
+EXTENSION = "bookwell.staff_pages"
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    id: int
+    email: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class StaffPage:
+    """The business and the signed-in staff member a plugin's staff page is shown to."""
+
+    tenant: TenantInfo
+    user: StaffMember
+
+
+def require_staff(slug: str, permission: str = "bookings.read", scope: str = "plugin") -> StaffPage:
+    """The signed-in staff member of business ``slug``, if their role holds ``permission`` (core's
+    names: ``bookings.read``, ``bookings.manage``, ``plugins.read``, ``plugins.manage`` (owner
+    only), ...). Otherwise the request ends here, as on core's staff pages: the login page when
+    nobody (or platform support) is signed in, 404 for another business's user, 403 for a role
+    without the permission or when a plugin's ``before_data_access`` refuses ``scope``."""
+    return _kit().require_staff(slug, permission, scope)
+
+
+def render_staff_page(page: StaffPage, template: str, status: int = 200, **values: Any):
+    """Render ``template`` (from the plugin's blueprint; it should extend
+    ``"admin/layout.html"`` and fill ``{% block content %}``) with everything the layout needs:
+    the business, the user, the menu for their role, the log-out form."""
+    return _kit().render_staff_page(page, template, status, **values)
+
+
+def csrf_form():
+    """A form carrying a CSRF token: put ``{{ form.csrf_token }}`` in the template's ``<form>``
+    and accept the POST only when ``form.validate_on_submit()`` (subclass
+    ``flask_wtf.FlaskForm`` for fields of your own)."""
+    from flask_wtf import FlaskForm
+
+    return FlaskForm()
+
+
+def _kit() -> Any:
+    from flask import current_app
+
+    return current_app.extensions[EXTENSION]
