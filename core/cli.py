@@ -9,7 +9,7 @@ from flask import Flask
 
 from . import clock, config, db, pluginhost, schema
 from .app import create_app
-from .demo import DEMO_OWNER, DEMO_SLUG, ensure_demo, ensure_demo_owner
+from .demo import DEMO_OWNER, DEMO_SLUG, enable_demo_plugins, ensure_demo, ensure_demo_owner
 from .tenants import TenantError, create_tenant
 
 
@@ -118,6 +118,7 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
         tenant, created = ensure_demo(session, clock.now(ctx.app))
         slug, tenant_id = tenant.slug, tenant.id
     owner_password = ensure_demo_owner(ctx.app, tenant_id)
+    switched_on = enable_demo_plugins(ctx.app, tenant_id) if created else []
     base = f"http://127.0.0.1:{port}" if and_serve else ctx.app.config["BASE_URL"].rstrip("/")
     click.echo(f"{'created' if created else 'found'} the demo business '{slug}' (Europe/Paris)")
     click.echo(f"booking page: {base}/book/{DEMO_SLUG}/")
@@ -128,6 +129,9 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
         "?service_id=1&from=YYYY-MM-DD&to=YYYY-MM-DD"
     )
     click.echo(f"API document: {base}/api/v1/openapi.json")
+    if switched_on:
+        market = f"{base}/admin/{DEMO_SLUG}/marketplace"
+        click.echo(f"plugins on:   {', '.join(switched_on)} (the marketplace: {market})")
     if owner_password is not None:
         click.echo(f"owner login:  {DEMO_OWNER} / {owner_password}  (shown once; keep it)")
     else:

@@ -9,8 +9,9 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import clock, db
+from . import clock, db, plugin_changes
 from .models import Role, Tenant
+from .pluginhost import host_of
 from .tenants import add_provider, add_service, create_tenant
 from .users import create_user, find_user
 
@@ -105,3 +106,21 @@ def ensure_demo_owner(app: Flask, tenant_id: int) -> str | None:
             now=clock.now(app),
         )
         return password
+
+
+# Switched on when the demo business is created, so the marketplace shows a plugin at work.
+DEMO_PLUGINS = ("reminders",)
+
+
+def enable_demo_plugins(app: Flask, tenant_id: int) -> list[str]:
+    """Switch on the demo's built-in plugins that are installed and working; returns them."""
+    host = host_of(app)
+    switched_on = []
+    with app.app_context():
+        for name in DEMO_PLUGINS:
+            plugin = host.installed.get(name)
+            if plugin is None or plugin.manifest is None:
+                continue  # blocked by the operator, or broken: the demo goes on without it
+            plugin_changes.enable(app, tenant_id, name, {}, clock.now(app), actor="demo")
+            switched_on.append(name)
+    return switched_on

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from bookwell.core import create_app, db, schema
+from bookwell.core import create_app, db, plugin_changes, schema
 from bookwell.core.cli import main
 from bookwell.core.models import Provider, Service, Tenant, WorkingHours
 
@@ -93,6 +93,9 @@ def test_demo_creates_a_bookable_business_once(run):
             ).all()
             assert sorted(hour.weekday for hour in hours) == [0, 1, 2, 3, 4, 5]
             assert {(str(h.starts), str(h.ends)) for h in hours} == {("09:00:00", "18:00:00")}
+        # The built-in reminders are on, so the marketplace shows a plugin at work.
+        assert plugin_changes.tenant_plugins(session, tenant.id)["reminders"][0] is True
+    assert "plugins on:   reminders" in first.output and "plugins on" not in second.output
 
 
 def test_the_demo_answers_on_the_api(run):
