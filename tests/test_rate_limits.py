@@ -5,6 +5,8 @@ shared between processes through Redis when ``REDIS_URL`` is set."""
 from __future__ import annotations
 
 import os
+import socket
+import time
 import uuid
 
 import pytest
@@ -360,6 +362,24 @@ def test_a_redis_outage_never_fails_a_booking(make_app, business):
         response = book(client, business, index)
         assert response.status_code == 201, response.json
     assert_rate_limited(book(client, business, 3))  # still limited, counting in memory
+
+
+def test_a_redis_that_never_answers_does_not_hang_bookings(make_app, business):
+    # Accepts connections, never answers: a network partition, or a Redis stuck on its disk.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        client = make_app(REDIS_URL=url, RATE_LIMITS="booking=3/minute").test_client()
+        started = time.monotonic()
+        for index in range(3):
+            response = book(client, business, index)
+            assert response.status_code == 201, response.json
+        assert_rate_limited(book(client, business, 3))  # counting in memory meanwhile
+        assert time.monotonic() - started < 10  # without a timeout it would wait forever
+    finally:
+        silent.close()
 
 
 @pytest.mark.parametrize("setting", ["", "booking=0/minute"])

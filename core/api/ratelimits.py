@@ -59,12 +59,25 @@ def rate_limited(category: str) -> Callable[[View], View]:
     return mark
 
 
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
 def init_app(app: Flask) -> None:
     limits = parse_setting(str(app.config["RATE_LIMITS"]))
     limiter = Limiter(
         get_remote_address,
         app=app,
         storage_uri=app.config.get("REDIS_URL") or "memory://",
+        # A Redis that accepts connections but never answers must not hang requests: give up
+        # fast and count in memory (the fallback below) until it answers again.
+        storage_options=(
+            {
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+            }
+            if app.config.get("REDIS_URL")
+            else {}
+        ),
         # Its headers would put Retry-After on every answer; the 429 handler sets it instead.
         headers_enabled=False,
         enabled=limits is not None,
