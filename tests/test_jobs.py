@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -314,12 +313,10 @@ def test_redis_stopping_never_fails_a_booking_and_the_mail_goes_out_when_it_is_b
     app = make_app(REDIS_URL=redis_url)
     business = open_business(app, clock())
     redis_server.stop()
-    started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="bookwell.jobs"):
         answer = app.test_client().post(
             f"/api/v1/tenants/{business.slug}/bookings", json=booking_body(business, SLOT)
         )
-    took = time.monotonic() - started
     assert answer.status_code == 201, answer.json
     assert "mail waits in the outbox" in caplog.text
     assert rows(app) and all(row.sent_at is None for row in rows(app))
@@ -331,7 +328,6 @@ def test_redis_stopping_never_fails_a_booking_and_the_mail_goes_out_when_it_is_b
     assert jobs.enqueue_due(app, "ticker") == [("salon", "on_schedule"), ("salon", "mail")]
     work(app, queue)
     assert all(row.sent_at is not None for row in rows(app))
-    print(f"booking with Redis stopped answered in {took:.3f}s")
 
 
 def test_a_redis_that_never_answers_costs_one_booking_its_timeout_not_every_booking(
@@ -341,27 +337,34 @@ def test_a_redis_that_never_answers_costs_one_booking_its_timeout_not_every_book
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
+    silent.setblocking(False)
+
+    def connections_made() -> int:
+        made = 0
+        while True:
+            try:
+                connection, _ = silent.accept()
+            except BlockingIOError:
+                return made
+            connection.close()
+            made += 1
+
     try:
         app = make_app(REDIS_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
         business = open_business(app, clock())
         client = app.test_client()
-        took = []
         for hour in (10, 11, 12):
-            started = time.monotonic()
             answer = client.post(
                 f"/api/v1/tenants/{business.slug}/bookings",
                 json=booking_body(business, f"2027-03-02T{hour}:00:00+01:00"),
             )
-            took.append(time.monotonic() - started)
             assert answer.status_code == 201, answer.json
         assert len(rows(app)) == 3 and all(row.sent_at is None for row in rows(app))
-        # The first booking waited for the timeout; the next ones did not ask Redis at all.
-        assert took[0] >= jobs.REDIS_TIMEOUT_SECONDS
-        assert jobs.enqueue_mail(app) is False
+        # The first booking tried Redis and gave up at its timeout; the next two left it alone.
+        assert connections_made() == 1
         app.extensions[jobs.QUIET_UNTIL] = 0.0  # the quiet period is over: Redis is asked again
-        started = time.monotonic()
         assert jobs.enqueue_mail(app) is False
-        assert time.monotonic() - started >= jobs.REDIS_TIMEOUT_SECONDS
+        assert connections_made() == 1
     finally:
         silent.close()
 
