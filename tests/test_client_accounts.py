@@ -14,10 +14,11 @@ import pytest
 from conftest import booking_body, open_every_day
 from sqlalchemy import select
 
-from bookwell.core import accounts, db
+from bookwell.core import accounts, db, plugin_changes
 from bookwell.core.mail import deliver_due
 from bookwell.core.models import AuthSession, OutboxMessage, Tenant, User, UserToken
 from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.hooks import Manifest, Refusal, hookimpl
 
 BASE_URL = "https://book.example"
 ACCOUNT = "/book/salon/account"
@@ -377,3 +378,47 @@ def test_a_reset_link_also_confirms_an_unconfirmed_address(app, client, salon, c
     with db.fresh_session(app) as session:
         actions = session.scalars(select(AuditEntry.action)).all()
     assert "user.email_verified" in actions and "user.password_changed" in actions
+
+
+# --- a further login step asked by a plugin ------------------------------------------------------
+
+
+class Pin:
+    """Asks every client for a PIN after the password, under a field name of its own."""
+
+    MANIFEST = Manifest("t-pin", "PIN", "Asks for a PIN.", "1.0", "security", "tests")
+
+    @hookimpl
+    def before_login(ctx):
+        if ctx.login.answers.get("pin") == "4321":
+            return None
+        return Refusal(
+            "Please give your PIN.",
+            code="pin_needed",
+            status=401,
+            challenge={"field": "pin", "label": "Your PIN"},
+        )
+
+
+def test_a_plugins_challenge_is_a_further_step_on_the_client_login(make_app, salon, clock):
+    app = make_app(MAIL_DELIVERY="manual", BASE_URL=BASE_URL, EXTRA_PLUGINS=[Pin])
+    client = app.test_client()
+    verified_account(app, client, clock)
+    with app.app_context():
+        plugin_changes.enable(app, salon.tenant_id, "t-pin", {}, clock())
+    first = log_in(client)
+    assert first.status_code == 200 and "Your PIN" in first.text
+    assert 'name="field" value="pin"' in first.text
+    assert client.get(f"{ACCOUNT}/").status_code == 302  # no session yet: back to the login
+    step = f"{ACCOUNT}/login/step"
+    wrong = client.post(step, data={"csrf_token": csrf_of(first), "field": "pin", "answer": "0"})
+    assert wrong.status_code == 401 and "Please give your PIN." in wrong.text
+    right = client.post(step, data={"csrf_token": csrf_of(wrong), "field": "pin", "answer": "4321"})
+    assert right.status_code == 302 and right.headers["Location"].endswith(f"{ACCOUNT}/")
+    assert client.get(f"{ACCOUNT}/").status_code == 200
+
+
+def test_a_step_without_a_pending_login_goes_back_to_the_login(app, client, salon):
+    page = client.get(f"{ACCOUNT}/login")
+    answer = client.post(f"{ACCOUNT}/login/step", data={"csrf_token": csrf_of(page), "answer": "1"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(f"{ACCOUNT}/login")

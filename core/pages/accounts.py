@@ -18,7 +18,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
 from .. import accounts, clock, db, login, users, web_sessions
 from ..api import ratelimits
 from ..models import Booking, Role, Tenant
-from .auth import LoginForm
+from .auth import ChallengeForm, LoginForm, LoginScreens, answer_step, start_session
 from .booking import SINGLE_LINE, _page, strip_text
 from .booking import _tenant as _any_tenant
 
@@ -222,22 +222,36 @@ def login_page(slug: str):
             unverified=True,
             status=403,
         )
-    try:
-        done = login.finish(
-            app,
-            tenant=tenant,
-            user=user,
-            answers={},
-            kind="browser",
-            now=clock.now(),
-            password=form.password.data,
+    return start_session(
+        tenant, user, {}, _client_screens(tenant, form), password=form.password.data
+    )
+
+
+@client_accounts.post("/login/step")
+def login_step(slug: str):
+    """The further step a ``before_login`` guard asked for (a one-time code, say)."""
+    tenant = _tenant(slug)
+    screens = _client_screens(tenant, LoginForm(formdata=None))
+    return answer_step(tenant, screens, url_for(".login_page", slug=slug))
+
+
+def _client_screens(tenant: Tenant, form) -> LoginScreens:
+    def step(challenge, error, status):
+        step_form = ChallengeForm(formdata=None, field=challenge.get("field", "otp"))
+        return _page(
+            tenant,
+            "book/account_login.html",
+            status,
+            form=form,
+            challenge=challenge,
+            step_form=step_form,
+            error=error,
         )
-    except login.LoginRefused as refused:
-        # A further step (a plugin's challenge) is offered on the staff login only.
-        return _login_page(tenant, form, error=refused.message, status=refused.status)
-    response = make_response(redirect(url_for(".bookings", slug=slug)))
-    web_sessions.set_cookie(response, web_sessions.COOKIE, done.secret, done.session.expires_at)
-    return response
+
+    def refused(message, status):
+        return _login_page(tenant, form, error=message, status=status)
+
+    return LoginScreens(step, refused, url_for(".bookings", slug=tenant.slug))
 
 
 @client_accounts.post("/logout")

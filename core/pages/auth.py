@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, url_for
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from .. import clock, db, login, sessions, web_sessions
 from ..models import STAFF_ROLES, Role, Tenant
@@ -29,6 +29,8 @@ class LoginForm(FlaskForm):
 
 class ChallengeForm(FlaskForm):
     answer = StringField("Code", validators=[DataRequired(), Length(max=100)])
+    # The name the guard gave its challenge (``otp``...), carried through the step's form.
+    field = HiddenField(validators=[Optional(), Regexp(r"^[a-z][a-z0-9_]{0,39}$")])
 
 
 def _tenant(slug: str) -> Tenant:
@@ -45,7 +47,21 @@ def _login_page(tenant: Tenant | None, form, *, challenge=None, error=None, stat
     return body, status
 
 
-def _start(tenant: Tenant | None, user, answers, home: str, form, password: str | None = None):
+class LoginScreens:
+    """How one kind of login page shows each outcome of :func:`start_session`: the staff and
+    support pages in core's layout, the client accounts' in the business's theme."""
+
+    def __init__(self, render_step, render_refused, home: str) -> None:
+        self.render_step = render_step  # (challenge, error, status) -> response
+        self.render_refused = render_refused  # (message, status) -> response
+        self.home = home
+
+
+def start_session(
+    tenant: Tenant | None, user, answers, screens: LoginScreens, password: str | None = None
+):
+    """Every ``before_login`` guard, then the session and its cookie; or, when a guard asks for
+    a further step (a ``challenge``), a short pending session and the page that asks for it."""
     app = current_app._get_current_object()
     try:
         done = login.finish(
@@ -73,21 +89,47 @@ def _start(tenant: Tenant | None, user, answers, home: str, form, password: str 
                     ip=None,
                     user_agent=None,
                 )
-            page, status = _login_page(
-                tenant,
-                ChallengeForm(formdata=None),
-                challenge=dict(refused.challenge),
-                error=refused.message if answers else None,
-                status=401 if answers else 200,
+            response = screens.render_step(
+                dict(refused.challenge),
+                refused.message if answers else None,
+                401 if answers else 200,
             )
-            response = make_response(page, status)
             web_sessions.set_cookie(response, web_sessions.PENDING_COOKIE, secret, row.expires_at)
             return response
-        return make_response(*_login_page(tenant, form, error=refused.message, status=401))
-    response = make_response(redirect(home))
+        return screens.render_refused(refused.message, refused.status)
+    response = make_response(redirect(screens.home))
     web_sessions.set_cookie(response, web_sessions.COOKIE, done.secret, done.session.expires_at)
     web_sessions.clear_cookie(response, web_sessions.PENDING_COOKIE)
     return response
+
+
+def answer_step(tenant: Tenant | None, screens: LoginScreens, login_url: str):
+    """The further step's POST: the answer goes to the guards under the field the challenge
+    named (``otp`` unless it said otherwise), with the user the pending session holds."""
+    form = ChallengeForm()
+    waiting = web_sessions.pending()
+    if waiting is None:
+        return redirect(login_url)
+    row, user = waiting
+    field = form.field.data or "otp"
+    if not form.validate_on_submit():
+        return screens.render_step({"field": field}, "Please give the code to continue.", 422)
+    with db.write_transaction() as writer:
+        sessions.revoke(writer, row.id, clock.now())
+    return start_session(tenant, user, {field: form.answer.data.strip()}, screens)
+
+
+def _staff_screens(tenant: Tenant | None, form, home: str) -> LoginScreens:
+    def step(challenge, error, status):
+        step_form = ChallengeForm(formdata=None, field=challenge.get("field", "otp"))
+        return make_response(
+            *_login_page(tenant, step_form, challenge=challenge, error=error, status=status)
+        )
+
+    def refused(message, status):
+        return make_response(*_login_page(tenant, form, error=message, status=status))
+
+    return LoginScreens(step, refused, home)
 
 
 def _first_step(tenant: Tenant | None, allowed_roles, home: str):
@@ -111,21 +153,14 @@ def _first_step(tenant: Tenant | None, allowed_roles, home: str):
         return make_response(
             *_login_page(tenant, form, error="The e-mail or the password is not right.", status=401)
         )
-    return _start(tenant, user, {}, home, form, password=form.password.data)
+    return start_session(
+        tenant, user, {}, _staff_screens(tenant, form, home), password=form.password.data
+    )
 
 
 def _challenge_step(tenant: Tenant | None, home: str):
-    form = ChallengeForm()
-    waiting = web_sessions.pending()
-    if waiting is None:
-        return redirect(url_for(".login", **({"slug": tenant.slug} if tenant else {})))
-    row, user = waiting
-    if not form.validate_on_submit():
-        return make_response(*_login_page(tenant, form, challenge={"field": "answer"}, status=422))
-    with db.write_transaction() as writer:
-        sessions.revoke(writer, row.id, clock.now())
-    challenge_field = "otp"
-    return _start(tenant, user, {challenge_field: form.answer.data.strip()}, home, form)
+    login_url = url_for(".login", **({"slug": tenant.slug} if tenant else {}))
+    return answer_step(tenant, _staff_screens(tenant, LoginForm(formdata=None), home), login_url)
 
 
 @admin_auth.route("/login", methods=["GET", "POST"], endpoint="login")
