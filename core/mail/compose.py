@@ -49,6 +49,16 @@ def local_time(moment: datetime, tenant: Tenant) -> str:
     return f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({tenant.timezone})"
 
 
+def signature(tenant: Tenant) -> dict[str, str | None]:
+    """What every message signs with: the business's name and how to reach it."""
+    return {
+        "business": tenant.name,
+        "address": tenant.address,
+        "phone": tenant.phone,
+        "contact_email": tenant.contact_email,
+    }
+
+
 def money(cents: int) -> str:
     """``30.00``: cents as the pages show them."""
     return f"{cents / 100:.2f}"
@@ -72,10 +82,7 @@ def _values(app: Flask, facts: BookingFacts, event: str) -> dict[str, Any]:
     tenant, booking = facts.tenant, facts.booking
     return {
         "event": event,
-        "business": tenant.name,
-        "address": tenant.address,
-        "phone": tenant.phone,
-        "contact_email": tenant.contact_email,
+        **signature(tenant),
         "reference": booking.reference,
         "client_name": booking.client_name,
         "client_email": booking.client_email,
@@ -203,10 +210,7 @@ def account_message(
         "kind": kind,
         "recipient": name,
         "url": url,
-        "business": tenant.name,
-        "address": tenant.address,
-        "phone": tenant.phone,
-        "contact_email": tenant.contact_email,
+        **signature(tenant),
     }
     return OutgoingMessage(
         to=to,
@@ -228,10 +232,7 @@ def plugin_message(
         "text": text,
         # Blank lines split paragraphs; the HTML keeps the plugin's line breaks within them.
         "paragraphs": [part.splitlines() for part in text.strip().split("\n\n") if part.strip()],
-        "business": tenant.name,
-        "address": tenant.address,
-        "phone": tenant.phone,
-        "contact_email": tenant.contact_email,
+        **signature(tenant),
     }
     return OutgoingMessage(
         to=to,
