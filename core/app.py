@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import (
     clock,
     db,
+    money,
     passwords,
     plugin_pages,
     plugin_routes,
@@ -80,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     plugin_pages.init_app(app)
     web_sessions.init_app(app)
     security_headers.init_app(app)
+    money.init_app(app)
     init_pages(app)
 
     @app.get("/healthz")

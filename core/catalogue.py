@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from . import audit, db, sessions
 from .context import request_info
 from .models import STAFF_ROLES, Provider, Role, Service, Tenant, TimeOff, User, WorkingHours
+from .money import check_currency
 
 MINUTES_A_DAY = 24 * 60
 MAX_PRICE_CENTS = 100_000_000
@@ -323,8 +324,9 @@ def update_business(
     address: str | None,
     actor: object,
     now: datetime,
+    currency: str | None = None,
 ) -> Tenant:
-    """The business's name and how clients reach it."""
+    """The business's name, how clients reach it, and (when given) the currency of its prices."""
     values = {
         "name": name.strip(),
         "contact_email": (contact_email or "").strip() or None,
@@ -336,6 +338,11 @@ def update_business(
     _email(problems, "contact_email", values["contact_email"])
     _text(problems, "phone", values["phone"], 40)
     _text(problems, "address", values["address"], 500)
+    if currency is not None:
+        try:
+            values["currency"] = check_currency(currency)
+        except ValueError as error:
+            problems.setdefault("currency", []).append(str(error))
     _refuse(problems)
     with db.write_transaction(app) as session:
         tenant = session.get(Tenant, tenant_id)

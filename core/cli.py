@@ -153,6 +153,7 @@ def tenants() -> None:
 @click.option("--email", "contact_email", default=None, help="Contact e-mail.")
 @click.option("--phone", default=None, help="Contact phone number.")
 @click.option("--address", default=None, help="Postal address (used as the appointment place).")
+@click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code of the prices.")
 @pass_context
 def tenants_create(
     ctx: Context,
@@ -162,6 +163,7 @@ def tenants_create(
     contact_email: str | None,
     phone: str | None,
     address: str | None,
+    currency: str,
 ) -> None:
     """Create the tenant SLUG."""
     _require_schema(ctx)
@@ -176,6 +178,7 @@ def tenants_create(
                 contact_email=contact_email,
                 phone=phone,
                 address=address,
+                currency=currency,
             )
     except TenantError as error:
         raise click.ClickException(str(error)) from error

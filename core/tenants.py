@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from . import db
 from .models import Provider, Service, Tenant, WorkingHours
+from .money import DEFAULT_CURRENCY, check_currency
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 RESERVED_SLUGS = frozenset({"api", "admin", "support", "static", "healthz", "book", "www"})
@@ -47,9 +48,14 @@ def create_tenant(
     contact_email: str | None = None,
     phone: str | None = None,
     address: str | None = None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> Tenant:
     check_slug(slug)
     check_timezone(timezone)
+    try:
+        currency = check_currency(currency)
+    except ValueError as error:
+        raise TenantError(str(error)) from error
     if not name.strip():
         raise TenantError("the name must not be empty")
     if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
@@ -61,6 +67,7 @@ def create_tenant(
         contact_email=contact_email,
         phone=phone,
         address=address,
+        currency=currency,
         created_at=now,
     )
     session.add(tenant)

@@ -239,9 +239,9 @@ def test_the_confirmation_email_shows_the_discount_and_what_to_pay(discount_app,
         mail = session.scalars(
             select(OutboxMessage).where(OutboxMessage.kind == "booking.confirmed")
         ).one()
-    assert re.search(r"Discount:\s+Five off, -5\.00", mail.text_body)
-    assert re.search(r"To pay:\s+25\.00", mail.text_body)
-    assert "Five off" in mail.html_body and "25.00" in mail.html_body
+    assert re.search(r"Discount:\s+Five off, -€5\.00", mail.text_body)
+    assert re.search(r"To pay:\s+€25\.00", mail.text_body)
+    assert "Five off" in mail.html_body and "€25.00" in mail.html_body
     assert made["reference"] in mail.text_body
 
 
@@ -256,9 +256,9 @@ def test_the_confirmation_and_manage_pages_show_the_discount(discount_app, busin
     enable("ten-percent")
     client = discount_app.test_client()
     page, manage = book_through_pages(client, business)
-    assert "Ten percent off" in page.text and "27.00" in page.text
+    assert "Ten percent off" in page.text and "€27.00" in page.text
     again = client.get(manage)
-    assert "Ten percent off" in again.text and "27.00" in again.text
+    assert "Ten percent off" in again.text and "€27.00" in again.text
 
 
 def test_staff_see_the_discount_on_the_booking_page_and_in_the_api(
@@ -295,4 +295,4 @@ def test_staff_see_the_discount_on_the_booking_page_and_in_the_api(
     )
     page = pages.get(f"/admin/salon/bookings/{made['reference']}")
     assert page.status_code == 200
-    assert "Five off" in page.text and "25.00" in page.text
+    assert "Five off" in page.text and "€25.00" in page.text

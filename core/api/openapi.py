@@ -80,6 +80,12 @@ SCHEMAS: dict[str, Any] = {
             "description": {"type": "string"},
             "duration_minutes": {"type": "integer"},
             "price_cents": {"type": "integer"},
+            "currency": {
+                "type": "string",
+                "pattern": "^[A-Z]{3}$",
+                "description": "ISO 4217; every price of the business (here and in bookings) "
+                "is an integer in its minor unit.",
+            },
         },
     },
     "Provider": {

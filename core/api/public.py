@@ -65,7 +65,7 @@ def list_services(slug: str):
         .where(Service.tenant_id == tenant.id, Service.active.is_(True))
         .order_by(Service.name, Service.id)
     )
-    return jsonify([service_json(service) for service in services])
+    return jsonify([service_json(service, tenant.currency) for service in services])
 
 
 @public.get("/providers")

@@ -14,13 +14,15 @@ def instant(value: datetime, zone: ZoneInfo) -> str:
     return value.astimezone(zone).isoformat()
 
 
-def service_json(service: Service) -> dict[str, Any]:
+def service_json(service: Service, currency: str) -> dict[str, Any]:
     return {
         "id": service.id,
         "name": service.name,
         "description": service.description,
         "duration_minutes": service.duration_minutes,
         "price_cents": service.price_cents,
+        # Prices are integers in this currency's minor unit (cents; yen for JPY).
+        "currency": currency,
     }
 
 

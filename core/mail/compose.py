@@ -13,6 +13,7 @@ from flask import Flask
 from bookwell.hooks import OutgoingMessage
 
 from ..models import Booking, Provider, Service, Tenant
+from ..money import format_money
 
 CONFIRMED, RESCHEDULED, CANCELLED = "confirmed", "rescheduled", "cancelled"
 EVENTS = (CONFIRMED, RESCHEDULED, CANCELLED)
@@ -59,11 +60,6 @@ def signature(tenant: Tenant) -> dict[str, str | None]:
     }
 
 
-def money(cents: int) -> str:
-    """``30.00``: cents as the pages show them."""
-    return f"{cents / 100:.2f}"
-
-
 def manage_url(app: Flask, facts: BookingFacts) -> str | None:
     if not facts.manage_token:
         return None
@@ -96,10 +92,14 @@ def _values(app: Flask, facts: BookingFacts, event: str) -> dict[str, Any]:
             local_time(facts.previous_start, tenant) if facts.previous_start else None
         ),
         "manage_url": manage_url(app, facts),
-        "price": money(booking.price_cents),
-        "discount": money(booking.discount_cents) if booking.discount_cents else None,
+        "price": format_money(booking.price_cents, tenant.currency),
+        "discount": (
+            format_money(booking.discount_cents, tenant.currency)
+            if booking.discount_cents
+            else None
+        ),
         "discount_label": booking.discount_label,
-        "total": money(booking.price_cents - booking.discount_cents),
+        "total": format_money(booking.price_cents - booking.discount_cents, tenant.currency),
     }
 
 

@@ -116,6 +116,11 @@ class BusinessForm(FlaskForm):
     contact_email = EmailField("Contact e-mail", validators=[Optional(), Email(), Length(max=254)])
     phone = StringField("Phone", validators=[Optional(), Length(max=40)])
     address = TextAreaField("Address", validators=[Optional(), Length(max=500)])
+    currency = StringField(
+        "Currency",
+        validators=[Optional(), Length(min=3, max=3)],
+        description="The ISO 4217 code your prices are in: EUR, GBP, USD, CHF...",
+    )
 
 
 @admin_pages.route("/business", methods=["GET", "POST"])
@@ -132,6 +137,7 @@ def business(slug: str):
                 contact_email=form.contact_email.data,
                 phone=form.phone.data,
                 address=form.address.data,
+                currency=form.currency.data or None,  # left empty: kept as it is
                 actor=user,
                 now=clock.now(),
             )
