@@ -37,7 +37,9 @@ def request_info() -> RequestInfo | None:
 def tenant_info(tenant: Tenant) -> TenantInfo:
     base = str(current_app.config["BASE_URL"]).rstrip("/") if has_app_context() else ""
     booking_url = f"{base}/book/{quote(tenant.slug)}/" if base else ""
-    return TenantInfo(tenant.id, tenant.slug, tenant.name, tenant.timezone, booking_url)
+    return TenantInfo(
+        tenant.id, tenant.slug, tenant.name, tenant.timezone, booking_url, tenant.currency
+    )
 
 
 def booking_info(

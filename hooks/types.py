@@ -90,13 +90,15 @@ class RequestInfo:
 @dataclass(frozen=True)
 class TenantInfo:
     """The business. ``booking_url`` is the absolute address of its booking pages
-    (``<BASE_URL>/book/<slug>/``), for links in mail; empty outside the app."""
+    (``<BASE_URL>/book/<slug>/``), for links in mail; empty outside the app. ``currency`` is the
+    ISO 4217 code of its prices, which are integers in that currency's minor unit."""
 
     id: int
     slug: str
     name: str
     timezone: str
     booking_url: str = ""
+    currency: str = "EUR"
 
 
 @dataclass(frozen=True)
