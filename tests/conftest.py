@@ -8,6 +8,8 @@ authors (``bookwell.core.testing``), imported here so that ours and theirs canno
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bookwell.core import testing
@@ -48,3 +50,26 @@ def booking_body(business: Business, start: str, *, provider_id=None, name="Ann"
     }
     body.update(extra)
     return body
+
+
+# --- staff on the pages ---------------------------------------------------------------------------
+
+STAFF_PASSWORD = "correct horse battery"
+CSRF_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token_of(page) -> str:
+    """The CSRF token of the (first) form on a rendered page."""
+    return CSRF_TOKEN.search(page.text).group(1)
+
+
+def log_in_staff(app, email: str, slug: str = "salon", password: str = STAFF_PASSWORD):
+    """A test client signed in to ``slug``'s staff pages through the real login form."""
+    client = app.test_client()
+    page = client.get(f"/admin/{slug}/login")
+    response = client.post(
+        f"/admin/{slug}/login",
+        data={"csrf_token": csrf_token_of(page), "email": email, "password": password},
+    )
+    assert response.status_code == 302, response.text
+    return client

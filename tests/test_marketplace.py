@@ -9,6 +9,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+from conftest import STAFF_PASSWORD, csrf_token_of, log_in_staff
 from sqlalchemy import select
 
 from bookwell.core import db, plugin_changes, plugin_health
@@ -17,8 +18,7 @@ from bookwell.core.tenants import create_tenant
 from bookwell.core.users import create_user
 from bookwell.hooks import Manifest, Setting
 
-PASSWORD = "correct horse battery"
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+PASSWORD = STAFF_PASSWORD
 MARKET = "/admin/salon/marketplace"
 STAFF_ROLES = ("owner", "manager", "staff", "receptionist")
 
@@ -93,20 +93,11 @@ def site(make_app, business, clock):
     return app
 
 
-def token_of(page) -> str:
-    return TOKEN.search(page.text).group(1)
+token_of = csrf_token_of
 
 
 def log_in(app, role="owner", slug="salon"):
-    client = app.test_client()
-    page = client.get(f"/admin/{slug}/login")
-    email = "spa@example.com" if slug == "spa" else f"{role}@example.com"
-    response = client.post(
-        f"/admin/{slug}/login",
-        data={"csrf_token": token_of(page), "email": email, "password": PASSWORD},
-    )
-    assert response.status_code == 302, response.text
-    return client
+    return log_in_staff(app, "spa@example.com" if slug == "spa" else f"{role}@example.com", slug)
 
 
 def post(client, action, data):

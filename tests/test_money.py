@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
+from conftest import STAFF_PASSWORD, csrf_token_of, log_in_staff
 from sqlalchemy import select
 
 from bookwell.core import db
 from bookwell.core.models import Tenant
 from bookwell.core.money import check_currency, format_money
 from bookwell.core.users import create_user
-
-PASSWORD = "correct horse battery"
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 @pytest.mark.parametrize(
@@ -49,26 +45,17 @@ def test_the_owner_sets_the_currency_and_the_pages_show_it(app, business, clock)
             tenant_id=business.tenant_id,
             email="owner@example.com",
             role="owner",
-            password=PASSWORD,
+            password=STAFF_PASSWORD,
             now=clock(),
         )
-    owner = app.test_client()
-    page = owner.get("/admin/salon/login")
-    owner.post(
-        "/admin/salon/login",
-        data={
-            "csrf_token": TOKEN.search(page.text).group(1),
-            "email": "owner@example.com",
-            "password": PASSWORD,
-        },
-    )
+    owner = log_in_staff(app, "owner@example.com")
 
     def save(currency):
         form = owner.get("/admin/salon/business")
         return owner.post(
             "/admin/salon/business",
             data={
-                "csrf_token": TOKEN.search(form.text).group(1),
+                "csrf_token": csrf_token_of(form),
                 "name": "Salon",
                 "currency": currency,
             },

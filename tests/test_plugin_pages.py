@@ -3,10 +3,10 @@ forms, and its ``staff_menu`` entries join the staff pages' menu."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from conftest import STAFF_PASSWORD, csrf_token_of, log_in_staff
 from flask import Blueprint, abort, request
 
 from bookwell.core import db, plugin_changes
@@ -15,8 +15,6 @@ from bookwell.core.users import create_user
 from bookwell.hooks import Manifest, MenuItem, TenantInfo, hookimpl
 from bookwell.hooks.pages import StaffMember, StaffPage, csrf_form, render_staff_page, require_staff
 
-PASSWORD = "correct horse battery"
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 TEMPLATES = Path(__file__).parent / "plugin_pages"
 
 
@@ -85,7 +83,7 @@ def site(make_app, business, clock):
                 tenant_id=business.tenant_id,
                 email=f"{role}@example.com",
                 role=role,
-                password=PASSWORD,
+                password=STAFF_PASSWORD,
                 now=clock(),
             )
         with db.write_transaction(app) as session:
@@ -95,23 +93,12 @@ def site(make_app, business, clock):
             tenant_id=spa_id,
             email="spa@example.com",
             role="owner",
-            password=PASSWORD,
+            password=STAFF_PASSWORD,
             now=clock(),
         )
         for name in ("p-notes", "p-bad-menus", "p-crashing-menu"):
             plugin_changes.enable(app, business.tenant_id, name, {}, clock())
     return app
-
-
-def log_in(app, email, slug="salon"):
-    client = app.test_client()
-    page = client.get(f"/admin/{slug}/login")
-    response = client.post(
-        f"/admin/{slug}/login",
-        data={"csrf_token": TOKEN.search(page.text).group(1), "email": email, "password": PASSWORD},
-    )
-    assert response.status_code == 302, response.text
-    return client
 
 
 def test_nobody_signed_in_is_sent_to_the_login(site):
@@ -121,7 +108,7 @@ def test_nobody_signed_in_is_sent_to_the_login(site):
 
 
 def test_staff_see_the_page_in_the_staff_layout_with_the_plugins_menu_entry(site):
-    page = log_in(site, "staff@example.com").get("/admin/salon/notes/")
+    page = log_in_staff(site, "staff@example.com").get("/admin/salon/notes/")
     assert page.status_code == 200
     assert "Notes of Salon" in page.text and "Signed in as staff@example.com" in page.text
     assert "Log out" in page.text  # core's layout
@@ -129,33 +116,33 @@ def test_staff_see_the_page_in_the_staff_layout_with_the_plugins_menu_entry(site
 
 
 def test_a_bad_or_failing_menu_entry_is_left_out_and_the_page_stands(site):
-    page = log_in(site, "staff@example.com").get("/admin/salon/")
+    page = log_in_staff(site, "staff@example.com").get("/admin/salon/")
     assert page.status_code == 200
     assert "evil.example" not in page.text
     assert '<a href="/admin/salon/notes/">Notes</a>' in page.text
 
 
 def test_only_a_role_with_the_permission_may_post_and_only_with_the_csrf_token(site):
-    staff = log_in(site, "staff@example.com")
-    token = TOKEN.search(staff.get("/admin/salon/notes/").text).group(1)
+    staff = log_in_staff(site, "staff@example.com")
+    token = csrf_token_of(staff.get("/admin/salon/notes/"))
     assert (
         staff.post("/admin/salon/notes/", data={"csrf_token": token, "note": "x"}).status_code
         == 403
     )
-    owner = log_in(site, "owner@example.com")
+    owner = log_in_staff(site, "owner@example.com")
     assert owner.post("/admin/salon/notes/", data={"note": "forged"}).status_code == 400
-    token = TOKEN.search(owner.get("/admin/salon/notes/").text).group(1)
+    token = csrf_token_of(owner.get("/admin/salon/notes/"))
     saved = owner.post("/admin/salon/notes/", data={"csrf_token": token, "note": "Call Ann"})
     assert saved.status_code == 200
     assert Notes.saved == ["Call Ann"]
 
 
 def test_another_business_sees_nothing(site):
-    spa = log_in(site, "spa@example.com", slug="spa")
+    spa = log_in_staff(site, "spa@example.com", slug="spa")
     assert spa.get("/admin/salon/notes/").status_code == 404  # not their business
     assert spa.get("/admin/spa/notes/").status_code == 404  # their business has not enabled it
 
 
 def test_a_view_that_skipped_the_gate_cannot_render_a_staff_page(site):
-    owner = log_in(site, "owner@example.com")
+    owner = log_in_staff(site, "owner@example.com")
     assert owner.get("/admin/salon/notes/ungated").status_code == 403

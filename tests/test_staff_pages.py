@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from conftest import booking_body
+from conftest import STAFF_PASSWORD, booking_body, csrf_token_of, log_in_staff
 from sqlalchemy import select
 
 from bookwell.core import db, plugin_changes
@@ -16,8 +16,7 @@ from bookwell.core.tenants import create_tenant
 from bookwell.core.users import create_user
 from bookwell.hooks import Manifest, Refusal, hookimpl
 
-PASSWORD = "correct horse battery"
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+PASSWORD = STAFF_PASSWORD
 
 
 class ViewLog:
@@ -74,19 +73,11 @@ def site(make_app, business, clock):
     return app
 
 
-def token_of(page) -> str:
-    return TOKEN.search(page.text).group(1)
+token_of = csrf_token_of
 
 
 def log_in(app, email="receptionist@example.com", slug="salon"):
-    client = app.test_client()
-    page = client.get(f"/admin/{slug}/login")
-    response = client.post(
-        f"/admin/{slug}/login",
-        data={"csrf_token": token_of(page), "email": email, "password": PASSWORD},
-    )
-    assert response.status_code == 302, response.text
-    return client
+    return log_in_staff(app, email, slug)
 
 
 def book(app, business, start, **options):
