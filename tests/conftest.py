@@ -73,3 +73,35 @@ def log_in_staff(app, email: str, slug: str = "salon", password: str = STAFF_PAS
     )
     assert response.status_code == 302, response.text
     return client
+
+
+def add_staff_and_a_rival(app, business, now, roles, *, rival_timezone="UTC") -> int:
+    """Staff of ``business``, one per role (``<role>@example.com``), and a second business,
+    ``spa``, whose owner is ``spa@example.com``; all with :data:`STAFF_PASSWORD`. Returns the
+    second business's id."""
+    from bookwell.core import db
+    from bookwell.core.tenants import create_tenant
+    from bookwell.core.users import create_user
+
+    with app.app_context():
+        for role in roles:
+            create_user(
+                app,
+                tenant_id=business.tenant_id,
+                email=f"{role}@example.com",
+                role=role,
+                password=STAFF_PASSWORD,
+                now=now,
+            )
+        with db.write_transaction(app) as session:
+            rival = create_tenant(session, "spa", name="Spa", timezone=rival_timezone, now=now)
+            rival_id = rival.id
+        create_user(
+            app,
+            tenant_id=rival_id,
+            email="spa@example.com",
+            role="owner",
+            password=STAFF_PASSWORD,
+            now=now,
+        )
+    return rival_id

@@ -9,12 +9,11 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
-from conftest import STAFF_PASSWORD, csrf_token_of, log_in_staff
+from conftest import STAFF_PASSWORD, add_staff_and_a_rival, csrf_token_of, log_in_staff
 from sqlalchemy import select
 
 from bookwell.core import db, plugin_changes, plugin_health
 from bookwell.core.models import AuditEntry
-from bookwell.core.tenants import create_tenant
 from bookwell.core.users import create_user
 from bookwell.hooks import Manifest, Setting
 
@@ -70,26 +69,7 @@ class Points:
 @pytest.fixture
 def site(make_app, business, clock):
     app = make_app(EXTRA_PLUGINS=[Guard, Compliance, Purge, Points])
-    with app.app_context():
-        for role in STAFF_ROLES:
-            create_user(
-                app,
-                tenant_id=business.tenant_id,
-                email=f"{role}@example.com",
-                role=role,
-                password=PASSWORD,
-                now=clock(),
-            )
-        with db.write_transaction(app) as session:
-            spa_id = create_tenant(session, "spa", name="Spa", timezone="UTC", now=clock()).id
-        create_user(
-            app,
-            tenant_id=spa_id,
-            email="spa@example.com",
-            role="owner",
-            password=PASSWORD,
-            now=clock(),
-        )
+    add_staff_and_a_rival(app, business, clock(), STAFF_ROLES)
     return app
 
 

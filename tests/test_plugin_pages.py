@@ -6,12 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import STAFF_PASSWORD, csrf_token_of, log_in_staff
+from conftest import add_staff_and_a_rival, csrf_token_of, log_in_staff
 from flask import Blueprint, abort, request
 
-from bookwell.core import db, plugin_changes
-from bookwell.core.tenants import create_tenant
-from bookwell.core.users import create_user
+from bookwell.core import plugin_changes
 from bookwell.hooks import Manifest, MenuItem, TenantInfo, hookimpl
 from bookwell.hooks.pages import StaffMember, StaffPage, csrf_form, render_staff_page, require_staff
 
@@ -76,26 +74,8 @@ class CrashingMenu:
 def site(make_app, business, clock):
     Notes.saved.clear()
     app = make_app(EXTRA_PLUGINS=[Notes, BadMenus, CrashingMenu])
+    add_staff_and_a_rival(app, business, clock(), ("owner", "staff"))
     with app.app_context():
-        for role in ("owner", "staff"):
-            create_user(
-                app,
-                tenant_id=business.tenant_id,
-                email=f"{role}@example.com",
-                role=role,
-                password=STAFF_PASSWORD,
-                now=clock(),
-            )
-        with db.write_transaction(app) as session:
-            spa_id = create_tenant(session, "spa", name="Spa", timezone="UTC", now=clock()).id
-        create_user(
-            app,
-            tenant_id=spa_id,
-            email="spa@example.com",
-            role="owner",
-            password=STAFF_PASSWORD,
-            now=clock(),
-        )
         for name in ("p-notes", "p-bad-menus", "p-crashing-menu"):
             plugin_changes.enable(app, business.tenant_id, name, {}, clock())
     return app

@@ -7,12 +7,17 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from conftest import STAFF_PASSWORD, booking_body, csrf_token_of, log_in_staff
+from conftest import (
+    STAFF_PASSWORD,
+    add_staff_and_a_rival,
+    booking_body,
+    csrf_token_of,
+    log_in_staff,
+)
 from sqlalchemy import select
 
 from bookwell.core import db, plugin_changes
 from bookwell.core.models import AuditEntry, AuthSession, Booking, Provider, Service, TimeOff, User
-from bookwell.core.tenants import create_tenant
 from bookwell.core.users import create_user
 from bookwell.hooks import Manifest, Refusal, hookimpl
 
@@ -49,27 +54,13 @@ class NoBookingsScope:
 @pytest.fixture
 def site(make_app, business, clock):
     app = make_app(EXTRA_PLUGINS=[ViewLog, NoBen, NoBookingsScope])
-    with app.app_context():
-        for role in ("owner", "manager", "staff", "receptionist"):
-            create_user(
-                app,
-                tenant_id=business.tenant_id,
-                email=f"{role}@example.com",
-                role=role,
-                password=PASSWORD,
-                now=clock(),
-            )
-        with db.write_transaction(app) as session:
-            other = create_tenant(session, "spa", name="Spa", timezone="Europe/Paris", now=clock())
-            other_id = other.id
-        create_user(
-            app,
-            tenant_id=other_id,
-            email="spa@example.com",
-            role="owner",
-            password=PASSWORD,
-            now=clock(),
-        )
+    add_staff_and_a_rival(
+        app,
+        business,
+        clock(),
+        ("owner", "manager", "staff", "receptionist"),
+        rival_timezone="Europe/Paris",
+    )
     return app
 
 
