@@ -20,10 +20,11 @@ import psycopg
 from flask import Flask
 from sqlalchemy import insert, text
 
-from bookwell.core import create_app, db, schema
-from bookwell.core.availability import find_slots, local_day_bounds
-from bookwell.core.models import BLOCKING_STATUSES, Booking, BookingStatus, Service
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core import create_app, schema
+from bookwell.core.booking.availability import find_slots, local_day_bounds
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.storage import db
+from bookwell.core.storage.models import BLOCKING_STATUSES, Booking, BookingStatus, Service
 
 from .benchmark import Benchmark, Comparison, Measurement, Options, Variant
 from .databases import ScratchDatabase, scratch_database

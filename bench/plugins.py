@@ -13,11 +13,13 @@ from typing import Any
 
 from flask import Flask
 
-from bookwell.core import create_app, db, plugin_changes, schema
+from bookwell.core import create_app, schema
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.context import booking_info, make_context
-from bookwell.core.models import Provider, Service, Tenant
-from bookwell.core.pluginhost import host_of
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.pluginhost.host import host_of
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Provider, Service, Tenant
 from bookwell.hooks import Manifest, hookimpl
 
 from .benchmark import Benchmark, Comparison, Measurement, Options, Variant

@@ -25,8 +25,10 @@ from typing import Any
 import requests
 from sqlalchemy import text
 
-from bookwell.core import config, create_app, db
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core import create_app
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.foundation import config
+from bookwell.core.storage import db
 
 from .benchmark import Benchmark, Measurement, Options, Variant
 from .databases import ScratchDatabase, scratch_database

@@ -13,7 +13,8 @@ Writing an entry:
 * about a refusal, whose transaction rolls back: :func:`audit_separately` (or
   :func:`record_separately`) *after* that transaction has ended; it commits on its own.
 
-Appends never fork a chain: on SQLite the caller's :func:`~bookwell.core.db.write_transaction`
+Appends never fork a chain: on SQLite the caller's
+:func:`~bookwell.core.storage.db.write_transaction`
 already holds the database's write lock (``BEGIN IMMEDIATE``) before the chain's head is read; on
 PostgreSQL a transaction-scoped advisory lock per chain is taken first. ``UNIQUE(chain, sequence)``
 is the backstop. On PostgreSQL the lock is held until commit, so audit last in a transaction.
@@ -43,8 +44,8 @@ from flask import Flask
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
-from . import db
-from .models import AuditEntry
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry
 
 PLATFORM_CHAIN = "platform"
 GENESIS_HASH = "0" * 64

@@ -22,10 +22,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect
 
-from . import pluginhost
+from bookwell.core.pluginhost import host as pluginhost
 
 log = logging.getLogger("bookwell.schema")
-CORE_SCRIPTS = "bookwell.core:migrations"
+CORE_SCRIPTS = "bookwell.core.storage:migrations"
 
 
 @dataclass(frozen=True)

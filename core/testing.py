@@ -25,6 +25,10 @@ Fixtures: ``clock`` (:class:`MovableClock`), ``app`` (built from ``bookwell_plug
 ``bookwell_settings``), ``make_app`` (build another), ``tenant`` (a :class:`Business` that takes
 bookings), ``client`` and ``make_client`` (a :class:`BookingClient`), ``enable_plugin`` and
 ``disable_plugin``.
+
+Plugins' tests also find here what they check against, so that they import nothing else of
+core: :func:`host_of` (the installed plugins), :func:`create_user`, and the marketplace's
+refusals :class:`PluginConflict`, :class:`PluginRequired` and :class:`InvalidSettings`.
 """
 
 from __future__ import annotations
@@ -40,11 +44,31 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, select, text
 
-from . import create_app, db, plugin_changes, schema
-from .booking_outcomes import mark_outcome
-from .models import Booking
-from .pluginhost import host_of
-from .tenants import add_provider, add_service, create_tenant
+from bookwell.core import create_app, schema
+from bookwell.core.access.users import create_user
+from bookwell.core.booking.outcomes import mark_outcome
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.pluginhost.host import host_of
+from bookwell.core.pluginhost.rules import PluginConflict, PluginRequired
+from bookwell.core.pluginhost.settings import InvalidSettings
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking
+
+__all__ = [
+    "CHEAP_HASHING",
+    "START",
+    "BookingClient",
+    "Business",
+    "InvalidSettings",
+    "MovableClock",
+    "PluginConflict",
+    "PluginRequired",
+    "create_user",
+    "host_of",
+    "open_business",
+    "open_every_day",
+]
 
 POSTGRES_ENV = "BOOKWELL_TEST_POSTGRES"
 # A Monday morning in Paris (08:00 UTC = 09:00 CET), far enough ahead to book from.

@@ -79,9 +79,9 @@ def add_staff_and_a_rival(app, business, now, roles, *, rival_timezone="UTC") ->
     """Staff of ``business``, one per role (``<role>@example.com``), and a second business,
     ``spa``, whose owner is ``spa@example.com``; all with :data:`STAFF_PASSWORD`. Returns the
     second business's id."""
-    from bookwell.core import db
-    from bookwell.core.tenants import create_tenant
-    from bookwell.core.users import create_user
+    from bookwell.core.access.users import create_user
+    from bookwell.core.booking.tenants import create_tenant
+    from bookwell.core.storage import db
 
     with app.app_context():
         for role in roles:

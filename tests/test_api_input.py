@@ -19,9 +19,9 @@ import pytest
 from conftest import booking_body, open_every_day
 from sqlalchemy import event, func, select, text
 
-from bookwell.core import db
-from bookwell.core.models import Booking, Tenant
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, Tenant
 
 API = "/api/v1/tenants/salon"
 FREE = "2027-03-02T11:00:00+01:00"  # a free slot of the first provider

@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
-from bookwell.core import audit, db
-from bookwell.core.audit_cli import audit as audit_group
-from bookwell.core.cli import main
-from bookwell.core.models import AuditEntry, Tenant
-from bookwell.core.tenants import create_tenant
+from bookwell.core import audit
+from bookwell.core.booking.tenants import create_tenant
+from bookwell.core.cli.audit import audit as audit_group
+from bookwell.core.cli.root import main
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry, Tenant
 from bookwell.hooks import Context, RequestInfo, TenantInfo
 
 if "audit" not in main.commands:  # until core/cli.py registers it itself

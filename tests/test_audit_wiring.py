@@ -7,8 +7,10 @@ import json
 from conftest import booking_body
 from sqlalchemy import select
 
-from bookwell.core import audit, db, plugin_changes
-from bookwell.core.models import AuditEntry
+from bookwell.core import audit
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry
 from bookwell.hooks import Manifest, Refusal, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"

@@ -14,10 +14,14 @@ from click.testing import CliRunner
 from conftest import CHEAP_HASHING
 from sqlalchemy import func, select, update
 
-from bookwell.core import cli, create_app, db, plugin_changes, users
-from bookwell.core.cli import main
-from bookwell.core.models import AuditEntry, AuthSession, User
-from bookwell.core.tenants import create_tenant
+from bookwell.core import create_app
+from bookwell.core.access import users
+from bookwell.core.booking.tenants import create_tenant
+from bookwell.core.cli import root as cli
+from bookwell.core.cli.root import main
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry, AuthSession, User
 from bookwell.hooks import Manifest, Refusal, Setting, hookimpl
 
 PASSWORD = "correct horse battery staple"

@@ -17,10 +17,12 @@ import pytest
 from conftest import booking_body
 from sqlalchemy import select
 
-from bookwell.core import db, plugin_changes, sessions, users
-from bookwell.core.models import AuditEntry, Booking, Role, User
-from bookwell.core.permissions import allowed
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core.access import sessions, users
+from bookwell.core.access.permissions import allowed
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry, Booking, Role, User
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
 PASSWORD = "correct horse battery staple"

@@ -9,9 +9,13 @@ from click.testing import CliRunner
 from conftest import CHEAP_HASHING
 from sqlalchemy import func, select
 
-from bookwell.core import cli, create_app, db, plugin_changes, sessions, users
-from bookwell.core.cli import main
-from bookwell.core.models import ApiKey, AuditEntry, AuthSession, User
+from bookwell.core import create_app
+from bookwell.core.access import sessions, users
+from bookwell.core.cli import root as cli
+from bookwell.core.cli.root import main
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import ApiKey, AuditEntry, AuthSession, User
 from bookwell.hooks import Manifest, SessionLimits, Setting, hookimpl
 
 PASSWORD = "correct horse battery staple"
@@ -236,7 +240,7 @@ def test_a_session_limits_plugin_cannot_loosen_the_defaults(app, client, people,
 
 def test_session_limits_apply_to_their_tenant_only(app, client, people, business, clock):
     with app.app_context():
-        from bookwell.core.tenants import create_tenant
+        from bookwell.core.booking.tenants import create_tenant
 
         with db.write_transaction(app) as session:
             spa = create_tenant(session, "spa", name="Spa", timezone="UTC", now=clock()).id
@@ -552,8 +556,8 @@ def test_a_tokens_revoke_of_an_unknown_key_fails(people, run):
 
 
 def test_a_stricter_session_limit_enabled_later_ends_existing_sessions(make_app, business, clock):
-    from bookwell.core import plugin_changes
-    from bookwell.core.users import create_user
+    from bookwell.core.access.users import create_user
+    from bookwell.core.pluginhost import changes as plugin_changes
     from bookwell.hooks import Manifest, SessionLimits, hookimpl
 
     class QuickLogoff:

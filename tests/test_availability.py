@@ -6,9 +6,9 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from bookwell.core import db
-from bookwell.core.models import Service, TimeOff
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Service, TimeOff
 
 
 def slots(client, service_id, day_from, day_to=None, provider_id=None, slug="salon"):
@@ -209,7 +209,7 @@ def test_the_range_is_at_most_62_days(client, business):
 
 def test_a_service_the_provider_does_not_offer_has_no_slots(app, client, business):
     with db.write_transaction(app) as session:
-        from bookwell.core.models import Tenant
+        from bookwell.core.storage.models import Tenant
 
         tenant = session.get(Tenant, business.tenant_id)
         lonely = add_service(session, tenant, "Lonely", duration_minutes=30)

@@ -11,8 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from bookwell.core import db, plugin_changes, themes
-from bookwell.core.models import Booking, BookingConsent, Tenant, TimeOff
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, BookingConsent, Tenant, TimeOff
+from bookwell.core.web import themes
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
 BOOK = "/book/salon"
@@ -286,7 +288,7 @@ def test_a_slot_taken_meanwhile_sends_the_client_back_with_a_note(app, business)
 
 
 def test_a_race_lost_inside_the_lifecycle_also_goes_back_to_the_slots(app, business, monkeypatch):
-    from bookwell.core import booking as lifecycle
+    from bookwell.core.booking import lifecycle
 
     def taken(*args, **kwargs):
         raise lifecycle.SlotUnavailable("That time was just taken. Please choose another slot.")

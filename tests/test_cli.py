@@ -12,9 +12,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from bookwell.core import create_app, db, plugin_changes, schema
-from bookwell.core.cli import main
-from bookwell.core.models import Provider, Service, Tenant, WorkingHours
+from bookwell.core import create_app, schema
+from bookwell.core.cli.root import main
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Provider, Service, Tenant, WorkingHours
 
 
 @pytest.fixture

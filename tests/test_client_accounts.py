@@ -14,10 +14,12 @@ import pytest
 from conftest import booking_body, open_every_day
 from sqlalchemy import select
 
-from bookwell.core import accounts, db, plugin_changes
+from bookwell.core.access import client_accounts as accounts
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.mail import deliver_due
-from bookwell.core.models import AuthSession, OutboxMessage, Tenant, User, UserToken
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuthSession, OutboxMessage, Tenant, User, UserToken
 from bookwell.hooks import Manifest, Refusal, hookimpl
 
 BASE_URL = "https://book.example"
@@ -191,7 +193,7 @@ def test_register_shows_field_errors(app, client, salon):
 
 
 def test_only_clients_of_this_tenant_log_in_here(app, client, salon, clock):
-    from bookwell.core.users import create_user
+    from bookwell.core.access.users import create_user
 
     with app.app_context():
         create_user(
@@ -279,7 +281,7 @@ def test_forgot_for_an_unknown_address_answers_the_same_and_sends_nothing(
 
 
 def test_tokens_are_stored_hashed_and_used_once_under_concurrency(app, salon, clock):
-    from bookwell.core.users import create_user
+    from bookwell.core.access.users import create_user
 
     with app.app_context():
         user_id = create_user(
@@ -368,7 +370,7 @@ def test_logins_are_rate_limited(make_app, salon, clock):
 
 
 def test_a_reset_link_also_confirms_an_unconfirmed_address(app, client, salon, clock):
-    from bookwell.core.models import AuditEntry
+    from bookwell.core.storage.models import AuditEntry
 
     register(client)
     post_form(client, f"{ACCOUNT}/forgot", email="ann@example.com")

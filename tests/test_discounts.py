@@ -12,10 +12,11 @@ from conftest import booking_body
 from sqlalchemy import select
 from test_booking_pages import book_through_pages
 
-from bookwell.core import db, plugin_changes
-from bookwell.core.booking import cents_off
-from bookwell.core.models import AuditEntry, Booking, OutboxMessage
-from bookwell.core.users import create_user
+from bookwell.core.access.users import create_user
+from bookwell.core.booking.lifecycle import cents_off
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry, Booking, OutboxMessage
 from bookwell.hooks import Discount, Manifest, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"

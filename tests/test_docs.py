@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bookwell.core import plugin_changes
+from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.testing import open_business
 from bookwell.hooks import CONTRIBUTIONS, EVENTS, GUARDS, specs
 

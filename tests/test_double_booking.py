@@ -10,8 +10,8 @@ from conftest import booking_body
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from bookwell.core import db
-from bookwell.core.models import Booking, Service
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, Service
 
 RACERS = 50
 

@@ -18,10 +18,12 @@ from rq import Queue, SimpleWorker
 from rq.job import JobStatus
 from sqlalchemy import select, update
 
-from bookwell.core import db, jobs, leases, plugin_changes, schedule
-from bookwell.core.cli import main
+from bookwell.core.cli.root import main
 from bookwell.core.mail import outbox
-from bookwell.core.models import OutboxMessage
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.scheduling import jobs, schedule
+from bookwell.core.storage import db, leases
+from bookwell.core.storage.models import OutboxMessage
 from bookwell.core.testing import open_business
 from bookwell.hooks import Manifest, hookimpl
 
@@ -301,7 +303,7 @@ def test_booking_mail_is_sent_by_an_rq_job(make_app, clock, redis_url, queue):
     assert answer.status_code == 201, answer.json
     assert queue.count == 1
     [job] = queue.get_jobs()
-    assert job.func_name == "bookwell.core.jobs.deliver_mail" and job.args == ()
+    assert job.func_name == "bookwell.core.scheduling.jobs.deliver_mail" and job.args == ()
     assert all(row.sent_at is None for row in rows(app))
     work(app, queue)
     assert rows(app) and all(row.sent_at is not None for row in rows(app))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import booking_body
 
-from bookwell.core import db
-from bookwell.core.models import Service
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Service
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from bookwell.core import plugin_changes
-from bookwell.core.users import create_user
+from bookwell.core.access.users import create_user
+from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.hooks import Manifest, Refusal, hookimpl
 
 PASSWORD = "correct horse battery"

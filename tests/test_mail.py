@@ -17,11 +17,13 @@ import pytest
 from conftest import booking_body
 from sqlalchemy import select
 
-from bookwell.core import booking as lifecycle
-from bookwell.core import db, plugin_changes, schedule
+from bookwell.core.booking import lifecycle
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.mail import deliver_due, outbox
-from bookwell.core.models import OutboxMessage, Provider, Tenant
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.scheduling import schedule
+from bookwell.core.storage import db
+from bookwell.core.storage.models import OutboxMessage, Provider, Tenant
 from bookwell.hooks import Manifest, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
@@ -672,7 +674,7 @@ def test_each_tenants_mail_is_its_own_and_tick_sends_it(app, client, salon, cloc
 def test_the_mail_command_sends_and_counts(app, client, salon, database_url, monkeypatch):
     from click.testing import CliRunner
 
-    from bookwell.core.cli import main
+    from bookwell.core.cli.root import main
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     book(client, salon)

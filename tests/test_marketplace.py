@@ -12,9 +12,11 @@ import pytest
 from conftest import STAFF_PASSWORD, add_staff_and_a_rival, csrf_token_of, log_in_staff
 from sqlalchemy import select
 
-from bookwell.core import db, plugin_changes, plugin_health
-from bookwell.core.models import AuditEntry
-from bookwell.core.users import create_user
+from bookwell.core.access.users import create_user
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.pluginhost import health as plugin_health
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry
 from bookwell.hooks import Manifest, Setting
 
 PASSWORD = STAFF_PASSWORD
@@ -148,7 +150,7 @@ def test_every_installed_plugin_has_a_card_with_what_it_is(site, business, clock
 
 
 def test_built_in_plugins_say_so(site):
-    from bookwell.core.pluginhost import host_of
+    from bookwell.core.pluginhost.host import host_of
 
     built_in = [name for name, p in host_of(site).installed.items() if p.source == "built-in"]
     if not built_in:

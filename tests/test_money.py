@@ -6,10 +6,10 @@ import pytest
 from conftest import STAFF_PASSWORD, csrf_token_of, log_in_staff
 from sqlalchemy import select
 
-from bookwell.core import db
-from bookwell.core.models import Tenant
-from bookwell.core.money import check_currency, format_money
-from bookwell.core.users import create_user
+from bookwell.core.access.users import create_user
+from bookwell.core.foundation.money import check_currency, format_money
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Tenant
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_the_owner_sets_the_currency_and_the_pages_show_it(app, business, clock)
 def test_tenants_create_takes_a_currency_and_refuses_a_wrong_one(app):
     from click.testing import CliRunner
 
-    from bookwell.core.cli import main
+    from bookwell.core.cli.root import main
 
     runner = CliRunner()
     instance = app.instance_path

@@ -12,7 +12,8 @@ from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from bookwell.core import plugin_changes, users
+from bookwell.core.access import users
+from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.hooks import Consent, Manifest, hookimpl
 
 DOCUMENT = "/api/v1/openapi.json"

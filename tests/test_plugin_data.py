@@ -12,12 +12,14 @@ import pytest
 from conftest import booking_body, open_every_day
 from sqlalchemy import event, select
 
-from bookwell.core import db, plugin_changes, schedule
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.context import make_context
+from bookwell.core.context.data import PluginData
 from bookwell.core.mail import deliver_due, outbox
-from bookwell.core.models import Booking, OutboxMessage, Tenant
-from bookwell.core.plugin_data import PluginData
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.scheduling import schedule
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, OutboxMessage, Tenant
 from bookwell.hooks import Manifest, hookimpl
 
 SALON = "/api/v1/tenants/salon/bookings"

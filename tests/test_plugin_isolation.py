@@ -9,11 +9,13 @@ import pytest
 from conftest import booking_body
 from sqlalchemy import func, select
 
-from bookwell.core import db, plugin_changes, plugin_health
+from bookwell.core.booking.tenants import create_tenant
 from bookwell.core.context import make_context
-from bookwell.core.models import Booking, PluginFailure, Tenant
-from bookwell.core.pluginhost import MAX_STUCK_CALLS, host_of
-from bookwell.core.tenants import create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.pluginhost import health as plugin_health
+from bookwell.core.pluginhost.host import MAX_STUCK_CALLS, host_of
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, PluginFailure, Tenant
 from bookwell.hooks import Manifest, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
@@ -224,7 +226,7 @@ def test_failures_noted_inside_a_write_transaction_are_stored_after_it(plugin_ap
 def test_scheduled_work_forgets_failures_older_than_a_month(
     plugin_app, business, enable, clock, other_tenant
 ):
-    from bookwell.core import schedule
+    from bookwell.core.scheduling import schedule
 
     enable("raising-event")
     enable("raising-event", tenant_id=other_tenant)

@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 
-from bookwell.core import create_app, db, schema
-from bookwell.core.cli import main
-from bookwell.core.pluginhost import PluginHost
+from bookwell.core import create_app, schema
+from bookwell.core.cli.root import main
+from bookwell.core.pluginhost.host import PluginHost
+from bookwell.core.storage import db
 from bookwell.hooks import Manifest, hookimpl
 
 MIGRATIONS = Path(__file__).parent / "plugin_migrations"

@@ -9,7 +9,7 @@ import pytest
 from conftest import add_staff_and_a_rival, csrf_token_of, log_in_staff
 from flask import Blueprint, abort, request
 
-from bookwell.core import plugin_changes
+from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.hooks import Manifest, MenuItem, TenantInfo, hookimpl
 from bookwell.hooks.pages import StaffMember, StaffPage, csrf_form, render_staff_page, require_staff
 

@@ -10,17 +10,18 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bookwell.core import db, plugin_changes
-from bookwell.core.cli import main
-from bookwell.core.models import AuditEntry, Tenant
-from bookwell.core.plugin_rules import (
+from bookwell.core.cli.root import main
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.pluginhost.rules import (
     PluginBroken,
     PluginConflict,
     PluginRequired,
     meets_floor,
     raise_to_floor,
 )
-from bookwell.core.plugin_settings import InvalidSettings
+from bookwell.core.pluginhost.settings import InvalidSettings
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry, Tenant
 from bookwell.hooks import Manifest, Setting, hookimpl
 
 STAFF_ROLES = ["owner", "manager", "staff", "receptionist"]
@@ -377,7 +378,7 @@ def test_two_conflicting_changes_at_once_cannot_both_pass(app, business, clock):
 def run(app, business, tmp_path, database_url, monkeypatch):
     """The CLI on the test's database, with the test plugins installed."""
     monkeypatch.setenv("DATABASE_URL", database_url)
-    import bookwell.core.pluginhost as pluginhost
+    import bookwell.core.pluginhost.host as pluginhost
 
     real_init = pluginhost.init_app
 

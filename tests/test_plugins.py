@@ -11,11 +11,12 @@ from click.testing import CliRunner
 from conftest import booking_body
 from sqlalchemy import func, select
 
-from bookwell.core import db, plugin_changes
-from bookwell.core.cli import main
-from bookwell.core.models import Booking, BookingConsent
-from bookwell.core.pluginhost import host_of
-from bookwell.core.tenants import create_tenant
+from bookwell.core.booking.tenants import create_tenant
+from bookwell.core.cli.root import main
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.pluginhost.host import host_of
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, BookingConsent
 from bookwell.hooks import Consent, Manifest, Redirect, Refusal, Setting, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
@@ -245,7 +246,7 @@ def test_broken_plugins_are_listed_with_their_reason_and_the_rest_runs(plugin_ap
 
 
 def test_settings_are_validated_against_the_manifest(plugin_app, business, enable):
-    from bookwell.core.plugin_settings import InvalidSettings
+    from bookwell.core.pluginhost.settings import InvalidSettings
 
     with pytest.raises(InvalidSettings) as refused:
         enable("deposit", max_cents=-1)
@@ -387,7 +388,7 @@ def test_tick_runs_on_schedule_for_tenants_that_enabled_it(
 ):
     request_app.switch_on("nightly")
     Nightly.runs.clear()
-    from bookwell.core.schedule import tick
+    from bookwell.core.scheduling.schedule import tick
 
     when = datetime(2027, 3, 2, 3, 0, tzinfo=UTC)
     with request_app.app_context():
@@ -417,7 +418,7 @@ def test_an_enabled_plugin_that_later_broke_fails_closed(app, business, clock):
     cannot be asked, so what they guard is refused rather than let through."""
     from sqlalchemy import update
 
-    from bookwell.core.models import Tenant, TenantPlugin
+    from bookwell.core.storage.models import Tenant, TenantPlugin
 
     with db.write_transaction(app) as session:
         session.add(

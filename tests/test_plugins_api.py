@@ -10,10 +10,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bookwell.core import db, plugin_health, users
-from bookwell.core.cli import main
-from bookwell.core.models import AuditEntry
-from bookwell.core.tenants import create_tenant
+from bookwell.core.access import users
+from bookwell.core.booking.tenants import create_tenant
+from bookwell.core.cli.root import main
+from bookwell.core.pluginhost import health as plugin_health
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuditEntry
 from bookwell.hooks import Manifest, Setting
 
 PASSWORD = "correct horse battery staple"

@@ -15,9 +15,10 @@ from conftest import booking_body
 from redis_server import RedisServer, answers, free_port, wait_until
 from sqlalchemy import func, select
 
-from bookwell.core import create_app, db, schema
-from bookwell.core.api.ratelimits import RateLimitSettingError
-from bookwell.core.models import Booking
+from bookwell.core import create_app, schema
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking
+from bookwell.core.web.api.ratelimits import RateLimitSettingError
 
 API = "/api/v1/tenants/salon"
 

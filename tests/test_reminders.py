@@ -12,10 +12,12 @@ import pytest
 from conftest import booking_body, open_every_day
 from sqlalchemy import select
 
-from bookwell.core import db, plugin_changes, schedule
-from bookwell.core.models import OutboxMessage
-from bookwell.core.pluginhost import host_of
-from bookwell.core.tenants import add_provider, add_service, create_tenant
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.pluginhost.host import host_of
+from bookwell.core.scheduling import schedule
+from bookwell.core.storage import db
+from bookwell.core.storage.models import OutboxMessage
 
 SALON = "/api/v1/tenants/salon/bookings"
 TUESDAY_10 = "2027-03-02T10:00:00+01:00"  # 09:00 UTC, 25 hours after the clock's start

@@ -16,9 +16,18 @@ from conftest import (
 )
 from sqlalchemy import select
 
-from bookwell.core import db, plugin_changes
-from bookwell.core.models import AuditEntry, AuthSession, Booking, Provider, Service, TimeOff, User
-from bookwell.core.users import create_user
+from bookwell.core.access.users import create_user
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import (
+    AuditEntry,
+    AuthSession,
+    Booking,
+    Provider,
+    Service,
+    TimeOff,
+    User,
+)
 from bookwell.hooks import Manifest, Refusal, hookimpl
 
 PASSWORD = STAFF_PASSWORD

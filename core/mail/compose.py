@@ -10,10 +10,9 @@ from urllib.parse import quote
 import icalendar
 from flask import Flask
 
+from bookwell.core.foundation.money import format_money
+from bookwell.core.storage.models import Booking, Provider, Service, Tenant
 from bookwell.hooks import OutgoingMessage
-
-from ..models import Booking, Provider, Service, Tenant
-from ..money import format_money
 
 CONFIRMED, RESCHEDULED, CANCELLED = "confirmed", "rescheduled", "cancelled"
 EVENTS = (CONFIRMED, RESCHEDULED, CANCELLED)

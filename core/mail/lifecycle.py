@@ -11,11 +11,11 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from bookwell.core.foundation import clock
+from bookwell.core.mail import compose, outbox
+from bookwell.core.pluginhost import host as pluginhost
+from bookwell.core.storage.models import Booking, Provider, Service, Tenant
 from bookwell.hooks import Context
-
-from .. import clock, pluginhost
-from ..models import Booking, Provider, Service, Tenant
-from . import compose, outbox
 
 log = logging.getLogger("bookwell.mail")
 
@@ -127,7 +127,9 @@ def kick(app: Flask) -> None:
         if app.config.get("MAIL_DELIVERY", "background") != "background":
             return
         if app.config.get("REDIS_URL"):
-            from .. import jobs  # jobs imports the mail package: import it when first needed
+            from bookwell.core.scheduling import (
+                jobs,  # jobs imports the mail package: import it when first needed
+            )
 
             jobs.enqueue_mail(app)
             return

@@ -18,10 +18,10 @@ from flask import Flask
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from .. import db
-from ..models import OutboxMessage, Tenant
-from . import transport
-from .compose import OutgoingMessage
+from bookwell.core.mail import transport
+from bookwell.core.mail.compose import OutgoingMessage
+from bookwell.core.storage import db
+from bookwell.core.storage.models import OutboxMessage, Tenant
 
 log = logging.getLogger("bookwell.mail")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bookwell.core.plugin_rules import PluginConflict
+from bookwell.core.testing import PluginConflict
 from bookwell.hooks import Manifest
 
 

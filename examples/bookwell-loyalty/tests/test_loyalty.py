@@ -4,9 +4,7 @@ import re
 
 import pytest
 
-from bookwell.core.pluginhost import host_of
-from bookwell.core.testing import open_business
-from bookwell.core.users import create_user
+from bookwell.core.testing import create_user, host_of, open_business
 
 NEXT = "2027-04-01T15:00:00+02:00"  # well after every visit below; the cut costs 30.00
 PASSWORD = "correct horse battery"  # noqa: S105 (a test user of the test database)

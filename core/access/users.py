@@ -1,0 +1,155 @@
+"""Users: creating them, and setting passwords under core's rules and the plugins'."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bookwell.core import audit
+from bookwell.core.access import passwords, sessions
+from bookwell.core.context import make_context, request_info
+from bookwell.core.pluginhost.host import Refused, host_of
+from bookwell.core.storage import db
+from bookwell.core.storage.models import PLATFORM_REALM, STAFF_ROLES, Role, Tenant, User
+
+
+class UserError(ValueError):
+    """``fields`` maps an input to everything wrong with it (a password may break several rules)."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+def realm_of(tenant_id: int | None) -> str:
+    return PLATFORM_REALM if tenant_id is None else f"tenant:{tenant_id}"
+
+
+def canonical_email(email: str) -> str:
+    return email.strip().casefold()
+
+
+def find_user(session: Session, tenant_id: int | None, email: str) -> User | None:
+    return session.scalar(
+        select(User).where(User.realm == realm_of(tenant_id), User.email == canonical_email(email))
+    )
+
+
+def password_problems(
+    app: Flask, session: Session, tenant: Tenant | None, password: str, now: datetime, user=None
+) -> list[str]:
+    """Every rule the password breaks: core's, then every enabled plugin's (all of them, so the
+    person fixes everything at once)."""
+    problems = passwords.core_problems(password)
+    if tenant is None:
+        return problems
+    host = host_of(app)
+    ctx = make_context(tenant, now, actor=user)
+    try:
+        host.guard(
+            "before_password_set",
+            ctx,
+            host.enabled_for(session, tenant.id),
+            host.broken_enabled_for(session, tenant.id),
+            password=password,
+        )
+    except Refused as refused:
+        problems += [item.refusal.message for item in refused.refusals]
+    return problems
+
+
+def create_user(
+    app: Flask,
+    *,
+    tenant_id: int | None,
+    email: str,
+    role: str,
+    password: str,
+    now: datetime,
+    name: str = "",
+    actor: str = "cli",
+    email_verified: bool = True,
+) -> User:
+    """Create a user; a staff or client user belongs to a tenant, a support user to none."""
+    if role not in {str(item) for item in Role}:
+        raise UserError(f"unknown role {role!r}: use one of {', '.join(Role)}")
+    if (role == Role.SUPPORT) != (tenant_id is None):
+        raise UserError("support users belong to no tenant; every other role belongs to one")
+    address = canonical_email(email)
+    if "@" not in address or len(address) > 254:
+        raise UserError("a valid e-mail address is needed", {"email": ["Enter a valid e-mail."]})
+    reader = db.session()
+    tenant = reader.get(Tenant, tenant_id) if tenant_id is not None else None
+    problems = password_problems(app, reader, tenant, password, now)
+    if problems:
+        raise UserError(
+            "the password is not accepted: " + " ".join(problems), {"password": problems}
+        )
+    hashed = passwords.passwords(app).hash(password)
+    with db.write_transaction(app) as writer:
+        if find_user(writer, tenant_id, address) is not None:
+            raise UserError(f"{address} already has an account here", {"email": ["Taken."]})
+        user = User(
+            realm=realm_of(tenant_id),
+            tenant_id=tenant_id,
+            email=address,
+            name=name,
+            role=role,
+            password_hash=hashed,
+            email_verified_at=now if email_verified else None,
+            password_changed_at=now,
+            created_at=now,
+        )
+        writer.add(user)
+        writer.flush()
+        audit.record(
+            writer,
+            tenant_id=tenant_id,
+            actor=actor,
+            ip=_ip(),
+            action="user.created",
+            subject=f"user:{user.id}",
+            details={"role": role},
+            now=now,
+        )
+        return user
+
+
+def change_password(
+    app: Flask, user: User, new_password: str, now: datetime, keep_session_id: int | None
+) -> int:
+    """Set a new password and end the user's other sessions; returns how many were ended."""
+    reader = db.session()
+    tenant = reader.get(Tenant, user.tenant_id) if user.tenant_id is not None else None
+    problems = password_problems(app, reader, tenant, new_password, now, user=user)
+    if problems:
+        raise UserError("the password is not accepted", {"new_password": problems})
+    hashed = passwords.passwords(app).hash(new_password)
+    with db.write_transaction(app) as writer:
+        stored = writer.get(User, user.id)
+        stored.password_hash, stored.password_changed_at = hashed, now
+        ended = sessions.revoke_all_but(writer, user.id, keep_session_id, now)
+        audit.record(
+            writer,
+            tenant_id=user.tenant_id,
+            actor=user.audit_label,
+            ip=_ip(),
+            action="user.password_changed",
+            subject=f"user:{user.id}",
+            details={"other_sessions_ended": ended},
+            now=now,
+        )
+    return ended
+
+
+def _ip() -> str | None:
+    info = request_info()
+    return info.ip if info else None
+
+
+def staff_roles() -> tuple[str, ...]:
+    return tuple(str(role) for role in STAFF_ROLES)

@@ -1,0 +1,438 @@
+"""What the business offers and who works there: services, providers, their weekly hours and time
+off, the business's contact details, and staff accounts' roles.
+
+Every change is validated here (the pages' forms check shapes; these check meaning and the
+tenant's walls), runs in one write transaction and is audited in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, time
+
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bookwell.core import audit
+from bookwell.core.access import sessions
+from bookwell.core.context import request_info
+from bookwell.core.foundation.money import check_currency
+from bookwell.core.storage import db
+from bookwell.core.storage.models import (
+    STAFF_ROLES,
+    Provider,
+    Role,
+    Service,
+    Tenant,
+    TimeOff,
+    User,
+    WorkingHours,
+)
+
+MINUTES_A_DAY = 24 * 60
+MAX_PRICE_CENTS = 100_000_000
+MAX_SPANS_A_DAY = 4
+
+
+class CatalogueError(ValueError):
+    """A refusal naming what is wrong with which input: ``fields`` maps input -> messages."""
+
+    def __init__(self, message: str, fields: Mapping[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = dict(fields or {})
+
+
+@dataclass(frozen=True)
+class ServiceFields:
+    name: str
+    description: str = ""
+    duration_minutes: int = 30
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
+    price_cents: int = 0
+    min_notice_minutes: int = 0
+    horizon_days: int = 90
+    slot_step_minutes: int = 15
+    active: bool = True
+
+
+def _refuse(problems: dict[str, list[str]]) -> None:
+    if problems:
+        raise CatalogueError("Please correct the marked fields.", problems)
+
+
+def _between(problems, name: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        problems.setdefault(name, []).append(f"Must be a whole number from {low} to {high}.")
+
+
+def _text(problems, name: str, value: str | None, limit: int, *, required: bool = False) -> None:
+    if required and not (value or "").strip():
+        problems.setdefault(name, []).append("This field is required.")
+    elif value is not None and len(value) > limit:
+        problems.setdefault(name, []).append(f"At most {limit} characters.")
+
+
+def _email(problems, name: str, value: str | None) -> None:
+    if value and ("@" not in value or len(value) > 254 or any(c.isspace() for c in value)):
+        problems.setdefault(name, []).append("Enter a valid e-mail address.")
+
+
+def _record(
+    session: Session, tenant_id: int, actor: object, action: str, subject: str, details, now
+):
+    info = request_info()
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=audit.actor_label(actor),
+        ip=info.ip if info else None,
+        action=action,
+        subject=subject,
+        details=details,
+        now=now,
+    )
+
+
+# --- services ------------------------------------------------------------------------------------
+
+
+def check_service(fields: ServiceFields) -> None:
+    problems: dict[str, list[str]] = {}
+    _text(problems, "name", fields.name, 200, required=True)
+    _text(problems, "description", fields.description, 5000)
+    _between(problems, "duration_minutes", fields.duration_minutes, 1, MINUTES_A_DAY)
+    _between(problems, "buffer_before_minutes", fields.buffer_before_minutes, 0, MINUTES_A_DAY)
+    _between(problems, "buffer_after_minutes", fields.buffer_after_minutes, 0, MINUTES_A_DAY)
+    _between(problems, "price_cents", fields.price_cents, 0, MAX_PRICE_CENTS)
+    _between(problems, "min_notice_minutes", fields.min_notice_minutes, 0, 366 * MINUTES_A_DAY)
+    _between(problems, "horizon_days", fields.horizon_days, 1, 730)
+    _between(problems, "slot_step_minutes", fields.slot_step_minutes, 1, MINUTES_A_DAY)
+    _refuse(problems)
+
+
+def save_service(
+    app: Flask,
+    *,
+    tenant_id: int,
+    fields: ServiceFields,
+    actor: object,
+    now: datetime,
+    service_id: int | None = None,
+) -> Service:
+    """Create a service (``service_id`` None) or update one of ``tenant_id``'s."""
+    fields = ServiceFields(**{**asdict(fields), "name": fields.name.strip()})
+    check_service(fields)
+    with db.write_transaction(app) as session:
+        if service_id is None:
+            service = Service(tenant_id=tenant_id)
+            session.add(service)
+        else:
+            service = _owned(session, Service, tenant_id, service_id)
+        before = {key: getattr(service, key) for key in asdict(fields)} if service_id else None
+        for key, value in asdict(fields).items():
+            setattr(service, key, value)
+        session.flush()
+        _record(
+            session,
+            tenant_id,
+            actor,
+            "service.created" if service_id is None else "service.updated",
+            f"service:{service.id}",
+            {"before": before, "after": asdict(fields)} if before else {"after": asdict(fields)},
+            now,
+        )
+        return service
+
+
+def _owned(session: Session, model, tenant_id: int, row_id: int):
+    row = session.scalar(select(model).where(model.id == row_id, model.tenant_id == tenant_id))
+    if row is None:
+        raise CatalogueError("Not found.")
+    return row
+
+
+# --- providers -----------------------------------------------------------------------------------
+
+
+def save_provider(
+    app: Flask,
+    *,
+    tenant_id: int,
+    name: str,
+    email: str | None,
+    service_ids: Iterable[int],
+    active: bool,
+    actor: object,
+    now: datetime,
+    provider_id: int | None = None,
+) -> Provider:
+    """Create or update a provider: name, e-mail, which of the tenant's services they offer."""
+    name, email = name.strip(), (email or "").strip() or None
+    wanted = sorted(set(service_ids))
+    problems: dict[str, list[str]] = {}
+    _text(problems, "name", name, 200, required=True)
+    _email(problems, "email", email)
+    _refuse(problems)
+    with db.write_transaction(app) as session:
+        services = list(
+            session.scalars(
+                select(Service).where(Service.tenant_id == tenant_id, Service.id.in_(wanted or [0]))
+            )
+        )
+        if len(services) != len(wanted):
+            raise CatalogueError("Please correct the marked fields.", {"services": ["Unknown."]})
+        if provider_id is None:
+            provider = Provider(tenant_id=tenant_id)
+            session.add(provider)
+        else:
+            provider = _owned(session, Provider, tenant_id, provider_id)
+        provider.name, provider.email, provider.active = name, email, active
+        provider.services = services
+        session.flush()
+        _record(
+            session,
+            tenant_id,
+            actor,
+            "provider.created" if provider_id is None else "provider.updated",
+            f"provider:{provider.id}",
+            {"name": name, "email": email, "services": wanted, "active": active},
+            now,
+        )
+        return provider
+
+
+def check_hours(hours: Mapping[int, list[tuple[time, time]]]) -> None:
+    """Weekdays 0-6; each span starts before it ends; a day's spans do not overlap."""
+    problems: dict[str, list[str]] = {}
+    for weekday, spans in hours.items():
+        key = f"day{weekday}"
+        if not (isinstance(weekday, int) and 0 <= weekday <= 6):
+            problems.setdefault("hours", []).append("Unknown weekday.")
+            continue
+        if len(spans) > MAX_SPANS_A_DAY:
+            problems.setdefault(key, []).append(f"At most {MAX_SPANS_A_DAY} openings a day.")
+        ordered = sorted(spans)
+        for starts, ends in ordered:
+            if starts >= ends:
+                problems.setdefault(key, []).append("An opening must start before it ends.")
+        for (_, first_end), (second_start, _) in zip(ordered, ordered[1:], strict=False):
+            if second_start < first_end:
+                problems.setdefault(key, []).append("Openings must not overlap.")
+    _refuse(problems)
+
+
+def set_working_hours(
+    app: Flask,
+    *,
+    tenant_id: int,
+    provider_id: int,
+    hours: Mapping[int, list[tuple[time, time]]],
+    actor: object,
+    now: datetime,
+) -> Provider:
+    """Replace a provider's weekly hours (wall-clock, the tenant's zone; 0 = Monday)."""
+    check_hours(hours)
+    with db.write_transaction(app) as session:
+        provider = _owned(session, Provider, tenant_id, provider_id)
+        provider.working_hours = [
+            WorkingHours(weekday=weekday, starts=starts, ends=ends)
+            for weekday, spans in sorted(hours.items())
+            for starts, ends in sorted(spans)
+        ]
+        session.flush()
+        _record(
+            session,
+            tenant_id,
+            actor,
+            "provider.hours_set",
+            f"provider:{provider.id}",
+            {
+                "hours": {
+                    str(day): [[s, e] for s, e in sorted(spans)] for day, spans in hours.items()
+                }
+            },
+            now,
+        )
+        return provider
+
+
+def add_time_off(
+    app: Flask,
+    *,
+    tenant_id: int,
+    provider_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    actor: object,
+    now: datetime,
+) -> TimeOff:
+    """Record an absence (aware instants). Existing bookings in it stay: staff move them."""
+    problems: dict[str, list[str]] = {}
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise ValueError("time off needs aware instants")
+    if starts_at >= ends_at:
+        problems["ends_at"] = ["Must be after the start."]
+    _text(problems, "reason", reason, 200)
+    _refuse(problems)
+    with db.write_transaction(app) as session:
+        provider = _owned(session, Provider, tenant_id, provider_id)
+        row = TimeOff(
+            provider_id=provider.id, starts_at=starts_at, ends_at=ends_at, reason=reason.strip()
+        )
+        session.add(row)
+        session.flush()
+        _record(
+            session,
+            tenant_id,
+            actor,
+            "provider.time_off_added",
+            f"provider:{provider.id}",
+            {"time_off_id": row.id, "starts_at": starts_at, "ends_at": ends_at},
+            now,
+        )
+        return row
+
+
+def remove_time_off(
+    app: Flask, *, tenant_id: int, provider_id: int, time_off_id: int, actor: object, now: datetime
+) -> None:
+    with db.write_transaction(app) as session:
+        provider = _owned(session, Provider, tenant_id, provider_id)
+        row = session.scalar(
+            select(TimeOff).where(TimeOff.id == time_off_id, TimeOff.provider_id == provider.id)
+        )
+        if row is None:
+            raise CatalogueError("Not found.")
+        details = {"time_off_id": row.id, "starts_at": row.starts_at, "ends_at": row.ends_at}
+        session.delete(row)
+        session.flush()
+        _record(
+            session,
+            tenant_id,
+            actor,
+            "provider.time_off_removed",
+            f"provider:{provider.id}",
+            details,
+            now,
+        )
+
+
+# --- the business --------------------------------------------------------------------------------
+
+
+def update_business(
+    app: Flask,
+    *,
+    tenant_id: int,
+    name: str,
+    contact_email: str | None,
+    phone: str | None,
+    address: str | None,
+    actor: object,
+    now: datetime,
+    currency: str | None = None,
+) -> Tenant:
+    """The business's name, how clients reach it, and (when given) the currency of its prices."""
+    values = {
+        "name": name.strip(),
+        "contact_email": (contact_email or "").strip() or None,
+        "phone": (phone or "").strip() or None,
+        "address": (address or "").strip() or None,
+    }
+    problems: dict[str, list[str]] = {}
+    _text(problems, "name", values["name"], 200, required=True)
+    _email(problems, "contact_email", values["contact_email"])
+    _text(problems, "phone", values["phone"], 40)
+    _text(problems, "address", values["address"], 500)
+    if currency is not None:
+        try:
+            values["currency"] = check_currency(currency)
+        except ValueError as error:
+            problems.setdefault("currency", []).append(str(error))
+    _refuse(problems)
+    with db.write_transaction(app) as session:
+        tenant = session.get(Tenant, tenant_id)
+        for key, value in values.items():
+            setattr(tenant, key, value)
+        session.flush()
+        _record(session, tenant_id, actor, "business.updated", f"tenant:{tenant_id}", values, now)
+        return tenant
+
+
+# --- staff accounts ------------------------------------------------------------------------------
+
+
+def may_grant(acting_role: str, role: str) -> bool:
+    """Owners grant any staff role; managers any but owner; nobody else grants anything."""
+    if role not in {str(item) for item in STAFF_ROLES}:
+        return False
+    if acting_role == Role.OWNER:
+        return True
+    return acting_role == Role.MANAGER and role != Role.OWNER
+
+
+def change_staff(
+    app: Flask,
+    *,
+    tenant_id: int,
+    user_id: int,
+    actor: User,
+    now: datetime,
+    role: str | None = None,
+    active: bool | None = None,
+) -> User:
+    """Change a staff account's role, or (de)activate it; deactivation ends its sessions.
+
+    A manager cannot touch an owner's account nor make anyone owner; the last active owner
+    stays an active owner.
+    """
+    with db.write_transaction(app) as session:
+        user = session.scalar(
+            select(User).where(
+                User.id == user_id,
+                User.tenant_id == tenant_id,
+                User.role.in_([str(item) for item in STAFF_ROLES]),
+            )
+        )
+        if user is None:
+            raise CatalogueError("Not found.")
+        if user.role == Role.OWNER and actor.role != Role.OWNER:
+            raise CatalogueError(
+                "Only an owner can change an owner's account.", {"role": ["Not allowed."]}
+            )
+        if role is not None and not may_grant(actor.role, role):
+            raise CatalogueError("Your role cannot grant that role.", {"role": ["Not allowed."]})
+        demoted = role is not None and role != Role.OWNER
+        if user.role == Role.OWNER and (demoted or active is False):
+            owners = session.scalar(
+                select(func.count(User.id)).where(
+                    User.tenant_id == tenant_id, User.role == Role.OWNER, User.active.is_(True)
+                )
+            )
+            if owners <= 1:
+                raise CatalogueError(
+                    "The business needs an active owner.", {"role": ["Keep one owner."]}
+                )
+        before = {"role": user.role, "active": user.active}
+        if role is not None:
+            user.role = role
+        if active is not None:
+            user.active = active
+            if not active:
+                sessions.revoke_all_but(session, user.id, None, now)
+        session.flush()
+        _record(
+            session,
+            tenant_id,
+            actor,
+            "user.changed",
+            f"user:{user.id}",
+            {"before": before, "after": {"role": user.role, "active": user.active}},
+            now,
+        )
+        return user

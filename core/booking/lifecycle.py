@@ -1,0 +1,617 @@
+"""The booking lifecycle: book, cancel, reschedule. Every change runs in one write transaction.
+
+The slot is re-checked inside that transaction (after the write lock on SQLite), and on PostgreSQL
+the exclusion constraint turns any race the check missed into :class:`SlotUnavailable`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bookwell.core import audit, mail
+from bookwell.core.booking import idempotency
+from bookwell.core.booking.availability import find_slots
+from bookwell.core.context import booking_info, info_of, make_context
+from bookwell.core.pluginhost import host as pluginhost
+from bookwell.core.storage import db
+from bookwell.core.storage.models import (
+    Booking,
+    BookingConsent,
+    BookingReschedule,
+    BookingStatus,
+    Provider,
+    Service,
+    Tenant,
+)
+from bookwell.hooks import Consent, Context, Discount
+
+REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: read over the phone
+log = logging.getLogger("bookwell.booking")
+
+
+class BookingError(Exception):
+    """A refusal the client can act on: ``code`` and ``status`` go to the API as they are."""
+
+    status = 400
+    code = "booking_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(BookingError):
+    status = 404
+    code = "not_found"
+
+
+class SlotUnavailable(BookingError):
+    status = 409
+    code = "slot_unavailable"
+
+
+class NotChangeable(BookingError):
+    status = 409
+    code = "booking_not_changeable"
+
+
+class ConsentMissing(BookingError):
+    status = 422
+    code = "invalid"
+
+    def __init__(self, missing: list[Consent]) -> None:
+        labels = "; ".join(consent.label for consent in missing)
+        super().__init__(f"Please accept: {labels}")
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class ClientDetails:
+    name: str
+    email: str
+    phone: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """Ties a booking to an ``Idempotency-Key`` in the booking's own transaction."""
+
+    key: str
+    request_hash: str
+    render: Callable[[Booking, str], dict]
+
+
+def new_reference() -> str:
+    raw = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(16))
+    return "-".join(raw[index : index + 4] for index in range(0, 16, 4))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(booking: Booking, token: str | None) -> bool:
+    return bool(token) and hmac.compare_digest(booking.manage_token_hash, hash_token(token))
+
+
+def _load_service(session: Session, tenant_id: int, service_id: int) -> Service:
+    service = session.scalar(
+        select(Service).where(
+            Service.id == service_id, Service.tenant_id == tenant_id, Service.active.is_(True)
+        )
+    )
+    if service is None:
+        raise NotFound("No such service.")
+    return service
+
+
+def _load_provider(session: Session, tenant_id: int, provider_id: int) -> Provider:
+    provider = session.scalar(
+        select(Provider).where(
+            Provider.id == provider_id, Provider.tenant_id == tenant_id, Provider.active.is_(True)
+        )
+    )
+    if provider is None:
+        raise NotFound("No such provider.")
+    return provider
+
+
+def _ensure_offered(
+    session: Session,
+    tenant: Tenant,
+    service: Service,
+    provider: Provider,
+    start: datetime,
+    now: datetime,
+    ignore_booking_id: int | None = None,
+) -> None:
+    local_day = start.astimezone(tenant.zone).date()
+    offered = find_slots(
+        session,
+        tenant_id=tenant.id,
+        zone=tenant.zone,
+        service=service,
+        day_from=local_day,
+        day_to=local_day,
+        now=now,
+        provider_id=provider.id,
+        ignore_booking_id=ignore_booking_id,
+    )
+    wanted = start.timestamp()
+    if not any(slot.start_epoch == wanted for slot in offered):
+        raise SlotUnavailable("That time is not available. Please choose another slot.")
+
+
+def _blocked_range(service: Service, start: datetime) -> tuple[datetime, datetime, datetime]:
+    end = start + timedelta(minutes=service.duration_minutes)
+    return (
+        end,
+        start - timedelta(minutes=service.buffer_before_minutes),
+        end + timedelta(minutes=service.buffer_after_minutes),
+    )
+
+
+def _flush_or_refuse(session: Session) -> None:
+    try:
+        session.flush()
+    except IntegrityError as error:
+        if db.sqlstate(error) == "23P01":  # exclusion_violation: a concurrent booking won
+            raise SlotUnavailable(
+                "That time was just taken. Please choose another slot."
+            ) from error
+        raise
+
+
+def create_booking(
+    app: Flask,
+    *,
+    tenant_id: int,
+    service_id: int,
+    provider_id: int,
+    start: datetime,
+    client: ClientDetails,
+    now: datetime,
+    consents: tuple[str, ...] = (),
+    actor: object | None = None,
+    idempotent: IdempotentRequest | None = None,
+) -> tuple[Booking, str]:
+    """Book ``start`` with ``provider_id``; returns the booking and its manage token.
+
+    The plugins' guards run first, outside the write lock; then the slot is checked and taken in
+    one transaction together with the proof of every consent given.
+    """
+    host = pluginhost.host_of(app)
+    reader = db.session()
+    tenant = reader.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such business.")
+    service = _load_service(reader, tenant_id, service_id)
+    provider = _load_provider(reader, tenant_id, provider_id)
+    enabled = host.enabled_for(reader, tenant_id)
+    required = requirements(app, tenant, now, enabled)
+    missing = [consent for _, consent in required if consent.id not in consents]
+    if missing:
+        raise ConsentMissing(missing)
+    ctx = make_context(
+        tenant,
+        now,
+        actor,
+        booking=booking_info(
+            service=service,
+            provider=provider,
+            start=start,
+            end=start + timedelta(minutes=service.duration_minutes),
+            client_name=client.name,
+            client_email=client.email,
+            client_phone=client.phone,
+            status=BookingStatus.CONFIRMED,
+            consents=tuple(consents),
+        ),
+    )
+    who = _who(actor, client.email)
+    _guard_audited(
+        app, host, "before_confirm", ctx, enabled, host.broken_enabled_for(reader, tenant_id), who
+    )
+    discount_cents, discount_label = best_discount(host, ctx, enabled, service.price_cents)
+    with db.write_transaction(app) as session:
+        if idempotent is not None:
+            # Claimed first, so a concurrent retry with the same key waits on this row and
+            # replays our answer rather than racing us for the slot.
+            claim = idempotency.claim(
+                session, tenant_id, idempotent.key, idempotent.request_hash, now
+            )
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound("No such business.")
+        service = _load_service(session, tenant_id, service_id)
+        provider = _load_provider(session, tenant_id, provider_id)
+        _ensure_offered(session, tenant, service, provider, start, now)
+        end, blocked_from, blocked_until = _blocked_range(service, start)
+        token = secrets.token_urlsafe(32)
+        booking = Booking(
+            tenant_id=tenant_id,
+            reference=new_reference(),
+            manage_token_hash=hash_token(token),
+            service_id=service.id,
+            provider_id=provider.id,
+            starts_at=start,
+            ends_at=end,
+            blocked_from=blocked_from,
+            blocked_until=blocked_until,
+            client_name=client.name,
+            client_email=client.email,
+            client_phone=client.phone,
+            client_notes=client.notes,
+            status=BookingStatus.CONFIRMED,
+            price_cents=service.price_cents,
+            prepaid_cents=0,
+            discount_cents=discount_cents,
+            discount_label=discount_label,
+            created_at=now,
+            updated_at=now,
+            reschedules=[],
+        )
+        session.add(booking)
+        _flush_or_refuse(session)
+        session.add_all(
+            BookingConsent(
+                booking_id=booking.id,
+                consent_id=consent.id,
+                plugin_name=plugin,
+                version=consent.version,
+                text_sha256=hashlib.sha256(consent.text.encode()).hexdigest(),
+                given_at=now,
+            )
+            for plugin, consent in required
+        )
+        if idempotent is not None:
+            idempotency.complete(claim, 201, idempotent.render(booking, token))
+        audit.audit(
+            session,
+            ctx,
+            "booking.created",
+            f"booking:{booking.reference}",
+            {
+                "service_id": service.id,
+                "provider_id": provider.id,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "consents": [consent.id for _, consent in required],
+                **(
+                    {"discount": {"cents": discount_cents, "label": discount_label}}
+                    if discount_cents
+                    else {}
+                ),
+            },
+            actor=who,
+        )
+        confirmed = info_of(booking, service, provider, consents)
+        mail.booking_mail(
+            app,
+            session,
+            "confirmed",
+            ctx=_with_booking(ctx, confirmed),
+            enabled=enabled,
+            tenant=tenant,
+            booking=booking,
+            service=service,
+            provider=provider,
+            now=now,
+            manage_token=token,
+        )
+    mail.kick(app)
+    host.event(
+        "after_confirm", _with_booking(ctx, info_of(booking, service, provider, consents)), enabled
+    )
+    return booking, token
+
+
+def cents_off(discount: Discount, price_cents: int) -> int:
+    """What ``discount`` takes off ``price_cents``: a percent rounds down to whole cents, a
+    percent and cents together add up, and the result stays within ``[0, price]``."""
+    off = int(price_cents * discount.percent // 100) + int(discount.cents)
+    return min(max(off, 0), price_cents)
+
+
+def best_discount(
+    host: pluginhost.PluginHost, ctx: Context, enabled, price_cents: int
+) -> tuple[int, str | None]:
+    """The largest discount the tenant's plugins offer for ``ctx.booking``, as (cents, label).
+
+    Each plugin is asked on its own, so that one failing (logged) loses only its own offer: a
+    discount is no security check, and must never stand between a client and a booking. On a
+    tie the plugin first by name wins, so the answer does not depend on loading order."""
+    best: tuple[int, str | None] = (0, None)
+    for name in sorted(enabled):
+        try:
+            offers = host.contributions("booking_discount", ctx, {name: enabled[name]})
+        except pluginhost.PluginFailed:
+            log.warning("plugin %s: booking_discount failed; booked without its discount", name)
+            continue
+        for _, offer in offers:
+            try:
+                cents = cents_off(offer, price_cents)
+            except (AttributeError, TypeError, ValueError):
+                log.error("plugin %s: booking_discount answered %r, not a Discount", name, offer)
+                continue
+            if cents > best[0]:
+                best = (cents, str(offer.label)[:200])
+    return best
+
+
+def _who(actor: object | None, client_email: str) -> str:
+    """The audit trail's name for whoever acts: a signed-in user, else the client by e-mail."""
+    return audit.actor_label(actor) if actor is not None else f"client:{client_email}"
+
+
+def _guard_audited(app, host, hook, ctx, enabled, broken, who, **arguments) -> None:
+    """Run a guard; a refusal is audited in its own transaction before it propagates."""
+    try:
+        host.guard(hook, ctx, enabled, broken, **arguments)
+    except pluginhost.Refused as refused:
+        reference = ctx.booking.reference if ctx.booking else None
+        audit.audit_separately(
+            app,
+            ctx,
+            "booking.refused",
+            f"booking:{reference or 'new'}",
+            {
+                "hook": hook,
+                "refusals": [
+                    {"plugin": item.plugin, "refusal": getattr(item.refusal, "code", "redirect")}
+                    for item in refused.refusals
+                ],
+            },
+            actor=who,
+        )
+        raise
+
+
+def requirements(
+    app: Flask, tenant: Tenant, now: datetime, enabled=None
+) -> list[tuple[str, Consent]]:
+    """The consents the tenant's plugins ask of a client, with the plugin asking each."""
+    host = pluginhost.host_of(app)
+    if enabled is None:
+        enabled = host.enabled_for(db.session(), tenant.id)
+    found: list[tuple[str, Consent]] = []
+    for plugin, consents in host.contributions(
+        "booking_requirements", make_context(tenant, now), enabled
+    ):
+        found.extend((plugin, consent) for consent in consents)
+    return found
+
+
+def _with_booking(ctx, booking):
+    return dataclasses.replace(ctx, booking=booking)
+
+
+REFERENCE_SHAPE = re.compile(r"^[A-Z0-9-]{1,32}$")
+
+
+def find_booking(session: Session, tenant_id: int, reference: str) -> Booking:
+    if not REFERENCE_SHAPE.match(reference):
+        raise NotFound("No such booking.")
+    booking = session.scalar(
+        select(Booking).where(Booking.tenant_id == tenant_id, Booking.reference == reference)
+    )
+    if booking is None:
+        raise NotFound("No such booking.")
+    return booking
+
+
+def _changeable(booking: Booking, now: datetime, action: str) -> None:
+    if booking.status != BookingStatus.CONFIRMED:
+        raise NotChangeable(f"This booking is {booking.status} and can no longer be {action}.")
+    if booking.starts_at <= now:
+        raise NotChangeable(f"This appointment has already started and can no longer be {action}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    ctx: Context
+    enabled: dict
+    service: Service
+    provider: Provider
+
+
+def _prepare_change(
+    app: Flask,
+    tenant_id: int,
+    reference: str,
+    authorise: Callable[[Booking], None],
+    now: datetime,
+    action: str,
+    actor: object | None,
+) -> _Prepared:
+    """Read the booking, check the caller may touch it, and build the guards' context; all
+    before any write lock."""
+    reader = db.session()
+    tenant = reader.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such business.")
+    booking = find_booking(reader, tenant_id, reference)
+    authorise(booking)
+    _changeable(booking, now, action)
+    service = reader.get(Service, booking.service_id)
+    provider = reader.get(Provider, booking.provider_id)
+    consents = reader.scalars(
+        select(BookingConsent.consent_id).where(BookingConsent.booking_id == booking.id)
+    )
+    ctx = make_context(tenant, now, actor, booking=info_of(booking, service, provider, consents))
+    return _Prepared(ctx, pluginhost.host_of(app).enabled_for(reader, tenant_id), service, provider)
+
+
+def cancel_booking(
+    app: Flask,
+    *,
+    tenant_id: int,
+    reference: str,
+    authorise: Callable[[Booking], None],
+    now: datetime,
+    reason: str | None = None,
+    actor: object | None = None,
+    manage_token: str | None = None,
+) -> Booking:
+    """Cancel and free the slot. ``authorise`` raises when the caller may not touch the booking.
+
+    ``manage_token``, when the caller has it (the client's own request), puts the manage link
+    in the client's e-mail; only its hash is stored, so staff changes send none."""
+    host = pluginhost.host_of(app)
+    prepared = _prepare_change(app, tenant_id, reference, authorise, now, "cancelled", actor)
+    who = _who(actor, prepared.ctx.booking.client_email)
+    _guard_audited(
+        app,
+        host,
+        "before_cancel",
+        prepared.ctx,
+        prepared.enabled,
+        host.broken_enabled_for(db.session(), tenant_id),
+        who,
+    )
+    with db.write_transaction(app) as session:
+        booking = find_booking(session, tenant_id, reference)
+        authorise(booking)
+        _changeable(booking, now, "cancelled")
+        booking.status = BookingStatus.CANCELLED
+        booking.cancelled_at = now
+        booking.cancellation_reason = reason
+        booking.updated_at = now
+        session.flush()
+        audit.audit(
+            session,
+            prepared.ctx,
+            "booking.cancelled",
+            f"booking:{reference}",
+            {"reason": reason},
+            actor=who,
+        )
+        mail.booking_mail(
+            app,
+            session,
+            "cancelled",
+            ctx=_with_booking(
+                prepared.ctx,
+                dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED),
+            ),
+            enabled=prepared.enabled,
+            tenant=session.get(Tenant, tenant_id),
+            booking=booking,
+            service=prepared.service,
+            provider=prepared.provider,
+            now=now,
+            manage_token=manage_token,
+        )
+    mail.kick(app)
+    cancelled = dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED)
+    host.event("after_cancel", _with_booking(prepared.ctx, cancelled), prepared.enabled)
+    return booking
+
+
+def reschedule_booking(
+    app: Flask,
+    *,
+    tenant_id: int,
+    reference: str,
+    authorise: Callable[[Booking], None],
+    start: datetime,
+    now: datetime,
+    provider_id: int | None = None,
+    actor: object | None = None,
+    manage_token: str | None = None,
+) -> Booking:
+    """Move a booking, keeping its reference and token, and record the time it replaced.
+
+    ``manage_token`` as for :func:`cancel_booking`: the client's e-mail links back only with it."""
+    host = pluginhost.host_of(app)
+    prepared = _prepare_change(app, tenant_id, reference, authorise, now, "rescheduled", actor)
+    new_end = start + timedelta(minutes=prepared.service.duration_minutes)
+    who = _who(actor, prepared.ctx.booking.client_email)
+    _guard_audited(
+        app,
+        host,
+        "before_reschedule",
+        prepared.ctx,
+        prepared.enabled,
+        host.broken_enabled_for(db.session(), tenant_id),
+        who,
+        new_start=start,
+        new_end=new_end,
+    )
+    with db.write_transaction(app) as session:
+        booking = find_booking(session, tenant_id, reference)
+        authorise(booking)
+        _changeable(booking, now, "rescheduled")
+        tenant = session.get(Tenant, tenant_id)
+        service = _load_service(session, tenant_id, booking.service_id)
+        provider = _load_provider(session, tenant_id, provider_id or booking.provider_id)
+        _ensure_offered(
+            session, tenant, service, provider, start, now, ignore_booking_id=booking.id
+        )
+        booking.reschedules.append(
+            BookingReschedule(
+                previous_provider_id=booking.provider_id,
+                previous_starts_at=booking.starts_at,
+                previous_ends_at=booking.ends_at,
+                rescheduled_at=now,
+            )
+        )
+        end, blocked_from, blocked_until = _blocked_range(service, start)
+        booking.provider_id = provider.id
+        booking.starts_at, booking.ends_at = start, end
+        booking.blocked_from, booking.blocked_until = blocked_from, blocked_until
+        booking.updated_at = now
+        _flush_or_refuse(session)
+        moved = info_of(booking, service, provider, prepared.ctx.booking.consents)
+        audit.audit(
+            session,
+            prepared.ctx,
+            "booking.rescheduled",
+            f"booking:{reference}",
+            {
+                "from": {
+                    "start": prepared.ctx.booking.start.isoformat(),
+                    "provider_id": prepared.ctx.booking.provider.id,
+                },
+                "to": {"start": start.isoformat(), "provider_id": provider.id},
+            },
+            actor=who,
+        )
+        mail.booking_mail(
+            app,
+            session,
+            "rescheduled",
+            ctx=_with_booking(prepared.ctx, moved),
+            enabled=prepared.enabled,
+            tenant=tenant,
+            booking=booking,
+            service=service,
+            provider=provider,
+            now=now,
+            manage_token=manage_token,
+            previous_start=prepared.ctx.booking.start,
+            previous_provider=prepared.provider,
+        )
+    mail.kick(app)
+    host.event(
+        "after_reschedule",
+        _with_booking(prepared.ctx, moved),
+        prepared.enabled,
+        old_start=prepared.ctx.booking.start,
+        old_end=prepared.ctx.booking.end,
+    )
+    return booking

@@ -1,0 +1,5 @@
+"""``python -m bookwell.core.cli``: the ``bookwell`` command."""
+
+from bookwell.core.cli.root import main
+
+main()

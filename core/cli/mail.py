@@ -1,0 +1,58 @@
+"""``bookwell mail``: send the outbox now, or see what waits in it. Registered in ``cli.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from sqlalchemy import func, select
+
+from bookwell.core import schema
+from bookwell.core.foundation import clock
+from bookwell.core.mail.outbox import HELD_UNTIL, deliver_due
+from bookwell.core.storage import db
+from bookwell.core.storage.models import OutboxMessage
+
+
+@click.group()
+def mail() -> None:
+    """The outgoing mail (outbox)."""
+
+
+def _app(obj: Any):
+    app = obj.app
+    if not schema.is_current(db.engine_of(app)):
+        raise click.ClickException("the schema is missing or old: run `bookwell init` first")
+    return app
+
+
+@mail.command()
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.pass_obj
+def deliver(obj: Any, limit: int) -> None:
+    """Send the messages that are due (SMTP_URL, else .eml files in the outbox folder)."""
+    app = _app(obj)
+    report = deliver_due(app, clock.now(app), limit)
+    click.echo(f"claimed {report.claimed}, sent {report.sent}, failed {report.failed}")
+    if report.failed:
+        raise SystemExit(1)
+
+
+@mail.command()
+@click.pass_obj
+def status(obj: Any) -> None:
+    """Count the messages waiting, failing and held."""
+    app = _app(obj)
+    with db.fresh_session(app) as session:
+        unsent = OutboxMessage.sent_at.is_(None)
+        waiting = session.scalar(select(func.count()).where(unsent, OutboxMessage.attempts == 0))
+        failing = session.scalar(
+            select(func.count()).where(
+                unsent, OutboxMessage.attempts > 0, OutboxMessage.next_attempt_at < HELD_UNTIL
+            )
+        )
+        held = session.scalar(
+            select(func.count()).where(unsent, OutboxMessage.next_attempt_at >= HELD_UNTIL)
+        )
+        sent = session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_not(None)))
+    click.echo(f"waiting {waiting}, retrying {failing}, held {held}, sent {sent}")

@@ -1,0 +1,276 @@
+"""The ``bookwell`` command. Every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from flask import Flask
+
+from bookwell.core import schema
+from bookwell.core.app.factory import create_app
+from bookwell.core.booking.tenants import TenantError, create_tenant
+from bookwell.core.cli.demo import (
+    DEMO_OWNER,
+    DEMO_SLUG,
+    enable_demo_plugins,
+    ensure_demo,
+    ensure_demo_owner,
+)
+from bookwell.core.foundation import clock, config
+from bookwell.core.pluginhost import host as pluginhost
+from bookwell.core.storage import db
+
+
+class Context:
+    def __init__(self, instance: str | None) -> None:
+        self.instance = instance
+        self._app: Flask | None = None
+
+    @property
+    def app(self) -> Flask:
+        if self._app is None:
+            try:
+                self._app = create_app({"INSTANCE_PATH": self.instance} if self.instance else None)
+            except Exception as error:  # a bad setting must read as one line, not a trace
+                raise click.ClickException(f"cannot start: {error}") from error
+        return self._app
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option(
+    "--instance",
+    envvar="BOOKWELL_INSTANCE",
+    type=click.Path(file_okay=False),
+    help="Instance folder (config, SQLite database, outbox). Default: ./instance",
+)
+@click.pass_context
+def main(context: click.Context, instance: str | None) -> None:
+    """Bookwell: online booking whose every security feature is a plugin."""
+    context.obj = Context(instance)
+
+
+def _initialise(ctx: Context) -> bool:
+    wrote = config.write_instance_file(config.resolve_instance_path(ctx.instance))
+    try:
+        failures = schema.upgrade(db.engine_of(ctx.app), pluginhost.host_of(ctx.app))
+    except Exception as error:
+        raise click.ClickException(f"cannot create or upgrade the schema: {error}") from error
+    for failure in failures:  # core is upgraded: a plugin's tables are its own problem
+        click.echo(f"warning: plugin {failure.plugin}: tables not upgraded: {failure.error}")
+    return wrote
+
+
+@main.command()
+@pass_context
+def init(ctx: Context) -> None:
+    """Write the instance config (fresh secrets) and create or upgrade the schema."""
+    instance_path = config.resolve_instance_path(ctx.instance)
+    wrote = _initialise(ctx)
+    where = ctx.app.config["DATABASE_URL"].split("@")[-1]
+    click.echo(
+        f"{'wrote' if wrote else 'kept'} {instance_path / config.CONFIG_FILE}; "
+        f"schema is up to date on {where}"
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@pass_context
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Serve the app with gunicorn. Without REDIS_URL, each worker process also runs the
+    scheduled work (on_schedule, due mail) every TICK_SECONDS, under database leases."""
+    _require_schema(ctx)
+    db.engine_of(ctx.app).dispose()  # no connection of the master may be inherited by workers
+    run_gunicorn(ctx.instance, host, port, workers)
+
+
+def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+            # The path without its query string: manage tokens travel in `?token=`.
+            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')
+            self.cfg.set("proc_name", "bookwell")
+
+        def load(self) -> Any:
+            # Each worker builds its own app, so no database connection crosses a fork, and
+            # starts its own ticker (not the master's: it would have to survive forks); their
+            # leases make each tenant's task run in one of them.
+            from bookwell.core.scheduling.jobs import start_in_process
+
+            app = create_app({"INSTANCE_PATH": instance} if instance else None)
+            start_in_process(app)
+            return app
+
+    click.echo(f"serving on http://{host}:{port}/ with {workers} workers")
+    Server().run()
+
+
+@main.command()
+@click.option("--serve", "and_serve", is_flag=True, help="Then serve it on 127.0.0.1:8000.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@pass_context
+def demo(ctx: Context, and_serve: bool, port: int) -> None:
+    """Create the demo business (idempotent) and say where to find it."""
+    _initialise(ctx)
+    with db.write_transaction(ctx.app) as session:
+        tenant, created = ensure_demo(session, clock.now(ctx.app))
+        slug, tenant_id = tenant.slug, tenant.id
+    owner_password = ensure_demo_owner(ctx.app, tenant_id)
+    switched_on = enable_demo_plugins(ctx.app, tenant_id) if created else []
+    base = f"http://127.0.0.1:{port}" if and_serve else ctx.app.config["BASE_URL"].rstrip("/")
+    click.echo(f"{'created' if created else 'found'} the demo business '{slug}' (Europe/Paris)")
+    click.echo(f"booking page: {base}/book/{DEMO_SLUG}/")
+    click.echo(f"staff pages:  {base}/admin/{DEMO_SLUG}/login")
+    click.echo(f"services:     {base}/api/v1/tenants/{DEMO_SLUG}/services")
+    click.echo(
+        f"availability: {base}/api/v1/tenants/{DEMO_SLUG}/availability"
+        "?service_id=1&from=YYYY-MM-DD&to=YYYY-MM-DD"
+    )
+    click.echo(f"API document: {base}/api/v1/openapi.json")
+    if switched_on:
+        market = f"{base}/admin/{DEMO_SLUG}/marketplace"
+        click.echo(f"plugins on:   {', '.join(switched_on)} (the marketplace: {market})")
+    if owner_password is not None:
+        click.echo(f"owner login:  {DEMO_OWNER} / {owner_password}  (shown once; keep it)")
+    else:
+        click.echo(f"owner login:  {DEMO_OWNER} (password as printed when it was created)")
+    if and_serve:
+        db.engine_of(ctx.app).dispose()
+        run_gunicorn(ctx.instance, "127.0.0.1", port, 2)
+
+
+@main.group()
+def tenants() -> None:
+    """Businesses that take bookings."""
+
+
+@tenants.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The business's name, as clients see it.")
+@click.option("--timezone", "timezone_name", required=True, help="IANA zone, e.g. Europe/Paris.")
+@click.option("--email", "contact_email", default=None, help="Contact e-mail.")
+@click.option("--phone", default=None, help="Contact phone number.")
+@click.option("--address", default=None, help="Postal address (used as the appointment place).")
+@click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code of the prices.")
+@pass_context
+def tenants_create(
+    ctx: Context,
+    slug: str,
+    name: str,
+    timezone_name: str,
+    contact_email: str | None,
+    phone: str | None,
+    address: str | None,
+    currency: str,
+) -> None:
+    """Create the tenant SLUG."""
+    _require_schema(ctx)
+    try:
+        with db.write_transaction(ctx.app) as session:
+            create_tenant(
+                session,
+                slug,
+                name=name,
+                timezone=timezone_name,
+                now=clock.now(ctx.app),
+                contact_email=contact_email,
+                phone=phone,
+                address=address,
+                currency=currency,
+            )
+    except TenantError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"created tenant {slug}")
+
+
+def _require_schema(ctx: Context) -> None:
+    if not schema.is_current(db.engine_of(ctx.app)):
+        raise click.ClickException("the schema is missing or old: run `bookwell init` first")
+
+
+@main.command()
+@click.option("--tenant", "slug", default=None, help="Only this tenant.")
+@click.option("--now", "now_text", default=None, help="Run as at this ISO-8601 instant.")
+@click.option("--dry-run", is_flag=True, help="Plugins report what they would do; nothing changes.")
+@click.option("--allow-future", is_flag=True, help="Accept a --now later than the real clock.")
+@pass_context
+def tick(
+    ctx: Context, slug: str | None, now_text: str | None, dry_run: bool, allow_future: bool
+) -> None:
+    """Run scheduled work (on_schedule) once."""
+    from datetime import datetime
+
+    from bookwell.core.scheduling.schedule import tick as run_tick
+
+    _require_schema(ctx)
+    real_now = clock.now(ctx.app)
+    now = real_now
+    if now_text is not None:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError as error:
+            raise click.BadParameter(
+                f"{now_text!r} is not an ISO-8601 instant", param_hint="--now"
+            ) from error
+        if now.tzinfo is None:
+            raise click.BadParameter("give the instant an offset, e.g. +00:00", param_hint="--now")
+        if now > real_now and not (dry_run or allow_future):
+            raise click.ClickException(
+                "--now is in the future: add --dry-run to preview, or --allow-future to really run"
+            )
+    with ctx.app.app_context():
+        reports = run_tick(ctx.app, now, slug=slug, dry_run=dry_run)
+    if slug is not None and not reports:
+        raise click.ClickException(f"no tenant with the slug {slug!r}")
+    prefix = "dry run: " if dry_run else ""
+    for report in reports:
+        ran = ", ".join(report.plugins) or "nothing scheduled"
+        mail = f"; mail sent {report.mail.sent}, failed {report.mail.failed}" if report.mail else ""
+        busy = f"; running elsewhere: {', '.join(report.skipped)}" if report.skipped else ""
+        click.echo(f"{prefix}{report.tenant} at {now.isoformat()}: {ran}{mail}{busy}")
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Enqueue this period's work, run every job, then exit.")
+@pass_context
+def worker(ctx: Context, burst: bool) -> None:
+    """Run the RQ worker and the ticker of scheduled work (needs REDIS_URL)."""
+    from bookwell.core.scheduling.jobs import run_worker
+
+    _require_schema(ctx)
+    if not ctx.app.config.get("REDIS_URL"):
+        raise click.ClickException(
+            "set REDIS_URL to run the worker; without Redis, `bookwell serve` runs scheduled work"
+        )
+    run_worker(ctx.app, burst=burst)
+
+
+def _register_command_groups() -> None:
+    from bookwell.core.cli.audit import audit
+    from bookwell.core.cli.mail import mail
+    from bookwell.core.cli.plugins import plugins
+    from bookwell.core.cli.users import tokens_group, users_group
+
+    main.add_command(plugins)
+    main.add_command(audit)
+    main.add_command(users_group)
+    main.add_command(tokens_group)
+    main.add_command(mail)
+
+
+_register_command_groups()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""Switching a tenant's plugins on and off and changing their settings, and how a tenant's plugins
+are listed (the CLI's ``plugins list --json``, the API and the marketplace show the same entries).
+
+The rules between plugins (:mod:`~bookwell.core.pluginhost.rules`) are checked inside the write
+transaction, after the tenant's row is locked, so two changes at once cannot both pass them.
+Every plugin a change switches on or changes gets its own audit entry with old and new settings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bookwell.core import audit
+from bookwell.core.pluginhost import health as plugin_health
+from bookwell.core.pluginhost import rules as plugin_rules
+from bookwell.core.pluginhost import settings as plugin_settings
+from bookwell.core.pluginhost.host import InstalledPlugin, PluginHost, host_of
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Tenant, TenantPlugin
+
+RECENT = timedelta(hours=24)
+
+
+class UnknownPlugin(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Enabled:
+    """What :func:`enable` did: the plugin's settings now and before (``None``: it was off), the
+    plugins it switched on with it, and those whose settings it raised to its floors."""
+
+    settings: dict[str, Any]
+    old: dict[str, Any] | None
+    also_enabled: list[str]
+    raised: list[str]
+
+
+def _row(session: Session, tenant_id: int, name: str) -> TenantPlugin | None:
+    return session.scalar(
+        select(TenantPlugin).where(
+            TenantPlugin.tenant_id == tenant_id, TenantPlugin.plugin_name == name
+        )
+    )
+
+
+def _lock_tenant(session: Session, tenant_id: int) -> None:
+    # SQLite's write transaction already holds the database's lock; PostgreSQL needs the row's,
+    # or two changes could each pass the rules against a state without the other.
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
+def _bump(session: Session, tenant_id: int) -> None:
+    session.execute(
+        update(Tenant)
+        .where(Tenant.id == tenant_id)
+        .values(plugins_version=Tenant.plugins_version + 1)
+    )
+
+
+def _store(
+    session: Session,
+    tenant_id: int,
+    name: str,
+    enabled: bool,
+    settings: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    row = _row(session, tenant_id, name)
+    if row is None:
+        row = TenantPlugin(tenant_id=tenant_id, plugin_name=name)
+        session.add(row)
+    row.enabled, row.settings, row.updated_at = enabled, json.dumps(settings), now
+
+
+def enable(
+    app: Flask,
+    tenant_id: int,
+    name: str,
+    values: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str = "cli",
+    ip: str | None = None,
+) -> Enabled:
+    """Enable ``name`` (or update its settings when it is on), with what it requires.
+
+    Raises :class:`UnknownPlugin`, :class:`~bookwell.core.pluginhost.rules.RuleBroken` or
+    :class:`~bookwell.core.pluginhost.settings.InvalidSettings`; then nothing changed.
+    """
+    host = host_of(app)
+    if name not in host.installed:
+        raise UnknownPlugin(f"no plugin named {name!r} is installed")
+    with db.write_transaction(app) as session:
+        _lock_tenant(session, tenant_id)
+        plan = plugin_rules.plan_enable(host, tenant_plugins(session, tenant_id), name, values)
+        changed = [step for step in plan.steps if step.old != step.new]
+        for step in changed:
+            _store(session, tenant_id, step.name, True, step.new, now)
+        if changed:
+            _bump(session, tenant_id)
+        session.flush()
+        for step in changed:
+            details: dict[str, Any] = {"old": step.old, "new": step.new}
+            if step.because is not None:
+                details[step.because[0]] = step.because[1]
+            audit.record(
+                session,
+                tenant_id=tenant_id,
+                actor=actor,
+                ip=ip,
+                action="plugin.enabled" if step.old is None else "plugin.settings_changed",
+                subject=f"plugin:{step.name}",
+                details=details,
+                now=now,
+            )
+    host.forget_request_state()
+    requested = plan.requested
+    return Enabled(requested.new, requested.old, plan.also_enabled, plan.raised)
+
+
+def disable(
+    app: Flask,
+    tenant_id: int,
+    name: str,
+    now: datetime,
+    *,
+    values: Mapping[str, Any] | None = None,
+    actor: str = "cli",
+    ip: str | None = None,
+) -> bool:
+    """Switch ``name`` off; its settings (with ``values`` merged in) are kept for next time.
+    Returns whether it was on. A plugin an enabled plugin requires is refused
+    (:class:`~bookwell.core.pluginhost.rules.PluginRequired`)."""
+    host = host_of(app)
+    with db.write_transaction(app) as session:
+        _lock_tenant(session, tenant_id)
+        state = tenant_plugins(session, tenant_id)
+        if name not in host.installed and name not in state:
+            raise UnknownPlugin(f"no plugin named {name!r} is installed")
+        enabled, saved = state.get(name, (False, {}))
+        settings = dict(saved)
+        if values:
+            settings = plugin_settings.validate(host.manifest(name), values, saved)
+        if enabled:
+            plugin_rules.check_disable(host, state, name)
+        if not enabled and settings == saved:
+            return False
+        _store(session, tenant_id, name, False, settings, now)
+        _bump(session, tenant_id)
+        session.flush()
+        if enabled:
+            action, details = "plugin.disabled", {"settings": settings}
+        else:
+            action, details = "plugin.settings_changed", {"old": saved, "new": settings}
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            ip=ip,
+            action=action,
+            subject=f"plugin:{name}",
+            details=details,
+            now=now,
+        )
+    host.forget_request_state()
+    return enabled
+
+
+def tenant_plugins(session: Session, tenant_id: int) -> dict[str, tuple[bool, dict[str, Any]]]:
+    rows = session.execute(
+        select(TenantPlugin.plugin_name, TenantPlugin.enabled, TenantPlugin.settings).where(
+            TenantPlugin.tenant_id == tenant_id
+        )
+    )
+    return {name: (enabled, json.loads(settings)) for name, enabled, settings in rows}
+
+
+# --- how plugins are listed ----------------------------------------------------------------------
+
+
+def describe(plugin: InstalledPlugin) -> dict[str, Any]:
+    """One installed plugin, as ``plugins list --json`` prints it."""
+    manifest = plugin.manifest
+    entry: dict[str, Any] = {
+        "name": plugin.name,
+        "title": manifest.title if manifest else plugin.name,
+        "description": manifest.description if manifest else "",
+        "category": manifest.category if manifest else "",
+        "version": manifest.version if manifest else "",
+        "source": plugin.source,
+        "status": plugin.status,
+    }
+    if plugin.error:
+        entry["error"] = plugin.error
+    entry["requires"] = list(manifest.requires) if manifest else []
+    entry["conflicts"] = list(manifest.conflicts) if manifest else []
+    entry["needs"] = list(manifest.needs) if manifest else []
+    entry["breaks"] = list(manifest.breaks) if manifest else []
+    entry["settings_schema"] = [
+        {**asdict(setting), "choices": list(setting.choices)}
+        for setting in (manifest.settings if manifest else ())
+    ]
+    return entry
+
+
+def listing(
+    host: PluginHost,
+    session: Session | None = None,
+    tenant_id: int | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Every installed plugin by name; for a tenant (``session``, ``tenant_id`` and ``now``)
+    also whether it is on, its settings and its failures of the last 24 hours."""
+    state: Mapping[str, tuple[bool, Mapping[str, Any]]] = {}
+    failures: Mapping[str, Any] = {}
+    if session is not None and tenant_id is not None and now is not None:
+        state = tenant_plugins(session, tenant_id)
+        failures = plugin_health.recent_failures(session, tenant_id, now - RECENT)
+    entries = []
+    for name in sorted(host.installed):
+        plugin = host.installed[name]
+        entry = describe(plugin)
+        if tenant_id is not None:
+            enabled, saved = state.get(name, (False, {}))
+            defaults = plugin_settings.defaults(plugin.manifest) if plugin.manifest else {}
+            entry["enabled"] = enabled
+            entry["settings"] = {**defaults, **saved}
+            failure = failures.get(name)
+            entry["recent_errors"] = {
+                "count": failure.count if failure else 0,
+                "last_message": failure.last_message if failure else None,
+                "last_at": failure.last_at.isoformat() if failure else None,
+            }
+        entries.append(entry)
+    return entries

@@ -1,0 +1,450 @@
+"""Loading plugins and calling their hooks for one tenant.
+
+Built-in and third-party plugins load the same way, from the ``bookwell.plugins`` entry points.
+pluggy's own ``pm.hook.x()`` is not used to call hooks: it stops at the first exception and knows
+nothing of tenants, so a small runner walks the implementations itself, skips plugins the tenant
+has not enabled, hands each its own settings, and contains failures (guards fail closed).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.metadata
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import pluggy
+from flask import Flask, current_app, g, has_app_context
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bookwell.core.pluginhost import settings as plugin_settings
+from bookwell.core.storage.models import Tenant, TenantPlugin
+from bookwell.hooks import GUARDS, Context, Manifest, Redirect, Refusal, specs
+
+log = logging.getLogger("bookwell.plugins")
+EXTENSION = "bookwell.plugins"
+ENTRY_POINT_GROUP = "bookwell.plugins"
+BUILT_IN_PREFIX = "bookwell.plugins."
+
+
+@dataclass
+class InstalledPlugin:
+    name: str
+    source: str  # "built-in" or the distribution it came from
+    manifest: Manifest | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.error is None else "broken"
+
+
+@dataclass(frozen=True)
+class PluginRefusal:
+    plugin: str
+    refusal: Refusal
+
+
+class Refused(Exception):
+    """One or more guards said no. ``refusals`` holds every one, in the order they ran."""
+
+    def __init__(self, refusals: list[PluginRefusal]) -> None:
+        super().__init__(
+            "; ".join(getattr(item.refusal, "message", "redirect") for item in refusals)
+        )
+        self.refusals = refusals
+
+    @property
+    def first(self) -> Refusal:
+        return self.refusals[0].refusal
+
+
+@dataclass
+class _TenantCache:
+    version: int
+    settings: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    broken: list[str] = field(default_factory=list)
+
+
+class PluginHost:
+    """The app's plugin manager and runner; one per app, in ``app.extensions``."""
+
+    def __init__(
+        self,
+        guard_timeout: float = 2.0,
+        blocked: Iterable[str] = (),
+        schedule_timeout: float = 300.0,
+        app: Flask | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager("bookwell")
+        self.pm.add_hookspecs(specs)
+        self.guard_timeout = guard_timeout
+        self.schedule_timeout = schedule_timeout
+        self.app = app
+        self.blocked = frozenset(blocked)
+        self.installed: dict[str, InstalledPlugin] = {}
+        self._cache: dict[int, _TenantCache] = {}
+        self._cache_lock = threading.Lock()
+        self._running: dict[str, int] = {}
+        # Per hook, its implementations in calling order with their plugin's name; pluggy's
+        # get_name walks every plugin, so it is asked once per hook, not once per call.
+        self._ordered: dict[str, list[tuple[str, Any]]] = {}
+        self._failures: list[tuple] = []
+        # Every hook call runs here so that an overrunning one can be abandoned: a hung thread
+        # is lost (and its plugin capped at MAX_STUCK_CALLS of them), but the page goes on.
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=64, thread_name_prefix="bookwell-hook"
+        )
+
+    # --- loading -----------------------------------------------------------------------------
+
+    def load_entry_points(self) -> None:
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            source = _source_of(entry_point)
+            if entry_point.name in self.blocked:
+                self.pm.set_blocked(entry_point.name)
+                continue
+            try:
+                module = entry_point.load()
+            except Exception as error:  # a plugin that cannot import is listed, never fatal
+                log.debug("plugin %s failed to import", entry_point.name, exc_info=True)
+                self._mark_broken(entry_point.name, source, f"import failed: {error!r}")
+                continue
+            self.add(module, source=source, name=entry_point.name)
+
+    def add(self, module: Any, *, source: str, name: str | None = None) -> InstalledPlugin:
+        """Register one plugin module; a bad manifest or hook leaves it listed as broken."""
+        manifest = getattr(module, "MANIFEST", None)
+        name = name or getattr(manifest, "name", None) or getattr(module, "__name__", "?")
+        problem = _manifest_problem(manifest, name)
+        if problem is None and name in self.blocked:
+            problem = "blocked by BOOKWELL_DISABLED_PLUGINS"
+        if problem is not None:
+            return self._mark_broken(name, source, problem)
+        self._ordered.clear()
+        try:
+            self.pm.register(module, name=name)
+            self.pm.check_pending()
+        except Exception as error:  # pluggy's validation: unknown hook or wrong arguments
+            if self.pm.is_registered(module):
+                self.pm.unregister(module)
+            return self._mark_broken(name, source, f"invalid hook implementation: {error}")
+        plugin = InstalledPlugin(name, source, manifest)
+        self.installed[name] = plugin
+        return plugin
+
+    def _mark_broken(self, name: str, source: str, error: str) -> InstalledPlugin:
+        log.warning("plugin %s is broken: %s", name, error)
+        plugin = InstalledPlugin(name, source, error=error)
+        self.installed[name] = plugin
+        return plugin
+
+    def manifest(self, name: str) -> Manifest:
+        plugin = self.installed.get(name)
+        if plugin is None:
+            raise KeyError(name)
+        if plugin.manifest is None:
+            raise LookupError(f"plugin {name} is broken: {plugin.error}")
+        return plugin.manifest
+
+    # --- per-tenant state --------------------------------------------------------------------
+
+    def state_for(self, session: Session, tenant_id: int) -> _TenantCache:
+        """The tenant's enabled plugins, their settings and which of them are broken; cached
+        per process until the tenant's version changes, and asked once per request."""
+        memo = g.setdefault("plugin_states", {}) if has_app_context() else {}
+        if tenant_id in memo:
+            return memo[tenant_id]
+        version = session.scalar(select(Tenant.plugins_version).where(Tenant.id == tenant_id))
+        cached = self._cache.get(tenant_id)
+        if cached is None or cached.version != (version or 0):
+            cached = self._load_state(session, tenant_id, version or 0)
+            with self._cache_lock:
+                self._cache[tenant_id] = cached
+        memo[tenant_id] = cached
+        return cached
+
+    def _load_state(self, session: Session, tenant_id: int, version: int) -> _TenantCache:
+        rows = session.execute(
+            select(TenantPlugin.plugin_name, TenantPlugin.settings).where(
+                TenantPlugin.tenant_id == tenant_id, TenantPlugin.enabled.is_(True)
+            )
+        )
+        state = _TenantCache(version)
+        for name, raw in rows:
+            plugin = self.installed.get(name)
+            if plugin is None:
+                continue  # uninstalled since: nothing of it can run
+            if plugin.manifest is None:
+                state.broken.append(name)  # enabled but broken: its guards must fail closed
+                continue
+            merged = {**plugin_settings.defaults(plugin.manifest), **json.loads(raw or "{}")}
+            state.settings[name] = MappingProxyType(merged)
+        return state
+
+    def enabled_for(self, session: Session, tenant_id: int) -> dict[str, Mapping[str, Any]]:
+        """The tenant's enabled (and working) plugins with their settings."""
+        return self.state_for(session, tenant_id).settings
+
+    def broken_enabled_for(self, session: Session, tenant_id: int) -> list[str]:
+        """Plugins the tenant enabled that are broken: their guards must fail closed."""
+        return self.state_for(session, tenant_id).broken
+
+    def forget_request_state(self) -> None:
+        """After a change within this request, let the next call read the new state."""
+        if has_app_context():
+            g.pop("plugin_states", None)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def _implementations(self, hook: str, enabled: Mapping[str, Mapping[str, Any]]):
+        ordered = self._ordered.get(hook)
+        if ordered is None:
+            caller = getattr(self.pm.hook, hook)
+            # pluggy calls the last registered first (tryfirst/trylast respected): mirror it.
+            ordered = [
+                (self.pm.get_name(implementation.plugin), implementation)
+                for implementation in reversed(caller.get_hookimpls())
+            ]
+            self._ordered[hook] = ordered
+        for name, implementation in ordered:
+            if name in enabled:
+                yield name, implementation
+
+    def _arguments(self, implementation: Any, available: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: available[name] for name in implementation.argnames}
+
+    def timeout_for(self, hook: str) -> float:
+        return self.schedule_timeout if hook == "on_schedule" else self.guard_timeout
+
+    def _start(self, name: str, implementation: Any, available: Mapping[str, Any]):
+        """Run one implementation on the hook pool, inside the app's context. Returns its
+        future, or ``None`` when the plugin already has too many calls that never came back:
+        a hung plugin then costs nothing more, and cannot use up the threads other plugins
+        (and other tenants) need."""
+        with self._cache_lock:
+            if self._running.get(name, 0) >= MAX_STUCK_CALLS:
+                return None
+            self._running[name] = self._running.get(name, 0) + 1
+        function = implementation.function
+        arguments = self._arguments(implementation, available)
+        app = self.app
+
+        def call():
+            try:
+                _in_hook_thread.active = True
+                if app is None:
+                    return function(**arguments)
+                with app.app_context():
+                    return function(**arguments)
+            finally:
+                with self._cache_lock:
+                    self._running[name] -= 1
+
+        try:
+            return self._pool.submit(call)
+        except BaseException:
+            with self._cache_lock:
+                self._running[name] -= 1
+            raise
+
+    def _finish(self, name: str, hook: str, ctx: Context, future, deadline: float):
+        """Wait for one call; returns ``(answer, failure)`` where ``failure`` says how it went
+        wrong (and is logged and counted), or ``None``."""
+        if future is None:
+            failure = "is not responding"
+            log.error("plugin %s: %s skipped; earlier calls never returned", name, hook)
+        else:
+            try:
+                return future.result(timeout=max(0.0, deadline - time.monotonic())), None
+            except concurrent.futures.TimeoutError:
+                failure = "took too long"
+                log.error("plugin %s: %s ran past %.1fs", name, hook, self.timeout_for(hook))
+            except Exception as error:
+                failure = "failed"
+                log.error("plugin %s: %s raised", name, hook, exc_info=error)
+                self.note_failure(ctx, name, hook, f"raised {error!r}")
+                return None, failure
+        self.note_failure(ctx, name, hook, failure)
+        return None, failure
+
+    def guard(
+        self,
+        hook: str,
+        ctx: Context,
+        enabled: Mapping[str, Mapping[str, Any]],
+        broken: Iterable[str] = (),
+        **arguments: Any,
+    ) -> None:
+        """Ask every enabled plugin; raise :class:`Refused` with every refusal, if any."""
+        assert hook in GUARDS, hook
+        refusals = [PluginRefusal(name, _failed(name, "is not working")) for name in broken]
+        # All guards start at once: a hand-off to a worker thread is the dominant cost of a
+        # guard, so paying it in parallel rather than in turn keeps guards cheap. Each keeps its
+        # own time limit; the answers are read back in the hook's order.
+        deadline = time.monotonic() + self.guard_timeout
+        available = {"ctx": ctx, **arguments}
+        pending = [
+            (name, self._start(name, implementation, {**available, "settings": enabled[name]}))
+            for name, implementation in self._implementations(hook, enabled)
+        ]
+        for name, future in pending:
+            answer, failure = self._finish(name, hook, ctx, future, deadline)
+            if failure is not None:
+                refusals.append(PluginRefusal(name, _failed(name, failure)))
+            elif isinstance(answer, Refusal) or (
+                hook == "before_request" and isinstance(answer, Redirect)
+            ):
+                refusals.append(PluginRefusal(name, answer))
+            elif answer is not None:
+                log.error("plugin %s: %s returned %r, not a Refusal; refused", name, hook, answer)
+                self.note_failure(ctx, name, hook, f"returned {type(answer).__name__}")
+                refusals.append(PluginRefusal(name, _failed(name, "answered nonsense")))
+        if refusals:
+            raise Refused(refusals)
+
+    def event(
+        self, hook: str, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], **arguments: Any
+    ) -> None:
+        """Tell every enabled plugin; one that fails or overruns is logged, counted and left
+        behind, and the others still hear of it. Like guards, all of a hook's events start at
+        once (the hand-off to a thread is most of their cost) and are waited for together."""
+        available = {"ctx": ctx, **arguments}
+        deadline = time.monotonic() + self.timeout_for(hook)
+        started = [
+            (name, self._start(name, implementation, {**available, "settings": enabled[name]}))
+            for name, implementation in self._implementations(hook, enabled)
+        ]
+        for name, future in started:
+            self._finish(name, hook, ctx, future, deadline)
+
+    def contributions(
+        self, hook: str, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], **arguments: Any
+    ) -> list[tuple[str, Any]]:
+        """Each enabled plugin's non-``None`` answer, with its name. A failure (or overrun) is
+        logged and raised as :class:`PluginFailed`: a contribution that cannot be computed must
+        not be silently dropped; the caller decides what that means."""
+        answers = []
+        available = {"ctx": ctx, **arguments}
+        for name, implementation in self._implementations(hook, enabled):
+            deadline = time.monotonic() + self.timeout_for(hook)
+            future = self._start(name, implementation, {**available, "settings": enabled[name]})
+            answer, failure = self._finish(name, hook, ctx, future, deadline)
+            if failure is not None:
+                raise PluginFailed(name, hook, failure)
+            if answer is not None:
+                answers.append((name, answer))
+        return answers
+
+    # --- failures, for the marketplace ------------------------------------------------------
+
+    def note_failure(self, ctx: Context | None, plugin: str, hook: str, message: str) -> None:
+        """Remember a plugin's failure; :meth:`flush_failures` stores it once no transaction
+        of the caller's is open (a request's end, a job's end)."""
+        tenant = getattr(ctx, "tenant", None)
+        at = getattr(ctx, "now", None)
+        with self._cache_lock:
+            if len(self._failures) < MAX_BUFFERED_FAILURES:
+                self._failures.append(
+                    (getattr(tenant, "id", None), plugin, hook, message[:1000], at)
+                )
+
+    def flush_failures(self) -> None:
+        """Write the failures noted so far in a transaction of their own; never raises."""
+        if not self._failures or self.app is None or getattr(_in_hook_thread, "active", False):
+            return
+        with self._cache_lock:
+            noted, self._failures = self._failures, []
+        try:
+            from bookwell.core.pluginhost import health as plugin_health
+
+            plugin_health.store(self.app, noted)
+        except Exception:
+            log.exception("could not store %d plugin failures", len(noted))
+
+
+MAX_STUCK_CALLS = 4  # per plugin: calls still running past their time before it is skipped
+MAX_BUFFERED_FAILURES = 1000
+_in_hook_thread = threading.local()
+
+
+class PluginFailed(Exception):
+    def __init__(self, plugin: str, hook: str, how: str = "failed") -> None:
+        super().__init__(f"plugin {plugin} {how} in {hook}")
+        self.plugin, self.hook, self.how = plugin, hook, how
+
+
+def _failed(name: str, what: str) -> Refusal:
+    return Refusal(
+        f"A safety check ({name}) {what}, so this was refused. Please try again later.",
+        code="plugin_failed",
+        status=503,
+    )
+
+
+def _source_of(entry_point: importlib.metadata.EntryPoint) -> str:
+    if entry_point.value.startswith(BUILT_IN_PREFIX):
+        return "built-in"
+    distribution = getattr(entry_point, "dist", None)
+    return distribution.name if distribution is not None else entry_point.value.split(":")[0]
+
+
+def _manifest_problem(manifest: Any, name: str) -> str | None:
+    if not isinstance(manifest, Manifest):
+        return "has no MANIFEST = Manifest(...)"
+    if manifest.name != name:
+        return f"its manifest is named {manifest.name!r} but it is installed as {name!r}"
+    for text_field in ("title", "description", "version", "category"):
+        if not getattr(manifest, text_field):
+            return f"its manifest has no {text_field}"
+    keys = [setting.key for setting in manifest.settings]
+    if len(keys) != len(set(keys)):
+        return "its manifest declares a setting twice"
+    for setting in manifest.settings:
+        if setting.type == "choice" and not setting.choices:
+            return f"setting {setting.key!r} is a choice with no choices"
+        try:
+            plugin_settings.check_value(setting, setting.default)
+        except ValueError as error:
+            return f"setting {setting.key!r} has a bad default: {error}"
+    return None
+
+
+def blocked_by_environment() -> list[str]:
+    """The plugins named in ``BOOKWELL_DISABLED_PLUGINS`` (comma-separated): never loaded."""
+    return [
+        name.strip()
+        for name in os.environ.get("BOOKWELL_DISABLED_PLUGINS", "").split(",")
+        if name.strip()
+    ]
+
+
+def init_app(app: Flask) -> None:
+    blocked = blocked_by_environment() + list(app.config.get("DISABLED_PLUGINS", ()))
+    host = PluginHost(
+        float(app.config["GUARD_TIMEOUT_SECONDS"]),
+        blocked,
+        schedule_timeout=float(app.config["SCHEDULE_TIMEOUT_SECONDS"]),
+        app=app,
+    )
+    if app.config.get("LOAD_ENTRY_POINTS", True):  # off only for benchmarks' bare baseline
+        host.load_entry_points()
+    for module in app.config.get("EXTRA_PLUGINS", ()):
+        host.add(module, source=getattr(module, "__name__", "test"))
+    app.extensions[EXTENSION] = host
+
+    @app.teardown_appcontext
+    def store_plugin_failures(_error: BaseException | None) -> None:
+        host.flush_failures()
+
+
+def host_of(app: Flask | None = None) -> PluginHost:
+    return (app or current_app).extensions[EXTENSION]

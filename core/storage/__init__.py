@@ -1,0 +1,10 @@
+"""Storage: how data is kept, and nothing about what it means.
+
+Owns the engine, the session per request and the write transaction (``db``), the tables
+(``models``), core's Alembic migrations (``migrations/``), encryption of small secrets at rest
+(``sealing``) and database leases for periodic work (``leases``). Running the migrations of
+core and of every plugin is :mod:`bookwell.core.schema`.
+
+May use: :mod:`bookwell.core.foundation`. Everything above may use storage; storage calls no
+plugin and knows no request.
+"""

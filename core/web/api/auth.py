@@ -1,0 +1,233 @@
+"""Logging in and out through the API, and who is calling: ``Authorization: Bearer`` only.
+
+A bearer is a session token (from ``/auth/login``; scoped to its tenant, expiring, revoked by
+``/auth/logout``) or an API key (made with ``bookwell tokens create``). Cookies are never read
+here, so the API needs no CSRF token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from bookwell.core import audit
+from bookwell.core.access import login, passwords, sessions, users
+from bookwell.core.access.permissions import allowed
+from bookwell.core.booking.tenants import current_tenant
+from bookwell.core.context import make_context
+from bookwell.core.foundation import clock
+from bookwell.core.pluginhost.host import host_of
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuthSession, Role, Tenant, User
+from bookwell.core.web.api.errors import ApiError
+from bookwell.core.web.api.ratelimits import rate_limited
+from bookwell.core.web.api.schemas import Body, Email, Password, PasswordChangeIn, Token
+
+tenant_auth = Blueprint("tenant_auth_api", __name__, url_prefix="/api/v1/tenants/<slug>/auth")
+platform_auth = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
+
+
+class LoginIn(Body):
+    email: Email
+    password: Password
+    otp: Token | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: User
+    session: AuthSession | None  # None when the bearer is an API key
+
+
+def caller() -> Caller | None:
+    """The authenticated caller of this request, or ``None``; a bad bearer is a 401."""
+    if "api_caller" in g:
+        return g.api_caller
+    header = request.headers.get("Authorization", "")
+    found = None
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise ApiError(401, "unauthorized", "Use Authorization: Bearer <token>.")
+        secret = secret.strip()
+        app, now, reader = current_app._get_current_object(), clock.now(), db.session()
+        resolved = sessions.resolve(app, reader, secret, "api", now)
+        if resolved is not None:
+            found = Caller(resolved[1], resolved[0])
+        else:
+            by_key = sessions.resolve_api_key(app, reader, secret, now)
+            if by_key is None:
+                raise ApiError(401, "unauthorized", "This token is not valid, or has expired.")
+            found = Caller(by_key[1], None)
+    g.api_caller = found
+    return found
+
+
+def require(tenant: Tenant, permission: str, scope: str) -> Caller:
+    """The caller, if they may use ``permission`` on ``tenant``'s data: the one check for the API.
+
+    No bearer -> 401. A user of another tenant -> 404 (their token must not even confirm that
+    the booking exists). A role without the permission -> 403. Then the tenant's
+    ``before_data_access`` guards; platform support's every attempt is audited.
+    """
+    who = caller()
+    if who is None:
+        raise ApiError(401, "unauthorized", "Log in first: Authorization: Bearer <token>.")
+    user = who.user
+    support = user.role == Role.SUPPORT
+    if not support and user.tenant_id != tenant.id:
+        raise ApiError(404, "not_found", "Not found.")
+    app, now, reader = current_app._get_current_object(), clock.now(), db.session()
+    ctx = make_context(tenant, now, actor=user)
+    if not allowed(user.role, permission):
+        if support:
+            _audit_support(app, ctx, "support.access_refused", scope, "role")
+        raise ApiError(403, "forbidden", "Your role does not allow this.")
+    host = host_of(app)
+    try:
+        host.guard(
+            "before_data_access",
+            ctx,
+            host.enabled_for(reader, tenant.id),
+            host.broken_enabled_for(reader, tenant.id),
+            scope=scope,
+        )
+    except Exception:
+        if support:
+            _audit_support(app, ctx, "support.access_refused", scope, "before_data_access")
+        raise
+    if support:
+        _audit_support(app, ctx, "support.access", scope, None)
+    return who
+
+
+def _audit_support(app, ctx, action: str, scope: str, refused_by: str | None) -> None:
+    details = {"path": request.path, "method": request.method}
+    if refused_by:
+        details["refused_by"] = refused_by
+    audit.audit_separately(app, ctx, action, f"scope:{scope}", details)
+
+
+def tenant_or_404(slug: str) -> Tenant:
+    tenant = current_tenant(slug)
+    if tenant is None:
+        raise ApiError(404, "not_found", "No such business.")
+    return tenant
+
+
+@tenant_auth.post("/login")
+@rate_limited("login")
+def log_in(slug: str):
+    tenant = tenant_or_404(slug)
+    payload = LoginIn.model_validate_json(request.get_data(cache=True) or b"")
+    answers = {"otp": payload.otp} if payload.otp else {}
+    try:
+        done = login.log_in(
+            current_app._get_current_object(),
+            tenant=tenant,
+            email=payload.email,
+            password=payload.password,
+            answers=answers,
+            kind="api",
+            now=clock.now(),
+        )
+    except login.LoginRefused as refused:
+        body: dict[str, Any] = {"code": refused.code, "message": refused.message}
+        if refused.challenge:
+            body["challenge"] = dict(refused.challenge)
+        if refused.refusals:
+            body["refusals"] = refused.refusals
+        response = jsonify(error=body)
+        response.status_code = refused.status
+        return response
+    return jsonify(
+        token=done.secret,
+        expires_at=done.session.expires_at.isoformat(),
+        scope=f"tenant:{tenant.slug}",
+        role=done.user.role,
+    )
+
+
+def _session_caller() -> Caller:
+    who = caller()
+    if who is None:
+        raise ApiError(401, "unauthorized", "Log in first: Authorization: Bearer <token>.")
+    return who
+
+
+@platform_auth.post("/logout")
+def log_out():
+    who = _session_caller()
+    if who.session is None:
+        raise ApiError(400, "not_a_session", "API keys are revoked with `bookwell tokens revoke`.")
+    login.log_out(current_app._get_current_object(), who.session.id, who.user, clock.now())
+    return jsonify(status="logged_out")
+
+
+@platform_auth.get("/sessions")
+def my_sessions():
+    who = _session_caller()
+    rows = sessions.active_sessions(db.session(), who.user.id, clock.now())
+    return jsonify(
+        [
+            {
+                "id": row.id,
+                "kind": row.kind,
+                "created_at": row.created_at.isoformat(),
+                "last_seen_at": row.last_seen_at.isoformat(),
+                "expires_at": row.expires_at.isoformat(),
+                "ip": row.ip,
+                "user_agent": row.user_agent,
+                "current": who.session is not None and row.id == who.session.id,
+            }
+            for row in rows
+        ]
+    )
+
+
+@platform_auth.post("/sessions/<int:session_id>/revoke")
+def end_session(session_id: int):
+    who = _session_caller()
+    owned = {row.id for row in sessions.active_sessions(db.session(), who.user.id, clock.now())}
+    if session_id not in owned:
+        raise ApiError(404, "not_found", "No such session of yours.")
+    with db.write_transaction() as writer:
+        sessions.revoke(writer, session_id, clock.now())
+        audit.record(
+            writer,
+            tenant_id=who.user.tenant_id,
+            actor=who.user.audit_label,
+            ip=request.remote_addr,
+            action="session.revoked",
+            subject=f"session:{session_id}",
+            now=clock.now(),
+        )
+    return jsonify(status="revoked")
+
+
+@platform_auth.post("/password")
+@rate_limited("login")
+def change_password():
+    who = _session_caller()
+    payload = PasswordChangeIn.model_validate_json(request.get_data(cache=True) or b"")
+    app = current_app._get_current_object()
+    if not passwords.passwords(app).verify(who.user.password_hash, payload.current_password):
+        raise ApiError(
+            403,
+            "invalid_credentials",
+            "The current password is not right.",
+            {"current_password": "Not right."},
+        )
+    try:
+        ended = users.change_password(
+            app,
+            who.user,
+            payload.new_password,
+            clock.now(),
+            keep_session_id=who.session.id if who.session else None,
+        )
+    except users.UserError as error:
+        raise ApiError(422, "invalid", error.message, error.fields) from error
+    return jsonify(status="changed", other_sessions_ended=ended)

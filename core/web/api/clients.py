@@ -1,0 +1,40 @@
+"""Client accounts: sign-up through the API, with the same verification e-mail as the pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from bookwell.core.access import client_accounts as accounts
+from bookwell.core.access import users
+from bookwell.core.foundation import clock
+from bookwell.core.web.api.auth import tenant_or_404
+from bookwell.core.web.api.errors import ApiError
+from bookwell.core.web.api.ratelimits import rate_limited
+from bookwell.core.web.api.schemas import ClientSignUpIn
+
+clients = Blueprint("clients_api", __name__, url_prefix="/api/v1/tenants/<slug>")
+
+
+@clients.post("/clients")
+@rate_limited("write")
+def sign_up(slug: str):
+    tenant = tenant_or_404(slug)
+    payload = ClientSignUpIn.model_validate_json(request.get_data(cache=True) or b"")
+    try:
+        # An existing account answers like a new one (nothing is created or sent), so sign-up
+        # cannot tell who has an account.
+        accounts.register(
+            current_app._get_current_object(),
+            tenant,
+            email=payload.email,
+            password=payload.password,
+            name=payload.name,
+            now=clock.now(),
+        )
+    except users.UserError as error:
+        if "password" in error.fields:
+            raise ApiError(
+                422, "invalid", "The password does not meet the rules.", error.fields
+            ) from error
+        raise ApiError(422, "invalid", error.message, error.fields) from error
+    return jsonify(email=users.canonical_email(payload.email), status="verification_pending"), 201

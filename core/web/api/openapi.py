@@ -1,0 +1,873 @@
+"""``/api/v1/openapi.json``: the OpenAPI 3.1 description of the public API.
+
+Request bodies come from the pydantic models that validate them, so the document cannot drift
+from what the API accepts; responses are described here beside the routes' contract.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from flask import Blueprint, jsonify
+from pydantic.json_schema import models_json_schema
+
+from bookwell.core.storage.models import Role
+from bookwell.core.web.api.auth import LoginIn
+from bookwell.core.web.api.plugins import PluginChangeIn
+from bookwell.core.web.api.schemas import (
+    BookingIn,
+    CancelIn,
+    ClientSignUpIn,
+    PasswordChangeIn,
+    RescheduleIn,
+    StaffCancelIn,
+    StaffRescheduleIn,
+)
+
+openapi = Blueprint("openapi", __name__)
+
+FIELD_PROBLEMS = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    "description": "What is wrong with this input: one message, or every rule it breaks.",
+}
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": FIELD_PROBLEMS},
+                "challenge": {
+                    "type": "object",
+                    "description": "A further login step a plugin asks for, e.g. "
+                    '`{"field": "otp", "label": "6-digit code"}`: repeat the login with it.',
+                },
+                "refusals": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Refusal"},
+                    "description": "Every plugin of the business that refused, in order; the "
+                    "first one gives `code` and `message`.",
+                },
+            },
+        }
+    },
+}
+INSTANT = {"type": "string", "format": "date-time"}
+STATUS = {"type": "string"}
+SCHEMAS: dict[str, Any] = {
+    "Error": ERROR,
+    "Refusal": {
+        "type": "object",
+        "required": ["plugin", "code", "message", "field"],
+        "properties": {
+            "plugin": {"type": "string"},
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "field": {"type": ["string", "null"], "description": "The input at fault."},
+        },
+    },
+    "Service": {
+        "type": "object",
+        "required": ["id", "name", "description", "duration_minutes", "price_cents"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "duration_minutes": {"type": "integer"},
+            "price_cents": {"type": "integer"},
+            "currency": {
+                "type": "string",
+                "pattern": "^[A-Z]{3}$",
+                "description": "ISO 4217; every price of the business (here and in bookings) "
+                "is an integer in its minor unit.",
+            },
+        },
+    },
+    "Provider": {
+        "type": "object",
+        "required": ["id", "name", "service_ids"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "service_ids": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+    "Slot": {
+        "type": "object",
+        "required": ["start", "end", "provider_id"],
+        "properties": {"start": INSTANT, "end": INSTANT, "provider_id": {"type": "integer"}},
+    },
+    "Consent": {
+        "type": "object",
+        "required": ["id", "label", "url"],
+        "properties": {
+            "id": {"type": "string"},
+            "label": {"type": "string"},
+            "url": {"type": ["string", "null"]},
+        },
+    },
+    "Booking": {
+        "type": "object",
+        "required": ["reference", "status", "start", "end", "service_id", "provider_id"],
+        "properties": {
+            "reference": {"type": "string"},
+            "status": {"enum": ["confirmed", "cancelled", "completed", "no-show"]},
+            "start": INSTANT,
+            "end": INSTANT,
+            "service_id": {"type": "integer"},
+            "provider_id": {"type": "integer"},
+            "manage_token": {
+                "type": "string",
+                "description": "Only in answers to the client; it opens this booking.",
+            },
+            "client": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "email": {"type": "string"},
+                    "phone": {"type": ["string", "null"]},
+                    "notes": {"type": ["string", "null"]},
+                },
+            },
+            "price_cents": {"type": "integer"},
+            "prepaid_cents": {"type": "integer"},
+            "discount_cents": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Taken off the price by a plugin's discount at confirmation.",
+            },
+            "discount_label": {
+                "type": ["string", "null"],
+                "description": "What the discount is for, e.g. `Loyalty reward (10%)`.",
+            },
+            "total_cents": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "What the client pays: `price_cents` - `discount_cents`.",
+            },
+            "created_at": INSTANT,
+            "cancelled_at": INSTANT,
+            "rescheduled_from": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "start": INSTANT,
+                        "end": INSTANT,
+                        "provider_id": {"type": "integer"},
+                        "rescheduled_at": INSTANT,
+                    },
+                },
+            },
+        },
+    },
+    "ClientBooking": {
+        "description": "A booking as its client sees it: always with its manage token.",
+        "allOf": [{"$ref": "#/components/schemas/Booking"}],
+        "required": ["manage_token"],
+    },
+    "StaffBooking": {
+        "description": "A booking as the business's staff see it: with the consents given and "
+        "the reason of a cancellation, never with the manage token.",
+        "allOf": [{"$ref": "#/components/schemas/Booking"}],
+        "required": ["consents", "cancellation_reason"],
+        "properties": {
+            "consents": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "version", "text_sha256", "given_at"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "version": {"type": "string"},
+                        "text_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        "given_at": INSTANT,
+                    },
+                },
+            },
+            "cancellation_reason": {"type": ["string", "null"]},
+        },
+    },
+    "LoginToken": {
+        "type": "object",
+        "required": ["token", "expires_at", "scope", "role"],
+        "properties": {
+            "token": {"type": "string", "description": "Send it as Authorization: Bearer."},
+            "expires_at": INSTANT,
+            "scope": {"type": "string", "pattern": "^tenant:", "examples": ["tenant:salon"]},
+            "role": {"enum": [str(role) for role in Role if role != Role.SUPPORT]},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": [
+            "id",
+            "kind",
+            "created_at",
+            "last_seen_at",
+            "expires_at",
+            "ip",
+            "user_agent",
+            "current",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"enum": ["browser", "api"]},
+            "created_at": INSTANT,
+            "last_seen_at": INSTANT,
+            "expires_at": INSTANT,
+            "ip": {"type": ["string", "null"]},
+            "user_agent": {"type": ["string", "null"]},
+            "current": {"type": "boolean", "description": "The session of this very request."},
+        },
+    },
+    "ClientSignUp": {
+        "type": "object",
+        "required": ["email", "status"],
+        "properties": {
+            "email": {"type": "string", "description": "The address, as stored."},
+            "status": {"const": "verification_pending"},
+        },
+    },
+    "Plugin": {
+        "type": "object",
+        "description": "An installed plugin and what this business made of it: the entries of "
+        "`bookwell plugins list --tenant SLUG --json`.",
+        "required": [
+            "name",
+            "title",
+            "description",
+            "category",
+            "version",
+            "source",
+            "status",
+            "requires",
+            "conflicts",
+            "needs",
+            "breaks",
+            "settings_schema",
+            "enabled",
+            "settings",
+            "recent_errors",
+        ],
+        "properties": {
+            "name": {"type": "string"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "category": {"type": "string"},
+            "version": {"type": "string"},
+            "source": {
+                "type": "string",
+                "description": "`built-in`, or the package it was installed from.",
+            },
+            "status": {"enum": ["ok", "broken"]},
+            "error": {"type": "string", "description": "Why a broken plugin is broken."},
+            "requires": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Plugins switched on with it.",
+            },
+            "conflicts": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Plugins that cannot be on beside it.",
+            },
+            "needs": {"type": "array", "items": {"type": "string"}},
+            "breaks": {"type": "array", "items": {"type": "string"}},
+            "settings_schema": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "type", "default", "label", "help"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "type": {"enum": ["bool", "int", "str", "text", "choice", "list"]},
+                        "default": {},
+                        "label": {"type": "string"},
+                        "help": {"type": "string"},
+                        "min": {"type": ["integer", "null"]},
+                        "max": {"type": ["integer", "null"]},
+                        "choices": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+            "enabled": {"type": "boolean"},
+            "settings": {"type": "object", "description": "Its settings for this business."},
+            "recent_errors": {
+                "type": "object",
+                "required": ["count", "last_message", "last_at"],
+                "description": "Its failures for this business in the last 24 hours.",
+                "properties": {
+                    "count": {"type": "integer", "minimum": 0},
+                    "last_message": {"type": ["string", "null"]},
+                    "last_at": {"anyOf": [INSTANT, {"type": "null"}]},
+                },
+            },
+        },
+    },
+    "PluginChanged": {
+        "description": "The plugin after the change, and the plugins switched on with it.",
+        "allOf": [{"$ref": "#/components/schemas/Plugin"}],
+        "required": ["also_enabled"],
+        "properties": {"also_enabled": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A session token from `/api/v1/tenants/{slug}/auth/login` (scoped to its "
+        "business, expiring), or an API key made with `bookwell tokens create`.",
+    },
+    "manageToken": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "A booking's manage token, from the answer that booked it; it opens "
+        "that booking only.",
+    },
+}
+BEARER = [{"bearerAuth": []}]
+# A booking route answers its client (by manage token) or, with a bearer, the business's staff.
+CLIENT_OR_STAFF_BODY = [{}, {"bearerAuth": []}]  # the client's token is in the body
+CLIENT_OR_STAFF_QUERY = [{"manageToken": []}, {"bearerAuth": []}]
+RATE_LIMITED = "Counted against a per-address rate limit (429 when exceeded)."
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+MEANING = {
+    400: "Not possible with this kind of credential.",
+    401: "No bearer, or a bearer that is not valid or has expired (`unauthorized`).",
+    403: "Your role does not allow this (`forbidden`), or a plugin of the business refused "
+    "(`refusals` lists every refusal).",
+    404: "Unknown business, service, provider or booking, or a wrong token.",
+    409: "The slot is taken or not offered (`slot_unavailable`), or the booking can no longer "
+    "change (`booking_not_changeable`).",
+    413: "The body is larger than the limit.",
+    422: "Malformed or missing fields (`invalid`, with `fields` keyed by path), or an "
+    "Idempotency-Key reused for another request (`idempotency_key_reused`).",
+    429: "Too many requests from this address; see Retry-After.",
+    503: "The booking could not take its lock in time, or a plugin of the business failed; "
+    "nothing changed; retry after Retry-After.",
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def _errors(*statuses: int, **meanings: str) -> dict[str, Any]:
+    """Error responses; ``meanings`` (keyed ``e404`` etc.) replace the general wording."""
+    answers = {}
+    for status in statuses:
+        answer = _json(_ref("Error"), meanings.get(f"e{status}", MEANING[status]))
+        if status in (429, 503):
+            answer["headers"] = RETRY_AFTER
+        answers[str(status)] = answer
+    return answers
+
+
+def _status(value: str, description: str, **more: dict[str, Any]) -> dict[str, Any]:
+    """A ``{"status": value, ...}`` answer."""
+    return _json(
+        {
+            "type": "object",
+            "required": ["status", *more],
+            "properties": {"status": {"const": value}, **more},
+        },
+        description,
+    )
+
+
+def _slug() -> dict[str, Any]:
+    return {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _reference() -> dict[str, Any]:
+    return {"name": "reference", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: dict[str, Any], required: bool, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+DAY = {"type": "string", "format": "date"}
+CLIENT_OR_STAFF_BOOKING = {
+    "oneOf": [_ref("ClientBooking"), _ref("StaffBooking")],
+    "description": "A ClientBooking for the client, a StaffBooking for staff.",
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    _, body_schemas = models_json_schema(
+        [
+            (model, "validation")
+            for model in (
+                BookingIn,
+                CancelIn,
+                RescheduleIn,
+                StaffCancelIn,
+                StaffRescheduleIn,
+                LoginIn,
+                PasswordChangeIn,
+                ClientSignUpIn,
+                PluginChangeIn,
+            )
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    schemas = {**SCHEMAS, **body_schemas.get("$defs", {})}
+    base = "/api/v1/tenants/{slug}"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Bookwell public API",
+            "version": "1",
+            "description": "Find a free slot and book it, then see, cancel or reschedule it "
+            "with its manage token. A business's staff log in for a bearer token and see its "
+            "bookings. Instants of bookings and slots are ISO 8601 with the business's offset. "
+            "Any route of a business may also be refused by one of its plugins (the plugin's "
+            "status, usually 403, with `refusals`) or fail in one (503, `plugin_failed`).",
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "getOpenApiDocument",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
+                }
+            },
+            f"{base}/services": {
+                "get": {
+                    "summary": "The services a client can book",
+                    "operationId": "listServices",
+                    "parameters": [_slug()],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Service")}, "Services."),
+                        **_errors(404),
+                    },
+                }
+            },
+            f"{base}/providers": {
+                "get": {
+                    "summary": "The providers, optionally only those offering one service",
+                    "operationId": "listProviders",
+                    "parameters": [
+                        _slug(),
+                        _query("service_id", {"type": "integer"}, False, "Only providers of it."),
+                    ],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Provider")}, "Providers."),
+                        **_errors(404, 422),
+                    },
+                }
+            },
+            f"{base}/availability": {
+                "get": {
+                    "summary": "Free slots of a service between two days (inclusive, ≤ 62 days)",
+                    "operationId": "getAvailability",
+                    "parameters": [
+                        _slug(),
+                        _query("service_id", {"type": "integer"}, True, "The service."),
+                        _query("from", DAY, True, "First day."),
+                        _query("to", DAY, True, "Last day."),
+                        _query("provider_id", {"type": "integer"}, False, "One provider only."),
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["slots"],
+                                "properties": {"slots": {"type": "array", "items": _ref("Slot")}},
+                            },
+                            "Free slots, by start then provider.",
+                        ),
+                        **_errors(404, 422),
+                    },
+                }
+            },
+            f"{base}/booking-requirements": {
+                "get": {
+                    "summary": "The consents a booking must carry",
+                    "operationId": "getBookingRequirements",
+                    "parameters": [_slug()],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["consents"],
+                                "properties": {
+                                    "consents": {"type": "array", "items": _ref("Consent")}
+                                },
+                            },
+                            "Consents to ask the client for.",
+                        ),
+                        **_errors(404),
+                    },
+                }
+            },
+            f"{base}/bookings": {
+                "post": {
+                    "summary": "Book a slot",
+                    "description": RATE_LIMITED,
+                    "operationId": "createBooking",
+                    "parameters": [
+                        _slug(),
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": 255},
+                            "description": "A retry with the same key within 24 h returns the "
+                            "first answer and never books twice.",
+                        },
+                    ],
+                    "requestBody": _body("BookingIn"),
+                    "responses": {
+                        "201": _json(_ref("ClientBooking"), "Booked; keep `manage_token`."),
+                        **_errors(
+                            403,
+                            404,
+                            409,
+                            413,
+                            422,
+                            429,
+                            503,
+                            e403="A plugin of the business refused (`refusals` lists them).",
+                        ),
+                    },
+                },
+                "get": {
+                    "summary": "The business's bookings starting between two days, for its staff",
+                    "description": "Days are the business's, inclusive, at most 93 at once; "
+                    "bookings come by start, then provider.",
+                    "operationId": "listBookings",
+                    "security": BEARER,
+                    "parameters": [
+                        _slug(),
+                        _query("from", DAY, True, "First day."),
+                        _query("to", DAY, True, "Last day."),
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {"type": "array", "items": _ref("StaffBooking")}, "The bookings."
+                        ),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            422,
+                            e404="Unknown business, or a bearer of another business.",
+                        ),
+                    },
+                },
+            },
+            f"{base}/bookings/{{reference}}": {
+                "get": {
+                    "summary": "A booking, for its client (manage token) or the staff (bearer)",
+                    "description": "With an Authorization header the request is the staff's "
+                    "and the token is not read.",
+                    "operationId": "getBooking",
+                    "security": CLIENT_OR_STAFF_QUERY,
+                    "parameters": [_slug(), _reference()],
+                    "responses": {
+                        "200": _json(CLIENT_OR_STAFF_BOOKING, "The booking."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            e401="A bearer that is not valid or has expired.",
+                            e403="The bearer's role may not read bookings.",
+                            e404="Unknown business or booking, a wrong token, or a bearer of "
+                            "another business.",
+                        ),
+                    },
+                }
+            },
+            f"{base}/bookings/{{reference}}/cancel": {
+                "post": {
+                    "summary": "Cancel a booking and free its slot",
+                    "description": "The client sends its manage token (CancelIn); staff send "
+                    "an Authorization: Bearer header and an optional reason (StaffCancelIn, or "
+                    f"no body). {RATE_LIMITED}",
+                    "operationId": "cancelBooking",
+                    "security": CLIENT_OR_STAFF_BODY,
+                    "parameters": [_slug(), _reference()],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"anyOf": [_ref("CancelIn"), _ref("StaffCancelIn")]}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(CLIENT_OR_STAFF_BOOKING, "Cancelled."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            409,
+                            413,
+                            422,
+                            429,
+                            503,
+                            e401="A bearer that is not valid or has expired.",
+                            e403="The bearer's role may not manage bookings, or a plugin of "
+                            "the business refused (`refusals` lists them).",
+                        ),
+                    },
+                }
+            },
+            f"{base}/bookings/{{reference}}/reschedule": {
+                "post": {
+                    "summary": "Move a booking; it keeps its reference and token",
+                    "description": "The client sends its manage token (RescheduleIn); staff "
+                    "send an Authorization: Bearer header instead (StaffRescheduleIn). "
+                    + RATE_LIMITED,
+                    "operationId": "rescheduleBooking",
+                    "security": CLIENT_OR_STAFF_BODY,
+                    "parameters": [_slug(), _reference()],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "anyOf": [_ref("RescheduleIn"), _ref("StaffRescheduleIn")]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(CLIENT_OR_STAFF_BOOKING, "The booking at its new time."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            409,
+                            413,
+                            422,
+                            429,
+                            503,
+                            e403="A plugin of the business refused (`refusals` lists them).",
+                        ),
+                    },
+                }
+            },
+            f"{base}/clients": {
+                "post": {
+                    "summary": "Sign up as a client of the business",
+                    "description": "An address that already has an account answers exactly "
+                    f"like a new one; the verification e-mail tells its owner. {RATE_LIMITED}",
+                    "operationId": "signUpClient",
+                    "parameters": [_slug()],
+                    "requestBody": _body("ClientSignUpIn"),
+                    "responses": {
+                        "201": _json(_ref("ClientSignUp"), "Signed up; verify the address."),
+                        **_errors(
+                            404,
+                            413,
+                            422,
+                            429,
+                            e422="Malformed or missing fields (`invalid`); `fields.password` "
+                            "lists every password rule broken.",
+                        ),
+                    },
+                }
+            },
+            f"{base}/auth/login": {
+                "post": {
+                    "summary": "Log in to the business for a bearer token",
+                    "description": "When a plugin asks for a further step the answer is a 401 "
+                    "with a `challenge`: repeat the login with its answer (e.g. `otp`). "
+                    f"{RATE_LIMITED}",
+                    "operationId": "logIn",
+                    "parameters": [_slug()],
+                    "requestBody": _body("LoginIn"),
+                    "responses": {
+                        "200": _json(_ref("LoginToken"), "Logged in."),
+                        **_errors(
+                            401,
+                            404,
+                            413,
+                            422,
+                            429,
+                            503,
+                            e401="A wrong e-mail or password (`invalid_credentials`, the same "
+                            "for an unknown e-mail), or a plugin's refusal (its code, with "
+                            "`refusals`, and a `challenge` when it asks for a further step).",
+                            e404="Unknown business.",
+                            e429="Too many requests from this address (see Retry-After), or "
+                            "too many failed logins for a plugin of the business.",
+                        ),
+                    },
+                }
+            },
+            f"{base}/plugins": {
+                "get": {
+                    "summary": "The installed plugins and which ones the business uses",
+                    "operationId": "listPlugins",
+                    "security": BEARER,
+                    "parameters": [_slug()],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Plugin")}, "By name."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            e403="Your role may not see the business's plugins.",
+                            e404="Unknown business, or a bearer of another business.",
+                        ),
+                    },
+                }
+            },
+            f"{base}/plugins/{{name}}": {
+                "put": {
+                    "summary": "Switch a plugin on or off, or change its settings (the owner)",
+                    "description": "Switching a plugin on also switches on what it `requires` "
+                    "(listed in `also_enabled`) and may raise their settings to its floors. "
+                    "`settings` merge into the current ones.",
+                    "operationId": "changePlugin",
+                    "security": BEARER,
+                    "parameters": [
+                        _slug(),
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "The plugin's `name`.",
+                        },
+                    ],
+                    "requestBody": _body("PluginChangeIn"),
+                    "responses": {
+                        "200": _json(_ref("PluginChanged"), "Done."),
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            409,
+                            413,
+                            422,
+                            503,
+                            e403="Only the owner changes plugins.",
+                            e404="Unknown business or plugin, or a bearer of another business.",
+                            e409="Refused by the rules between plugins, with the reason: "
+                            "`plugin_conflict` (it conflicts with, or breaks what is needed "
+                            "by, an enabled plugin), `plugin_required` (an enabled plugin "
+                            "requires it, or it requires one that is missing or broken), "
+                            "`plugin_broken` (it is broken).",
+                            e422="A malformed body (`invalid`), or settings that are not valid "
+                            "(`invalid_settings`, with a message for each key in `fields`).",
+                            e503="The change could not take its lock in time; nothing changed.",
+                        ),
+                    },
+                }
+            },
+            "/api/v1/auth/logout": {
+                "post": {
+                    "summary": "End the session of this bearer token",
+                    "operationId": "logOut",
+                    "security": BEARER,
+                    "responses": {
+                        "200": _status("logged_out", "The token no longer works."),
+                        **_errors(
+                            400,
+                            401,
+                            e400="The bearer is an API key (`not_a_session`): revoke it with "
+                            "`bookwell tokens revoke`.",
+                        ),
+                    },
+                }
+            },
+            "/api/v1/auth/sessions": {
+                "get": {
+                    "summary": "Your live sessions, in browsers and API clients",
+                    "operationId": "listSessions",
+                    "security": BEARER,
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Session")}, "Sessions."),
+                        **_errors(401),
+                    },
+                }
+            },
+            "/api/v1/auth/sessions/{session_id}/revoke": {
+                "post": {
+                    "summary": "End one of your sessions",
+                    "operationId": "revokeSession",
+                    "security": BEARER,
+                    "parameters": [
+                        {
+                            "name": "session_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 0},
+                            "description": "An `id` from the list of your sessions.",
+                        }
+                    ],
+                    "responses": {
+                        "200": _status("revoked", "That session's token no longer works."),
+                        **_errors(401, 404, e404="No live session of yours has this id."),
+                    },
+                }
+            },
+            "/api/v1/auth/password": {
+                "post": {
+                    "summary": "Change your password; your other sessions end",
+                    "description": RATE_LIMITED,
+                    "operationId": "changePassword",
+                    "security": BEARER,
+                    "requestBody": _body("PasswordChangeIn"),
+                    "responses": {
+                        "200": _status(
+                            "changed",
+                            "Changed; this session stays, the others ended.",
+                            other_sessions_ended={"type": "integer", "minimum": 0},
+                        ),
+                        **_errors(
+                            401,
+                            403,
+                            413,
+                            422,
+                            429,
+                            e403="The current password is not right (`invalid_credentials`).",
+                            e422="Malformed or missing fields (`invalid`); "
+                            "`fields.new_password` lists every password rule broken.",
+                        ),
+                    },
+                }
+            },
+        },
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+@openapi.get("/api/v1/openapi.json")
+def openapi_document():
+    return jsonify(document())

@@ -1,0 +1,310 @@
+"""The public booking API: what a client (or a booking widget) needs to find a slot and book it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+
+from bookwell.core.booking import idempotency, lifecycle
+from bookwell.core.booking.availability import find_slots
+from bookwell.core.foundation import clock
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, Provider, ProviderService, Service, Tenant
+from bookwell.core.web.api import staff as staff_api
+from bookwell.core.web.api.auth import tenant_or_404
+from bookwell.core.web.api.errors import ApiError, error_response, invalid
+from bookwell.core.web.api.ratelimits import rate_limited
+from bookwell.core.web.api.schemas import MAX_ID, BookingIn, CancelIn, RescheduleIn, sane_day
+from bookwell.core.web.api.serialize import booking_json, provider_json, service_json, slot_json
+
+public = Blueprint("public_api", __name__, url_prefix="/api/v1/tenants/<slug>")
+
+
+def _tenant(slug: str) -> Tenant:
+    return tenant_or_404(slug)
+
+
+def _from_staff() -> bool:
+    """A bearer token makes a booking request the staff's; without one it is the client's."""
+    return request.headers.get("Authorization", "").lower().startswith("bearer")
+
+
+def _body(model: type[Any]) -> Any:
+    return model.model_validate_json(request.get_data(cache=True) or b"")
+
+
+def _int_arg(name: str, *, required: bool) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise invalid({name: "This parameter is required."})
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID):
+        raise invalid({name: f"Must be a whole number from 1 to {MAX_ID}."})
+    return int(raw)
+
+
+def _date_arg(name: str) -> date:
+    raw = request.args.get(name)
+    if not raw:
+        raise invalid({name: "This parameter is required (YYYY-MM-DD)."})
+    try:
+        return sane_day(date.fromisoformat(raw)) if len(raw) == 10 else date.fromisoformat("x")
+    except ValueError as error:
+        message = str(error) if "between the years" in str(error) else "Must be a date, YYYY-MM-DD."
+        raise invalid({name: message}) from error
+
+
+@public.get("/services")
+def list_services(slug: str):
+    tenant = _tenant(slug)
+    services = db.session().scalars(
+        select(Service)
+        .where(Service.tenant_id == tenant.id, Service.active.is_(True))
+        .order_by(Service.name, Service.id)
+    )
+    return jsonify([service_json(service, tenant.currency) for service in services])
+
+
+@public.get("/providers")
+def list_providers(slug: str):
+    tenant = _tenant(slug)
+    service_id = _int_arg("service_id", required=False)
+    session = db.session()
+    providers = list(
+        session.scalars(
+            select(Provider)
+            .where(Provider.tenant_id == tenant.id, Provider.active.is_(True))
+            .order_by(Provider.name, Provider.id)
+        )
+    )
+    if service_id is not None and not session.scalar(
+        select(Service.id).where(
+            Service.id == service_id, Service.tenant_id == tenant.id, Service.active.is_(True)
+        )
+    ):
+        raise ApiError(404, "not_found", "No such service.")
+    offered: dict[int, list[int]] = {provider.id: [] for provider in providers}
+    for provider_id, offered_service in session.execute(
+        select(ProviderService.provider_id, ProviderService.service_id)
+        .join(Service, Service.id == ProviderService.service_id)
+        .where(Service.tenant_id == tenant.id, Service.active.is_(True))
+        .order_by(ProviderService.service_id)
+    ):
+        if provider_id in offered:
+            offered[provider_id].append(offered_service)
+    return jsonify(
+        [
+            provider_json(provider, offered[provider.id])
+            for provider in providers
+            if service_id is None or service_id in offered[provider.id]
+        ]
+    )
+
+
+@public.get("/availability")
+def availability(slug: str):
+    tenant = _tenant(slug)
+    problems: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, parse in (
+        ("service_id", lambda: _int_arg("service_id", required=True)),
+        ("provider_id", lambda: _int_arg("provider_id", required=False)),
+        ("from", lambda: _date_arg("from")),
+        ("to", lambda: _date_arg("to")),
+    ):
+        try:
+            values[name] = parse()
+        except ApiError as error:
+            problems.update(error.fields or {})
+    if not problems:
+        span = (values["to"] - values["from"]).days + 1
+        limit = int(current_app.config["MAX_AVAILABILITY_DAYS"])
+        if span < 1:
+            problems["to"] = "Must be on or after 'from'."
+        elif span > limit:
+            problems["to"] = f"At most {limit} days can be asked for at once."
+    if problems:
+        raise invalid(problems)
+    session = db.session()
+    service = session.scalar(
+        select(Service).where(
+            Service.id == values["service_id"],
+            Service.tenant_id == tenant.id,
+            Service.active.is_(True),
+        )
+    )
+    if service is None:
+        raise ApiError(404, "not_found", "No such service.")
+    if values["provider_id"] is not None and not session.scalar(
+        select(Provider.id).where(
+            Provider.id == values["provider_id"], Provider.tenant_id == tenant.id
+        )
+    ):
+        raise ApiError(404, "not_found", "No such provider.")
+    slots = find_slots(
+        session,
+        tenant_id=tenant.id,
+        zone=tenant.zone,
+        service=service,
+        day_from=values["from"],
+        day_to=values["to"],
+        now=clock.now(),
+        provider_id=values["provider_id"],
+    )
+    return jsonify(slots=[slot_json(slot, tenant.zone) for slot in slots])
+
+
+@public.get("/booking-requirements")
+def booking_requirements(slug: str):
+    tenant = _tenant(slug)
+    required = lifecycle.requirements(current_app._get_current_object(), tenant, clock.now())
+    return jsonify(
+        consents=[
+            {"id": consent.id, "label": consent.label, "url": consent.url}
+            for _, consent in required
+        ]
+    )
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable():
+        raise invalid({"Idempotency-Key": "Must be 1 to 255 printable characters."})
+    return key
+
+
+@public.post("/bookings")
+@rate_limited("booking")
+def create_booking(slug: str):
+    tenant = _tenant(slug)
+    key = _idempotency_key()
+    payload = _body(BookingIn)
+    zone = tenant.zone
+    now = clock.now()
+    idempotent = None
+    if key is not None:
+        fingerprint = idempotency.request_hash(
+            "POST", request.path, payload.model_dump(mode="json")
+        )
+        replay = _replay_or_none(tenant.id, key, fingerprint, now)
+        if replay is not None:
+            return replay
+        idempotent = lifecycle.IdempotentRequest(
+            key, fingerprint, lambda booking, token: booking_json(booking, zone, token)
+        )
+    try:
+        booking, token = lifecycle.create_booking(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            tenant_id=tenant.id,
+            service_id=payload.service_id,
+            provider_id=payload.provider_id,
+            start=payload.start,
+            client=lifecycle.ClientDetails(
+                name=payload.client.name,
+                email=payload.client.email,
+                phone=payload.client.phone or None,
+                notes=payload.client.notes or None,
+            ),
+            now=now,
+            consents=tuple(payload.consents),
+            idempotent=idempotent,
+        )
+    except (idempotency.Replay, idempotency.KeyReused) as answered:
+        # A retry that overtook us inside the write lock: its first answer is ours.
+        return _answer_for(answered)
+    except idempotency.ConcurrentClaim:
+        # The same key committed on another connection while we waited: read it afresh (this
+        # request's own session may hold a snapshot from before that commit).
+        with db.fresh_session() as session:
+            try:
+                idempotency.lookup(session, tenant.id, key, idempotent.request_hash, now)  # type: ignore[arg-type,union-attr]
+            except (idempotency.Replay, idempotency.KeyReused) as answered:
+                return _answer_for(answered)
+        raise
+    return jsonify(booking_json(booking, zone, token)), 201
+
+
+def _replay_or_none(tenant_id: int, key: str, fingerprint: str, now):
+    try:
+        idempotency.lookup(db.session(), tenant_id, key, fingerprint, now)
+    except (idempotency.Replay, idempotency.KeyReused) as answered:
+        return _answer_for(answered)
+    return None
+
+
+def _answer_for(answered: Exception):
+    if isinstance(answered, idempotency.Replay):
+        response = jsonify(answered.body)
+        response.status_code = answered.status
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    return error_response(
+        422,
+        "idempotency_key_reused",
+        "This Idempotency-Key was already used for a different request.",
+    )
+
+
+def _client_token_check(token: str):
+    def authorise(booking: Booking) -> None:
+        if not lifecycle.token_matches(booking, token):
+            # Same answer as an unknown reference: a wrong token must not reveal the booking.
+            raise lifecycle.NotFound("No such booking.")
+
+    return authorise
+
+
+@public.get("/bookings/<reference>")
+def show_booking(slug: str, reference: str):
+    tenant = _tenant(slug)
+    if _from_staff():
+        return staff_api.show_booking(tenant, reference)
+    token = request.args.get("token", "")
+    booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
+    _client_token_check(token)(booking)
+    return jsonify(booking_json(booking, tenant.zone, token))
+
+
+@public.post("/bookings/<reference>/cancel")
+@rate_limited("write")
+def cancel_booking(slug: str, reference: str):
+    tenant = _tenant(slug)
+    if _from_staff():
+        return staff_api.cancel_booking(tenant, reference)
+    payload = _body(CancelIn)
+    booking = lifecycle.cancel_booking(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        tenant_id=tenant.id,
+        reference=reference[:64],
+        authorise=_client_token_check(payload.token),
+        now=clock.now(),
+        reason="cancelled by the client",
+        manage_token=payload.token,
+    )
+    return jsonify(booking_json(booking, tenant.zone, payload.token))
+
+
+@public.post("/bookings/<reference>/reschedule")
+@rate_limited("write")
+def reschedule_booking(slug: str, reference: str):
+    tenant = _tenant(slug)
+    if _from_staff():
+        return staff_api.reschedule_booking(tenant, reference)
+    payload = _body(RescheduleIn)
+    booking = lifecycle.reschedule_booking(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        tenant_id=tenant.id,
+        reference=reference[:64],
+        authorise=_client_token_check(payload.token),
+        start=payload.start,
+        provider_id=payload.provider_id,
+        now=clock.now(),
+        manage_token=payload.token,
+    )
+    return jsonify(booking_json(booking, tenant.zone, payload.token))

@@ -1,0 +1,145 @@
+"""The staff side of the API: a tenant's bookings for its staff, with a bearer token."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+
+from bookwell.core.booking import lifecycle
+from bookwell.core.booking.availability import local_day_bounds
+from bookwell.core.context import make_context
+from bookwell.core.foundation import clock
+from bookwell.core.pluginhost.host import host_of
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, BookingConsent, Tenant
+from bookwell.core.web.api.auth import require, tenant_or_404
+from bookwell.core.web.api.errors import invalid
+from bookwell.core.web.api.schemas import StaffCancelIn, StaffRescheduleIn, sane_day
+from bookwell.core.web.api.serialize import booking_json
+
+staff = Blueprint("staff_api", __name__, url_prefix="/api/v1/tenants/<slug>")
+MAX_LIST_DAYS = 93
+
+
+def staff_booking_json(booking: Booking, tenant: Tenant, consents: list[dict]) -> dict[str, Any]:
+    body = booking_json(booking, tenant.zone)
+    body["consents"] = consents
+    body["cancellation_reason"] = booking.cancellation_reason
+    return body
+
+
+def consents_of(booking_ids: list[int]) -> dict[int, list[dict]]:
+    found: dict[int, list[dict]] = {booking_id: [] for booking_id in booking_ids}
+    if not booking_ids:
+        return found
+    for row in db.session().scalars(
+        select(BookingConsent).where(BookingConsent.booking_id.in_(booking_ids))
+    ):
+        found[row.booking_id].append(
+            {
+                "id": row.consent_id,
+                "version": row.version,
+                "text_sha256": row.text_sha256,
+                "given_at": row.given_at.isoformat(),
+            }
+        )
+    return found
+
+
+def _days() -> tuple[date, date]:
+    problems: dict[str, str] = {}
+    days = {}
+    for name in ("from", "to"):
+        raw = request.args.get(name, "")
+        try:
+            days[name] = sane_day(date.fromisoformat(raw))
+        except ValueError:
+            problems[name] = "Must be a date, YYYY-MM-DD."
+    if not problems:
+        span = (days["to"] - days["from"]).days + 1
+        if span < 1:
+            problems["to"] = "Must be on or after 'from'."
+        elif span > MAX_LIST_DAYS:
+            problems["to"] = f"At most {MAX_LIST_DAYS} days at once."
+    if problems:
+        raise invalid(problems)
+    return days["from"], days["to"]
+
+
+def _viewed(tenant: Tenant, who, subject: str) -> None:
+    """Tell plugins a staff member saw clients' details (HIPAA-style access logs)."""
+    host = host_of()
+    host.event(
+        "after_view",
+        make_context(tenant, clock.now(), actor=who.user),
+        host.enabled_for(db.session(), tenant.id),
+        subject=subject,
+    )
+
+
+def list_bookings(tenant: Tenant):
+    who = require(tenant, "bookings.read", "bookings")
+    day_from, day_to = _days()
+    start, end = local_day_bounds(day_from, day_to, tenant.zone)
+    bookings = list(
+        db.session().scalars(
+            select(Booking)
+            .where(
+                Booking.tenant_id == tenant.id,
+                Booking.starts_at >= start,
+                Booking.starts_at < end,
+            )
+            .order_by(Booking.starts_at, Booking.provider_id)
+        )
+    )
+    consents = consents_of([booking.id for booking in bookings])
+    _viewed(tenant, who, f"bookings:{day_from.isoformat()}..{day_to.isoformat()}")
+    return jsonify(
+        [staff_booking_json(booking, tenant, consents[booking.id]) for booking in bookings]
+    )
+
+
+def show_booking(tenant: Tenant, reference: str):
+    who = require(tenant, "bookings.read", "booking")
+    booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
+    _viewed(tenant, who, f"booking:{booking.reference}")
+    return jsonify(staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id]))
+
+
+def cancel_booking(tenant: Tenant, reference: str):
+    who = require(tenant, "bookings.manage", "booking")
+    payload = StaffCancelIn.model_validate_json(request.get_data(cache=True) or b"{}")
+    booking = lifecycle.cancel_booking(
+        current_app._get_current_object(),
+        tenant_id=tenant.id,
+        reference=reference[:64],
+        authorise=lambda _booking: None,  # require() above is the check for staff
+        now=clock.now(),
+        reason=payload.reason or "cancelled by the business",
+        actor=who.user,
+    )
+    return jsonify(staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id]))
+
+
+@staff.get("/bookings")
+def bookings_between(slug: str):
+    return list_bookings(tenant_or_404(slug))
+
+
+def reschedule_booking(tenant: Tenant, reference: str):
+    who = require(tenant, "bookings.manage", "booking")
+    payload = StaffRescheduleIn.model_validate_json(request.get_data(cache=True) or b"")
+    booking = lifecycle.reschedule_booking(
+        current_app._get_current_object(),
+        tenant_id=tenant.id,
+        reference=reference[:64],
+        authorise=lambda _booking: None,  # require() above is the check for staff
+        start=payload.start,
+        provider_id=payload.provider_id,
+        now=clock.now(),
+        actor=who.user,
+    )
+    return jsonify(staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id]))

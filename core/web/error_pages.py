@@ -1,0 +1,56 @@
+"""Error pages for people: a browser that hits a missing page, a refusal or a failure gets a page
+in the site's dress (the business's theme on its booking pages) with a way back, never a bare
+Werkzeug page, a JSON body or a stack trace. The API keeps its JSON errors."""
+
+from __future__ import annotations
+
+from flask import Response, g, make_response, render_template, request
+
+from bookwell.core.booking.tenants import current_tenant
+from bookwell.core.web import themes
+
+TITLES = {
+    400: "That request was not understood",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not possible here",
+    413: "Too much at once",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+}
+EXPLANATIONS = {
+    404: "There is no page at this address. Check it, or start again from the link below.",
+    405: "This page does not accept that kind of request.",
+    429: "You have made many requests in a short time; please wait a minute and try again.",
+    500: "Something went wrong on our side. Nothing was changed; please try again.",
+}
+
+
+def error_page(status: int, messages: list[str] | None = None) -> Response:
+    """The page for ``status``, saying ``messages`` (or what the status means)."""
+    shown = [message for message in (messages or []) if message] or [
+        EXPLANATIONS.get(status, "This could not be done.")
+    ]
+    title = TITLES.get(status, "Not possible")
+    tenant = g.get("tenant") or _tenant_in_path()
+    if tenant is not None and request.path.startswith("/book/"):
+        # The booking pages' own dress; their template links back to the start.
+        body = themes.render(tenant.theme, "book/problem.html", tenant=tenant, messages=shown)
+    else:
+        back = None
+        if tenant is not None and request.path.startswith("/admin/"):
+            back = f"/admin/{tenant.slug}/"
+        body = render_template("error.html", title=title, messages=shown, back=back)
+    return make_response(body, status)
+
+
+def _tenant_in_path():
+    """The business ``/book/<slug>/...`` or ``/admin/<slug>/...`` names, when no route matched."""
+    parts = request.path.split("/")
+    if len(parts) < 3 or parts[1] not in ("book", "admin") or not parts[2]:
+        return None
+    try:
+        return current_tenant(parts[2])
+    except Exception:  # the page for a failure must not fail in its turn
+        return None

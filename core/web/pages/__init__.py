@@ -1,0 +1,16 @@
+"""Server-rendered pages (staff and support login so far; the booking pages come next)."""
+
+from flask import Flask
+
+from bookwell.core.web.pages import accounts, admin, marketplace
+from bookwell.core.web.pages.auth import admin_auth, support_auth
+from bookwell.core.web.pages.booking import init_app as init_booking_pages
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(admin_auth)
+    app.register_blueprint(support_auth)
+    init_booking_pages(app)
+    accounts.init_app(app)
+    admin.init_app(app)  # after admin_auth: the agenda takes over its home page
+    marketplace.init_app(app)

@@ -1,0 +1,374 @@
+"""Client accounts at ``/book/<tenant>/account/``, in the tenant's theme (when the tenant has
+turned them on; otherwise every page is a 404).
+
+Register (an e-mail with a single-use verification link), log in (only a verified client; the
+same session cookie and login path as staff), "my bookings" (this tenant's bookings made with the
+account's verified e-mail, and nothing else), and a forgotten password (a single-use link that
+expires in an hour). Asking for a link answers the same whether or not the address has an account.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, abort, current_app, make_response, redirect, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
+
+from bookwell.core.access import client_accounts as accounts
+from bookwell.core.access import login, users
+from bookwell.core.foundation import clock
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Booking, Role, Tenant
+from bookwell.core.web import web_sessions
+from bookwell.core.web.api import ratelimits
+from bookwell.core.web.pages.auth import (
+    ChallengeForm,
+    LoginForm,
+    LoginScreens,
+    answer_step,
+    start_session,
+)
+from bookwell.core.web.pages.booking import SINGLE_LINE, _page, strip_text
+from bookwell.core.web.pages.booking import _tenant as _any_tenant
+
+client_accounts = Blueprint("client_accounts", __name__, url_prefix="/book/<slug>/account")
+
+NOT_RIGHT = "The e-mail or the password is not right."
+CHECK_MAIL = "check_mail"
+
+
+class RegisterForm(FlaskForm):
+    name = StringField(
+        "Name",
+        validators=[
+            DataRequired("Please enter your name."),
+            Length(max=200),
+            Regexp(SINGLE_LINE, message="Please use a single line."),
+        ],
+        filters=[strip_text],
+    )
+    email = EmailField(
+        "E-mail",
+        validators=[
+            DataRequired("Please enter your e-mail address."),
+            Email("Please enter a valid e-mail address."),
+            Length(max=254),
+        ],
+        filters=[strip_text],
+    )
+    password = PasswordField(
+        "Password", validators=[DataRequired("Please choose a password."), Length(max=4096)]
+    )
+
+
+class EmailForm(FlaskForm):
+    email = EmailField(
+        "E-mail",
+        validators=[
+            DataRequired("Please enter your e-mail address."),
+            Email("Please enter a valid e-mail address."),
+            Length(max=254),
+        ],
+        filters=[strip_text],
+    )
+
+
+class ResetForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired("Please choose a new password."), Length(max=4096)],
+    )
+    confirm = PasswordField(
+        "Repeat it",
+        validators=[
+            DataRequired("Please repeat the new password."),
+            EqualTo("password", "The two passwords differ."),
+        ],
+    )
+
+
+def _tenant(slug: str) -> Tenant:
+    tenant = _any_tenant(slug)
+    if not tenant.client_accounts:
+        abort(404)
+    return tenant
+
+
+def _app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _notice(tenant: Tenant, title: str, messages: list[str], status: int = 200, **extra):
+    return _page(
+        tenant, "book/account_notice.html", status, title=title, messages=messages, **extra
+    )
+
+
+def _signed_in_client(tenant: Tenant):
+    signed_in = web_sessions.current()
+    if signed_in is None:
+        return None
+    row, user = signed_in
+    if user.role != Role.CLIENT or user.tenant_id != tenant.id or user.email_verified_at is None:
+        return None
+    return row, user
+
+
+# --- register and verify -----------------------------------------------------------------------
+
+
+@client_accounts.route("/register", methods=["GET", "POST"])
+def register(slug: str):
+    tenant = _tenant(slug)
+    form = RegisterForm()
+    field_errors: dict[str, list[str]] = {}
+    if form.validate_on_submit():
+        try:
+            accounts.register(
+                _app(),
+                tenant,
+                email=form.email.data,
+                password=form.password.data,
+                name=form.name.data,
+                now=clock.now(),
+            )
+        except users.UserError as error:
+            field_errors = error.fields or {"email": [error.message]}
+        else:
+            return redirect(url_for(".sent", slug=slug, what="verify"))
+    status = 422 if form.is_submitted() else 200
+    return _page(tenant, "book/account_register.html", status, form=form, field_errors=field_errors)
+
+
+@client_accounts.get("/sent/<what>")
+def sent(slug: str, what: str):
+    tenant = _tenant(slug)
+    if what == "verify":
+        message = (
+            "If the address can be used for an account, we have sent it a link to confirm it. "
+            "The link works once, within 48 hours."
+        )
+    elif what == "reset":
+        message = (
+            "If the address has an account here, we have sent it a link to choose a new "
+            "password. The link works once, within one hour."
+        )
+    else:
+        abort(404)
+    return _notice(tenant, "Check your e-mail", [message])
+
+
+@client_accounts.get("/verify/<token>")
+def verify(slug: str, token: str):
+    tenant = _tenant(slug)
+    if accounts.verify_email(_app(), tenant, token, clock.now()) is None:
+        return _expired(tenant, "verify")
+    return _notice(
+        tenant, "E-mail confirmed", ["Your e-mail address is confirmed. You can now log in."]
+    )
+
+
+def _expired(tenant: Tenant, what: str):
+    if what == "verify":
+        message = (
+            "This link has expired or has already been used. "
+            "If your address is not confirmed yet, ask for a new link."
+        )
+    else:
+        message = "This link has expired or has already been used. Please ask for a new one."
+    return _notice(tenant, "Link not valid", [message], status=410, resend=what)
+
+
+@client_accounts.route("/resend", methods=["GET", "POST"])
+def resend(slug: str):
+    tenant = _tenant(slug)
+    form = EmailForm()
+    if form.validate_on_submit():
+        accounts.resend_verification(_app(), tenant, form.email.data, clock.now())
+        return redirect(url_for(".sent", slug=slug, what="verify"))
+    status = 422 if form.is_submitted() else 200
+    return _page(
+        tenant, "book/account_email.html", status, form=form, field_errors={}, what="verify"
+    )
+
+
+# --- log in and out ----------------------------------------------------------------------------
+
+
+def _login_page(tenant: Tenant, form, *, error=None, unverified=False, status=200):
+    return _page(
+        tenant,
+        "book/account_login.html",
+        status,
+        form=form,
+        error=error,
+        unverified=unverified,
+        resend_form=EmailForm(formdata=None, email=form.email.data) if unverified else None,
+    )
+
+
+@client_accounts.route("/login", methods=["GET", "POST"])
+def login_page(slug: str):
+    tenant = _tenant(slug)
+    form = LoginForm()
+    if not form.validate_on_submit():
+        return _login_page(tenant, form, status=422 if form.is_submitted() else 200)
+    app = _app()
+    try:
+        user = login.check_password(
+            app, tenant=tenant, email=form.email.data, password=form.password.data, now=clock.now()
+        )
+    except login.LoginRefused as refused:
+        return _login_page(tenant, form, error=refused.message, status=401)
+    if user.role != Role.CLIENT:
+        # Same words as a wrong password: the page must not reveal what kind of account it is.
+        return _login_page(tenant, form, error=NOT_RIGHT, status=401)
+    if user.email_verified_at is None:
+        return _login_page(
+            tenant,
+            form,
+            error="Please confirm your e-mail address first, with the link we sent you.",
+            unverified=True,
+            status=403,
+        )
+    return start_session(
+        tenant, user, {}, _client_screens(tenant, form), password=form.password.data
+    )
+
+
+@client_accounts.post("/login/step")
+def login_step(slug: str):
+    """The further step a ``before_login`` guard asked for (a one-time code, say)."""
+    tenant = _tenant(slug)
+    screens = _client_screens(tenant, LoginForm(formdata=None))
+    return answer_step(tenant, screens, url_for(".login_page", slug=slug))
+
+
+def _client_screens(tenant: Tenant, form) -> LoginScreens:
+    def step(challenge, error, status):
+        step_form = ChallengeForm(formdata=None, field=challenge.get("field", "otp"))
+        return _page(
+            tenant,
+            "book/account_login.html",
+            status,
+            form=form,
+            challenge=challenge,
+            step_form=step_form,
+            error=error,
+        )
+
+    def refused(message, status):
+        return _login_page(tenant, form, error=message, status=status)
+
+    return LoginScreens(step, refused, url_for(".bookings", slug=tenant.slug))
+
+
+@client_accounts.post("/logout")
+def logout(slug: str):
+    tenant = _tenant(slug)
+    signed_in = _signed_in_client(tenant)
+    if signed_in is not None and FlaskForm().validate_on_submit():
+        row, user = signed_in
+        login.log_out(_app(), row.id, user, clock.now())
+    response = make_response(redirect(url_for(".login_page", slug=slug)))
+    web_sessions.clear_cookie(response, web_sessions.COOKIE)
+    return response
+
+
+# --- my bookings -------------------------------------------------------------------------------
+
+
+@client_accounts.get("/")
+def bookings(slug: str):
+    tenant = _tenant(slug)
+    signed_in = _signed_in_client(tenant)
+    if signed_in is None:
+        return redirect(url_for(".login_page", slug=slug))
+    _, user = signed_in
+    # Only through the verified e-mail: this tenant's bookings made with that address.
+    candidates = db.session().scalars(
+        select(Booking)
+        .where(
+            Booking.tenant_id == tenant.id,
+            func.lower(Booking.client_email) == user.email.lower(),
+        )
+        .order_by(Booking.starts_at, Booking.id)
+    )
+    mine = [row for row in candidates if users.canonical_email(row.client_email) == user.email]
+    now = clock.now()
+    upcoming = [row for row in mine if row.ends_at > now]
+    past = [row for row in mine if row not in upcoming]
+    past.reverse()
+    return _page(
+        tenant,
+        "book/account_bookings.html",
+        user=user,
+        upcoming=upcoming,
+        past=past,
+        form=FlaskForm(),
+    )
+
+
+# --- forgotten password ------------------------------------------------------------------------
+
+
+@client_accounts.route("/forgot", methods=["GET", "POST"])
+def forgot(slug: str):
+    tenant = _tenant(slug)
+    form = EmailForm()
+    if form.validate_on_submit():
+        accounts.request_reset(_app(), tenant, form.email.data, clock.now())
+        return redirect(url_for(".sent", slug=slug, what="reset"))
+    status = 422 if form.is_submitted() else 200
+    return _page(
+        tenant, "book/account_email.html", status, form=form, field_errors={}, what="reset"
+    )
+
+
+@client_accounts.route("/reset/<token>", methods=["GET", "POST"])
+def reset(slug: str, token: str):
+    tenant = _tenant(slug)
+    user = accounts.peek(db.session(), accounts.RESET_PASSWORD, token, clock.now())
+    if user is None or user.tenant_id != tenant.id:
+        return _expired(tenant, "reset")
+    form = ResetForm()
+    field_errors: dict[str, list[str]] = {}
+    if form.validate_on_submit():
+        try:
+            done = accounts.reset_password(_app(), tenant, token, form.password.data, clock.now())
+        except users.UserError as error:
+            field_errors = {"password": error.fields.get("new_password", [error.message])}
+        else:
+            if done is None:
+                return _expired(tenant, "reset")
+            response = _notice(
+                tenant,
+                "Password changed",
+                ["Your password is changed and every session was ended. Please log in again."],
+            )
+            web_sessions.clear_cookie(response, web_sessions.COOKIE)
+            return response
+    status = 422 if form.is_submitted() else 200
+    return _page(
+        tenant,
+        "book/account_reset.html",
+        status,
+        form=form,
+        field_errors=field_errors,
+        token=token,
+    )
+
+
+PAGE_LIMITS = (
+    ("client_accounts.login_page", "login"),
+    ("client_accounts.register", "write"),
+    ("client_accounts.resend", "write"),
+    ("client_accounts.forgot", "write"),
+    ("client_accounts.reset", "write"),
+)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(client_accounts)
+    ratelimits.limit_pages(app, PAGE_LIMITS)

@@ -1,0 +1,562 @@
+"""The staff pages at ``/admin/<tenant>/``: day and week agendas per provider, a booking's details
+and what staff do with it (cancel, reschedule, mark completed or no-show), and booking for a client.
+
+Every page goes through :func:`require_page`, the pages' one gate: not logged in -> the login page;
+a user of another tenant -> 404; a role without the permission
+(:mod:`bookwell.core.access.permissions`) -> 403; then the tenant's ``before_data_access``
+guards. Views of clients' details fire ``after_view``, as the staff API does. Times are shown
+in the tenant's zone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import EmailField, RadioField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Email, Length, Optional
+
+from bookwell.core.access import sessions
+from bookwell.core.access.permissions import allowed
+from bookwell.core.booking import lifecycle
+from bookwell.core.booking.availability import find_slots, local_day_bounds
+from bookwell.core.booking.outcomes import OUTCOMES, mark_outcome
+from bookwell.core.booking.tenants import current_tenant
+from bookwell.core.context import make_context
+from bookwell.core.foundation import clock
+from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
+from bookwell.core.storage import db
+from bookwell.core.storage.models import (
+    Booking,
+    BookingConsent,
+    BookingStatus,
+    Provider,
+    Service,
+    Tenant,
+    User,
+)
+from bookwell.core.web import web_sessions
+from bookwell.core.web.api.schemas import sane_day
+from bookwell.hooks import MenuItem
+
+log = logging.getLogger("bookwell.pages")
+admin_pages = Blueprint("admin", __name__, url_prefix="/admin/<slug>")
+WEEK = 7
+
+
+# --- the gate ------------------------------------------------------------------------------------
+
+
+def require_page(slug: str, permission: str, scope: str) -> tuple[Tenant, User]:
+    """The tenant and the signed-in user, if they may use ``permission`` there; else the login
+    page (not signed in, or platform support), 404 (another tenant's user), or 403 (role, or a
+    plugin's ``before_data_access`` refusal)."""
+    tenant = current_tenant(slug)
+    if tenant is None:
+        abort(404)
+    signed_in = web_sessions.current()
+    if signed_in is None or signed_in[1].tenant_id is None:
+        # Nobody, or platform support (whose pages are elsewhere): log in as this tenant's staff.
+        abort(redirect(url_for("admin_auth.login", slug=slug)))
+    user = signed_in[1]
+    if user.tenant_id != tenant.id:
+        abort(404)  # another tenant's user: not even confirm what exists here
+    if not allowed(user.role, permission):
+        abort(403)
+    host = host_of()
+    reader = db.session()
+    try:
+        host.guard(
+            "before_data_access",
+            make_context(tenant, clock.now(), actor=user),
+            host.enabled_for(reader, tenant.id),
+            host.broken_enabled_for(reader, tenant.id),
+            scope=scope,
+        )
+    except Refused:
+        abort(403)
+    return tenant, user
+
+
+def viewed(tenant: Tenant, user: User, subject: str) -> None:
+    """Tell plugins a staff member saw clients' details (HIPAA-style access logs)."""
+    host = host_of()
+    host.event(
+        "after_view",
+        make_context(tenant, clock.now(), actor=user),
+        host.enabled_for(db.session(), tenant.id),
+        subject=subject,
+    )
+
+
+def plugin_menu(tenant: Tenant, user: User) -> list[MenuItem]:
+    """The menu entries the tenant's plugins add (``staff_menu``), each plugin asked on its own:
+    one that fails is logged and counted, and only its entries are left out (a menu entry is not
+    worth a page). An entry must point inside this site (a path starting with one ``/``)."""
+    host = host_of()
+    enabled = host.enabled_for(db.session(), tenant.id)
+    ctx = make_context(tenant, clock.now(), actor=user)
+    items: list[MenuItem] = []
+    for name in sorted(enabled):
+        try:
+            answers = host.contributions("staff_menu", ctx, {name: enabled[name]})
+        except PluginFailed:
+            continue
+        for _, entries in answers:
+            for item in entries if isinstance(entries, list | tuple) else ():
+                if (
+                    isinstance(item, MenuItem)
+                    and item.url.startswith("/")
+                    and not item.url.startswith("//")
+                ):
+                    items.append(item)
+                else:
+                    log.warning("plugin %s: staff_menu entry %r left out", name, item)
+    return items
+
+
+def page(template: str, tenant: Tenant, user: User, status: int = 200, **values):
+    """Render an admin page with what every admin page needs (the menu depends on the role)."""
+    return (
+        render_template(
+            template,
+            tenant=tenant,
+            user=user,
+            can=lambda permission: allowed(user.role, permission),
+            logout_form=FlaskForm(formdata=None),
+            plugin_menu=plugin_menu(tenant, user),
+            **values,
+        ),
+        status,
+    )
+
+
+def refusal_messages(refused: Refused) -> list[str]:
+    return [
+        getattr(item.refusal, "message", None) or "A plugin refused this."
+        for item in refused.refusals
+    ]
+
+
+@admin_pages.app_template_filter("local")
+def _local(moment: datetime, zone) -> datetime:
+    return moment.astimezone(zone)
+
+
+def _day_argument(name: str, default: date) -> date:
+    raw = request.args.get(name, "")
+    if not raw:
+        return default
+    try:
+        return sane_day(date.fromisoformat(raw))
+    except ValueError:
+        abort(400)
+
+
+# --- agendas -------------------------------------------------------------------------------------
+
+
+def _agenda(tenant: Tenant, first: date, last: date):
+    start, end = local_day_bounds(first, last, tenant.zone)
+    reader = db.session()
+    bookings = list(
+        reader.scalars(
+            select(Booking)
+            .where(
+                Booking.tenant_id == tenant.id,
+                Booking.starts_at >= start,
+                Booking.starts_at < end,
+            )
+            .order_by(Booking.starts_at)
+        )
+    )
+    seen = {booking.provider_id for booking in bookings}
+    providers = list(
+        reader.scalars(
+            select(Provider)
+            .where(Provider.tenant_id == tenant.id)
+            .where(Provider.active.is_(True) | Provider.id.in_(seen or {0}))
+            .order_by(Provider.name, Provider.id)
+        )
+    )
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    grid = {provider.id: {day: [] for day in days} for provider in providers}
+    for booking in bookings:
+        day = booking.starts_at.astimezone(tenant.zone).date()
+        grid[booking.provider_id][day].append(booking)
+    return providers, days, grid
+
+
+def _today(tenant: Tenant) -> date:
+    return clock.now().astimezone(tenant.zone).date()
+
+
+@admin_pages.get("/", endpoint="day")
+def day_agenda(slug: str):
+    tenant, user = require_page(slug, "bookings.read", "bookings")
+    day = _day_argument("date", _today(tenant))
+    providers, _, grid = _agenda(tenant, day, day)
+    viewed(tenant, user, f"bookings:{day.isoformat()}..{day.isoformat()}")
+    return page(
+        "admin/day.html",
+        tenant,
+        user,
+        day=day,
+        today=_today(tenant),
+        providers=providers,
+        grid=grid,
+        previous=day - timedelta(days=1),
+        following=day + timedelta(days=1),
+    )
+
+
+@admin_pages.get("/week")
+def week_agenda(slug: str):
+    tenant, user = require_page(slug, "bookings.read", "bookings")
+    first = _day_argument("start", _today(tenant))
+    last = first + timedelta(days=WEEK - 1)
+    providers, days, grid = _agenda(tenant, first, last)
+    viewed(tenant, user, f"bookings:{first.isoformat()}..{last.isoformat()}")
+    return page(
+        "admin/week.html",
+        tenant,
+        user,
+        first=first,
+        last=last,
+        days=days,
+        providers=providers,
+        grid=grid,
+        previous=first - timedelta(days=WEEK),
+        following=first + timedelta(days=WEEK),
+    )
+
+
+# --- one booking ---------------------------------------------------------------------------------
+
+
+class CancelForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=500)])
+
+
+class OutcomeForm(FlaskForm):
+    outcome = StringField("Outcome", validators=[DataRequired(), AnyOf(OUTCOMES)])
+
+
+class SlotForm(FlaskForm):
+    day = StringField("Day", validators=[DataRequired(), Length(max=10)])
+    slot = RadioField("Free times", validators=[DataRequired()], validate_choice=False)
+
+    def chosen(self) -> tuple[int, datetime] | None:
+        """The provider and start a slot value ``<provider>-<epoch>`` names, or ``None``."""
+        provider, _, epoch = (self.slot.data or "").partition("-")
+        if not (provider.isdigit() and epoch.isdigit()):
+            return None
+        return int(provider), datetime.fromtimestamp(int(epoch), UTC)
+
+
+def slot_choices(tenant: Tenant, service: Service, day: date, **options) -> list[tuple[str, str]]:
+    """Every free start of ``service`` on ``day`` as radio choices: value and label."""
+    rows = db.session().execute(
+        select(Provider.id, Provider.name).where(Provider.tenant_id == tenant.id)
+    )
+    names = {provider_id: name for provider_id, name in rows}
+    slots = find_slots(
+        db.session(),
+        tenant_id=tenant.id,
+        zone=tenant.zone,
+        service=service,
+        day_from=day,
+        day_to=day,
+        now=clock.now(),
+        **options,
+    )
+    return [
+        (
+            f"{slot.provider_id}-{slot.start_epoch}",
+            f"{slot.start.astimezone(tenant.zone):%H:%M} · {names.get(slot.provider_id, '')}",
+        )
+        for slot in slots
+    ]
+
+
+def _find(tenant: Tenant, reference: str) -> Booking:
+    try:
+        return lifecycle.find_booking(db.session(), tenant.id, reference[:64])
+    except lifecycle.NotFound:
+        abort(404)
+
+
+def _booking_page(
+    tenant, user, booking, *, status=200, cancel=None, outcome=None, move=None, errors=()
+):
+    day = _day_argument("day", booking.starts_at.astimezone(tenant.zone).date())
+    if move is None:
+        move = SlotForm(formdata=None, day=day.isoformat())
+    else:
+        day = _parse_day(move.day.data) or day
+    changeable = booking.status == BookingStatus.CONFIRMED
+    if changeable and booking.starts_at > clock.now():
+        move.slot.choices = slot_choices(tenant, booking.service, day, ignore_booking_id=booking.id)
+    consents = list(
+        db.session().scalars(select(BookingConsent).where(BookingConsent.booking_id == booking.id))
+    )
+    viewed(tenant, user, f"booking:{booking.reference}")
+    return page(
+        "admin/booking.html",
+        tenant,
+        user,
+        status=status,
+        booking=booking,
+        consents=consents,
+        now=clock.now(),
+        changeable=changeable,
+        day=day,
+        cancel_form=cancel or CancelForm(formdata=None),
+        outcome_form=outcome or OutcomeForm(formdata=None),
+        move_form=move,
+        errors=list(errors),
+    )
+
+
+def _parse_day(raw: str | None) -> date | None:
+    try:
+        return sane_day(date.fromisoformat(raw or ""))
+    except ValueError:
+        return None
+
+
+@admin_pages.get("/bookings/<reference>")
+def booking_details(slug: str, reference: str):
+    tenant, user = require_page(slug, "bookings.read", "booking")
+    return _booking_page(tenant, user, _find(tenant, reference))
+
+
+def _done(tenant: Tenant, booking: Booking, message: str):
+    flash(message)
+    return redirect(url_for(".booking_details", slug=tenant.slug, reference=booking.reference))
+
+
+@admin_pages.post("/bookings/<reference>/cancel")
+def cancel(slug: str, reference: str):
+    tenant, user = require_page(slug, "bookings.manage", "booking")
+    booking = _find(tenant, reference)
+    form = CancelForm()
+    if not form.validate_on_submit():
+        return _booking_page(tenant, user, booking, status=422, cancel=form)
+    try:
+        lifecycle.cancel_booking(
+            current_app._get_current_object(),
+            tenant_id=tenant.id,
+            reference=booking.reference,
+            authorise=lambda _booking: None,  # require_page() above is the check for staff
+            now=clock.now(),
+            reason=form.reason.data.strip(),
+            actor=user,
+        )
+    except lifecycle.BookingError as error:
+        return _booking_page(
+            tenant, user, booking, status=error.status, cancel=form, errors=[error.message]
+        )
+    except Refused as refused:
+        return _booking_page(
+            tenant, user, booking, status=409, cancel=form, errors=refusal_messages(refused)
+        )
+    return _done(tenant, booking, "The booking is cancelled.")
+
+
+@admin_pages.post("/bookings/<reference>/reschedule")
+def reschedule(slug: str, reference: str):
+    tenant, user = require_page(slug, "bookings.manage", "booking")
+    booking = _find(tenant, reference)
+    form = SlotForm()
+    if not form.validate_on_submit():
+        return _booking_page(tenant, user, booking, status=422, move=form)
+    chosen = form.chosen()
+    if chosen is None:
+        form.slot.errors = ["Choose one of the free times."]
+        return _booking_page(tenant, user, booking, status=422, move=form)
+    provider_id, start = chosen
+    try:
+        lifecycle.reschedule_booking(
+            current_app._get_current_object(),
+            tenant_id=tenant.id,
+            reference=booking.reference,
+            authorise=lambda _booking: None,  # require_page() above is the check for staff
+            start=start,
+            provider_id=provider_id,
+            now=clock.now(),
+            actor=user,
+        )
+    except lifecycle.BookingError as error:
+        form.slot.errors = [error.message]
+        return _booking_page(tenant, user, booking, status=error.status, move=form)
+    except Refused as refused:
+        form.slot.errors = refusal_messages(refused)
+        return _booking_page(tenant, user, booking, status=409, move=form)
+    return _done(tenant, booking, "The booking is moved.")
+
+
+@admin_pages.post("/bookings/<reference>/outcome")
+def outcome(slug: str, reference: str):
+    tenant, user = require_page(slug, "bookings.manage", "booking")
+    booking = _find(tenant, reference)
+    form = OutcomeForm()
+    if not form.validate_on_submit():
+        return _booking_page(tenant, user, booking, status=422, outcome=form)
+    try:
+        mark_outcome(
+            current_app._get_current_object(),
+            tenant_id=tenant.id,
+            reference=booking.reference,
+            outcome=form.outcome.data,
+            now=clock.now(),
+            actor=user,
+        )
+    except lifecycle.BookingError as error:
+        return _booking_page(
+            tenant, user, booking, status=error.status, outcome=form, errors=[error.message]
+        )
+    return _done(tenant, booking, f"The booking is marked {form.outcome.data}.")
+
+
+# --- booking for a client ------------------------------------------------------------------------
+
+
+class NewBookingForm(SlotForm):
+    service = StringField("Service", validators=[DataRequired(), Length(max=20)])
+    name = StringField("Client's name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Client's e-mail", validators=[DataRequired(), Email(), Length(max=254)])
+    phone = StringField("Phone", validators=[Optional(), Length(max=40)])
+    notes = TextAreaField("Notes", validators=[Optional(), Length(max=2000)])
+
+
+def _services(tenant: Tenant) -> list[Service]:
+    return list(
+        db.session().scalars(
+            select(Service)
+            .where(Service.tenant_id == tenant.id, Service.active.is_(True))
+            .order_by(Service.name, Service.id)
+        )
+    )
+
+
+def _new_booking_page(tenant, user, form, service, day, *, status=200, errors=()):
+    if service is not None:
+        form.slot.choices = slot_choices(tenant, service, day)
+    return page(
+        "admin/new_booking.html",
+        tenant,
+        user,
+        status=status,
+        form=form,
+        services=_services(tenant),
+        service=service,
+        day=day,
+        consents=lifecycle.requirements(current_app._get_current_object(), tenant, clock.now()),
+        errors=list(errors),
+    )
+
+
+def _service(tenant: Tenant, raw: str | None) -> Service | None:
+    if not (raw or "").isdigit():
+        return None
+    return db.session().scalar(
+        select(Service).where(
+            Service.id == int(raw), Service.tenant_id == tenant.id, Service.active.is_(True)
+        )
+    )
+
+
+@admin_pages.get("/bookings/new")
+def new_booking(slug: str):
+    tenant, user = require_page(slug, "bookings.manage", "bookings")
+    day = _day_argument("day", _today(tenant))
+    service = _service(tenant, request.args.get("service"))
+    if service is None and "service" not in request.args:
+        service = next(iter(_services(tenant)), None)  # the first, to show free times at once
+    form = NewBookingForm(
+        formdata=None, day=day.isoformat(), service=str(service.id) if service else ""
+    )
+    return _new_booking_page(tenant, user, form, service, day)
+
+
+@admin_pages.post("/bookings/new")
+def book_for_client(slug: str):
+    tenant, user = require_page(slug, "bookings.manage", "bookings")
+    form = NewBookingForm()
+    service = _service(tenant, form.service.data)
+    day = _parse_day(form.day.data) or _today(tenant)
+    if service is None:
+        form.service.errors = ["Choose a service."]
+        return _new_booking_page(tenant, user, form, None, day, status=422)
+    valid = form.validate_on_submit()
+    chosen = form.chosen()
+    if valid and chosen is None:
+        form.slot.errors = ["Choose one of the free times."]
+    if not valid or chosen is None:
+        return _new_booking_page(tenant, user, form, service, day, status=422)
+    provider_id, start = chosen
+    try:
+        booking, _token = lifecycle.create_booking(
+            current_app._get_current_object(),
+            tenant_id=tenant.id,
+            service_id=service.id,
+            provider_id=provider_id,
+            start=start,
+            client=lifecycle.ClientDetails(
+                name=form.name.data.strip(),
+                email=form.email.data.strip(),
+                phone=(form.phone.data or "").strip() or None,
+                notes=(form.notes.data or "").strip() or None,
+            ),
+            now=clock.now(),
+            consents=tuple(request.form.getlist("consents"))[:50],
+            actor=user,
+        )
+    except lifecycle.SlotUnavailable as error:
+        form.slot.errors = [error.message]
+        return _new_booking_page(tenant, user, form, service, day, status=409)
+    except lifecycle.BookingError as error:
+        return _new_booking_page(
+            tenant, user, form, service, day, status=error.status, errors=[error.message]
+        )
+    except Refused as refused:
+        return _new_booking_page(
+            tenant, user, form, service, day, status=409, errors=refusal_messages(refused)
+        )
+    return _done(tenant, booking, "The booking is made.")
+
+
+# --- my sessions ---------------------------------------------------------------------------------
+
+
+@admin_pages.get("/sessions")
+def my_sessions(slug: str):
+    tenant, user = require_page(slug, "bookings.read", "sessions")
+    return page(
+        "admin/sessions.html",
+        tenant,
+        user,
+        current_session=web_sessions.current()[0],
+        sessions=sessions.active_sessions(db.session(), user.id, clock.now()),
+        form=FlaskForm(formdata=None),
+    )
+
+
+def init_app(app: Flask) -> None:
+    from bookwell.core.web.pages import admin_catalogue, admin_staff  # noqa: F401  (their routes join admin_pages)
+
+    app.register_blueprint(admin_pages)

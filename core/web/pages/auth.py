@@ -1,0 +1,246 @@
+"""Staff login at ``/admin/<tenant>/login`` and support login at ``/support/login``.
+
+Both go through :mod:`bookwell.core.access.login`, the same path as the API: password, then every
+``before_login`` guard; a guard's challenge (say, a 6-digit code) becomes a further step.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+
+from bookwell.core.access import login, sessions
+from bookwell.core.booking.tenants import current_tenant
+from bookwell.core.foundation import clock
+from bookwell.core.storage import db
+from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant
+from bookwell.core.web import web_sessions
+
+admin_auth = Blueprint("admin_auth", __name__, url_prefix="/admin/<slug>")
+support_auth = Blueprint("support_auth", __name__, url_prefix="/support")
+PENDING_FOR = timedelta(minutes=10)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=4096)])
+
+
+class ChallengeForm(FlaskForm):
+    answer = StringField("Code", validators=[DataRequired(), Length(max=100)])
+    # The name the guard gave its challenge (``otp``...), carried through the step's form.
+    field = HiddenField(validators=[Optional(), Regexp(r"^[a-z][a-z0-9_]{0,39}$")])
+
+
+def _tenant(slug: str) -> Tenant:
+    tenant = current_tenant(slug)
+    if tenant is None:
+        abort(404)
+    return tenant
+
+
+def _login_page(tenant: Tenant | None, form, *, challenge=None, error=None, status=200):
+    body = render_template(
+        "admin/login.html", tenant=tenant, form=form, challenge=challenge, error=error
+    )
+    return body, status
+
+
+class LoginScreens:
+    """How one kind of login page shows each outcome of :func:`start_session`: the staff and
+    support pages in core's layout, the client accounts' in the business's theme."""
+
+    def __init__(self, render_step, render_refused, home: str) -> None:
+        self.render_step = render_step  # (challenge, error, status) -> response
+        self.render_refused = render_refused  # (message, status) -> response
+        self.home = home
+
+
+def start_session(
+    tenant: Tenant | None, user, answers, screens: LoginScreens, password: str | None = None
+):
+    """Every ``before_login`` guard, then the session and its cookie; or, when a guard asks for
+    a further step (a ``challenge``), a short pending session and the page that asks for it."""
+    app = current_app._get_current_object()
+    try:
+        done = login.finish(
+            app,
+            tenant=tenant,
+            user=user,
+            answers=answers,
+            kind="browser",
+            now=clock.now(),
+            password=password,
+        )
+    except login.LoginRefused as refused:
+        if refused.challenge:
+            # A further step: a new pending secret for it (renewed at every step).
+            with db.write_transaction(app) as writer:
+                row, secret = sessions.start(
+                    writer,
+                    user,
+                    kind="pending",
+                    limits=sessions.Limits(
+                        int(PENDING_FOR.total_seconds() // 60),
+                        int(PENDING_FOR.total_seconds() // 60),
+                    ),
+                    now=clock.now(),
+                    ip=None,
+                    user_agent=None,
+                )
+            response = screens.render_step(
+                dict(refused.challenge),
+                refused.message if answers else None,
+                401 if answers else 200,
+            )
+            web_sessions.set_cookie(response, web_sessions.PENDING_COOKIE, secret, row.expires_at)
+            return response
+        return screens.render_refused(refused.message, refused.status)
+    response = make_response(redirect(screens.home))
+    web_sessions.set_cookie(response, web_sessions.COOKIE, done.secret, done.session.expires_at)
+    web_sessions.clear_cookie(response, web_sessions.PENDING_COOKIE)
+    return response
+
+
+def answer_step(tenant: Tenant | None, screens: LoginScreens, login_url: str):
+    """The further step's POST: the answer goes to the guards under the field the challenge
+    named (``otp`` unless it said otherwise), with the user the pending session holds."""
+    form = ChallengeForm()
+    waiting = web_sessions.pending()
+    if waiting is None:
+        return redirect(login_url)
+    row, user = waiting
+    field = form.field.data or "otp"
+    if not form.validate_on_submit():
+        return screens.render_step({"field": field}, "Please give the code to continue.", 422)
+    with db.write_transaction() as writer:
+        sessions.revoke(writer, row.id, clock.now())
+    return start_session(tenant, user, {field: form.answer.data.strip()}, screens)
+
+
+def _staff_screens(tenant: Tenant | None, form, home: str) -> LoginScreens:
+    def step(challenge, error, status):
+        step_form = ChallengeForm(formdata=None, field=challenge.get("field", "otp"))
+        return make_response(
+            *_login_page(tenant, step_form, challenge=challenge, error=error, status=status)
+        )
+
+    def refused(message, status):
+        return make_response(*_login_page(tenant, form, error=message, status=status))
+
+    return LoginScreens(step, refused, home)
+
+
+def _first_step(tenant: Tenant | None, allowed_roles, home: str):
+    form = LoginForm()
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return make_response(*_login_page(tenant, form, status=status))
+    app = current_app._get_current_object()
+    try:
+        user = login.check_password(
+            app,
+            tenant=tenant,
+            email=form.email.data,
+            password=form.password.data,
+            now=clock.now(),
+        )
+    except login.LoginRefused as refused:
+        return make_response(*_login_page(tenant, form, error=refused.message, status=401))
+    if user.role not in allowed_roles:
+        # Same words as a wrong password: the page must not reveal what kind of account it is.
+        return make_response(
+            *_login_page(tenant, form, error="The e-mail or the password is not right.", status=401)
+        )
+    return start_session(
+        tenant, user, {}, _staff_screens(tenant, form, home), password=form.password.data
+    )
+
+
+def _challenge_step(tenant: Tenant | None, home: str):
+    login_url = url_for(".login", **({"slug": tenant.slug} if tenant else {}))
+    return answer_step(tenant, _staff_screens(tenant, LoginForm(formdata=None), home), login_url)
+
+
+@admin_auth.route("/login", methods=["GET", "POST"], endpoint="login")
+def login_page(slug: str):
+    tenant = _tenant(slug)
+    return _first_step(tenant, {str(role) for role in STAFF_ROLES}, url_for("admin.day", slug=slug))
+
+
+@admin_auth.post("/login/step")
+def login_step(slug: str):
+    tenant = _tenant(slug)
+    return _challenge_step(tenant, url_for("admin.day", slug=slug))
+
+
+@admin_auth.post("/sessions/<int:session_id>/end")
+def end_session(slug: str, session_id: int):
+    tenant = _tenant(slug)
+    form = FlaskForm()
+    signed_in = web_sessions.current()
+    if signed_in is None or signed_in[1].tenant_id != tenant.id or not form.validate_on_submit():
+        abort(403)
+    _, user = signed_in
+    owned = {row.id for row in sessions.active_sessions(db.session(), user.id, clock.now())}
+    if session_id not in owned:
+        abort(404)
+    with db.write_transaction() as writer:
+        sessions.revoke(writer, session_id, clock.now())
+    return redirect(url_for("admin.my_sessions", slug=slug))
+
+
+@admin_auth.post("/logout")
+def logout(slug: str):
+    _tenant(slug)
+    form = FlaskForm()
+    signed_in = web_sessions.current()
+    if signed_in is not None and form.validate_on_submit():
+        row, user = signed_in
+        login.log_out(current_app._get_current_object(), row.id, user, clock.now())
+    response = make_response(redirect(url_for(".login", slug=slug)))
+    web_sessions.clear_cookie(response, web_sessions.COOKIE)
+    return response
+
+
+@support_auth.route("/login", methods=["GET", "POST"], endpoint="login")
+def support_login():
+    return _first_step(None, {str(Role.SUPPORT)}, url_for(".home"))
+
+
+@support_auth.post("/login/step", endpoint="login_step")
+def login_step_support():
+    return _challenge_step(None, url_for(".home"))
+
+
+@support_auth.post("/logout")
+def logout_support():
+    form = FlaskForm()
+    signed_in = web_sessions.current()
+    if signed_in is not None and form.validate_on_submit():
+        row, user = signed_in
+        login.log_out(current_app._get_current_object(), row.id, user, clock.now())
+    response = make_response(redirect(url_for(".login")))
+    web_sessions.clear_cookie(response, web_sessions.COOKIE)
+    return response
+
+
+@support_auth.get("/", endpoint="home")
+def support_home():
+    signed_in = web_sessions.current()
+    if signed_in is None or signed_in[1].role != Role.SUPPORT:
+        return redirect(url_for(".login"))
+    row, user = signed_in
+    active = sessions.active_sessions(db.session(), user.id, clock.now())
+    return render_template(
+        "admin/home.html",
+        tenant=None,
+        user=user,
+        current_session=row,
+        sessions=active,
+        form=FlaskForm(),
+    )

@@ -1,0 +1,779 @@
+"""The client's booking pages at ``/book/<tenant>/``, in the tenant's theme, without JavaScript.
+
+service -> provider (or "any") -> day (a month calendar) -> slot -> details and consents ->
+confirmation; then a private manage page (``/book/<slug>/manage/<reference>?token=...``) to
+cancel or reschedule. Every change goes through :mod:`bookwell.core.booking.lifecycle`, exactly
+as the API does, so a plugin's rule holds on both. The token only ever appears in the manage URL
+and in hidden form fields.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    request,
+    url_for,
+)
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import EmailField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+
+from bookwell.core.booking import lifecycle
+from bookwell.core.booking.availability import Slot, find_slots
+from bookwell.core.booking.tenants import current_tenant
+from bookwell.core.foundation import clock
+from bookwell.core.pluginhost.host import Refused
+from bookwell.core.storage import db
+from bookwell.core.storage.db import LockTimeout
+from bookwell.core.storage.models import (
+    Booking,
+    BookingStatus,
+    Provider,
+    ProviderService,
+    Service,
+    Tenant,
+)
+from bookwell.core.web import security_headers, themes
+from bookwell.core.web.api import ratelimits
+
+booking_pages = Blueprint("booking_pages", __name__, url_prefix="/book/<slug>")
+
+TAKEN_NOTE = "That time was just taken — please pick another."
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+DEFAULT_BRAND = "#3d4a5c"
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
+MAX_ID = 2**31 - 1
+RESCHEDULE_DAYS = 7
+DONE_NOTES = {
+    "cancelled": "Your booking is cancelled.",
+    "rescheduled": "Your booking has moved to its new time.",
+}
+SINGLE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+NO_CONTROL = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+
+
+def strip_text(value):
+    """A form filter: surrounding spaces never count (a name of spaces is no name)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+class DetailsForm(FlaskForm):
+    name = StringField(
+        "Name",
+        validators=[
+            DataRequired("Please enter your name."),
+            Length(max=200),
+            Regexp(SINGLE_LINE, message="Please use a single line."),
+        ],
+        filters=[strip_text],
+    )
+    email = EmailField(
+        "E-mail",
+        validators=[
+            DataRequired("Please enter your e-mail address."),
+            Email("Please enter a valid e-mail address."),
+            Length(max=254),
+        ],
+        filters=[strip_text],
+    )
+    phone = StringField(
+        "Phone (optional)",
+        validators=[
+            Optional(),
+            Length(max=40),
+            Regexp(r"^[0-9+()./ -]*$", message="Use digits, spaces and + ( ) . / - only."),
+        ],
+        filters=[strip_text],
+    )
+    notes = TextAreaField(
+        "Notes (optional)",
+        validators=[
+            Optional(),
+            Length(max=2000),
+            Regexp(NO_CONTROL, message="Please remove control characters."),
+        ],
+    )
+
+
+class TokenForm(FlaskForm):
+    token = StringField(validators=[DataRequired(), Length(max=200)])
+
+
+class RescheduleForm(TokenForm):
+    start = StringField(validators=[DataRequired("Please choose a new time."), Length(max=40)])
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _tenant(slug: str) -> Tenant:
+    tenant = current_tenant(slug)
+    if tenant is None:
+        abort(404)
+    return tenant
+
+
+def _page(tenant: Tenant, template: str, status: int = 200, **context: Any) -> Response:
+    body = themes.render(
+        tenant.theme,
+        template,
+        tenant=tenant,
+        when=lambda instant: _when(tenant, instant),
+        time_of=lambda instant: instant.astimezone(tenant.zone).strftime("%H:%M"),
+        **context,
+    )
+    return make_response(body, status)
+
+
+def _when(tenant: Tenant, instant: datetime) -> str:
+    local = instant.astimezone(tenant.zone)
+    return f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M}"
+
+
+def _day_label(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def _int_arg(name: str) -> int:
+    raw = request.args.get(name, "")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID):
+        abort(404)
+    return int(raw)
+
+
+def _service(tenant: Tenant, service_id: int) -> Service:
+    service = db.session().scalar(
+        select(Service).where(
+            Service.id == service_id, Service.tenant_id == tenant.id, Service.active.is_(True)
+        )
+    )
+    if service is None:
+        abort(404)
+    return service
+
+
+def _providers_of(tenant: Tenant, service: Service) -> list[Provider]:
+    return list(
+        db.session().scalars(
+            select(Provider)
+            .join(ProviderService, ProviderService.provider_id == Provider.id)
+            .where(
+                Provider.tenant_id == tenant.id,
+                Provider.active.is_(True),
+                ProviderService.service_id == service.id,
+            )
+            .order_by(Provider.name, Provider.id)
+        )
+    )
+
+
+def _choice(tenant: Tenant) -> tuple[Service, Provider | None, str]:
+    """The service and provider ("any" is ``None``) a page's query names."""
+    service = _service(tenant, _int_arg("service"))
+    raw = request.args.get("provider", "any")
+    if raw == "any":
+        return service, None, "any"
+    provider_id = _int_arg("provider")
+    for provider in _providers_of(tenant, service):
+        if provider.id == provider_id:
+            return service, provider, str(provider.id)
+    abort(404)
+
+
+def _today(tenant: Tenant) -> date:
+    return clock.now().astimezone(tenant.zone).date()
+
+
+def _slots(
+    tenant: Tenant,
+    service: Service,
+    provider: Provider | None,
+    day_from: date,
+    day_to: date,
+    ignore_booking_id: int | None = None,
+) -> list[Slot]:
+    return find_slots(
+        db.session(),
+        tenant_id=tenant.id,
+        zone=tenant.zone,
+        service=service,
+        day_from=day_from,
+        day_to=day_to,
+        now=clock.now(),
+        provider_id=provider.id if provider else None,
+        ignore_booking_id=ignore_booking_id,
+    )
+
+
+def _one_per_start(slots: list[Slot]) -> list[Slot]:
+    """With "any" provider: one entry per start, the first free provider's."""
+    seen: set[int] = set()
+    kept = []
+    for slot in slots:
+        if slot.start_epoch not in seen:
+            seen.add(slot.start_epoch)
+            kept.append(slot)
+    return kept
+
+
+def _parse_start(raw: str | None) -> datetime | None:
+    if not raw or len(raw) > 40:
+        return None
+    try:
+        start = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if start.tzinfo is None or not 1970 <= start.year <= 2200:
+        return None
+    return start
+
+
+def _frame_origins(tenant: Tenant) -> list[str]:
+    try:
+        origins = json.loads(tenant.frame_origins or "[]")
+    except ValueError:
+        return []
+    if not isinstance(origins, list):
+        return []
+    return [origin for origin in origins if isinstance(origin, str) and ORIGIN.match(origin)]
+
+
+def embedding_policy(tenant: Tenant) -> str:
+    """The app's CSP with ``frame-ancestors`` set from the tenant's allowed origins."""
+    origins = _frame_origins(tenant)
+    ancestors = "frame-ancestors " + (" ".join(["'self'", *origins]) if origins else "'none'")
+    return security_headers.CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", ancestors)
+
+
+@booking_pages.after_request
+def allow_the_tenants_frames(response: Response) -> Response:
+    tenant = g.get("tenant")
+    if tenant is not None and response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = embedding_policy(tenant)
+    return response
+
+
+PAGE_LIMITS = (
+    ("booking_pages.details", "booking"),
+    ("booking_pages.cancel", "write"),
+    ("booking_pages.reschedule", "write"),
+)
+
+
+def init_app(app: Flask) -> None:
+    themes.init_app(app)
+    app.register_blueprint(booking_pages)
+    ratelimits.limit_pages(app, PAGE_LIMITS)
+
+
+@booking_pages.errorhandler(Refused)
+def refused_page(refused: Refused):
+    """A guard that refused the whole request (``before_request``): said plainly, in the theme."""
+    tenant = g.get("tenant")
+    status = getattr(refused.first, "status", 403)
+    status = status if 400 <= status < 600 else 403
+    if tenant is None:
+        return Response(_refusal_text(refused), status=status, mimetype="text/plain")
+    return _page(tenant, "book/problem.html", status, messages=_messages(refused))
+
+
+@booking_pages.errorhandler(LockTimeout)
+def busy_page(_error: LockTimeout):
+    tenant = g.get("tenant")
+    message = "We are busy right now; nothing was changed. Please try again."
+    if tenant is None:
+        response = Response(message, status=503, mimetype="text/plain")
+    else:
+        response = _page(tenant, "book/problem.html", 503, messages=[message])
+    response.headers["Retry-After"] = "2"
+    return response
+
+
+def _messages(refused: Refused) -> list[str]:
+    return [getattr(item.refusal, "message", "Refused.") for item in refused.refusals]
+
+
+# --- choosing ----------------------------------------------------------------------------------
+
+
+@booking_pages.get("/")
+def start(slug: str):
+    tenant = _tenant(slug)
+    if "service" not in request.args:
+        services = db.session().scalars(
+            select(Service)
+            .where(Service.tenant_id == tenant.id, Service.active.is_(True))
+            .order_by(Service.name, Service.id)
+        )
+        return _page(tenant, "book/services.html", services=list(services))
+    service = _service(tenant, _int_arg("service"))
+    return _page(
+        tenant, "book/providers.html", service=service, providers=_providers_of(tenant, service)
+    )
+
+
+@booking_pages.get("/day")
+def day(slug: str):
+    tenant = _tenant(slug)
+    service, provider, provider_arg = _choice(tenant)
+    today = _today(tenant)
+    first_month = today.replace(day=1)
+    raw = request.args.get("month", "")
+    if raw:
+        try:
+            month = datetime.strptime(raw, "%Y-%m").date() if len(raw) == 7 else None
+        except ValueError:
+            month = None
+        if month is None:
+            abort(404)
+    else:
+        month = first_month
+    last_bookable = today + timedelta(days=service.horizon_days)
+    if month < first_month or month > last_bookable:
+        abort(404)
+    days_in_month = calendar.monthrange(month.year, month.month)[1]
+    month_end = month.replace(day=days_in_month)
+    free = {
+        slot.start.astimezone(tenant.zone).date()
+        for slot in _slots(tenant, service, provider, max(month, today), month_end)
+    }
+    previous = (month - timedelta(days=1)).replace(day=1)
+    following = month_end + timedelta(days=1)
+    weeks = calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
+    return _page(
+        tenant,
+        "book/day.html",
+        service=service,
+        provider=provider,
+        provider_arg=provider_arg,
+        month=month,
+        month_label=f"{month:%B %Y}",
+        weeks=weeks,
+        free=free,
+        previous=f"{previous:%Y-%m}" if previous >= first_month else None,
+        following=f"{following:%Y-%m}" if following <= last_bookable else None,
+        weekdays=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    )
+
+
+def _day_arg() -> date:
+    raw = request.args.get("date", "")
+    try:
+        chosen = date.fromisoformat(raw) if len(raw) == 10 else None
+    except ValueError:
+        chosen = None
+    if chosen is None or not 1970 <= chosen.year <= 2200:
+        abort(404)
+    return chosen
+
+
+@booking_pages.get("/slots")
+def slots(slug: str):
+    tenant = _tenant(slug)
+    service, provider, provider_arg = _choice(tenant)
+    chosen = _day_arg()
+    found = _one_per_start(_slots(tenant, service, provider, chosen, chosen))
+    return _page(
+        tenant,
+        "book/slots.html",
+        service=service,
+        provider=provider,
+        provider_arg=provider_arg,
+        day=chosen,
+        day_label=_day_label(chosen),
+        month=f"{chosen:%Y-%m}",
+        slots=[slot.start.astimezone(tenant.zone) for slot in found],
+        note=TAKEN_NOTE if request.args.get("taken") else None,
+    )
+
+
+# --- details and confirmation -----------------------------------------------------------------
+
+
+def _back_to_slots(tenant: Tenant, service: Service, provider_arg: str, start: datetime):
+    return redirect(
+        url_for(
+            ".slots",
+            slug=tenant.slug,
+            service=service.id,
+            provider=provider_arg,
+            date=start.astimezone(tenant.zone).date().isoformat(),
+            taken=1,
+        )
+    )
+
+
+def _field_of(refusal_field: str | None, form: FlaskForm) -> str | None:
+    if not refusal_field:
+        return None
+    name = refusal_field.removeprefix("client.")
+    return name if name in form._fields and name != "csrf_token" else None
+
+
+@booking_pages.route("/details", methods=["GET", "POST"])
+def details(slug: str):
+    tenant = _tenant(slug)
+    service, provider, provider_arg = _choice(tenant)
+    start = _parse_start(request.args.get("start"))
+    if start is None:
+        abort(404)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    now = clock.now()
+    required = [consent for _, consent in lifecycle.requirements(app, tenant, now)]
+    form = DetailsForm()
+    given = tuple(value for value in request.form.getlist("consents")[:50] if 0 < len(value) <= 100)
+    context: dict[str, Any] = {
+        "service": service,
+        "provider": provider,
+        "provider_arg": provider_arg,
+        "start": start,
+        "form": form,
+        "consents": required,
+        "given": set(given),
+        "consent_errors": {},
+        "field_errors": {},
+        "errors": [],
+    }
+
+    def again(status: int) -> Response:
+        return _page(tenant, "book/details.html", status, **context)
+
+    # A time no longer free (a stale link, or taken meanwhile): back to the day's times.
+    local_day = start.astimezone(tenant.zone).date()
+    candidates = [
+        slot.provider_id
+        for slot in _slots(tenant, service, provider, local_day, local_day)
+        if slot.start_epoch == start.timestamp()
+    ]
+    if not candidates:
+        return _back_to_slots(tenant, service, provider_arg, start)
+    if request.method == "GET":
+        return again(200)
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            context["errors"].append("Your form expired; please check the details and send again.")
+        context["consent_errors"] = {
+            consent.id: "Please tick this box to continue."
+            for consent in required
+            if consent.id not in given
+        }
+        return again(422)
+
+    client = lifecycle.ClientDetails(
+        name=form.name.data,
+        email=form.email.data,
+        phone=form.phone.data or None,
+        notes=form.notes.data or None,
+    )
+    for provider_id in candidates:  # "any": the first free provider; another if it was taken
+        try:
+            made, token = lifecycle.create_booking(
+                app,
+                tenant_id=tenant.id,
+                service_id=service.id,
+                provider_id=provider_id,
+                start=start,
+                client=client,
+                now=now,
+                consents=given,
+            )
+        except lifecycle.SlotUnavailable:
+            continue
+        except lifecycle.ConsentMissing as missing:
+            context["consent_errors"] = {
+                consent.id: "Please tick this box to continue." for consent in missing.missing
+            }
+            return again(422)
+        except Refused as refused:
+            status = refused.first.status if 400 <= refused.first.status < 600 else 403
+            for item in refused.refusals:
+                message = getattr(item.refusal, "message", "This booking was refused.")
+                name = _field_of(getattr(item.refusal, "field", None), form)
+                if name is not None:
+                    context["field_errors"].setdefault(name, []).append(message)
+                else:
+                    field = getattr(item.refusal, "field", None)
+                    context["errors"].append(f"{message} ({field})" if field else message)
+            return again(status)
+        except lifecycle.NotFound:
+            abort(404)
+        except LockTimeout:
+            context["errors"].append("We are busy right now; nothing was booked. Please try again.")
+            response = again(503)
+            response.headers["Retry-After"] = "2"
+            return response
+        return _confirmation(tenant, made, token)
+    return _back_to_slots(tenant, service, provider_arg, start)
+
+
+def _manage_url(tenant: Tenant, booking: Booking, token: str, **extra: Any) -> str:
+    return url_for(
+        "booking_pages.manage",
+        slug=tenant.slug,
+        reference=booking.reference,
+        token=token,
+        **extra,
+    )
+
+
+def _confirmation(tenant: Tenant, booking: Booking, token: str) -> Response:
+    session = db.session()
+    return _page(
+        tenant,
+        "book/confirmed.html",
+        booking=booking,
+        service=session.get(Service, booking.service_id),
+        provider=session.get(Provider, booking.provider_id),
+        manage_url=url_for(
+            "booking_pages.manage",
+            slug=tenant.slug,
+            reference=booking.reference,
+            token=token,
+            _external=True,
+        ),
+    )
+
+
+# --- the manage page -----------------------------------------------------------------------------
+
+
+def _token_check(token: str):
+    def authorise(booking: Booking) -> None:
+        if not lifecycle.token_matches(booking, token):
+            # The same answer as an unknown reference: a wrong token reveals nothing.
+            raise lifecycle.NotFound("No such booking.")
+
+    return authorise
+
+
+def _owned_booking(tenant: Tenant, reference: str, token: str) -> Booking:
+    try:
+        booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
+        _token_check(token)(booking)
+    except lifecycle.NotFound:
+        abort(404)
+    return booking
+
+
+def _reschedule_from(tenant: Tenant) -> date:
+    today = _today(tenant)
+    raw = request.args.get("from", "")
+    try:
+        chosen = date.fromisoformat(raw) if len(raw) == 10 else today
+    except ValueError:
+        chosen = today
+    return chosen if today <= chosen <= today + timedelta(days=366) else today
+
+
+def _reschedule_choices(
+    tenant: Tenant, booking: Booking, service: Service, first: date
+) -> list[list]:
+    found = _one_per_start(
+        find_slots(
+            db.session(),
+            tenant_id=tenant.id,
+            zone=tenant.zone,
+            service=service,
+            day_from=first,
+            day_to=first + timedelta(days=RESCHEDULE_DAYS - 1),
+            now=clock.now(),
+            ignore_booking_id=booking.id,
+        )
+    )
+    by_day: dict[date, list[datetime]] = {}
+    for slot in found:
+        local = slot.start.astimezone(tenant.zone)
+        if slot.start != booking.starts_at:
+            by_day.setdefault(local.date(), []).append(local)
+    return [[_day_label(day), starts] for day, starts in by_day.items()]
+
+
+def _manage_page(
+    tenant: Tenant,
+    booking: Booking,
+    token: str,
+    step: str | None,
+    status: int = 200,
+    error: str | None = None,
+    form: FlaskForm | None = None,
+) -> Response:
+    session = db.session()
+    service = session.get(Service, booking.service_id)
+    changeable = booking.status == BookingStatus.CONFIRMED and booking.starts_at > clock.now()
+    if not changeable:
+        step = None
+    first = _reschedule_from(tenant)
+    choices = (
+        _reschedule_choices(tenant, booking, service, first)
+        if step == "reschedule" and service
+        else []
+    )
+    later = first + timedelta(days=RESCHEDULE_DAYS)
+    earlier = first - timedelta(days=RESCHEDULE_DAYS)
+    return _page(
+        tenant,
+        "book/manage.html",
+        status,
+        booking=booking,
+        service=service,
+        provider=session.get(Provider, booking.provider_id),
+        token=token,
+        step=step,
+        error=error,
+        changeable=changeable,
+        form=form or TokenForm(formdata=None),
+        choices=choices,
+        manage_url=_manage_url(tenant, booking, token),
+        cancel_step_url=_manage_url(tenant, booking, token, step="cancel"),
+        reschedule_step_url=_manage_url(tenant, booking, token, step="reschedule"),
+        later_url=_manage_url(tenant, booking, token, step="reschedule", **{"from": later}),
+        earlier_url=(
+            _manage_url(tenant, booking, token, step="reschedule", **{"from": earlier})
+            if earlier >= _today(tenant)
+            else None
+        ),
+        note=DONE_NOTES.get(request.args.get("done", "")),
+    )
+
+
+@booking_pages.get("/manage/<reference>")
+def manage(slug: str, reference: str):
+    tenant = _tenant(slug)
+    token = request.args.get("token", "")[:200]
+    booking = _owned_booking(tenant, reference, token)
+    step = request.args.get("step")
+    return _manage_page(tenant, booking, token, step if step in {"cancel", "reschedule"} else None)
+
+
+def _refusal_text(refused: Refused) -> str:
+    return " ".join(_messages(refused))
+
+
+@booking_pages.post("/manage/<reference>/cancel")
+def cancel(slug: str, reference: str):
+    tenant = _tenant(slug)
+    form = TokenForm()
+    token = (request.form.get("token") or "")[:200]
+    booking = _owned_booking(tenant, reference, token)
+    if not form.validate_on_submit():
+        return _manage_page(
+            tenant, booking, token, "cancel", 422, "Your form expired; please try again."
+        )
+    try:
+        lifecycle.cancel_booking(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            tenant_id=tenant.id,
+            reference=booking.reference,
+            authorise=_token_check(token),
+            now=clock.now(),
+            reason="cancelled by the client",
+            manage_token=token,
+        )
+    except Refused as refused:
+        return _manage_page(
+            tenant, booking, token, None, refused.first.status, _refusal_text(refused)
+        )
+    except lifecycle.NotChangeable as refusal:
+        return _manage_page(tenant, booking, token, None, 409, refusal.message)
+    except lifecycle.NotFound:
+        abort(404)
+    except LockTimeout:
+        return _manage_page(tenant, booking, token, None, 503, "We are busy; please try again.")
+    return redirect(_manage_url(tenant, booking, token, done="cancelled"))
+
+
+@booking_pages.post("/manage/<reference>/reschedule")
+def reschedule(slug: str, reference: str):
+    tenant = _tenant(slug)
+    form = RescheduleForm()
+    token = (request.form.get("token") or "")[:200]
+    booking = _owned_booking(tenant, reference, token)
+    if not form.validate_on_submit():
+        message = (
+            "Your form expired; please try again."
+            if "csrf_token" in form.errors
+            else "Please choose a new time."
+        )
+        return _manage_page(tenant, booking, token, "reschedule", 422, message, form)
+    start = _parse_start(form.start.data)
+    if start is None:
+        return _manage_page(tenant, booking, token, "reschedule", 422, "Please choose a new time.")
+    service = db.session().get(Service, booking.service_id)
+    local_day = start.astimezone(tenant.zone).date()
+    free = [
+        slot.provider_id
+        for slot in find_slots(
+            db.session(),
+            tenant_id=tenant.id,
+            zone=tenant.zone,
+            service=service,
+            day_from=local_day,
+            day_to=local_day,
+            now=clock.now(),
+            ignore_booking_id=booking.id,
+        )
+        if slot.start_epoch == start.timestamp()
+    ]
+    # Keep the same provider when free at the new time, else the first free one.
+    candidates = sorted(free, key=lambda provider_id: provider_id != booking.provider_id)
+    for provider_id in candidates:
+        try:
+            lifecycle.reschedule_booking(
+                current_app._get_current_object(),  # type: ignore[attr-defined]
+                tenant_id=tenant.id,
+                reference=booking.reference,
+                authorise=_token_check(token),
+                start=start,
+                provider_id=provider_id,
+                now=clock.now(),
+                manage_token=token,
+            )
+        except lifecycle.SlotUnavailable:
+            continue
+        except Refused as refused:
+            return _manage_page(
+                tenant, booking, token, "reschedule", refused.first.status, _refusal_text(refused)
+            )
+        except lifecycle.NotChangeable as refusal:
+            return _manage_page(tenant, booking, token, None, 409, refusal.message)
+        except lifecycle.NotFound:
+            abort(404)
+        except LockTimeout:
+            return _manage_page(tenant, booking, token, None, 503, "We are busy; please try again.")
+        return redirect(_manage_url(tenant, booking, token, done="rescheduled"))
+    return _manage_page(tenant, booking, token, "reschedule", 409, TAKEN_NOTE)
+
+
+# --- brand colours ---------------------------------------------------------------------------
+
+
+def _ink_for(colour: str) -> str:
+    red, green, blue = (int(colour[index : index + 2], 16) for index in (1, 3, 5))
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return "#000000" if luminance > 150 else "#ffffff"
+
+
+@booking_pages.get("/brand.css")
+def brand_css(slug: str):
+    tenant = _tenant(slug)
+    colour = tenant.brand_colour or ""
+    colour = colour.lower() if HEX_COLOUR.match(colour) else DEFAULT_BRAND
+    body = f":root {{ --brand: {colour}; --brand-ink: {_ink_for(colour)}; }}\n"
+    response = make_response(body)
+    response.mimetype = "text/css"
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
