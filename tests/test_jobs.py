@@ -18,11 +18,14 @@ from rq import Queue, SimpleWorker
 from rq.job import JobStatus
 from sqlalchemy import select, update
 
+from bookwell.core.app import jobs as worker_jobs
 from bookwell.core.cli.root import main
+from bookwell.core.mail import lifecycle as mail_lifecycle
 from bookwell.core.mail import outbox
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.scheduling import jobs, schedule
 from bookwell.core.storage import db, leases
+from bookwell.core.storage import queue as job_queue
 from bookwell.core.storage.models import OutboxMessage
 from bookwell.core.testing import open_business
 from bookwell.hooks import Manifest, hookimpl
@@ -244,13 +247,13 @@ def redis_url(redis_server):
 @pytest.fixture
 def queue(redis_url):
     connection = redis.Redis.from_url(redis_url)
-    yield Queue(jobs.QUEUE, connection=connection)
+    yield Queue(job_queue.QUEUE, connection=connection)
     connection.close()
 
 
 def work(app, queue) -> None:
     """Run every queued job, in this process, as ``bookwell worker --burst`` does."""
-    jobs.use_app(app)
+    worker_jobs.use_app(app)
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
@@ -286,9 +289,9 @@ def test_a_job_still_running_is_not_run_twice(app, tenants, redis_url, queue):
     salon = tenants[0]
     worker_app = app
     worker_app.config["REDIS_URL"] = redis_url
-    connection = jobs.redis_of(worker_app)
-    connection.set(f"{jobs.KEYS}:running:{salon.tenant_id}:on_schedule", "another job")
-    job = queue.enqueue(jobs.run_scheduled, salon.tenant_id, "on_schedule")
+    connection = job_queue.redis_of(worker_app)
+    connection.set(f"{job_queue.KEYS}:running:{salon.tenant_id}:on_schedule", "another job")
+    job = queue.enqueue(worker_jobs.run_scheduled, salon.tenant_id, "on_schedule")
     work(worker_app, queue)
     assert job.return_value() == "skipped: still running in another job"
     assert Counting.calls == []
@@ -303,7 +306,7 @@ def test_booking_mail_is_sent_by_an_rq_job(make_app, clock, redis_url, queue):
     assert answer.status_code == 201, answer.json
     assert queue.count == 1
     [job] = queue.get_jobs()
-    assert job.func_name == "bookwell.core.scheduling.jobs.deliver_mail" and job.args == ()
+    assert job.func_name == "bookwell.core.app.jobs.deliver_mail" and job.args == ()
     assert all(row.sent_at is None for row in rows(app))
     work(app, queue)
     assert rows(app) and all(row.sent_at is not None for row in rows(app))
@@ -364,8 +367,9 @@ def test_a_redis_that_never_answers_costs_one_booking_its_timeout_not_every_book
         assert len(rows(app)) == 3 and all(row.sent_at is None for row in rows(app))
         # The first booking tried Redis and gave up at its timeout; the next two left it alone.
         assert connections_made() == 1
-        app.extensions[jobs.QUIET_UNTIL] = 0.0  # the quiet period is over: Redis is asked again
-        assert jobs.enqueue_mail(app) is False
+        # The quiet period is over: Redis is asked again.
+        app.extensions[job_queue.QUIET_UNTIL] = 0.0
+        assert mail_lifecycle.enqueue_mail(app) is False
         assert connections_made() == 1
     finally:
         silent.close()

@@ -246,7 +246,7 @@ def tick(
 @pass_context
 def worker(ctx: Context, burst: bool) -> None:
     """Run the RQ worker and the ticker of scheduled work (needs REDIS_URL)."""
-    from bookwell.core.scheduling.jobs import run_worker
+    from bookwell.core.app.jobs import run_worker
 
     _require_schema(ctx)
     if not ctx.app.config.get("REDIS_URL"):

@@ -9,15 +9,24 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
+from rq import Retry
 from sqlalchemy.orm import Session
 
 from bookwell.core.foundation import clock
 from bookwell.core.mail import compose, outbox
 from bookwell.core.pluginhost import host as pluginhost
+from bookwell.core.storage import queue
 from bookwell.core.storage.models import Booking, Provider, Service, Tenant
 from bookwell.hooks import Context
 
 log = logging.getLogger("bookwell.mail")
+
+# The job that sends every tenant's due mail: named, not imported (it builds its own app).
+DELIVER_MAIL_JOB = "bookwell.core.app.jobs.deliver_mail"
+# Mail jobs retry on the outbox's own backoff, so that a retry finds the failed messages due.
+MAIL_RETRY = Retry(
+    max=len(outbox.BACKOFF_MINUTES), interval=[60 * m for m in outbox.BACKOFF_MINUTES]
+)
 
 
 class _Held(Exception):
@@ -118,6 +127,14 @@ _pending: set[int] = set()
 _registry = threading.Lock()
 
 
+def enqueue_mail(app: Flask) -> bool:
+    """Queue the delivery of the due mail. With Redis down, log it and return ``False``: the
+    mail waits in the outbox and the worker's next tick sends it once Redis is back."""
+    return queue.enqueue_from_request(
+        app, DELIVER_MAIL_JOB, meanwhile="mail waits in the outbox", retry=MAIL_RETRY
+    )
+
+
 def kick(app: Flask) -> None:
     """Deliver due mail soon: an RQ job with ``REDIS_URL`` (with Redis down, the mail waits in
     the outbox for the worker's next tick), else a background thread. Best effort, never raises.
@@ -127,11 +144,7 @@ def kick(app: Flask) -> None:
         if app.config.get("MAIL_DELIVERY", "background") != "background":
             return
         if app.config.get("REDIS_URL"):
-            from bookwell.core.scheduling import (
-                jobs,  # jobs imports the mail package: import it when first needed
-            )
-
-            jobs.enqueue_mail(app)
+            enqueue_mail(app)
             return
         with _registry:
             _pending.add(id(app))

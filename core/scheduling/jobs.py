@@ -10,147 +10,36 @@ failed job is logged with its tenant and task and retried by RQ with a growing b
 Without Redis, ``bookwell serve`` runs the same ticker in each of its processes, and each task
 runs under a database lease instead (:func:`bookwell.core.scheduling.schedule.run_due`).
 
-Job functions are importable by path and take only ids; they build (or are given, with
-:func:`use_app`) the app of the process they run in.
+The jobs are named by path (:data:`SCHEDULED_JOB`) and take only ids; they and the worker
+that runs them are :mod:`bookwell.core.app.jobs`, which builds the app of the process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import redis
 from flask import Flask
-from redis.backoff import NoBackoff
-from redis.retry import Retry as RedisRetry
-from rq import Queue, Retry, SimpleWorker, get_current_job
+from rq import Retry
 from sqlalchemy import select
 
 from bookwell.core.foundation import clock
-from bookwell.core.mail import outbox
+from bookwell.core.mail.lifecycle import MAIL_RETRY
 from bookwell.core.scheduling import schedule
-from bookwell.core.storage import db, leases
+from bookwell.core.storage import db, leases, queue
 from bookwell.core.storage.models import Tenant
 
 log = logging.getLogger("bookwell.jobs")
 
-QUEUE = "bookwell"
-KEYS = "bookwell:jobs"
-EXTENSION = "bookwell.jobs"
-# Mail jobs retry on the outbox's own backoff, so that a retry finds the failed messages due.
-MAIL_RETRY = Retry(
-    max=len(outbox.BACKOFF_MINUTES), interval=[60 * m for m in outbox.BACKOFF_MINUTES]
-)
+SCHEDULED_JOB = "bookwell.core.app.jobs.run_scheduled"
 SCHEDULE_RETRY = Retry(max=3, interval=[30, 120, 600])
-JOB_TIMEOUT = int(schedule.RUN_BOUND.total_seconds())
-FAILURE_TTL = 7 * 24 * 3600  # failed jobs stay listed (``rq info``) for a week
-# A booking request waits at most this long for a Redis that does not answer, and then no
-# request asks it again for REDIS_QUIET_SECONDS.
-REDIS_TIMEOUT_SECONDS = 0.5
-REDIS_QUIET_SECONDS = 30
-QUIET_UNTIL = "bookwell.jobs.redis_quiet_until"
-
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
-
-
-class MailNotSent(Exception):
-    """Some due messages failed to go out; the job is retried (the outbox keeps them)."""
-
-
-def redis_of(app: Flask) -> redis.Redis:
-    """The app's Redis client for short commands: it fails fast rather than hang a request."""
-    client = app.extensions.get(EXTENSION)
-    if client is None:
-        client = redis.Redis.from_url(
-            app.config["REDIS_URL"],
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=RedisRetry(NoBackoff(), 0),
-        )
-        app.extensions[EXTENSION] = client
-    return client
 
 
 def tick_period(app: Flask) -> timedelta:
     return timedelta(seconds=float(app.config["TICK_SECONDS"]))
-
-
-# --- the jobs ----------------------------------------------------------------------------------
-
-_job_app: Flask | None = None
-
-
-def use_app(app: Flask) -> None:
-    """Run this process's jobs with ``app`` (the worker's, or a test's)."""
-    global _job_app
-    _job_app = app
-
-
-def _app() -> Flask:
-    if _job_app is None:
-        from bookwell.core.app.factory import create_app
-
-        use_app(create_app())  # a plain `rq worker`: the instance from the environment
-    assert _job_app is not None
-    return _job_app
-
-
-def run_scheduled(tenant_id: int, task: str) -> str:
-    """Job: run ``task`` (``on_schedule`` or ``mail``) of the tenant, unless another job of the
-    same tenant and task is still running."""
-    app = _app()
-    with app.app_context(), _logged(f"{task} of tenant #{tenant_id}"):
-        tenant = db.session().get(Tenant, tenant_id)
-        if tenant is None:
-            return "no such tenant (deleted since)"
-        with _running(redis_of(app), f"{KEYS}:running:{tenant_id}:{task}") as ours:
-            if not ours:
-                return "skipped: still running in another job"
-            report = schedule.run_task(app, tenant, task, clock.now(app))
-            _check(report.mail)
-    return "done"
-
-
-def deliver_mail() -> str:
-    """Job: send every tenant's due mail (queued after each booking change)."""
-    app = _app()
-    with app.app_context(), _logged("mail of all tenants"):
-        _check(schedule.send_tenant_mail(app, clock.now(app), None))
-    return "done"
-
-
-def _check(report: outbox.DeliveryReport | None) -> None:
-    if report is not None and report.failed:
-        raise MailNotSent(f"{report.failed} of {report.claimed} messages failed")
-
-
-@contextlib.contextmanager
-def _logged(what: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception:
-        job = get_current_job()
-        left = job.retries_left if job is not None else None
-        log.exception(
-            "job %s failed; %s", what, f"RQ retries it ({left} left)" if left else "no retry left"
-        )
-        raise
-
-
-@contextlib.contextmanager
-def _running(connection: redis.Redis, key: str) -> Iterator[bool]:
-    token = uuid.uuid4().hex
-    ours = bool(connection.set(key, token, nx=True, ex=JOB_TIMEOUT))
-    try:
-        yield ours
-    finally:
-        if ours:
-            connection.eval(_RELEASE, 1, key, token)
 
 
 # --- enqueueing --------------------------------------------------------------------------------
@@ -159,8 +48,7 @@ def _running(connection: redis.Redis, key: str) -> Iterator[bool]:
 def enqueue_due(app: Flask, holder: str) -> list[tuple[str, str]]:
     """One period of the Redis ticker: enqueue each tenant's tasks whose lock for this period
     it wins. Returns the (tenant slug, task) pairs it enqueued."""
-    connection = redis_of(app)
-    queue = Queue(QUEUE, connection=connection)
+    connection = queue.redis_of(app)
     period = tick_period(app)
     enqueued = []
     with app.app_context():
@@ -168,47 +56,23 @@ def enqueue_due(app: Flask, holder: str) -> list[tuple[str, str]]:
         period_id = int(schedule.period_end(clock.now(app), period).timestamp())
         for tenant_id, slug in tenants:
             for task in schedule.TASKS:
-                key = f"{KEYS}:period:{tenant_id}:{task}:{period_id}"
+                key = f"{queue.KEYS}:period:{tenant_id}:{task}:{period_id}"
                 # Kept for two periods: long enough that no ticker can still be in that period.
                 if not connection.set(key, holder, nx=True, ex=int(2 * period.total_seconds()) + 1):
                     continue
-                queue.enqueue_call(
-                    run_scheduled,
-                    args=(tenant_id, task),
+                queue.enqueue(
+                    app,
+                    SCHEDULED_JOB,
+                    tenant_id,
+                    task,
                     retry=MAIL_RETRY if task == "mail" else SCHEDULE_RETRY,
-                    timeout=JOB_TIMEOUT,
-                    failure_ttl=FAILURE_TTL,
                     description=f"{task} of tenant {slug} (#{tenant_id})",
                 )
                 enqueued.append((slug, task))
     return enqueued
 
 
-def enqueue_mail(app: Flask) -> bool:
-    """Queue the delivery of the due mail. With Redis down, log it and return ``False``: the
-    mail waits in the outbox and the worker's next tick sends it once Redis is back.
-
-    After a failure, Redis is left alone for ``REDIS_QUIET_SECONDS``: a Redis that accepts
-    connections but never answers would otherwise cost every booking the full timeout."""
-    quiet_until = app.extensions.get(QUIET_UNTIL, 0.0)
-    if time.monotonic() < quiet_until:
-        return False
-    try:
-        Queue(QUEUE, connection=redis_of(app)).enqueue_call(
-            deliver_mail, retry=MAIL_RETRY, timeout=JOB_TIMEOUT, failure_ttl=FAILURE_TTL
-        )
-    except redis.RedisError as error:
-        app.extensions[QUIET_UNTIL] = time.monotonic() + REDIS_QUIET_SECONDS
-        log.warning(
-            "Redis is unreachable (%r): mail waits in the outbox; not asking Redis for %d s",
-            error,
-            REDIS_QUIET_SECONDS,
-        )
-        return False
-    return True
-
-
-# --- the ticker and the worker -----------------------------------------------------------------
+# --- the ticker -----------------------------------------------------------------------
 
 
 class Ticker:
@@ -252,19 +116,3 @@ def start_in_process(app: Flask) -> Ticker | None:
         lambda: schedule.run_due(app, holder, period),
         "bookwell-ticker",
     ).start()
-
-
-def run_worker(app: Flask, *, burst: bool = False) -> None:
-    """``bookwell worker``: the RQ worker and the Redis ticker. With ``burst``, enqueue this
-    period's work once, run every queued job, then return."""
-    use_app(app)
-    holder = leases.new_holder()
-    if burst:
-        enqueue_due(app, holder)
-    elif float(app.config["TICK_SECONDS"]):
-        period = tick_period(app).total_seconds()
-        Ticker(period, lambda: enqueue_due(app, holder), "bookwell-ticker").start()
-    # The worker blocks on the queue for minutes at a time: no short socket timeout here.
-    connection = redis.Redis.from_url(app.config["REDIS_URL"])
-    worker = SimpleWorker([Queue(QUEUE, connection=connection)], connection=connection)
-    worker.work(burst=burst, with_scheduler=True)

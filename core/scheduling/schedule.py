@@ -25,7 +25,7 @@ from bookwell.core.foundation import clock
 from bookwell.core.mail import DeliveryReport, deliver_due
 from bookwell.core.pluginhost import health as plugin_health
 from bookwell.core.pluginhost.host import host_of
-from bookwell.core.storage import db, leases
+from bookwell.core.storage import db, leases, queue
 from bookwell.core.storage.models import Tenant
 
 log = logging.getLogger("bookwell.schedule")
@@ -33,7 +33,7 @@ MAIL_ROUNDS = 20  # per tenant and tick, of deliver_due's batch each
 TASKS = ("on_schedule", "mail")
 # How long a run may hold its lease before another process may take it over (a process that died
 # mid-run holds nothing for longer); on_schedule calls and mail batches are bounded well within.
-RUN_BOUND = timedelta(minutes=10)
+RUN_BOUND = timedelta(seconds=queue.JOB_TIMEOUT)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 

@@ -2,8 +2,9 @@
 
 Owns the engine, the session per request and the write transaction (``db``), the tables
 (``models``), core's Alembic migrations (``migrations/``), encryption of small secrets at rest
-(``sealing``) and database leases for periodic work (``leases``). Running the migrations of
-core and of every plugin is :mod:`bookwell.core.schema`.
+(``sealing``), database leases for periodic work (``leases``) and the Redis connection and job
+queue (``queue``). Running the migrations of core and of every plugin is
+:mod:`bookwell.core.schema`.
 
 May use: :mod:`bookwell.core.foundation`. Everything above may use storage; storage calls no
 plugin and knows no request.
