@@ -34,6 +34,7 @@ from .types import (
     Setting,
     TenantData,
     TenantInfo,
+    UserInfo,
 )
 
 hookimpl = pluggy.HookimplMarker("bookwell")
@@ -59,6 +60,7 @@ __all__ = [
     "Setting",
     "TenantData",
     "TenantInfo",
+    "UserInfo",
     "hookimpl",
     "hookspec",
     "specs",

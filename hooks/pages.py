@@ -19,17 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .types import TenantInfo
+from .types import TenantInfo, UserInfo
 
 EXTENSION = "bookwell.staff_pages"
 
-
-@dataclass(frozen=True)
-class StaffMember:
-    id: int
-    email: str
-    name: str
-    role: str
+# The staff member a page is shown to: the same frozen value as ``ctx.actor``.
+StaffMember = UserInfo
 
 
 @dataclass(frozen=True)

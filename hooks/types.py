@@ -135,6 +135,18 @@ class BookingInfo:
 
 
 @dataclass(frozen=True)
+class UserInfo:
+    """A signed-in person as plugins see them (``ctx.actor``, a staff page's user): a frozen
+    copy, never the account itself. ``role`` is one of ``owner``, ``manager``, ``staff``,
+    ``receptionist``, ``client`` or ``support``."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
 class LoginAttempt:
     email: str
     user_id: int | None = None
@@ -148,7 +160,9 @@ class Context:
 
     tenant: TenantInfo | None
     now: datetime
-    actor: Any | None = None
+    # Who acts: the signed-in staff member or client, or None (a client without an account,
+    # scheduled work).
+    actor: UserInfo | None = None
     request: RequestInfo | None = None
     booking: BookingInfo | None = None
     login: LoginAttempt | None = None

@@ -17,6 +17,7 @@ from bookwell.core.foundation import config as instance_config
 from bookwell.core.pluginhost import host as pluginhost
 from bookwell.core.storage import db, sealing
 from bookwell.core.web import (
+    identity,
     plugin_pages,
     plugin_routes,
     security_headers,
@@ -78,6 +79,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     plugin_routes.init_app(app)
     plugin_pages.init_app(app)
     web_sessions.init_app(app)
+    identity.init_app(app)
     security_headers.init_app(app)
     money.init_app(app)
     init_pages(app)

@@ -19,7 +19,7 @@ from flask import current_app, has_app_context, has_request_context, request
 
 # A module import: plugin_data imports this module back to build BookingInfo.
 from bookwell.core.context import data as plugin_data
-from bookwell.core.storage.models import Booking, Provider, Service, Tenant
+from bookwell.core.storage.models import Booking, Provider, Service, Tenant, User
 from bookwell.hooks import (
     BookingInfo,
     Context,
@@ -27,6 +27,7 @@ from bookwell.hooks import (
     RequestInfo,
     ServiceInfo,
     TenantInfo,
+    UserInfo,
 )
 
 
@@ -103,9 +104,22 @@ def info_of(booking: Booking, service: Service, provider: Provider, consents=())
     )
 
 
-def make_context(tenant: Tenant, now: datetime, actor: Any = None, **fields: Any) -> Context:
+def user_info(user: User) -> UserInfo:
+    """What plugins may know of an account: a frozen copy, never the row (which holds the
+    password's hash and can be changed)."""
+    return UserInfo(id=user.id, email=user.email, name=user.name, role=user.role)
+
+
+def make_context(
+    tenant: Tenant, now: datetime, actor: User | UserInfo | None = None, **fields: Any
+) -> Context:
     """The context of a hook call for ``tenant``, with ``ctx.data`` bound to it (nothing is
-    read until a plugin asks)."""
+    read until a plugin asks). An account given as ``actor`` reaches plugins as a
+    :class:`~bookwell.hooks.UserInfo`."""
+    if isinstance(actor, User):
+        actor = user_info(actor)
+    elif actor is not None and not isinstance(actor, UserInfo):
+        raise TypeError(f"a hook's actor is an account or a UserInfo, not {type(actor).__name__}")
     info = tenant_info(tenant)
     if has_app_context() and "data" not in fields:
         fields["data"] = plugin_data.PluginData(

@@ -6,20 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, abort, g
+from flask_login import current_user
 
 from bookwell.core.context import tenant_info
 from bookwell.core.web.pages.admin import page, require_page
-from bookwell.hooks.pages import EXTENSION, StaffMember, StaffPage
+from bookwell.hooks.pages import EXTENSION, StaffPage
 
 
 class StaffPages:
     def require_staff(self, slug: str, permission: str, scope: str) -> StaffPage:
         tenant, user = require_page(slug, permission, scope)
         g.plugin_staff_page = (tenant, user)
-        return StaffPage(
-            tenant=tenant_info(tenant),
-            user=StaffMember(id=user.id, email=user.email, name=user.name, role=user.role),
-        )
+        return StaffPage(tenant=tenant_info(tenant), user=current_user.info)
 
     def render_staff_page(self, staff_page: StaffPage, template: str, status: int, **values: Any):
         checked = g.get("plugin_staff_page")

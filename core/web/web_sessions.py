@@ -1,5 +1,8 @@
 """Browser sessions: the cookie holds only a random secret; everything else is server-side.
 
+Who the cookie belongs to is found by the request loader behind Flask-Login's ``current_user``
+(:mod:`bookwell.core.web.identity`); here are the cookies themselves and the pending login.
+
 The cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came over HTTPS. A new
 secret is issued at every login step, so a secret planted before login is worth nothing after.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 
 from bookwell.core.access import sessions
 from bookwell.core.foundation import clock
@@ -17,20 +20,6 @@ from bookwell.core.storage.models import AuthSession, User
 
 COOKIE = "bookwell_session"
 PENDING_COOKIE = "bookwell_login"
-
-
-def current() -> tuple[AuthSession, User] | None:
-    """The browser's live session and its user, or ``None``."""
-    if "browser_session" not in g:
-        secret = request.cookies.get(COOKIE, "")
-        g.browser_session = (
-            sessions.resolve(
-                current_app._get_current_object(), db.session(), secret, "browser", clock.now()
-            )
-            if secret
-            else None
-        )
-    return g.browser_session
 
 
 def pending() -> tuple[AuthSession, User] | None:

@@ -1,16 +1,16 @@
 """Logging in and out through the API, and who is calling: ``Authorization: Bearer`` only.
 
 A bearer is a session token (from ``/auth/login``; scoped to its tenant, expiring, revoked by
-``/auth/logout``) or an API key (made with ``bookwell tokens create``). Cookies are never read
-here, so the API needs no CSRF token.
+``/auth/logout``) or an API key (made with ``bookwell tokens create``), found by the request
+loader behind Flask-Login's ``current_user`` (:mod:`bookwell.core.web.identity`). Cookies are
+never read here, so the API needs no CSRF token.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from bookwell.core import audit
 from bookwell.core.access import login, passwords, sessions, users
@@ -20,7 +20,8 @@ from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
-from bookwell.core.storage.models import AuthSession, Role, Tenant, User
+from bookwell.core.storage.models import Role, Tenant
+from bookwell.core.web import identity
 from bookwell.core.web.api.errors import ApiError
 from bookwell.core.web.api.ratelimits import rate_limited
 from bookwell.core.web.api.schemas import Body, Email, Password, PasswordChangeIn, Token
@@ -35,37 +36,13 @@ class LoginIn(Body):
     otp: Token | None = None
 
 
-@dataclass(frozen=True)
-class Caller:
-    user: User
-    session: AuthSession | None  # None when the bearer is an API key
+def caller() -> identity.SignedInRows | None:
+    """The authenticated caller of this request (Flask-Login's ``current_user``, found by its
+    bearer), with its rows; ``None`` for nobody. A bad bearer is a 401."""
+    return identity.signed_in_rows()
 
 
-def caller() -> Caller | None:
-    """The authenticated caller of this request, or ``None``; a bad bearer is a 401."""
-    if "api_caller" in g:
-        return g.api_caller
-    header = request.headers.get("Authorization", "")
-    found = None
-    if header:
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise ApiError(401, "unauthorized", "Use Authorization: Bearer <token>.")
-        secret = secret.strip()
-        app, now, reader = current_app._get_current_object(), clock.now(), db.session()
-        resolved = sessions.resolve(app, reader, secret, "api", now)
-        if resolved is not None:
-            found = Caller(resolved[1], resolved[0])
-        else:
-            by_key = sessions.resolve_api_key(app, reader, secret, now)
-            if by_key is None:
-                raise ApiError(401, "unauthorized", "This token is not valid, or has expired.")
-            found = Caller(by_key[1], None)
-    g.api_caller = found
-    return found
-
-
-def require(tenant: Tenant, permission: str, scope: str) -> Caller:
+def require(tenant: Tenant, permission: str, scope: str) -> identity.SignedInRows:
     """The caller, if they may use ``permission`` on ``tenant``'s data: the one check for the API.
 
     No bearer -> 401. A user of another tenant -> 404 (their token must not even confirm that
@@ -150,7 +127,7 @@ def log_in(slug: str):
     )
 
 
-def _session_caller() -> Caller:
+def _session_caller() -> identity.SignedInRows:
     who = caller()
     if who is None:
         raise ApiError(401, "unauthorized", "Log in first: Authorization: Bearer <token>.")

@@ -10,6 +10,7 @@ expires in an hour). Asking for a link answers the same whether or not the addre
 from __future__ import annotations
 
 from flask import Blueprint, Flask, abort, current_app, make_response, redirect, url_for
+from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField, StringField
@@ -22,6 +23,7 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, Role, Tenant
 from bookwell.core.web import web_sessions
 from bookwell.core.web.api import ratelimits
+from bookwell.core.web.identity import SignedInRows, login_manager, signed_in_rows
 from bookwell.core.web.pages.auth import (
     ChallengeForm,
     LoginForm,
@@ -105,14 +107,16 @@ def _notice(tenant: Tenant, title: str, messages: list[str], status: int = 200, 
     )
 
 
-def _signed_in_client(tenant: Tenant):
-    signed_in = web_sessions.current()
-    if signed_in is None:
+def _signed_in_client(tenant: Tenant) -> SignedInRows | None:
+    """The rows of ``current_user`` if they are this business's verified client."""
+    if not (
+        current_user.is_authenticated
+        and current_user.role == Role.CLIENT
+        and current_user.tenant_id == tenant.id
+        and current_user.email_verified
+    ):
         return None
-    row, user = signed_in
-    if user.role != Role.CLIENT or user.tenant_id != tenant.id or user.email_verified_at is None:
-        return None
-    return row, user
+    return signed_in_rows()
 
 
 # --- register and verify -----------------------------------------------------------------------
@@ -269,8 +273,8 @@ def logout(slug: str):
     tenant = _tenant(slug)
     signed_in = _signed_in_client(tenant)
     if signed_in is not None and FlaskForm().validate_on_submit():
-        row, user = signed_in
-        login.log_out(_app(), row.id, user, clock.now())
+        login.log_out(_app(), signed_in.session.id, signed_in.user, clock.now())
+        logout_user()
     response = make_response(redirect(url_for(".login_page", slug=slug)))
     web_sessions.clear_cookie(response, web_sessions.COOKIE)
     return response
@@ -284,8 +288,8 @@ def bookings(slug: str):
     tenant = _tenant(slug)
     signed_in = _signed_in_client(tenant)
     if signed_in is None:
-        return redirect(url_for(".login_page", slug=slug))
-    _, user = signed_in
+        return login_manager.unauthorized()
+    user = signed_in.user
     # Only through the verified e-mail: this tenant's bookings made with that address.
     candidates = db.session().scalars(
         select(Booking)
@@ -303,7 +307,6 @@ def bookings(slug: str):
     return _page(
         tenant,
         "book/account_bookings.html",
-        user=user,
         upcoming=upcoming,
         past=past,
         form=FlaskForm(),

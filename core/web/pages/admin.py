@@ -24,6 +24,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, RadioField, StringField, TextAreaField
@@ -48,8 +49,8 @@ from bookwell.core.storage.models import (
     Tenant,
     User,
 )
-from bookwell.core.web import web_sessions
 from bookwell.core.web.api.schemas import sane_day
+from bookwell.core.web.identity import login_manager, signed_in_rows
 from bookwell.hooks import MenuItem
 
 log = logging.getLogger("bookwell.pages")
@@ -67,15 +68,14 @@ def require_page(slug: str, permission: str, scope: str) -> tuple[Tenant, User]:
     tenant = current_tenant(slug)
     if tenant is None:
         abort(404)
-    signed_in = web_sessions.current()
-    if signed_in is None or signed_in[1].tenant_id is None:
+    if not current_user.is_authenticated or current_user.tenant_id is None:
         # Nobody, or platform support (whose pages are elsewhere): log in as this tenant's staff.
-        abort(redirect(url_for("admin_auth.login", slug=slug)))
-    user = signed_in[1]
-    if user.tenant_id != tenant.id:
+        abort(login_manager.unauthorized())
+    if current_user.tenant_id != tenant.id:
         abort(404)  # another tenant's user: not even confirm what exists here
-    if not allowed(user.role, permission):
+    if not allowed(current_user.role, permission):
         abort(403)
+    user = signed_in_rows().user
     host = host_of()
     reader = db.session()
     try:
@@ -129,12 +129,14 @@ def plugin_menu(tenant: Tenant, user: User) -> list[MenuItem]:
 
 
 def page(template: str, tenant: Tenant, user: User, status: int = 200, **values):
-    """Render an admin page with what every admin page needs (the menu depends on the role)."""
+    """Render an admin page with what every admin page needs (the menu depends on the role).
+    Templates, plugins' among them, see the signed-in user as ``user`` and ``current_user``: the
+    frozen ``current_user``, never the account's row."""
     return (
         render_template(
             template,
             tenant=tenant,
-            user=user,
+            user=current_user._get_current_object(),
             can=lambda permission: allowed(user.role, permission),
             logout_form=FlaskForm(formdata=None),
             plugin_menu=plugin_menu(tenant, user),
@@ -550,7 +552,6 @@ def my_sessions(slug: str):
         "admin/sessions.html",
         tenant,
         user,
-        current_session=web_sessions.current()[0],
         sessions=sessions.active_sessions(db.session(), user.id, clock.now()),
         form=FlaskForm(formdata=None),
     )

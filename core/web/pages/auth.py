@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, url_for
+from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
@@ -19,6 +20,7 @@ from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant
 from bookwell.core.web import web_sessions
+from bookwell.core.web.identity import signed_in_rows
 
 admin_auth = Blueprint("admin_auth", __name__, url_prefix="/admin/<slug>")
 support_auth = Blueprint("support_auth", __name__, url_prefix="/support")
@@ -182,11 +184,9 @@ def login_step(slug: str):
 def end_session(slug: str, session_id: int):
     tenant = _tenant(slug)
     form = FlaskForm()
-    signed_in = web_sessions.current()
-    if signed_in is None or signed_in[1].tenant_id != tenant.id or not form.validate_on_submit():
+    if current_user.tenant_id != tenant.id or not form.validate_on_submit():
         abort(403)
-    _, user = signed_in
-    owned = {row.id for row in sessions.active_sessions(db.session(), user.id, clock.now())}
+    owned = {row.id for row in sessions.active_sessions(db.session(), current_user.id, clock.now())}
     if session_id not in owned:
         abort(404)
     with db.write_transaction() as writer:
@@ -194,14 +194,18 @@ def end_session(slug: str, session_id: int):
     return redirect(url_for("admin.my_sessions", slug=slug))
 
 
+def _log_out_if_asked() -> None:
+    """End the signed-in session, if the form carries its CSRF token."""
+    rows = signed_in_rows()
+    if rows is not None and FlaskForm().validate_on_submit():
+        login.log_out(current_app._get_current_object(), rows.session.id, rows.user, clock.now())
+        logout_user()
+
+
 @admin_auth.post("/logout")
 def logout(slug: str):
     _tenant(slug)
-    form = FlaskForm()
-    signed_in = web_sessions.current()
-    if signed_in is not None and form.validate_on_submit():
-        row, user = signed_in
-        login.log_out(current_app._get_current_object(), row.id, user, clock.now())
+    _log_out_if_asked()
     response = make_response(redirect(url_for(".login", slug=slug)))
     web_sessions.clear_cookie(response, web_sessions.COOKIE)
     return response
@@ -219,28 +223,21 @@ def login_step_support():
 
 @support_auth.post("/logout")
 def logout_support():
-    form = FlaskForm()
-    signed_in = web_sessions.current()
-    if signed_in is not None and form.validate_on_submit():
-        row, user = signed_in
-        login.log_out(current_app._get_current_object(), row.id, user, clock.now())
+    _log_out_if_asked()
     response = make_response(redirect(url_for(".login")))
     web_sessions.clear_cookie(response, web_sessions.COOKIE)
     return response
 
 
 @support_auth.get("/", endpoint="home")
+@login_required
 def support_home():
-    signed_in = web_sessions.current()
-    if signed_in is None or signed_in[1].role != Role.SUPPORT:
+    if current_user.role != Role.SUPPORT:
         return redirect(url_for(".login"))
-    row, user = signed_in
-    active = sessions.active_sessions(db.session(), user.id, clock.now())
+    active = sessions.active_sessions(db.session(), current_user.id, clock.now())
     return render_template(
         "admin/home.html",
         tenant=None,
-        user=user,
-        current_session=row,
         sessions=active,
         form=FlaskForm(),
     )

@@ -1,0 +1,168 @@
+"""Who is asking: Flask-Login's face over core's server-side sessions, tokens and API keys.
+
+``flask_login.current_user``, in core's views and templates and in plugins' pages alike, is a
+frozen :class:`SignedIn` (or Flask-Login's anonymous user), never the database row. One request
+loader finds it, the same way for every request:
+
+* under ``/api/``, from ``Authorization: Bearer`` only (a session token or an API key; a
+  malformed or dead bearer is a 401). Cookies are never read there, so the API needs no CSRF
+  token;
+* everywhere else, from the browser session cookie (:mod:`bookwell.core.web.web_sessions`).
+
+Nothing is written into Flask's signed cookie, which keeps only the CSRF secret: no
+``login_user`` (the one login path, :mod:`bookwell.core.access.login`, starts a server-side
+session and the cookie holds its random secret), no user loader, no remember-me cookie, and no
+session protection (which would write ``_fresh`` and ``_id`` into it).
+
+Core's own views that change an account or a session need its rows, not a copy:
+:func:`signed_in_rows` gives those found by the same lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, redirect, request, url_for
+from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
+from werkzeug.exceptions import Unauthorized
+
+from bookwell.core.access import sessions
+from bookwell.core.foundation import clock
+from bookwell.core.storage import db
+from bookwell.core.storage.models import ApiKey, AuthSession, Role, User
+from bookwell.core.web import web_sessions
+from bookwell.core.web.api.errors import ApiError
+from bookwell.hooks import UserInfo
+
+log = logging.getLogger("bookwell.auth")
+
+API_PREFIX = "/api/"
+ROWS = "bookwell_signed_in"
+
+
+@dataclass(frozen=True, eq=False)
+class SignedIn(UserMixin):
+    """The signed-in person of this request, as ``current_user``: a frozen copy of the account
+    and how it came (``session_id``, ``None`` for an API key). Its equality is Flask-Login's (by
+    ``get_id``)."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    tenant_id: int | None
+    email_verified: bool
+    session_id: int | None
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.tenant_id is not None and self.role != Role.CLIENT
+
+    @property
+    def info(self) -> UserInfo:
+        """What a plugin may be handed: the same as its hooks' ``ctx.actor``."""
+        return UserInfo(id=self.id, email=self.email, name=self.name, role=self.role)
+
+
+class Anonymous(AnonymousUserMixin):
+    """Nobody signed in; answers the attributes views and templates read of anyone."""
+
+    id = None
+    email = ""
+    name = ""
+    role = None
+    tenant_id = None
+    email_verified = False
+    session_id = None
+    is_staff = False
+
+
+@dataclass(frozen=True)
+class SignedInRows:
+    """For core only: the account row and the session row (or API key row) behind
+    ``current_user``."""
+
+    user: User
+    session: AuthSession | None
+    api_key: ApiKey | None = None
+
+
+login_manager = LoginManager()
+login_manager.anonymous_user = Anonymous
+# Session protection would write "_fresh" and "_id" into Flask's cookie; sessions are
+# server-side and bound by their own idle and absolute timeouts.
+login_manager.session_protection = None
+
+
+@login_manager.request_loader
+def load_signed_in(_request) -> SignedIn | None:
+    rows = _resolve()
+    g.setdefault(ROWS, rows)
+    if rows is None:
+        return None
+    user = rows.user
+    return SignedIn(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        tenant_id=user.tenant_id,
+        email_verified=user.email_verified_at is not None,
+        session_id=rows.session.id if rows.session is not None else None,
+    )
+
+
+def _resolve() -> SignedInRows | None:
+    app, now, reader = current_app._get_current_object(), clock.now(), db.session()
+    if not request.path.startswith(API_PREFIX):
+        secret = request.cookies.get(web_sessions.COOKIE, "")
+        found = sessions.resolve(app, reader, secret, "browser", now) if secret else None
+        return SignedInRows(found[1], found[0]) if found else None
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(401, "unauthorized", "Use Authorization: Bearer <token>.")
+    secret = secret.strip()
+    found = sessions.resolve(app, reader, secret, "api", now)
+    if found is not None:
+        return SignedInRows(found[1], found[0])
+    by_key = sessions.resolve_api_key(app, reader, secret, now)
+    if by_key is None:
+        raise ApiError(401, "unauthorized", "This token is not valid, or has expired.")
+    return SignedInRows(by_key[1], None, by_key[0])
+
+
+def signed_in_rows() -> SignedInRows | None:
+    """The rows behind ``current_user`` (loading it if this request has not yet)."""
+    if not current_user.is_authenticated:
+        return None
+    return g.get(ROWS)
+
+
+@login_manager.unauthorized_handler
+def sign_in_first():
+    """Where ``login_required`` (and core's gates) send someone who is not signed in: the API
+    answers 401; a page sends them to the login page of where they were."""
+    if request.path.startswith(API_PREFIX):
+        raise ApiError(401, "unauthorized", "Log in first: Authorization: Bearer <token>.")
+    slug = (request.view_args or {}).get("slug")
+    if request.path.startswith("/support/"):
+        return redirect(url_for("support_auth.login"))
+    if slug and request.path.startswith("/book/"):
+        return redirect(url_for("client_accounts.login_page", slug=slug))
+    if slug:
+        return redirect(url_for("admin_auth.login", slug=slug))
+    raise Unauthorized()
+
+
+def init_app(app: Flask) -> None:
+    # Flask-Login's own context processor would look the user up for every template rendered;
+    # the proxy resolves only in templates that read it.
+    login_manager.init_app(app, add_context_processor=False)
+    app.context_processor(lambda: {"current_user": current_user})
