@@ -1,6 +1,7 @@
-"""``bookwell audit``: check the audit trail. Registered on the ``bookwell`` group in ``cli.py``.
+"""``bookwell audit``: check the audit trail. Registered on the ``bookwell`` group in
+``root.py``.
 
-The group's object is ``cli.Context`` (taken by ``click.pass_obj``, as ``cli`` imports this
+The group's object is ``root.Context`` (taken by ``click.pass_obj``, as ``root`` imports this
 module and not the other way round).
 """
 

@@ -1,4 +1,4 @@
-"""``bookwell mail``: send the outbox now, or see what waits in it. Registered in ``cli.py``."""
+"""``bookwell mail``: send the outbox now, or see what waits in it. Registered in ``root.py``."""
 
 from __future__ import annotations
 

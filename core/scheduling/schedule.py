@@ -7,8 +7,8 @@ Three ways to run them:
   but skips a tenant's task that another process is running right then (its database lease).
 * :func:`run_due`, each period of the in-process ticker (``bookwell serve`` without Redis): a
   tenant's task runs only in the process that takes its database lease, at most once a period.
-* the RQ jobs of :mod:`bookwell.core.scheduling.jobs` (``bookwell worker`` with Redis), which call
-  :func:`run_task` under Redis locks instead.
+* the RQ jobs of :mod:`bookwell.core.app.jobs` (``bookwell worker`` with Redis, enqueued by
+  :mod:`bookwell.core.scheduling.jobs`), which call :func:`run_task` under Redis locks instead.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Server-rendered pages (staff and support login so far; the booking pages come next)."""
+"""Server-rendered pages: the client's booking pages and account, staff and support login, the
+staff pages and the marketplace."""
 
 from flask import Flask
 
