@@ -50,11 +50,12 @@ MOVED = {
     # Its job functions, which RQ finds by path in jobs queued before an upgrade, are here now.
     "bookwell.core.jobs": "bookwell.core.app.jobs",
     "bookwell.core.api": "bookwell.core.web.api",
+    "bookwell.core.api.ratelimits": "bookwell.core.web.ratelimits",
     "bookwell.core.pages": "bookwell.core.web.pages",
     "bookwell.core.error_pages": "bookwell.core.web.error_pages",
     "bookwell.core.security_headers": "bookwell.core.web.security_headers",
     "bookwell.core.tenant_requests": "bookwell.core.web.tenant_requests",
-    "bookwell.core.web_sessions": "bookwell.core.web.web_sessions",
+    "bookwell.core.web_sessions": "bookwell.core.web.session_cookies",
     "bookwell.core.plugin_routes": "bookwell.core.web.plugin_routes",
     "bookwell.core.plugin_pages": "bookwell.core.web.plugin_pages",
     "bookwell.core.themes": "bookwell.core.web.themes",
@@ -62,6 +63,7 @@ MOVED = {
     "bookwell.core.plugins_cli": "bookwell.core.cli.plugins",
     "bookwell.core.users_cli": "bookwell.core.cli.users",
     "bookwell.core.mail.cli": "bookwell.core.cli.mail",
+    "bookwell.core.mail.lifecycle": "bookwell.core.mail.dispatch",
     "bookwell.core.demo": "bookwell.core.cli.demo",
 }
 # bookwell.core.pluginhost, .context, .booking, .cli and .app are packages now under their old
@@ -69,11 +71,13 @@ MOVED = {
 
 
 def new_name(old: str) -> str | None:
-    """The new dotted path of ``old`` (a moved module or something inside one), else None."""
-    for moved, new in MOVED.items():
-        if old == moved or old.startswith(moved + "."):
-            return new + old[len(moved) :]
-    return None
+    """The new dotted path of ``old`` (a moved module or something inside one), else None. The
+    longest old path wins: a module moved out of a moved package has its own entry."""
+    found = [moved for moved in MOVED if old == moved or old.startswith(moved + ".")]
+    if not found:
+        return None
+    moved = max(found, key=len)
+    return MOVED[moved] + old[len(moved) :]
 
 
 class _Alias(importlib.abc.Loader):

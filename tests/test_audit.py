@@ -19,7 +19,7 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry, Tenant
 from bookwell.hooks import Context, RequestInfo, TenantInfo
 
-if "audit" not in main.commands:  # until core/cli.py registers it itself
+if "audit" not in main.commands:  # core/cli/root.py registers it; kept for an older core
     main.add_command(audit_group)
 
 

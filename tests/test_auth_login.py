@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from bookwell.core import create_app
 from bookwell.core.access import users
 from bookwell.core.booking.tenants import create_tenant
-from bookwell.core.cli import root as cli
+from bookwell.core.cli import instance as cli_instance
 from bookwell.core.cli.root import main
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
@@ -150,7 +150,7 @@ def run(tmp_path, database_url, clock, monkeypatch):
         )
         return built[-1]
 
-    monkeypatch.setattr(cli, "create_app", build)
+    monkeypatch.setattr(cli_instance, "create_app", build)
 
     def invoke(*args: str, input: str | None = None):
         return CliRunner().invoke(

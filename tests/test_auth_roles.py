@@ -3,7 +3,7 @@ generated from the app's URL map, so a new route cannot be forgotten; then the s
 answers, tenant walls, and platform support passing ``before_data_access`` and the audit trail.
 
 EXPECTATIONS below is the contract: a route missing from it fails the suite until someone says
-who may call it. Staff routes take their roles from ``core/permissions.py`` (the one place).
+who may call it. Staff routes take their roles from ``core/access/permissions.py`` (the one place).
 """
 
 from __future__ import annotations

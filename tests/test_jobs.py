@@ -20,10 +20,10 @@ from sqlalchemy import select, update
 
 from bookwell.core.app import jobs as worker_jobs
 from bookwell.core.cli.root import main
-from bookwell.core.mail import lifecycle as mail_lifecycle
+from bookwell.core.mail import dispatch as mail_dispatch
 from bookwell.core.mail import outbox
 from bookwell.core.pluginhost import changes as plugin_changes
-from bookwell.core.scheduling import jobs, schedule
+from bookwell.core.scheduling import schedule, tickers
 from bookwell.core.storage import db, leases
 from bookwell.core.storage import queue as job_queue
 from bookwell.core.storage.models import OutboxMessage
@@ -162,7 +162,7 @@ def test_two_processes_ticking_at_the_same_instant_run_each_tenants_work_once(
 
 def test_the_in_process_ticker_runs_once_a_period(make_app, tenants, clock):
     ticking = make_app(EXTRA_PLUGINS=[Counting], MAIL_DELIVERY="manual", TICK_SECONDS=0.02)
-    ticker = jobs.start_in_process(ticking)
+    ticker = tickers.start_in_process(ticking)
     assert ticker is not None
     try:
         wait_until(lambda: per_tenant(Counting.calls) == {"salon": 1, "barber": 1})
@@ -174,8 +174,8 @@ def test_the_in_process_ticker_runs_once_a_period(make_app, tenants, clock):
 
 
 def test_serve_with_redis_or_no_ticking_starts_no_ticker(make_app):
-    assert jobs.start_in_process(make_app(REDIS_URL="redis://127.0.0.1:1/0")) is None
-    assert jobs.start_in_process(make_app(TICK_SECONDS=0)) is None
+    assert tickers.start_in_process(make_app(REDIS_URL="redis://127.0.0.1:1/0")) is None
+    assert tickers.start_in_process(make_app(TICK_SECONDS=0)) is None
 
 
 def test_a_manual_tick_skips_a_task_another_process_is_running(app, tenants, clock):
@@ -264,7 +264,7 @@ def test_two_tickers_enqueue_each_tenants_tasks_once_a_period(
     holders = [leases.new_holder(), leases.new_holder()]
 
     def enqueue(index):
-        return jobs.enqueue_due(apps[index], holders[index])
+        return tickers.enqueue_due(apps[index], holders[index])
 
     enqueued = at_once(2, enqueue)
     assert sorted(enqueued[0] + enqueued[1]) == [
@@ -327,10 +327,10 @@ def test_redis_stopping_never_fails_a_booking_and_the_mail_goes_out_when_it_is_b
     assert rows(app) and all(row.sent_at is None for row in rows(app))
     # The ticker cannot enqueue either; it says so and carries on.
     with pytest.raises(redis.ConnectionError):
-        jobs.enqueue_due(app, "ticker")
+        tickers.enqueue_due(app, "ticker")
 
     redis_server.start()
-    assert jobs.enqueue_due(app, "ticker") == [("salon", "on_schedule"), ("salon", "mail")]
+    assert tickers.enqueue_due(app, "ticker") == [("salon", "on_schedule"), ("salon", "mail")]
     work(app, queue)
     assert all(row.sent_at is not None for row in rows(app))
 
@@ -369,7 +369,7 @@ def test_a_redis_that_never_answers_costs_one_booking_its_timeout_not_every_book
         assert connections_made() == 1
         # The quiet period is over: Redis is asked again.
         app.extensions[job_queue.QUIET_UNTIL] = 0.0
-        assert mail_lifecycle.enqueue_mail(app) is False
+        assert mail_dispatch.enqueue_mail(app) is False
         assert connections_made() == 1
     finally:
         silent.close()
@@ -381,7 +381,7 @@ def test_a_failed_mail_job_is_logged_and_retried_with_backoff(
     app.config.update(REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{free_port()}")
     salon = tenants[0]
     book(app, salon)
-    assert jobs.enqueue_due(app, "ticker")
+    assert tickers.enqueue_due(app, "ticker")
     mail_job = next(job for job in queue.get_jobs() if job.args == (salon.tenant_id, "mail"))
     assert mail_job.retries_left == len(outbox.BACKOFF_MINUTES)
     assert mail_job.retry_intervals == [60, 300, 1800, 7200]

@@ -23,10 +23,10 @@ def test_an_old_module_path_gives_the_moved_module_with_a_warning(old):
 
 def test_a_submodule_of_a_moved_package_is_not_loaded_twice():
     sys.modules.pop("bookwell.core.api", None)
-    sys.modules.pop("bookwell.core.api.ratelimits", None)
+    sys.modules.pop("bookwell.core.api.schemas", None)
     with pytest.warns(DeprecationWarning):
-        from bookwell.core.api import ratelimits as old
-    from bookwell.core.web.api import ratelimits as new
+        from bookwell.core.api import schemas as old
+    from bookwell.core.web.api import schemas as new
 
     assert old is new
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from bookwell.core import create_app, schema
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking
-from bookwell.core.web.api.ratelimits import RateLimitSettingError
+from bookwell.core.web.ratelimits import RateLimitSettingError
 
 API = "/api/v1/tenants/salon"
 

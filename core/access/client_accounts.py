@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bookwell.core import audit
 from bookwell.core.access import users
 from bookwell.core.context import make_context, request_info
-from bookwell.core.mail import compose, lifecycle, outbox
+from bookwell.core.mail import compose, dispatch, outbox
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Role, Tenant, User, UserToken
@@ -178,11 +178,11 @@ def send_link(app: Flask, tenant: Tenant, user: User, purpose: str, now: datetim
         )
         held = None
         try:
-            message = lifecycle.filtered(app, ctx, enabled, message)
-        except lifecycle._Held as stop:  # noqa: SLF001 - the same rule as booking mail
+            message = dispatch.filtered(app, ctx, enabled, message)
+        except dispatch._Held as stop:  # noqa: SLF001 - the same rule as booking mail
             held = stop.reason
         outbox.enqueue(writer, message, tenant.id, None, now, held=held)
-    lifecycle.kick(app)
+    dispatch.kick(app)
 
 
 def client_of(tenant: Tenant, email: str) -> User | None:

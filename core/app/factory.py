@@ -21,8 +21,8 @@ from bookwell.core.web import (
     plugin_pages,
     plugin_routes,
     security_headers,
+    session_cookies,
     tenant_requests,
-    web_sessions,
 )
 from bookwell.core.web.pages import init_app as init_pages
 
@@ -78,7 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     tenant_requests.init_app(app)
     plugin_routes.init_app(app)
     plugin_pages.init_app(app)
-    web_sessions.init_app(app)
+    session_cookies.init_app(app)
     identity.init_app(app)
     security_headers.init_app(app)
     money.init_app(app)

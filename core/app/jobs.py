@@ -2,7 +2,7 @@
 :func:`use_app`) the app of the process it runs in.
 
 They are enqueued by path (``bookwell.core.app.jobs.run_scheduled``, ``...deliver_mail``) by
-:mod:`bookwell.core.scheduling.jobs` and :mod:`bookwell.core.mail.lifecycle`, and take only
+:mod:`bookwell.core.scheduling.tickers` and :mod:`bookwell.core.mail.dispatch`, and take only
 ids, so that a plain ``rq worker`` with the instance in its environment can run them too.
 """
 
@@ -20,7 +20,7 @@ from rq import Queue, SimpleWorker, get_current_job
 from bookwell.core.foundation import clock
 from bookwell.core.mail import outbox
 from bookwell.core.scheduling import schedule
-from bookwell.core.scheduling.jobs import Ticker, enqueue_due, tick_period
+from bookwell.core.scheduling.tickers import Ticker, enqueue_due, tick_period
 from bookwell.core.storage import db, leases, queue
 from bookwell.core.storage.models import Tenant
 

@@ -1,7 +1,8 @@
 """The booking domain: what a business offers, when it is free, and the life of a booking.
 
-Owns tenants (``tenants``: creating a business, finding the request's), the catalogue
-(``catalogue``: services, providers, working hours, time off, contact details, staff roles),
+Owns tenants (``tenants``: creating a business and its first service and provider), the
+catalogue (``catalogue``: services, providers, working hours, time off; also the business's
+contact details and staff accounts' roles, which the staff pages edit beside them),
 free slots (``availability``), booking, cancelling and rescheduling in one write transaction
 with the plugins' guards (``lifecycle``), what happened after the appointment (``outcomes``)
 and replayed requests (``idempotency``).

@@ -6,12 +6,10 @@ import re
 import zoneinfo
 from datetime import datetime, time
 
-from flask import g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bookwell.core.foundation.money import DEFAULT_CURRENCY, check_currency
-from bookwell.core.storage import db
 from bookwell.core.storage.models import Provider, Service, Tenant, WorkingHours
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -99,14 +97,3 @@ def add_provider(
     session.add(provider)
     session.flush()
     return provider
-
-
-def current_tenant(slug: str) -> Tenant | None:
-    """The tenant a request names, looked up once per request (hooks and view share it)."""
-    if not SLUG.match(slug):
-        return None  # not a slug at all: no query, and no odd bytes sent to the database
-    tenant = g.get("tenant")
-    if tenant is None or tenant.slug != slug:
-        tenant = db.session().scalar(select(Tenant).where(Tenant.slug == slug))
-        g.tenant = tenant
-    return tenant

@@ -1,7 +1,7 @@
 """``bookwell audit``: check the audit trail. Registered on the ``bookwell`` group in
 ``root.py``.
 
-The group's object is ``root.Context`` (taken by ``click.pass_obj``, as ``root`` imports this
+The group's object is ``instance.Context`` (taken by ``click.pass_obj``, as ``root`` imports this
 module and not the other way round).
 """
 
@@ -13,7 +13,7 @@ import click
 from sqlalchemy import select
 
 from bookwell.core import audit as trail
-from bookwell.core import schema
+from bookwell.core.cli.instance import require_schema
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant
 
@@ -33,8 +33,7 @@ def verify(obj: Any, slug: str | None) -> None:
     trail alone cannot show that its newest entries were removed, a copy of the head can.
     """
     app = obj.app
-    if not schema.is_current(db.engine_of(app)):
-        raise click.ClickException("the schema is missing or old: run `bookwell init` first")
+    require_schema(app)
     with app.app_context():
         session = db.session()
         if slug is not None:

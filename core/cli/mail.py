@@ -7,7 +7,7 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
-from bookwell.core import schema
+from bookwell.core.cli.instance import require_schema
 from bookwell.core.foundation import clock
 from bookwell.core.mail.outbox import HELD_UNTIL, deliver_due
 from bookwell.core.storage import db
@@ -20,10 +20,7 @@ def mail() -> None:
 
 
 def _app(obj: Any):
-    app = obj.app
-    if not schema.is_current(db.engine_of(app)):
-        raise click.ClickException("the schema is missing or old: run `bookwell init` first")
-    return app
+    return require_schema(obj.app)
 
 
 @mail.command()

@@ -1,15 +1,15 @@
-"""The ``bookwell`` command. Every failure is one line on stderr and a non-zero exit."""
+"""The ``bookwell`` command: its group, and the commands that run an instance (``init``,
+``serve``, ``worker``, ``tick``, ``demo``); the other groups are modules of their own, added
+at the end. Every failure is one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import click
-from flask import Flask
 
 from bookwell.core import schema
 from bookwell.core.app.factory import create_app
-from bookwell.core.booking.tenants import TenantError, create_tenant
 from bookwell.core.cli.demo import (
     DEMO_OWNER,
     DEMO_SLUG,
@@ -17,27 +17,10 @@ from bookwell.core.cli.demo import (
     ensure_demo,
     ensure_demo_owner,
 )
+from bookwell.core.cli.instance import Context, pass_context, require_schema
 from bookwell.core.foundation import clock, config
 from bookwell.core.pluginhost import host as pluginhost
 from bookwell.core.storage import db
-
-
-class Context:
-    def __init__(self, instance: str | None) -> None:
-        self.instance = instance
-        self._app: Flask | None = None
-
-    @property
-    def app(self) -> Flask:
-        if self._app is None:
-            try:
-                self._app = create_app({"INSTANCE_PATH": self.instance} if self.instance else None)
-            except Exception as error:  # a bad setting must read as one line, not a trace
-                raise click.ClickException(f"cannot start: {error}") from error
-        return self._app
-
-
-pass_context = click.make_pass_decorator(Context)
 
 
 @click.group()
@@ -85,7 +68,7 @@ def init(ctx: Context) -> None:
 def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Serve the app with gunicorn. Without REDIS_URL, each worker process also runs the
     scheduled work (on_schedule, due mail) every TICK_SECONDS, under database leases."""
-    _require_schema(ctx)
+    require_schema(ctx.app)
     db.engine_of(ctx.app).dispose()  # no connection of the master may be inherited by workers
     run_gunicorn(ctx.instance, host, port, workers)
 
@@ -106,7 +89,7 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             # Each worker builds its own app, so no database connection crosses a fork, and
             # starts its own ticker (not the master's: it would have to survive forks); their
             # leases make each tenant's task run in one of them.
-            from bookwell.core.scheduling.jobs import start_in_process
+            from bookwell.core.scheduling.tickers import start_in_process
 
             app = create_app({"INSTANCE_PATH": instance} if instance else None)
             start_in_process(app)
@@ -150,55 +133,6 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
         run_gunicorn(ctx.instance, "127.0.0.1", port, 2)
 
 
-@main.group()
-def tenants() -> None:
-    """Businesses that take bookings."""
-
-
-@tenants.command("create")
-@click.argument("slug")
-@click.option("--name", required=True, help="The business's name, as clients see it.")
-@click.option("--timezone", "timezone_name", required=True, help="IANA zone, e.g. Europe/Paris.")
-@click.option("--email", "contact_email", default=None, help="Contact e-mail.")
-@click.option("--phone", default=None, help="Contact phone number.")
-@click.option("--address", default=None, help="Postal address (used as the appointment place).")
-@click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code of the prices.")
-@pass_context
-def tenants_create(
-    ctx: Context,
-    slug: str,
-    name: str,
-    timezone_name: str,
-    contact_email: str | None,
-    phone: str | None,
-    address: str | None,
-    currency: str,
-) -> None:
-    """Create the tenant SLUG."""
-    _require_schema(ctx)
-    try:
-        with db.write_transaction(ctx.app) as session:
-            create_tenant(
-                session,
-                slug,
-                name=name,
-                timezone=timezone_name,
-                now=clock.now(ctx.app),
-                contact_email=contact_email,
-                phone=phone,
-                address=address,
-                currency=currency,
-            )
-    except TenantError as error:
-        raise click.ClickException(str(error)) from error
-    click.echo(f"created tenant {slug}")
-
-
-def _require_schema(ctx: Context) -> None:
-    if not schema.is_current(db.engine_of(ctx.app)):
-        raise click.ClickException("the schema is missing or old: run `bookwell init` first")
-
-
 @main.command()
 @click.option("--tenant", "slug", default=None, help="Only this tenant.")
 @click.option("--now", "now_text", default=None, help="Run as at this ISO-8601 instant.")
@@ -213,7 +147,7 @@ def tick(
 
     from bookwell.core.scheduling.schedule import tick as run_tick
 
-    _require_schema(ctx)
+    require_schema(ctx.app)
     real_now = clock.now(ctx.app)
     now = real_now
     if now_text is not None:
@@ -248,7 +182,7 @@ def worker(ctx: Context, burst: bool) -> None:
     """Run the RQ worker and the ticker of scheduled work (needs REDIS_URL)."""
     from bookwell.core.app.jobs import run_worker
 
-    _require_schema(ctx)
+    require_schema(ctx.app)
     if not ctx.app.config.get("REDIS_URL"):
         raise click.ClickException(
             "set REDIS_URL to run the worker; without Redis, `bookwell serve` runs scheduled work"
@@ -260,8 +194,10 @@ def _register_command_groups() -> None:
     from bookwell.core.cli.audit import audit
     from bookwell.core.cli.mail import mail
     from bookwell.core.cli.plugins import plugins
+    from bookwell.core.cli.tenants import tenants
     from bookwell.core.cli.users import tokens_group, users_group
 
+    main.add_command(tenants)
     main.add_command(plugins)
     main.add_command(audit)
     main.add_command(users_group)

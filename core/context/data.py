@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 # Module imports both ways: context builds PluginData, PluginData builds BookingInfo.
 from bookwell.core import context
-from bookwell.core.mail import compose, lifecycle, outbox
+from bookwell.core.mail import compose, dispatch, outbox
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import (
@@ -105,7 +105,7 @@ class PluginData:
         )
         # Filtered before the write lock is taken: a slow filter must not hold up bookings.
         ctx = Context(tenant=self._tenant, now=self._now, booking=about, data=self)
-        message, held = lifecycle.filtered_or_held(self._app, ctx, enabled, message)
+        message, held = dispatch.filtered_or_held(self._app, ctx, enabled, message)
         with db.write_transaction(self._app) as session:
             try:
                 # The unique (tenant_id, dedupe_key) constraint is the guarantee: a concurrent
@@ -125,7 +125,7 @@ class PluginData:
                 if once is None:
                     raise
                 return False
-        lifecycle.kick(self._app)
+        dispatch.kick(self._app)
         return True
 
     def _bookings(self, *conditions: Any) -> list[BookingInfo]:

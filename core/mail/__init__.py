@@ -1,8 +1,10 @@
-"""Booking e-mail: composed in the booking's transaction, kept in the outbox, sent by a job.
+"""E-mail: composed with the change it announces, kept in the outbox, sent by a job.
 
-``compose`` builds the messages, ``outbox`` stores and delivers them, ``transport`` hands one to
-SMTP or to an ``.eml`` file, and :func:`booking_mail` ties them to the booking lifecycle (with
-the plugins' say on each message). ``bookwell mail`` is :mod:`bookwell.core.cli.mail`.
+``compose`` builds the messages (booking changes, client accounts' links, plugins' own; the
+templates are ``core/web/templates/mail/``), ``dispatch`` passes each through the plugins'
+``filter_message`` into the outbox (:func:`booking_mail` for the booking lifecycle) and asks for
+delivery now (``kick``), ``outbox`` stores and delivers them, ``transport`` hands one to SMTP
+or to an ``.eml`` file. ``bookwell mail`` is :mod:`bookwell.core.cli.mail`.
 
 May use: :mod:`bookwell.core.pluginhost`, :mod:`bookwell.core.storage` (the outbox table, and
 the job queue to ask for delivery now), :mod:`bookwell.core.foundation`.
@@ -11,7 +13,7 @@ the job queue to ask for delivery now), :mod:`bookwell.core.foundation`.
 from __future__ import annotations
 
 from bookwell.core.mail.compose import OutgoingMessage
-from bookwell.core.mail.lifecycle import booking_mail, kick
+from bookwell.core.mail.dispatch import booking_mail, kick
 from bookwell.core.mail.outbox import DeliveryReport, deliver_due, enqueue
 
 __all__ = ["DeliveryReport", "OutgoingMessage", "booking_mail", "deliver_due", "enqueue", "kick"]

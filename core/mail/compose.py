@@ -1,4 +1,6 @@
-"""Building the messages a booking change sends: text, HTML and an ``.ics`` invitation."""
+"""Building messages: those a booking change sends (text, HTML and an ``.ics`` invitation),
+client accounts' links, and plugins' own. Their templates are in ``core/web/templates/mail/``
+(rendered with the app's Jinja environment, as the pages are)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ Three ways to run them:
 * :func:`run_due`, each period of the in-process ticker (``bookwell serve`` without Redis): a
   tenant's task runs only in the process that takes its database lease, at most once a period.
 * the RQ jobs of :mod:`bookwell.core.app.jobs` (``bookwell worker`` with Redis, enqueued by
-  :mod:`bookwell.core.scheduling.jobs`), which call :func:`run_task` under Redis locks instead.
+  :mod:`bookwell.core.scheduling.tickers`), which call :func:`run_task` under Redis locks instead.
 """
 
 from __future__ import annotations

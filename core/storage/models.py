@@ -55,7 +55,7 @@ class Tenant(Base):
     # JSON list of origins (https://salon.example) allowed to frame the booking pages.
     frame_origins: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     client_accounts: Mapped[bool] = mapped_column(default=False, server_default="0")
-    # ISO 4217; prices are integers in its minor unit (see core/money.py).
+    # ISO 4217; prices are integers in its minor unit (see core/foundation/money.py).
     currency: Mapped[str] = mapped_column(String(3), default="EUR", server_default="EUR")
 
     @property

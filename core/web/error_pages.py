@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from flask import Response, g, make_response, render_template, request
 
-from bookwell.core.booking.tenants import current_tenant
 from bookwell.core.web import themes
+from bookwell.core.web.request_tenant import current_tenant
 
 TITLES = {
     400: "That request was not understood",

@@ -7,7 +7,7 @@ loader finds it, the same way for every request:
 * under ``/api/``, from ``Authorization: Bearer`` only (a session token or an API key; a
   malformed or dead bearer is a 401). Cookies are never read there, so the API needs no CSRF
   token;
-* everywhere else, from the browser session cookie (:mod:`bookwell.core.web.web_sessions`).
+* everywhere else, from the browser session cookie (:mod:`bookwell.core.web.session_cookies`).
 
 Nothing is written into Flask's signed cookie, which keeps only the CSRF secret: no
 ``login_user`` (the one login path, :mod:`bookwell.core.access.login`, starts a server-side
@@ -31,7 +31,7 @@ from bookwell.core.access import sessions
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import ApiKey, AuthSession, Role, User
-from bookwell.core.web import web_sessions
+from bookwell.core.web import session_cookies
 from bookwell.core.web.api.errors import ApiError
 from bookwell.hooks import UserInfo
 
@@ -119,7 +119,7 @@ def load_signed_in(_request) -> SignedIn | None:
 def _resolve() -> SignedInRows | None:
     app, now, reader = current_app._get_current_object(), clock.now(), db.session()
     if not request.path.startswith(API_PREFIX):
-        secret = request.cookies.get(web_sessions.COOKIE, "")
+        secret = request.cookies.get(session_cookies.COOKIE, "")
         found = sessions.resolve(app, reader, secret, "browser", now) if secret else None
         return SignedInRows(found[1], found[0]) if found else None
     header = request.headers.get("Authorization", "")

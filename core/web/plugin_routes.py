@@ -6,9 +6,9 @@ import logging
 
 from flask import Blueprint, Flask, abort, request
 
-from bookwell.core.booking.tenants import current_tenant
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
+from bookwell.core.web.request_tenant import current_tenant
 
 log = logging.getLogger("bookwell.plugins")
 

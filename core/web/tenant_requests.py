@@ -10,12 +10,12 @@ import logging
 
 from flask import Flask, Response, g, redirect, request
 
-from bookwell.core.booking.tenants import current_tenant
 from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
 from bookwell.core.storage import db
 from bookwell.core.web.api.errors import answer
+from bookwell.core.web.request_tenant import current_tenant
 from bookwell.hooks import Redirect, Refusal
 
 log = logging.getLogger("bookwell.plugins")

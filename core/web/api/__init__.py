@@ -2,7 +2,8 @@
 
 from flask import Flask
 
-from bookwell.core.web.api import errors, ratelimits
+from bookwell.core.web import ratelimits
+from bookwell.core.web.api import errors
 from bookwell.core.web.api.auth import platform_auth, tenant_auth
 from bookwell.core.web.api.clients import clients
 from bookwell.core.web.api.openapi import openapi

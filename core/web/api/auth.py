@@ -15,7 +15,6 @@ from flask import Blueprint, current_app, jsonify, request
 from bookwell.core import audit
 from bookwell.core.access import login, passwords, sessions, users
 from bookwell.core.access.permissions import allowed
-from bookwell.core.booking.tenants import current_tenant
 from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
@@ -23,8 +22,9 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import Role, Tenant
 from bookwell.core.web import identity
 from bookwell.core.web.api.errors import ApiError
-from bookwell.core.web.api.ratelimits import rate_limited
 from bookwell.core.web.api.schemas import Body, Email, Password, PasswordChangeIn, Token
+from bookwell.core.web.ratelimits import rate_limited
+from bookwell.core.web.request_tenant import current_tenant
 
 tenant_auth = Blueprint("tenant_auth_api", __name__, url_prefix="/api/v1/tenants/<slug>/auth")
 platform_auth = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")

@@ -9,8 +9,8 @@ from bookwell.core.access import users
 from bookwell.core.foundation import clock
 from bookwell.core.web.api.auth import tenant_or_404
 from bookwell.core.web.api.errors import ApiError
-from bookwell.core.web.api.ratelimits import rate_limited
 from bookwell.core.web.api.schemas import ClientSignUpIn
+from bookwell.core.web.ratelimits import rate_limited
 
 clients = Blueprint("clients_api", __name__, url_prefix="/api/v1/tenants/<slug>")
 

@@ -166,7 +166,7 @@ def register(app: Flask) -> None:
 def _copy_advice(error: HTTPException, response: Response) -> None:
     """The headers that tell a client what to do next: when to retry, which methods work."""
     if error.code == 429:
-        from bookwell.core.web.api.ratelimits import seconds_until_reset
+        from bookwell.core.web.ratelimits import seconds_until_reset
 
         response.headers["Retry-After"] = str(seconds_until_reset(current_app))
     if error.code == 405 and getattr(error, "valid_methods", None):

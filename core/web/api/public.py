@@ -16,9 +16,9 @@ from bookwell.core.storage.models import Booking, Provider, ProviderService, Ser
 from bookwell.core.web.api import staff as staff_api
 from bookwell.core.web.api.auth import tenant_or_404
 from bookwell.core.web.api.errors import ApiError, error_response, invalid
-from bookwell.core.web.api.ratelimits import rate_limited
 from bookwell.core.web.api.schemas import MAX_ID, BookingIn, CancelIn, RescheduleIn, sane_day
 from bookwell.core.web.api.serialize import booking_json, provider_json, service_json, slot_json
+from bookwell.core.web.ratelimits import rate_limited
 
 public = Blueprint("public_api", __name__, url_prefix="/api/v1/tenants/<slug>")
 

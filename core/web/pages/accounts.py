@@ -21,8 +21,7 @@ from bookwell.core.access import login, users
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, Role, Tenant
-from bookwell.core.web import web_sessions
-from bookwell.core.web.api import ratelimits
+from bookwell.core.web import ratelimits, session_cookies
 from bookwell.core.web.identity import SignedInRows, login_manager, signed_in_rows
 from bookwell.core.web.pages.auth import (
     ChallengeForm,
@@ -276,7 +275,7 @@ def logout(slug: str):
         login.log_out(_app(), signed_in.session.id, signed_in.user, clock.now())
         logout_user()
     response = make_response(redirect(url_for(".login_page", slug=slug)))
-    web_sessions.clear_cookie(response, web_sessions.COOKIE)
+    session_cookies.clear_cookie(response, session_cookies.COOKIE)
     return response
 
 
@@ -350,7 +349,7 @@ def reset(slug: str, token: str):
                 "Password changed",
                 ["Your password is changed and every session was ended. Please log in again."],
             )
-            web_sessions.clear_cookie(response, web_sessions.COOKIE)
+            session_cookies.clear_cookie(response, session_cookies.COOKIE)
             return response
     status = 422 if form.is_submitted() else 200
     return _page(

@@ -35,7 +35,6 @@ from bookwell.core.access.permissions import allowed
 from bookwell.core.booking import lifecycle
 from bookwell.core.booking.availability import find_slots, local_day_bounds
 from bookwell.core.booking.outcomes import OUTCOMES, mark_outcome
-from bookwell.core.booking.tenants import current_tenant
 from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
@@ -51,6 +50,7 @@ from bookwell.core.storage.models import (
 )
 from bookwell.core.web.api.schemas import sane_day
 from bookwell.core.web.identity import login_manager, signed_in_rows
+from bookwell.core.web.request_tenant import current_tenant
 from bookwell.hooks import MenuItem
 
 log = logging.getLogger("bookwell.pages")

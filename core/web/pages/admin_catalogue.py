@@ -1,6 +1,6 @@
-"""Staff pages for the catalogue (services, providers, hours, time off), staff accounts and the
-business's contact details. Routes hang on :data:`admin.admin_pages`; each page's permission is
-checked by :func:`admin.require_page`."""
+"""Staff pages for the catalogue: services, providers, their hours and time off (staff accounts
+and the business's details are in ``admin_staff``). Routes hang on :data:`admin.admin_pages`;
+each page's permission is checked by :func:`admin.require_page`."""
 
 from __future__ import annotations
 

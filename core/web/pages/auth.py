@@ -15,12 +15,12 @@ from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from bookwell.core.access import login, sessions
-from bookwell.core.booking.tenants import current_tenant
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant
-from bookwell.core.web import web_sessions
+from bookwell.core.web import session_cookies
 from bookwell.core.web.identity import signed_in_rows
+from bookwell.core.web.request_tenant import current_tenant
 
 admin_auth = Blueprint("admin_auth", __name__, url_prefix="/admin/<slug>")
 support_auth = Blueprint("support_auth", __name__, url_prefix="/support")
@@ -99,12 +99,16 @@ def start_session(
                 refused.message if answers else None,
                 401 if answers else 200,
             )
-            web_sessions.set_cookie(response, web_sessions.PENDING_COOKIE, secret, row.expires_at)
+            session_cookies.set_cookie(
+                response, session_cookies.PENDING_COOKIE, secret, row.expires_at
+            )
             return response
         return screens.render_refused(refused.message, refused.status)
     response = make_response(redirect(screens.home))
-    web_sessions.set_cookie(response, web_sessions.COOKIE, done.secret, done.session.expires_at)
-    web_sessions.clear_cookie(response, web_sessions.PENDING_COOKIE)
+    session_cookies.set_cookie(
+        response, session_cookies.COOKIE, done.secret, done.session.expires_at
+    )
+    session_cookies.clear_cookie(response, session_cookies.PENDING_COOKIE)
     return response
 
 
@@ -112,7 +116,7 @@ def answer_step(tenant: Tenant | None, screens: LoginScreens, login_url: str):
     """The further step's POST: the answer goes to the guards under the field the challenge
     named (``otp`` unless it said otherwise), with the user the pending session holds."""
     form = ChallengeForm()
-    waiting = web_sessions.pending()
+    waiting = session_cookies.pending()
     if waiting is None:
         return redirect(login_url)
     row, user = waiting
@@ -207,7 +211,7 @@ def logout(slug: str):
     _tenant(slug)
     _log_out_if_asked()
     response = make_response(redirect(url_for(".login", slug=slug)))
-    web_sessions.clear_cookie(response, web_sessions.COOKIE)
+    session_cookies.clear_cookie(response, session_cookies.COOKIE)
     return response
 
 
@@ -225,7 +229,7 @@ def login_step_support():
 def logout_support():
     _log_out_if_asked()
     response = make_response(redirect(url_for(".login")))
-    web_sessions.clear_cookie(response, web_sessions.COOKIE)
+    session_cookies.clear_cookie(response, session_cookies.COOKIE)
     return response
 
 

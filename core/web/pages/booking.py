@@ -34,7 +34,6 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from bookwell.core.booking import lifecycle
 from bookwell.core.booking.availability import Slot, find_slots
-from bookwell.core.booking.tenants import current_tenant
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import Refused
 from bookwell.core.storage import db
@@ -47,8 +46,8 @@ from bookwell.core.storage.models import (
     Service,
     Tenant,
 )
-from bookwell.core.web import security_headers, themes
-from bookwell.core.web.api import ratelimits
+from bookwell.core.web import ratelimits, security_headers, themes
+from bookwell.core.web.request_tenant import current_tenant
 
 booking_pages = Blueprint("booking_pages", __name__, url_prefix="/book/<slug>")
 

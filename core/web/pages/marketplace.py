@@ -25,7 +25,7 @@ from bookwell.core.pluginhost import settings as plugin_settings
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant, User
-from bookwell.core.web.api import ratelimits
+from bookwell.core.web import ratelimits
 from bookwell.core.web.pages.admin import page, require_page
 from bookwell.hooks import Setting
 

@@ -1,4 +1,6 @@
-"""The booking lifecycle's side of mail: what each change enqueues, and the nudge to send it."""
+"""Sending mail on its way: each message through the plugins' ``filter_message`` into the
+outbox (:func:`booking_mail`: what each booking change enqueues), and the nudge to deliver it
+now (:func:`kick`: a thread, or an RQ job named by path)."""
 
 from __future__ import annotations
 

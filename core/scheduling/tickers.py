@@ -27,7 +27,7 @@ from rq import Retry
 from sqlalchemy import select
 
 from bookwell.core.foundation import clock
-from bookwell.core.mail.lifecycle import MAIL_RETRY
+from bookwell.core.mail.dispatch import MAIL_RETRY
 from bookwell.core.scheduling import schedule
 from bookwell.core.storage import db, leases, queue
 from bookwell.core.storage.models import Tenant

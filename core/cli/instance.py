@@ -1,0 +1,36 @@
+"""What every command works on: the instance folder, its app (built on first use), and the
+check that its schema is current before a command reads or writes it."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from bookwell.core import schema
+from bookwell.core.app.factory import create_app
+from bookwell.core.storage import db
+
+
+class Context:
+    def __init__(self, instance: str | None) -> None:
+        self.instance = instance
+        self._app: Flask | None = None
+
+    @property
+    def app(self) -> Flask:
+        if self._app is None:
+            try:
+                self._app = create_app({"INSTANCE_PATH": self.instance} if self.instance else None)
+            except Exception as error:  # a bad setting must read as one line, not a trace
+                raise click.ClickException(f"cannot start: {error}") from error
+        return self._app
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def require_schema(app: Flask) -> Flask:
+    """``app``, if its schema is current; else the command stops with one line saying so."""
+    if not schema.is_current(db.engine_of(app)):
+        raise click.ClickException("the schema is missing or old: run `bookwell init` first")
+    return app
