@@ -15,6 +15,9 @@ import pytest
 from bookwell.core import testing
 from bookwell.core.testing import CHEAP_HASHING, Business, MovableClock, open_every_day
 
+# A helper module beside the tests, whose asserts should explain themselves as the tests' do.
+pytest.register_assert_rewrite("booking_pages")
+
 __all__ = ["CHEAP_HASHING", "Business", "MovableClock", "booking_body", "open_every_day"]
 
 # Bookwell's shipped fixtures, under the same names.

@@ -8,9 +8,9 @@ import logging
 import re
 
 import pytest
+from booking_pages import book_through_pages
 from conftest import booking_body
 from sqlalchemy import select
-from test_booking_pages import book_through_pages
 
 from bookwell.core.access.users import create_user
 from bookwell.core.booking.lifecycle import cents_off

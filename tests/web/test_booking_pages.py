@@ -9,6 +9,15 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from booking_pages import (
+    BOOK,
+    book_through_pages,
+    csrf_of,
+    details_url,
+    link_to,
+    links,
+    post_details,
+)
 from sqlalchemy import select
 
 from bookwell.core.pluginhost import changes as plugin_changes
@@ -16,22 +25,6 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, BookingConsent, Tenant, TimeOff
 from bookwell.core.web import themes
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
-
-BOOK = "/book/salon"
-
-
-def links(page) -> list[str]:
-    return [html.unescape(href) for href in re.findall(r'href="([^"]+)"', page.text)]
-
-
-def link_to(page, *parts: str) -> str:
-    found = [href for href in links(page) if all(part in href for part in parts)]
-    assert found, f"no link with {parts} in {links(page)}"
-    return found[0]
-
-
-def csrf_of(page) -> str:
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
 
 
 def assert_strict(page):
@@ -44,21 +37,6 @@ def assert_strict(page):
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page.text
 
 
-def details_url(business, start="2027-03-02T10:00:00+01:00", provider="any") -> str:
-    return (
-        f"{BOOK}/details?service={business.service_id}&provider={provider}"
-        f"&start={start.replace('+', '%2B')}"
-    )
-
-
-def post_details(client, url, *, name="Ann", email="ann@example.com", **extra):
-    form = client.get(url)
-    assert form.status_code == 200
-    data = {"csrf_token": csrf_of(form), "name": name, "email": email}
-    data.update(extra)
-    return client.post(url, data=data)
-
-
 def bookings(app) -> list[Booking]:
     with db.fresh_session(app) as session:
         return list(session.scalars(select(Booking).order_by(Booking.id)))
@@ -69,13 +47,6 @@ def update_tenant(app, tenant_id, **fields):
         tenant = session.get(Tenant, tenant_id)
         for name, value in fields.items():
             setattr(tenant, name, value)
-
-
-def book_through_pages(client, business, **extra):
-    page = post_details(client, details_url(business, provider=business.provider_id), **extra)
-    assert page.status_code == 200, page.text
-    manage = link_to(page, "/manage/")
-    return page, manage
 
 
 # --- the path -----------------------------------------------------------------------------------

@@ -1,0 +1,45 @@
+"""Walking the client's booking pages as a browser would: follow links, fill the details form
+with its CSRF token, book. Shared by the page tests and the tests that book through the pages."""
+
+from __future__ import annotations
+
+import html
+import re
+
+BOOK = "/book/salon"
+
+
+def links(page) -> list[str]:
+    return [html.unescape(href) for href in re.findall(r'href="([^"]+)"', page.text)]
+
+
+def link_to(page, *parts: str) -> str:
+    found = [href for href in links(page) if all(part in href for part in parts)]
+    assert found, f"no link with {parts} in {links(page)}"
+    return found[0]
+
+
+def csrf_of(page) -> str:
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+
+
+def details_url(business, start="2027-03-02T10:00:00+01:00", provider="any") -> str:
+    return (
+        f"{BOOK}/details?service={business.service_id}&provider={provider}"
+        f"&start={start.replace('+', '%2B')}"
+    )
+
+
+def post_details(client, url, *, name="Ann", email="ann@example.com", **extra):
+    form = client.get(url)
+    assert form.status_code == 200
+    data = {"csrf_token": csrf_of(form), "name": name, "email": email}
+    data.update(extra)
+    return client.post(url, data=data)
+
+
+def book_through_pages(client, business, **extra):
+    page = post_details(client, details_url(business, provider=business.provider_id), **extra)
+    assert page.status_code == 200, page.text
+    manage = link_to(page, "/manage/")
+    return page, manage
