@@ -17,6 +17,7 @@ import redis
 from flask import Flask
 from rq import Queue, SimpleWorker, get_current_job
 
+from bookwell.core.app.factory import create_app
 from bookwell.core.foundation import clock
 from bookwell.core.mail import outbox
 from bookwell.core.scheduling import schedule
@@ -44,8 +45,6 @@ def use_app(app: Flask) -> None:
 
 def _app() -> Flask:
     if _job_app is None:
-        from bookwell.core.app.factory import create_app
-
         use_app(create_app())  # a plain `rq worker`: the instance from the environment
     assert _job_app is not None
     return _job_app

@@ -19,16 +19,12 @@ def mail() -> None:
     """The outgoing mail (outbox)."""
 
 
-def _app(obj: Any):
-    return require_schema(obj.app)
-
-
 @mail.command()
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.pass_obj
 def deliver(obj: Any, limit: int) -> None:
     """Send the messages that are due (SMTP_URL, else .eml files in the outbox folder)."""
-    app = _app(obj)
+    app = require_schema(obj.app)
     report = deliver_due(app, clock.now(app), limit)
     click.echo(f"claimed {report.claimed}, sent {report.sent}, failed {report.failed}")
     if report.failed:
@@ -39,7 +35,7 @@ def deliver(obj: Any, limit: int) -> None:
 @click.pass_obj
 def status(obj: Any) -> None:
     """Count the messages waiting, failing and held."""
-    app = _app(obj)
+    app = require_schema(obj.app)
     with db.fresh_session(app) as session:
         unsent = OutboxMessage.sent_at.is_(None)
         waiting = session.scalar(select(func.count()).where(unsent, OutboxMessage.attempts == 0))

@@ -20,22 +20,18 @@ Core's own views that change an account or a session need its rows, not a copy:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g, redirect, request, url_for
-from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
+from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.exceptions import Unauthorized
 
 from bookwell.core.access import sessions
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
-from bookwell.core.storage.models import ApiKey, AuthSession, Role, User
+from bookwell.core.storage.models import ApiKey, AuthSession, User
 from bookwell.core.web import session_cookies
 from bookwell.core.web.api.errors import ApiError
-from bookwell.hooks import UserInfo
-
-log = logging.getLogger("bookwell.auth")
 
 API_PREFIX = "/api/"
 ROWS = "bookwell_signed_in"
@@ -58,28 +54,6 @@ class SignedIn(UserMixin):
     def get_id(self) -> str:
         return str(self.id)
 
-    @property
-    def is_staff(self) -> bool:
-        return self.tenant_id is not None and self.role != Role.CLIENT
-
-    @property
-    def info(self) -> UserInfo:
-        """What a plugin may be handed: the same as its hooks' ``ctx.actor``."""
-        return UserInfo(id=self.id, email=self.email, name=self.name, role=self.role)
-
-
-class Anonymous(AnonymousUserMixin):
-    """Nobody signed in; answers the attributes views and templates read of anyone."""
-
-    id = None
-    email = ""
-    name = ""
-    role = None
-    tenant_id = None
-    email_verified = False
-    session_id = None
-    is_staff = False
-
 
 @dataclass(frozen=True)
 class SignedInRows:
@@ -92,7 +66,6 @@ class SignedInRows:
 
 
 login_manager = LoginManager()
-login_manager.anonymous_user = Anonymous
 # Session protection would write "_fresh" and "_id" into Flask's cookie; sessions are
 # server-side and bound by their own idle and absolute timeouts.
 login_manager.session_protection = None
@@ -101,7 +74,7 @@ login_manager.session_protection = None
 @login_manager.request_loader
 def load_signed_in(_request) -> SignedIn | None:
     rows = _resolve()
-    g.setdefault(ROWS, rows)
+    setattr(g, ROWS, rows)
     if rows is None:
         return None
     user = rows.user

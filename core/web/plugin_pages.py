@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, abort, g
-from flask_login import current_user
 
-from bookwell.core.context import tenant_info
+from bookwell.core.context import tenant_info, user_info
 from bookwell.core.web.pages.admin import page, require_page
 from bookwell.hooks.pages import EXTENSION, StaffPage
 
@@ -17,7 +16,7 @@ class StaffPages:
     def require_staff(self, slug: str, permission: str, scope: str) -> StaffPage:
         tenant, user = require_page(slug, permission, scope)
         g.plugin_staff_page = (tenant, user)
-        return StaffPage(tenant=tenant_info(tenant), user=current_user.info)
+        return StaffPage(tenant=tenant_info(tenant), user=user_info(user))
 
     def render_staff_page(self, staff_page: StaffPage, template: str, status: int, **values: Any):
         checked = g.get("plugin_staff_page")

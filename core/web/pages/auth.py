@@ -188,7 +188,8 @@ def login_step(slug: str):
 def end_session(slug: str, session_id: int):
     tenant = _tenant(slug)
     form = FlaskForm()
-    if current_user.tenant_id != tenant.id or not form.validate_on_submit():
+    signed_in_here = current_user.is_authenticated and current_user.tenant_id == tenant.id
+    if not signed_in_here or not form.validate_on_submit():
         abort(403)
     owned = {row.id for row in sessions.active_sessions(db.session(), current_user.id, clock.now())}
     if session_id not in owned:
