@@ -8,11 +8,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import STAFF_PASSWORD, csrf_token_of, log_in_staff
+from conftest import STAFF_PASSWORD, add_staff_and_a_rival, csrf_token_of, log_in_staff
 from flask import template_rendered
 from flask_login import current_user, login_required
 
-from bookwell.core.access.users import create_user
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage.models import User
 from bookwell.core.web.identity import SignedIn
@@ -33,19 +32,8 @@ class ActorLog:
 @pytest.fixture
 def site(make_app, business, clock):
     app = make_app(EXTRA_PLUGINS=[ActorLog])
+    add_staff_and_a_rival(app, business, clock(), ["owner"])
     with app.app_context():
-        for email, role, tenant_id in (
-            ("owner@example.com", "owner", business.tenant_id),
-            ("help@bookwell.example", "support", None),
-        ):
-            create_user(
-                app,
-                tenant_id=tenant_id,
-                email=email,
-                role=role,
-                password=STAFF_PASSWORD,
-                now=clock(),
-            )
         plugin_changes.enable(app, business.tenant_id, "actor-log", {}, clock())
     return app
 
