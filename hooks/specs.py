@@ -15,7 +15,7 @@ Every hook receives ``ctx`` (:class:`Context`) and ``settings`` (this plugin's s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,8 +27,10 @@ from .types import (
     Discount,
     MenuItem,
     OutgoingMessage,
+    ProviderInfo,
     Redirect,
     Refusal,
+    ServiceInfo,
     SessionLimits,
 )
 
@@ -49,8 +51,16 @@ def before_login(ctx: Context, settings: Settings) -> Refusal | None:
 
 
 @hookspec
+def before_password_check(ctx: Context, settings: Settings) -> Refusal | None:
+    """Guard, before the password of a login is verified: ``ctx.login`` holds the e-mail (and
+    the account, if there is one). A refusal here answers whatever the password was, so it
+    never tells whether a guess was right (e.g. ``locked``, with ``details.locked_until``)."""
+
+
+@hookspec
 def before_password_set(ctx: Context, settings: Settings, password: str) -> Refusal | None:
-    """Guard, wherever a password is set (sign-up, change, reset). ``field`` should be
+    """Guard, wherever a password is set (sign-up, change, reset). ``ctx.actor`` is the
+    account whose password it is (e-mail, name, role, tenant). ``field`` should be
     ``"password"``. The password must never be logged or stored by the plugin."""
 
 
@@ -61,8 +71,9 @@ def before_confirm(ctx: Context, settings: Settings) -> Refusal | None:
 
 
 @hookspec
-def before_cancel(ctx: Context, settings: Settings) -> Refusal | None:
-    """Guard, before a booking is cancelled; ``ctx.actor`` is ``None`` for the client."""
+def before_cancel(ctx: Context, settings: Settings, reason: str | None) -> Refusal | None:
+    """Guard, before a booking is cancelled; ``ctx.actor`` is ``None`` for the client, and
+    ``reason`` is what the cancelling staff member gave (``None`` from a client)."""
 
 
 @hookspec
@@ -101,8 +112,19 @@ def after_confirm(ctx: Context, settings: Settings) -> None:
 
 
 @hookspec
-def after_cancel(ctx: Context, settings: Settings) -> None:
-    """Event, after a cancellation was committed."""
+def after_cancel(ctx: Context, settings: Settings, reason: str | None) -> None:
+    """Event, after a cancellation was committed; ``reason`` as for ``before_cancel``."""
+
+
+@hookspec
+def after_outcome(ctx: Context, settings: Settings, outcome: str) -> None:
+    """Event, after staff marked a booking ``completed`` or ``no-show`` (``outcome``)."""
+
+
+@hookspec
+def after_refusal(ctx: Context, settings: Settings, hook: str, code: str, plugin: str) -> None:
+    """Event, after a guard (``hook``) refused something: ``code`` is the refusal's and
+    ``plugin`` the plugin that refused. Every enabled plugin hears of it."""
 
 
 @hookspec
@@ -152,6 +174,36 @@ def filter_message(
 
 
 @hookspec
+def check_settings(settings: Settings) -> Mapping[str, str] | None:
+    """Contribution, before a tenant's settings for this plugin are saved (marketplace, API,
+    CLI): rules across fields. ``settings`` are the new settings, each value already valid on its
+    own; return ``{key: message}`` for each field at fault, or ``None``. Only this plugin's own
+    implementation is asked."""
+
+
+@hookspec
+def unavailable_times(
+    ctx: Context,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    service: ServiceInfo,
+    provider: ProviderInfo,
+) -> Iterable[tuple[datetime, datetime]] | None:
+    """Contribution: the ``(start, end)`` ranges (UTC) within ``[start, end)`` that ``provider``
+    cannot be booked for ``service``; core leaves them out of the availability answer and the
+    booking pages' calendar. Asked once per provider per request. A failing one is logged and
+    ignored: the guards stay the authority."""
+
+
+@hookspec
+def commands() -> list[Any] | None:
+    """Contribution: ``click`` commands for operators, run as ``bookwell <plugin> <command>``
+    (e.g. ``bookwell password_policy unlock --tenant salon --email ann@example.com``). Inside a
+    command, ``bookwell.hooks.pages.plugin_context(slug)`` gives the tenant's context."""
+
+
+@hookspec
 def routes() -> Any | None:
     """Contribution: a Flask blueprint of the plugin's own pages. Core mounts it and answers
     404 for tenants that have not enabled the plugin."""
@@ -183,6 +235,7 @@ def booking_discount(ctx: Context, settings: Settings) -> Discount | None:
 
 
 GUARDS = (
+    "before_password_check",
     "before_login",
     "before_password_set",
     "before_confirm",
@@ -198,6 +251,8 @@ EVENTS = (
     "after_cancel",
     "after_reschedule",
     "after_view",
+    "after_outcome",
+    "after_refusal",
     "on_schedule",
 )
 CONTRIBUTIONS = (
@@ -209,4 +264,7 @@ CONTRIBUTIONS = (
     "migrations",
     "staff_menu",
     "booking_discount",
+    "check_settings",
+    "unavailable_times",
+    "commands",
 )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
-SettingType = Literal["bool", "int", "str", "text", "choice", "list"]
+SettingType = Literal["bool", "int", "str", "text", "choice", "list", "email", "url"]
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,9 @@ class Setting:
     """One setting a tenant can give a plugin; the marketplace builds its form field from it.
 
     ``type`` is one of ``bool``, ``int``, ``str`` (one line), ``text`` (several lines),
-    ``choice`` (one of ``choices``) or ``list`` (of one-line strings). ``min``/``max`` bound an
-    ``int``'s value and a ``str``/``text``/``list``'s length.
+    ``choice`` (one of ``choices``), ``list`` (of one-line strings; with ``choices``, each item one
+    of them), ``email`` (one address) or ``url`` (an ``http(s)://`` address). ``min``/``max``
+    bound an ``int``'s value and a ``str``/``text``/``list``'s length.
     """
 
     key: str
@@ -68,6 +70,9 @@ class Refusal:
     field: str | None = None
     challenge: Mapping[str, Any] | None = None
     details: Mapping[str, Any] | None = None
+    # A login guard may let the login through with a restricted token instead: the token opens
+    # only routes marked with this scope (e.g. ``"enroll_totp"``); ``code`` says why.
+    grant_scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,11 @@ class TenantInfo:
     timezone: str
     booking_url: str = ""
     currency: str = "EUR"
+    # How clients reach the business (for refusals that say "call us"), and its language.
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,8 @@ class BookingInfo:
     prepaid_cents: int = 0
     discount_cents: int = 0
     discount_label: str | None = None
+    # How many times the booking was moved since it was made.
+    reschedule_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,8 @@ class UserInfo:
     email: str
     name: str
     role: str
+    # The business the account belongs to; ``None`` for platform support.
+    tenant_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,9 +168,22 @@ class LoginAttempt:
     answers: Mapping[str, str] = field(default_factory=dict)
 
 
+def _unbound_audit(action: str, subject: str, details: Mapping[str, Any] | None = None) -> None:
+    raise RuntimeError("ctx.audit works in the contexts Bookwell hands to a plugin")
+
+
+def _no_progress(done: int, total: int) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Context:
-    """Everything about one hook call: whose business, who acts, from where, when, on what."""
+    """Everything about one hook call: whose business, who acts, from where, when, on what.
+
+    The per-plugin tools (``store``, ``secrets``, ``tables``, ``files``, ``audit``,
+    ``progress``) are bound to the plugin the context is handed to, and to ``tenant``; core
+    binds them just before it calls each plugin, so ``plugin`` names the caller.
+    """
 
     tenant: TenantInfo | None
     now: datetime
@@ -171,6 +198,30 @@ class Context:
     # The tenant's own data, for hooks that need more than the subject (``TenantData``); it
     # can only ever reach ``tenant``'s rows.
     data: TenantData | None = None
+    # The plugin this context was handed to, and its tools; None until core binds them.
+    plugin: str | None = None
+    store: PluginStore | None = None
+    secrets: Secrets | None = None
+    tables: PluginTables | None = None
+    files: Path | None = None
+    # ctx.audit(action, subject, details=None): an entry "plugin.<name>.<action>" in the
+    # tenant's audit trail; ctx.progress(done, total): how far long scheduled work has got.
+    audit: Callable[..., None] = field(default=_unbound_audit, repr=False)
+    progress: Callable[[int, int], None] = field(default=_no_progress, repr=False)
+    # How core binds the tools above for one plugin (see ``for_plugin``).
+    binder: Callable[[Context, str], Context] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def for_plugin(self, name: str) -> Context:
+        """This context with the tools of plugin ``name``; core calls it before each call."""
+        if self.binder is None or self.plugin == name:
+            return self
+        return self.binder(self, name)
+
+    def without_tools(self) -> Context:
+        """The same facts with no per-plugin tools (for handing on to another plugin)."""
+        return replace(self, plugin=None, store=None, secrets=None, tables=None, files=None)
 
 
 @dataclass(frozen=True)
@@ -254,4 +305,79 @@ class TenantData(Protocol):
         ``once``, a key unique within the tenant, a second call with the same key sends nothing
         and returns ``False``. On a dry run nothing is written, and it answers as the
         real call would (``False`` for a key already used)."""
+        ...
+
+
+class PluginStore(Protocol):
+    """``ctx.store``: the plugin's own key -> JSON values for one tenant, in the database, shared
+    by every process. Each call commits on its own; a key whose ``expires_at`` (UTC) is not after
+    ``ctx.now`` reads as absent."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when it is absent or expired."""
+        ...
+
+    def set(self, key: str, value: Any, expires_at: datetime | None = None) -> None:
+        """Store ``value`` (anything ``json.dumps`` takes) under ``key``."""
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; ``True`` if it was there (and live)."""
+        ...
+
+    def increment(self, key: str, by: int = 1, expires_at: datetime | None = None) -> int:
+        """Add ``by`` to the integer under ``key`` atomically and return the new value. An absent
+        or expired key starts from 0 and takes ``expires_at``; a live key keeps its expiry."""
+        ...
+
+    def compare_and_set(
+        self, key: str, old: Any, new: Any, expires_at: datetime | None = None
+    ) -> bool:
+        """Set ``key`` to ``new`` only if its value is ``old`` (``None``: only if absent);
+        atomically, so of two racing callers exactly one wins. ``True`` if it was set."""
+        ...
+
+
+class Secrets(Protocol):
+    """``ctx.secrets``: encryption with a key of the tenant's own, itself encrypted by the
+    instance's key (``BOOKWELL_ENCRYPTION_KEY``), so a database dump alone reveals nothing."""
+
+    def encrypt(self, data: bytes) -> str:
+        """Encrypted and authenticated ``data``, as text to store."""
+        ...
+
+    def decrypt(self, token: str) -> bytes:
+        """What ``encrypt`` was given; ``ValueError`` if ``token`` was altered or is another
+        tenant's."""
+        ...
+
+    def digest(self, text: str) -> str:
+        """A keyed hash of ``text`` (the same text always gives the same digest for this
+        tenant): look up what is stored encrypted without decrypting everything."""
+        ...
+
+
+class PluginTables(Protocol):
+    """``ctx.tables``: the plugin's own tables (from its migrations), limited to ``ctx.tenant``.
+
+    ``table`` is a SQLAlchemy ``Table`` named with the plugin's prefix and holding a
+    ``tenant_id`` column; every statement is limited to ``ctx.tenant`` (and ``insert`` fills
+    ``tenant_id``). Each call commits on its own."""
+
+    def select(
+        self, table: Any, *where: Any, order_by: Any = (), limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The tenant's rows of ``table`` matching every ``where`` clause, as dicts."""
+        ...
+
+    def insert(self, table: Any, **values: Any) -> Any:
+        """Add one row for the tenant; returns its primary key."""
+        ...
+
+    def update(self, table: Any, *where: Any, **values: Any) -> int:
+        """Change the tenant's rows matching ``where``; returns how many."""
+        ...
+
+    def delete(self, table: Any, *where: Any) -> int:
+        """Remove the tenant's rows matching ``where``; returns how many."""
         ...

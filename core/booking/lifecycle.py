@@ -482,6 +482,7 @@ def cancel_booking(
         prepared.enabled,
         host.broken_enabled_for(db.session(), tenant_id),
         who,
+        reason=reason,
     )
     with db.write_transaction(app) as session:
         booking = find_booking(session, tenant_id, reference)
@@ -518,7 +519,9 @@ def cancel_booking(
         )
     mail.kick(app)
     cancelled = dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED)
-    host.event("after_cancel", _with_booking(prepared.ctx, cancelled), prepared.enabled)
+    host.event(
+        "after_cancel", _with_booking(prepared.ctx, cancelled), prepared.enabled, reason=reason
+    )
     return booking
 
 
@@ -570,6 +573,7 @@ def reschedule_booking(
                 rescheduled_at=now,
             )
         )
+        booking.reschedule_count = (booking.reschedule_count or 0) + 1
         end, blocked_from, blocked_until = _blocked_range(service, start)
         booking.provider_id = provider.id
         booking.starts_at, booking.ends_at = start, end

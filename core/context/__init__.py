@@ -19,6 +19,7 @@ from flask import current_app, has_app_context, has_request_context, request
 
 # A module import: plugin_data imports this module back to build BookingInfo.
 from bookwell.core.context import data as plugin_data
+from bookwell.core.context import tools
 from bookwell.core.storage.models import Booking, Provider, Service, Tenant, User
 from bookwell.hooks import (
     BookingInfo,
@@ -47,7 +48,16 @@ def tenant_info(tenant: Tenant) -> TenantInfo:
     base = str(current_app.config["BASE_URL"]).rstrip("/") if has_app_context() else ""
     booking_url = f"{base}/book/{quote(tenant.slug)}/" if base else ""
     return TenantInfo(
-        tenant.id, tenant.slug, tenant.name, tenant.timezone, booking_url, tenant.currency
+        tenant.id,
+        tenant.slug,
+        tenant.name,
+        tenant.timezone,
+        booking_url,
+        tenant.currency,
+        email=tenant.contact_email,
+        phone=tenant.phone,
+        address=tenant.address,
+        language=tenant.language or "en",
     )
 
 
@@ -66,6 +76,7 @@ def booking_info(
     prepaid_cents: int = 0,
     discount_cents: int = 0,
     discount_label: str | None = None,
+    reschedule_count: int = 0,
 ) -> BookingInfo:
     return BookingInfo(
         reference=reference,
@@ -83,6 +94,7 @@ def booking_info(
         prepaid_cents=prepaid_cents,
         discount_cents=discount_cents,
         discount_label=discount_label,
+        reschedule_count=reschedule_count,
     )
 
 
@@ -101,13 +113,16 @@ def info_of(booking: Booking, service: Service, provider: Provider, consents=())
         prepaid_cents=booking.prepaid_cents,
         discount_cents=booking.discount_cents or 0,
         discount_label=booking.discount_label,
+        reschedule_count=booking.reschedule_count or 0,
     )
 
 
 def user_info(user: User) -> UserInfo:
     """What plugins may know of an account: a frozen copy, never the row (which holds the
     password's hash and can be changed)."""
-    return UserInfo(id=user.id, email=user.email, name=user.name, role=user.role)
+    return UserInfo(
+        id=user.id, email=user.email, name=user.name, role=user.role, tenant_id=user.tenant_id
+    )
 
 
 def make_context(
@@ -121,8 +136,11 @@ def make_context(
     elif actor is not None and not isinstance(actor, UserInfo):
         raise TypeError(f"a hook's actor is an account or a UserInfo, not {type(actor).__name__}")
     info = tenant_info(tenant)
-    if has_app_context() and "data" not in fields:
-        fields["data"] = plugin_data.PluginData(
-            current_app._get_current_object(), info, now, dry_run=fields.get("dry_run", False)
-        )
+    if has_app_context():
+        app = current_app._get_current_object()
+        if "data" not in fields:
+            fields["data"] = plugin_data.PluginData(
+                app, info, now, dry_run=fields.get("dry_run", False)
+            )
+        fields.setdefault("binder", tools.PluginTools(app))
     return Context(tenant=info, now=now, actor=actor, request=request_info(), **fields)

@@ -236,6 +236,10 @@ class PluginHost:
             self._running[name] = self._running.get(name, 0) + 1
         function = implementation.function
         arguments = self._arguments(implementation, available)
+        if isinstance(arguments.get("ctx"), Context):
+            # Each plugin gets its own store, secrets, tables, files and audit (see
+            # bookwell.core.context.tools): bound here, where the plugin is known.
+            arguments["ctx"] = arguments["ctx"].for_plugin(name)
         app = self.app
 
         def call():

@@ -57,6 +57,8 @@ class Tenant(Base):
     client_accounts: Mapped[bool] = mapped_column(default=False, server_default="0")
     # ISO 4217; prices are integers in its minor unit (see core/foundation/money.py).
     currency: Mapped[str] = mapped_column(String(3), default="EUR", server_default="EUR")
+    # A language tag (en, fr, de-CH): the language of its pages and mail.
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -182,6 +184,7 @@ class Booking(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancellation_reason: Mapped[str | None] = mapped_column(String(500))
+    reschedule_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     service: Mapped[Service] = relationship()
     provider: Mapped[Provider] = relationship()
@@ -335,6 +338,9 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+    # None: the user's full access. Otherwise the one scope a plugin's refusal granted (e.g.
+    # "enroll_totp"): the session opens only routes marked with it.
+    scope: Mapped[str | None] = mapped_column(String(40))
 
 
 class ApiKey(Base):
@@ -424,3 +430,32 @@ class PluginFailure(Base):
     hook: Mapped[str] = mapped_column(String(60))
     message: Mapped[str] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PluginStoreEntry(Base):
+    """One key of a plugin's ``ctx.store`` for one tenant: a JSON value, perhaps expiring."""
+
+    __tablename__ = "plugin_store"
+    __table_args__ = (UniqueConstraint("tenant_id", "plugin", "key", name="uq_plugin_store_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    plugin: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TenantKey(Base):
+    """A tenant's own data key, encrypted ("wrapped") by the instance's key ring; ``ctx.secrets``
+    encrypts with it. Re-wrapped, never changed, when the instance key rotates."""
+
+    __tablename__ = "tenant_keys"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    wrapped_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rewrapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,87 @@
+"""The per-plugin tools of a hook's context: ``ctx.store``, ``ctx.secrets``, ``ctx.tables``,
+``ctx.files``, ``ctx.audit`` and ``ctx.progress``.
+
+One context is built per hook call and shared by every plugin that call reaches, but these tools
+belong to one plugin each (its store keys, its tables, its folder, its audit entries). So the
+context carries a :class:`PluginTools` as its ``binder``, and the plugin host asks it for each
+plugin's own copy just before the call (``Context.for_plugin``). Binding builds small objects
+and reads nothing; each tool touches the database only when used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from bookwell.core import audit
+from bookwell.core.context import secrets, store, tables
+from bookwell.hooks import Context
+
+log = logging.getLogger("bookwell.plugins")
+EXTENSION = "bookwell.progress"
+
+
+class PluginTools:
+    """Binds a context's tools to one plugin (the context's ``binder``)."""
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+
+    def __call__(self, ctx: Context, plugin: str) -> Context:
+        tenant = ctx.tenant
+        if tenant is None:  # instance-level calls (support logins): no tenant's tools to give
+            return dataclasses.replace(ctx, plugin=plugin)
+        app = self._app
+        return dataclasses.replace(
+            ctx,
+            plugin=plugin,
+            store=store.DatabaseStore(app, tenant.id, plugin, ctx.now, dry_run=ctx.dry_run),
+            secrets=secrets.TenantSecrets(app, tenant.id),
+            tables=tables.TenantTables(app, tenant.id, plugin, dry_run=ctx.dry_run),
+            files=files_folder(app, plugin, tenant.slug),
+            audit=_PluginAudit(app, ctx, plugin),
+            progress=_Progress(app, plugin, tenant.slug),
+        )
+
+
+def files_folder(app: Flask, plugin: str, tenant_slug: str) -> Path:
+    """``<STORAGE or instance>/files/<plugin>/<tenant>/``; made on first use by the plugin."""
+    return Path(app.config.get("STORAGE") or app.instance_path) / "files" / plugin / tenant_slug
+
+
+class _PluginAudit:
+    """``ctx.audit(action, subject, details=None)``: ``plugin.<name>.<action>`` in the tenant's
+    chain, in a transaction of its own (it stays even if what it records is refused). A dry run
+    logs it instead."""
+
+    def __init__(self, app: Flask, ctx: Context, plugin: str) -> None:
+        self._app, self._ctx, self._plugin = app, ctx, plugin
+
+    def __call__(
+        self, action: str, subject: str, details: Mapping[str, Any] | None = None
+    ) -> None:
+        if not action or not all(part.isidentifier() for part in action.split(".")):
+            raise ValueError(f"an audit action is dotted lowercase words, not {action!r}")
+        full = f"plugin.{self._plugin}.{action}"
+        if self._ctx.dry_run:
+            log.info("dry run: would audit %s on %s %s", full, subject, dict(details or {}))
+            return
+        audit.audit_separately(self._app, self._ctx, full, subject, details)
+
+
+class _Progress:
+    """``ctx.progress(done, total)``: reported to whoever runs the scheduled work (``bookwell
+    tick`` draws a bar in a terminal); nothing happens when nobody listens."""
+
+    def __init__(self, app: Flask, plugin: str, tenant_slug: str) -> None:
+        self._app, self._plugin, self._tenant = app, plugin, tenant_slug
+
+    def __call__(self, done: int, total: int) -> None:
+        listener = self._app.extensions.get(EXTENSION)
+        if listener is not None:
+            listener(self._plugin, self._tenant, int(done), int(total))
