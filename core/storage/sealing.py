@@ -1,16 +1,20 @@
-"""Encrypting small secrets at rest with the instance's encryption key (Fernet: AES + HMAC).
+"""Encrypting small secrets at rest with the instance's key ring (Fernet: AES + HMAC).
 
 Used for what must be read back later (a replayed answer holding a manage token; TOTP seeds).
 What only needs checking (tokens, passwords) is hashed instead.
+
+Sealing uses the current (first) key of ``BOOKWELL_ENCRYPTION_KEY``; unsealing tries every key
+of the ring (:mod:`bookwell.core.storage.keys`), so what was sealed before a rotation still opens
+while the old key stays at the end of the ring. Each key is stretched to Fernet's 32 bytes as it
+always was (SHA-256 of its text), so values sealed before the ring existed open too.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from flask import Flask, current_app
+
+from bookwell.core.storage import keys
 
 EXTENSION = "bookwell.sealing"
 
@@ -20,9 +24,8 @@ class Unsealable(ValueError):
 
 
 def init_app(app: Flask) -> None:
-    # Fernet wants 32 url-safe-base64 bytes; any configured key string is stretched to that.
-    digest = hashlib.sha256(str(app.config["ENCRYPTION_KEY"]).encode()).digest()
-    app.extensions[EXTENSION] = Fernet(base64.urlsafe_b64encode(digest))
+    # Reads the ring now, so a malformed BOOKWELL_ENCRYPTION_KEY stops the app at start.
+    app.extensions[EXTENSION] = keys.ring_of(app).fernet
 
 
 def seal(text: str, app: Flask | None = None) -> str:
@@ -32,5 +35,21 @@ def seal(text: str, app: Flask | None = None) -> str:
 def unseal(sealed: str, app: Flask | None = None) -> str:
     try:
         return (app or current_app).extensions[EXTENSION].decrypt(sealed.encode()).decode()
+    except InvalidToken as error:
+        raise Unsealable("cannot decrypt: wrong encryption key or altered data") from error
+
+
+def reseal(sealed: str, app: Flask | None = None) -> str | None:
+    """``sealed``, sealed again with the current key (its time stamp kept); ``None`` when it
+    already is. :class:`Unsealable` when no key of the ring opens it. For key rotation."""
+    ring = keys.ring_of(app or current_app)
+    token = sealed.encode()
+    try:
+        ring.current.fernet.decrypt(token)
+        return None
+    except InvalidToken:
+        pass
+    try:
+        return ring.fernet.rotate(token).decode()
     except InvalidToken as error:
         raise Unsealable("cannot decrypt: wrong encryption key or altered data") from error
