@@ -192,6 +192,7 @@ def worker(ctx: Context, burst: bool) -> None:
 
 def _register_command_groups() -> None:
     from bookwell.core.cli.audit import audit
+    from bookwell.core.cli.keys import keys_group
     from bookwell.core.cli.mail import mail
     from bookwell.core.cli.plugins import plugins
     from bookwell.core.cli.tenants import tenants
@@ -203,6 +204,7 @@ def _register_command_groups() -> None:
     main.add_command(users_group)
     main.add_command(tokens_group)
     main.add_command(mail)
+    main.add_command(keys_group)
 
 
 _register_command_groups()
