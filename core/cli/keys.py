@@ -50,6 +50,7 @@ def rotate(obj: Any, slug: str | None) -> None:
     tenants = _tenants(app, slug)
     rewrapped = resealed = unreadable = 0
     failures: list[str] = []
+    # On a terminal, a bar; written to a file or a pipe (cron, a log), only its label, once.
     with click.progressbar(
         tenants, label=f"rotating {_count(len(tenants), 'tenant')} to the current key"
     ) as bar:

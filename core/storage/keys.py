@@ -170,14 +170,6 @@ class KeyRing:
             raise TenantKeyUnavailable(f"the data key of tenant #{tenant_id} has a wrong size")
         return data_key
 
-    def wrapped_by(self, wrapped: str) -> RingKey | None:
-        """The ring key that wrapped ``wrapped`` (``None``: none of this ring's)."""
-        try:
-            fingerprint, _ = _parts(wrapped)
-        except TenantKeyUnavailable:
-            return None
-        return self.find(fingerprint)
-
 
 def _bound_to(tenant_id: int, fingerprint: str) -> bytes:
     # Authenticated, not encrypted: a wrapped key opens only for the tenant it was made for.
