@@ -386,14 +386,17 @@ def _ranges(host: PluginHost, ctx: Context, plugin: str, answer: Any) -> list[tu
         return []
     ranges, wrong = [], 0
     for item in answer:
+        # Written out rather than with all(...): this runs for every range of every request.
         if (
             isinstance(item, tuple | list)
             and len(item) == 2
-            and all(isinstance(instant, datetime) for instant in item)
-            and all(instant.utcoffset() is not None for instant in item)
-            and item[0] < item[1]
+            and isinstance(start := item[0], datetime)
+            and isinstance(end := item[1], datetime)
+            and start.utcoffset() is not None
+            and end.utcoffset() is not None
+            and (low := start.timestamp()) < (high := end.timestamp())
         ):
-            ranges.append((math.floor(item[0].timestamp()), math.ceil(item[1].timestamp())))
+            ranges.append((math.floor(low), math.ceil(high)))
         else:
             wrong += 1
     if wrong:
