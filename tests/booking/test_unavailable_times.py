@@ -4,8 +4,11 @@ logged, counted and ignored, and booking itself is still decided by the guards a
 
 from __future__ import annotations
 
+import re
 import threading
+import types
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +17,7 @@ from conftest import booking_body
 
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost import health as plugin_health
+from bookwell.core.pluginhost.settings import InvalidSettings
 from bookwell.core.storage import db
 from bookwell.core.testing import open_business
 from bookwell.hooks import Manifest, Setting, hookimpl
@@ -272,3 +276,49 @@ def test_the_pages_stand_when_a_plugin_fails(app, business, enable):
     calendar = app.test_client().get(f"{BOOK}/day?service={business.service_id}&provider=any")
     assert calendar.status_code == 200
     assert 'aria-label="2027-03-02, has free times"' in calendar.text
+
+
+# --- the guide's example --------------------------------------------------------------------------
+
+GUIDE = Path(__file__).parents[2] / "docs" / "plugins.md"
+
+
+def guides_quiet_hours() -> types.ModuleType:
+    """The guide's example as one module: its manifest and ``check_settings`` from "The manifest
+    and settings", its ``unavailable_times`` from the hook's own section."""
+    blocks = re.findall(r"^```python\n(.*?)^```", GUIDE.read_text(), re.M | re.S)
+    wanted = [
+        block
+        for block in blocks
+        if 'name="quiet_hours"' in block
+        or "def unavailable_times(ctx, settings, start, end)" in block
+    ]
+    assert len(wanted) == 2, "the guide's quiet-hours example has moved"
+    module = types.ModuleType("quiet_hours")
+    for block in wanted:
+        exec(compile(block, str(GUIDE), "exec"), module.__dict__)
+    return module
+
+
+def test_the_guides_quiet_hours_example_works_as_the_guide_says(make_app, business, clock):
+    app = make_app(EXTRA_PLUGINS=[guides_quiet_hours()])
+    with app.app_context():
+        with pytest.raises(InvalidSettings) as refused:
+            plugin_changes.enable(
+                app, business.tenant_id, "quiet_hours", {"from_hour": 14}, clock()
+            )
+        assert refused.value.fields == {"until_hour": "Until must be later than From."}
+        plugin_changes.enable(
+            app,
+            business.tenant_id,
+            "quiet_hours",
+            {"days": ["tuesday"], "from_hour": 12, "until_hour": 14},
+            clock(),
+        )
+    found = starts(app.test_client(), business, "2027-03-02", "2027-03-03", business.provider_id)
+
+    def on(day):
+        return times([slot for slot in found if slot[0].startswith(day)], business.provider_id)
+
+    assert on("2027-03-02") == [t for t in ALL_DAY if not "12:00" <= t < "14:00"]  # Tuesday
+    assert on("2027-03-03") == ALL_DAY
