@@ -1,8 +1,10 @@
 """Availability for 30 days of one provider holding 2,000 bookings, against the bare SQL query
-that loads those bookings (aim: at most 3x).
+that loads those bookings (aim: at most 3x); and what clients are offered with a plugin's
+``unavailable_times`` on (a lunch hour a day) against none (aim: at most 1.2x).
 
 The bare query is the floor: whatever ``find_slots`` does, it has to get those rows. The ratio
-says how much the ORM, the other three queries and the slot arithmetic add on top.
+says how much the ORM, the other three queries and the slot arithmetic add on top. The plugin's
+ratio says what asking it costs: a context, one call on the host's pool, its 30 ranges removed.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from flask import Flask
 from sqlalchemy import insert, text
 
 from bookwell.core import create_app, schema
-from bookwell.core.booking.availability import find_slots, local_day_bounds
+from bookwell.core.booking.availability import find_slots, local_day_bounds, offered_slots
 from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
-from bookwell.core.storage.models import BLOCKING_STATUSES, Booking, BookingStatus, Service
+from bookwell.core.storage.models import BLOCKING_STATUSES, Booking, BookingStatus, Service, Tenant
+from bookwell.hooks import Manifest, hookimpl
 
 from .benchmark import Benchmark, Comparison, Measurement, Options, Variant
 from .databases import ScratchDatabase, scratch_database
@@ -43,6 +47,9 @@ WINDOW_FROM = FIRST_DAY + timedelta(days=100)
 WINDOW_TO = WINDOW_FROM + timedelta(days=29)
 FIND_SLOTS = "find_slots, 30 days"
 BARE_SQL = "bare SQL, same bookings"
+OFFERED_NONE = "offered, no plugin"
+OFFERED_LUNCH = "offered, unavailable_times on"
+LUNCH = time(12)  # the plugin's hour left out each day: the 11:45 to 12:45 starts go
 # The day before the window: with no notice and a year's horizon, every slot in it is bookable.
 NOW = datetime.combine(WINDOW_FROM - timedelta(days=1), time(12), tzinfo=ZONE).astimezone(UTC)
 
@@ -98,19 +105,39 @@ def booking_rows(tenant_id: int, service_id: int, provider_id: int) -> list[dict
     return rows
 
 
-def expected_in_window() -> tuple[int, int]:
+def expected_in_window(lunch: bool = False) -> tuple[int, int]:
     """(bookings the window's query must load, free slots find_slots must offer), worked out
-    from the generated data alone, so a wrong query cannot pass for a fast one."""
+    from the generated data alone, so a wrong query cannot pass for a fast one; with ``lunch``,
+    the slots offered with the plugin on."""
     bookings = slots = 0
     closing = (CLOSES.hour - OPENS.hour) * 60
+    lunch_at = (LUNCH.hour - OPENS.hour) * 60
     for day, cells in booked_cells().items():
         if not WINDOW_FROM <= day <= WINDOW_TO:
             continue
         bookings += len(cells)
         for start in range(0, closing - 30 + 1, STEP_MINUTES):
+            if lunch and start < lunch_at + 60 and start + 30 > lunch_at:
+                continue
             if not any(start < 30 * cell + 30 and start + 30 > 30 * cell for cell in cells):
                 slots += 1
     return bookings, slots
+
+
+class LunchBreak:
+    """A plugin like a real one: a range a day for the whole window, in the business's time."""
+
+    MANIFEST = Manifest("bench-lunch", "Lunch break", "A benchmark plugin.", "1", "bench", "bench")
+
+    @hookimpl
+    def unavailable_times(ctx, start, end):
+        zone = ZoneInfo(ctx.tenant.timezone)
+        day, ranges = start.astimezone(zone).date(), []
+        while datetime.combine(day, time(), zone) < end:
+            lunch = datetime.combine(day, LUNCH, zone)
+            ranges.append((lunch, lunch + timedelta(hours=1)))
+            day += timedelta(days=1)
+        return ranges
 
 
 class BareQuery:
@@ -150,7 +177,7 @@ class BareQuery:
         self.connection.close()
 
 
-def build_app(database: ScratchDatabase, options: Options) -> Flask:
+def build_app(database: ScratchDatabase, options: Options, **overrides: Any) -> Flask:
     app = create_app(
         {
             "INSTANCE_PATH": str(options.workdir / "availability-instance"),
@@ -159,6 +186,7 @@ def build_app(database: ScratchDatabase, options: Options) -> Flask:
             "ENCRYPTION_KEY": "bench",
             "RATE_LIMITS": "off",
             "CLOCK": lambda: NOW,
+            **overrides,
         }
     )
     schema.upgrade(db.engine_of(app))
@@ -215,6 +243,26 @@ def availability_call(
     return call
 
 
+def offered_call(
+    app: Flask, tenant_id: int, provider_id: int, service: Service
+) -> Callable[[], list]:
+    def call() -> list:
+        # As the availability API does: the tenant read in the request, then every slot offered.
+        with app.app_context():
+            session = db.session()
+            return offered_slots(
+                session,
+                session.get(Tenant, tenant_id),
+                service=service,
+                day_from=WINDOW_FROM,
+                day_to=WINDOW_TO,
+                now=NOW,
+                provider_id=provider_id,
+            )
+
+    return call
+
+
 def per_call_variant(name: str, call: Callable[[], object]) -> Variant:
     calls = calls_per_measurement(call)
 
@@ -228,17 +276,33 @@ def per_call_variant(name: str, call: Callable[[], object]) -> Variant:
 def prepare(options: Options) -> Iterator[list[Variant]]:
     with scratch_database(options.database_url, options.workdir, "availability") as database:
         app = build_app(database, options)
+        apps = [app]
         bare: BareQuery | None = None
         try:
             tenant_id, provider_id, service = populate(app)
             bare = BareQuery(database, tenant_id, provider_id)
             ours = availability_call(app, tenant_id, provider_id, service)
             check(ours, bare)
-            yield [per_call_variant(FIND_SLOTS, ours), per_call_variant(BARE_SQL, bare)]
+            # The same database and tenant, which enabled the plugin; only the second app has it
+            # installed, so the first offers every slot (the plugin's row is ignored there).
+            with_plugin = build_app(database, options, EXTRA_PLUGINS=[LunchBreak])
+            apps.append(with_plugin)
+            with with_plugin.app_context():
+                plugin_changes.enable(with_plugin, tenant_id, "bench-lunch", {}, NOW)
+            none = offered_call(app, tenant_id, provider_id, service)
+            lunch = offered_call(with_plugin, tenant_id, provider_id, service)
+            check_offered(none, lunch)
+            yield [
+                per_call_variant(FIND_SLOTS, ours),
+                per_call_variant(BARE_SQL, bare),
+                per_call_variant(OFFERED_NONE, none),
+                per_call_variant(OFFERED_LUNCH, lunch),
+            ]
         finally:
             if bare is not None:
                 bare.close()
-            db.engine_of(app).dispose()
+            for built in apps:
+                db.engine_of(built).dispose()
 
 
 def check(ours: Callable[[], list], bare: BareQuery) -> None:
@@ -251,9 +315,23 @@ def check(ours: Callable[[], list], bare: BareQuery) -> None:
         )
 
 
+def check_offered(none: Callable[[], list], lunch: Callable[[], list]) -> None:
+    offered = (len(none()), len(lunch()))
+    expected = (expected_in_window()[1], expected_in_window(lunch=True)[1])
+    if offered != expected:
+        raise RuntimeError(
+            f"wrong results: offered {offered[0]} slots with no plugin and {offered[1]} with"
+            f" unavailable_times on (expected {expected[0]} and {expected[1]})"
+        )
+
+
 BENCHMARK = Benchmark(
     name="availability",
-    description="find_slots for 30 days of a provider with 2,000 bookings vs the bare query",
+    description="find_slots for 30 days of a provider with 2,000 bookings vs the bare query; "
+    "what is offered with an unavailable_times plugin on vs none",
     prepare=prepare,
-    comparisons=(Comparison(FIND_SLOTS, BARE_SQL, aim=3.0),),
+    comparisons=(
+        Comparison(FIND_SLOTS, BARE_SQL, aim=3.0),
+        Comparison(OFFERED_LUNCH, OFFERED_NONE, aim=1.2),
+    ),
 )

@@ -4,6 +4,10 @@ Everything is decided on UTC instants, as integer epoch seconds (the database co
 no row becomes a datetime object on the way). Working hours are wall-clock times in the tenant's
 zone, turned into instants day by day, so a day on which the clocks change simply has an hour more
 or less of opening; slots step through *elapsed* time from the opening's start.
+
+What clients are offered (the API's availability, the booking pages) is :func:`offered_slots`:
+the same, less the times the tenant's plugins leave out (``unavailable_times``). Making a booking
+checks :func:`find_slots` alone: there the plugins' guards are the authority.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import logging
+import math
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Integer, bindparam, literal, select, union_all
@@ -23,6 +29,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FunctionElement
 
+from bookwell.core.context import make_context
+from bookwell.core.pluginhost.host import PluginFailed, PluginHost, host_of
 from bookwell.core.storage.db import UTCDateTime
 from bookwell.core.storage.models import (
     BLOCKING_STATUSES,
@@ -30,9 +38,17 @@ from bookwell.core.storage.models import (
     Provider,
     ProviderService,
     Service,
+    Tenant,
     TimeOff,
 )
 from bookwell.core.storage.models import WorkingHours as WorkingHoursRow
+from bookwell.hooks import Context, ProviderInfo, ServiceInfo
+
+log = logging.getLogger("bookwell.plugins")
+HOOK = "unavailable_times"
+# Asked once per request with the providers that work (id -> name) and the window asked for,
+# answers per provider the [start, end) epoch ranges that no slot may overlap.
+LeaveOut = Callable[[Mapping[int, str], datetime, datetime], Mapping[int, list[tuple[int, int]]]]
 
 
 class epoch(FunctionElement):  # noqa: N801  (reads like the SQL function it stands for)
@@ -149,6 +165,7 @@ _HOURS = (
         WorkingHoursRow.weekday,
         WorkingHoursRow.starts,
         WorkingHoursRow.ends,
+        Provider.name,
     )
     .join(Provider, Provider.id == WorkingHoursRow.provider_id)
     .join(ProviderService, ProviderService.provider_id == Provider.id)
@@ -186,11 +203,13 @@ def find_slots(
     now: datetime,
     provider_id: int | None = None,
     ignore_booking_id: int | None = None,
+    leave_out: LeaveOut | None = None,
 ) -> list[Slot]:
     """Every free start for ``service`` from ``day_from`` to ``day_to`` (inclusive, tenant days).
 
     ``ignore_booking_id`` leaves one booking out of what blocks time, so a booking can be
-    rescheduled onto a slot overlapping its own current one.
+    rescheduled onto a slot overlapping its own current one. ``leave_out``, asked once, names
+    more time that no slot may overlap (see :func:`offered_slots`).
     """
     window_start, window_end = local_day_bounds(day_from, day_to, zone)
     earliest = int(
@@ -210,8 +229,10 @@ def find_slots(
     if provider_id is not None:
         parameters["provider_id"] = provider_id
     hours_by_provider: dict[int, dict[int, list[tuple]]] = defaultdict(lambda: defaultdict(list))
-    for provider, weekday, opens, closes in session.execute(hours, parameters).all():
+    names: dict[int, str] = {}
+    for provider, weekday, opens, closes, name in session.execute(hours, parameters).all():
         hours_by_provider[provider][weekday].append((opens, closes))
+        names[provider] = name
     if not hours_by_provider:
         return []
     providers = sorted(hours_by_provider)
@@ -236,11 +257,14 @@ def find_slots(
     pairs: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
     for provider, kind, starts, ends in rows:
         pairs[provider, kind].append((starts, ends))
+    left_out = leave_out(names, window_start, window_end) if leave_out is not None else {}
 
     found: list[Slot] = []
     for provider in providers:
         busy = _Intervals(pairs[provider, 0])
         absent = _Intervals(pairs[provider, 1])
+        # Like time off: what plugins leave out may not meet the appointment (buffers may).
+        elsewhere = _Intervals(left_out[provider]) if provider in left_out else None
         weekly = hours_by_provider[provider]
         day = day_from
         while day <= day_to:
@@ -256,6 +280,8 @@ def find_slots(
                 # ranges of s, so the free starts are what lies between them.
                 refused = busy.forbidden_starts(first, last, duration + after, before)
                 refused += absent.forbidden_starts(first, last, duration, 0)
+                if elsewhere is not None:
+                    refused += elsewhere.forbidden_starts(first, last, duration, 0)
                 refused.sort()
                 cursor = first
                 for low, high in refused:
@@ -270,3 +296,112 @@ def find_slots(
         found = list(set(found))  # one entry per provider and start
     found.sort()  # by start, then provider (equal starts have equal ends)
     return found
+
+
+# --- what plugins leave out -----------------------------------------------------------------------
+
+
+def offered_slots(
+    session: Session,
+    tenant: Tenant,
+    *,
+    service: Service,
+    day_from: date,
+    day_to: date,
+    now: datetime,
+    provider_id: int | None = None,
+    ignore_booking_id: int | None = None,
+) -> list[Slot]:
+    """The free starts clients are offered: :func:`find_slots`, less the ranges the tenant's
+    enabled plugins answer from ``unavailable_times``, each asked once per provider for the
+    whole window. A plugin that fails is logged and its ranges are not left out: a slot it
+    would have hidden is still refused at booking time by its guards, if it has any."""
+
+    def plugins_leave_out(
+        providers: Mapping[int, str], start: datetime, end: datetime
+    ) -> dict[int, list[tuple[int, int]]]:
+        return unavailable_times(host_of(), session, tenant, service, providers, start, end, now)
+
+    return find_slots(
+        session,
+        tenant_id=tenant.id,
+        zone=tenant.zone,
+        service=service,
+        day_from=day_from,
+        day_to=day_to,
+        now=now,
+        provider_id=provider_id,
+        ignore_booking_id=ignore_booking_id,
+        leave_out=plugins_leave_out,
+    )
+
+
+def unavailable_times(
+    host: PluginHost,
+    session: Session,
+    tenant: Tenant,
+    service: Service,
+    providers: Mapping[int, str],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> dict[int, list[tuple[int, int]]]:
+    """Per provider, the epoch ranges ``[start, end)`` the tenant's plugins leave out."""
+    enabled = host.enabled_for(session, tenant.id)
+    if not enabled:
+        return {}
+    ctx = make_context(tenant, now)
+    about = ServiceInfo(service.id, service.name, service.duration_minutes, service.price_cents)
+    left_out: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for name in sorted(enabled):
+        for provider, provider_name in providers.items():
+            try:
+                answers = host.contributions(
+                    HOOK,
+                    ctx,
+                    {name: enabled[name]},
+                    start=start,
+                    end=end,
+                    service=about,
+                    provider=ProviderInfo(provider, provider_name),
+                )
+            except PluginFailed:
+                # Logged and counted by the host. Its other providers are not asked: one
+                # failure per request is enough, and a hung plugin must not cost a wait each.
+                log.warning("plugin %s: %s failed; nothing it names is left out", name, HOOK)
+                break
+            for _, answer in answers:
+                left_out[provider].extend(_ranges(host, ctx, name, answer))
+    return left_out
+
+
+def _ranges(host: PluginHost, ctx: Context, plugin: str, answer: Any) -> list[tuple[int, int]]:
+    """The answer's ``(start, end)`` pairs of aware datetimes, ``start < end``, as epoch ranges
+    wide enough to cover a fraction of a second; anything else is logged and left aside."""
+    # A collection, not any iterable: a generator would run the plugin's code here, outside
+    # the time limit its call had on the host's pool.
+    if not isinstance(answer, list | tuple | set | frozenset):
+        log.error("plugin %s: %s returned %r, not a list of ranges", plugin, HOOK, answer)
+        host.note_failure(ctx, plugin, HOOK, f"returned {type(answer).__name__}, not a list")
+        return []
+    ranges, wrong = [], 0
+    for item in answer:
+        # Written out rather than with all(...): this runs for every range of every request.
+        if (
+            isinstance(item, tuple | list)
+            and len(item) == 2
+            and isinstance(start := item[0], datetime)
+            and isinstance(end := item[1], datetime)
+            and start.utcoffset() is not None
+            and end.utcoffset() is not None
+            and (low := start.timestamp()) < (high := end.timestamp())
+        ):
+            ranges.append((math.floor(low), math.ceil(high)))
+        else:
+            wrong += 1
+    if wrong:
+        log.error("plugin %s: %s answered %d ranges that are not (start, end)", plugin, HOOK, wrong)
+        host.note_failure(
+            ctx, plugin, HOOK, f"answered {wrong} ranges that are not (start, end) aware datetimes"
+        )
+    return ranges

@@ -55,7 +55,13 @@ def list_plugins(obj, slug: str | None, as_json: bool) -> None:
 @plugins.command("enable")
 @click.argument("name")
 @click.option("--tenant", "slug", required=True)
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A setting; a list is comma-separated, and KEY= empties it.",
+)
 @click.pass_obj
 def enable_plugin(obj, name: str, slug: str, assignments: tuple[str, ...]) -> None:
     """Enable NAME for a tenant, with the plugins it requires, or update its settings."""
@@ -76,7 +82,9 @@ def enable_plugin(obj, name: str, slug: str, assignments: tuple[str, ...]) -> No
         raise click.ClickException(f"no plugin named {name!r} is installed") from error
     except plugin_rules.RuleBroken as error:
         raise click.ClickException(f"refused ({error.code}): {error.message}") from error
-    except (LookupError, plugin_settings.InvalidSettings) as error:
+    except plugin_settings.InvalidSettings as error:
+        raise click.ClickException(f"invalid settings, nothing changed: {error}") from error
+    except LookupError as error:
         raise click.ClickException(str(error)) from error
     verb = "updated" if done.old is not None else "enabled"
     click.echo(f"{verb} {name} for {slug}: {json.dumps(done.settings, sort_keys=True)}")

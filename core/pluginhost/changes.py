@@ -2,7 +2,9 @@
 are listed (the CLI's ``plugins list --json``, the API and the marketplace show the same entries).
 
 The rules between plugins (:mod:`~bookwell.core.pluginhost.rules`) are checked inside the write
-transaction, after the tenant's row is locked, so two changes at once cannot both pass them.
+transaction, after the tenant's row is locked, so two changes at once cannot both pass them; the
+plugins' own ``check_settings`` run before that lock is taken (their answers are looked up under
+it), so no plugin's code holds it.
 Every plugin a change switches on or changes gets its own audit entry with old and new settings.
 """
 
@@ -94,14 +96,26 @@ def enable(
     """Enable ``name`` (or update its settings when it is on), with what it requires.
 
     Raises :class:`UnknownPlugin`, :class:`~bookwell.core.pluginhost.rules.RuleBroken` or
-    :class:`~bookwell.core.pluginhost.settings.InvalidSettings`; then nothing changed.
+    :class:`~bookwell.core.pluginhost.settings.InvalidSettings` (also when the plugin's own
+    ``check_settings`` refuses); then nothing changed.
     """
     host = host_of(app)
     if name not in host.installed:
         raise UnknownPlugin(f"no plugin named {name!r} is installed")
+    checks = plugin_rules.SettingsChecks(host, tenant_id, now)
+    try:
+        with db.fresh_session(app) as reader:
+            unlocked = plugin_rules.plan_enable(
+                host, tenant_plugins(reader, tenant_id), name, values
+            )
+    except (plugin_rules.RuleBroken, plugin_settings.InvalidSettings):
+        pass  # decided below, under the lock
+    else:
+        checks.ask(_changed_settings(unlocked))
     with db.write_transaction(app) as session:
         _lock_tenant(session, tenant_id)
         plan = plugin_rules.plan_enable(host, tenant_plugins(session, tenant_id), name, values)
+        checks.enforce(name, _changed_settings(plan))
         changed = [step for step in plan.steps if step.old != step.new]
         for step in changed:
             _store(session, tenant_id, step.name, True, step.new, now)
@@ -141,6 +155,14 @@ def disable(
     Returns whether it was on. A plugin an enabled plugin requires is refused
     (:class:`~bookwell.core.pluginhost.rules.PluginRequired`)."""
     host = host_of(app)
+    checks = plugin_rules.SettingsChecks(host, tenant_id, now)
+    if values and name in host.installed:
+        try:
+            with db.fresh_session(app) as reader:
+                saved = tenant_plugins(reader, tenant_id).get(name, (False, {}))[1]
+            checks.ask([(name, plugin_settings.validate(host.manifest(name), values, saved))])
+        except (LookupError, plugin_settings.InvalidSettings):
+            pass  # decided below, under the lock
     with db.write_transaction(app) as session:
         _lock_tenant(session, tenant_id)
         state = tenant_plugins(session, tenant_id)
@@ -150,6 +172,8 @@ def disable(
         settings = dict(saved)
         if values:
             settings = plugin_settings.validate(host.manifest(name), values, saved)
+            if settings != saved:
+                checks.enforce(name, [(name, settings)])
         if enabled:
             plugin_rules.check_disable(host, state, name)
         if not enabled and settings == saved:
@@ -173,6 +197,11 @@ def disable(
         )
     host.forget_request_state()
     return enabled
+
+
+def _changed_settings(plan: plugin_rules.Plan) -> list[tuple[str, dict[str, Any]]]:
+    """The settings a plan would save, per plugin: those its own ``check_settings`` judges."""
+    return [(step.name, step.new) for step in plan.steps if step.old != step.new]
 
 
 def tenant_plugins(session: Session, tenant_id: int) -> dict[str, tuple[bool, dict[str, Any]]]:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -260,9 +261,12 @@ class PluginHost:
                 self._running[name] -= 1
             raise
 
-    def _finish(self, name: str, hook: str, ctx: Context, future, deadline: float):
+    def _finish(
+        self, name: str, hook: str, ctx: Context | None, future, deadline: float, **noted: Any
+    ):
         """Wait for one call; returns ``(answer, failure)`` where ``failure`` says how it went
-        wrong (and is logged and counted), or ``None``."""
+        wrong (and is logged and counted, with ``noted`` for a call without ``ctx``), or
+        ``None``."""
         if future is None:
             failure = "is not responding"
             log.error("plugin %s: %s skipped; earlier calls never returned", name, hook)
@@ -275,9 +279,9 @@ class PluginHost:
             except Exception as error:
                 failure = "failed"
                 log.error("plugin %s: %s raised", name, hook, exc_info=error)
-                self.note_failure(ctx, name, hook, f"raised {error!r}")
+                self.note_failure(ctx, name, hook, f"raised {error!r}", **noted)
                 return None, failure
-        self.note_failure(ctx, name, hook, failure)
+        self.note_failure(ctx, name, hook, failure, **noted)
         return None, failure
 
     def guard(
@@ -348,18 +352,69 @@ class PluginHost:
                 answers.append((name, answer))
         return answers
 
+    def check_settings(
+        self,
+        name: str,
+        settings: Mapping[str, Any],
+        *,
+        tenant_id: int | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, str]:
+        """``name``'s own ``check_settings`` answer for ``settings`` (each value already valid):
+        ``{key: message}`` for each field at fault; empty when it has no such hook or finds
+        nothing. It runs like every hook, on the pool within the guard time limit. One that
+        raises, overruns, is not responding or answers anything but messages keyed by its own
+        settings raises :class:`PluginFailed`, logged and counted for ``tenant_id``: settings
+        that could not be checked must not be saved."""
+        hook = "check_settings"
+        keys = {setting.key for setting in self.manifest(name).settings}
+        # A copy the plugin cannot change: what it was shown is what gets saved.
+        shown = MappingProxyType(json.loads(json.dumps(dict(settings))))
+        problems: dict[str, str] = {}
+        for _, implementation in self._implementations(hook, {name: shown}):
+            future = self._start(name, implementation, {"settings": shown})
+            deadline = time.monotonic() + self.guard_timeout
+            answer, failure = self._finish(
+                name, hook, None, future, deadline, tenant_id=tenant_id, at=now
+            )
+            if failure is not None:
+                raise PluginFailed(name, hook, failure)
+            if answer is None:
+                continue
+            if not (
+                isinstance(answer, Mapping)
+                and all(key in keys for key in answer)
+                and all(isinstance(message, str) and message.strip() for message in answer.values())
+            ):
+                log.error("plugin %s: %s returned %r, not {setting: message}", name, hook, answer)
+                self.note_failure(
+                    None, name, hook, f"answered {answer!r:.200}", tenant_id=tenant_id, at=now
+                )
+                raise PluginFailed(name, hook, "answered nonsense")
+            problems.update({key: message.strip()[:500] for key, message in answer.items()})
+        return problems
+
     # --- failures, for the marketplace ------------------------------------------------------
 
-    def note_failure(self, ctx: Context | None, plugin: str, hook: str, message: str) -> None:
+    def note_failure(
+        self,
+        ctx: Context | None,
+        plugin: str,
+        hook: str,
+        message: str,
+        *,
+        tenant_id: int | None = None,
+        at: datetime | None = None,
+    ) -> None:
         """Remember a plugin's failure; :meth:`flush_failures` stores it once no transaction
-        of the caller's is open (a request's end, a job's end)."""
-        tenant = getattr(ctx, "tenant", None)
-        at = getattr(ctx, "now", None)
+        of the caller's is open (a request's end, a job's end). A hook called without a
+        context (``check_settings``) names its tenant and time itself."""
+        if ctx is not None:
+            tenant_id = getattr(getattr(ctx, "tenant", None), "id", None)
+            at = getattr(ctx, "now", None)
         with self._cache_lock:
             if len(self._failures) < MAX_BUFFERED_FAILURES:
-                self._failures.append(
-                    (getattr(tenant, "id", None), plugin, hook, message[:1000], at)
-                )
+                self._failures.append((tenant_id, plugin, hook, message[:1000], at))
 
     def flush_failures(self) -> None:
         """Write the failures noted so far in a transaction of their own; never raises."""
@@ -415,6 +470,14 @@ def _manifest_problem(manifest: Any, name: str) -> str | None:
     for setting in manifest.settings:
         if setting.type == "choice" and not setting.choices:
             return f"setting {setting.key!r} is a choice with no choices"
+        if setting.choices and setting.type not in ("choice", "list"):
+            return f"setting {setting.key!r} has choices, but only a choice or a list can"
+        if setting.type == "list" and any(
+            not isinstance(choice, str) or choice != choice.strip() or not choice or "," in choice
+            for choice in setting.choices
+        ):
+            # Items are trimmed, and split at commas on the command line and in the form.
+            return f"setting {setting.key!r} has a choice that is empty, padded or has a comma"
         try:
             plugin_settings.check_value(setting, setting.default)
         except ValueError as error:

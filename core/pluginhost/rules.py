@@ -4,17 +4,20 @@ A manifest's ``requires`` switches other plugins on with it; ``conflicts`` (decl
 side) keeps two plugins apart; a plugin that ``needs`` a capability cannot be on beside one that
 ``breaks`` it; ``floors`` holds a plugin's settings to a minimum while the plugin declaring them
 is on. :func:`plan_enable` and :func:`check_disable` take the tenant's current state and either
-say exactly what a change does or refuse it with a reason that names both plugins.
+say exactly what a change does or refuse it with a reason that names both plugins. Last, each
+plugin's own ``check_settings`` judges the settings a change would save (:class:`SettingsChecks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bookwell.core.pluginhost import settings as plugin_settings
-from bookwell.core.pluginhost.host import PluginHost
+from bookwell.core.pluginhost.host import PluginFailed, PluginHost
 from bookwell.hooks import Manifest
 
 # A tenant's plugins as stored: name -> (enabled, saved settings).
@@ -47,6 +50,13 @@ class PluginBroken(RuleBroken):
     """The plugin asked for is installed but broken, so it cannot be switched on."""
 
     code = "plugin_broken"
+
+
+class SettingsCheckFailed(RuleBroken):
+    """A plugin's own ``check_settings`` raised, overran or answered nonsense: settings nobody
+    could check are not saved (security fails closed)."""
+
+    code = "plugin_failed"
 
 
 @dataclass(frozen=True)
@@ -270,4 +280,62 @@ def check_disable(host: PluginHost, state: TenantState, name: str) -> None:
             raise PluginRequired(
                 f"{title_of(host, other)} requires {title_of(host, name)}: "
                 f"switch {title_of(host, other)} off first."
+            )
+
+
+# --- the plugins' own checks ----------------------------------------------------------------------
+
+
+class SettingsChecks:
+    """What each plugin's own ``check_settings`` says of the settings a change would save.
+
+    Its code must never run while the database's write lock is held (a slow check would stall
+    every booking), yet the rules are decided under that lock. A check depends on the settings
+    alone, so the answers are asked for a plan made before the lock (:meth:`ask`) and looked up
+    again, by plugin and settings, for the plan made under it (:meth:`enforce`); a plan that
+    changed meanwhile asks only what is new.
+    """
+
+    def __init__(self, host: PluginHost, tenant_id: int, now: datetime) -> None:
+        self.host, self.tenant_id, self.now = host, tenant_id, now
+        self._answers: dict[tuple[str, str], dict[str, str] | PluginFailed] = {}
+
+    def _answer(self, name: str, settings: Mapping[str, Any]) -> dict[str, str] | PluginFailed:
+        key = (name, json.dumps(settings, sort_keys=True))
+        if key not in self._answers:
+            try:
+                self._answers[key] = self.host.check_settings(
+                    name, settings, tenant_id=self.tenant_id, now=self.now
+                )
+            except PluginFailed as failed:
+                self._answers[key] = failed
+        return self._answers[key]
+
+    def ask(self, changes: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        for name, settings in changes:
+            self._answer(name, settings)
+
+    def enforce(self, requested: str, changes: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Refuse the change if a plugin's check finds fault with its new settings: field by
+        field for ``requested`` (:class:`~bookwell.core.pluginhost.settings.InvalidSettings`),
+        naming both plugins for one that a rule brought in or raised (:class:`PluginConflict`),
+        and :class:`SettingsCheckFailed` when a check itself failed. ``requested`` is judged
+        first, so the user sees their own form's faults before anything else."""
+        ordered = sorted(changes, key=lambda change: change[0] != requested)
+        for name, settings in ordered:
+            answer = self._answer(name, settings)
+            title = title_of(self.host, name)
+            if isinstance(answer, PluginFailed):
+                raise SettingsCheckFailed(
+                    f"{title}'s check of its settings {answer.how}, so nothing was changed. "
+                    "Please try again later; if it goes on, tell the plugin's author."
+                )
+            if not answer:
+                continue
+            if name == requested:
+                raise plugin_settings.InvalidSettings(answer)
+            faults = "; ".join(f"{key}: {message}" for key, message in answer.items())
+            raise PluginConflict(
+                f"Switching {title_of(self.host, requested)} on would give {title} settings "
+                f"it refuses ({faults}). Change {title}'s settings first."
             )

@@ -1,12 +1,25 @@
-"""Plugin settings, declared in the manifest and validated here, in one place, for every caller."""
+"""Plugin settings, declared in the manifest and validated here, in one place, for every caller.
+
+An ``email`` or ``url`` setting whose default is empty is optional: it may be left empty (``""``),
+and the plugin reads that as "none given". One with a default always holds an address.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
 
 from bookwell.hooks import Manifest, Setting
+
+MAX_URL_LENGTH = 2000
+# After IDNA encoding: letters, digits and hyphens in dot-separated labels of at most 63.
+HOST_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$", re.I)
 
 
 class InvalidSettings(ValueError):
@@ -51,8 +64,68 @@ def check_value(setting: Setting, value: Any) -> Any:
             raise ValueError("must be a list of texts")
         items = [item.strip() for item in value if item.strip()]
         _check_length(setting, len(items), "items")
+        if setting.choices:
+            # An item that is no choice would be stored and silently match nothing, so that a
+            # weekday spelled "Funday" turned a rule off: name it, and what would do.
+            wrong = [item for item in items if item not in setting.choices]
+            if wrong:
+                raise ValueError(
+                    f"cannot contain {', '.join(repr(item) for item in wrong)}: "
+                    f"each item must be one of: {', '.join(setting.choices)}"
+                )
         return items
+    if kind in ("email", "url"):
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        value = value.strip()
+        if not value and not setting.default:
+            return value  # optional: see the module's docstring
+        _check_length(setting, len(value), "characters")
+        return _email(value) if kind == "email" else _url(value)
     raise ValueError(f"has an unknown type {kind!r}")
+
+
+def _email(value: str) -> str:
+    try:
+        # Deliverability is not asked: that would look the domain up in the DNS on every save.
+        found = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError("must be one e-mail address, such as name@example.com") from error
+    return found.normalized
+
+
+def _url(value: str) -> str:
+    problem = "must be a web address starting with http:// or https://, such as https://example.com"
+    if len(value) > MAX_URL_LENGTH:
+        raise ValueError(f"must have at most {MAX_URL_LENGTH} characters")
+    if any(character.isspace() or not character.isprintable() for character in value):
+        raise ValueError(f"{problem}, on one line with no spaces")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number from 0 to 65535)
+    except ValueError as error:
+        raise ValueError(problem) from error
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(problem)
+    if parts.username is not None or parts.password is not None:
+        # Settings are shown in the marketplace and written to the audit trail in the clear.
+        raise ValueError("must not contain a user name or password")
+    if not _host_name_or_address(parts.hostname):
+        raise ValueError(f"{problem}; {parts.hostname!r} is not a host name")
+    return value
+
+
+def _host_name_or_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return bool(HOST_NAME.match(ascii_host))
 
 
 def _check_length(setting: Setting, length: int, unit: str) -> None:
@@ -109,5 +182,8 @@ def from_text(manifest: Manifest, key: str, text: str) -> Any:
         except ValueError as error:
             raise InvalidSettings({key: f"{setting.label} must be a whole number"}) from error
     if setting.type == "list":
+        # Comma-separated; nothing after the "=" empties the list.
         return [item.strip() for item in text.split(",") if item.strip()]
+    if setting.type in ("email", "url"):
+        return text.strip()
     return text

@@ -784,8 +784,11 @@ def document() -> dict[str, Any]:
                             "requires it, or it requires one that is missing or broken), "
                             "`plugin_broken` (it is broken).",
                             e422="A malformed body (`invalid`), or settings that are not valid "
-                            "(`invalid_settings`, with a message for each key in `fields`).",
-                            e503="The change could not take its lock in time; nothing changed.",
+                            "(`invalid_settings`, with a message for each key in `fields`), "
+                            "each on its own or by the plugin's own `check_settings`.",
+                            e503="The change could not take its lock in time (`busy`), or the "
+                            "plugin's own check of its settings failed (`plugin_failed`); "
+                            "nothing changed.",
                         ),
                     },
                 }

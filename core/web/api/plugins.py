@@ -71,6 +71,9 @@ def change_plugin(slug: str, name: str):
         raise ApiError(
             422, "invalid_settings", "Some settings are not valid.", error.fields
         ) from error
+    except plugin_rules.SettingsCheckFailed as error:
+        # plugin_failed is a 503 wherever a plugin's failure refuses something.
+        raise ApiError(503, error.code, error.message) from error
     except plugin_rules.RuleBroken as error:
         raise ApiError(409, error.code, error.message) from error
     return jsonify({**_entry(tenant.id, name), "also_enabled": also_enabled})

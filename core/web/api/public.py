@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
 from bookwell.core.booking import idempotency, lifecycle
-from bookwell.core.booking.availability import find_slots
+from bookwell.core.booking.availability import offered_slots
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, Provider, ProviderService, Service, Tenant
@@ -145,10 +145,9 @@ def availability(slug: str):
         )
     ):
         raise ApiError(404, "not_found", "No such provider.")
-    slots = find_slots(
+    slots = offered_slots(
         session,
-        tenant_id=tenant.id,
-        zone=tenant.zone,
+        tenant,
         service=service,
         day_from=values["from"],
         day_to=values["to"],

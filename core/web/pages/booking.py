@@ -33,7 +33,7 @@ from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from bookwell.core.booking import lifecycle
-from bookwell.core.booking.availability import Slot, find_slots
+from bookwell.core.booking.availability import Slot, find_slots, offered_slots
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import Refused
 from bookwell.core.storage import db
@@ -205,10 +205,9 @@ def _slots(
     day_to: date,
     ignore_booking_id: int | None = None,
 ) -> list[Slot]:
-    return find_slots(
+    return offered_slots(
         db.session(),
-        tenant_id=tenant.id,
-        zone=tenant.zone,
+        tenant,
         service=service,
         day_from=day_from,
         day_to=day_to,
@@ -582,10 +581,9 @@ def _reschedule_choices(
     tenant: Tenant, booking: Booking, service: Service, first: date
 ) -> list[list]:
     found = _one_per_start(
-        find_slots(
+        offered_slots(
             db.session(),
-            tenant_id=tenant.id,
-            zone=tenant.zone,
+            tenant,
             service=service,
             day_from=first,
             day_to=first + timedelta(days=RESCHEDULE_DAYS - 1),

@@ -74,6 +74,8 @@ class Card:
 
 
 def _shown(setting: Setting, value: Any) -> Any:
+    if setting.type == "list" and setting.choices:
+        return list(value or [])  # the boxes to tick
     if setting.type == "list":
         return "\n".join(str(item) for item in value or [])
     return value
@@ -162,6 +164,11 @@ def _enable(tenant: Tenant, user: User, name: str, values: Mapping[str, Any]):
     flash(_switched_on_message(plugin_rules.title_of(host_of(), name), done))
 
 
+def _status(refused: plugin_rules.RuleBroken) -> int:
+    # A plugin whose own check of its settings failed is a 503, as on the API.
+    return 503 if isinstance(refused, plugin_rules.SettingsCheckFailed) else 409
+
+
 @marketplace_pages.post("/switch")
 def switch(slug: str):
     tenant, user = require_page(slug, "plugins.manage", "plugins")
@@ -184,7 +191,7 @@ def switch(slug: str):
             )
             flash(f"{title} is off.")
     except plugin_rules.RuleBroken as refused:
-        return _page(tenant, user, 409, focus=name, refusal=refused.message)
+        return _page(tenant, user, _status(refused), focus=name, refusal=refused.message)
     except plugin_settings.InvalidSettings as invalid:
         return _page(tenant, user, 422, focus=name, problems=invalid.fields)
     return redirect(url_for(".cards", slug=slug) + f"#plugin-{name}")
@@ -201,6 +208,12 @@ def _typed(settings: tuple[Setting, ...]) -> tuple[dict[str, Any], dict[str, Any
         if setting.type == "bool":
             typed[setting.key] = values[setting.key] = bool(raw)
             continue
+        if setting.type == "list" and setting.choices:
+            # One checkbox per choice: no box ticked is an empty list.
+            ticked = request.form.getlist(FIELD_PREFIX + setting.key)
+            typed[setting.key] = ticked
+            values[setting.key] = [item.strip() for item in ticked if item.strip()]
+            continue
         typed[setting.key] = raw
         if setting.type == "int":
             try:
@@ -213,7 +226,7 @@ def _typed(settings: tuple[Setting, ...]) -> tuple[dict[str, Any], dict[str, Any
         elif setting.type == "text":
             values[setting.key] = raw.replace("\r\n", "\n")
         else:
-            values[setting.key] = raw.strip() if setting.type == "str" else raw
+            values[setting.key] = raw.strip() if setting.type in ("str", "email", "url") else raw
     return typed, values, problems
 
 
@@ -233,7 +246,9 @@ def save_settings(slug: str):
     except plugin_settings.InvalidSettings as invalid:
         return _page(tenant, user, 422, focus=name, typed=typed, problems=invalid.fields)
     except plugin_rules.RuleBroken as refused:
-        return _page(tenant, user, 409, focus=name, typed=typed, refusal=refused.message)
+        return _page(
+            tenant, user, _status(refused), focus=name, typed=typed, refusal=refused.message
+        )
     return redirect(url_for(".cards", slug=slug) + f"#plugin-{name}")
 
 
