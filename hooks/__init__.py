@@ -17,6 +17,7 @@ import pluggy
 from . import specs
 from .specs import CONTRIBUTIONS, EVENTS, GUARDS, hookspec
 from .types import (
+    ArchiveResult,
     BookingInfo,
     Consent,
     Context,
@@ -43,6 +44,7 @@ from .types import (
 hookimpl = pluggy.HookimplMarker("bookwell")
 
 __all__ = [
+    "ArchiveResult",
     "BookingInfo",
     "CONTRIBUTIONS",
     "Consent",

@@ -274,6 +274,24 @@ class Discount:
     cents: int = 0
 
 
+@dataclass(frozen=True)
+class ArchiveResult:
+    """What ``ctx.data.archive_and_delete_ended`` did (on a dry run: would do).
+
+    ``deleted`` bookings went, with everything that belonged to them, after they were written
+    to ``archive`` (a JSON-lines file in the plugin's ``ctx.files``; ``None`` when nothing went,
+    and on a dry run) whose SHA-256 is ``checksum``. ``first_end`` and ``last_end`` are the ends
+    of the first and last of them (UTC). ``remaining`` counts the bookings that ended before
+    the same instant and are still there, for ``ctx.progress``."""
+
+    deleted: int
+    archive: Path | None = None
+    checksum: str | None = None
+    first_end: datetime | None = None
+    last_end: datetime | None = None
+    remaining: int = 0
+
+
 class TenantData(Protocol):
     """Read and write access for plugins, always limited to ``ctx.tenant``."""
 
@@ -305,6 +323,21 @@ class TenantData(Protocol):
         ``once``, a key unique within the tenant, a second call with the same key sends nothing
         and returns ``False``. On a dry run nothing is written, and it answers as the
         real call would (``False`` for a key already used)."""
+        ...
+
+    def archive_and_delete_ended(self, before: datetime, limit: int) -> ArchiveResult:
+        """Archive, then delete, up to ``limit`` (1 to 500) of the tenant's bookings that ended
+        before ``before`` (which may not be later than ``ctx.now``), oldest first, with what
+        belongs to them: consents, reschedules, outbox messages and their ``.eml`` files. Never
+        the audit trail, which gets a ``bookings.archived_and_deleted`` entry.
+
+        The archive (one JSON line per booking) is written to the calling plugin's
+        ``ctx.files`` and flushed to disk before anything is deleted, and the deletion and its
+        audit entry commit together: a crash in between leaves the bookings for the next call,
+        which archives them again in a new file. Concurrent calls never take the same bookings.
+        Call it again while ``deleted == limit``; on a dry run it deletes and writes nothing
+        and answers what the first call would take. ``ValueError`` for a ``before`` after
+        ``ctx.now`` or a ``limit`` out of range."""
         ...
 
 

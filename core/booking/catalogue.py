@@ -7,10 +7,12 @@ tenant's walls), runs in one write transaction and is audited in it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, time
 
+from babel import Locale, UnknownLocaleError
 from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,6 +36,9 @@ from bookwell.core.storage.models import (
 MINUTES_A_DAY = 24 * 60
 MAX_PRICE_CENTS = 100_000_000
 MAX_SPANS_A_DAY = 4
+# A language tag as businesses need one: a language, then maybe a script and a region
+# (en, fr, de-CH, zh-Hant-TW, es-419). tenants.language holds 16 characters.
+LANGUAGE_TAG = re.compile(r"^([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|[0-9]{3}))?$", re.I)
 
 
 class CatalogueError(ValueError):
@@ -336,8 +341,10 @@ def update_business(
     actor: object,
     now: datetime,
     currency: str | None = None,
+    language: str | None = None,
 ) -> Tenant:
-    """The business's name, how clients reach it, and (when given) the currency of its prices."""
+    """The business's name, how clients reach it, and (when given) the currency of its prices
+    and its language (a tag such as ``en``, ``fr`` or ``de-CH``)."""
     values = {
         "name": name.strip(),
         "contact_email": (contact_email or "").strip() or None,
@@ -354,6 +361,11 @@ def update_business(
             values["currency"] = check_currency(currency)
         except ValueError as error:
             problems.setdefault("currency", []).append(str(error))
+    if language is not None:
+        try:
+            values["language"] = check_language(language)
+        except ValueError as error:
+            problems.setdefault("language", []).append(str(error))
     _refuse(problems)
     with db.write_transaction(app) as session:
         tenant = session.get(Tenant, tenant_id)
@@ -362,6 +374,26 @@ def update_business(
         session.flush()
         _record(session, tenant_id, actor, "business.updated", f"tenant:{tenant_id}", values, now)
         return tenant
+
+
+def check_language(tag: str) -> str:
+    """``tag`` as a language tag in its usual case (``de-CH``), or :class:`ValueError`: a
+    language known to the Unicode locale data, then maybe a script and a region."""
+    shape = LANGUAGE_TAG.match((tag or "").strip())
+    refusal = f"{tag!r} is not a language tag (such as en, fr or de-CH)"
+    if shape is None:
+        raise ValueError(refusal)
+    language, script, region = shape.groups()
+    try:
+        Locale.parse(language.lower())
+    except (UnknownLocaleError, ValueError) as error:
+        raise ValueError(refusal) from error
+    parts = [language.lower()]
+    if script:
+        parts.append(script.title())
+    if region:
+        parts.append(region.upper())
+    return "-".join(parts)
 
 
 # --- staff accounts ------------------------------------------------------------------------------

@@ -469,8 +469,11 @@ def cancel_booking(
 ) -> Booking:
     """Cancel and free the slot. ``authorise`` raises when the caller may not touch the booking.
 
-    ``manage_token``, when the caller has it (the client's own request), puts the manage link
-    in the client's e-mail; only its hash is stored, so staff changes send none."""
+    ``reason`` is the cancelling staff member's (``None`` from a client, or when staff gave
+    none): ``before_cancel`` and ``after_cancel`` get it as it is, and the booking keeps it, or
+    says who cancelled. ``manage_token``, when the caller has it (the client's own request),
+    puts the manage link in the client's e-mail; only its hash is stored, so staff changes
+    send none."""
     host = pluginhost.host_of(app)
     prepared = _prepare_change(app, tenant_id, reference, authorise, now, "cancelled", actor)
     who = _who(actor, prepared.ctx.booking.client_email)
@@ -490,7 +493,7 @@ def cancel_booking(
         _changeable(booking, now, "cancelled")
         booking.status = BookingStatus.CANCELLED
         booking.cancelled_at = now
-        booking.cancellation_reason = reason
+        booking.cancellation_reason = reason or _cancelled_by(actor)
         booking.updated_at = now
         session.flush()
         audit.audit(
@@ -498,7 +501,7 @@ def cancel_booking(
             prepared.ctx,
             "booking.cancelled",
             f"booking:{reference}",
-            {"reason": reason},
+            {"reason": booking.cancellation_reason},
             actor=who,
         )
         mail.booking_mail(
@@ -523,6 +526,11 @@ def cancel_booking(
         "after_cancel", _with_booking(prepared.ctx, cancelled), prepared.enabled, reason=reason
     )
     return booking
+
+
+def _cancelled_by(actor: object | None) -> str:
+    client = actor is None or getattr(actor, "role", None) == "client"
+    return "cancelled by the client" if client else "cancelled by the business"
 
 
 def reschedule_booking(

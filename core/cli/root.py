@@ -4,7 +4,9 @@ at the end. Every failure is one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import threading
+from typing import Any, TextIO
 
 import click
 
@@ -133,6 +135,44 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
         run_gunicorn(ctx.instance, "127.0.0.1", port, 2)
 
 
+class ProgressBars:
+    """What scheduled work reports with ``ctx.progress``, drawn on a terminal: one line per
+    plugin and tenant, redrawn in place (a carriage return) until it is done or another one
+    reports. Called from the plugins' threads."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._drawing: tuple[str, str] | None = None
+
+    def __call__(self, plugin: str, tenant: str, done: int, total: int) -> None:
+        with self._lock:
+            if self._drawing not in (None, (plugin, tenant)):
+                self._stream.write("\n")  # keep the other one's last state on its own line
+            if total > 0:
+                done = max(0, min(done, total))
+                filled = self.WIDTH * done // total
+                bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
+            else:  # a total not known (yet)
+                bar = f"{max(done, 0)} done"
+            self._stream.write(f"\r{tenant}: {plugin} {bar}")
+            finished = 0 < total <= done
+            if finished:
+                self._stream.write("\n")
+            self._drawing = None if finished else (plugin, tenant)
+            self._stream.flush()
+
+    def close(self) -> None:
+        """End a line left unfinished, so that what follows starts on its own."""
+        with self._lock:
+            if self._drawing is not None:
+                self._stream.write("\n")
+                self._stream.flush()
+                self._drawing = None
+
+
 @main.command()
 @click.option("--tenant", "slug", default=None, help="Only this tenant.")
 @click.option("--now", "now_text", default=None, help="Run as at this ISO-8601 instant.")
@@ -142,7 +182,8 @@ def demo(ctx: Context, and_serve: bool, port: int) -> None:
 def tick(
     ctx: Context, slug: str | None, now_text: str | None, dry_run: bool, allow_future: bool
 ) -> None:
-    """Run scheduled work (on_schedule) once."""
+    """Run scheduled work (on_schedule, then due mail) once; on a terminal, with the plugins'
+    progress."""
     from datetime import datetime
 
     from bookwell.core.scheduling.schedule import tick as run_tick
@@ -163,8 +204,14 @@ def tick(
             raise click.ClickException(
                 "--now is in the future: add --dry-run to preview, or --allow-future to really run"
             )
-    with ctx.app.app_context():
-        reports = run_tick(ctx.app, now, slug=slug, dry_run=dry_run)
+    # Bars only for a person watching: a log or a pipe gets the report lines alone.
+    bars = ProgressBars(sys.stdout) if sys.stdout.isatty() else None
+    try:
+        with ctx.app.app_context():
+            reports = run_tick(ctx.app, now, slug=slug, dry_run=dry_run, progress=bars)
+    finally:
+        if bars is not None:
+            bars.close()
     if slug is not None and not reports:
         raise click.ClickException(f"no tenant with the slug {slug!r}")
     prefix = "dry run: " if dry_run else ""

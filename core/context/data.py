@@ -3,46 +3,81 @@
 Each hook's context carries one :class:`PluginData`, bound to the context's tenant: every query
 below filters by that tenant's id, so a plugin can never reach another business's rows. Nothing
 is read until a method is called, so the contexts of hooks that never use it cost nothing.
+
+Archiving and deleting old bookings also needs to know which plugin asks (the archive goes to
+that plugin's own folder, and the audit trail names it): the plugin host binds a copy per
+plugin (:meth:`PluginData.for_plugin`, through ``core/context/tools.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from email.utils import parseaddr
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, raiseload
 
 # Module imports both ways: context builds PluginData, PluginData builds BookingInfo.
-from bookwell.core import context
-from bookwell.core.mail import compose, dispatch, outbox
+from bookwell.core import audit, context
+from bookwell.core.foundation import clock
+from bookwell.core.mail import compose, dispatch, outbox, transport
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import (
     Booking,
     BookingConsent,
+    BookingReschedule,
     OutboxMessage,
     Provider,
     Service,
     Tenant,
 )
-from bookwell.hooks import BookingInfo, Context, TenantInfo
+from bookwell.hooks import ArchiveResult, BookingInfo, Context, TenantInfo
 
 DEDUPE_KEY_LENGTH = 200  # outbox_messages.dedupe_key
+# Bookings archived and deleted per call, at most: the deletion holds the write lock (on SQLite,
+# every booking of every business waits for it), so a call must stay short.
+ARCHIVE_LIMIT = 500
+ARCHIVE_FORMAT = 1
+ARCHIVED_ACTION = "bookings.archived_and_deleted"
 
 
 class PluginData:
     """The tenant's bookings and outbox, as the plugins of one hook call may use them."""
 
-    def __init__(self, app: Flask, tenant: TenantInfo, now: datetime, *, dry_run: bool) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        tenant: TenantInfo,
+        now: datetime,
+        *,
+        dry_run: bool,
+        plugin: str | None = None,
+        files: Path | None = None,
+    ) -> None:
         self._app = app
         self._tenant = tenant
         self._now = now
         self._dry_run = dry_run
+        self._plugin = plugin
+        self._files = files
+
+    def for_plugin(self, plugin: str, files: Path) -> PluginData:
+        """The same data as plugin ``plugin`` uses it: its archives go to ``files`` (its
+        ``ctx.files``) and the audit trail names it."""
+        return PluginData(
+            self._app, self._tenant, self._now, dry_run=self._dry_run, plugin=plugin, files=files
+        )
 
     def bookings(
         self,
@@ -104,7 +139,9 @@ class PluginData:
             self._app, tenant, to=to, subject=subject, text=text, kind=kind
         )
         # Filtered before the write lock is taken: a slow filter must not hold up bookings.
-        ctx = Context(tenant=self._tenant, now=self._now, booking=about, data=self)
+        # The filters get the tenant's data unbound: not this plugin's archive and audit name.
+        unbound = PluginData(self._app, self._tenant, self._now, dry_run=self._dry_run)
+        ctx = Context(tenant=self._tenant, now=self._now, booking=about, data=unbound)
         message, held = dispatch.filtered_or_held(self._app, ctx, enabled, message)
         with db.write_transaction(self._app) as session:
             try:
@@ -127,6 +164,113 @@ class PluginData:
                 return False
         dispatch.kick(self._app)
         return True
+
+    def archive_and_delete_ended(self, before: datetime, limit: int) -> ArchiveResult:
+        """Archive, then delete, up to ``limit`` of the tenant's bookings that ended before
+        ``before``, oldest first, with their consents, reschedules, outbox messages and those
+        messages' ``.eml`` files; see :meth:`bookwell.hooks.TenantData.archive_and_delete_ended`.
+
+        One write transaction takes the bookings (on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so a
+        concurrent call takes others; on SQLite the write lock serialises calls), writes and
+        fsyncs the archive, deletes, and appends the audit entry; the commit makes it all true
+        at once. A booking with a message being delivered right then waits for a later call,
+        so that no ``.eml`` file is written after its row went. Idempotency keys are not tied
+        to bookings (and expire within a day): they are left alone.
+        """
+        if self._plugin is None or self._files is None:
+            raise RuntimeError(
+                "archive_and_delete_ended works in the contexts Bookwell hands to a plugin"
+            )
+        _check_archive_request(before, limit, self._now)
+        if self._dry_run:
+            with db.fresh_session(self._app) as session:
+                going = session.execute(self._ended(before, limit)).all()
+                left = session.scalar(self._count_ended(before)) - len(going)
+            return _result(len(going), going, None, None, left)
+        with db.write_transaction(self._app) as session:
+            chosen = session.execute(self._ended(before, limit, lock=True)).all()
+            if not chosen:
+                return ArchiveResult(deleted=0, remaining=session.scalar(self._count_ended(before)))
+            records, message_ids, delivering = _archive_records(
+                session, self._tenant, [booking_id for booking_id, _ in chosen], self._moment()
+            )
+            if delivering:  # claimed by a sender since the choice (PostgreSQL): leave them
+                chosen = [row for row in chosen if row[0] not in delivering]
+                records = [record for record in records if record["id"] not in delivering]
+            if not chosen:
+                return ArchiveResult(deleted=0, remaining=session.scalar(self._count_ended(before)))
+            ids = [booking_id for booking_id, _ in chosen]
+            first_end, last_end = chosen[0][1], chosen[-1][1]
+            header = {
+                "type": "archive",
+                "format": ARCHIVE_FORMAT,
+                "tenant": self._tenant.slug,
+                "plugin": self._plugin,
+                "created_at": _iso(self._now),
+                "ended_before": _iso(before),
+                "bookings": len(ids),
+            }
+            archive, checksum = write_archive(
+                self._files, _archive_name(first_end, last_end), [header, *records]
+            )
+            delete_archived(session, self._tenant.id, ids)
+            audit.record(
+                session,
+                tenant_id=self._tenant.id,
+                actor=f"plugin:{self._plugin}",
+                ip=None,
+                action=ARCHIVED_ACTION,
+                subject=f"archive:{self._plugin}/{archive.name}"[: audit.MAX_SUBJECT],
+                details={
+                    "count": len(ids),
+                    "first_end": first_end,
+                    "last_end": last_end,
+                    "ended_before": before,
+                    "archive": archive.name,
+                    "checksum": checksum,
+                },
+                now=self._now,
+            )
+            # Before the commit: should the commit fail, the rows (which hold each message's
+            # text) stay and the next call archives them again; after it, a crash would leave
+            # files nothing points to any more.
+            _remove_mail_files(self._app, message_ids)
+            left = session.scalar(self._count_ended(before))
+        return _result(len(ids), chosen, archive, checksum, left)
+
+    def _ended(self, before: datetime, limit: int, *, lock: bool = False) -> Any:
+        """``(id, ends_at)`` of the tenant's first ``limit`` bookings ended before ``before``
+        whose mail is not being delivered right now."""
+        delivering = exists().where(
+            OutboxMessage.booking_id == Booking.id,
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.claimed_until > self._moment(),
+        )
+        query = (
+            select(Booking.id, Booking.ends_at)
+            .where(*self._ended_before(before), ~delivering)
+            .order_by(Booking.ends_at, Booking.id)
+            .limit(limit)
+        )
+        # PostgreSQL: a concurrent call skips the rows this one took rather than waiting to
+        # find them gone. SQLite has no FOR UPDATE (SQLAlchemy leaves it out): its write lock,
+        # taken before this read, already keeps every other writer out.
+        return query.with_for_update(skip_locked=True, of=Booking) if lock else query
+
+    def _count_ended(self, before: datetime) -> Any:
+        return select(func.count(Booking.id)).where(*self._ended_before(before))
+
+    def _ended_before(self, before: datetime) -> tuple[Any, ...]:
+        # A booking starts before it ends: the start bound lets the (tenant, start) index work.
+        return (
+            Booking.tenant_id == self._tenant.id,
+            Booking.starts_at < before,
+            Booking.ends_at < before,
+        )
+
+    def _moment(self) -> datetime:
+        # Mail leases are taken on the app's clock, whatever instant this context was given.
+        return clock.now(self._app)
 
     def _bookings(self, *conditions: Any) -> list[BookingInfo]:
         with db.fresh_session(self._app) as session:
@@ -178,3 +322,220 @@ def _check_mail(to: str, subject: str, once: str | None) -> None:
         raise ValueError("a subject is one line")
     if once is not None and not 0 < len(once) <= DEDUPE_KEY_LENGTH:
         raise ValueError(f"a once key is 1 to {DEDUPE_KEY_LENGTH} characters")
+
+
+# --- archiving and deleting ended bookings -------------------------------------------------------
+
+
+def _check_archive_request(before: datetime, limit: int, now: datetime) -> None:
+    if not isinstance(before, datetime) or before.tzinfo is None:
+        raise ValueError("before is an aware datetime (with its zone)")
+    if before > now:
+        raise ValueError("before may not be later than ctx.now: only ended bookings can go")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= ARCHIVE_LIMIT:
+        raise ValueError(f"limit is a whole number from 1 to {ARCHIVE_LIMIT}")
+
+
+def _result(
+    count: int,
+    chosen: Sequence[Any],
+    archive: Path | None,
+    checksum: str | None,
+    remaining: int,
+) -> ArchiveResult:
+    return ArchiveResult(
+        deleted=count,
+        archive=archive,
+        checksum=checksum,
+        first_end=chosen[0][1] if chosen else None,
+        last_end=chosen[-1][1] if chosen else None,
+        remaining=remaining,
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _archive_records(
+    session: Session, tenant: TenantInfo, booking_ids: list[int], moment: datetime
+) -> tuple[list[dict[str, Any]], list[str], set[int]]:
+    """The archive's line for each booking (in ``booking_ids``' order), the Message-IDs of
+    their outbox messages, and the bookings whose mail a sender claimed meanwhile. Four
+    queries, whatever the number of bookings."""
+    rows = session.execute(
+        select(Booking, Service.name, Provider.name)
+        .join(Service, Service.id == Booking.service_id)
+        .join(Provider, Provider.id == Booking.provider_id)
+        .where(Booking.tenant_id == tenant.id, Booking.id.in_(booking_ids))
+        .options(raiseload(Booking.reschedules))  # read below, all at once
+    ).all()
+    consents: dict[int, list[dict[str, Any]]] = {}
+    for consent in session.scalars(
+        select(BookingConsent)
+        .where(BookingConsent.booking_id.in_(booking_ids))
+        .order_by(BookingConsent.id)
+    ):
+        consents.setdefault(consent.booking_id, []).append(
+            {
+                "id": consent.consent_id,
+                "plugin": consent.plugin_name,
+                "version": consent.version,
+                "text_sha256": consent.text_sha256,
+                "given_at": _iso(consent.given_at),
+            }
+        )
+    moves: dict[int, list[dict[str, Any]]] = {}
+    for move, provider_name in session.execute(
+        select(BookingReschedule, Provider.name)
+        .outerjoin(Provider, Provider.id == BookingReschedule.previous_provider_id)
+        .where(BookingReschedule.booking_id.in_(booking_ids))
+        .order_by(BookingReschedule.id)
+    ):
+        moves.setdefault(move.booking_id, []).append(
+            {
+                "previous_provider": {"id": move.previous_provider_id, "name": provider_name},
+                "previous_start": _iso(move.previous_starts_at),
+                "previous_end": _iso(move.previous_ends_at),
+                "rescheduled_at": _iso(move.rescheduled_at),
+            }
+        )
+    messages: dict[int, list[dict[str, Any]]] = {}
+    message_ids: list[str] = []
+    delivering: set[int] = set()
+    # Locked too (PostgreSQL): a sender claiming one of them now waits for our commit, then
+    # finds it gone; one that claimed it just before is seen here, and its booking waits.
+    for message in session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.tenant_id == tenant.id, OutboxMessage.booking_id.in_(booking_ids))
+        .order_by(OutboxMessage.id)
+        .with_for_update()
+    ):
+        if (
+            message.sent_at is None
+            and message.claimed_until is not None
+            and message.claimed_until > moment
+        ):
+            delivering.add(message.booking_id)
+        message_ids.append(message.message_id)
+        messages.setdefault(message.booking_id, []).append(
+            {
+                "message_id": message.message_id,
+                "kind": message.kind,
+                "to": message.to_address,
+                "subject": message.subject,
+                "created_at": _iso(message.created_at),
+                "sent_at": _iso(message.sent_at),
+                "attempts": message.attempts,
+                "last_error": message.last_error,
+            }
+        )
+    if delivering:
+        message_ids = [
+            message["message_id"]
+            for booking_id, listed in messages.items()
+            if booking_id not in delivering
+            for message in listed
+        ]
+    by_id = {booking.id: (booking, service, provider) for booking, service, provider in rows}
+    records = []
+    for booking_id in booking_ids:
+        booking, service_name, provider_name = by_id[booking_id]
+        records.append(
+            {
+                "type": "booking",
+                "id": booking.id,
+                "reference": booking.reference,
+                "status": str(booking.status),
+                "service": {"id": booking.service_id, "name": service_name},
+                "provider": {"id": booking.provider_id, "name": provider_name},
+                "start": _iso(booking.starts_at),
+                "end": _iso(booking.ends_at),
+                "client": {
+                    "name": booking.client_name,
+                    "email": booking.client_email,
+                    "phone": booking.client_phone,
+                    "notes": booking.client_notes,
+                },
+                "price_cents": booking.price_cents,
+                "prepaid_cents": booking.prepaid_cents,
+                "discount_cents": booking.discount_cents or 0,
+                "discount_label": booking.discount_label,
+                "currency": tenant.currency,
+                "created_at": _iso(booking.created_at),
+                "updated_at": _iso(booking.updated_at),
+                "cancelled_at": _iso(booking.cancelled_at),
+                "cancellation_reason": booking.cancellation_reason,
+                "reschedule_count": booking.reschedule_count or 0,
+                "consents": consents.get(booking_id, []),
+                "reschedules": moves.get(booking_id, []),
+                "messages": messages.get(booking_id, []),
+            }
+        )
+    return records, message_ids, delivering
+
+
+def _archive_name(first_end: datetime, last_end: datetime) -> str:
+    # Random, so that the archive of a step that failed is never overwritten by the next one's.
+    first, last = first_end.astimezone(UTC), last_end.astimezone(UTC)
+    return f"bookings-{first:%Y%m%d}-{last:%Y%m%d}-{secrets.token_hex(6)}.jsonl"
+
+
+def write_archive(folder: Path, name: str, lines: list[dict[str, Any]]) -> tuple[Path, str]:
+    """Write ``lines`` as JSON lines to ``folder/name`` (and its SHA-256 beside it, as
+    ``sha256sum -c`` reads it), on disk before this returns; returns the file and its SHA-256."""
+    body = b"".join(
+        json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        for line in lines
+    )
+    checksum = hashlib.sha256(body).hexdigest()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = folder / name
+    _write_durably(target, body)
+    _write_durably(folder / f"{name}.sha256", f"{checksum}  {name}\n".encode())
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)  # the new names, not only the contents, survive a crash
+    finally:
+        os.close(descriptor)
+    return target, checksum
+
+
+def _write_durably(target: Path, body: bytes) -> None:
+    # mkstemp makes the file readable by its owner only: an archive holds clients' details.
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def delete_archived(session: Session, tenant_id: int, booking_ids: list[int]) -> None:
+    """Delete the bookings ``booking_ids`` of ``tenant_id`` and every row that belongs to them,
+    in the caller's transaction. The audit trail is never touched."""
+    for statement in (
+        delete(BookingConsent).where(BookingConsent.booking_id.in_(booking_ids)),
+        delete(BookingReschedule).where(BookingReschedule.booking_id.in_(booking_ids)),
+        delete(OutboxMessage).where(
+            OutboxMessage.tenant_id == tenant_id, OutboxMessage.booking_id.in_(booking_ids)
+        ),
+    ):
+        session.execute(statement.execution_options(synchronize_session=False))
+    deleted = session.execute(
+        delete(Booking)
+        .where(Booking.tenant_id == tenant_id, Booking.id.in_(booking_ids))
+        .execution_options(synchronize_session=False)
+    )
+    if deleted.rowcount != len(booking_ids):  # they were locked: anything else is a bug
+        raise RuntimeError(f"deleted {deleted.rowcount} of {len(booking_ids)} archived bookings")
+
+
+def _remove_mail_files(app: Flask, message_ids: list[str]) -> None:
+    folder = transport.outbox_folder(app)
+    for message_id in message_ids:
+        (folder / transport.file_name(message_id)).unlink(missing_ok=True)

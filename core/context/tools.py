@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask
 
 from bookwell.core import audit
+from bookwell.core.context import data as plugin_data
 from bookwell.core.context import secrets, store, tables
 from bookwell.hooks import Context
 
@@ -37,13 +38,18 @@ class PluginTools:
         if tenant is None:  # instance-level calls (support logins): no tenant's tools to give
             return dataclasses.replace(ctx, plugin=plugin)
         app = self._app
+        files = files_folder(app, plugin, tenant.slug)
+        data = ctx.data
+        if isinstance(data, plugin_data.PluginData):  # its archives go to the plugin's folder
+            data = data.for_plugin(plugin, files)
         return dataclasses.replace(
             ctx,
             plugin=plugin,
+            data=data,
             store=store.DatabaseStore(app, tenant.id, plugin, ctx.now, dry_run=ctx.dry_run),
             secrets=secrets.TenantSecrets(app, tenant.id),
             tables=tables.TenantTables(app, tenant.id, plugin, dry_run=ctx.dry_run),
-            files=files_folder(app, plugin, tenant.slug),
+            files=files,
             audit=_PluginAudit(app, ctx, plugin),
             progress=_Progress(app, plugin, tenant.slug),
         )

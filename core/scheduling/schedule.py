@@ -9,18 +9,26 @@ Three ways to run them:
   tenant's task runs only in the process that takes its database lease, at most once a period.
 * the RQ jobs of :mod:`bookwell.core.app.jobs` (``bookwell worker`` with Redis, enqueued by
   :mod:`bookwell.core.scheduling.tickers`), which call :func:`run_task` under Redis locks instead.
+
+A run need not finish everything. Every way above runs each tenant's tasks again at the next
+tick (the period, ``TICK_SECONDS``, or the next ``bookwell tick``), and nothing here counts on a
+run having done all there was: long work (deleting years of old bookings) takes a bounded slice
+per run, well within ``SCHEDULE_TIMEOUT_SECONDS``, and carries on at the next tick. What it
+reports with ``ctx.progress`` reaches :func:`tick`'s ``progress`` listener, if any.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import select
 
-from bookwell.core.context import make_context
+from bookwell.core.context import make_context, tools
 from bookwell.core.foundation import clock
 from bookwell.core.mail import DeliveryReport, deliver_due
 from bookwell.core.pluginhost import health as plugin_health
@@ -115,12 +123,44 @@ def _tenants(slug: str | None = None) -> list[Tenant]:
     return list(db.session().scalars(query))
 
 
+ProgressListener = Callable[[str, str, int, int], None]
+
+
+@contextlib.contextmanager
+def progress_to(app: Flask, listener: ProgressListener | None) -> Iterator[None]:
+    """Meanwhile, every ``ctx.progress(done, total)`` of ``app``'s plugins calls
+    ``listener(plugin, tenant slug, done, total)``, from the plugins' threads."""
+    if listener is None:
+        yield
+        return
+    previous = app.extensions.get(tools.EXTENSION)
+    app.extensions[tools.EXTENSION] = listener
+    try:
+        yield
+    finally:
+        if previous is None:
+            app.extensions.pop(tools.EXTENSION, None)
+        else:
+            app.extensions[tools.EXTENSION] = previous
+
+
 def tick(
-    app: Flask, now: datetime, *, slug: str | None = None, dry_run: bool = False
+    app: Flask,
+    now: datetime,
+    *,
+    slug: str | None = None,
+    dry_run: bool = False,
+    progress: ProgressListener | None = None,
 ) -> list[TickReport]:
     """Run ``on_schedule`` once per tenant for the plugins it enabled, then send its due mail
     (not on a dry run), whatever ran earlier in this period; a task that another process is
-    running is skipped. ``now`` is the instant the plugins see. Call in an app context."""
+    running is skipped. ``now`` is the instant the plugins see; their ``ctx.progress`` goes to
+    ``progress`` (see :func:`progress_to`). Call in an app context."""
+    with progress_to(app, progress):
+        return _tick(app, now, slug, dry_run)
+
+
+def _tick(app: Flask, now: datetime, slug: str | None, dry_run: bool) -> list[TickReport]:
     holder = leases.new_holder()
     reports = []
     for tenant in _tenants(slug):

@@ -118,7 +118,7 @@ def cancel_booking(tenant: Tenant, reference: str):
         reference=reference[:64],
         authorise=lambda _booking: None,  # require() above is the check for staff
         now=clock.now(),
-        reason=payload.reason or "cancelled by the business",
+        reason=(payload.reason or "").strip() or None,
         actor=who.user,
     )
     return jsonify(staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id]))

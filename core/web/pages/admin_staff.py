@@ -124,6 +124,11 @@ class BusinessForm(FlaskForm):
         validators=[Optional(), Length(min=3, max=3)],
         description="The ISO 4217 code your prices are in: EUR, GBP, USD, CHF...",
     )
+    language = StringField(
+        "Language",
+        validators=[Optional(), Length(max=16)],
+        description="Your clients' language, as a tag: en, fr, de-CH...",
+    )
 
 
 @admin_pages.route("/business", methods=["GET", "POST"])
@@ -141,6 +146,7 @@ def business(slug: str):
                 phone=form.phone.data,
                 address=form.address.data,
                 currency=form.currency.data or None,  # left empty: kept as it is
+                language=form.language.data or None,  # left empty: kept as it is
                 actor=user,
                 now=clock.now(),
             )

@@ -677,7 +677,7 @@ def cancel(slug: str, reference: str):
             reference=booking.reference,
             authorise=_token_check(token),
             now=clock.now(),
-            reason="cancelled by the client",
+            reason=None,  # a client gives none; the booking says who cancelled
             manage_token=token,
         )
     except Refused as refused:
