@@ -9,13 +9,15 @@ import logging
 import click
 import pytest
 from click.testing import CliRunner
+from guide_examples import guide_example
+from sqlalchemy import select
 
 from bookwell.core import create_app
 from bookwell.core.cli import instance as cli_instance
 from bookwell.core.cli.root import main
 from bookwell.core.context import make_context
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Tenant
+from bookwell.core.storage.models import AuditEntry, Tenant
 from bookwell.core.testing import CHEAP_HASHING, open_business
 from bookwell.hooks import Manifest, hookimpl
 from bookwell.hooks.pages import plugin_context
@@ -279,3 +281,31 @@ def test_help_on_an_instance_not_set_up_lists_cores_commands_and_makes_nothing(
     assert shown.exit_code == 0, shown.output
     assert "init" in shown.output and "tenants" in shown.output
     assert not fresh.exists()
+
+
+def test_the_guides_example_unlocks_an_account(app, salon, clock, tmp_path, monkeypatch):
+    lockout = guide_example(
+        "Commands for operators",
+        "def commands",
+        MANIFEST=Manifest("lockout", "Lockout", "Locks accounts.", "1.0", "test", "tests"),
+    )
+    monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
+    monkeypatch.setattr(
+        cli_instance,
+        "create_app",
+        lambda config=None: create_app(
+            {**(config or {}), "CLOCK": clock, "EXTRA_PLUGINS": [lockout]}
+        ),
+    )
+    store_of(app, salon.tenant_id, clock()).set("locked:ann@example.com", True)
+    done = CliRunner().invoke(
+        main,
+        ["--instance", str(tmp_path / "cli"), "lockout", "unlock", "--tenant", "salon",
+         "--email", "Ann@example.com"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert done.output == "Ann@example.com may log in again at Salon\n"
+    assert store_of(app, salon.tenant_id, clock()).get("locked:ann@example.com") is None
+    with db.fresh_session(app) as session:
+        actions = session.scalars(select(AuditEntry.action)).all()
+    assert "plugin.lockout.unlocked" in actions

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import add_staff_and_a_rival, booking_body, log_in_staff
 from flask import Blueprint, jsonify, request
+from guide_examples import guide_example
 from sqlalchemy import select
 
 from bookwell.core.booking.tenants import create_tenant
@@ -19,7 +20,7 @@ from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.scheduling import schedule
 from bookwell.core.storage import db
 from bookwell.core.storage.models import PluginStoreEntry, Tenant
-from bookwell.hooks import Manifest, Refusal, hookimpl
+from bookwell.hooks import Manifest, Refusal, Setting, hookimpl
 from bookwell.hooks.pages import plugin_context, require_staff
 
 SALON = "/api/v1/tenants/salon/bookings"
@@ -345,9 +346,23 @@ def test_of_racing_compare_and_sets_exactly_one_wins(app, business, clock):
     assert claimed.count(True) == 1
     winner = claimed.index(True)
     assert stores[0].get("lock") == winner
-    moved = race(20, lambda number: stores[number].compare_and_set("lock", winner, -number))
+    moved = race(20, lambda number: stores[number].compare_and_set("lock", winner, f"{number}"))
     assert moved.count(True) == 1
-    assert stores[0].get("lock") == -moved.index(True)
+    assert stores[0].get("lock") == f"{moved.index(True)}"
+
+
+def test_an_expired_key_reused_while_new_keys_prune_stays_exact(app, business, clock):
+    store_of(app, business.tenant_id, clock()).set("old", 50, expires_at=clock())
+    stores = [store_of(app, business.tenant_id, clock()) for _ in range(20)]
+
+    def work(number: int) -> int:
+        if number % 2:
+            return stores[number].increment(f"new{number}")  # makes a key: prunes
+        return stores[number].increment("old")
+
+    answers = race(20, work)
+    assert sorted(answers[0::2]) == list(range(1, 11))  # from 0: 50 had expired
+    assert stores[0].get("old") == 10
 
 
 # --- through a plugin's hooks and views ----------------------------------------------------------
@@ -426,3 +441,31 @@ def test_the_rows_keep_when_they_were_written(app, business, clock):
     with db.fresh_session(app) as session:
         row = session.scalars(select(PluginStoreEntry)).one()
     assert row.updated_at == clock().astimezone(UTC)
+
+
+def test_the_guides_example_counts_bookings_per_hour(make_app, business, clock):
+    limit = guide_example(
+        "Keeping state: `ctx.store`",
+        "ctx.store.increment",
+        MANIFEST=Manifest(
+            "booking_limit",
+            "Booking limit",
+            "A few bookings an hour per address.",
+            "1.0",
+            "test",
+            "tests",
+            settings=(Setting("per_hour", "int", 5, "Bookings an hour"),),
+        ),
+    )
+    app = make_app(EXTRA_PLUGINS=[limit])
+    with app.app_context():
+        plugin_changes.enable(app, business.tenant_id, "booking_limit", {"per_hour": 2}, clock())
+    client = app.test_client()
+    for hour in ("10", "11"):
+        body = booking_body(business, f"2027-03-03T{hour}:00:00+01:00")
+        assert client.post(SALON, json=body).status_code == 201
+    third = client.post(SALON, json=booking_body(business, "2027-03-03T12:00:00+01:00"))
+    assert third.status_code == 429 and third.json["error"]["code"] == "too_many"
+    clock.advance(hours=1)
+    fourth = client.post(SALON, json=booking_body(business, "2027-03-03T12:00:00+01:00"))
+    assert fourth.status_code == 201

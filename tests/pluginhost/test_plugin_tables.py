@@ -4,11 +4,13 @@ statement is limited to the context's tenant; another plugin's table, core's, a 
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 from conftest import booking_body
 from flask import Blueprint, jsonify
+from guide_examples import guide_example
 from sqlalchemy import (
     Column,
     Integer,
@@ -237,3 +239,24 @@ def test_a_plugin_writes_its_table_from_a_hook_and_reads_it_in_a_view(app, busin
     assert made.status_code == 201
     listed = client.get("/book/salon/table-notes/")
     assert listed.json == [f"booked {made.json['reference']}"]
+
+
+def test_the_guides_example_keeps_notes_in_the_visit_notes_table(app, business, spa_id, clock):
+    notes = guide_example("Tables and migrations", "ctx.tables.insert")
+    client = app.test_client()
+    made = client.post(
+        "/api/v1/tenants/salon/bookings",
+        json=booking_body(business, "2027-03-02T10:00:00+01:00"),
+    ).json
+    with app.app_context():
+        salon = db.session().get(Tenant, business.tenant_id)
+        (booking,) = make_context(salon, clock()).data.client_bookings("ann@example.com")
+        # The installed visit-notes plugin's table, as its hooks would get it.
+        ctx = make_context(salon, clock(), booking=booking).for_plugin("visit-notes")
+        spa = make_context(db.session().get(Tenant, spa_id), clock()).for_plugin("visit-notes")
+    notes.after_confirm(ctx)
+    (note,) = notes.notes_of(ctx, made["reference"])
+    assert note["text"] == "Booked." and note["tenant_id"] == business.tenant_id
+    written = note["written_at"]  # SQLite keeps no zone: UTC, as it was given
+    assert (written if written.tzinfo else written.replace(tzinfo=UTC)) == clock()
+    assert notes.notes_of(spa, made["reference"]) == []
