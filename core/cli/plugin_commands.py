@@ -19,11 +19,9 @@ from typing import Any
 import click
 from flask import Flask
 
-from bookwell.core import schema
 from bookwell.core.cli.instance import Context, require_schema
 from bookwell.core.foundation import config
 from bookwell.core.pluginhost.host import host_of
-from bookwell.core.storage import db
 from bookwell.core.web.plugin_pages import run_as_command_of
 
 log = logging.getLogger("bookwell.plugins")
@@ -63,10 +61,6 @@ class PluginGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         app = require_schema(_instance_of(ctx).app)
-        if self.plugin in schema.plugins_behind(db.engine_of(app), host_of(app)):
-            raise click.ClickException(
-                f"the tables of plugin {self.plugin} are not up to date: run `bookwell init` first"
-            )
         with app.app_context():
             run_as_command_of(self.plugin)
             try:
