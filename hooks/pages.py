@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .types import TenantInfo, UserInfo
+from .types import Context, TenantInfo, UserInfo
 
 EXTENSION = "bookwell.staff_pages"
 
@@ -58,6 +58,19 @@ def csrf_form():
     from flask_wtf import FlaskForm
 
     return FlaskForm()
+
+
+def plugin_context(slug: str) -> Context:
+    """The :class:`~bookwell.hooks.Context` a hook of this plugin would get for business
+    ``slug``: ``ctx.store``, ``ctx.tables``, ``ctx.data``, ``ctx.audit``... bound to this plugin,
+    ``ctx.now`` the app's clock, ``ctx.actor`` whoever of that business is signed in (else
+    ``None``). In a view of the plugin's ``routes`` blueprint, a business that has not enabled
+    the plugin (or does not exist) ends the request with 404; it checks nothing else, so gate
+    the view first (``require_staff``). In one of the plugin's ``commands``, it is the business's
+    context whether or not it enabled the plugin, and an unknown ``slug`` raises
+    ``LookupError``."""
+    context: Context = _kit().plugin_context(slug)
+    return context
 
 
 def _kit() -> Any:

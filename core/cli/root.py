@@ -20,22 +20,28 @@ from bookwell.core.cli.demo import (
     ensure_demo_owner,
 )
 from bookwell.core.cli.instance import Context, pass_context, require_schema
+from bookwell.core.cli.plugin_commands import BookwellGroup
 from bookwell.core.foundation import clock, config
 from bookwell.core.pluginhost import host as pluginhost
 from bookwell.core.storage import db
 
 
-@click.group()
+@click.group(cls=BookwellGroup)
 @click.option(
     "--instance",
     envvar="BOOKWELL_INSTANCE",
     type=click.Path(file_okay=False),
+    # Eager: `--instance X --help` lists the plugins' commands of X.
+    is_eager=True,
     help="Instance folder (config, SQLite database, outbox). Default: ./instance",
 )
 @click.pass_context
 def main(context: click.Context, instance: str | None) -> None:
-    """Bookwell: online booking whose every security feature is a plugin."""
-    context.obj = Context(instance)
+    """Bookwell: online booking whose every security feature is a plugin. Plugins may add
+    commands of their own, as `bookwell <plugin> <command>`."""
+    # Finding a plugin's command may have made it already, with its app (plugin_commands).
+    if not (isinstance(context.obj, Context) and context.obj.instance == instance):
+        context.obj = Context(instance)
 
 
 def _initialise(ctx: Context) -> bool:

@@ -1,15 +1,31 @@
 """Core's side of :mod:`bookwell.hooks.pages`: plugins' staff pages pass the same gate as core's
-staff pages (sign-in, tenant wall, role, ``before_data_access``) and render in their layout."""
+staff pages (sign-in, tenant wall, role, ``before_data_access``) and render in their layout; a
+plugin's views and commands get the context its hooks get (``plugin_context``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, abort, g
+from flask import Flask, abort, g, has_request_context, request
+from flask_login import current_user
 
-from bookwell.core.context import tenant_info, user_info
+from bookwell.core.context import make_context, tenant_info, user_info
+from bookwell.core.foundation import clock
+from bookwell.core.pluginhost.host import host_of
+from bookwell.core.storage import db
 from bookwell.core.web.pages.admin import page, require_page
+from bookwell.core.web.plugin_routes import owner_of
+from bookwell.core.web.request_tenant import current_tenant
+from bookwell.hooks import Context, UserInfo
 from bookwell.hooks.pages import EXTENSION, StaffPage
+
+# Set in the app context a plugin's command runs in (``bookwell <plugin> <command>``).
+COMMAND_PLUGIN = "bookwell_command_plugin"
+
+
+def run_as_command_of(plugin: str) -> None:
+    """Say, for the current app context, that plugin ``plugin``'s command is running."""
+    setattr(g, COMMAND_PLUGIN, plugin)
 
 
 class StaffPages:
@@ -25,6 +41,30 @@ class StaffPages:
             abort(403)
         tenant, user = checked
         return page(template, tenant, user, status, **values)
+
+    def plugin_context(self, slug: str) -> Context:
+        in_view = owner_of(request.blueprint) if has_request_context() else None
+        plugin = in_view or g.get(COMMAND_PLUGIN)
+        if plugin is None:
+            # Whose store would it be? Only core knows which plugin a view or command is.
+            raise RuntimeError("plugin_context works in a plugin's own views and commands")
+        tenant = current_tenant(slug)
+        if in_view is None:  # an operator's command: any business of the instance
+            if tenant is None:
+                raise LookupError(f"no business with the slug {slug!r}")
+            return make_context(tenant, clock.now()).for_plugin(plugin)
+        if tenant is None or plugin not in host_of().enabled_for(db.session(), tenant.id):
+            abort(404)
+        actor = None
+        if current_user.is_authenticated and current_user.tenant_id == tenant.id:
+            actor = UserInfo(
+                id=current_user.id,
+                email=current_user.email,
+                name=current_user.name,
+                role=current_user.role,
+                tenant_id=current_user.tenant_id,
+            )
+        return make_context(tenant, clock.now(), actor=actor).for_plugin(plugin)
 
 
 def init_app(app: Flask) -> None:

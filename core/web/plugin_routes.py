@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, abort, request
+from flask import Blueprint, Flask, abort, current_app, request
 
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.web.request_tenant import current_tenant
 
 log = logging.getLogger("bookwell.plugins")
+# Core registers each plugin's blueprint as "plugin_<name>" (see init_app).
+BLUEPRINT_PREFIX = "plugin_"
+
+
+def owner_of(blueprint: str | None) -> str | None:
+    """The plugin whose ``routes`` blueprint ``blueprint`` (a request's ``request.blueprint``,
+    perhaps a nested one's dotted name) is, or ``None`` for core's own and for no blueprint."""
+    top = (blueprint or "").split(".", 1)[0]
+    if not top.startswith(BLUEPRINT_PREFIX) or top not in current_app.blueprints:
+        return None
+    plugin = top.removeprefix(BLUEPRINT_PREFIX)
+    return plugin if plugin in host_of().installed else None
 
 
 def _only_for_tenants_that_enabled(plugin: str):
