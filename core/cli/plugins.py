@@ -7,6 +7,7 @@ import json
 import click
 from sqlalchemy import select
 
+from bookwell.core import schema
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost import rules as plugin_rules
@@ -37,6 +38,7 @@ def list_plugins(obj, slug: str | None, as_json: bool) -> None:
     """List installed plugins, broken ones with the reason."""
     app = obj.app
     host = host_of(app)
+    schema.break_plugins_behind(db.engine_of(app), host)  # as `bookwell serve` finds them
     if slug is None:
         listing = plugin_changes.listing(host)
     else:

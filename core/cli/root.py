@@ -92,6 +92,8 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             from bookwell.core.scheduling.tickers import start_in_process
 
             app = create_app({"INSTANCE_PATH": instance} if instance else None)
+            # A plugin whose tables are not upgraded is broken here rather than failing later.
+            schema.break_plugins_behind(db.engine_of(app), pluginhost.host_of(app))
             start_in_process(app)
             return app
 

@@ -197,10 +197,11 @@ def test_a_failing_migrations_hook_is_reported(engine):
             raise RuntimeError("where did I put them")
 
     good = plugin_with_migrations("good-plugin", "good")
-    failures = schema.upgrade(engine, host_with(Confused, good))
-    assert [(failure.plugin, failure.error) for failure in failures] == [
-        ("confused", "RuntimeError: where did I put them")
-    ]
+    host = host_with(Confused, good)
+    assert host.installed["confused"].status == "broken"  # from the start, not at upgrade
+    failures = schema.upgrade(engine, host)
+    assert [failure.plugin for failure in failures] == ["confused"]
+    assert "where did I put them" in failures[0].error
     assert "good_plugin_items" in tables(engine)
 
 
