@@ -4,6 +4,9 @@ at the end. Every failure is one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -165,7 +168,8 @@ def tick(
             raise click.ClickException(
                 "--now is in the future: add --dry-run to preview, or --allow-future to really run"
             )
-    with ctx.app.app_context():
+    shown = _plugins_log_shown() if dry_run else contextlib.nullcontext()
+    with ctx.app.app_context(), shown:
         reports = run_tick(ctx.app, now, slug=slug, dry_run=dry_run)
     if slug is not None and not reports:
         raise click.ClickException(f"no tenant with the slug {slug!r}")
@@ -175,6 +179,33 @@ def tick(
         mail = f"; mail sent {report.mail.sent}, failed {report.mail.failed}" if report.mail else ""
         busy = f"; running elsewhere: {', '.join(report.skipped)}" if report.skipped else ""
         click.echo(f"{prefix}{report.tenant} at {now.isoformat()}: {ran}{mail}{busy}")
+
+
+class _PluginsLog(logging.Handler):
+    """On the terminal, what plugins log (from the threads their hooks run in) and what the
+    host logs about them (``bookwell.plugins``): a plugin says what it would do in its log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("log: %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from_a_hook = (record.threadName or "").startswith(pluginhost.HOOK_THREADS)
+        if from_a_hook or record.name == pluginhost.log.name:
+            click.echo(self.format(record))
+
+
+@contextlib.contextmanager
+def _plugins_log_shown() -> Iterator[None]:
+    root = logging.getLogger()
+    handler, level = _PluginsLog(), root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO))
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @main.command()
