@@ -6,7 +6,8 @@ that core's history never names a plugin's revision: a plugin that is uninstalle
 leaves its tables and version table behind, and ``upgrade`` goes on working without it. A
 plugin's tables are named with its prefix (``<name>_``, hyphens as underscores); a migration
 that creates any other table is rolled back and reported. A plugin's failure never stops core's
-upgrade or another plugin's.
+upgrade or another plugin's: it is reported, and the plugin is marked broken in the host that
+was upgraded (as one whose ``migrations`` hook fails already is, when it loads).
 """
 
 from __future__ import annotations
@@ -68,12 +69,18 @@ def alembic_config(
     return config
 
 
+def _installed() -> pluginhost.PluginHost:
+    """The plugins installed through entry points, less ``BOOKWELL_DISABLED_PLUGINS``."""
+    host = pluginhost.PluginHost(blocked=pluginhost.blocked_by_environment())
+    host.load_entry_points()
+    return host
+
+
 def _migration_hooks(host: pluginhost.PluginHost | None) -> list[tuple[str, Callable[[], Any]]]:
     """(plugin, its ``migrations`` function) for each working plugin, in name order. Without
-    ``host``, the plugins installed through entry points, less ``BOOKWELL_DISABLED_PLUGINS``."""
+    ``host``, those of :func:`_installed`."""
     if host is None:
-        host = pluginhost.PluginHost(blocked=pluginhost.blocked_by_environment())
-        host.load_entry_points()
+        host = _installed()
     hooks = []
     for implementation in host.pm.hook.migrations.get_hookimpls():
         name = host.pm.get_name(implementation.plugin)
@@ -99,10 +106,16 @@ def plugin_schemas(host: pluginhost.PluginHost | None = None) -> list[PluginSche
 
 def upgrade(engine: Engine, host: pluginhost.PluginHost | None = None) -> list[PluginUpgradeFailed]:
     """Bring core's tables, then each plugin's, to their newest revision. Core's failure
-    raises; a plugin's is logged and returned, and the others go on."""
+    raises; a plugin's is logged and returned (with those whose ``migrations`` hook broke them
+    when they loaded), the plugin is marked broken in ``host``, and the others go on."""
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), "head")
-    failures = []
+    host = host or _installed()
+    failures = [
+        PluginUpgradeFailed(name, plugin.error or "")
+        for name, plugin in sorted(host.installed.items())
+        if plugin.failed_in == "migrations"
+    ]
     for name, migrations in _migration_hooks(host):
         try:
             location = migrations()
@@ -110,7 +123,9 @@ def upgrade(engine: Engine, host: pluginhost.PluginHost | None = None) -> list[P
                 _upgrade_plugin(engine, PluginSchema(name, str(location)))
         except Exception as error:
             log.exception("plugin %s: its migrations failed; core is upgraded", name)
-            failures.append(PluginUpgradeFailed(name, f"{type(error).__name__}: {error}"))
+            failure = PluginUpgradeFailed(name, f"{type(error).__name__}: {error}")
+            failures.append(failure)
+            host.mark_broken(name, f"migrations failed: {failure.error}", failed_in="migrations")
     return failures
 
 
@@ -155,4 +170,23 @@ def plugins_behind(engine: Engine, host: pluginhost.PluginHost | None = None) ->
             )
             if set(migration.get_current_heads()) != heads:
                 behind.append(plugin.plugin)
+    return behind
+
+
+def break_plugins_behind(engine: Engine, host: pluginhost.PluginHost) -> list[str]:
+    """Mark broken, in ``host``, the plugins whose tables are not at their newest revision (their
+    upgrade failed, or was never run): their hooks would find tables missing or old. Returns
+    their names. A database that cannot be read marks nothing: that is core's to report."""
+    try:
+        behind = plugins_behind(engine, host)
+    except Exception:
+        log.exception("could not tell which plugins' tables are behind")
+        return []
+    for name in behind:
+        host.mark_broken(
+            name,
+            "its tables are not at their newest revision (its migration failed or `bookwell "
+            "init` has not run since it was installed)",
+            failed_in="tables",
+        )
     return behind

@@ -1,11 +1,12 @@
 """Pytest fixtures for testing plugins against a real Bookwell: an app, a business, a client, a
-movable clock.
+movable clock, staff of each role signed in, a second business, the schedule, the outbox and
+the audit trail.
 
-They are not loaded by themselves. A plugin's ``tests/conftest.py`` asks for them::
-
-    pytest_plugins = ["bookwell.core.testing"]
-
-and its tests then read like this::
+Installing Bookwell registers them with pytest (a ``pytest11`` entry point named, like this
+module, ``bookwell.core.testing``), so a plugin's tests find them with no line of setup; a
+``tests/conftest.py`` that also says ``pytest_plugins = ["bookwell.core.testing"]`` (needed only
+with ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` set) loads the same plugin, not a second one. A test's
+own fixture of the same name wins over Bookwell's. A plugin's tests then read like this::
 
     def test_ten_percent_off_on_tuesdays(client, enable_plugin):
         enable_plugin("tuesdays", percent=10)
@@ -24,7 +25,9 @@ migrated once per session. Time stands still unless a test moves ``clock``.
 Fixtures: ``clock`` (:class:`MovableClock`), ``app`` (built from ``bookwell_plugins`` and
 ``bookwell_settings``), ``make_app`` (build another), ``tenant`` (a :class:`Business` that takes
 bookings), ``client`` and ``make_client`` (a :class:`BookingClient`), ``enable_plugin`` and
-``disable_plugin``.
+``disable_plugin``, ``staff_login`` and one :class:`StaffMember` per role (``owner``,
+``manager``, ``staff_member``, ``receptionist``), ``second_business`` and ``second_client``,
+``run_schedule``, ``outbox`` (:class:`Mail`) and ``audit_trail`` (:class:`AuditRecord`).
 
 Plugins' tests also find here what they check against, so that they import nothing else of
 core: :func:`host_of` (the installed plugins), :func:`create_user`, and the marketplace's
@@ -33,7 +36,9 @@ refusals :class:`PluginConflict`, :class:`PluginRequired` and :class:`InvalidSet
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +47,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
 
 from bookwell.core import create_app, schema
@@ -52,18 +58,25 @@ from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.pluginhost.rules import PluginConflict, PluginRequired
 from bookwell.core.pluginhost.settings import InvalidSettings
+from bookwell.core.scheduling import schedule
+from bookwell.core.scheduling.schedule import TickReport
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking
+from bookwell.core.storage.models import AuditEntry, Booking, OutboxMessage
 
 __all__ = [
     "CHEAP_HASHING",
+    "STAFF_PASSWORD",
     "START",
+    "AuditRecord",
     "BookingClient",
     "Business",
     "InvalidSettings",
+    "Mail",
     "MovableClock",
     "PluginConflict",
     "PluginRequired",
+    "StaffMember",
+    "TickReport",
     "create_user",
     "host_of",
     "open_business",
@@ -75,6 +88,9 @@ POSTGRES_ENV = "BOOKWELL_TEST_POSTGRES"
 START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 # Cheap argon2: tests of hashing itself set their own parameters.
 CHEAP_HASHING = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+# The password of every staff member the fixtures sign in (long enough for core's own rules).
+STAFF_PASSWORD = "correct horse battery"  # noqa: S105 (a test user of a test database)
+_CSRF_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 class MovableClock:
@@ -148,8 +164,28 @@ class BookingClient:
         return f"/api/v1/tenants/{self.business.slug}/bookings"
 
     def post(self, path: str = "", **body: Any):
-        """POST ``body`` as JSON to the bookings URL (plus ``path``); returns the response."""
+        """POST ``body`` as JSON to the bookings URL (plus ``path``, e.g.
+        ``f"/{reference}/cancel"``) and return Flask's response, whatever it is:
+        ``response.status_code``, ``response.json["error"]["refusals"]``, ``response.headers``."""
         return self.http.post(self.bookings_url + path, json=body)
+
+    def try_book(
+        self,
+        start: str | datetime,
+        *,
+        provider_id: int | None = None,
+        service_id: int | None = None,
+        **extra: Any,
+    ):
+        """Ask to book ``start`` as :meth:`book` does, and return the response, refused or not:
+        what a guard's test looks at."""
+        return self.post(
+            service_id=service_id or self.business.service_id,
+            provider_id=provider_id or self.business.provider_id,
+            start=start.isoformat() if isinstance(start, datetime) else start,
+            client={"name": self.name, "email": self.email},
+            **extra,
+        )
 
     def book(
         self,
@@ -161,13 +197,7 @@ class BookingClient:
     ) -> dict[str, Any]:
         """Book ``start`` (ISO 8601 with an offset, or an aware datetime); extra fields such as
         ``consents=[...]`` go into the request as they are."""
-        response = self.post(
-            service_id=service_id or self.business.service_id,
-            provider_id=provider_id or self.business.provider_id,
-            start=start.isoformat() if isinstance(start, datetime) else start,
-            client={"name": self.name, "email": self.email},
-            **extra,
-        )
+        response = self.try_book(start, provider_id=provider_id, service_id=service_id, **extra)
         return _json(response, 201)
 
     def get(self, booking: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +246,106 @@ class BookingClient:
             return session.scalars(
                 select(Booking).where(Booking.reference == booking["reference"])
             ).one()
+
+
+class BearerClient:
+    """The JSON API with a staff member's bearer token. A path without a leading ``/`` is under
+    the business's API (``"plugins"`` is ``/api/v1/tenants/<slug>/plugins``). Each method
+    returns Flask's response: ``status_code``, ``json``, ``headers``."""
+
+    def __init__(self, http: FlaskClient, slug: str, token: str) -> None:
+        self.http, self.slug, self.token = http, slug, token
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("/") else f"/api/v1/tenants/{self.slug}/{path}"
+
+    def open(self, method: str, path: str, json: Any = None, **options: Any):
+        headers = {"Authorization": f"Bearer {self.token}", **options.pop("headers", {})}
+        return self.http.open(self.url(path), method=method, json=json, headers=headers, **options)
+
+    def get(self, path: str, **options: Any):
+        return self.open("GET", path, **options)
+
+    def post(self, path: str, json: Any = None, **options: Any):
+        return self.open("POST", path, json, **options)
+
+    def put(self, path: str, json: Any = None, **options: Any):
+        return self.open("PUT", path, json, **options)
+
+    def patch(self, path: str, json: Any = None, **options: Any):
+        return self.open("PATCH", path, json, **options)
+
+    def delete(self, path: str, **options: Any):
+        return self.open("DELETE", path, **options)
+
+
+class StaffMember:
+    """A staff member of one business with one role, signed in twice over, as the fixtures
+    ``owner``, ``manager``, ``staff_member``, ``receptionist`` and ``staff_login`` give them:
+
+    * ``api``, a :class:`BearerClient` logged in through the API's login (``token``);
+    * ``pages``, a Flask test client signed in to the staff pages through their login form, for
+      ``pages.get("/admin/salon/...")``; :meth:`submit` posts a form of those pages.
+
+    ``email`` is ``<role>@example.com`` unless given, the password :data:`STAFF_PASSWORD`.
+    """
+
+    def __init__(self, app: Flask, business: Business, role: str, email: str, user_id: int):
+        self.app, self.business, self.role = app, business, role
+        self.email, self.user_id = email, user_id
+        slug = business.slug
+        http = app.test_client()
+        answer = http.post(
+            f"/api/v1/tenants/{slug}/auth/login",
+            json={"email": email, "password": STAFF_PASSWORD},
+        )
+        self.token: str = _json(answer, 200)["token"]
+        self.api = BearerClient(http, slug, self.token)
+        self.pages = app.test_client()
+        login = self.pages.get(f"/admin/{slug}/login")
+        signed_in = self.pages.post(
+            f"/admin/{slug}/login",
+            data={"csrf_token": csrf_token_of(login), "email": email, "password": STAFF_PASSWORD},
+        )
+        assert signed_in.status_code == 302, (signed_in.status_code, signed_in.text[:500])
+
+    def submit(self, path: str, data: dict[str, Any] | None = None, *, form_on: str | None = None):
+        """POST ``data`` to ``path`` as the form of a staff page does: the CSRF token is taken
+        from the page at ``form_on`` (default: ``path`` itself). Returns the response."""
+        page = self.pages.get(form_on or path)
+        assert page.status_code == 200, (page.status_code, page.text[:500])
+        return self.pages.post(path, data={"csrf_token": csrf_token_of(page), **(data or {})})
+
+
+def csrf_token_of(page) -> str:
+    """The CSRF token of the (first) form of a rendered page."""
+    found = _CSRF_TOKEN.search(page.text)
+    assert found is not None, "no form with a CSRF token on this page"
+    return found.group(1)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One message of a business's outbox (sent or waiting), as ``outbox()`` lists them."""
+
+    to: str
+    subject: str
+    text: str
+    kind: str
+    html: str | None
+    booking: str | None  # the booking's reference, for mail about one
+    sent: bool
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of a business's audit trail, as ``audit_trail()`` lists them."""
+
+    action: str
+    subject: str
+    details: dict[str, Any]
+    actor: str
+    at: datetime
 
 
 def _json(response, status: int) -> dict[str, Any]:
@@ -389,3 +519,161 @@ def disable_plugin(app, tenant, clock) -> Callable[..., bool]:
             return plugin_changes.disable(app, (business or tenant).tenant_id, name, clock())
 
     return disable
+
+
+# --- staff, a second business, the schedule, the outbox, the audit trail -------------------------
+
+
+@pytest.fixture
+def staff_login(app, tenant, clock) -> Callable[..., StaffMember]:
+    """``staff_login("manager")``, or ``staff_login("owner", business=spa, email=...)``: a staff
+    member with that role, created and signed in (see :class:`StaffMember`); asked twice for
+    the same person, the same member."""
+    members: dict[tuple[str, str], StaffMember] = {}
+
+    def sign_in(
+        role: str = "owner", business: Business | None = None, email: str | None = None
+    ) -> StaffMember:
+        business = business or tenant
+        email = email or f"{role}@example.com"
+        if (business.slug, email) not in members:
+            with app.app_context():
+                user = create_user(
+                    app,
+                    tenant_id=business.tenant_id,
+                    email=email,
+                    role=role,
+                    password=STAFF_PASSWORD,
+                    now=clock(),
+                    name=role.title(),
+                    actor="tests",
+                )
+                user_id = user.id
+            members[(business.slug, email)] = StaffMember(app, business, role, email, user_id)
+        return members[(business.slug, email)]
+
+    return sign_in
+
+
+@pytest.fixture
+def owner(staff_login) -> StaffMember:
+    """``owner@example.com``, the owner of ``tenant``, signed in."""
+    return staff_login("owner")
+
+
+@pytest.fixture
+def manager(staff_login) -> StaffMember:
+    """``manager@example.com``, a manager of ``tenant``, signed in."""
+    return staff_login("manager")
+
+
+@pytest.fixture
+def staff_member(staff_login) -> StaffMember:
+    """``staff@example.com``, of the ``staff`` role at ``tenant``, signed in."""
+    return staff_login("staff")
+
+
+@pytest.fixture
+def receptionist(staff_login) -> StaffMember:
+    """``receptionist@example.com``, a receptionist of ``tenant``, signed in."""
+    return staff_login("receptionist")
+
+
+@pytest.fixture
+def second_business(app, tenant, clock) -> Business:
+    """'spa', another business on the same instance, made like ``tenant``: what happens at one
+    must never show at the other."""
+    return open_business(app, clock(), slug="spa", name="Spa")
+
+
+@pytest.fixture
+def second_client(make_client, second_business) -> BookingClient:
+    """Ann again (the same address as ``client``), as a client of ``second_business``."""
+    return make_client("Ann", business=second_business)
+
+
+@pytest.fixture
+def run_schedule(app, clock) -> Callable[..., list[TickReport]]:
+    """``run_schedule()`` runs the scheduled work once, as ``bookwell tick`` does: every
+    business's enabled ``on_schedule`` hooks, then its due mail. ``at=`` (an aware datetime or
+    ISO 8601 text) moves ``clock`` there first; ``dry_run=True`` is ``bookwell tick --dry-run``;
+    ``business=`` runs one business only. Returns a report per business (``tenant``,
+    ``plugins`` that ran, ``mail``)."""
+
+    def run(
+        at: datetime | str | None = None,
+        *,
+        dry_run: bool = False,
+        business: Business | None = None,
+    ) -> list[TickReport]:
+        if at is not None:
+            when = datetime.fromisoformat(at) if isinstance(at, str) else at
+            if when.tzinfo is None:
+                raise ValueError(f"run_schedule(at=...) needs an offset, not {at!r}")
+            clock.set(when)
+        with app.app_context():
+            return schedule.tick(
+                app, clock(), slug=business.slug if business else None, dry_run=dry_run
+            )
+
+    return run
+
+
+@pytest.fixture
+def outbox(app, tenant) -> Callable[..., list[Mail]]:
+    """``outbox()``: the mail of ``tenant`` (or ``business=``), oldest first, sent or waiting,
+    as :class:`Mail` (``to``, ``subject``, ``text``, ``kind``, ...); ``kind=`` keeps one kind."""
+
+    def read(business: Business | None = None, kind: str | None = None) -> list[Mail]:
+        query = (
+            select(OutboxMessage, Booking.reference)
+            .outerjoin(Booking, Booking.id == OutboxMessage.booking_id)
+            .where(OutboxMessage.tenant_id == (business or tenant).tenant_id)
+            .order_by(OutboxMessage.id)
+        )
+        if kind is not None:
+            query = query.where(OutboxMessage.kind == kind)
+        with db.fresh_session(app) as session:
+            return [
+                Mail(
+                    to=message.to_address,
+                    subject=message.subject,
+                    text=message.text_body,
+                    kind=message.kind,
+                    html=message.html_body,
+                    booking=reference,
+                    sent=message.sent_at is not None,
+                )
+                for message, reference in session.execute(query)
+            ]
+
+    return read
+
+
+@pytest.fixture
+def audit_trail(app, tenant) -> Callable[..., list[AuditRecord]]:
+    """``audit_trail()``: the audit entries of ``tenant`` (or ``business=``), oldest first, as
+    :class:`AuditRecord` (``action``, ``subject``, ``details``, ``actor``, ``at``);
+    ``action=`` keeps one action (a plugin's own are ``plugin.<name>.<action>``)."""
+
+    def read(business: Business | None = None, action: str | None = None) -> list[AuditRecord]:
+        query = (
+            select(AuditEntry)
+            .where(AuditEntry.tenant_id == (business or tenant).tenant_id)
+            .order_by(AuditEntry.sequence)
+        )
+        if action is not None:
+            query = query.where(AuditEntry.action == action)
+        with db.fresh_session(app) as session:
+            return [
+                AuditRecord(
+                    action=entry.action,
+                    subject=entry.subject,
+                    details=json.loads(entry.details or "{}"),
+                    actor=entry.actor,
+                    at=entry.at,
+                )
+                for entry in session.scalars(query)
+            ]
+
+    return read

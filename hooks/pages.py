@@ -17,9 +17,12 @@ Core provides what these call when the app starts; a plugin never imports core.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .types import Context, TenantInfo, UserInfo
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
 
 EXTENSION = "bookwell.staff_pages"
 
@@ -41,21 +44,25 @@ def require_staff(slug: str, permission: str = "bookings.read", scope: str = "pl
     only), ...). Otherwise the request ends here, as on core's staff pages: the login page when
     nobody (or platform support) is signed in, 404 for another business's user, 403 for a role
     without the permission or when a plugin's ``before_data_access`` refuses ``scope``."""
-    return _kit().require_staff(slug, permission, scope)
+    page: StaffPage = _kit().require_staff(slug, permission, scope)
+    return page
 
 
-def render_staff_page(page: StaffPage, template: str, status: int = 200, **values: Any):
+def render_staff_page(
+    page: StaffPage, template: str, status: int = 200, **values: Any
+) -> ResponseReturnValue:
     """Render ``template`` (from the plugin's blueprint; it should extend
     ``"admin/layout.html"`` and fill ``{% block content %}``) with everything the layout needs:
     the business, the user, the menu for their role, the log-out form."""
-    return _kit().render_staff_page(page, template, status, **values)
+    rendered: ResponseReturnValue = _kit().render_staff_page(page, template, status, **values)
+    return rendered
 
 
-def csrf_form():
+def csrf_form() -> Any:  # a flask_wtf.FlaskForm; Flask-WTF ships no types
     """A form carrying a CSRF token: put ``{{ form.csrf_token }}`` in the template's ``<form>``
     and accept the POST only when ``form.validate_on_submit()`` (subclass
     ``flask_wtf.FlaskForm`` for fields of your own)."""
-    from flask_wtf import FlaskForm
+    from flask_wtf import FlaskForm  # type: ignore[import-untyped,unused-ignore]
 
     return FlaskForm()
 

@@ -214,9 +214,9 @@ def migrations() -> str | None:
     """Contribution, asked by ``bookwell init`` (and every schema upgrade) whatever the
     tenants enabled: the Alembic script location of the plugin's own tables, e.g.
     ``"bookwell_visit_notes:migrations"``. Core runs them after its own, with the version table
-    ``alembic_version_<name>``; every table must be named ``<name>_...`` (hyphens as
-    underscores) or the upgrade is rolled back. A plugin's failing migration is reported and
-    leaves core and the other plugins upgraded."""
+    ``alembic_version_<name>``; every table must be named ``<name>_...`` or the upgrade is
+    rolled back. A plugin's failing migration is reported and leaves core and the other plugins
+    upgraded; a hook that raises or names no folder with an ``env.py`` marks the plugin broken."""
 
 
 @hookspec

@@ -35,12 +35,15 @@ class Setting:
 class Manifest:
     """Who a plugin is and what it needs. Every plugin module exposes one as ``MANIFEST``.
 
+    ``name`` is the plugin's identity everywhere (entry point, CLI, API, settings, the prefix
+    ``<name>_`` of its tables): lowercase letters, digits and underscores (``password_policy``).
+
     ``requires`` names plugins switched on with this one; ``conflicts`` names plugins that cannot
     be on at the same time; ``needs`` and ``breaks`` name capabilities (``intact_history``): a
     plugin that needs one cannot be on beside a plugin that breaks it.
 
     ``floors`` holds a required plugin's settings to a minimum while this one is on, e.g.
-    ``{"totp": {"required_roles": ["owner", "manager"]}}``: an ``int`` at least that value, a
+    ``{"two_factor": {"required_roles": ["owner", "manager"]}}``: an ``int`` at least that value, a
     ``bool`` ``True`` stays on, a ``list`` keeps those items, any other type that exact value.
     """
 

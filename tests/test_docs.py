@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bookwell.core.pluginhost import changes as plugin_changes
-from bookwell.core.testing import open_business
+from bookwell.core.testing import host_of, open_business
 from bookwell.hooks import CONTRIBUTIONS, EVENTS, GUARDS, specs
 
 GUIDE = (Path(__file__).parent.parent / "docs" / "plugins.md").read_text()
@@ -122,16 +122,95 @@ def test_the_pages_example_serves_its_page_and_static_file_only_where_enabled(
     salon = open_business(app, clock())
     open_business(app, clock(), slug="spa", name="Spa")
     with app.app_context():
-        plugin_changes.enable(app, salon.tenant_id, "gift-cards", {}, clock())
+        plugin_changes.enable(app, salon.tenant_id, "gift_cards", {}, clock())
     client = app.test_client()
 
-    page = client.get("/book/salon/gift-cards/")
+    page = client.get("/book/salon/gift_cards/")
     assert page.status_code == 200
     assert "<h1>Gift cards</h1>" in page.text and "<li>50.00</li>" in page.text
-    stylesheet = client.get("/book/salon/gift-cards/static/gift-cards.css")
+    stylesheet = client.get("/book/salon/gift_cards/static/gift-cards.css")
     assert stylesheet.status_code == 200 and ".gift-cards" in stylesheet.text
-    assert 'href="/book/salon/gift-cards/static/gift-cards.css"' in page.text
+    assert 'href="/book/salon/gift_cards/static/gift-cards.css"' in page.text
 
-    for path in ("/book/spa/gift-cards/", "/book/spa/gift-cards/static/gift-cards.css"):
+    for path in ("/book/spa/gift_cards/", "/book/spa/gift_cards/static/gift-cards.css"):
         assert client.get(path).status_code == 404, path
-    assert client.get("/book/nobody/gift-cards/").status_code == 404
+    assert client.get("/book/nobody/gift_cards/").status_code == 404
+
+
+# --- every plugin of the guide, started twice in one process --------------------------------------
+
+PRELUDE = "from datetime import datetime, timedelta\nfrom bookwell.hooks import *\n"
+STAFF_TEMPLATE = """{% extends "admin/layout.html" %}
+{% block content %}<h1>Gift cards</h1>{% endblock %}
+"""
+
+
+def plugin_examples() -> list[tuple[str, str]]:
+    """(where, code) of every Python example of the guide that implements a hook: the files it
+    shows as a package's ``__init__.py`` and the blocks that stand alone."""
+    shown = {path: body for path, body in FILE.findall(GUIDE) if path.endswith("__init__.py")}
+    found = [(path, body) for path, body in shown.items() if "@hookimpl" in body]
+    for number, (kind, code) in enumerate(BLOCK.findall(GUIDE)):
+        if kind == "python" and "@hookimpl" in code and code not in shown.values():
+            found.append((f"python block {number}", textwrap.dedent(code)))
+    return found
+
+
+def load_example(root: Path, where: str, code: str):
+    """The example as a package of its own under ``root``: a file the guide shows keeps its
+    name and its neighbouring files; a block gets what it leaves out (its imports, a manifest,
+    the template it names)."""
+    if where.startswith("src/"):
+        package = where.split("/")[1]
+        write_files(root, files_shown(f"src/{package}/"))
+    else:
+        package = f"guide_example_{where.split()[-1]}"
+        if "MANIFEST" not in code:
+            # Named as the plugin the block belongs to, when it names its package (whose
+            # tables are named so); else after itself.
+            named = re.search(r"bookwell_(\w+)", code)
+            name = named[1] if named else package
+            code += (
+                f"\nMANIFEST = Manifest({name!r}, 'Example', 'From the guide.', '0.1', "
+                "'Examples', 'docs')\n"
+            )
+        write_files(
+            root,
+            {
+                f"src/{package}/__init__.py": PRELUDE + code,
+                f"src/{package}/templates/gift_cards/manage.html": STAFF_TEMPLATE,
+            },
+        )
+    sys.modules.pop(package, None)
+    return importlib.import_module(package)
+
+
+@pytest.mark.parametrize("where", [where for where, _ in plugin_examples()])
+def test_every_plugin_of_the_guide_starts_twice_in_one_process(
+    where, tmp_path, monkeypatch, make_app, clock
+):
+    """As tests do, and as gunicorn's workers do after the master built its app: a blueprint
+    made at import, mounted by a second app, once stopped the server from starting."""
+    code = dict(plugin_examples())[where]
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    module = load_example(tmp_path, where, code)
+    try:
+        # Only the example: the guide's examples are named after the test packages installed.
+        first, second = (make_app(plugins=[module], LOAD_ENTRY_POINTS=False) for _ in "12")
+    finally:
+        sys.modules.pop(module.__name__, None)
+    name = module.MANIFEST.name
+    salon = open_business(first, clock())
+    with first.app_context():
+        plugin_changes.enable(first, salon.tenant_id, name, {}, clock())
+    for app in (first, second):
+        plugin = host_of(app).installed[name]
+        assert (plugin.status, plugin.error) == ("ok", None)
+        mounted = [
+            rule.rule for rule in app.url_map.iter_rules() if f"plugin_{name}." in rule.endpoint
+        ]
+        assert bool(mounted) == ("def routes" in code), mounted
+        for rule in mounted:
+            if "<path:filename>" not in rule:
+                answer = app.test_client().get(rule.replace("<slug>", "salon"))
+                assert answer.status_code in (200, 302), (rule, answer.status_code)

@@ -76,7 +76,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     init_api(app)
     tenant_requests.init_app(app)
-    plugin_routes.init_app(app)
     plugin_pages.init_app(app)
     session_cookies.init_app(app)
     identity.init_app(app)
@@ -93,4 +92,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             return jsonify(status="unavailable", database="unreachable"), 503
         return jsonify(status="ok", database="ok")
 
+    # Last: a plugin's page that core already serves is refused, not left to shadow core's.
+    plugin_routes.init_app(app)
     return app

@@ -1,12 +1,15 @@
-"""``bookwell plugins list|enable|disable``."""
+"""``bookwell plugins list|enable|disable|new``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from sqlalchemy import select
 
+from bookwell.core import schema
+from bookwell.core.cli import scaffold
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost import rules as plugin_rules
@@ -37,6 +40,7 @@ def list_plugins(obj, slug: str | None, as_json: bool) -> None:
     """List installed plugins, broken ones with the reason."""
     app = obj.app
     host = host_of(app)
+    schema.break_plugins_behind(db.engine_of(app), host)  # as `bookwell serve` finds them
     if slug is None:
         listing = plugin_changes.listing(host)
     else:
@@ -110,3 +114,29 @@ def disable_plugin(obj, name: str, slug: str) -> None:
     except plugin_rules.RuleBroken as error:
         raise click.ClickException(f"refused ({error.code}): {error.message}") from error
     click.echo(f"disabled {name} for {slug}" if was_on else f"{name} was not enabled for {slug}")
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the bookwell-NAME folder.",
+)
+@click.pass_context
+def new_plugin(context: click.Context, name: str, parent: Path) -> None:
+    """Write a new plugin package, bookwell-NAME/, ready to install and test: the entry point,
+    a manifest, one guard, a README and tests that pass. NAME: lowercase letters, digits and
+    underscores."""
+    core_commands = set(context.find_root().command.commands)  # type: ignore[attr-defined]
+    try:
+        root = scaffold.write_plugin(parent, name, core_commands)
+    except scaffold.CannotScaffold as error:
+        raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(f"cannot write under {parent}: {error}") from error
+    click.echo(f"wrote {root}/ (the plugin {name}: a guard refusing bookings made too late)")
+    click.echo(f"next: pip install -e '{root}[test]' && pytest {root / 'tests'}")

@@ -4,8 +4,11 @@ at the end. Every failure is one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 import click
@@ -100,6 +103,8 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             from bookwell.core.scheduling.tickers import start_in_process
 
             app = create_app({"INSTANCE_PATH": instance} if instance else None)
+            # A plugin whose tables are not upgraded is broken here rather than failing later.
+            schema.break_plugins_behind(db.engine_of(app), pluginhost.host_of(app))
             start_in_process(app)
             return app
 
@@ -212,8 +217,9 @@ def tick(
             )
     # Bars only for a person watching: a log or a pipe gets the report lines alone.
     bars = ProgressBars(sys.stdout) if sys.stdout.isatty() else None
+    shown = _plugins_log_shown() if dry_run else contextlib.nullcontext()
     try:
-        with ctx.app.app_context():
+        with ctx.app.app_context(), shown:
             reports = run_tick(ctx.app, now, slug=slug, dry_run=dry_run, progress=bars)
     finally:
         if bars is not None:
@@ -226,6 +232,33 @@ def tick(
         mail = f"; mail sent {report.mail.sent}, failed {report.mail.failed}" if report.mail else ""
         busy = f"; running elsewhere: {', '.join(report.skipped)}" if report.skipped else ""
         click.echo(f"{prefix}{report.tenant} at {now.isoformat()}: {ran}{mail}{busy}")
+
+
+class _PluginsLog(logging.Handler):
+    """On the terminal, what plugins log (from the threads their hooks run in) and what the
+    host logs about them (``bookwell.plugins``): a plugin says what it would do in its log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("log: %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from_a_hook = (record.threadName or "").startswith(pluginhost.HOOK_THREADS)
+        if from_a_hook or record.name == pluginhost.log.name:
+            click.echo(self.format(record))
+
+
+@contextlib.contextmanager
+def _plugins_log_shown() -> Iterator[None]:
+    root = logging.getLogger()
+    handler, level = _PluginsLog(), root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO))
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @main.command()

@@ -225,6 +225,7 @@ def describe(plugin: InstalledPlugin) -> dict[str, Any]:
         "description": manifest.description if manifest else "",
         "category": manifest.category if manifest else "",
         "version": manifest.version if manifest else "",
+        "author": manifest.author if manifest else "",
         "source": plugin.source,
         "status": plugin.status,
     }

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.metadata
+import importlib.resources
 import json
 import logging
 import os
+import queue
+import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -42,6 +46,9 @@ class InstalledPlugin:
     source: str  # "built-in" or the distribution it came from
     manifest: Manifest | None = None
     error: str | None = None
+    # What failed, for a plugin broken at start: "migrations" (so that a schema upgrade reports
+    # it), "routes", ...; None for one that failed to import or has a bad manifest.
+    failed_in: str | None = None
 
     @property
     def status(self) -> str:
@@ -101,9 +108,7 @@ class PluginHost:
         self._failures: list[tuple] = []
         # Every hook call runs here so that an overrunning one can be abandoned: a hung thread
         # is lost (and its plugin capped at MAX_STUCK_CALLS of them), but the page goes on.
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=64, thread_name_prefix="bookwell-hook"
-        )
+        self._pool = _DaemonThreadPool(max_workers=64, thread_name_prefix=HOOK_THREADS)
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -138,15 +143,60 @@ class PluginHost:
             if self.pm.is_registered(module):
                 self.pm.unregister(module)
             return self._mark_broken(name, source, f"invalid hook implementation: {error}")
+        problem = self._migrations_problem(module)
+        if problem is not None:
+            self.pm.unregister(module)
+            return self._mark_broken(name, source, problem, failed_in="migrations")
+        if "-" in name:
+            log.warning(
+                "plugin %s: hyphens in plugin names are deprecated; name it %s",
+                name,
+                name.replace("-", "_"),
+            )
         plugin = InstalledPlugin(name, source, manifest)
         self.installed[name] = plugin
         return plugin
 
-    def _mark_broken(self, name: str, source: str, error: str) -> InstalledPlugin:
+    def _migrations_problem(self, module: Any) -> str | None:
+        """Why the plugin's ``migrations`` hook cannot give its tables, if it cannot: it raises,
+        answers something other than a script location, or names a folder with no ``env.py``
+        (often: a package whose wheel left the migrations out)."""
+        for implementation in self.pm.hook.migrations.get_hookimpls():
+            if implementation.plugin is not module:
+                continue
+            try:
+                location = implementation.function()
+            except Exception as error:
+                log.debug("plugin's migrations hook failed", exc_info=True)
+                return f"migrations failed: {error!r}"
+            if location is None:
+                return None
+            if not isinstance(location, str | os.PathLike) or not str(location).strip():
+                return f"migrations returned {location!r}, not a script location"
+            if not _has_env_py(str(location)):
+                return f"migrations: {str(location)!r} is not a folder with an env.py"
+        return None
+
+    def _mark_broken(
+        self, name: str, source: str, error: str, failed_in: str | None = None
+    ) -> InstalledPlugin:
         log.warning("plugin %s is broken: %s", name, error)
-        plugin = InstalledPlugin(name, source, error=error)
+        plugin = InstalledPlugin(name, source, error=error, failed_in=failed_in)
         self.installed[name] = plugin
         return plugin
+
+    def mark_broken(self, name: str, error: str, *, failed_in: str) -> InstalledPlugin:
+        """Take a plugin that loaded but then failed at start (its pages, its migrations) out of
+        every tenant's calls, as if it had failed to load: its hooks are unregistered, and a
+        tenant that enabled it has its guards fail closed (:meth:`broken_enabled_for`)."""
+        installed = self.installed.get(name)
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        self._ordered.clear()
+        with self._cache_lock:
+            self._cache.clear()
+        source = installed.source if installed is not None else "unknown"
+        return self._mark_broken(name, source, error, failed_in)
 
     def manifest(self, name: str) -> Manifest:
         plugin = self.installed.get(name)
@@ -431,8 +481,50 @@ class PluginHost:
 
 
 MAX_STUCK_CALLS = 4  # per plugin: calls still running past their time before it is skipped
+HOOK_THREADS = "bookwell-hook"  # the name of every thread hooks run in, then _1, _2, ...
 MAX_BUFFERED_FAILURES = 1000
 _in_hook_thread = threading.local()
+
+
+class _DaemonThreadPool:
+    """``ThreadPoolExecutor.submit`` without its join at exit. concurrent.futures joins its
+    threads when the interpreter exits, so a single hook call stuck in a plugin held a stopping
+    server until the call returned (or gunicorn killed the worker). These threads are daemons:
+    the process exits without waiting for them. Idle threads are reused, as the stdlib's are."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        self._max_workers = max_workers
+        self._prefix = thread_name_prefix
+        self._work: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]]
+        self._work = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._threads = 0
+
+    def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._work.put((future, function))
+        if not self._idle.acquire(blocking=False):
+            with self._lock:
+                if self._threads < self._max_workers:
+                    self._threads += 1
+                    threading.Thread(
+                        target=self._serve, name=f"{self._prefix}_{self._threads}", daemon=True
+                    ).start()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, function = self._work.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = function()
+                except BaseException as error:  # handed to whoever waits on the future
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            del future, function  # hold no answer while idle
+            self._idle.release()
 
 
 class PluginFailed(Exception):
@@ -456,11 +548,30 @@ def _source_of(entry_point: importlib.metadata.EntryPoint) -> str:
     return distribution.name if distribution is not None else entry_point.value.split(":")[0]
 
 
+def _has_env_py(location: str) -> bool:
+    """Whether an Alembic script location (a path, or ``package:folder`` as Alembic reads it)
+    is a folder holding ``env.py``."""
+    if ":" in location and not os.path.isabs(location):
+        package, _, folder = location.partition(":")
+        try:
+            return importlib.resources.files(package).joinpath(folder, "env.py").is_file()
+        except (ImportError, TypeError, ValueError):
+            return False
+    return (Path(location) / "env.py").is_file()
+
+
+# Lowercase letters, digits and underscores; hyphens are still loaded, with a warning, because
+# plugins named before the rule used them (their tables are prefixed with underscores anyway).
+PLUGIN_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
 def _manifest_problem(manifest: Any, name: str) -> str | None:
     if not isinstance(manifest, Manifest):
         return "has no MANIFEST = Manifest(...)"
     if manifest.name != name:
         return f"its manifest is named {manifest.name!r} but it is installed as {name!r}"
+    if not PLUGIN_NAME.fullmatch(name):
+        return f"its name {name!r} is not lowercase letters, digits and underscores"
     for text_field in ("title", "description", "version", "category"):
         if not getattr(manifest, text_field):
             return f"its manifest has no {text_field}"

@@ -290,7 +290,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
     ("POST", "/api/v1/auth/password"): lambda w, who: Call(json={}, ok=422),
     ("GET", "/api/v1/tenants/<slug>/plugins"): lambda w, who: Call(),
     ("PUT", "/api/v1/tenants/<slug>/plugins/<name>"): lambda w, who: Call(
-        {"name": "closed-days"}, {"enabled": True}
+        {"name": "closed_days"}, {"enabled": True}
     ),
 }
 

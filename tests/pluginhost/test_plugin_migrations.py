@@ -97,7 +97,7 @@ def visit_notes_installed():
     host = PluginHost()
     host.load_entry_points()
     missing = "pip install ./tests/packages/bookwell-visit-notes first"
-    assert "visit-notes" in host.installed, missing
+    assert "visit_notes" in host.installed, missing
 
 
 # --- an installed plugin's tables ---------------------------------------------------------------
@@ -125,9 +125,9 @@ def test_upgrade_runs_again_without_change(engine):
 def test_a_plugin_not_yet_upgraded_is_reported_behind(engine):
     schema.upgrade(engine, host_with())
     assert schema.is_current(engine)
-    assert "visit-notes" in schema.plugins_behind(engine)
+    assert "visit_notes" in schema.plugins_behind(engine)
     schema.upgrade(engine)
-    assert "visit-notes" not in schema.plugins_behind(engine)
+    assert "visit_notes" not in schema.plugins_behind(engine)
 
 
 # --- removing a plugin --------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_upgrade_works_once_the_plugin_is_uninstalled(engine):
 
 
 def test_a_blocked_plugin_is_not_migrated_and_does_not_break_init(init, engine, monkeypatch):
-    monkeypatch.setenv("BOOKWELL_DISABLED_PLUGINS", "visit-notes")
+    monkeypatch.setenv("BOOKWELL_DISABLED_PLUGINS", "visit_notes")
     answer = init()
     assert answer.exit_code == 0, answer.output
     assert "visit_notes_entries" not in tables(engine)
@@ -153,7 +153,7 @@ def test_a_blocked_plugin_is_not_migrated_and_does_not_break_init(init, engine, 
 def test_an_app_can_serve_on_a_schema_with_a_removed_plugins_tables(engine, blank_database_url):
     schema.upgrade(engine)
     app = create_app(
-        {"DATABASE_URL": blank_database_url, "SECRET_KEY": "x", "DISABLED_PLUGINS": ["visit-notes"]}
+        {"DATABASE_URL": blank_database_url, "SECRET_KEY": "x", "DISABLED_PLUGINS": ["visit_notes"]}
     )
     assert schema.upgrade(db.engine_of(app), host_with()) == []
     assert app.test_client().get("/healthz").status_code == 200
@@ -197,10 +197,11 @@ def test_a_failing_migrations_hook_is_reported(engine):
             raise RuntimeError("where did I put them")
 
     good = plugin_with_migrations("good-plugin", "good")
-    failures = schema.upgrade(engine, host_with(Confused, good))
-    assert [(failure.plugin, failure.error) for failure in failures] == [
-        ("confused", "RuntimeError: where did I put them")
-    ]
+    host = host_with(Confused, good)
+    assert host.installed["confused"].status == "broken"  # from the start, not at upgrade
+    failures = schema.upgrade(engine, host)
+    assert [failure.plugin for failure in failures] == ["confused"]
+    assert "where did I put them" in failures[0].error
     assert "good_plugin_items" in tables(engine)
 
 

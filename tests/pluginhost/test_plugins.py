@@ -264,7 +264,7 @@ def test_a_change_in_another_process_reaches_the_cache(plugin_app, business, ena
 
 
 def test_a_third_party_package_loads_through_its_entry_point(app):
-    plugin = host_of(app).installed.get("closed-days")
+    plugin = host_of(app).installed.get("closed_days")
     assert plugin is not None, "pip install ./tests/packages/bookwell-closed-days first"
     assert plugin.source == "bookwell-closed-days"
     assert plugin.status == "ok"
@@ -277,7 +277,7 @@ def test_the_cli_lists_enables_and_disables(app, business, tmp_path, database_ur
         return CliRunner().invoke(main, ["--instance", str(tmp_path / "instance"), *args])
 
     listed = json.loads(run("plugins", "list", "--tenant", "salon", "--json").output)
-    closed = next(entry for entry in listed if entry["name"] == "closed-days")
+    closed = next(entry for entry in listed if entry["name"] == "closed_days")
     assert closed["enabled"] is False and closed["settings"] == {"weekdays": ["sunday"]}
     assert set(closed) >= {
         "name",
@@ -291,7 +291,7 @@ def test_the_cli_lists_enables_and_disables(app, business, tmp_path, database_ur
     enabled = run(
         "plugins",
         "enable",
-        "closed-days",
+        "closed_days",
         "--tenant",
         "salon",
         "--set",
@@ -299,21 +299,21 @@ def test_the_cli_lists_enables_and_disables(app, business, tmp_path, database_ur
     )
     assert enabled.exit_code == 0, enabled.output
     assert book(app, business).json["error"]["code"] == "closed_day"
-    bad = run("plugins", "enable", "closed-days", "--tenant", "salon", "--set", "nope=1")
+    bad = run("plugins", "enable", "closed_days", "--tenant", "salon", "--set", "nope=1")
     assert bad.exit_code != 0 and "no setting" in bad.output
-    assert run("plugins", "disable", "closed-days", "--tenant", "salon").exit_code == 0
+    assert run("plugins", "disable", "closed_days", "--tenant", "salon").exit_code == 0
     assert book(app, business).status_code == 201
 
 
 def test_an_instance_can_block_a_plugin(make_app, monkeypatch):
-    monkeypatch.setenv("BOOKWELL_DISABLED_PLUGINS", "closed-days")
+    monkeypatch.setenv("BOOKWELL_DISABLED_PLUGINS", "closed_days")
     app = make_app()
-    assert "closed-days" not in host_of(app).installed
-    assert host_of(app).pm.is_blocked("closed-days")
+    assert "closed_days" not in host_of(app).installed
+    assert host_of(app).pm.is_blocked("closed_days")
 
 
 def test_a_plugin_that_cannot_import_is_listed_as_broken_and_the_platform_starts(client):
-    plugin = host_of(client.application).installed.get("broken-import")
+    plugin = host_of(client.application).installed.get("broken_import")
     assert plugin is not None, "pip install ./tests/packages/bookwell-broken-import first"
     assert plugin.status == "broken"
     assert "bookwell_dependency_that_is_not_installed" in plugin.error
@@ -424,7 +424,7 @@ def test_an_enabled_plugin_that_later_broke_fails_closed(app, business, clock):
         session.add(
             TenantPlugin(
                 tenant_id=business.tenant_id,
-                plugin_name="broken-import",
+                plugin_name="broken_import",
                 enabled=True,
                 settings="{}",
                 updated_at=clock(),
@@ -433,7 +433,7 @@ def test_an_enabled_plugin_that_later_broke_fails_closed(app, business, clock):
         session.execute(update(Tenant).values(plugins_version=Tenant.plugins_version + 1))
     response = book(app, business)
     assert response.status_code == 503
-    assert response.json["error"]["refusals"][0]["plugin"] == "broken-import"
+    assert response.json["error"]["refusals"][0]["plugin"] == "broken_import"
     assert count_bookings(app) == 0
 
 

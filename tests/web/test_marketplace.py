@@ -134,9 +134,9 @@ def test_every_installed_plugin_has_a_card_with_what_it_is(site, business, clock
     for text in ("Door guard", "Checks who comes in.", "security", "3.2", "From Guard"):
         assert text in guard, text
     assert "Off" in guard and "Who must pass the guard." in guard
-    closed = card(page, "closed-days")
+    closed = card(page, "closed_days")
     assert "From bookwell-closed-days" in closed and "Closed days" in closed
-    broken = card(page, "broken-import")
+    broken = card(page, "broken_import")
     assert "Broken" in broken and "bookwell_dependency_that_is_not_installed" in broken
     assert "Switch on" not in broken  # a broken plugin cannot be switched on
     compliance = card(page, "m-compliance")

@@ -261,7 +261,7 @@ def test_every_documented_operation_answers_as_documented(
                 "slug": "salon",
                 "reference": (staffs_booking if staff else clients_booking)["reference"],
                 "session_id": spare_session,
-                "name": "closed-days",
+                "name": "closed_days",
             }
             parameters = operation.get("parameters", [])
             required = {
@@ -334,7 +334,7 @@ def test_the_errors_the_api_gives_are_documented_and_shaped_as_documented(
                 "slug": "salon",
                 "reference": "AAAA-BBBB-CCCC-DDDD",
                 "session_id": 2**31 - 1,
-                "name": "closed-days",
+                "name": "closed_days",
             },
         )
         own = bearer(staff_token) if needs_bearer(operation, document) else {}

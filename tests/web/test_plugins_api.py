@@ -128,7 +128,7 @@ def audit_actions(app, business) -> list[tuple[str, str]]:
 def test_every_staff_role_reads_the_same_entries_as_the_cli_lists(
     app, client, business, tokens, tmp_path, database_url, monkeypatch
 ):
-    assert put(client, tokens["owner"], "closed-days", {"enabled": True}).status_code == 200
+    assert put(client, tokens["owner"], "closed_days", {"enabled": True}).status_code == 200
     for role in ("owner", "manager", "staff", "receptionist"):
         assert client.get(PLUGINS, headers=bearer(tokens[role])).status_code == 200, role
     listed = client.get(PLUGINS, headers=bearer(tokens["staff"])).json
@@ -150,10 +150,10 @@ def test_every_staff_role_reads_the_same_entries_as_the_cli_lists(
     for item in listed:
         if item["name"] in from_cli:  # the CLI's app has no test plugins, only installed ones
             assert item == from_cli[item["name"]]
-    closed = next(item for item in listed if item["name"] == "closed-days")
+    closed = next(item for item in listed if item["name"] == "closed_days")
     assert closed["enabled"] is True and closed["settings"] == {"weekdays": ["sunday"]}
     assert closed["source"] == "bookwell-closed-days" and closed["status"] == "ok"
-    broken = next(item for item in listed if item["name"] == "broken-import")
+    broken = next(item for item in listed if item["name"] == "broken_import")
     assert broken["status"] == "broken" and "bookwell_dependency" in broken["error"]
     two_factor = next(item for item in listed if item["name"] == "t-two-factor")
     assert two_factor["settings_schema"][1] == {
@@ -310,7 +310,7 @@ def test_disabling_a_required_plugin_is_refused_with_409(client, business, token
 
 
 def test_a_broken_plugin_cannot_be_switched_on(client, business, tokens):
-    answer = put(client, tokens["owner"], "broken-import", {"enabled": True})
+    answer = put(client, tokens["owner"], "broken_import", {"enabled": True})
     assert answer.status_code == 409
     assert answer.json["error"]["code"] == "plugin_broken"
 

@@ -244,6 +244,7 @@ SCHEMAS: dict[str, Any] = {
             "description",
             "category",
             "version",
+            "author",
             "source",
             "status",
             "requires",
@@ -261,6 +262,7 @@ SCHEMAS: dict[str, Any] = {
             "description": {"type": "string"},
             "category": {"type": "string"},
             "version": {"type": "string"},
+            "author": {"type": "string"},
             "source": {
                 "type": "string",
                 "description": "`built-in`, or the package it was installed from.",

@@ -10,7 +10,7 @@ class HistoryCleanup:
     """Stands for any plugin that deletes old bookings (it declares ``breaks``)."""
 
     MANIFEST = Manifest(
-        "history-cleanup",
+        "history_cleanup",
         "History cleanup",
         "Deletes bookings after a while.",
         "1.0",
@@ -26,7 +26,7 @@ def bookwell_plugins():
 
 
 def test_it_cannot_be_switched_on_beside_a_plugin_that_breaks_history(enable_plugin):
-    enable_plugin("history-cleanup")
+    enable_plugin("history_cleanup")
     with pytest.raises(PluginConflict):
         enable_plugin("loyalty")
 
@@ -34,4 +34,4 @@ def test_it_cannot_be_switched_on_beside_a_plugin_that_breaks_history(enable_plu
 def test_a_history_cleanup_cannot_be_switched_on_beside_it(enable_plugin):
     enable_plugin("loyalty")
     with pytest.raises(PluginConflict):
-        enable_plugin("history-cleanup")
+        enable_plugin("history_cleanup")

@@ -1,17 +1,10 @@
 """The loyalty discount, driven through Bookwell's public API with Bookwell's own fixtures."""
 
-import re
-
 import pytest
 
-from bookwell.core.testing import create_user, host_of, open_business
+from bookwell.core.testing import host_of
 
 NEXT = "2027-04-01T15:00:00+02:00"  # well after every visit below; the cut costs 30.00
-PASSWORD = "correct horse battery"  # noqa: S105 (a test user of the test database)
-
-
-def csrf_of(page) -> str:
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
 
 
 def visits(client, count, *, hour=10):
@@ -100,13 +93,12 @@ def test_the_address_is_compared_without_regard_to_case(client, make_client, loy
 
 
 def test_another_businesss_history_never_counts(
-    app, clock, client, make_client, loyalty, enable_plugin
+    client, loyalty, enable_plugin, second_business, second_client
 ):
-    spa = open_business(app, clock(), slug="spa", name="Spa")
-    enable_plugin("loyalty", business=spa, visits=3, percent=20)
-    visits(make_client("Ann", business=spa), 3)
+    enable_plugin("loyalty", business=second_business, visits=3, percent=20)
+    visits(second_client, 3)  # Ann again, at the spa
     assert client.book(NEXT)["discount_cents"] == 0
-    assert make_client("Ann", business=spa).book(NEXT)["discount_cents"] == 600
+    assert second_client.book(NEXT)["discount_cents"] == 600
 
 
 def test_a_business_that_has_not_enabled_it_gives_nothing(client):
@@ -120,31 +112,24 @@ def test_switched_off_it_gives_nothing(client, loyalty, disable_plugin):
     assert client.book(NEXT)["discount_cents"] == 0
 
 
-def test_the_owner_finds_it_in_the_marketplace_and_switches_it_on(app, tenant, clock, client):
-    with app.app_context():
-        create_user(
-            app,
-            tenant_id=tenant.tenant_id,
-            email="owner@example.com",
-            role="owner",
-            password=PASSWORD,
-            now=clock(),
-        )
-    owner = app.test_client()
-    login = owner.get("/admin/salon/login")
-    owner.post(
-        "/admin/salon/login",
-        data={"csrf_token": csrf_of(login), "email": "owner@example.com", "password": PASSWORD},
-    )
-    market = owner.get("/admin/salon/marketplace")
+def test_the_owner_finds_it_in_the_marketplace_and_switches_it_on(owner, client):
+    market = owner.pages.get("/admin/salon/marketplace")
     assert market.status_code == 200
     assert (
         "Loyalty discount" in market.text and "completed visits that earn a reward" in market.text
     )
-    switched = owner.post(
+    switched = owner.submit(
         "/admin/salon/marketplace/switch",
-        data={"csrf_token": csrf_of(market), "plugin": "loyalty", "enabled": "on"},
+        {"plugin": "loyalty", "enabled": "on"},
+        form_on="/admin/salon/marketplace",
     )
     assert switched.status_code == 302
     visits(client, 5)
     assert client.book(NEXT)["discount_cents"] == 300
+
+
+def test_the_owner_sees_it_in_the_plugins_api_with_its_author(owner):
+    listed = owner.api.get("plugins")
+    assert listed.status_code == 200
+    loyalty = next(entry for entry in listed.json if entry["name"] == "loyalty")
+    assert (loyalty["author"], loyalty["enabled"]) == ("Bookwell examples", False)

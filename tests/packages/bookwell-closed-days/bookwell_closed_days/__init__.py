@@ -7,7 +7,7 @@ from bookwell.hooks import Manifest, Refusal, Setting, hookimpl
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 MANIFEST = Manifest(
-    name="closed-days",
+    name="closed_days",
     title="Closed days",
     description="Refuse bookings on the weekdays the business is closed.",
     version="0.1.0",

@@ -4,7 +4,7 @@ Bookwell's tests is to own a table (``visit_notes_entries``) with its own migrat
 from bookwell.hooks import Manifest, hookimpl
 
 MANIFEST = Manifest(
-    name="visit-notes",
+    name="visit_notes",
     title="Visit notes",
     description="Keep notes about each client's visits.",
     version="0.1.0",

@@ -1,0 +1,209 @@
+"""`bookwell serve --workers 2` with plugins installed as an author installs them: the guide's
+gift cards (a blueprint made at import, so the master and each worker mount the same one), a
+plugin whose pages fail at start, and one whose guard never returns. The server starts, serves
+the plugin's page, lists the broken one with its reason, and stops without waiting for the
+stuck guard's thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+from test_docs import files_shown, write_files
+
+from bookwell.core.cli.root import main
+from bookwell.core.foundation import config
+
+STUCK = """
+import time
+
+from bookwell.hooks import Manifest, hookimpl
+
+MANIFEST = Manifest("stuck", "Stuck", "A guard that never returns.", "1.0", "Tests", "tests")
+
+
+@hookimpl
+def before_request(ctx):
+    if ctx.request.user_agent == "stuck-test":
+        time.sleep(30)
+"""
+BROKEN_PAGES = """
+from bookwell.hooks import Manifest, hookimpl
+
+MANIFEST = Manifest("broken_pages", "Broken", "Pages that fail.", "1.0", "Tests", "tests")
+
+
+@hookimpl
+def routes():
+    raise RuntimeError("the pages are not ready")
+"""
+START_LIMIT = 60.0  # seconds for two workers to boot on a busy machine
+# Far below gunicorn's graceful timeout (30 s) and the stuck guard's sleep (30 s): a server that
+# waited for the stuck thread would not be gone by then.
+STOP_LIMIT = 15.0
+
+
+def install(site: Path, name: str, package: str) -> None:
+    """What `pip install` leaves for Bookwell to find: the package and its entry point."""
+    info = site / f"{package}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[bookwell.plugins]\n{name} = {package}\n")
+
+
+@pytest.fixture
+def site(tmp_path):
+    site = tmp_path / "site"
+    shown = files_shown("src/bookwell_gift_cards/")
+    write_files(site, {path.removeprefix("src/"): body for path, body in shown.items()})
+    install(site, "gift_cards", "bookwell_gift_cards")
+    for name, code in (("stuck", STUCK), ("broken_pages", BROKEN_PAGES)):
+        write_files(site, {f"bookwell_{name}/__init__.py": code})
+        install(site, name, f"bookwell_{name}")
+    return site
+
+
+@pytest.fixture
+def environment(tmp_path, site):
+    clean = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in config.ENVIRONMENT_KEYS and name != "BOOKWELL_INSTANCE"
+    }
+    return {
+        **clean,
+        "PYTHONPATH": os.pathsep.join([str(site), clean.get("PYTHONPATH", "")]),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+        "BOOKWELL_TICK_SECONDS": "3600",
+    }
+
+
+@pytest.fixture
+def instance(tmp_path, site, environment, monkeypatch):
+    """An instance with tenant salon, which has switched on the gift cards and the stuck guard;
+    set up in this process, the plugins found on ``site`` as the server will find them."""
+    folder = tmp_path / "instance"
+    monkeypatch.syspath_prepend(str(site))
+    for name in list(os.environ):
+        if name in config.ENVIRONMENT_KEYS:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", environment["DATABASE_URL"])
+
+    def run(*arguments: str) -> str:
+        answer = CliRunner().invoke(main, ["--instance", str(folder), *arguments])
+        assert answer.exit_code == 0, answer.output
+        return answer.output
+
+    run("init")
+    run("tenants", "create", "salon", "--name", "Salon", "--timezone", "Europe/Paris")
+    run("plugins", "enable", "gift_cards", "--tenant", "salon")
+    run("plugins", "enable", "stuck", "--tenant", "salon")
+    listed = {entry["name"]: entry for entry in json.loads(run("plugins", "list", "--json"))}
+    assert listed["broken_pages"]["status"] == "broken"
+    assert "the pages are not ready" in listed["broken_pages"]["error"]
+    assert listed["gift_cards"]["status"] == listed["stuck"]["status"] == "ok"
+    for module in ("bookwell_gift_cards", "bookwell_stuck", "bookwell_broken_pages"):
+        sys.modules.pop(module, None)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_workers_serve_a_plugins_page_and_stop_without_waiting_for_a_stuck_guard(
+    instance, environment, tmp_path
+):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "bookwell.core.cli", "--instance", str(instance)]
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [*command, "serve", "--port", str(port), "--workers", "2"],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_LIMIT
+        while True:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no answer on /healthz:\n" + log.read_text()
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        # Several times over, so that both workers (each with its own app) answer.
+        for _ in range(6):
+            page = requests.get(f"{base}/book/salon/gift_cards/", timeout=10)
+            assert page.status_code == 200 and "<h1>Gift cards</h1>" in page.text, page.text
+        assert "Worker failed to boot" not in log.read_text()
+        for _ in range(2):
+            stuck = requests.get(
+                f"{base}/api/v1/tenants/salon/services",
+                headers={"User-Agent": "stuck-test"},
+                timeout=20,
+            )
+            assert stuck.status_code == 503  # the guard overran its limit: refused
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=STOP_LIMIT)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the server waited for the stuck guard:\n" + log.read_text()[-3000:])
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+
+
+def test_a_script_exits_without_waiting_for_a_stuck_hook(tmp_path, site, environment):
+    """The same without gunicorn: a process whose hook thread is stuck exits when it is done."""
+    script = f"""
+import sys
+import bookwell_stuck
+from bookwell.core import create_app
+from bookwell.core.pluginhost.host import host_of
+
+app = create_app({{"INSTANCE_PATH": {str(tmp_path / "script")!r}, "SECRET_KEY": "x",
+                  "EXTRA_PLUGINS": [bookwell_stuck], "LOAD_ENTRY_POINTS": False,
+                  "GUARD_TIMEOUT_SECONDS": 0.2,
+                  "DATABASE_URL": {f"sqlite:///{tmp_path / 'script.sqlite3'}"!r}}})
+host = host_of(app)
+from bookwell.hooks import Context, RequestInfo, TenantInfo
+from datetime import datetime, UTC
+ctx = Context(tenant=TenantInfo(1, "salon", "Salon", "UTC"), now=datetime.now(UTC),
+              request=RequestInfo("127.0.0.1", "stuck-test", "http", "/", "localhost"))
+try:
+    host.guard("before_request", ctx, {{"stuck": {{}}}})
+except Exception as refused:
+    print("refused:", refused)
+sys.exit(0)
+"""
+    started = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = started.communicate(timeout=STOP_LIMIT)
+    except subprocess.TimeoutExpired:
+        started.kill()
+        pytest.fail("the process waited for its stuck hook thread")
+    assert started.returncode == 0, output
+    assert "refused: A safety check (stuck) took too long" in output, output
