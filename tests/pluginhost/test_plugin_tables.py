@@ -251,9 +251,9 @@ def test_the_guides_example_keeps_notes_in_the_visit_notes_table(app, business, 
     with app.app_context():
         salon = db.session().get(Tenant, business.tenant_id)
         (booking,) = make_context(salon, clock()).data.client_bookings("ann@example.com")
-        # The installed visit-notes plugin's table, as its hooks would get it.
-        ctx = make_context(salon, clock(), booking=booking).for_plugin("visit-notes")
-        spa = make_context(db.session().get(Tenant, spa_id), clock()).for_plugin("visit-notes")
+        # The installed visit_notes plugin's table, as its hooks would get it.
+        ctx = make_context(salon, clock(), booking=booking).for_plugin("visit_notes")
+        spa = make_context(db.session().get(Tenant, spa_id), clock()).for_plugin("visit_notes")
     notes.after_confirm(ctx)
     (note,) = notes.notes_of(ctx, made["reference"])
     assert note["text"] == "Booked." and note["tenant_id"] == business.tenant_id
