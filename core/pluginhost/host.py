@@ -313,7 +313,40 @@ class PluginHost:
                 self.note_failure(ctx, name, hook, f"returned {type(answer).__name__}")
                 refusals.append(PluginRefusal(name, _failed(name, "answered nonsense")))
         if refusals:
+            self._tell_refusals(hook, ctx, enabled, refusals)
             raise Refused(refusals)
+
+    def _tell_refusals(
+        self,
+        hook: str,
+        ctx: Context,
+        enabled: Mapping[str, Mapping[str, Any]],
+        refusals: list[PluginRefusal],
+    ) -> None:
+        """``after_refusal``: every enabled plugin hears of each refusal (``plugin_failed``
+        included: a safety check that cannot run is worth knowing of), all at once, like any
+        event. Never from inside a hook call, so a listener that makes a guard refuse cannot
+        start a loop; and nothing here can change the refusal, which stands whatever happens."""
+        if getattr(_in_hook_thread, "active", False):
+            return
+        try:
+            listeners = list(self._implementations("after_refusal", enabled))
+            if not listeners:
+                return
+            deadline = time.monotonic() + self.timeout_for("after_refusal")
+            started = []
+            for item in refusals:
+                code = getattr(item.refusal, "code", None)
+                if code is None:
+                    continue  # a Redirect sends the browser elsewhere; it refuses nothing
+                told = {"ctx": ctx, "hook": hook, "code": code, "plugin": item.plugin}
+                for name, implementation in listeners:
+                    arguments = {**told, "settings": enabled[name]}
+                    started.append((name, self._start(name, implementation, arguments)))
+            for name, future in started:
+                self._finish(name, "after_refusal", ctx, future, deadline)
+        except Exception:
+            log.exception("after_refusal could not be told of a refusal of %s", hook)
 
     def event(
         self, hook: str, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], **arguments: Any
