@@ -93,7 +93,8 @@ class PluginHost:
         self.installed: dict[str, InstalledPlugin] = {}
         self._cache: dict[int, _TenantCache] = {}
         self._cache_lock = threading.Lock()
-        self._running: dict[str, int] = {}
+        # Per plugin, its calls still running past their time limit (see _start).
+        self._stuck: dict[str, int] = {}
         # Per hook, its implementations in calling order with their plugin's name; pluggy's
         # get_name walks every plugin, so it is asked once per hook, not once per call.
         self._ordered: dict[str, list[tuple[str, Any]]] = {}
@@ -231,9 +232,8 @@ class PluginHost:
         a hung plugin then costs nothing more, and cannot use up the threads other plugins
         (and other tenants) need."""
         with self._cache_lock:
-            if self._running.get(name, 0) >= MAX_STUCK_CALLS:
+            if self._stuck.get(name, 0) >= MAX_STUCK_CALLS:
                 return None
-            self._running[name] = self._running.get(name, 0) + 1
         function = implementation.function
         arguments = self._arguments(implementation, available)
         if isinstance(arguments.get("ctx"), Context):
@@ -241,6 +241,9 @@ class PluginHost:
             # bookwell.core.context.tools): bound here, where the plugin is known.
             arguments["ctx"] = arguments["ctx"].for_plugin(name)
         app = self.app
+        # Only calls past their time limit count against the plugin: a busy plugin whose calls
+        # all return in time (twenty logins at once, say) is never refused for being busy.
+        call_state = _CallState(name)
 
         def call():
             try:
@@ -251,14 +254,22 @@ class PluginHost:
                     return function(**arguments)
             finally:
                 with self._cache_lock:
-                    self._running[name] -= 1
+                    call_state.done = True
+                    if call_state.stuck:
+                        self._stuck[name] -= 1
 
-        try:
-            return self._pool.submit(call)
-        except BaseException:
-            with self._cache_lock:
-                self._running[name] -= 1
-            raise
+        future = self._pool.submit(call)
+        future.bookwell_call = call_state
+        return future
+
+    def _mark_stuck(self, future) -> None:
+        call_state = getattr(future, "bookwell_call", None)
+        if call_state is None:
+            return
+        with self._cache_lock:
+            if not call_state.done and not call_state.stuck:
+                call_state.stuck = True
+                self._stuck[call_state.plugin] = self._stuck.get(call_state.plugin, 0) + 1
 
     def _finish(self, name: str, hook: str, ctx: Context, future, deadline: float):
         """Wait for one call; returns ``(answer, failure)`` where ``failure`` says how it went
@@ -270,6 +281,7 @@ class PluginHost:
             try:
                 return future.result(timeout=max(0.0, deadline - time.monotonic())), None
             except concurrent.futures.TimeoutError:
+                self._mark_stuck(future)
                 failure = "took too long"
                 log.error("plugin %s: %s ran past %.1fs", name, hook, self.timeout_for(hook))
             except Exception as error:
@@ -411,6 +423,16 @@ class PluginHost:
 MAX_STUCK_CALLS = 4  # per plugin: calls still running past their time before it is skipped
 MAX_BUFFERED_FAILURES = 1000
 _in_hook_thread = threading.local()
+
+
+@dataclass
+class _CallState:
+    """One hook call on the pool: whether it has returned, and whether it overran (counted in
+    ``PluginHost._stuck`` until it returns)."""
+
+    plugin: str
+    done: bool = False
+    stuck: bool = False
 
 
 class PluginFailed(Exception):
