@@ -72,7 +72,8 @@ def require_api_user(slug: str, scope: str | None = None) -> ApiCaller:
     (``caller.user.role``)."""
     from flask import current_app
 
-    return current_app.extensions[API_USERS_EXTENSION].require_api_user(slug, scope)
+    caller: ApiCaller = current_app.extensions[API_USERS_EXTENSION].require_api_user(slug, scope)
+    return caller
 
 
 def render_staff_page(page: StaffPage, template: str, status: int = 200, **values: Any):
