@@ -51,6 +51,7 @@ OPEN_TO_RESTRICTED = {
     "auth_api.log_out": None,
     "auth_api.change_password": login.PASSWORD_CHANGE,
 }
+# Plugins' blueprints are registered as "plugin_<name>" (bookwell.core.web.plugin_routes).
 PLUGIN_BLUEPRINT_PREFIX = "plugin_"
 
 
@@ -146,10 +147,7 @@ def restricted_rows() -> SignedInRows | None:
 
 
 def restriction_message(scope: str) -> str:
-    return (
-        f"This login may only be used for {scope.replace('_', ' ')} until that is done; "
-        "then log in again."
-    )
+    return f"This login is restricted to one step ({scope}): it opens nothing else until then."
 
 
 def enforce_restrictions():
