@@ -558,3 +558,51 @@ def test_a_bad_support_configuration_is_logged_and_refuses_support_logins(
     assert response.headers["Retry-After"] == "30"
     assert "not working" in response.text
     assert CSRF_TOKEN.search(response.text)  # the login page again, not a stack trace
+
+
+# --- every door ---------------------------------------------------------------------------------
+
+
+def post_login_form(client, url, email, password):
+    page = client.get(url)
+    return client.post(
+        url, data={"csrf_token": csrf_token_of(page), "email": email, "password": password}
+    )
+
+
+def test_the_staff_and_client_login_pages_answer_the_lock_too(
+    app, business, owner_id, enable, clock
+):
+    with db.write_transaction(app) as session:
+        session.get(Tenant, business.tenant_id).client_accounts = True
+    with app.app_context():
+        users.create_user(
+            app,
+            tenant_id=business.tenant_id,
+            email="ann@example.com",
+            role="client",
+            password=PASSWORD,
+            now=clock(),
+        )
+    enable("lockout", limit=1)
+    enable("recorder")
+    doors = [
+        ("/admin/salon/login", "owner@example.com"),
+        ("/book/salon/account/login", "ann@example.com"),
+    ]
+    for url, email in doors:
+        client = app.test_client()
+        assert post_login_form(client, url, email, "a wrong password").status_code == 401
+        locked = post_login_form(client, url, email, PASSWORD)  # the right one
+        assert locked.status_code == 401, url
+        assert "locked for a while" in locked.text
+        assert session_cookie_of(locked) is None
+    assert [reason for reason, _, _ in Recorder.of("after_login_failed")] == [
+        "invalid_credentials",
+        "locked",
+    ] * 2
+
+
+def session_cookie_of(response):
+    cookies = response.headers.getlist("Set-Cookie")
+    return next((cookie for cookie in cookies if cookie.startswith("bookwell_session=")), None)
