@@ -11,6 +11,9 @@ layout, and forms protected against cross-site requests. ::
             ...
         return render_staff_page(page, "gift_cards/admin.html", form=form)
 
+A plugin's JSON views (under ``/api/``, called with a bearer token) start with
+``require_api_user(slug)`` instead.
+
 Core provides what these call when the app starts; a plugin never imports core.
 """
 
@@ -46,6 +49,35 @@ def require_staff(slug: str, permission: str = "bookings.read", scope: str = "pl
     without the permission or when a plugin's ``before_data_access`` refuses ``scope``."""
     page: StaffPage = _kit().require_staff(slug, permission, scope)
     return page
+
+
+API_USERS_EXTENSION = "bookwell.api_users"
+
+
+@dataclass(frozen=True)
+class ApiCaller:
+    """Who calls a plugin's API view: the account (as ``ctx.actor``), its business, and the
+    scope its login was restricted to (``None`` for a full login or an API key)."""
+
+    user: UserInfo
+    tenant: TenantInfo
+    scope: str | None = None
+
+
+def require_api_user(slug: str, scope: str | None = None) -> ApiCaller:
+    """The caller of a plugin's API view (under ``/api/``), if their ``Authorization: Bearer``
+    token or API key belongs to business ``slug``. Otherwise the request ends here with the API's
+    error: 401 without a valid bearer, 404 for another business's user (or platform support).
+
+    A full login passes whatever ``scope`` says. A login a guard let through restricted (its
+    ``Refusal`` carried ``grant_scope``) passes only where ``scope`` names that scope, and gets 403
+    with the refusal's code everywhere else: mark the views that lift a restriction (say,
+    enrolling an authenticator) with ``scope="enroll_totp"``. Roles are yours to check
+    (``caller.user.role``)."""
+    from flask import current_app
+
+    caller: ApiCaller = current_app.extensions[API_USERS_EXTENSION].require_api_user(slug, scope)
+    return caller
 
 
 def render_staff_page(

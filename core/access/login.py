@@ -1,13 +1,21 @@
 """The one login path, for the pages and the API alike.
 
-Password first (an unknown e-mail costs and answers exactly as a wrong password), then every
-enabled plugin's ``before_login`` guard, which may ask for a further step (a ``challenge``); the
-caller repeats the login with the answers. Then a fresh session, ``after_login``, and the audit.
-A refusal runs ``after_login_failed`` (where a plugin counts failures, in its own transaction).
+First every enabled plugin's ``before_password_check`` guard, then the password (an unknown
+e-mail costs and answers exactly as a wrong password; a refusal before the password is checked
+costs one argon2 verification too, so no answer is quicker than another), then every
+``before_login`` guard, which may ask for a further step (a ``challenge``; the caller repeats the
+login with the answers) or let the login through with a restricted scope (``grant_scope``). Then
+a fresh session, ``after_login``, and the audit. A refusal runs ``after_login_failed`` with the
+reason (where a plugin counts failures, in its own transaction).
+
+A tenant's logins run its enabled plugins; platform support's run the instance-level set the
+operator configures (:mod:`bookwell.core.access.support`), with ``ctx.tenant`` ``None``.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,29 +25,66 @@ from flask import Flask
 from sqlalchemy import update
 
 from bookwell.core import audit
-from bookwell.core.access import passwords, sessions
+from bookwell.core.access import passwords, sessions, support
 from bookwell.core.access.users import canonical_email, find_user
 from bookwell.core.context import make_context, request_info
-from bookwell.core.pluginhost.host import Refused, host_of
+from bookwell.core.pluginhost.host import PluginRefusal, Refused, host_of
 from bookwell.core.storage import db
-from bookwell.core.storage.models import PLATFORM_REALM, Tenant, User
-from bookwell.hooks import LoginAttempt
+from bookwell.core.storage.models import PLATFORM_REALM, AuthSession, Tenant, User
+from bookwell.hooks import Context, LoginAttempt
+
+log = logging.getLogger("bookwell.login")
 
 INVALID_CREDENTIALS = "invalid_credentials"
+PLUGIN_FAILED = "plugin_failed"
+# The scope core itself opens a route to: changing one's password (POST /api/v1/auth/password).
+PASSWORD_CHANGE = "password_change"  # noqa: S105 - a scope's name, not a password
+# A restricted session stores "<scope>:<code>" in ``auth_sessions.scope`` (40 characters), so
+# that every route it may not open answers 403 with the code of the refusal that restricted it.
+_WORD = re.compile(r"[a-z][a-z0-9_]*")
+SCOPE_COLUMN_LENGTH = 40
 
 
 class LoginRefused(Exception):
+    """The login ends here. ``refusals`` are the guards' (empty for a wrong password); a
+    refused login answers 401 whatever status a guard named, unless a check could not run at
+    all (``plugin_failed``, 503: the service's fault, not the user's)."""
+
     def __init__(
         self,
         code: str,
         message: str,
         challenge: Mapping[str, Any] | None = None,
-        refusals: list[dict[str, Any]] | None = None,
+        refusals: list[PluginRefusal] | tuple[PluginRefusal, ...] = (),
         status: int = 401,
     ) -> None:
         super().__init__(message)
         self.code, self.message, self.challenge = code, message, challenge
-        self.refusals, self.status = refusals or [], status
+        self.refusals, self.status = list(refusals), status
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A login let through with a restricted scope: every ``before_login`` refusal carried a
+    ``grant_scope``, and the first one's scope and code are the session's."""
+
+    scope: str
+    code: str
+    message: str
+    details: Mapping[str, Any] | None
+    refusals: tuple[PluginRefusal, ...]
+
+    @property
+    def stored(self) -> str:
+        return f"{self.scope}:{self.code}"
+
+
+def restriction_of(stored: str | None) -> tuple[str, str] | None:
+    """``(scope, code)`` of a session's ``scope`` column; ``None`` for a full session."""
+    if not stored:
+        return None
+    scope, _, code = stored.partition(":")
+    return scope, code or scope
 
 
 @dataclass(frozen=True)
@@ -47,6 +92,7 @@ class LoggedIn:
     user: User
     session: Any
     secret: str
+    grant: Grant | None = None
 
 
 def log_in(
@@ -60,40 +106,124 @@ def log_in(
     now: datetime,
 ) -> LoggedIn:
     """Password, then the guards, then a fresh session: the whole login in one call (API)."""
-    user = check_password(app, tenant=tenant, email=email, password=password, now=now)
+    user = check_password(
+        app, tenant=tenant, email=email, password=password, now=now, answers=answers
+    )
     return finish(
         app, tenant=tenant, user=user, answers=answers, kind=kind, now=now, password=password
     )
 
 
 def check_password(
-    app: Flask, *, tenant: Tenant | None, email: str, password: str, now: datetime
+    app: Flask,
+    *,
+    tenant: Tenant | None,
+    email: str,
+    password: str,
+    now: datetime,
+    answers: Mapping[str, str] | None = None,
 ) -> User:
-    """The first step: the user whose password this is, or :class:`LoginRefused`."""
+    """The first step: ``before_password_check``, then the user whose password this is, or
+    :class:`LoginRefused`."""
     reader = db.session()
     address = canonical_email(email)
     user = find_user(reader, tenant.id if tenant else None, address)
-    usable = user is not None and user.active
+    account = user if user is not None and user.active else None
+    enabled, broken = plugins_for(app, tenant)
+    # Nobody is authenticated before the password is verified: no actor yet.
+    ctx = _context(app, tenant, None, _attempt(address, account, answers), now)
+    hasher = passwords.passwords(app)
+    try:
+        host_of(app).guard("before_password_check", ctx, enabled, broken)
+    except Refused as refused:
+        # The password is not looked at, yet one argon2 verification is paid (the decoy's):
+        # a refusal here costs what any other answer costs.
+        hasher.verify(None, password)
+        _failed(app, ctx, enabled, tenant, address, refused.first.code, now)
+        raise _refused(refused) from None
     # Always one argon2 verification: against the decoy hash when there is no such user.
-    password_ok = passwords.passwords(app).verify(user.password_hash if usable else None, password)
-    if not (password_ok and usable):
-        ctx, enabled = _context(app, tenant, user if usable else None, address, {}, now)
+    password_ok = hasher.verify(account.password_hash if account else None, password)
+    if not (password_ok and account is not None):
         _failed(app, ctx, enabled, tenant, address, INVALID_CREDENTIALS, now)
         raise LoginRefused(INVALID_CREDENTIALS, "The e-mail or the password is not right.")
-    return user
+    return account
 
 
-def _context(app, tenant, user, address, answers, now):
+def plugins_for(app: Flask, tenant: Tenant | None):
+    """The plugins a login of ``tenant`` runs, with their settings, and the broken ones among
+    them (whose guards refuse): the tenant's, or for platform support the instance's."""
     if tenant is None:
-        return None, {}
-    attempt = LoginAttempt(
+        found = support.support_plugins(app)
+        return found.enabled, found.broken
+    host, reader = host_of(app), db.session()
+    return host.enabled_for(reader, tenant.id), host.broken_enabled_for(reader, tenant.id)
+
+
+def _attempt(address: str, user: User | None, answers: Mapping[str, str] | None) -> LoginAttempt:
+    return LoginAttempt(
         email=address,
         user_id=user.id if user else None,
         role=user.role if user else None,
-        answers=dict(answers),
+        answers=dict(answers or {}),
     )
-    enabled = host_of(app).enabled_for(db.session(), tenant.id)
-    return make_context(tenant, now, actor=user, login=attempt), enabled
+
+
+def _context(
+    app: Flask, tenant: Tenant | None, actor: User | None, attempt: LoginAttempt, now: datetime
+) -> Context:
+    if tenant is None:
+        return support.context(app, now, actor=actor, login=attempt)
+    return make_context(tenant, now, actor=actor, login=attempt)
+
+
+def _refused(refused: Refused) -> LoginRefused:
+    first = refused.first
+    challenge = next(
+        (item.refusal.challenge for item in refused.refusals if item.refusal.challenge), None
+    )
+    return LoginRefused(
+        first.code,
+        first.message,
+        challenge=challenge,
+        refusals=refused.refusals,
+        status=503 if first.code == PLUGIN_FAILED else 401,
+    )
+
+
+def _grant_of(refused: Refused) -> Grant | None:
+    """The restricted scope the refusals let the login through with, if every one of them
+    carries a ``grant_scope`` and none asks for a further step. The first refusal's scope wins;
+    the others are listed, and come in turn at a later login once the first is done."""
+    items = refused.refusals
+    if any(item.refusal.grant_scope is None or item.refusal.challenge for item in items):
+        return None
+    first = items[0].refusal
+    grant = Grant(first.grant_scope, first.code, first.message, first.details, tuple(items))
+    well_formed = _WORD.fullmatch(grant.scope) and _WORD.fullmatch(grant.code)
+    if not well_formed or len(grant.stored) > SCOPE_COLUMN_LENGTH:
+        log.warning(
+            "plugin %s: grant_scope %r with code %r is not lowercase words of %d characters in "
+            "all; the login is refused instead",
+            items[0].plugin,
+            grant.scope,
+            grant.code,
+            SCOPE_COLUMN_LENGTH - 1,
+        )
+        return None
+    return grant
+
+
+def _verdict(app: Flask, ctx: Context, enabled, broken) -> Grant | None:
+    """Every ``before_login`` guard: ``None`` when all allow, a :class:`Grant` when they let
+    the login through restricted; else :class:`LoginRefused`."""
+    try:
+        host_of(app).guard("before_login", ctx, enabled, broken)
+    except Refused as refused:
+        grant = _grant_of(refused)
+        if grant is None:
+            raise _refused(refused) from None
+        return grant
+    return None
 
 
 def finish(
@@ -108,42 +238,29 @@ def finish(
 ) -> LoggedIn:
     """The further steps: every ``before_login`` guard (with the answers to earlier
     challenges), then a fresh session. ``password``, when known, lets an outdated hash be
-    upgraded to the current argon2 parameters."""
+    upgraded to the current argon2 parameters.
+
+    Only an API session may be restricted (``kind == "api"``): a browser has no page a plugin
+    marks with a scope, so on the pages a restricted grant is refused (403, its message)."""
     reader = db.session()
-    host = host_of(app)
-    ctx, enabled = _context(app, tenant, user, user.email, answers, now)
-    if tenant is not None:
-        try:
-            host.guard("before_login", ctx, enabled, host.broken_enabled_for(reader, tenant.id))
-        except Refused as refused:
-            first = refused.first
-            challenge = next(
-                (item.refusal.challenge for item in refused.refusals if item.refusal.challenge),
-                None,
-            )
-            _failed(app, ctx, enabled, tenant, user.email, first.code, now)
-            raise LoginRefused(
-                first.code,
-                first.message,
-                challenge=challenge,
-                refusals=[
-                    {
-                        "plugin": item.plugin,
-                        "code": item.refusal.code,
-                        "message": item.refusal.message,
-                        "field": item.refusal.field,
-                    }
-                    for item in refused.refusals
-                ],
-                # A refused login is a 401 whatever the plugin chose, unless a check could not
-                # run at all (plugin_failed), which is the service's fault, not the user's.
-                status=503 if first.code == "plugin_failed" else 401,
-            ) from None
-    limits = sessions.limits_for(app, reader, tenant, now)
+    enabled, broken = plugins_for(app, tenant)
+    ctx = _context(app, tenant, user, _attempt(user.email, user, answers), now)
+    try:
+        grant = _verdict(app, ctx, enabled, broken)
+    except LoginRefused as refused:
+        _failed(app, ctx, enabled, tenant, user.email, refused.code, now)
+        raise
+    if grant is not None and kind != "api":
+        _failed(app, ctx, enabled, tenant, user.email, grant.code, now)
+        raise LoginRefused(grant.code, grant.message, refusals=grant.refusals, status=403)
+    limits = sessions.limits_for(app, reader, tenant, now, user)
     info = request_info()
     hasher = passwords.passwords(app)
     rehashed = password is not None and hasher.needs_rehash(user.password_hash)
     new_hash = hasher.hash(password) if rehashed else None
+    details: dict[str, Any] = {"kind": kind, "rehashed": rehashed}
+    if grant is not None:
+        details.update(scope=grant.scope, code=grant.code)
     with db.write_transaction(app) as writer:
         if new_hash is not None:
             writer.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))
@@ -155,6 +272,7 @@ def finish(
             now=now,
             ip=info.ip if info else None,
             user_agent=info.user_agent if info else None,
+            scope=grant.stored if grant else None,
         )
         audit.record(
             writer,
@@ -163,17 +281,56 @@ def finish(
             ip=info.ip if info else None,
             action="login.succeeded",
             subject=f"user:{user.id}",
-            details={"kind": kind, "rehashed": rehashed},
+            details=details,
             now=now,
         )
-    if ctx is not None:
-        host.event("after_login", ctx, enabled)
-    return LoggedIn(user, row, secret)
+    host_of(app).event("after_login", ctx, enabled)
+    return LoggedIn(user, row, secret, grant)
+
+
+def reassess(
+    app: Flask, *, tenant: Tenant | None, user: User, session_id: int, now: datetime
+) -> Grant | None:
+    """After a restricted session did what its scope was for (core: changed the password),
+    ask every ``before_login`` guard again, as a login would: when all allow, the session
+    becomes full (``None``); when they restrict it again, it takes the new scope (the
+    :class:`Grant`); when one refuses (a challenge, say), the session ends and
+    :class:`LoginRefused` says why: the person logs in again."""
+    enabled, broken = plugins_for(app, tenant)
+    ctx = _context(app, tenant, user, _attempt(user.email, user, {}), now)
+    info = request_info()
+    try:
+        grant = _verdict(app, ctx, enabled, broken)
+    except LoginRefused as refused:
+        with db.write_transaction(app) as writer:
+            sessions.revoke(writer, session_id, now)
+            _audit_scope(writer, user, session_id, info, now, ended=refused.code)
+        raise
+    with db.write_transaction(app) as writer:
+        writer.execute(
+            update(AuthSession)
+            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+            .values(scope=grant.stored if grant else None)
+        )
+        _audit_scope(writer, user, session_id, info, now, scope=grant.scope if grant else None)
+    return grant
+
+
+def _audit_scope(writer, user: User, session_id: int, info, now: datetime, **details) -> None:
+    audit.record(
+        writer,
+        tenant_id=user.tenant_id,
+        actor=user.audit_label,
+        ip=info.ip if info else None,
+        action="session.reassessed",
+        subject=f"session:{session_id}",
+        details=details,
+        now=now,
+    )
 
 
 def _failed(app, ctx, enabled, tenant, address, reason, now) -> None:
-    if ctx is not None:
-        host_of(app).event("after_login_failed", ctx, enabled, reason=reason)
+    host_of(app).event("after_login_failed", ctx, enabled, reason=reason)
     info = request_info()
     audit.record_separately(
         app,

@@ -16,6 +16,7 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bookwell.core.access import support
 from bookwell.core.context import make_context
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
@@ -39,14 +40,23 @@ class Limits:
     absolute_minutes: int
 
 
-def limits_for(app: Flask, session: Session, tenant: Tenant | None, now: datetime) -> Limits:
-    """The instance's defaults, tightened by every ``session_limits`` of the tenant's plugins."""
+def limits_for(
+    app: Flask, session: Session, tenant: Tenant | None, now: datetime, user: User | None = None
+) -> Limits:
+    """The instance's defaults, tightened by every ``session_limits`` of the tenant's plugins
+    (platform support's: the instance's support plugins). ``user`` is whose session it is
+    (``ctx.actor``), when known."""
     idle = int(app.config["SESSION_IDLE_MINUTES"])
     absolute = int(app.config["SESSION_ABSOLUTE_MINUTES"])
+    host = host_of(app)
     if tenant is not None:
-        host = host_of(app)
         enabled = host.enabled_for(session, tenant.id)
-        for _, limits in host.contributions("session_limits", make_context(tenant, now), enabled):
+        ctx = make_context(tenant, now, actor=user)
+    else:
+        enabled = support.support_plugins(app).enabled
+        ctx = support.context(app, now, actor=user) if enabled else None
+    if ctx is not None:
+        for _, limits in host.contributions("session_limits", ctx, enabled):
             if isinstance(limits, SessionLimits):
                 if limits.idle_minutes:
                     idle = min(idle, limits.idle_minutes)
@@ -64,8 +74,10 @@ def start(
     now: datetime,
     ip: str | None,
     user_agent: str | None,
+    scope: str | None = None,
 ) -> tuple[AuthSession, str]:
-    """A fresh session (never a reused id: fixation is impossible). Returns it and its secret."""
+    """A fresh session (never a reused id: fixation is impossible). Returns it and its secret.
+    ``scope`` restricts it (see :mod:`bookwell.core.access.login`); ``None`` is full access."""
     secret = SESSION_PREFIX + secrets.token_urlsafe(32)
     row = AuthSession(
         user_id=user.id,
@@ -77,6 +89,7 @@ def start(
         idle_minutes=limits.idle_minutes,
         ip=ip,
         user_agent=(user_agent or "")[:300] or None,
+        scope=scope,
     )
     writer.add(row)
     writer.flush()
@@ -107,10 +120,9 @@ def resolve(app: Flask, reader: Session, secret: str, kind: str, now: datetime):
     user = reader.get(User, row.user_id)
     if user is None or not user.active:
         return None
-    if user.tenant_id is not None:
-        tenant = reader.get(Tenant, user.tenant_id)
-        if not is_live(row, now, limits_for(app, reader, tenant, now)):
-            return None
+    tenant = reader.get(Tenant, user.tenant_id) if user.tenant_id is not None else None
+    if not is_live(row, now, limits_for(app, reader, tenant, now, user)):
+        return None
     if now - row.last_seen_at >= LAST_SEEN_PRECISION:
         with db.write_transaction(app) as writer:
             writer.execute(

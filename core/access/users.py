@@ -9,11 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bookwell.core import audit
-from bookwell.core.access import passwords, sessions
+from bookwell.core.access import passwords, sessions, support
 from bookwell.core.context import make_context, request_info
 from bookwell.core.pluginhost.host import Refused, host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import PLATFORM_REALM, STAFF_ROLES, Role, Tenant, User
+from bookwell.hooks import UserInfo
 
 
 class UserError(ValueError):
@@ -40,23 +41,31 @@ def find_user(session: Session, tenant_id: int | None, email: str) -> User | Non
 
 
 def password_problems(
-    app: Flask, session: Session, tenant: Tenant | None, password: str, now: datetime, user=None
+    app: Flask,
+    session: Session,
+    tenant: Tenant | None,
+    password: str,
+    now: datetime,
+    user: User | UserInfo | None = None,
 ) -> list[str]:
     """Every rule the password breaks: core's, then every enabled plugin's (all of them, so the
-    person fixes everything at once)."""
+    person fixes everything at once). ``user`` is the account whose password it is, which
+    plugins see as ``ctx.actor``; an account still to be made is a :class:`UserInfo` with id 0.
+    Platform support's passwords are held to the instance's support plugins."""
     problems = passwords.core_problems(password)
-    if tenant is None:
-        return problems
     host = host_of(app)
-    ctx = make_context(tenant, now, actor=user)
+    if tenant is None:
+        found = support.support_plugins(app)
+        if not (found.enabled or found.broken):
+            return problems
+        ctx = support.context(app, now, actor=user)
+        enabled, broken = found.enabled, found.broken
+    else:
+        ctx = make_context(tenant, now, actor=user)
+        enabled = host.enabled_for(session, tenant.id)
+        broken = host.broken_enabled_for(session, tenant.id)
     try:
-        host.guard(
-            "before_password_set",
-            ctx,
-            host.enabled_for(session, tenant.id),
-            host.broken_enabled_for(session, tenant.id),
-            password=password,
-        )
+        host.guard("before_password_set", ctx, enabled, broken, password=password)
     except Refused as refused:
         problems += [item.refusal.message for item in refused.refusals]
     return problems
@@ -84,7 +93,10 @@ def create_user(
         raise UserError("a valid e-mail address is needed", {"email": ["Enter a valid e-mail."]})
     reader = db.session()
     tenant = reader.get(Tenant, tenant_id) if tenant_id is not None else None
-    problems = password_problems(app, reader, tenant, password, now)
+    # The account does not exist yet: plugins see what is known of it, with id 0 (no account
+    # has it), so a rule may still refuse a password that holds the e-mail or the name.
+    future = UserInfo(id=0, email=address, name=name, role=role, tenant_id=tenant_id)
+    problems = password_problems(app, reader, tenant, password, now, user=future)
     if problems:
         raise UserError(
             "the password is not accepted: " + " ".join(problems), {"password": problems}

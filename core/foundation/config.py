@@ -6,6 +6,7 @@ machine shares them; several machines share them through the environment instead
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tomllib
@@ -31,6 +32,7 @@ ENVIRONMENT_KEYS = {
     "BOOKWELL_MAIL_FROM": "MAIL_FROM",
     "BOOKWELL_MAIL_DELIVERY": "MAIL_DELIVERY",
     "BOOKWELL_TICK_SECONDS": "TICK_SECONDS",
+    "BOOKWELL_SUPPORT_PLUGINS": "SUPPORT_PLUGINS",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -61,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     # Scheduled work (on_schedule, due mail) runs every TICK_SECONDS per tenant: in `bookwell
     # worker` with REDIS_URL, else in each `bookwell serve` process under database leases. 0: off.
     "TICK_SECONDS": 60.0,
+    # The plugins platform support's logins run, with their settings: {"name": {settings}}
+    # (a [support_plugins.<name>] table in config.toml; JSON in BOOKWELL_SUPPORT_PLUGINS).
+    "SUPPORT_PLUGINS": {},
 }
 
 
@@ -91,6 +96,11 @@ def read_environment() -> dict[str, Any]:
             found[seconds] = float(found[seconds])
     if "TRUSTED_PROXIES" in found:
         found["TRUSTED_PROXIES"] = int(found["TRUSTED_PROXIES"])
+    if "SUPPORT_PLUGINS" in found:
+        try:
+            found["SUPPORT_PLUGINS"] = json.loads(found["SUPPORT_PLUGINS"])
+        except ValueError:
+            pass  # left as text: the support plugins' check reports it and refuses support logins
     return found
 
 

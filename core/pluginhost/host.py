@@ -101,7 +101,8 @@ class PluginHost:
         self.installed: dict[str, InstalledPlugin] = {}
         self._cache: dict[int, _TenantCache] = {}
         self._cache_lock = threading.Lock()
-        self._running: dict[str, int] = {}
+        # Per plugin, its calls still running past their time limit (see _start).
+        self._stuck: dict[str, int] = {}
         # Per hook, its implementations in calling order with their plugin's name; pluggy's
         # get_name walks every plugin, so it is asked once per hook, not once per call.
         self._ordered: dict[str, list[tuple[str, Any]]] = {}
@@ -282,9 +283,8 @@ class PluginHost:
         a hung plugin then costs nothing more, and cannot use up the threads other plugins
         (and other tenants) need."""
         with self._cache_lock:
-            if self._running.get(name, 0) >= MAX_STUCK_CALLS:
+            if self._stuck.get(name, 0) >= MAX_STUCK_CALLS:
                 return None
-            self._running[name] = self._running.get(name, 0) + 1
         function = implementation.function
         arguments = self._arguments(implementation, available)
         if isinstance(arguments.get("ctx"), Context):
@@ -292,6 +292,9 @@ class PluginHost:
             # bookwell.core.context.tools): bound here, where the plugin is known.
             arguments["ctx"] = arguments["ctx"].for_plugin(name)
         app = self.app
+        # Only calls past their time limit count against the plugin: a busy plugin whose calls
+        # all return in time (twenty logins at once, say) is never refused for being busy.
+        call_state = _CallState(name)
 
         def call():
             try:
@@ -302,14 +305,22 @@ class PluginHost:
                     return function(**arguments)
             finally:
                 with self._cache_lock:
-                    self._running[name] -= 1
+                    call_state.done = True
+                    if call_state.stuck:
+                        self._stuck[name] -= 1
 
-        try:
-            return self._pool.submit(call)
-        except BaseException:
-            with self._cache_lock:
-                self._running[name] -= 1
-            raise
+        future = self._pool.submit(call)
+        future.bookwell_call = call_state
+        return future
+
+    def _mark_stuck(self, future) -> None:
+        call_state = getattr(future, "bookwell_call", None)
+        if call_state is None:
+            return
+        with self._cache_lock:
+            if not call_state.done and not call_state.stuck:
+                call_state.stuck = True
+                self._stuck[call_state.plugin] = self._stuck.get(call_state.plugin, 0) + 1
 
     def _finish(
         self, name: str, hook: str, ctx: Context | None, future, deadline: float, **noted: Any
@@ -324,6 +335,7 @@ class PluginHost:
             try:
                 return future.result(timeout=max(0.0, deadline - time.monotonic())), None
             except concurrent.futures.TimeoutError:
+                self._mark_stuck(future)
                 failure = "took too long"
                 log.error("plugin %s: %s ran past %.1fs", name, hook, self.timeout_for(hook))
             except Exception as error:
@@ -367,7 +379,40 @@ class PluginHost:
                 self.note_failure(ctx, name, hook, f"returned {type(answer).__name__}")
                 refusals.append(PluginRefusal(name, _failed(name, "answered nonsense")))
         if refusals:
+            self._tell_refusals(hook, ctx, enabled, refusals)
             raise Refused(refusals)
+
+    def _tell_refusals(
+        self,
+        hook: str,
+        ctx: Context,
+        enabled: Mapping[str, Mapping[str, Any]],
+        refusals: list[PluginRefusal],
+    ) -> None:
+        """``after_refusal``: every enabled plugin hears of each refusal (``plugin_failed``
+        included: a safety check that cannot run is worth knowing of), all at once, like any
+        event. Never from inside a hook call, so a listener that makes a guard refuse cannot
+        start a loop; and nothing here can change the refusal, which stands whatever happens."""
+        if getattr(_in_hook_thread, "active", False):
+            return
+        try:
+            listeners = list(self._implementations("after_refusal", enabled))
+            if not listeners:
+                return
+            deadline = time.monotonic() + self.timeout_for("after_refusal")
+            started = []
+            for item in refusals:
+                code = getattr(item.refusal, "code", None)
+                if code is None:
+                    continue  # a Redirect sends the browser elsewhere; it refuses nothing
+                told = {"ctx": ctx, "hook": hook, "code": code, "plugin": item.plugin}
+                for name, implementation in listeners:
+                    arguments = {**told, "settings": enabled[name]}
+                    started.append((name, self._start(name, implementation, arguments)))
+            for name, future in started:
+                self._finish(name, "after_refusal", ctx, future, deadline)
+        except Exception:
+            log.exception("after_refusal could not be told of a refusal of %s", hook)
 
     def event(
         self, hook: str, ctx: Context, enabled: Mapping[str, Mapping[str, Any]], **arguments: Any
@@ -525,6 +570,16 @@ class _DaemonThreadPool:
                     future.set_result(result)
             del future, function  # hold no answer while idle
             self._idle.release()
+
+
+@dataclass
+class _CallState:
+    """One hook call on the pool: whether it has returned, and whether it overran (counted in
+    ``PluginHost._stuck`` until it returns)."""
+
+    plugin: str
+    done: bool = False
+    stuck: bool = False
 
 
 class PluginFailed(Exception):

@@ -4,6 +4,12 @@ A bearer is a session token (from ``/auth/login``; scoped to its tenant, expirin
 ``/auth/logout``) or an API key (made with ``bookwell tokens create``), found by the request
 loader behind Flask-Login's ``current_user`` (:mod:`bookwell.core.web.identity`). Cookies are
 never read here, so the API needs no CSRF token.
+
+A login that every ``before_login`` refusal let through with a ``grant_scope`` answers 200 with
+a token restricted to that scope, and says why (``code``, ``message``). Such a token may log out,
+and a ``password_change`` one may change the password here, which asks the guards again: the
+same token then becomes full (or takes the next restriction, or ends when a guard now asks for
+more, such as a one-time code).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Role, Tenant
 from bookwell.core.web import identity
-from bookwell.core.web.api.errors import ApiError
+from bookwell.core.web.api.errors import ApiError, refusal_body, retry_later
 from bookwell.core.web.api.schemas import Body, Email, Password, PasswordChangeIn, Token
 from bookwell.core.web.ratelimits import rate_limited
 from bookwell.core.web.request_tenant import current_tenant
@@ -111,24 +117,45 @@ def log_in(slug: str):
             now=clock.now(),
         )
     except login.LoginRefused as refused:
-        body: dict[str, Any] = {"code": refused.code, "message": refused.message}
-        if refused.challenge:
-            body["challenge"] = dict(refused.challenge)
-        if refused.refusals:
-            body["refusals"] = refused.refusals
-        response = jsonify(error=body)
-        response.status_code = refused.status
-        return response
-    return jsonify(
-        token=done.secret,
-        expires_at=done.session.expires_at.isoformat(),
-        scope=f"tenant:{tenant.slug}",
-        role=done.user.role,
-    )
+        return refused_login(refused)
+    body: dict[str, Any] = {
+        "token": done.secret,
+        "expires_at": done.session.expires_at.isoformat(),
+        "scope": f"tenant:{tenant.slug}",
+        "role": done.user.role,
+    }
+    if done.grant is not None:
+        body.update(grant_body(done.grant))
+    return jsonify(body)
 
 
-def _session_caller() -> identity.SignedInRows:
-    who = caller()
+def refused_login(refused: login.LoginRefused):
+    """A refused login's answer: 401 with the code (503 ``plugin_failed`` with Retry-After),
+    the first refusal's ``details``, ``fields``, the ``challenge`` and every refusal."""
+    body: dict[str, Any] = {"code": refused.code, "message": refused.message}
+    if refused.refusals:
+        body.update(refusal_body(refused.refusals))
+    if refused.challenge:
+        body["challenge"] = dict(refused.challenge)
+    response = jsonify(error=body)
+    response.status_code = refused.status
+    return retry_later(response, refused.code)
+
+
+def grant_body(grant: login.Grant) -> dict[str, Any]:
+    """What a restricted login says beside its token: the scope it may use, and why."""
+    body: dict[str, Any] = {"scope": grant.scope, "code": grant.code, "message": grant.message}
+    listed = refusal_body(grant.refusals)
+    if "details" in listed:
+        body["details"] = listed["details"]
+    body["refusals"] = listed["refusals"]
+    return body
+
+
+def _session_caller(restricted: bool = False) -> identity.SignedInRows:
+    """The caller; with ``restricted``, a restricted session too (only the routes that
+    :mod:`bookwell.core.web.identity` opens to it ask for one)."""
+    who = caller() or (identity.restricted_rows() if restricted else None)
     if who is None:
         raise ApiError(401, "unauthorized", "Log in first: Authorization: Bearer <token>.")
     return who
@@ -136,7 +163,7 @@ def _session_caller() -> identity.SignedInRows:
 
 @platform_auth.post("/logout")
 def log_out():
-    who = _session_caller()
+    who = _session_caller(restricted=True)
     if who.session is None:
         raise ApiError(400, "not_a_session", "API keys are revoked with `bookwell tokens revoke`.")
     login.log_out(current_app._get_current_object(), who.session.id, who.user, clock.now())
@@ -187,9 +214,9 @@ def end_session(session_id: int):
 @platform_auth.post("/password")
 @rate_limited("login")
 def change_password():
-    who = _session_caller()
+    who = _session_caller(restricted=True)
     payload = PasswordChangeIn.model_validate_json(request.get_data(cache=True) or b"")
-    app = current_app._get_current_object()
+    app, now = current_app._get_current_object(), clock.now()
     if not passwords.passwords(app).verify(who.user.password_hash, payload.current_password):
         raise ApiError(
             403,
@@ -202,9 +229,27 @@ def change_password():
             app,
             who.user,
             payload.new_password,
-            clock.now(),
+            now,
             keep_session_id=who.session.id if who.session else None,
         )
     except users.UserError as error:
         raise ApiError(422, "invalid", error.message, error.fields) from error
-    return jsonify(status="changed", other_sessions_ended=ended)
+    body: dict[str, Any] = {"status": "changed", "other_sessions_ended": ended}
+    if who.session is not None and who.session.scope:
+        body.update(_reassessed(app, who, now))
+    return jsonify(body)
+
+
+def _reassessed(app, who: identity.SignedInRows, now) -> dict[str, Any]:
+    """A restricted session changed the password: the guards say what the token is now."""
+    tenant = db.session().get(Tenant, who.user.tenant_id) if who.user.tenant_id else None
+    try:
+        grant = login.reassess(
+            app, tenant=tenant, user=who.user, session_id=who.session.id, now=now
+        )
+    except login.LoginRefused as refused:
+        # The password is changed all the same; the token has ended: log in again.
+        return {"session": "ended", "code": refused.code, "message": refused.message}
+    if grant is not None:
+        return {"session": "restricted", **grant_body(grant)}
+    return {"session": "full", "scope": f"tenant:{tenant.slug}" if tenant else "platform"}

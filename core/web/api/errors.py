@@ -1,8 +1,13 @@
-"""One error shape for the whole API: ``{"error": {"code", "message", "fields"?}}``."""
+"""One error shape for the whole API: ``{"error": {"code", "message", "fields"?}}``; a guard's
+refusal adds ``details`` (the first refusal's) and ``refusals`` (each with its own)."""
 
 from __future__ import annotations
 
+import enum
 import logging
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, jsonify, request
@@ -10,11 +15,16 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from bookwell.core.booking.lifecycle import BookingError, ConsentMissing
-from bookwell.core.pluginhost.host import PluginFailed, Refused
+from bookwell.core.pluginhost.host import PluginFailed, PluginRefusal, Refused
 from bookwell.core.storage.db import LockTimeout
 from bookwell.core.web.error_pages import error_page
 
 log = logging.getLogger("bookwell.api")
+
+PLUGIN_FAILED = "plugin_failed"
+# A safety check that could not run (a plugin that raised, overran or is broken) is not fixed
+# in a moment; a client that retries at once only adds to the load.
+PLUGIN_FAILED_RETRY_AFTER = "30"
 
 HTTP_CODES = {
     400: "bad_request",
@@ -78,6 +88,65 @@ def fields_of(error: ValidationError) -> dict[str, str]:
     return fields
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON can hold it: instants as ISO 8601 in UTC (a naive one is taken as
+    UTC, as core's own are), dates and times ISO 8601, enums their value, other sequences
+    lists, and anything else its text. What a plugin puts in a refusal's ``details`` reaches
+    the client this way, never as a 500."""
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value)
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def refusal_body(refusals: Iterable[PluginRefusal]) -> dict[str, Any]:
+    """What the API says of guards' refusals, beside the first one's ``code`` and ``message``:
+    ``details`` (the first refusal's, if it has any), ``fields`` (``{field: message}`` for each
+    refusal that names an input; the first to name one wins) and every refusal in
+    ``refusals``, each with its own ``details``."""
+    items = [item for item in refusals if hasattr(item.refusal, "code")]
+    listed, fields = [], {}
+    for item in items:
+        refusal = item.refusal
+        entry = {
+            "plugin": item.plugin,
+            "code": refusal.code,
+            "message": refusal.message,
+            "field": refusal.field,
+        }
+        if refusal.details:
+            entry["details"] = json_safe(refusal.details)
+        listed.append(entry)
+        if refusal.field:
+            fields.setdefault(refusal.field, refusal.message)
+    body: dict[str, Any] = {}
+    if items and items[0].refusal.details:
+        body["details"] = json_safe(items[0].refusal.details)
+    if fields:
+        body["fields"] = fields
+    body["refusals"] = listed
+    return body
+
+
+def retry_later(response: Response, code: str) -> Response:
+    """A check that could not run says when to try again (``Retry-After``)."""
+    if code == PLUGIN_FAILED:
+        response.headers["Retry-After"] = PLUGIN_FAILED_RETRY_AFTER
+    return response
+
+
 def _is_api_request() -> bool:
     return request.path.startswith("/api/")
 
@@ -104,25 +173,20 @@ def register(app: Flask) -> None:
     @app.errorhandler(Refused)
     def on_refused(error: Refused):
         first = error.first
-        refusals = [
-            {
-                "plugin": item.plugin,
-                "code": item.refusal.code,
-                "message": item.refusal.message,
-                "field": item.refusal.field,
-            }
-            for item in error.refusals
-        ]
         if not _is_api_request():
             messages = [item.refusal.message for item in error.refusals if item.refusal.message]
-            return error_page(first.status, messages)
-        return error_response(first.status, first.code, first.message, refusals=refusals)
+            return retry_later(error_page(first.status, messages), first.code)
+        body = refusal_body(error.refusals)
+        fields = body.pop("fields", None)
+        response = error_response(first.status, first.code, first.message, fields, **body)
+        return retry_later(response, first.code)
 
     @app.errorhandler(PluginFailed)
     def on_plugin_failed(error: PluginFailed):
-        return answer(
-            503, "plugin_failed", "A feature of this business is not working; please try later."
+        response = answer(
+            503, PLUGIN_FAILED, "A feature of this business is not working; please try later."
         )
+        return retry_later(response, PLUGIN_FAILED)
 
     @app.errorhandler(LockTimeout)
     def on_lock_timeout(error: LockTimeout):

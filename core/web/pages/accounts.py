@@ -22,6 +22,7 @@ from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, Role, Tenant
 from bookwell.core.web import ratelimits, session_cookies
+from bookwell.core.web.api.errors import retry_later
 from bookwell.core.web.identity import SignedInRows, login_manager, signed_in_rows
 from bookwell.core.web.pages.auth import (
     ChallengeForm,
@@ -223,7 +224,8 @@ def login_page(slug: str):
             app, tenant=tenant, email=form.email.data, password=form.password.data, now=clock.now()
         )
     except login.LoginRefused as refused:
-        return _login_page(tenant, form, error=refused.message, status=401)
+        page = _login_page(tenant, form, error=refused.message, status=refused.status)
+        return retry_later(make_response(page), refused.code)
     if user.role != Role.CLIENT:
         # Same words as a wrong password: the page must not reveal what kind of account it is.
         return _login_page(tenant, form, error=NOT_RIGHT, status=401)

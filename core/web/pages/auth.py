@@ -1,7 +1,10 @@
 """Staff login at ``/admin/<tenant>/login`` and support login at ``/support/login``.
 
-Both go through :mod:`bookwell.core.access.login`, the same path as the API: password, then every
-``before_login`` guard; a guard's challenge (say, a 6-digit code) becomes a further step.
+Both go through :mod:`bookwell.core.access.login`, the same path as the API:
+``before_password_check``, the password, then every ``before_login`` guard; a guard's challenge
+(say, a 6-digit code) becomes a further step. A login a guard would let through only with a
+restricted scope starts no session here (a browser has no page marked with a scope): the page
+says the refusal's message instead (403). Support's logins run the instance's support plugins.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant
 from bookwell.core.web import session_cookies
+from bookwell.core.web.api.errors import retry_later
 from bookwell.core.web.identity import signed_in_rows
 from bookwell.core.web.request_tenant import current_tenant
 
@@ -103,7 +107,7 @@ def start_session(
                 response, session_cookies.PENDING_COOKIE, secret, row.expires_at
             )
             return response
-        return screens.render_refused(refused.message, refused.status)
+        return retry_later(screens.render_refused(refused.message, refused.status), refused.code)
     response = make_response(redirect(screens.home))
     session_cookies.set_cookie(
         response, session_cookies.COOKIE, done.secret, done.session.expires_at
@@ -156,7 +160,8 @@ def _first_step(tenant: Tenant | None, allowed_roles, home: str):
             now=clock.now(),
         )
     except login.LoginRefused as refused:
-        return make_response(*_login_page(tenant, form, error=refused.message, status=401))
+        page = _login_page(tenant, form, error=refused.message, status=refused.status)
+        return retry_later(make_response(*page), refused.code)
     if user.role not in allowed_roles:
         # Same words as a wrong password: the page must not reveal what kind of account it is.
         return make_response(
