@@ -207,10 +207,11 @@ def test_every_plugin_of_the_guide_starts_twice_in_one_process(
         plugin = host_of(app).installed[name]
         assert (plugin.status, plugin.error) == ("ok", None)
         mounted = [
-            rule.rule for rule in app.url_map.iter_rules() if f"plugin_{name}." in rule.endpoint
+            rule for rule in app.url_map.iter_rules() if f"plugin_{name}." in rule.endpoint
         ]
         assert bool(mounted) == ("def routes" in code), mounted
-        for rule in mounted:
+        pages = [rule.rule for rule in mounted if "GET" in (rule.methods or ())]
+        for rule in pages:
             if "<path:filename>" not in rule:
                 answer = app.test_client().get(rule.replace("<slug>", "salon"))
                 assert answer.status_code in (200, 302), (rule, answer.status_code)
