@@ -429,6 +429,9 @@ def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "DATABASE_URL": database_url,
             "SECRET_KEY": "test-secret",
+            # One key for every app of a test, as for every process of one instance: what one
+            # app encrypted with ctx.secrets, another decrypts.
+            "ENCRYPTION_KEY": "test-encryption-key",
             "RATE_LIMITS": "off",
             "CLOCK": clock,
             "TESTING": True,
