@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FunctionElement
 
 from bookwell.core.context import make_context
-from bookwell.core.pluginhost.host import PluginFailed, PluginHost, host_of
+from bookwell.core.pluginhost.host import PluginHost, host_of
 from bookwell.core.storage.db import UTCDateTime
 from bookwell.core.storage.models import (
     BLOCKING_STATUSES,
@@ -46,9 +46,11 @@ from bookwell.hooks import Context, ProviderInfo, ServiceInfo
 
 log = logging.getLogger("bookwell.plugins")
 HOOK = "unavailable_times"
-# Asked once per request with the providers that work (id -> name) and the window asked for,
-# answers per provider the [start, end) epoch ranges that no slot may overlap.
-LeaveOut = Callable[[Mapping[int, str], datetime, datetime], Mapping[int, list[tuple[int, int]]]]
+# Asked once per request with the providers that work (id -> name) and the window asked for;
+# it starts finding out and returns how to read the answer once the bookings query has run:
+# per provider, the [start, end) epoch ranges that no slot may overlap.
+LeftOut = Mapping[int, list[tuple[int, int]]]
+LeaveOut = Callable[[Mapping[int, str], datetime, datetime], Callable[[], LeftOut]]
 
 
 class epoch(FunctionElement):  # noqa: N801  (reads like the SQL function it stands for)
@@ -240,6 +242,8 @@ def find_slots(
         len(spans) > 1 for weekly in hours_by_provider.values() for spans in weekly.values()
     )
 
+    # What plugins leave out is worked out on their threads while the bookings query runs.
+    read_left_out = leave_out(names, window_start, window_end) if leave_out is not None else None
     # Widen by the buffers: a booking just outside the window can still block its edge slots.
     reach_from = window_start - timedelta(seconds=after + before + duration)
     reach_until = window_end + timedelta(seconds=after + before + duration)
@@ -257,7 +261,7 @@ def find_slots(
     pairs: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
     for provider, kind, starts, ends in rows:
         pairs[provider, kind].append((starts, ends))
-    left_out = leave_out(names, window_start, window_end) if leave_out is not None else {}
+    left_out = read_left_out() if read_left_out is not None else {}
 
     found: list[Slot] = []
     for provider in providers:
@@ -319,7 +323,7 @@ def offered_slots(
 
     def plugins_leave_out(
         providers: Mapping[int, str], start: datetime, end: datetime
-    ) -> dict[int, list[tuple[int, int]]]:
+    ) -> Callable[[], LeftOut]:
         return unavailable_times(host_of(), session, tenant, service, providers, start, end, now)
 
     return find_slots(
@@ -345,34 +349,39 @@ def unavailable_times(
     start: datetime,
     end: datetime,
     now: datetime,
-) -> dict[int, list[tuple[int, int]]]:
-    """Per provider, the epoch ranges ``[start, end)`` the tenant's plugins leave out."""
+) -> Callable[[], LeftOut]:
+    """Start asking the tenant's plugins, each once per provider and all at once; the result
+    reads their answers: per provider, the epoch ranges ``[start, end)`` they leave out. A
+    plugin that fails is logged and counted once, and what it failed to answer hides nothing."""
     enabled = host.enabled_for(session, tenant.id)
     if not enabled:
-        return {}
+        return dict
     ctx = make_context(tenant, now)
     about = ServiceInfo(service.id, service.name, service.duration_minutes, service.price_cents)
-    left_out: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for name in sorted(enabled):
-        for provider, provider_name in providers.items():
-            try:
-                answers = host.contributions(
-                    HOOK,
-                    ctx,
-                    {name: enabled[name]},
-                    start=start,
-                    end=end,
-                    service=about,
-                    provider=ProviderInfo(provider, provider_name),
-                )
-            except PluginFailed:
-                # Logged and counted by the host. Its other providers are not asked: one
-                # failure per request is enough, and a hung plugin must not cost a wait each.
-                log.warning("plugin %s: %s failed; nothing it names is left out", name, HOOK)
-                break
-            for _, answer in answers:
-                left_out[provider].extend(_ranges(host, ctx, name, answer))
-    return left_out
+    asked = list(providers.items())
+    pending = host.start_each(
+        HOOK,
+        ctx,
+        enabled,
+        [
+            {"start": start, "end": end, "service": about, "provider": ProviderInfo(id_, name)}
+            for id_, name in asked
+        ],
+    )
+
+    def read() -> LeftOut:
+        left_out: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        failed: set[str] = set()
+        for name, index, answer, failure in pending():
+            if failure is not None:
+                if name not in failed:
+                    failed.add(name)
+                    log.warning("plugin %s: %s failed; what it names is not left out", name, HOOK)
+            elif answer is not None:
+                left_out[asked[index][0]].extend(_ranges(host, ctx, name, answer))
+        return left_out
+
+    return read
 
 
 def _ranges(host: PluginHost, ctx: Context, plugin: str, answer: Any) -> list[tuple[int, int]]:
@@ -392,8 +401,9 @@ def _ranges(host: PluginHost, ctx: Context, plugin: str, answer: Any) -> list[tu
             and len(item) == 2
             and isinstance(start := item[0], datetime)
             and isinstance(end := item[1], datetime)
-            and start.utcoffset() is not None
-            and end.utcoffset() is not None
+            # tzinfo rather than utcoffset(): a zone's offset is asked once, by timestamp().
+            and start.tzinfo is not None
+            and end.tzinfo is not None
             and (low := start.timestamp()) < (high := end.timestamp())
         ):
             ranges.append((math.floor(low), math.ceil(high)))

@@ -18,7 +18,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -323,27 +323,39 @@ class PluginHost:
                 self._stuck[call_state.plugin] = self._stuck.get(call_state.plugin, 0) + 1
 
     def _finish(
-        self, name: str, hook: str, ctx: Context | None, future, deadline: float, **noted: Any
+        self,
+        name: str,
+        hook: str,
+        ctx: Context | None,
+        future,
+        deadline: float,
+        *,
+        quiet: bool = False,
+        **noted: Any,
     ):
         """Wait for one call; returns ``(answer, failure)`` where ``failure`` says how it went
-        wrong (and is logged and counted, with ``noted`` for a call without ``ctx``), or
-        ``None``."""
+        wrong (and is logged and counted, with ``noted`` for a call without ``ctx``, unless
+        ``quiet``: the caller already told of this plugin's failure), or ``None``."""
         if future is None:
             failure = "is not responding"
-            log.error("plugin %s: %s skipped; earlier calls never returned", name, hook)
+            if not quiet:
+                log.error("plugin %s: %s skipped; earlier calls never returned", name, hook)
         else:
             try:
                 return future.result(timeout=max(0.0, deadline - time.monotonic())), None
             except concurrent.futures.TimeoutError:
                 self._mark_stuck(future)
                 failure = "took too long"
-                log.error("plugin %s: %s ran past %.1fs", name, hook, self.timeout_for(hook))
+                if not quiet:
+                    log.error("plugin %s: %s ran past %.1fs", name, hook, self.timeout_for(hook))
             except Exception as error:
                 failure = "failed"
-                log.error("plugin %s: %s raised", name, hook, exc_info=error)
-                self.note_failure(ctx, name, hook, f"raised {error!r}", **noted)
+                if not quiet:
+                    log.error("plugin %s: %s raised", name, hook, exc_info=error)
+                    self.note_failure(ctx, name, hook, f"raised {error!r}", **noted)
                 return None, failure
-        self.note_failure(ctx, name, hook, failure, **noted)
+        if not quiet:
+            self.note_failure(ctx, name, hook, failure, **noted)
         return None, failure
 
     def guard(
@@ -446,6 +458,47 @@ class PluginHost:
             if answer is not None:
                 answers.append((name, answer))
         return answers
+
+    def start_each(
+        self,
+        hook: str,
+        ctx: Context,
+        enabled: Mapping[str, Mapping[str, Any]],
+        calls: Sequence[Mapping[str, Any]],
+    ) -> Callable[[], list[tuple[str, int, Any, str | None]]]:
+        """Start ``hook`` of every enabled plugin once for each argument set in ``calls``, all
+        at once, and return without waiting: the caller does its own work meanwhile (a query),
+        then calls the result for ``(plugin, index in calls, answer, failure)`` of each call.
+        One time limit covers them all; a plugin failing in several calls is logged and counted
+        once."""
+        deadline = time.monotonic() + self.timeout_for(hook)
+        started = [
+            (
+                name,
+                index,
+                self._start(
+                    name, implementation, {"ctx": ctx, **arguments, "settings": enabled[name]}
+                ),
+            )
+            for name, implementation in self._implementations(hook, enabled)
+            for index, arguments in enumerate(calls)
+        ]
+
+        def collect() -> list[tuple[str, int, Any, str | None]]:
+            failed: set[str] = set()
+            results = []
+            for name, index, future in started:
+                # Every call is waited for, within the one deadline, so that a hung one is
+                # counted against its plugin (and its thread not lost unnoticed).
+                answer, failure = self._finish(
+                    name, hook, ctx, future, deadline, quiet=name in failed
+                )
+                if failure is not None:
+                    failed.add(name)
+                results.append((name, index, answer, failure))
+            return results
+
+        return collect
 
     def check_settings(
         self,
