@@ -4,6 +4,7 @@ work as the guide says when written out as a plugin author would."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import re
@@ -57,6 +58,96 @@ def test_every_hook_is_documented_in_its_spec(hook):
 def test_every_python_example_compiles(number):
     _, code = BLOCK.findall(GUIDE)[number]
     compile(textwrap.dedent(code), f"docs/plugins.md, python block {number}", "exec")
+
+
+# --- every Python example is run by a test ------------------------------------------------------
+
+# A distinctive line of each Python example of the guide → the test that runs it: loads it as a
+# plugin (or as its author's files) and drives it through the real app, not only compiles it.
+# A new example needs its line here, and its test; moving examples around changes nothing.
+RUN_BY = {
+    '"""Quiet Tuesdays: a discount on bookings': "test_docs.py::"
+    "test_the_quick_start_plugin_passes_the_tests_the_guide_shows",
+    'pytest_plugins = ["bookwell.core.testing"]': "test_docs.py::"
+    "test_the_quick_start_plugin_passes_the_tests_the_guide_shows",
+    "def test_a_tuesday_booking_is_discounted": "test_docs.py::"
+    "test_the_quick_start_plugin_passes_the_tests_the_guide_shows",
+    'name="loyalty"': "test_guide_examples.py::TestTheLoyaltyManifest::"
+    "test_bounds_its_settings_and_needs_an_intact_history",
+    'name="quiet_hours"': "booking/test_unavailable_times.py::"
+    "test_the_guides_quiet_hours_example_works_as_the_guide_says",
+    'subject="See you tomorrow"': "test_guide_examples.py::TestTheReminder::"
+    "test_mails_each_client_of_the_next_day_once",
+    'key = f"bookings:{ctx.booking.client_email.lower()}"': "pluginhost/test_plugin_store.py::"
+    "test_the_guides_example_counts_bookings_per_hour",
+    "def use_recovery_code(ctx, user_id, code):": "pluginhost/test_plugin_secrets.py::"
+    "test_the_guides_example_keeps_a_seed_and_spends_a_recovery_code_once",
+    'return "bookwell_visit_notes:migrations"': "test_guide_examples.py::TestTheVisitNotes::"
+    "test_an_event_writes_the_businesss_rows_of_its_table",
+    "from bookwell.hooks.migrations import run_migrations": "test_guide_examples.py::"
+    "TestTheVisitNotes::test_env_py_is_the_guides",
+    "ctx.tables.insert(": "test_guide_examples.py::TestTheVisitNotes::"
+    "test_an_event_writes_the_businesss_rows_of_its_table",
+    '(ctx.files / "last-run.txt")': "test_guide_examples.py::TestTheFilesFolder::"
+    "test_scheduled_work_writes_in_its_folder_for_the_business",
+    'name="history_cleanup"': "scheduling/test_progress.py::"
+    "test_the_cleanup_takes_a_slice_per_tick_and_carries_on",
+    '"""Gift cards: a page where': "test_docs.py::"
+    "test_the_pages_example_serves_its_page_and_static_file_only_where_enabled",
+    '"gift_cards_admin"': "test_guide_examples.py::TestTheStaffPage::"
+    "test_staff_see_it_in_the_menu_and_only_the_owner_changes_anything",
+    'name="lockout"': "test_guide_examples.py::TestTheLockout::"
+    "test_after_n_wrong_passwords_it_answers_locked_whatever_the_password",
+    'name="authenticator"': "test_guide_examples.py::TestTheAuthenticator::"
+    "test_an_owner_without_one_is_let_in_only_to_enrol",
+    "def unlock(slug, email):": "cli/test_plugin_commands.py::"
+    "test_the_guides_example_unlocks_an_account",
+    '"no_show_noted"': "test_guide_examples.py::TestTheNoShowNote::"
+    "test_a_no_show_is_noted_in_the_audit_trail_and_a_visit_is_not",
+}
+# A distinctive line → why its example is only compiled. Keep this empty if at all possible.
+COMPILE_ONLY: dict[str, str] = {}
+# Every Python block, indented ones (in a list item) included.
+PYTHON_BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```", re.M | re.S)
+
+
+def test_every_python_example_is_run_by_a_test_or_says_why_not():
+    markers = {**RUN_BY, **COMPILE_ONLY}
+    blocks = [code for _, code in PYTHON_BLOCK.findall(GUIDE)]
+    for code in blocks:
+        found = [marker for marker in markers if marker in code]
+        assert len(found) == 1, (
+            f"the example starting {code.splitlines()[0]!r} needs one line of its own in "
+            f"RUN_BY (with the test that runs it) or COMPILE_ONLY (with why), not {found}"
+        )
+    for marker in markers:
+        holding = [code for code in blocks if marker in code]
+        assert len(holding) == 1, f"{marker!r} is in {len(holding)} examples, not one"
+    assert not set(RUN_BY) & set(COMPILE_ONLY)
+    assert all(reason.strip() for reason in COMPILE_ONLY.values())
+
+
+@pytest.mark.parametrize("test", sorted(set(RUN_BY.values())))
+def test_each_test_that_runs_an_example_exists_and_reads_the_guide(test):
+    path, *names = test.split("::")
+    source = (Path(__file__).parent / path).read_text()
+    tree = ast.parse(source)
+    for name in names:
+        (tree,) = [
+            node
+            for node in ast.iter_child_nodes(tree)
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name
+        ]
+    assert "plugins.md" in source or "guide_example" in source, path
+
+
+def test_every_link_within_the_guide_leads_to_a_heading():
+    def anchor(heading: str) -> str:  # as GitHub makes them
+        return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+    anchors = {anchor(heading) for heading in re.findall(r"^#+ (.*)$", GUIDE, re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", GUIDE)
+    assert links and not [link for link in links if link not in anchors]
 
 
 @pytest.mark.parametrize("heading", ["Quick start", "The manifest and settings",

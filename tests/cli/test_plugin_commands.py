@@ -16,9 +16,10 @@ from bookwell.core import create_app
 from bookwell.core.cli import instance as cli_instance
 from bookwell.core.cli.root import main
 from bookwell.core.context import make_context
+from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry, Tenant
-from bookwell.core.testing import CHEAP_HASHING, open_business
+from bookwell.core.testing import CHEAP_HASHING, STAFF_PASSWORD, create_user, open_business
 from bookwell.hooks import Manifest, hookimpl
 from bookwell.hooks.pages import plugin_context
 
@@ -283,12 +284,39 @@ def test_help_on_an_instance_not_set_up_lists_cores_commands_and_makes_nothing(
     assert not fresh.exists()
 
 
-def test_the_guides_example_unlocks_an_account(app, salon, clock, tmp_path, monkeypatch):
+def test_the_guides_example_unlocks_an_account(make_app, clock, tmp_path, monkeypatch):
+    """The guide's lockout plugin with the command it adds: an address locked through the real
+    login, unlocked by the operator, logs in at once."""
     lockout = guide_example(
-        "Commands for operators",
-        "def commands",
-        MANIFEST=Manifest("lockout", "Lockout", "Locks accounts.", "1.0", "test", "tests"),
+        "Logins: lockouts and restricted scopes",
+        'name="lockout"',
+        ("Commands for operators", "def unlock(slug, email)"),
     )
+    app = make_app(EXTRA_PLUGINS=[lockout])
+    salon = open_business(app, clock())
+    with app.app_context():
+        plugin_changes.enable(app, salon.tenant_id, "lockout", {"attempts": 1}, clock())
+        create_user(
+            app,
+            tenant_id=salon.tenant_id,
+            email="ann@example.com",
+            role="owner",
+            password=STAFF_PASSWORD,
+            now=clock(),
+        )
+
+    def log_in():
+        return app.test_client().post(
+            "/api/v1/tenants/salon/auth/login",
+            json={"email": "ann@example.com", "password": STAFF_PASSWORD},
+        )
+
+    assert log_in().status_code == 200  # the one attempt allowed, which clears the count
+    app.test_client().post(
+        "/api/v1/tenants/salon/auth/login",
+        json={"email": "ann@example.com", "password": "not the password"},
+    )
+    assert log_in().json["error"]["code"] == "locked"
     monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
     monkeypatch.setattr(
         cli_instance,
@@ -297,15 +325,21 @@ def test_the_guides_example_unlocks_an_account(app, salon, clock, tmp_path, monk
             {**(config or {}), "CLOCK": clock, "EXTRA_PLUGINS": [lockout]}
         ),
     )
-    store_of(app, salon.tenant_id, clock()).set("locked:ann@example.com", True)
-    done = CliRunner().invoke(
-        main,
-        ["--instance", str(tmp_path / "cli"), "lockout", "unlock", "--tenant", "salon",
-         "--email", "Ann@example.com"],
-    )  # fmt: skip
+
+    def unlock():
+        return CliRunner().invoke(
+            main,
+            ["--instance", str(tmp_path / "cli"), "lockout", "unlock", "--tenant", "salon",
+             "--email", " Ann@example.com"],
+        )  # fmt: skip
+
+    done = unlock()
     assert done.exit_code == 0, done.output
-    assert done.output == "Ann@example.com may log in again at Salon\n"
-    assert store_of(app, salon.tenant_id, clock()).get("locked:ann@example.com") is None
+    assert done.output == " Ann@example.com may log in again at Salon\n"
+    assert log_in().status_code == 200
+    assert unlock().output == " Ann@example.com was not locked\n"
     with db.fresh_session(app) as session:
-        actions = session.scalars(select(AuditEntry.action)).all()
-    assert "plugin.lockout.unlocked" in actions
+        unlocked = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "plugin.lockout.unlocked")
+        ).one()
+    assert unlocked.subject == "login:ann@example.com"

@@ -4,6 +4,7 @@ that the API answers as documented, to its clients and to a business's staff ali
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from bookwell.core.access import users
 from bookwell.core.pluginhost import changes as plugin_changes
-from bookwell.hooks import Consent, Manifest, hookimpl
+from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
 DOCUMENT = "/api/v1/openapi.json"
 TENANT = "/api/v1/tenants/salon"
@@ -35,6 +36,51 @@ class Terms:
     @hookimpl
     def booking_requirements(ctx, settings):
         return [Consent("terms", "I accept the terms", "The terms, version 3.", "3", "/terms")]
+
+
+class Gates:
+    """Refuses as the security plugins do, by address and day: a lock before the password, a
+    login let through restricted (to enrol, or to change the password until it changes), a
+    booking refused with details on a field, and a guard that fails."""
+
+    MANIFEST = Manifest("gates", "Gates", "Test plugin gates.", "1.0", "test", "tests", ())
+    must_change: set[str] = set()
+
+    @hookimpl
+    def before_password_check(ctx):
+        if ctx.login.email == "locked@example.com":
+            until = datetime(2027, 3, 1, 8, 15, tzinfo=UTC)
+            return Refusal("Locked.", "locked", details={"locked_until": until})
+        return None
+
+    @hookimpl
+    def before_login(ctx):
+        if ctx.login.email == "enrol@example.com":
+            return Refusal(
+                "Enrol first.",
+                "otp_enrollment_required",
+                grant_scope="enroll_totp",
+                details={"enrol_at": "/api/v1/tenants/salon/authenticator/enrolment"},
+            )
+        if ctx.login.email in Gates.must_change:
+            return Refusal("Change it.", "password_change_required", grant_scope="password_change")
+        return None
+
+    @hookimpl
+    def before_password_set(ctx):
+        Gates.must_change.discard(ctx.actor.email)
+
+    @hookimpl
+    def before_confirm(ctx):
+        day = ctx.booking.start.astimezone(UTC).date()
+        if day == date(2027, 3, 4):
+            next_free = datetime(2027, 3, 5, 8, tzinfo=UTC)
+            return Refusal(
+                "That day is full.", "day_full", field="start", details={"next_free": next_free}
+            )
+        if day == date(2027, 3, 5):
+            raise RuntimeError("the guard's service is down")
+        return None
 
 
 def openapi_path(rule: str) -> str:
@@ -116,7 +162,7 @@ def add_user(app, business, clock, email: str, role: str) -> None:
 
 @pytest.fixture
 def app(make_app):
-    return make_app(EXTRA_PLUGINS=[Terms])
+    return make_app(EXTRA_PLUGINS=[Terms, Gates])
 
 
 @pytest.fixture
@@ -420,6 +466,86 @@ def test_refusals_of_logins_passwords_and_sign_ups_are_shaped_as_documented(
         if status == 422:
             (problems,) = response.json["error"]["fields"].values()
             assert isinstance(problems, list) and problems, where
+
+
+def test_plugins_refusals_and_restricted_logins_are_shaped_as_documented(
+    app, client, business, clock, document
+):
+    """What the security plugins make the API say: a lock before the password (401 with
+    ``details``), a restricted login (200 with ``scope`` and ``code``) whose token gets 403
+    elsewhere, the password change that lifts ``password_change`` (``session``), a booking
+    refused on a field with details, and a failed guard (503 with Retry-After)."""
+    with app.app_context():
+        plugin_changes.enable(app, business.tenant_id, "gates", {}, clock())
+    for email in ("locked@example.com", "enrol@example.com", "change@example.com"):
+        add_user(app, business, clock, email, "manager")
+    Gates.must_change = {"change@example.com"}  # after its password was first set
+    paths = document["paths"]
+    login = paths["/api/v1/tenants/{slug}/auth/login"]["post"]
+    password = paths["/api/v1/auth/password"]["post"]
+    listing = paths["/api/v1/tenants/{slug}/bookings"]["get"]
+    booking = paths["/api/v1/tenants/{slug}/bookings"]["post"]
+
+    def documented(response, operation):
+        problems = schema_errors(
+            response.get_json(), response_schema(operation, response.status_code), document
+        )
+        assert problems == [], (response.status_code, response.get_json())
+        return response.get_json()
+
+    def log_in_as(email):
+        return client.post(f"{TENANT}/auth/login", json={"email": email, "password": PASSWORD})
+
+    locked = log_in_as("locked@example.com")
+    assert locked.status_code == 401
+    assert documented(locked, login)["error"]["details"] == {
+        "locked_until": "2027-03-01T08:15:00+00:00"
+    }
+
+    enrol = log_in_as("enrol@example.com")
+    assert enrol.status_code == 200
+    answer = documented(enrol, login)
+    assert (answer["scope"], answer["code"]) == ("enroll_totp", "otp_enrollment_required")
+    assert answer["details"] == answer["refusals"][0]["details"]
+    restricted = bearer(answer["token"])
+    elsewhere = client.get(f"{TENANT}/bookings?from=2027-03-01&to=2027-03-01", headers=restricted)
+    assert elsewhere.status_code == 403
+    assert documented(elsewhere, listing)["error"]["code"] == "otp_enrollment_required"
+    not_its_step = client.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "staple battery horse"},
+        headers=restricted,
+    )
+    assert not_its_step.status_code == 403
+    assert documented(not_its_step, password)["error"]["code"] == "otp_enrollment_required"
+
+    change = log_in_as("change@example.com")
+    assert documented(change, login)["scope"] == "password_change"
+    changed = client.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "staple battery horse"},
+        headers=bearer(change.json["token"]),
+    )
+    assert changed.status_code == 200
+    assert documented(changed, password)["session"] == "full"
+    assert changed.json["scope"] == "tenant:salon"
+
+    full = client.post(
+        f"{TENANT}/bookings", json=booking_body(business, "2027-03-04T10:00:00+01:00")
+    )
+    assert full.status_code == 403
+    error = documented(full, booking)["error"]
+    assert error["details"] == {"next_free": "2027-03-05T08:00:00+00:00"}
+    assert error["fields"] == {"start": "That day is full."}
+    assert error["refusals"][0]["details"] == error["details"]
+
+    failed = client.post(
+        f"{TENANT}/bookings", json=booking_body(business, "2027-03-05T10:00:00+01:00")
+    )
+    assert failed.status_code == 503
+    assert documented(failed, booking)["error"]["code"] == "plugin_failed"
+    assert int(failed.headers["Retry-After"]) >= 1
+    assert "Retry-After" in booking["responses"]["503"]["headers"]
 
 
 def test_every_rate_limited_route_documents_its_429(make_app):

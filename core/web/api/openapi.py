@@ -31,6 +31,17 @@ FIELD_PROBLEMS = {
     "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
     "description": "What is wrong with this input: one message, or every rule it breaks.",
 }
+DETAILS = {
+    "type": "object",
+    "description": "What the plugin adds to its refusal, as JSON (instants as ISO 8601 in UTC), "
+    'e.g. `{"locked_until": "2027-03-01T08:15:00+00:00"}`.',
+}
+REFUSALS = {
+    "type": "array",
+    "items": {"$ref": "#/components/schemas/Refusal"},
+    "description": "Every plugin of the business that refused, in order; the first one gives "
+    "`code` and `message`.",
+}
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -41,18 +52,22 @@ ERROR = {
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "fields": {"type": "object", "additionalProperties": FIELD_PROBLEMS},
+                "details": {
+                    **DETAILS,
+                    "description": "The first refusal's details, when it has any.",
+                },
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": FIELD_PROBLEMS,
+                    "description": "The inputs at fault: from the body's validation, or from "
+                    "each refusal that names a `field` (the first to name one wins it).",
+                },
                 "challenge": {
                     "type": "object",
                     "description": "A further login step a plugin asks for, e.g. "
                     '`{"field": "otp", "label": "6-digit code"}`: repeat the login with it.',
                 },
-                "refusals": {
-                    "type": "array",
-                    "items": {"$ref": "#/components/schemas/Refusal"},
-                    "description": "Every plugin of the business that refused, in order; the "
-                    "first one gives `code` and `message`.",
-                },
+                "refusals": REFUSALS,
             },
         }
     },
@@ -69,6 +84,7 @@ SCHEMAS: dict[str, Any] = {
             "code": {"type": "string"},
             "message": {"type": "string"},
             "field": {"type": ["string", "null"], "description": "The input at fault."},
+            "details": {**DETAILS, "description": "This refusal's own details, if any."},
         },
     },
     "Service": {
@@ -195,12 +211,61 @@ SCHEMAS: dict[str, Any] = {
     },
     "LoginToken": {
         "type": "object",
+        "description": "A full login: the token opens what the role allows.",
         "required": ["token", "expires_at", "scope", "role"],
         "properties": {
             "token": {"type": "string", "description": "Send it as Authorization: Bearer."},
             "expires_at": INSTANT,
             "scope": {"type": "string", "pattern": "^tenant:", "examples": ["tenant:salon"]},
             "role": {"enum": [str(role) for role in Role if role != Role.SUPPORT]},
+        },
+    },
+    "RestrictedLoginToken": {
+        "type": "object",
+        "description": "A login a plugin let through restricted (every `before_login` refusal "
+        "granted a scope): the token opens only `POST /api/v1/auth/logout`, the routes marked "
+        "with `scope` (`POST /api/v1/auth/password` for `password_change`, or a plugin's own), "
+        "and answers 403 with `code` everywhere else. `code` and `message` say what to do; the "
+        "other refusals wait for a later login.",
+        "required": ["token", "expires_at", "scope", "role", "code", "message", "refusals"],
+        "properties": {
+            "token": {"type": "string", "description": "Send it as Authorization: Bearer."},
+            "expires_at": INSTANT,
+            "scope": {
+                "type": "string",
+                "pattern": "^[a-z0-9_]+$",
+                "examples": ["enroll_totp", "password_change"],
+            },
+            "role": {"enum": [str(role) for role in Role if role != Role.SUPPORT]},
+            "code": {"type": "string", "examples": ["otp_enrollment_required"]},
+            "message": {"type": "string"},
+            "details": {**DETAILS, "description": "The first refusal's details, if any."},
+            "refusals": REFUSALS,
+        },
+    },
+    "PasswordChanged": {
+        "type": "object",
+        "required": ["status", "other_sessions_ended"],
+        "properties": {
+            "status": {"const": "changed"},
+            "other_sessions_ended": {"type": "integer", "minimum": 0},
+            "session": {
+                "enum": ["full", "restricted", "ended"],
+                "description": "Only when a restricted token changed the password, which asks "
+                "the login's plugins again: the same token is now `full` (with `scope`), takes "
+                "the next restriction (`restricted`, with `scope`, `code`, `message` and "
+                "`refusals`), or has `ended` because a plugin now asks for more, such as a "
+                "one-time code (with `code` and `message`: log in again).",
+            },
+            "scope": {
+                "type": "string",
+                "examples": ["tenant:salon", "enroll_totp"],
+                "description": "What the token opens now.",
+            },
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "details": DETAILS,
+            "refusals": REFUSALS,
         },
     },
     "Session": {
@@ -288,7 +353,9 @@ SCHEMAS: dict[str, Any] = {
                     "required": ["key", "type", "default", "label", "help"],
                     "properties": {
                         "key": {"type": "string"},
-                        "type": {"enum": ["bool", "int", "str", "text", "choice", "list"]},
+                        "type": {
+                            "enum": ["bool", "int", "str", "text", "choice", "list", "email", "url"]
+                        },
                         "default": {},
                         "label": {"type": "string"},
                         "help": {"type": "string"},
@@ -324,7 +391,9 @@ SECURITY_SCHEMES = {
         "type": "http",
         "scheme": "bearer",
         "description": "A session token from `/api/v1/tenants/{slug}/auth/login` (scoped to its "
-        "business, expiring), or an API key made with `bookwell tokens create`.",
+        "business, expiring), or an API key made with `bookwell tokens create`. A restricted "
+        "login's token opens only the routes of its scope and answers 403 with its restriction's "
+        "code everywhere else.",
     },
     "manageToken": {
         "type": "apiKey",
@@ -352,8 +421,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 MEANING = {
     400: "Not possible with this kind of credential.",
     401: "No bearer, or a bearer that is not valid or has expired (`unauthorized`).",
-    403: "Your role does not allow this (`forbidden`), or a plugin of the business refused "
-    "(`refusals` lists every refusal).",
+    403: "Your role does not allow this (`forbidden`), a plugin of the business refused "
+    "(`refusals` lists every refusal), or the bearer is a restricted login's token, which opens "
+    "only the routes of its scope (the code of the refusal that restricted it, e.g. "
+    "`otp_enrollment_required`).",
     404: "Unknown business, service, provider or booking, or a wrong token.",
     409: "The slot is taken or not offered (`slot_unavailable`), or the booking can no longer "
     "change (`booking_not_changeable`).",
@@ -361,8 +432,8 @@ MEANING = {
     422: "Malformed or missing fields (`invalid`, with `fields` keyed by path), or an "
     "Idempotency-Key reused for another request (`idempotency_key_reused`).",
     429: "Too many requests from this address; see Retry-After.",
-    503: "The booking could not take its lock in time, or a plugin of the business failed; "
-    "nothing changed; retry after Retry-After.",
+    503: "The booking could not take its lock in time (`busy`), or a check of a plugin of the "
+    "business could not run (`plugin_failed`): nothing changed; retry after Retry-After.",
 }
 RETRY_AFTER = {
     "Retry-After": {
@@ -454,7 +525,10 @@ def document() -> dict[str, Any]:
             "with its manage token. A business's staff log in for a bearer token and see its "
             "bookings. Instants of bookings and slots are ISO 8601 with the business's offset. "
             "Any route of a business may also be refused by one of its plugins (the plugin's "
-            "status, usually 403, with `refusals`) or fail in one (503, `plugin_failed`).",
+            "status, usually 403, with `refusals`, the first refusal's `details`, and `fields` "
+            "when a refusal names an input) or fail in one (503, `plugin_failed`, with "
+            "Retry-After). A restricted login's token gets 403 outside the routes of its "
+            "scope.",
         },
         "servers": [{"url": "/"}],
         "paths": {
@@ -707,13 +781,18 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Log in to the business for a bearer token",
                     "description": "When a plugin asks for a further step the answer is a 401 "
-                    "with a `challenge`: repeat the login with its answer (e.g. `otp`). "
+                    "with a `challenge`: repeat the login with its answer (e.g. `otp`). When "
+                    "every plugin that refused granted a scope instead, the login goes through "
+                    "restricted to it (RestrictedLoginToken). "
                     f"{RATE_LIMITED}",
                     "operationId": "logIn",
                     "parameters": [_slug()],
                     "requestBody": _body("LoginIn"),
                     "responses": {
-                        "200": _json(_ref("LoginToken"), "Logged in."),
+                        "200": _json(
+                            {"oneOf": [_ref("LoginToken"), _ref("RestrictedLoginToken")]},
+                            "Logged in: in full, or restricted to one step (`code` says which).",
+                        ),
                         **_errors(
                             401,
                             404,
@@ -722,11 +801,14 @@ def document() -> dict[str, Any]:
                             429,
                             503,
                             e401="A wrong e-mail or password (`invalid_credentials`, the same "
-                            "for an unknown e-mail), or a plugin's refusal (its code, with "
-                            "`refusals`, and a `challenge` when it asks for a further step).",
+                            "for an unknown e-mail), or a plugin's refusal, whatever the status "
+                            "it names: its code (e.g. `locked`, the same whatever the password), "
+                            "`details` (e.g. `locked_until`), `fields`, `refusals`, and a "
+                            "`challenge` when it asks for a further step.",
                             e404="Unknown business.",
-                            e429="Too many requests from this address (see Retry-After), or "
-                            "too many failed logins for a plugin of the business.",
+                            e429="Too many requests from this address (see Retry-After).",
+                            e503="A plugin's check of the login could not run "
+                            "(`plugin_failed`); retry after Retry-After.",
                         ),
                     },
                 }
@@ -845,15 +927,16 @@ def document() -> dict[str, Any]:
             "/api/v1/auth/password": {
                 "post": {
                     "summary": "Change your password; your other sessions end",
-                    "description": RATE_LIMITED,
+                    "description": "A token restricted to `password_change` may call it too: "
+                    "the login's plugins are asked again and `session` says what the token is "
+                    f"now. {RATE_LIMITED}",
                     "operationId": "changePassword",
                     "security": BEARER,
                     "requestBody": _body("PasswordChangeIn"),
                     "responses": {
-                        "200": _status(
-                            "changed",
+                        "200": _json(
+                            _ref("PasswordChanged"),
                             "Changed; this session stays, the others ended.",
-                            other_sessions_ended={"type": "integer", "minimum": 0},
                         ),
                         **_errors(
                             401,
@@ -861,7 +944,8 @@ def document() -> dict[str, Any]:
                             413,
                             422,
                             429,
-                            e403="The current password is not right (`invalid_credentials`).",
+                            e403="The current password is not right (`invalid_credentials`), "
+                            "or the token is restricted to another step (its code).",
                             e422="Malformed or missing fields (`invalid`); "
                             "`fields.new_password` lists every password rule broken.",
                         ),
