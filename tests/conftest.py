@@ -18,6 +18,11 @@ from bookwell.core.testing import CHEAP_HASHING, Business, MovableClock, open_ev
 # A helper module beside the tests, whose asserts should explain themselves as the tests' do.
 pytest.register_assert_rewrite("booking_pages")
 
+# A plugin package's own tests run in a pytest of their own, as its author runs them
+# (tests/pluginhost/test_front_desk_package.py); collected here they would meet this file's
+# fixtures (another `client`) and a second `pytest_plugins`, which pytest refuses.
+collect_ignore_glob = ["packages/*/tests"]
+
 __all__ = ["CHEAP_HASHING", "Business", "MovableClock", "booking_body", "open_every_day"]
 
 # Bookwell's shipped fixtures, under the same names.

@@ -1,0 +1,3 @@
+from bookwell.hooks.migrations import run_migrations
+
+run_migrations()
