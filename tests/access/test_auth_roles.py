@@ -301,7 +301,8 @@ def api_routes(app) -> list[tuple[str, Any]]:
         (
             (method, rule)
             for rule in app.url_map.iter_rules()
-            if rule.rule.startswith("/api/")
+            # Core's routes: an installed plugin's own (plugin_<name>.*) answer to its code.
+            if rule.rule.startswith("/api/") and not rule.endpoint.startswith("plugin_")
             for method in rule.methods - {"HEAD", "OPTIONS"}
         ),
         key=lambda pair: (pair[1].rule, pair[0]),

@@ -569,6 +569,8 @@ def test_every_admin_page_requires_login(site, business):
             "/admin/<slug>/login"
         ):
             continue
+        if rule.endpoint.startswith("plugin_"):
+            continue  # a plugin's page: 404 where it is not enabled (tested with plugin pages)
         url = rule.rule
         for name in rule.arguments:
             url = re.sub(rf"<(?:\w+:)?{name}>", str(values[name]), url)
