@@ -219,6 +219,8 @@ def test_a_restricted_login_answers_its_token_its_scope_and_why(app, business, s
             select(AuditEntry.details).where(AuditEntry.action == "login.succeeded")
         ).one()
     assert json.loads(details)["scope"] == "enroll_totp"
+    # Kept in the clear: a refusal's code is no secret, whatever its key looks like.
+    assert json.loads(details)["restricted_by"] == "otp_enrollment_required"
 
 
 def test_a_restricted_token_gets_403_with_its_code_everywhere_else(app, business, staff, enable):
