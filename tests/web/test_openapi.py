@@ -203,7 +203,8 @@ def test_the_document_is_served_without_a_tenant_or_a_database_row(make_app):
 def test_every_api_route_is_documented_with_every_method(app, document):
     undocumented = []
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/"):
+        # Core's API; an installed plugin's own API views (bookwell-front-desk's) are its own.
+        if not rule.rule.startswith("/api/") or rule.endpoint.startswith("plugin_"):
             continue
         path = openapi_path(rule.rule)
         documented = document["paths"].get(path, {})
