@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError
 
 from bookwell.core.booking.tenants import create_tenant
 from bookwell.core.context import make_context
@@ -274,3 +275,15 @@ def test_the_guides_example_keeps_notes_in_the_visit_notes_table(app, business, 
     assert later["written_at"].tzinfo == UTC
     newer = ctx.tables.select(notes.entries, notes.entries.c.written_at > clock())
     assert [row["text"] for row in newer] == ["Later."]
+
+
+def test_a_row_that_breaks_a_constraint_raises_integrity_error_and_changes_nothing(
+    app, business, clock
+):
+    salon = tables_of(app, business.tenant_id, clock())
+    first = salon.insert(entries, text="Call Ann")
+    with pytest.raises(IntegrityError):
+        salon.insert(entries, id=first, text="Same key")
+    with pytest.raises(IntegrityError):
+        salon.update(entries, entries.c.id == first, text=None)  # NOT NULL
+    assert [row["text"] for row in salon.select(entries)] == ["Call Ann"]
