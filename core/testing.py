@@ -27,7 +27,10 @@ Fixtures: ``clock`` (:class:`MovableClock`), ``app`` (built from ``bookwell_plug
 bookings), ``client`` and ``make_client`` (a :class:`BookingClient`), ``enable_plugin`` and
 ``disable_plugin``, ``staff_login`` and one :class:`StaffMember` per role (``owner``,
 ``manager``, ``staff_member``, ``receptionist``), ``second_business`` and ``second_client``,
-``run_schedule``, ``outbox`` (:class:`Mail`) and ``audit_trail`` (:class:`AuditRecord`).
+``run_schedule``, ``outbox`` (:class:`Mail`) and ``audit_trail`` (:class:`AuditRecord`),
+``bookwell_cli`` (the ``bookwell`` command on the test's database) and ``plugin_context_for``
+(a plugin's context, as its commands get it). :func:`api_login` and :func:`page_login` give a
+login's answer, whatever it is.
 
 Plugins' tests also find here what they check against, so that they import nothing else of
 core: :func:`host_of` (the installed plugins), :func:`create_user`, and the marketplace's
