@@ -27,7 +27,10 @@ Fixtures: ``clock`` (:class:`MovableClock`), ``app`` (built from ``bookwell_plug
 bookings), ``client`` and ``make_client`` (a :class:`BookingClient`), ``enable_plugin`` and
 ``disable_plugin``, ``staff_login`` and one :class:`StaffMember` per role (``owner``,
 ``manager``, ``staff_member``, ``receptionist``), ``second_business`` and ``second_client``,
-``run_schedule``, ``outbox`` (:class:`Mail`) and ``audit_trail`` (:class:`AuditRecord`).
+``run_schedule``, ``outbox`` (:class:`Mail`) and ``audit_trail`` (:class:`AuditRecord`),
+``bookwell_cli`` (the ``bookwell`` command on the test's database) and ``plugin_context_for``
+(a plugin's context, as its commands get it). :func:`api_login` and :func:`page_login` give a
+login's answer, whatever it is.
 
 Plugins' tests also find here what they check against, so that they import nothing else of
 core: :func:`host_of` (the installed plugins), :func:`create_user`, and the marketplace's
@@ -41,11 +44,13 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
@@ -54,6 +59,8 @@ from bookwell.core import create_app, schema
 from bookwell.core.access.users import create_user
 from bookwell.core.booking.outcomes import mark_outcome
 from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.cli import instance as cli_instance
+from bookwell.core.cli.root import main as bookwell_main
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.pluginhost.rules import PluginConflict, PluginRequired
@@ -62,6 +69,8 @@ from bookwell.core.scheduling import schedule
 from bookwell.core.scheduling.schedule import TickReport
 from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry, Booking, OutboxMessage
+from bookwell.core.web.plugin_pages import run_as_command_of
+from bookwell.hooks.pages import plugin_context
 
 __all__ = [
     "CHEAP_HASHING",
@@ -77,10 +86,12 @@ __all__ = [
     "PluginRequired",
     "StaffMember",
     "TickReport",
+    "api_login",
     "create_user",
     "host_of",
     "open_business",
     "open_every_day",
+    "page_login",
 ]
 
 POSTGRES_ENV = "BOOKWELL_TEST_POSTGRES"
@@ -293,20 +304,19 @@ class StaffMember:
     def __init__(self, app: Flask, business: Business, role: str, email: str, user_id: int):
         self.app, self.business, self.role = app, business, role
         self.email, self.user_id = email, user_id
-        slug = business.slug
-        http = app.test_client()
-        answer = http.post(
-            f"/api/v1/tenants/{slug}/auth/login",
-            json={"email": email, "password": STAFF_PASSWORD},
-        )
+        self.sign_in_again()
+
+    def sign_in_again(self) -> None:
+        """Log in afresh, through the API and the login page, as when created: a new ``token``
+        (``api``) and a newly signed-in ``pages``. The sessions age with ``clock``: once it moved
+        past the idle timeout (30 minutes unless a plugin's ``session_limits`` says less) they
+        have ended, and this signs the member in again."""
+        slug = self.business.slug
+        http = self.app.test_client()
+        answer = api_login(self.app, self.email, business=self.business)
         self.token: str = _json(answer, 200)["token"]
         self.api = BearerClient(http, slug, self.token)
-        self.pages = app.test_client()
-        login = self.pages.get(f"/admin/{slug}/login")
-        signed_in = self.pages.post(
-            f"/admin/{slug}/login",
-            data={"csrf_token": csrf_token_of(login), "email": email, "password": STAFF_PASSWORD},
-        )
+        signed_in, self.pages = page_login(self.app, self.email, business=self.business)
         assert signed_in.status_code == 302, (signed_in.status_code, signed_in.text[:500])
 
     def submit(self, path: str, data: dict[str, Any] | None = None, *, form_on: str | None = None):
@@ -315,6 +325,38 @@ class StaffMember:
         page = self.pages.get(form_on or path)
         assert page.status_code == 200, (page.status_code, page.text[:500])
         return self.pages.post(path, data={"csrf_token": csrf_token_of(page), **(data or {})})
+
+
+def api_login(
+    app: Flask,
+    email: str,
+    password: str = STAFF_PASSWORD,
+    *,
+    business: Business | str = "salon",
+    otp: str | None = None,
+):
+    """The API's answer to a login (``POST /api/v1/tenants/<slug>/auth/login``), whatever it
+    is: 200 with ``token`` (and ``scope``, ``code``, ``message`` when restricted), or the
+    refusal (401 ``invalid_credentials``, a guard's code, 503 ``plugin_failed``)."""
+    slug = business if isinstance(business, str) else business.slug
+    body = {"email": email, "password": password, **({"otp": otp} if otp is not None else {})}
+    return app.test_client().post(f"/api/v1/tenants/{slug}/auth/login", json=body)
+
+
+def page_login(
+    app: Flask, email: str, password: str = STAFF_PASSWORD, *, business: Business | str = "salon"
+) -> tuple[Any, FlaskClient]:
+    """A browser's login on the staff login page: its answer (302 when signed in, else the
+    page again with the reason: 401, or 403 for a login a guard would only let through
+    restricted) and the browser, a test client signed in when it succeeded."""
+    slug = business if isinstance(business, str) else business.slug
+    browser = app.test_client()
+    form = browser.get(f"/admin/{slug}/login")
+    answer = browser.post(
+        f"/admin/{slug}/login",
+        data={"csrf_token": csrf_token_of(form), "email": email, "password": password},
+    )
+    return answer, browser
 
 
 def csrf_token_of(page) -> str:
@@ -390,7 +432,8 @@ def postgres_template() -> Iterator[str | None]:
 
 @pytest.fixture
 def database_url(tmp_path, postgres_template) -> Iterator[str]:
-    """This test's own database: a SQLite file, or a PostgreSQL clone of the template."""
+    """This test's own database: a SQLite file, or a PostgreSQL clone of the template. Either
+    URL works with SQLAlchemy's ``create_engine`` as it is (``postgresql+psycopg://...``)."""
     if postgres_template is None:
         yield f"sqlite:///{tmp_path / 'bookwell.sqlite3'}"
         return
@@ -398,7 +441,7 @@ def database_url(tmp_path, postgres_template) -> Iterator[str]:
     name = f"bookwell_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
-    yield _with_database(os.environ[POSTGRES_ENV], name)
+    yield _psycopg(_with_database(os.environ[POSTGRES_ENV], name))
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -425,22 +468,7 @@ def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def build(plugins: list | tuple = (), **overrides: Any) -> Flask:
-        settings: dict[str, Any] = {
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret",
-            # One key for every app of a test, as for every process of one instance: what one
-            # app encrypted with ctx.secrets, another decrypts.
-            "ENCRYPTION_KEY": "test-encryption-key",
-            "RATE_LIMITS": "off",
-            "CLOCK": clock,
-            "TESTING": True,
-            "PASSWORD_HASHING": CHEAP_HASHING,
-        }
-        if plugins:
-            settings["EXTRA_PLUGINS"] = list(plugins)
-        settings.update(overrides)
-        app = create_app(settings)
+        app = create_app(_app_settings(tmp_path, database_url, clock, plugins, overrides))
         apps.append(app)
         # Core's tables (already there on PostgreSQL: the template is migrated), then those of
         # the app's plugins, ``plugins`` included; a plugin's migration that fails fails the test.
@@ -452,6 +480,70 @@ def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
     yield build
     for app in apps:
         db.engine_of(app).dispose()
+
+
+def _app_settings(
+    tmp_path, database_url: str, clock: MovableClock, plugins: list | tuple, overrides: dict
+) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret",
+        # One key for every app of a test, as for every process of one instance: what one
+        # app encrypted with ctx.secrets, another decrypts.
+        "ENCRYPTION_KEY": "test-encryption-key",
+        "RATE_LIMITS": "off",
+        "CLOCK": clock,
+        "TESTING": True,
+        "PASSWORD_HASHING": CHEAP_HASHING,
+    }
+    if plugins:
+        settings["EXTRA_PLUGINS"] = list(plugins)
+    settings.update(overrides)
+    return settings
+
+
+@pytest.fixture
+def bookwell_cli(
+    app, tmp_path, database_url, clock, bookwell_plugins, bookwell_settings, monkeypatch
+) -> Iterator[Callable[..., Any]]:
+    """``bookwell_cli("plugins", "enable", "tuesdays", "--tenant", "salon")`` runs the
+    ``bookwell`` command in this process, as an operator would, on the test's database and
+    instance, with the app's plugins, settings and ``clock``. Returns click's ``Result``:
+    ``exit_code``, ``output`` (stdout and stderr together)."""
+    built: list[Flask] = []
+
+    def build(config: dict[str, Any] | None = None) -> Flask:
+        settings = _app_settings(tmp_path, database_url, clock, bookwell_plugins, bookwell_settings)
+        built.append(create_app({**(config or {}), **settings}))
+        return built[-1]
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    for variable in ("BOOKWELL_INSTANCE", "BOOKWELL_DISABLED_PLUGINS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(cli_instance, "create_app", build)
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(bookwell_main, ["--instance", str(tmp_path / "instance"), *args])
+
+    yield run
+    for cli_app in built:
+        db.engine_of(cli_app).dispose()
+
+
+@pytest.fixture
+def plugin_context_for(app, tenant) -> Callable[..., Any]:
+    """``with plugin_context_for("tuesdays") as ctx:`` (or ``business=spa``): the context
+    ``plugin_context(slug)`` gives the plugin's commands, whether or not the business enabled
+    it (``ctx.actor`` is ``None``); ``plugin_settings(slug)`` works inside the block too."""
+
+    @contextmanager
+    def context(plugin: str, business: Business | None = None) -> Iterator[Any]:
+        with app.app_context():
+            run_as_command_of(plugin)
+            yield plugin_context((business or tenant).slug)
+
+    return context
 
 
 @pytest.fixture

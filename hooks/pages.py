@@ -19,6 +19,7 @@ Core provides what these call when the app starts; a plugin never imports core.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -102,14 +103,25 @@ def csrf_form() -> Any:  # a flask_wtf.FlaskForm; Flask-WTF ships no types
 def plugin_context(slug: str) -> Context:
     """The :class:`~bookwell.hooks.Context` a hook of this plugin would get for business
     ``slug``: ``ctx.store``, ``ctx.tables``, ``ctx.data``, ``ctx.audit``... bound to this plugin,
-    ``ctx.now`` the app's clock, ``ctx.actor`` whoever of that business is signed in (else
-    ``None``). In a view of the plugin's ``routes`` blueprint, a business that has not enabled
-    the plugin (or does not exist) ends the request with 404; it checks nothing else, so gate
-    the view first (``require_staff``). In one of the plugin's ``commands``, it is the business's
-    context whether or not it enabled the plugin, and an unknown ``slug`` raises
-    ``LookupError``."""
+    ``ctx.now`` the app's clock. ``ctx.actor`` is the caller ``require_api_user`` let through
+    earlier in the request (a restricted token's too), else whoever of that business is signed
+    in, else ``None`` (always ``None`` in a command). In a view of the plugin's ``routes``
+    blueprint, a business that has not enabled the plugin (or does not exist) ends the request
+    with 404; it checks nothing else, so gate the view first (``require_staff``). In one of the
+    plugin's ``commands``, it is the business's context whether or not it enabled the plugin,
+    and an unknown ``slug`` raises ``LookupError``."""
     context: Context = _kit().plugin_context(slug)
     return context
+
+
+def plugin_settings(slug: str) -> Mapping[str, Any]:
+    """This plugin's settings for business ``slug``, as its hooks get them (``settings``):
+    validated, read-only, the defaults for every key the business has not set. The same rules
+    as :func:`plugin_context`: in a view, 404 unless the business enabled the plugin; in a
+    command, the settings the business keeps for it (or the defaults) even while it is off, and
+    ``LookupError`` for an unknown ``slug``."""
+    settings: Mapping[str, Any] = _kit().plugin_settings(slug)
+    return settings
 
 
 def _kit() -> Any:

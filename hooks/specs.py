@@ -176,9 +176,10 @@ def filter_message(
 @hookspec
 def check_settings(settings: Settings) -> Mapping[str, str] | None:
     """Contribution, before a tenant's settings for this plugin are saved (marketplace, API,
-    CLI): rules across fields. ``settings`` are the new settings, each value already valid on its
-    own; return ``{key: message}`` for each field at fault, or ``None``. Only this plugin's own
-    implementation is asked."""
+    CLI): rules across fields, and a single field's format that ``Setting`` cannot say.
+    ``settings`` are the new settings, each value already valid on its own (it is not asked
+    while a field has its own error); return ``{key: message}`` for each field at fault, or
+    ``None``. Only this plugin's own implementation is asked."""
 
 
 @hookspec
@@ -190,10 +191,11 @@ def unavailable_times(
     service: ServiceInfo,
     provider: ProviderInfo,
 ) -> Iterable[tuple[datetime, datetime]] | None:
-    """Contribution: the ``(start, end)`` ranges (UTC) within ``[start, end)`` that ``provider``
-    cannot be booked for ``service``; core leaves them out of the availability answer and the
-    booking pages' calendar. Asked once per provider per request. A failing one is logged and
-    ignored: the guards stay the authority."""
+    """Contribution: the ``(start, end)`` ranges (aware datetimes, any zone) that ``provider``
+    cannot be booked for ``service`` in the window ``[start, end)``; a range may reach past
+    either end of the window. Core leaves them out of the availability answer and the booking
+    pages' calendar. Asked once per provider per request. A failing one is logged and ignored:
+    the guards stay the authority."""
 
 
 @hookspec

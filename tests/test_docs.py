@@ -162,12 +162,18 @@ def test_the_quick_starts_pyproject_declares_the_entry_point():
     assert project["project"]["entry-points"]["bookwell.plugins"] == {
         "tuesdays": "bookwell_tuesdays"
     }
+    assert project["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
 
 
 def test_the_quick_start_plugin_passes_the_tests_the_guide_shows(tmp_path):
     """The guide's plugin and its tests, run by pytest as its author would run them (the one
     difference: the plugin is handed to the app rather than installed)."""
-    write_files(tmp_path, files_shown("src/bookwell_tuesdays/") | files_shown("tests/"))
+    write_files(
+        tmp_path,
+        files_shown("pyproject.toml")
+        | files_shown("src/bookwell_tuesdays/")
+        | files_shown("tests/"),
+    )
     conftest = tmp_path / "tests" / "conftest.py"
     conftest.write_text(
         conftest.read_text()
@@ -186,7 +192,8 @@ def test_the_quick_start_plugin_passes_the_tests_the_guide_shows(tmp_path):
     )
     environment = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        # No path: the pyproject's testpaths find the tests, as a bare `pytest` does.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=tmp_path,
         env=environment,
         capture_output=True,
@@ -297,9 +304,7 @@ def test_every_plugin_of_the_guide_starts_twice_in_one_process(
     for app in (first, second):
         plugin = host_of(app).installed[name]
         assert (plugin.status, plugin.error) == ("ok", None)
-        mounted = [
-            rule for rule in app.url_map.iter_rules() if f"plugin_{name}." in rule.endpoint
-        ]
+        mounted = [rule for rule in app.url_map.iter_rules() if f"plugin_{name}." in rule.endpoint]
         assert bool(mounted) == ("def routes" in code), mounted
         pages = [rule.rule for rule in mounted if "GET" in (rule.methods or ())]
         for rule in pages:

@@ -11,9 +11,18 @@ import textwrap
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from bookwell.core.testing import STAFF_PASSWORD, AuditRecord, Mail, StaffMember
+from bookwell.core.testing import (
+    STAFF_PASSWORD,
+    AuditRecord,
+    Mail,
+    StaffMember,
+    api_login,
+    page_login,
+)
 from bookwell.hooks import Manifest, Refusal, Setting, hookimpl
+from bookwell.hooks.pages import plugin_settings
 
 TUESDAY = "2027-03-02T10:00:00+01:00"
 
@@ -109,6 +118,65 @@ def test_staff_of_the_second_business_see_only_theirs(staff_login, second_busine
     assert spa_owner.api.get("/api/v1/tenants/salon/plugins").status_code in (403, 404)
     assert spa_owner.pages.get("/admin/salon/").status_code in (302, 403, 404)
     assert STAFF_PASSWORD and spa_owner.token != owner.token
+
+
+def test_logins_answer_as_they_are_for_the_test_to_check(owner, tenant):
+    refused = api_login(owner.app, owner.email, "not the password")
+    assert refused.status_code == 401
+    assert refused.json["error"]["code"] == "invalid_credentials"
+    accepted = api_login(owner.app, owner.email, business=tenant)
+    assert accepted.status_code == 200 and accepted.json["scope"] == "tenant:salon"
+    answer, browser = page_login(owner.app, owner.email, "not the password")
+    assert answer.status_code == 401
+    assert browser.get("/admin/salon/").status_code == 302  # still to the login page
+    answer, browser = page_login(owner.app, owner.email)
+    assert answer.status_code == 302 and browser.get("/admin/salon/").status_code == 200
+
+
+def test_sessions_age_with_the_clock_and_a_member_signs_in_again(owner, clock):
+    clock.advance(hours=1)  # past the idle timeout: both sessions have ended
+    assert owner.api.get("plugins").status_code == 401
+    assert owner.pages.get("/admin/salon/").status_code == 302
+    old_token = owner.token
+    owner.sign_in_again()
+    assert owner.token != old_token
+    assert owner.api.get("plugins").status_code == 200
+    assert owner.pages.get("/admin/salon/").status_code == 200
+
+
+# --- the operator's commands, a plugin's context, the database ----------------------------------
+
+
+def test_bookwell_cli_runs_on_the_tests_app_database(bookwell_cli, tenant, audit_trail):
+    done = bookwell_cli("plugins", "enable", "nightly", "--tenant", "salon", "--set", "subject=Hi")
+    assert done.exit_code == 0, done.output
+    assert [entry.subject for entry in audit_trail(action="plugin.enabled")] == ["plugin:nightly"]
+    listed = bookwell_cli("plugins", "list", "--tenant", "salon", "--json")
+    assert listed.exit_code == 0, listed.output
+    unknown = bookwell_cli("plugins", "enable", "nightly", "--tenant", "nobody")
+    assert unknown.exit_code != 0
+
+
+def test_plugin_context_for_gives_a_plugins_context_and_settings(
+    plugin_context_for, enable_plugin, second_business
+):
+    enable_plugin("nightly", subject="Tomorrow")
+    with plugin_context_for("nightly") as ctx:
+        assert (ctx.plugin, ctx.tenant.slug, ctx.actor) == ("nightly", "salon", None)
+        ctx.store.set("seen", 1)
+        assert plugin_settings("salon")["subject"] == "Tomorrow"
+    with plugin_context_for("nightly", business=second_business) as spa:
+        assert spa.store.get("seen") is None  # the spa's own store
+        assert plugin_settings("spa")["subject"] == "See you tomorrow"
+
+
+def test_the_database_url_works_with_create_engine(app, database_url):
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM tenants")).scalar() == 0
+    finally:
+        engine.dispose()
 
 
 # --- a second business ---------------------------------------------------------------------------

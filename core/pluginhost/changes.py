@@ -35,6 +35,10 @@ class UnknownPlugin(LookupError):
     pass
 
 
+class StateChanged(Exception):
+    """The plugin was switched on or off while a change that keeps its state was under way."""
+
+
 @dataclass(frozen=True)
 class Enabled:
     """What :func:`enable` did: the plugin's settings now and before (``None``: it was off), the
@@ -92,12 +96,14 @@ def enable(
     *,
     actor: str = "cli",
     ip: str | None = None,
+    expect_enabled: bool | None = None,
 ) -> Enabled:
     """Enable ``name`` (or update its settings when it is on), with what it requires.
 
     Raises :class:`UnknownPlugin`, :class:`~bookwell.core.pluginhost.rules.RuleBroken` or
     :class:`~bookwell.core.pluginhost.settings.InvalidSettings` (also when the plugin's own
-    ``check_settings`` refuses); then nothing changed.
+    ``check_settings`` refuses); then nothing changed. With ``expect_enabled``, raises
+    :class:`StateChanged` (changing nothing) unless the plugin is on, or off, as expected.
     """
     host = host_of(app)
     if name not in host.installed:
@@ -114,7 +120,10 @@ def enable(
         checks.ask(_changed_settings(unlocked))
     with db.write_transaction(app) as session:
         _lock_tenant(session, tenant_id)
-        plan = plugin_rules.plan_enable(host, tenant_plugins(session, tenant_id), name, values)
+        state = tenant_plugins(session, tenant_id)
+        if expect_enabled is not None and state.get(name, (False, {}))[0] != expect_enabled:
+            raise StateChanged(name)
+        plan = plugin_rules.plan_enable(host, state, name, values)
         checks.enforce(name, _changed_settings(plan))
         changed = [step for step in plan.steps if step.old != step.new]
         for step in changed:
@@ -150,10 +159,12 @@ def disable(
     values: Mapping[str, Any] | None = None,
     actor: str = "cli",
     ip: str | None = None,
+    expect_enabled: bool | None = None,
 ) -> bool:
     """Switch ``name`` off; its settings (with ``values`` merged in) are kept for next time.
     Returns whether it was on. A plugin an enabled plugin requires is refused
-    (:class:`~bookwell.core.pluginhost.rules.PluginRequired`)."""
+    (:class:`~bookwell.core.pluginhost.rules.PluginRequired`); with ``expect_enabled``, a
+    plugin not in that state (:class:`StateChanged`)."""
     host = host_of(app)
     checks = plugin_rules.SettingsChecks(host, tenant_id, now)
     if values and name in host.installed:
@@ -169,6 +180,8 @@ def disable(
         if name not in host.installed and name not in state:
             raise UnknownPlugin(f"no plugin named {name!r} is installed")
         enabled, saved = state.get(name, (False, {}))
+        if expect_enabled is not None and enabled != expect_enabled:
+            raise StateChanged(name)
         settings = dict(saved)
         if values:
             settings = plugin_settings.validate(host.manifest(name), values, saved)
@@ -197,6 +210,38 @@ def disable(
         )
     host.forget_request_state()
     return enabled
+
+
+def save_settings(
+    app: Flask,
+    tenant_id: int,
+    name: str,
+    values: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str = "cli",
+    ip: str | None = None,
+) -> Enabled | None:
+    """Change ``name``'s settings and leave it on or off as it is: an enabled plugin's through
+    :func:`enable` (its rules and floors apply), a disabled one's are kept for when it is switched
+    on (as :func:`disable` keeps them). Returns what :func:`enable` did, or ``None`` when the
+    plugin is off. Raises what those raise."""
+    for _ in range(3):
+        with db.fresh_session(app) as reader:
+            enabled = tenant_plugins(reader, tenant_id).get(name, (False, {}))[0]
+        # Checked again under the lock: a switch made meanwhile is never undone.
+        try:
+            if enabled:
+                return enable(
+                    app, tenant_id, name, values, now, actor=actor, ip=ip, expect_enabled=True
+                )
+            disable(
+                app, tenant_id, name, now, values=values, actor=actor, ip=ip, expect_enabled=False
+            )
+            return None
+        except StateChanged:
+            continue
+    raise StateChanged(name)
 
 
 def _changed_settings(plan: plugin_rules.Plan) -> list[tuple[str, dict[str, Any]]]:

@@ -45,6 +45,8 @@ from bookwell.hooks.pages import API_USERS_EXTENSION, ApiCaller
 
 API_PREFIX = "/api/"
 ROWS = "bookwell_signed_in"
+# Set by require_api_user for the rest of the request: the UserInfo of the caller it let through.
+API_CALLER = "bookwell_api_caller"
 RESTRICTED = "bookwell_restricted"
 # Core's API routes a restricted session may use, with the scope each needs (None: any scope).
 OPEN_TO_RESTRICTED = {
@@ -187,11 +189,14 @@ class ApiUsers:
         restriction = login.restriction_of(rows.session.scope if rows.session else None)
         if restriction is not None and restriction[0] != scope:
             raise ApiError(403, restriction[1], restriction_message(restriction[0]))
-        return ApiCaller(
+        caller = ApiCaller(
             user=user_info(rows.user),
             tenant=tenant_info(tenant),
             scope=restriction[0] if restriction else None,
         )
+        # plugin_context's ctx.actor, later in this request: who the bearer proved to be.
+        setattr(g, API_CALLER, caller.user)
+        return caller
 
 
 @login_manager.unauthorized_handler

@@ -4,6 +4,8 @@ plugin's views and commands get the context its hooks get (``plugin_context``)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from flask import Flask, abort, g, has_request_context, request
@@ -11,8 +13,12 @@ from flask_login import current_user
 
 from bookwell.core.context import make_context, tenant_info, user_info
 from bookwell.core.foundation import clock
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.pluginhost import settings as plugin_settings
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
+from bookwell.core.storage.models import Tenant
+from bookwell.core.web import identity
 from bookwell.core.web.pages.admin import page, require_page
 from bookwell.core.web.plugin_routes import owner_of
 from bookwell.core.web.request_tenant import current_tenant
@@ -43,28 +49,60 @@ class StaffPages:
         return page(template, tenant, user, status, **values)
 
     def plugin_context(self, slug: str) -> Context:
-        in_view = owner_of(request.blueprint) if has_request_context() else None
-        plugin = in_view or g.get(COMMAND_PLUGIN)
-        if plugin is None:
-            # Whose store would it be? Only core knows which plugin a view or command is.
-            raise RuntimeError("plugin_context works in a plugin's own views and commands")
-        tenant = current_tenant(slug)
-        if in_view is None:  # an operator's command: any business of the instance
-            if tenant is None:
-                raise LookupError(f"no business with the slug {slug!r}")
+        plugin, tenant, in_view = _owner_and_business(slug)
+        if not in_view:  # an operator's command: any business of the instance
             return make_context(tenant, clock.now()).for_plugin(plugin)
-        if tenant is None or plugin not in host_of().enabled_for(db.session(), tenant.id):
-            abort(404)
-        actor = None
-        if current_user.is_authenticated and current_user.tenant_id == tenant.id:
-            actor = UserInfo(
-                id=current_user.id,
-                email=current_user.email,
-                name=current_user.name,
-                role=current_user.role,
-                tenant_id=current_user.tenant_id,
-            )
-        return make_context(tenant, clock.now(), actor=actor).for_plugin(plugin)
+        return make_context(tenant, clock.now(), actor=_actor(tenant)).for_plugin(plugin)
+
+    def plugin_settings(self, slug: str) -> Mapping[str, Any]:
+        plugin, tenant, in_view = _owner_and_business(slug)
+        enabled = host_of().enabled_for(db.session(), tenant.id)
+        if plugin in enabled:
+            return enabled[plugin]  # what its hooks get: validated, read-only
+        # Only a command reaches here (a view's business has enabled the plugin): the settings
+        # the business keeps for it, or the defaults, as they would be if it switched it on.
+        manifest = host_of().installed[plugin].manifest
+        if manifest is None:
+            raise LookupError(f"the plugin {plugin!r} is broken")
+        saved = plugin_changes.tenant_plugins(db.session(), tenant.id).get(plugin, (False, {}))
+        return MappingProxyType(plugin_settings.validate(manifest, {}, saved[1]))
+
+
+def _owner_and_business(slug: str) -> tuple[str, Tenant, bool]:
+    """The plugin whose view or command is running, business ``slug``, and whether it is a
+    view; a view of a business that has not enabled the plugin ends with 404, a command's
+    unknown business raises :class:`LookupError`."""
+    in_view = owner_of(request.blueprint) if has_request_context() else None
+    plugin = in_view or g.get(COMMAND_PLUGIN)
+    if plugin is None:
+        # Whose store would it be? Only core knows which plugin a view or command is.
+        raise RuntimeError("plugin_context works in a plugin's own views and commands")
+    tenant = current_tenant(slug)
+    if in_view is None:
+        if tenant is None:
+            raise LookupError(f"no business with the slug {slug!r}")
+        return plugin, tenant, False
+    if tenant is None or plugin not in host_of().enabled_for(db.session(), tenant.id):
+        abort(404)
+    return plugin, tenant, True
+
+
+def _actor(tenant: Tenant) -> UserInfo | None:
+    """Who calls the view: the caller ``require_api_user`` let through in this request (even
+    on a restricted token, whose bearer proved who they are), else whoever of the business is
+    signed in."""
+    api_caller = g.get(identity.API_CALLER)
+    if api_caller is not None and api_caller.tenant_id == tenant.id:
+        return api_caller
+    if current_user.is_authenticated and current_user.tenant_id == tenant.id:
+        return UserInfo(
+            id=current_user.id,
+            email=current_user.email,
+            name=current_user.name,
+            role=current_user.role,
+            tenant_id=current_user.tenant_id,
+        )
+    return None
 
 
 def init_app(app: Flask) -> None:

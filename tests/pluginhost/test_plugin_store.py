@@ -20,8 +20,9 @@ from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.scheduling import schedule
 from bookwell.core.storage import db
 from bookwell.core.storage.models import PluginStoreEntry, Tenant
+from bookwell.core.web.plugin_pages import run_as_command_of
 from bookwell.hooks import Manifest, Refusal, Setting, hookimpl
-from bookwell.hooks.pages import plugin_context, require_staff
+from bookwell.hooks.pages import plugin_context, plugin_settings, require_staff
 
 SALON = "/api/v1/tenants/salon/bookings"
 
@@ -81,9 +82,40 @@ class Ticks:
         return pages
 
 
+class Greeter:
+    """A page that reads its plugin's settings through ``plugin_settings``."""
+
+    MANIFEST = Manifest(
+        "greeter",
+        "Greeter",
+        "Test plugin greeter.",
+        "1.0",
+        "test",
+        "tests",
+        settings=(Setting("greeting", "str", "Hello", "Greeting"),),
+    )
+
+    @hookimpl
+    def routes():
+        pages = Blueprint("greeter", __name__, url_prefix="/book/<slug>/greeter")
+
+        @pages.get("/")
+        def greet(slug):
+            settings = plugin_settings(slug)
+            try:
+                settings["greeting"] = "changed"  # type: ignore[index]
+            except TypeError:
+                read_only = True
+            else:
+                read_only = False
+            return jsonify(settings=dict(settings), read_only=read_only)
+
+        return pages
+
+
 @pytest.fixture
 def app(make_app):
-    return make_app(DATABASE_POOL_SIZE=24, EXTRA_PLUGINS=[ThreeStrikes, Ticks])
+    return make_app(DATABASE_POOL_SIZE=24, EXTRA_PLUGINS=[ThreeStrikes, Ticks, Greeter])
 
 
 @pytest.fixture
@@ -427,11 +459,38 @@ def test_plugin_context_names_who_is_signed_in_of_that_business_only(app, busine
     assert owner.get("/book/spa/ticks/").json["actor"] is None
 
 
+def test_a_view_reads_its_plugins_settings_for_that_business_only(app, business, spa_id, clock):
+    with app.app_context():
+        plugin_changes.enable(app, business.tenant_id, "greeter", {"greeting": "Bonjour"}, clock())
+    client = app.test_client()
+    assert client.get("/book/salon/greeter/").json == {
+        "settings": {"greeting": "Bonjour"},
+        "read_only": True,
+    }
+    assert client.get("/book/spa/greeter/").status_code == 404  # spa has not enabled it
+
+
+def test_a_command_reads_the_settings_a_business_keeps_even_while_the_plugin_is_off(
+    app, business, spa_id, clock
+):
+    with app.app_context():
+        plugin_changes.enable(app, business.tenant_id, "greeter", {"greeting": "Hej"}, clock())
+        plugin_changes.disable(app, business.tenant_id, "greeter", clock())
+    with app.app_context():
+        run_as_command_of("greeter")
+        assert dict(plugin_settings("salon")) == {"greeting": "Hej"}
+        assert dict(plugin_settings("spa")) == {"greeting": "Hello"}  # the defaults
+        with pytest.raises(LookupError):
+            plugin_settings("nobody")
+
+
 def test_plugin_context_outside_a_plugins_views_and_commands_is_an_error(app, business):
     with app.test_request_context("/book/salon/"), pytest.raises(RuntimeError):
         plugin_context("salon")
     with app.app_context(), pytest.raises(RuntimeError):
         plugin_context("salon")
+    with app.app_context(), pytest.raises(RuntimeError):
+        plugin_settings("salon")
 
 
 def test_the_rows_keep_when_they_were_written(app, business, clock):

@@ -4,8 +4,9 @@ statement is limited to the context's tenant; another plugin's table, core's, a 
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import booking_body
@@ -22,6 +23,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError
 
 from bookwell.core.booking.tenants import create_tenant
 from bookwell.core.context import make_context
@@ -257,6 +259,31 @@ def test_the_guides_example_keeps_notes_in_the_visit_notes_table(app, business, 
     notes.after_confirm(ctx)
     (note,) = notes.notes_of(ctx, made["reference"])
     assert note["text"] == "Booked." and note["tenant_id"] == business.tenant_id
-    written = note["written_at"]  # SQLite keeps no zone: UTC, as it was given
-    assert (written if written.tzinfo else written.replace(tzinfo=UTC)) == clock()
+    # Aware and in UTC, on SQLite (which keeps no zone) as on PostgreSQL (its session's zone).
+    assert note["written_at"] == clock() and note["written_at"].tzinfo == UTC
     assert notes.notes_of(spa, made["reference"]) == []
+    # An instant given in another zone is stored as the same instant, and read back in UTC.
+    paris = clock().astimezone(ZoneInfo("Europe/Paris"))
+    ctx.tables.insert(
+        notes.entries,
+        booking_reference="other",
+        text="Later.",
+        written_at=paris + timedelta(hours=1),
+    )
+    (later,) = notes.notes_of(ctx, "other")
+    assert later["written_at"] == clock() + timedelta(hours=1)
+    assert later["written_at"].tzinfo == UTC
+    newer = ctx.tables.select(notes.entries, notes.entries.c.written_at > clock())
+    assert [row["text"] for row in newer] == ["Later."]
+
+
+def test_a_row_that_breaks_a_constraint_raises_integrity_error_and_changes_nothing(
+    app, business, clock
+):
+    salon = tables_of(app, business.tenant_id, clock())
+    first = salon.insert(entries, text="Call Ann")
+    with pytest.raises(IntegrityError):
+        salon.insert(entries, id=first, text="Same key")
+    with pytest.raises(IntegrityError):
+        salon.update(entries, entries.c.id == first, text=None)  # NOT NULL
+    assert [row["text"] for row in salon.select(entries)] == ["Call Ann"]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bookwell.core.access import users
 from bookwell.core.booking.tenants import create_tenant
 from bookwell.core.cli.root import main
+from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost import health as plugin_health
 from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry
@@ -234,6 +235,36 @@ def test_settings_merge_into_the_current_ones(client, business, tokens):
     assert off.json["settings"]["digits"] == 9  # kept for next time
 
 
+def test_settings_alone_leave_an_enabled_plugin_on(app, client, business, tokens):
+    owner = tokens["owner"]
+    put(client, owner, "t-two-factor", {"enabled": True})
+    answer = put(client, owner, "t-two-factor", {"settings": {"digits": 8}})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["enabled"] is True
+    assert answer.json["settings"]["digits"] == 8
+    assert answer.json["also_enabled"] == []
+    assert audit_actions(app, business)[-1] == ("plugin.settings_changed", "plugin:t-two-factor")
+    # The same rules as with `enabled`: a floor still holds.
+    put(client, owner, "t-hipaa", {"enabled": True})
+    below = put(client, owner, "t-two-factor", {"settings": {"required_roles": ["owner"]}})
+    assert below.status_code == 422 and below.json["error"]["code"] == "invalid_settings"
+
+
+def test_settings_alone_are_kept_for_a_disabled_plugin_that_stays_off(
+    app, client, business, tokens
+):
+    owner = tokens["owner"]
+    answer = put(client, owner, "t-two-factor", {"settings": {"digits": 9}})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["enabled"] is False
+    assert answer.json["settings"]["digits"] == 9
+    assert audit_actions(app, business) == [("plugin.settings_changed", "plugin:t-two-factor")]
+    switched_on = put(client, owner, "t-two-factor", {"enabled": True})
+    assert switched_on.json["settings"]["digits"] == 9
+    refused = put(client, owner, "t-two-factor", {"settings": {"digits": 99}})
+    assert refused.status_code == 422 and refused.json["error"]["code"] == "invalid_settings"
+
+
 def test_invalid_settings_are_refused_field_by_field_and_nothing_changes(
     app, client, business, tokens
 ):
@@ -338,11 +369,40 @@ def test_another_business_is_not_found_and_so_is_an_unknown_plugin(client, busin
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"enabled": "yes"}, {"enabled": 1}, {"enabled": True, "settings": ["digits"]}],
-    ids=["empty", "string", "number", "settings-not-an-object"],
+    [
+        {},
+        {"enabled": None, "settings": None},
+        {"enabled": "yes"},
+        {"enabled": 1},
+        {"enabled": True, "settings": ["digits"]},
+    ],
+    ids=["empty", "nulls", "string", "number", "settings-not-an-object"],
 )
 def test_a_malformed_body_is_refused_with_422_invalid(client, business, tokens, body):
     answer = put(client, tokens["owner"], "t-coupons", body)
     assert answer.status_code == 422
     assert answer.json["error"]["code"] == "invalid"
     assert answer.json["error"]["fields"]
+
+
+def test_a_settings_change_never_undoes_a_switch_made_meanwhile(
+    app, client, business, tokens, clock
+):
+    """save_settings acts on the state it read only if it still holds under the lock."""
+    with app.app_context():
+        with pytest.raises(plugin_changes.StateChanged):
+            plugin_changes.disable(
+                app,
+                business.tenant_id,
+                "t-two-factor",
+                clock(),
+                values={"digits": 7},
+                expect_enabled=True,
+            )
+        with pytest.raises(plugin_changes.StateChanged):
+            plugin_changes.enable(
+                app, business.tenant_id, "t-two-factor", {}, clock(), expect_enabled=True
+            )
+    assert entry(client, tokens["owner"], "t-two-factor")["enabled"] is False
+    assert entry(client, tokens["owner"], "t-two-factor")["settings"]["digits"] == 6
+    assert audit_actions(app, business) == []

@@ -20,7 +20,7 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry, AuthSession, User
 from bookwell.core.web import session_cookies
 from bookwell.hooks import Manifest, Refusal, hookimpl
-from bookwell.hooks.pages import require_api_user
+from bookwell.hooks.pages import plugin_context, require_api_user
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -54,7 +54,9 @@ class Enrolment:
         def enrol(slug):
             caller = require_api_user(slug, scope="enroll_totp")
             Enrolment.enrolled.add(caller.user.id)
+            actor = plugin_context(slug).actor
             return jsonify(
+                actor=actor.email if actor else None,
                 email=caller.user.email,
                 role=caller.user.role,
                 tenant=caller.tenant.slug,
@@ -219,6 +221,8 @@ def test_a_restricted_login_answers_its_token_its_scope_and_why(app, business, s
             select(AuditEntry.details).where(AuditEntry.action == "login.succeeded")
         ).one()
     assert json.loads(details)["scope"] == "enroll_totp"
+    # Kept in the clear: a refusal's code is no secret, whatever its key looks like.
+    assert json.loads(details)["restricted_by"] == "otp_enrollment_required"
 
 
 def test_a_restricted_token_gets_403_with_its_code_everywhere_else(app, business, staff, enable):
@@ -254,6 +258,8 @@ def test_the_view_marked_with_its_scope_opens_and_lifts_the_restriction(
     enrolled = client.post("/api/v1/tenants/salon/enrolment/", headers=bearer(token))
     assert enrolled.status_code == 200
     assert enrolled.json == {
+        # plugin_context's actor is the caller require_api_user let through, restricted or not.
+        "actor": "owner@example.com",
         "email": "owner@example.com",
         "role": "owner",
         "tenant": "salon",

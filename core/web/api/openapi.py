@@ -836,7 +836,9 @@ def document() -> dict[str, Any]:
                     "summary": "Switch a plugin on or off, or change its settings (the owner)",
                     "description": "Switching a plugin on also switches on what it `requires` "
                     "(listed in `also_enabled`) and may raise their settings to its floors. "
-                    "`settings` merge into the current ones.",
+                    "`settings` merge into the current ones. Without `enabled` the plugin stays "
+                    "on or off as it is and only its settings change (a disabled plugin keeps "
+                    "them for when it is switched on).",
                     "operationId": "changePlugin",
                     "security": BEARER,
                     "parameters": [
@@ -866,8 +868,10 @@ def document() -> dict[str, Any]:
                             "`plugin_conflict` (it conflicts with, or breaks what is needed "
                             "by, an enabled plugin), `plugin_required` (an enabled plugin "
                             "requires it, or it requires one that is missing or broken), "
-                            "`plugin_broken` (it is broken).",
-                            e422="A malformed body (`invalid`), or settings that are not valid "
+                            "`plugin_broken` (it is broken), `plugin_busy` (it was switched on "
+                            "or off meanwhile: try again).",
+                            e422="A malformed body, or one with neither `enabled` nor "
+                            "`settings` (`invalid`), or settings that are not valid "
                             "(`invalid_settings`, with a message for each key in `fields`), "
                             "each on its own or by the plugin's own `check_settings`.",
                             e503="The change could not take its lock in time (`busy`), or the "

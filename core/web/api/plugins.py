@@ -25,7 +25,12 @@ plugins_api = Blueprint("plugins_api", __name__, url_prefix="/api/v1/tenants/<sl
 
 
 class PluginChangeIn(Body):
-    enabled: bool = Field(description="Switch the plugin on (with what it requires) or off.")
+    enabled: bool | None = Field(
+        default=None,
+        description="Switch the plugin on (with what it requires) or off. Left out, the plugin "
+        "stays as it is and only `settings` change: an enabled plugin's at once, a disabled "
+        "one's kept for when it is switched on.",
+    )
     settings: dict[str, Any] | None = Field(
         default=None,
         description="Settings to change; they merge into the current ones. Each is checked "
@@ -54,11 +59,23 @@ def change_plugin(slug: str, name: str):
     if name not in host_of().installed:
         raise ApiError(404, "not_found", f"No plugin named {name[:100]!r} is installed.")
     payload = PluginChangeIn.model_validate_json(request.get_data(cache=True) or b"")
+    if payload.enabled is None and payload.settings is None:
+        raise ApiError(
+            422,
+            "invalid",
+            "Say what changes: `enabled`, `settings`, or both.",
+            {"enabled": "Give `enabled` or `settings`."},
+        )
     app = current_app._get_current_object()
     who_and_where = {"actor": who.user.audit_label, "ip": request.remote_addr}
     also_enabled: list[str] = []
     try:
-        if payload.enabled:
+        if payload.enabled is None:
+            kept = plugin_changes.save_settings(
+                app, tenant.id, name, payload.settings or {}, clock.now(), **who_and_where
+            )
+            also_enabled = kept.also_enabled if kept else []
+        elif payload.enabled:
             done = plugin_changes.enable(
                 app, tenant.id, name, payload.settings or {}, clock.now(), **who_and_where
             )
@@ -76,4 +93,8 @@ def change_plugin(slug: str, name: str):
         raise ApiError(503, error.code, error.message) from error
     except plugin_rules.RuleBroken as error:
         raise ApiError(409, error.code, error.message) from error
+    except plugin_changes.StateChanged as error:
+        raise ApiError(
+            409, "plugin_busy", "The plugin is being switched on and off: try again."
+        ) from error
     return jsonify({**_entry(tenant.id, name), "also_enabled": also_enabled})

@@ -2,14 +2,13 @@
 enable_plugin, ...) and a few of the front desk's own."""
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bookwell.core.testing import STAFF_PASSWORD
+from bookwell.core.testing import STAFF_PASSWORD, api_login, page_login
 
 pytest_plugins = ["bookwell.core.testing"]
 
@@ -18,21 +17,12 @@ RULES = "https://salon.example/house-rules"
 
 def log_in(app, email, password=STAFF_PASSWORD, business="salon"):
     """The API's answer to a login, as a staff member's app would get it."""
-    return app.test_client().post(
-        f"/api/v1/tenants/{business}/auth/login", json={"email": email, "password": password}
-    )
+    return api_login(app, email, password, business=business)
 
 
 def log_in_on_the_page(app, email, password=STAFF_PASSWORD, business="salon"):
     """A browser's login on the staff login page: its answer, and the browser after it."""
-    browser = app.test_client()
-    form = browser.get(f"/admin/{business}/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form)[1]
-    answer = browser.post(
-        f"/admin/{business}/login",
-        data={"csrf_token": csrf, "email": email, "password": password},
-    )
-    return answer, browser
+    return page_login(app, email, password, business=business)
 
 
 def bearer(token):

@@ -1,7 +1,6 @@
 """The front desk's staff page (the callback list, who accepted the house rules) and the API
 view that records an acceptance."""
 
-from datetime import UTC
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, jsonify, redirect, request, url_for
@@ -97,9 +96,7 @@ def open_callbacks(ctx):
 
 
 def in_business_time(when, timezone):
-    # SQLite gives the stored UTC instant back without its zone, PostgreSQL in its session's.
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-    return when.astimezone(ZoneInfo(timezone))
+    return when.astimezone(ZoneInfo(timezone))  # ctx.tables gives it aware, in UTC
 
 
 def accepted_rules(ctx):
