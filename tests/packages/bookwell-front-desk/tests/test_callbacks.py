@@ -103,6 +103,8 @@ def test_bad_input_is_refused_and_changes_nothing(
     answer = staff_member.submit(PAGE, {"name": "Bob", "phone": PHONE, "note": "", **fields})
     assert answer.status_code == 422
     assert message in answer.get_data(as_text=True)
+    # Beside its field, not as the layout's alert naming the field.
+    assert 'role="alert">' not in answer.get_data(as_text=True)
     assert stored() == []
 
 

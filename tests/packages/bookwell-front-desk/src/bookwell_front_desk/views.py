@@ -122,7 +122,7 @@ def desk(slug):
         "front_desk/desk.html",
         status=422 if errors else 200,
         form=form,
-        errors=errors,
+        field_errors=errors,
         entered=request.form if errors else {},
         callbacks=open_callbacks(ctx),
         acceptances=accepted_rules(ctx),
