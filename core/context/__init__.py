@@ -142,5 +142,5 @@ def make_context(
             fields["data"] = plugin_data.PluginData(
                 app, info, now, dry_run=fields.get("dry_run", False)
             )
-        fields.setdefault("binder", tools.PluginTools(app))
+        fields.setdefault("binder", tools.binder_of(app))
     return Context(tenant=info, now=now, actor=actor, request=request_info(), **fields)

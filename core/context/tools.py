@@ -10,7 +10,6 @@ and reads nothing; each tool touches the database only when used.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,21 +27,34 @@ EXTENSION = "bookwell.progress"
 
 
 class PluginTools:
-    """Binds a context's tools to one plugin (the context's ``binder``)."""
+    """Binds a context's tools to one plugin (the context's ``binder``); one per app.
+
+    Binding runs before every call of every plugin, guards included, so it is kept cheap. What
+    depends only on the plugin and the tenant (the folder, the progress report) is made once and
+    kept; the secrets are not, their keys staying in the key ring's own bounded cache. And the
+    bound context is a copy of the shared one's fields, not a ``dataclasses.replace`` (which
+    runs every field through ``__init__`` again)."""
 
     def __init__(self, app: Flask) -> None:
         self._app = app
+        self._kept: dict[tuple[str, int, str], tuple[Path, _Progress]] = {}
 
     def __call__(self, ctx: Context, plugin: str) -> Context:
         tenant = ctx.tenant
         if tenant is None:  # instance-level calls (support logins): no tenant's tools to give
-            return dataclasses.replace(ctx, plugin=plugin)
+            return _copy(ctx, plugin=plugin)
         app = self._app
-        files = files_folder(app, plugin, tenant.slug)
+        kept = self._kept.get((plugin, tenant.id, tenant.slug))
+        if kept is None:
+            kept = (files_folder(app, plugin, tenant.slug), _Progress(app, plugin, tenant.slug))
+            if len(self._kept) >= MAX_KEPT:  # a bounded memo: many tenants, many plugins
+                self._kept.clear()
+            self._kept[(plugin, tenant.id, tenant.slug)] = kept
+        files, progress = kept
         data = ctx.data
         if isinstance(data, plugin_data.PluginData):  # its archives go to the plugin's folder
             data = data.for_plugin(plugin, files)
-        return dataclasses.replace(
+        return _copy(
             ctx,
             plugin=plugin,
             data=data,
@@ -51,8 +63,28 @@ class PluginTools:
             tables=tables.TenantTables(app, tenant.id, plugin, dry_run=ctx.dry_run),
             files=files,
             audit=_PluginAudit(app, ctx, plugin),
-            progress=_Progress(app, plugin, tenant.slug),
+            progress=progress,
         )
+
+
+MAX_KEPT = 10_000
+EXTENSION_BINDER = "bookwell.plugin_tools"
+
+
+def binder_of(app: Flask) -> PluginTools:
+    """The app's one :class:`PluginTools`."""
+    binder = app.extensions.get(EXTENSION_BINDER)
+    if binder is None:
+        binder = app.extensions.setdefault(EXTENSION_BINDER, PluginTools(app))
+    return binder
+
+
+def _copy(ctx: Context, **changes: Any) -> Context:
+    """``ctx`` with ``changes``: a frozen dataclass copied field for field, as replace() would
+    but without running its checks again (every field is already a valid value)."""
+    bound = object.__new__(Context)
+    bound.__dict__.update(ctx.__dict__, **changes)
+    return bound
 
 
 def files_folder(app: Flask, plugin: str, tenant_slug: str) -> Path:
