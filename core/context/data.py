@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -33,6 +32,7 @@ from bookwell.core.foundation import clock
 from bookwell.core.mail import compose, dispatch, outbox, transport
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
+from bookwell.core.storage.files import write_durably
 from bookwell.core.storage.models import (
     Booking,
     BookingConsent,
@@ -491,28 +491,14 @@ def write_archive(folder: Path, name: str, lines: list[dict[str, Any]]) -> tuple
     checksum = hashlib.sha256(body).hexdigest()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = folder / name
-    _write_durably(target, body)
-    _write_durably(folder / f"{name}.sha256", f"{checksum}  {name}\n".encode())
+    write_durably(target, body)
+    write_durably(folder / f"{name}.sha256", f"{checksum}  {name}\n".encode())
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)  # the new names, not only the contents, survive a crash
     finally:
         os.close(descriptor)
     return target, checksum
-
-
-def _write_durably(target: Path, body: bytes) -> None:
-    # mkstemp makes the file readable by its owner only: an archive holds clients' details.
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def delete_archived(session: Session, tenant_id: int, booking_ids: list[int]) -> None:

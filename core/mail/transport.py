@@ -7,11 +7,9 @@ on every attempt, so a receiving server can drop a duplicate.
 
 from __future__ import annotations
 
-import os
 import re
 import smtplib
 import ssl
-import tempfile
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
@@ -19,6 +17,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import Flask
+
+from bookwell.core.storage.files import write_durably
 
 SMTP_TIMEOUT_SECONDS = 15
 
@@ -79,16 +79,7 @@ def file_name(message_id: str) -> str:
 def write_file(folder: Path, message_id: str, message: EmailMessage) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / file_name(message_id)
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(message.as_bytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_durably(target, message.as_bytes())
     return target
 
 
