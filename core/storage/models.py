@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -370,6 +371,9 @@ class UserToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A sign-up's chosen password, given to the account only when this (verification) link is
+    # used by someone who types it: a link never activates a password its clicker did not choose.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class OutboxMessage(Base):
@@ -459,3 +463,16 @@ class TenantKey(Base):
     wrapped_key: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     rewrapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RateLimitCounter(Base):
+    """A fixed-window hit counter of a rate limit (key: limit, scope and caller), kept in the
+    database when there is no Redis so that every worker of every process counts together.
+    ``window_ends_at`` is in epoch seconds, as the limits library counts."""
+
+    __tablename__ = "rate_limit_counters"
+    __table_args__ = (Index("ix_rate_limit_counters_window_ends_at", "window_ends_at"),)
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    window_ends_at: Mapped[float] = mapped_column(Float)
