@@ -1,21 +1,34 @@
-"""Per-IP rate limits on public writes (Flask-Limiter; Redis-backed when ``REDIS_URL`` is set).
+"""Per-IP rate limits on public writes and on every login (Flask-Limiter).
 
 ``BOOKWELL_RATE_LIMITS`` names a limit per category, e.g. ``booking=20/minute,write=60/minute``;
-``off`` turns them all off (load tests). Views opt in with :func:`rate_limited`.
+``off`` turns them all off (load tests). Views opt in with :func:`rate_limited`, API and pages
+alike: every view marked with one category counts in one per-IP bucket, so a login page is no way
+around the API's login limit. Only writes count (a GET of a form is free).
+
+The counts are shared by every worker of every process: in Redis when ``REDIS_URL`` is set (in
+memory while it is unreachable), otherwise in the database (``storage/rate_counts.py``).
 """
 
 from __future__ import annotations
 
+import functools
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask_limiter.util import get_qualified_name, get_remote_address
 from limits import parse_many
 
+from bookwell.core.storage import db, rate_counts
+
 EXTENSION = "bookwell.limiter"
+MARKED_VIEWS = "bookwell.limited_views"
 CATEGORIES = ("booking", "write", "login")
+# What a rate limit counts: the requests that act. Reading a page or a form is never limited.
+COUNTED_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -50,13 +63,52 @@ def parse_setting(setting: str) -> dict[str, str] | None:
 
 
 def rate_limited(category: str) -> Callable[[View], View]:
-    """Mark a view as counted against ``category``; :func:`init_app` applies the limit."""
+    """Count the view's writes against ``category``'s per-IP limit, in the bucket every view
+    marked with that category shares. The limit is looked up when the view is called, so the
+    mark works on any view (API, page, or one registered after :func:`init_app`)."""
 
     def mark(view: View) -> View:
-        view.rate_limit_category = category  # type: ignore[attr-defined]
-        return view
+        marked = getattr(view, "rate_limit_category", None)
+        if marked == category:
+            return view  # counted once, however often it is marked
+        if marked is not None:
+            raise ValueError(f"{view.__name__} is counted as {marked!r} already, not {category!r}")
+
+        @functools.wraps(view)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            return current_app.extensions[MARKED_VIEWS].limited(view, category)(*args, **kwargs)
+
+        counted.rate_limit_category = category  # type: ignore[attr-defined]
+        return counted  # type: ignore[return-value]
 
     return mark
+
+
+class MarkedViews:
+    """Each marked view of one app, wrapped once by its Flask-Limiter limit on its first call."""
+
+    def __init__(self, limiter: Limiter, limits: dict[str, str] | None) -> None:
+        self.limiter = limiter
+        self.limits = limits
+        self._wrapped: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {}
+        self._lock = threading.Lock()
+
+    def limited(self, view: Callable[..., Any], category: str) -> Callable[..., Any]:
+        if not self.limits or category not in self.limits:
+            return view
+        # Flask-Limiter keeps a decorated limit under the view's qualified name: two views of
+        # one name would each be counted twice, so that is refused rather than left to happen.
+        name = get_qualified_name(view)
+        with self._lock:
+            known = self._wrapped.get(name)
+            if known is None:
+                wrapped = self.limiter.shared_limit(
+                    self.limits[category], scope=category, methods=COUNTED_METHODS
+                )(view)
+                known = self._wrapped[name] = (view, wrapped)
+        if known[0] is not view:
+            raise RuntimeError(f"two rate-limited views are both named {name}")
+        return known[1]
 
 
 REDIS_TIMEOUT_SECONDS = 0.5
@@ -64,10 +116,12 @@ REDIS_TIMEOUT_SECONDS = 0.5
 
 def init_app(app: Flask) -> None:
     limits = parse_setting(str(app.config["RATE_LIMITS"]))
+    redis_url = app.config.get("REDIS_URL")
     limiter = Limiter(
         get_remote_address,
         app=app,
-        storage_uri=app.config.get("REDIS_URL") or "memory://",
+        # Without Redis, the database every worker already shares keeps the counts.
+        storage_uri=redis_url or f"{rate_counts.SCHEME}://",
         # A Redis that accepts connections but never answers must not hang requests: give up
         # fast and count in memory (the fallback below) until it answers again.
         storage_options=(
@@ -75,44 +129,32 @@ def init_app(app: Flask) -> None:
                 "socket_timeout": REDIS_TIMEOUT_SECONDS,
                 "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
             }
-            if app.config.get("REDIS_URL")
-            else {}
+            if redis_url
+            else {"engine": db.engine_of(app)}
         ),
         # Its headers would put Retry-After on every answer; the 429 handler sets it instead.
         headers_enabled=False,
         enabled=limits is not None,
-        # A Redis outage must never fail a booking: fall back to per-process counting.
+        # A Redis outage (or a database too busy to count) must never fail a booking: count in
+        # this process's memory meanwhile.
         in_memory_fallback_enabled=True,
         swallow_errors=True,
         key_prefix="bookwell",
     )
     app.extensions[EXTENSION] = limiter
-    for endpoint, view in list(app.view_functions.items()):
-        category = getattr(view, "rate_limit_category", None)
-        if category and limits and category in limits:
-            app.view_functions[endpoint] = limiter.shared_limit(limits[category], scope=category)(
-                view
-            )
+    app.extensions[MARKED_VIEWS] = MarkedViews(limiter, limits)
 
 
 def limit_pages(app: Flask, endpoints: tuple[tuple[str, str], ...]) -> None:
-    """Count pages' POSTs against the same per-IP buckets as the API (same scopes), so a form
-    is no way around a limit. ``endpoints`` pairs an endpoint with its category."""
-    limits = parse_setting(str(app.config["RATE_LIMITS"]))
-    limiter = app.extensions.get(EXTENSION)
-    if not limits or limiter is None:
-        return
+    """Mark already registered views by endpoint, as :func:`rate_limited` marks a view where it
+    is defined (prefer that: a list of endpoint names can go stale). ``endpoints`` pairs an
+    endpoint with its category."""
     for endpoint, category in endpoints:
-        if category in limits:
-            app.view_functions[endpoint] = limiter.shared_limit(
-                limits[category], scope=category, methods=["POST"]
-            )(app.view_functions[endpoint])
+        app.view_functions[endpoint] = rate_limited(category)(app.view_functions[endpoint])
 
 
 def seconds_until_reset(app: Flask) -> int:
     """For the Retry-After of a 429: when the breached limit's window frees a request."""
-    import time
-
     current = app.extensions[EXTENSION].current_limit
     if current is None:
         return 60

@@ -558,6 +558,8 @@ def test_every_rate_limited_route_documents_its_429(make_app):
     for rule in app.url_map.iter_rules():
         if getattr(app.view_functions[rule.endpoint], "rate_limit_category", None) is None:
             continue
+        if not rule.rule.startswith("/api/"):
+            continue  # a page: its 429 is a page (tests/web/test_rate_limits.py), not in the API
         path = openapi_path(rule.rule)
         for method in sorted((rule.methods or set()) - AUTOMATIC_METHODS):
             operation = document["paths"][path][method.lower()]

@@ -1,24 +1,34 @@
-"""Per-IP rate limits on booking and on every public write: 429 with Retry-After, set with
-``BOOKWELL_RATE_LIMITS`` (config key ``RATE_LIMITS``), on by default, ``off`` turns them off, and
-shared between processes through Redis when ``REDIS_URL`` is set."""
+"""Per-IP rate limits on booking, on every public write and on every login (API and pages, one
+bucket): 429 with Retry-After, set with ``BOOKWELL_RATE_LIMITS`` (config key ``RATE_LIMITS``), on
+by default, ``off`` turns them off, and shared between processes through Redis when ``REDIS_URL``
+is set, through the database otherwise."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
+import threading
 import time
 import uuid
 
+import flask
 import pytest
 import redis
-from conftest import booking_body
+from conftest import STAFF_PASSWORD, booking_body, csrf_token_of
 from redis_server import RedisServer, answers, free_port, wait_until
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from bookwell.core import create_app, schema
-from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking
+from bookwell.core.access import login, passwords, sessions
+from bookwell.core.access.users import create_user
+from bookwell.core.foundation.config import DEFAULTS
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db, rate_counts
+from bookwell.core.storage.models import Booking, RateLimitCounter, Tenant
+from bookwell.core.web import session_cookies
 from bookwell.core.web.ratelimits import RateLimitSettingError
+from bookwell.hooks import Manifest, Refusal, hookimpl
 
 API = "/api/v1/tenants/salon"
 
@@ -346,16 +356,6 @@ def test_apps_sharing_redis_share_the_write_count(make_app, business, redis_url,
     assert_rate_limited(first.post(f"{API}/bookings/X/cancel", **cancel))
 
 
-def test_without_redis_each_app_counts_for_itself(make_app, business):
-    """The contrast to the shared count: in-memory counts are per process."""
-    first = make_app(RATE_LIMITS="booking=3/minute").test_client()
-    second = make_app(RATE_LIMITS="booking=3/minute").test_client()
-    for index in range(2):
-        assert book(first, business, index).status_code == 201
-    for index in range(2, 4):
-        assert book(second, business, index).status_code == 201
-
-
 def test_a_redis_outage_never_fails_a_booking(make_app, business):
     unreachable = f"redis://127.0.0.1:{free_port()}/0"
     client = make_app(REDIS_URL=unreachable, RATE_LIMITS="booking=3/minute").test_client()
@@ -389,3 +389,357 @@ def test_a_redis_that_never_answers_does_not_hang_bookings(make_app, business):
 def test_a_limit_that_would_refuse_everything_or_nothing_is_refused(make_app, setting):
     with pytest.raises(RateLimitSettingError):
         make_app(RATE_LIMITS=setting)
+
+
+# --- every login, API and pages, first step and further step: one limit -------------------------
+
+
+class OneTimeCode:
+    """Asks every login for a 6-digit code after the password (staff, clients and support)."""
+
+    MANIFEST = Manifest("t-code", "Code", "Asks for a code.", "1.0", "security", "tests")
+
+    @hookimpl
+    def before_login(ctx):
+        if ctx.login.answers.get("otp") == "246810":
+            return None
+        return Refusal(
+            "Please give the code we sent you.",
+            code="otp_needed",
+            status=401,
+            challenge={"field": "otp", "label": "Code"},
+        )
+
+
+OWNER = "owner@example.com"
+WRONG = "not the password!!"
+FIRST_STEPS = {
+    "staff": ("/admin/salon/login", OWNER),
+    "support": ("/support/login", "support@example.com"),
+    "client": ("/book/salon/account/login", "client@example.com"),
+}
+FURTHER_STEPS = {
+    "staff": "/admin/salon/login/step",
+    "support": "/support/login/step",
+    "client": "/book/salon/account/login/step",
+}
+
+
+@pytest.fixture
+def doors(business, make_app, clock):
+    """The business with client accounts on, an owner, a client and a support user (all with
+    :data:`STAFF_PASSWORD`), and ``OneTimeCode`` asked on staff, client and support logins.
+    Builds an app with the given limits; every app of the test shares the database."""
+    settings = {"EXTRA_PLUGINS": [OneTimeCode], "SUPPORT_PLUGINS": {"t-code": {}}}
+    app = make_app(**settings)
+    with db.write_transaction(app) as writer:
+        writer.get(Tenant, business.tenant_id).client_accounts = True
+    with app.app_context():
+        for tenant_id, email, role in (
+            (business.tenant_id, OWNER, "owner"),
+            (business.tenant_id, "client@example.com", "client"),
+            (None, "support@example.com", "support"),
+        ):
+            create_user(
+                app,
+                tenant_id=tenant_id,
+                email=email,
+                role=role,
+                password=STAFF_PASSWORD,
+                now=clock(),
+            )
+        plugin_changes.enable(app, business.tenant_id, "t-code", {}, clock())
+    return lambda limits: make_app(RATE_LIMITS=limits, **settings)
+
+
+def start_session_of(app, clock, kind: str, email: str = OWNER) -> str:
+    """A live session (``pending``: a login waiting for its code) of the user, as its secret."""
+    from bookwell.core.storage.models import User
+
+    with db.write_transaction(app) as writer:
+        user = writer.scalars(select(User).where(User.email == email)).one()
+        _, secret = sessions.start(
+            writer,
+            user,
+            kind=kind,
+            limits=sessions.Limits(60, 60),
+            now=clock(),
+            ip=None,
+            user_agent=None,
+        )
+    return secret
+
+
+def form_token(client, ip: str) -> str:
+    """A CSRF token for this client's forms (reading a login page is free)."""
+    page = client.get("/admin/salon/login", environ_base={"REMOTE_ADDR": ip})
+    assert page.status_code == 200
+    return csrf_token_of(page)
+
+
+def assert_page_rate_limited(response) -> None:
+    """A person gets a page, in the site's dress, that says why and when to come back."""
+    assert response.status_code == 429, (response.status_code, response.text[:500])
+    assert response.mimetype == "text/html"
+    assert "many requests" in response.text and "Traceback" not in response.text
+    retry_after = response.headers.get("Retry-After")
+    assert retry_after is not None and retry_after.isdigit(), retry_after
+    assert 0 < int(retry_after) <= 60
+
+
+@pytest.mark.parametrize("who", sorted(FIRST_STEPS))
+def test_sixty_wrong_passwords_on_a_login_page_meet_the_limit(doors, who):
+    """The issue's finding: 60 wrong passwords in a row on a login page, and never a 429."""
+    app = doors(DEFAULTS["RATE_LIMITS"])  # 10 a minute
+    client = app.test_client()
+    path, email = FIRST_STEPS[who]
+    token = form_token(client, "127.0.0.1")
+    data = {"csrf_token": token, "email": email, "password": WRONG}
+    statuses = [client.post(path, data=data).status_code for _ in range(60)]
+    assert statuses[:10] == [401] * 10
+    assert statuses[10:] == [429] * 50
+    assert_page_rate_limited(client.post(path, data={**data, "password": STAFF_PASSWORD}))
+    assert client.get(path).status_code == 200  # reading the page is never counted
+
+
+@pytest.mark.parametrize("who", sorted(FURTHER_STEPS))
+def test_sixty_wrong_codes_on_a_further_step_meet_the_limit(doors, clock, who):
+    app = doors(DEFAULTS["RATE_LIMITS"])
+    client = app.test_client()
+    token = form_token(client, "127.0.0.1")
+    email = FIRST_STEPS[who][1]
+    statuses = []
+    for guess in range(60):
+        client.set_cookie(
+            session_cookies.PENDING_COOKIE, start_session_of(app, clock, "pending", email)
+        )
+        answer = {"csrf_token": token, "field": "otp", "answer": f"{guess:06d}"}
+        statuses.append(client.post(FURTHER_STEPS[who], data=answer).status_code)
+    assert statuses[:10] == [401] * 10
+    assert statuses[10:] == [429] * 50
+    client.set_cookie(
+        session_cookies.PENDING_COOKIE, start_session_of(app, clock, "pending", email)
+    )
+    right = {"csrf_token": token, "field": "otp", "answer": "246810"}
+    assert_page_rate_limited(client.post(FURTHER_STEPS[who], data=right))
+
+
+def test_wrong_passwords_on_the_staff_page_use_up_the_apis_login_too(doors):
+    app = doors("login=10/minute")
+    client = app.test_client()
+    data = {"csrf_token": form_token(client, "127.0.0.1"), "email": OWNER, "password": WRONG}
+    for _ in range(10):
+        assert client.post("/admin/salon/login", data=data).status_code == 401
+    api_login = {"email": OWNER, "password": STAFF_PASSWORD}
+    assert_rate_limited(client.post(f"{API}/auth/login", json=api_login))
+    # ... and the other way round, from another address.
+    other = {"REMOTE_ADDR": "192.0.2.10"}
+    for _ in range(10):
+        wrong = client.post(
+            f"{API}/auth/login", json={**api_login, "password": WRONG}, environ_base=other
+        )
+        assert wrong.status_code == 401
+    for path, email in FIRST_STEPS.values():
+        refused = client.post(path, data={**data, "email": email}, environ_base=other)
+        assert_page_rate_limited(refused)
+    assert client.post("/admin/salon/login", data=data).status_code == 429  # still the first one
+    assert (
+        client.post(
+            "/admin/salon/login", data=data, environ_base={"REMOTE_ADDR": "192.0.2.11"}
+        ).status_code
+        == 401
+    )
+
+
+# Every password and every one-time code is checked in one of these: the login path's password
+# check (every attempt pays one argon2 verification, even for an unknown address) and its further
+# steps (the guards that read a code).
+LOGIN_PATH = ((passwords.Passwords, "verify"), (login, "finish"))
+KNOWN_DOORS = {
+    "tenant_auth_api.log_in",
+    "auth_api.change_password",
+    "admin_auth.login",
+    "admin_auth.login_step",
+    "support_auth.login",
+    "support_auth.login_step",
+    "client_accounts.login_page",
+    "client_accounts.login_step",
+}
+PATH_VALUES = {"slug": "salon", "reference": "AAAA-BBBB-CCCC-DDDD"}
+
+
+def post_rules(app):
+    """Every route that takes a POST, with a URL for it (ids that name nothing)."""
+    for rule in app.url_map.iter_rules():
+        if "POST" not in (rule.methods or ()):
+            continue
+        path = re.sub(
+            r"<(?:(\w+):)?(\w+)>",
+            lambda found: (
+                "999999" if found.group(1) == "int" else PATH_VALUES.get(found.group(2), "x")
+            ),
+            rule.rule,
+        )
+        yield rule.endpoint, path
+
+
+def attempts(path: str, token: str):
+    """What a guesser sends: a password, or a code, in every shape a door accepts."""
+    if path.startswith("/api/"):
+        for body in (
+            {"email": OWNER, "password": WRONG},
+            {"email": OWNER, "password": WRONG, "otp": "123456"},
+            {"current_password": WRONG, "new_password": "a brand new password"},
+        ):
+            yield {"json": body}
+        return
+    yield {
+        "data": {
+            "csrf_token": token,
+            "email": OWNER,
+            "password": WRONG,
+            "current_password": WRONG,
+            "new_password": "a brand new password",
+            "confirm": "a brand new password",
+            "field": "otp",
+            "answer": "123456",
+        }
+    }
+
+
+def test_every_door_that_takes_a_password_or_a_code_counts_against_one_login_limit(
+    doors, clock, monkeypatch
+):
+    """Found, not listed: every POST route is tried, anonymous and signed in (a live session, a
+    login waiting for its code), and those that check a password or a code are the doors. Then,
+    with a login limit of exactly one try per door, each door is tried once (all let through)
+    and again (all refused): each one counts, and all count in one bucket."""
+    app = doors("off")
+    doors_found: set[str] = set()
+    for owner, name in LOGIN_PATH:
+        checked = getattr(owner, name)
+
+        def spy(*args, _checked=checked, **kwargs):
+            if flask.has_request_context():
+                doors_found.add(flask.request.endpoint)
+            return _checked(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, spy)
+    client = app.test_client()
+    token = form_token(client, "127.0.0.1")
+    routes = list(post_rules(app))
+    for signed_in in (False, True):
+        for endpoint, path in routes:
+            for attempt in attempts(path, token):
+                client.set_cookie(
+                    session_cookies.PENDING_COOKIE, start_session_of(app, clock, "pending")
+                )
+                headers = {}
+                client.delete_cookie(session_cookies.COOKIE)
+                if signed_in:
+                    client.set_cookie(
+                        session_cookies.COOKIE, start_session_of(app, clock, "browser")
+                    )
+                    headers["Authorization"] = f"Bearer {start_session_of(app, clock, 'api')}"
+                response = client.post(path, headers=headers, **attempt)
+                assert response.status_code < 500, (endpoint, response.text[:300])
+    monkeypatch.undo()
+    assert doors_found >= KNOWN_DOORS  # the search finds what is known: it does search
+    unmarked = {
+        endpoint
+        for endpoint in doors_found
+        if getattr(app.view_functions[endpoint], "rate_limit_category", None) != "login"
+    }
+    assert not unmarked, f"not counted against the login limit: {sorted(unmarked)}"
+
+    limited = doors(f"login={len(doors_found)}/minute")
+    guesser = limited.test_client()
+    token = form_token(guesser, "192.0.2.50")
+    at_doors = [
+        (endpoint, path) for endpoint, path in post_rules(limited) if endpoint in doors_found
+    ]
+    assert {endpoint for endpoint, _ in at_doors} == doors_found
+    ip = {"environ_base": {"REMOTE_ADDR": "192.0.2.50"}}
+    for endpoint, path in at_doors:
+        attempt = next(attempts(path, token))
+        assert guesser.post(path, **attempt, **ip).status_code != 429, endpoint
+    for endpoint, path in at_doors:
+        attempt = next(attempts(path, token))
+        refused = guesser.post(path, **attempt, **ip)
+        if path.startswith("/api/"):
+            assert_rate_limited(refused)
+        else:
+            assert_page_rate_limited(refused)
+
+
+# --- without Redis: one count for every process, in the database ---------------------------------
+
+
+def counters(app) -> dict[str, tuple[int, float]]:
+    with db.engine_of(app).connect() as connection:
+        rows = connection.execute(select(RateLimitCounter.__table__)).all()
+    return {row.key: (row.hits, row.window_ends_at) for row in rows}
+
+
+def test_without_redis_apps_on_one_database_share_one_count(make_app, business):
+    """Two apps are two gunicorn workers: without Redis they count together in the database."""
+    first = make_app(RATE_LIMITS="booking=3/minute").test_client()
+    second = make_app(RATE_LIMITS="booking=3/minute").test_client()
+    assert book(first, business, 0).status_code == 201
+    assert book(second, business, 1).status_code == 201
+    assert book(first, business, 2).status_code == 201
+    assert_rate_limited(book(second, business, 3))
+    assert_rate_limited(book(first, business, 3))
+    assert booking_count(first.application) == 3
+    (hits,) = [hits for key, (hits, _) in counters(first.application).items() if "booking" in key]
+    assert hits == 5
+
+
+def test_racing_hits_are_each_counted_once(make_app):
+    """Eight threads on two apps' engines hit one key at once: every hit gets its own count."""
+    apps = [make_app(RATE_LIMITS="login=1000/minute") for _ in range(2)]
+    stores = [rate_counts.DatabaseCounts(engine=db.engine_of(app)) for app in apps]
+    seen: list[int] = []
+    start = threading.Barrier(8)
+
+    def hammer(store):
+        start.wait()
+        for _ in range(10):
+            seen.append(store.incr("race", 60))
+
+    threads = [threading.Thread(target=hammer, args=(stores[index % 2],)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seen) == list(range(1, 81))
+    assert stores[0].get("race") == stores[1].get("race") == 80
+
+
+def test_a_window_that_has_ended_starts_again_and_its_row_is_swept_away(make_app):
+    app = make_app(RATE_LIMITS="login=1000/minute")
+    store = rate_counts.DatabaseCounts(engine=db.engine_of(app))
+    assert [store.incr("mine", 60) for _ in range(3)] == [1, 2, 3]
+    window_ends_at = store.get_expiry("mine")
+    assert time.time() < window_ends_at <= time.time() + 60
+    assert store.incr("mine", 60, amount=2) == 5 and store.get_expiry("mine") == window_ends_at
+    ended = time.time() - 1
+    with db.engine_of(app).begin() as connection:
+        connection.execute(
+            update(RateLimitCounter)
+            .where(RateLimitCounter.key == "mine")
+            .values(window_ends_at=ended)
+        )
+        connection.execute(
+            insert(RateLimitCounter),
+            [{"key": f"old/{n}", "hits": 9, "window_ends_at": ended - n} for n in range(50)],
+        )
+    assert store.get("mine") == 0 and store.get_expiry("mine") <= time.time()
+    assert store.incr("mine", 60) == 1  # a new window, not the sixth hit of the old one
+    assert len(counters(app)) == 51
+    # A sweep comes at most once a minute per process: this store's first hit made one already.
+    assert rate_counts.DatabaseCounts(engine=db.engine_of(app)).incr("other", 60) == 1
+    assert set(counters(app)) == {"mine", "other"}
+    store.clear("mine")
+    assert set(counters(app)) == {"other"}
+    assert store.check() is True

@@ -33,6 +33,7 @@ from bookwell.core.web.pages.auth import (
 )
 from bookwell.core.web.pages.booking import SINGLE_LINE, _page, strip_text
 from bookwell.core.web.pages.booking import _tenant as _any_tenant
+from bookwell.core.web.ratelimits import rate_limited
 
 client_accounts = Blueprint("client_accounts", __name__, url_prefix="/book/<slug>/account")
 
@@ -213,6 +214,7 @@ def _login_page(tenant: Tenant, form, *, error=None, unverified=False, status=20
 
 
 @client_accounts.route("/login", methods=["GET", "POST"])
+@rate_limited("login")
 def login_page(slug: str):
     tenant = _tenant(slug)
     form = LoginForm()
@@ -243,6 +245,7 @@ def login_page(slug: str):
 
 
 @client_accounts.post("/login/step")
+@rate_limited("login")
 def login_step(slug: str):
     """The further step a ``before_login`` guard asked for (a one-time code, say)."""
     tenant = _tenant(slug)
@@ -365,7 +368,6 @@ def reset(slug: str, token: str):
 
 
 PAGE_LIMITS = (
-    ("client_accounts.login_page", "login"),
     ("client_accounts.register", "write"),
     ("client_accounts.resend", "write"),
     ("client_accounts.forgot", "write"),

@@ -5,6 +5,7 @@ Both go through :mod:`bookwell.core.access.login`, the same path as the API:
 (say, a 6-digit code) becomes a further step. A login a guard would let through only with a
 restricted scope starts no session here (a browser has no page marked with a scope): the page
 says the refusal's message instead (403). Support's logins run the instance's support plugins.
+Each step's POST counts against the per-IP "login" rate limit, one bucket with the API's login.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant
 from bookwell.core.web import session_cookies
 from bookwell.core.web.api.errors import retry_later
 from bookwell.core.web.identity import signed_in_rows
+from bookwell.core.web.ratelimits import rate_limited
 from bookwell.core.web.request_tenant import current_tenant
 
 admin_auth = Blueprint("admin_auth", __name__, url_prefix="/admin/<slug>")
@@ -178,12 +180,14 @@ def _challenge_step(tenant: Tenant | None, home: str):
 
 
 @admin_auth.route("/login", methods=["GET", "POST"], endpoint="login")
+@rate_limited("login")
 def login_page(slug: str):
     tenant = _tenant(slug)
     return _first_step(tenant, {str(role) for role in STAFF_ROLES}, url_for("admin.day", slug=slug))
 
 
 @admin_auth.post("/login/step")
+@rate_limited("login")
 def login_step(slug: str):
     tenant = _tenant(slug)
     return _challenge_step(tenant, url_for("admin.day", slug=slug))
@@ -222,11 +226,13 @@ def logout(slug: str):
 
 
 @support_auth.route("/login", methods=["GET", "POST"], endpoint="login")
+@rate_limited("login")
 def support_login():
     return _first_step(None, {str(Role.SUPPORT)}, url_for(".home"))
 
 
 @support_auth.post("/login/step", endpoint="login_step")
+@rate_limited("login")
 def login_step_support():
     return _challenge_step(None, url_for(".home"))
 
