@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,83 @@ sys.exit(0)
         pytest.fail("the process waited for its stuck hook thread")
     assert started.returncode == 0, output
     assert "refused: A safety check (stuck) took too long" in output, output
+
+
+@pytest.fixture
+def limited_instance(tmp_path, database_url, monkeypatch):
+    """An instance with tenant salon on this test's database (a SQLite file, or PostgreSQL),
+    and the environment its server runs in: 10 logins a minute per address, no Redis."""
+    folder = tmp_path / "limited"
+    for name in list(os.environ):
+        if name in config.ENVIRONMENT_KEYS:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    for arguments in (
+        ["init"],
+        ["tenants", "create", "salon", "--name", "Salon", "--timezone", "Europe/Paris"],
+    ):
+        answer = CliRunner().invoke(main, ["--instance", str(folder), *arguments])
+        assert answer.exit_code == 0, answer.output
+    clean = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in config.ENVIRONMENT_KEYS and name != "BOOKWELL_INSTANCE"
+    }
+    return folder, {
+        **clean,
+        "DATABASE_URL": database_url,
+        "BOOKWELL_RATE_LIMITS": "login=10/minute",
+        "BOOKWELL_TICK_SECONDS": "3600",
+    }
+
+
+def test_two_workers_without_redis_let_through_the_limit_not_twice_the_limit(
+    limited_instance, tmp_path
+):
+    """Each gunicorn worker used to count alone, in its memory: 10 a minute let 20 through with
+    two workers. The guesses go out 10 at a time, so that both workers answer some."""
+    folder, environment = limited_instance
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "bookwell.core.cli", "--instance", str(folder)]
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [*command, "serve", "--port", str(port), "--workers", "2"],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_LIMIT
+        while True:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no answer on /healthz:\n" + log.read_text()
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+
+        def guess(number: int) -> int:
+            return requests.post(
+                f"{base}/api/v1/tenants/salon/auth/login",
+                json={"email": "owner@example.com", "password": f"guess number {number}"},
+                timeout=30,
+            ).status_code
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            statuses = list(pool.map(guess, range(30)))
+        assert sorted(statuses) == [401] * 10 + [429] * 20, statuses
+        page = requests.get(f"{base}/admin/salon/login", timeout=10)
+        assert page.status_code == 200  # reading the login page is free...
+        refused = requests.post(f"{base}/admin/salon/login", data={"email": "x@example.com"})
+        assert refused.status_code == 429 and "text/html" in refused.headers["Content-Type"]
+        assert int(refused.headers["Retry-After"]) >= 1  # ... trying it is not, after 10 tries
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=STOP_LIMIT)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
