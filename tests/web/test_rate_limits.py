@@ -25,7 +25,7 @@ from bookwell.core.access.users import create_user
 from bookwell.core.foundation.config import DEFAULTS
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db, rate_counts
-from bookwell.core.storage.models import Booking, RateLimitCounter, Tenant
+from bookwell.core.storage.models import Booking, RateLimitCounter, Tenant, User
 from bookwell.core.web import session_cookies
 from bookwell.core.web.ratelimits import RateLimitSettingError
 from bookwell.hooks import Manifest, Refusal, hookimpl
@@ -454,8 +454,6 @@ def doors(business, make_app, clock):
 
 def start_session_of(app, clock, kind: str, email: str = OWNER) -> str:
     """A live session (``pending``: a login waiting for its code) of the user, as its secret."""
-    from bookwell.core.storage.models import User
-
     with db.write_transaction(app) as writer:
         user = writer.scalars(select(User).where(User.email == email)).one()
         _, secret = sessions.start(
