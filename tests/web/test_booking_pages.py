@@ -14,6 +14,7 @@ from booking_pages import (
     book_through_pages,
     csrf_of,
     details_url,
+    form_key_of,
     link_to,
     links,
     post_details,
@@ -70,16 +71,19 @@ def test_the_whole_path_to_a_booking_without_javascript(app, client, business, c
     assert "Tuesday 2 March 2027, 10:00" in details.text  # Paris time
     assert_strict(details)
     action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', details.text)[1])
-    done = client.post(
+    sent = client.post(
         action,
         data={
             "csrf_token": csrf_of(details),
+            "form_key": form_key_of(details),
             "name": "Ann",
             "email": "ann@example.com",
             "phone": "+33 1 23 45 67 89",
             "notes": "Short, please.",
         },
     )
+    assert sent.status_code == 303  # Post/Redirect/Get: a reload shows, never books again
+    done = client.get(sent.headers["Location"])
     assert done.status_code == 200
     assert_strict(done)
     [booking] = bookings(app)
@@ -248,9 +252,9 @@ def test_a_slot_taken_meanwhile_sends_the_client_back_with_a_note(app, business)
     url = details_url(business, provider=business.provider_id)
     forms = [browser.get(url) for browser in (first, second)]
     data = {"name": "Ann", "email": "ann@example.com"}
-    won = first.post(url, data={**data, "csrf_token": csrf_of(forms[0])})
-    lost = second.post(url, data={**data, "csrf_token": csrf_of(forms[1])})
-    assert won.status_code == 200
+    won = first.post(url, data={**data, "csrf_token": csrf_of(forms[0]), "form_key": "a" * 20})
+    lost = second.post(url, data={**data, "csrf_token": csrf_of(forms[1]), "form_key": "b" * 20})
+    assert won.status_code == 303
     assert lost.status_code == 302
     back = second.get(lost.headers["Location"])
     assert "/slots" in lost.headers["Location"] and "date=2027-03-02" in lost.headers["Location"]
@@ -268,7 +272,9 @@ def test_a_race_lost_inside_the_lifecycle_also_goes_back_to_the_slots(app, busin
     url = details_url(business, provider=business.provider_id)
     form = client.get(url)
     monkeypatch.setattr(lifecycle, "create_booking", taken)
-    lost = client.post(url, data={"csrf_token": csrf_of(form), "name": "A", "email": "a@x.org"})
+    data = {"csrf_token": csrf_of(form), "form_key": form_key_of(form), "name": "A"}
+    data["email"] = "a@x.org"
+    lost = client.post(url, data=data)
     assert lost.status_code == 302 and "taken=1" in lost.headers["Location"]
 
 
@@ -506,14 +512,20 @@ def test_two_clients_confirming_the_same_slot_at_once(app, business):
 
     url = details_url(business, provider=business.provider_id)
     browsers = [app.test_client() for _ in range(2)]
-    tokens = [csrf_of(browser.get(url)) for browser in browsers]
+    forms = [browser.get(url) for browser in browsers]
     barrier = threading.Barrier(2)
     answers = [None, None]
 
     def confirm(index):
         barrier.wait()
         answers[index] = browsers[index].post(
-            url, data={"csrf_token": tokens[index], "name": f"C{index}", "email": "c@example.com"}
+            url,
+            data={
+                "csrf_token": csrf_of(forms[index]),
+                "form_key": form_key_of(forms[index]),
+                "name": f"C{index}",
+                "email": "c@example.com",
+            },
         )
 
     threads = [threading.Thread(target=confirm, args=(index,)) for index in range(2)]
@@ -521,7 +533,7 @@ def test_two_clients_confirming_the_same_slot_at_once(app, business):
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert sorted(answer.status_code for answer in answers) == [200, 302]
+    assert sorted(answer.status_code for answer in answers) == [302, 303]
     lost = next(answer for answer in answers if answer.status_code == 302)
     assert "taken=1" in lost.headers["Location"]
     assert len(bookings(app)) == 1
@@ -533,3 +545,83 @@ def test_a_stale_link_to_a_taken_time_goes_back_to_the_slots(app, client, busine
     assert stale.status_code == 302 and "taken=1" in stale.headers["Location"]
     not_a_slot = client.get(details_url(business, start="2027-03-02T10:10:00+01:00"))
     assert not_a_slot.status_code == 302
+
+
+# --- sending the details form twice ---------------------------------------------------------
+
+
+def _filled(client, business):
+    url = details_url(business, provider=business.provider_id)
+    form = client.get(url)
+    data = {"csrf_token": csrf_of(form), "form_key": form_key_of(form), "name": "Ann"}
+    return url, {**data, "email": "ann@example.com"}
+
+
+def test_reloading_the_confirmation_shows_the_booking_and_books_nothing_more(app, business):
+    client = app.test_client()
+    url, data = _filled(client, business)
+    sent = client.post(url, data=data)
+    assert sent.status_code == 303
+    confirmation = sent.headers["Location"]
+    first, reloaded = client.get(confirmation), client.get(confirmation)
+    [booking] = bookings(app)
+    assert first.status_code == reloaded.status_code == 200
+    assert booking.reference in first.text and booking.reference in reloaded.text
+    assert first.headers["Cache-Control"] == "no-store"
+    # Only whoever booked has the address: a reference alone, or a wrong token, shows nothing.
+    path = urlsplit(confirmation).path
+    assert path == f"{BOOK}/booked/{booking.reference}"
+    assert app.test_client().get(path).status_code == 404
+    assert app.test_client().get(f"{path}?token=wrong").status_code == 404
+
+
+def test_the_same_form_sent_again_shows_the_same_booking(app, business):
+    client = app.test_client()
+    url, data = _filled(client, business)
+    first = client.post(url, data=data)
+    again = client.post(url, data=data)  # the back button and send, or a double click
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(bookings(app)) == 1
+    changed = client.post(url, data={**data, "name": "Someone else"})
+    assert changed.status_code == 409
+    assert "You already sent this form with other details" in changed.text
+    assert form_key_of(changed) != data["form_key"]  # a new form, for another booking
+    assert len(bookings(app)) == 1
+
+
+def test_a_double_click_books_once(app, business):
+    import threading
+
+    client = app.test_client()
+    url, data = _filled(client, business)
+    barrier = threading.Barrier(2)
+    answers = [None, None]
+
+    # The same browser's cookie, so the CSRF token holds for both requests.
+    cookie = client.get_cookie("session")
+
+    def send_with_cookie(index):
+        browser = app.test_client()
+        browser.set_cookie(cookie.key, cookie.value)
+        barrier.wait()
+        answers[index] = browser.post(url, data=data)
+
+    threads = [threading.Thread(target=send_with_cookie, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [answer.status_code for answer in answers] == [303, 303]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"]
+    assert len(bookings(app)) == 1
+
+
+def test_a_form_without_its_key_books_nothing(app, business):
+    client = app.test_client()
+    url, data = _filled(client, business)
+    del data["form_key"]
+    refused = client.post(url, data=data)
+    assert refused.status_code == 422 and "Your form expired" in refused.text
+    assert len(form_key_of(refused)) >= 16  # sent again from here, it books
+    assert bookings(app) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import json
 import re
+import secrets
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -29,10 +30,10 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, StringField, TextAreaField
+from wtforms import EmailField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
-from bookwell.core.booking import lifecycle
+from bookwell.core.booking import idempotency, lifecycle
 from bookwell.core.booking.availability import Slot, find_slots, offered_slots
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import Refused
@@ -61,6 +62,11 @@ DONE_NOTES = {
     "cancelled": "Your booking is cancelled.",
     "rescheduled": "Your booking has moved to its new time.",
 }
+FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,100}$")
+SENT_BEFORE = (
+    "You already sent this form with other details. To make another booking, check the "
+    "details and send them again."
+)
 SINGLE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 NO_CONTROL = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
 
@@ -106,6 +112,9 @@ class DetailsForm(FlaskForm):
             Regexp(NO_CONTROL, message="Please remove control characters."),
         ],
     )
+    # The form's own idempotency key, new with each form shown: the same form sent twice (a
+    # double click, or back and send again) books once and shows that one booking.
+    form_key = HiddenField(validators=[DataRequired(), Regexp(FORM_KEY)])
 
 
 class TokenForm(FlaskForm):
@@ -422,6 +431,43 @@ def _field_of(refusal_field: str | None, form: FlaskForm) -> str | None:
     return name if name in form._fields and name != "csrf_token" else None
 
 
+def _form_fingerprint(service: Service, provider_arg: str, start: datetime, form, given) -> str:
+    """What the details form asked for: the same key with other details is another request."""
+    return idempotency.request_hash(
+        "POST",
+        request.path,
+        {
+            "service": service.id,
+            "provider": provider_arg,
+            "start": start.isoformat(),
+            "name": form.name.data,
+            "email": form.email.data,
+            "phone": form.phone.data or "",
+            "notes": form.notes.data or "",
+            "consents": sorted(given),
+        },
+    )
+
+
+def _stored_key(form: DetailsForm) -> str:
+    # Apart from the API's keys, which their callers choose, in the same table.
+    return f"form:{form.form_key.data}"
+
+
+def _answered_before(tenant: Tenant, key: str, fingerprint: str, now: datetime, fresh=False):
+    """The first answer to this form (a Replay), a KeyReused, or ``None`` if it was never sent."""
+    try:
+        if fresh:
+            # Another connection committed the key while we waited: read past our snapshot.
+            with db.fresh_session() as session:
+                idempotency.lookup(session, tenant.id, key, fingerprint, now)
+        else:
+            idempotency.lookup(db.session(), tenant.id, key, fingerprint, now)
+    except (idempotency.Replay, idempotency.KeyReused) as answered:
+        return answered
+    return None
+
+
 @booking_pages.route("/details", methods=["GET", "POST"])
 def details(slug: str):
     tenant = _tenant(slug)
@@ -450,6 +496,23 @@ def details(slug: str):
     def again(status: int) -> Response:
         return _page(tenant, "book/details.html", status, **context)
 
+    def answer_again(answered: Exception) -> Response:
+        """The form was sent before: show its booking again, never make a second one."""
+        if isinstance(answered, idempotency.Replay):
+            return _to_confirmation(tenant, answered.body["reference"], answered.body["token"])
+        form.form_key.data = secrets.token_urlsafe(24)  # a new form, for another booking
+        context["errors"].append(SENT_BEFORE)
+        return again(409)
+
+    valid = request.method == "POST" and form.validate_on_submit()
+    if not FORM_KEY.match(form.form_key.data or ""):
+        form.form_key.data = secrets.token_urlsafe(24)  # a form shown anew, or one without
+    fingerprint = _form_fingerprint(service, provider_arg, start, form, given) if valid else ""
+    if valid:
+        answered = _answered_before(tenant, _stored_key(form), fingerprint, now)
+        if answered is not None:
+            return answer_again(answered)
+
     # A time no longer free (a stale link, or taken meanwhile): back to the day's times.
     local_day = start.astimezone(tenant.zone).date()
     candidates = [
@@ -461,8 +524,8 @@ def details(slug: str):
         return _back_to_slots(tenant, service, provider_arg, start)
     if request.method == "GET":
         return again(200)
-    if not form.validate_on_submit():
-        if "csrf_token" in form.errors:
+    if not valid:
+        if "csrf_token" in form.errors or "form_key" in form.errors:
             context["errors"].append("Your form expired; please check the details and send again.")
         context["consent_errors"] = {
             consent.id: "Please tick this box to continue."
@@ -477,6 +540,11 @@ def details(slug: str):
         phone=form.phone.data or None,
         notes=form.notes.data or None,
     )
+    idempotent = lifecycle.IdempotentRequest(
+        _stored_key(form),
+        fingerprint,
+        lambda booking, token: {"reference": booking.reference, "token": token},
+    )
     for provider_id in candidates:  # "any": the first free provider; another if it was taken
         try:
             made, token = lifecycle.create_booking(
@@ -488,9 +556,18 @@ def details(slug: str):
                 client=client,
                 now=now,
                 consents=given,
+                idempotent=idempotent,
             )
         except lifecycle.SlotUnavailable:
             continue
+        except (idempotency.Replay, idempotency.KeyReused) as answered:
+            return answer_again(answered)  # the same form, sent again while we checked
+        except idempotency.ConcurrentClaim:
+            # A double click: the other request booked first; its booking is ours.
+            answered = _answered_before(tenant, idempotent.key, fingerprint, now, fresh=True)
+            if answered is None:
+                raise
+            return answer_again(answered)
         except lifecycle.ConsentMissing as missing:
             context["consent_errors"] = {
                 consent.id: "Please tick this box to continue." for consent in missing.missing
@@ -514,7 +591,7 @@ def details(slug: str):
             response = again(503)
             response.headers["Retry-After"] = "2"
             return response
-        return _confirmation(tenant, made, token)
+        return _to_confirmation(tenant, made.reference, token)
     return _back_to_slots(tenant, service, provider_arg, start)
 
 
@@ -528,22 +605,32 @@ def _manage_url(tenant: Tenant, booking: Booking, token: str, **extra: Any) -> s
     )
 
 
-def _confirmation(tenant: Tenant, booking: Booking, token: str) -> Response:
+def _to_confirmation(tenant: Tenant, reference: str, token: str) -> Response:
+    """Post/Redirect/Get: the answer to the details form is a page a reload only shows again.
+    Its address carries the manage token, as the manage link does: only who booked has it."""
+    return redirect(
+        url_for("booking_pages.booked", slug=tenant.slug, reference=reference, token=token), 303
+    )
+
+
+@booking_pages.get("/booked/<reference>")
+def booked(slug: str, reference: str):
+    tenant = _tenant(slug)
+    token = request.args.get("token", "")[:200]
+    booking = _owned_booking(tenant, reference, token)
+    if booking.status != BookingStatus.CONFIRMED:
+        return redirect(_manage_url(tenant, booking, token))  # cancelled since: say so there
     session = db.session()
-    return _page(
+    response = _page(
         tenant,
         "book/confirmed.html",
         booking=booking,
         service=session.get(Service, booking.service_id),
         provider=session.get(Provider, booking.provider_id),
-        manage_url=url_for(
-            "booking_pages.manage",
-            slug=tenant.slug,
-            reference=booking.reference,
-            token=token,
-            _external=True,
-        ),
+        manage_url=_manage_url(tenant, booking, token),
     )
+    response.headers["Cache-Control"] = "no-store"  # the address holds the manage token
+    return response
 
 
 # --- the manage page -----------------------------------------------------------------------------
