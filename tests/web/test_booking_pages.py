@@ -140,7 +140,9 @@ def test_the_calendar_marks_days_with_and_without_room(app, client, business):
     following = client.get(link_to(page, "month=2027-04"))
     assert following.status_code == 200 and "April 2027" in following.text
     assert "month=2027-03" in following.text
-    assert client.get(f"{url}&month=2027-02").status_code == 404
+    past = client.get(f"{url}&month=2027-02")
+    assert past.status_code == 200 and "That month has passed" in past.text
+    assert "/slots" not in past.text and "month=2027-03" in past.text  # and the way back
     assert client.get(f"{url}&month=nonsense").status_code == 404
     assert client.get(f"{BOOK}/day?service=999&provider=any").status_code == 404
     assert client.get(f"{BOOK}/day?service={business.service_id}&provider=999").status_code == 404

@@ -9,7 +9,6 @@ and in hidden form fields.
 
 from __future__ import annotations
 
-import calendar
 import json
 import re
 import secrets
@@ -48,6 +47,7 @@ from bookwell.core.storage.models import (
     Tenant,
 )
 from bookwell.core.web import ratelimits, security_headers, themes
+from bookwell.core.web.pages import steps
 from bookwell.core.web.request_tenant import current_tenant
 
 booking_pages = Blueprint("booking_pages", __name__, url_prefix="/book/<slug>")
@@ -67,6 +67,13 @@ SENT_BEFORE = (
     "You already sent this form with other details. To make another booking, check the "
     "details and send them again."
 )
+# A booking's status as people read it (the stored values are for programs).
+STATUS_WORDS = {
+    BookingStatus.CONFIRMED: "Confirmed",
+    BookingStatus.CANCELLED: "Cancelled",
+    BookingStatus.COMPLETED: "Completed",
+    BookingStatus.NO_SHOW: "No-show",
+}
 SINGLE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 NO_CONTROL = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
 
@@ -281,7 +288,15 @@ PAGE_LIMITS = (
 )
 
 
+def status_word(status: object) -> str:
+    """``confirmed`` -> ``Confirmed``; a status core does not know yet, readable all the same."""
+    return STATUS_WORDS.get(
+        str(status), str(status).replace("-", " ").replace("_", " ").capitalize()
+    )
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(status_word, "status_word")  # client pages, staff pages and mail
     themes.init_app(app)
     app.register_blueprint(booking_pages)
     ratelimits.limit_pages(app, PAGE_LIMITS)
@@ -338,52 +353,34 @@ def day(slug: str):
     tenant = _tenant(slug)
     service, provider, provider_arg = _choice(tenant)
     today = _today(tenant)
-    first_month = today.replace(day=1)
-    raw = request.args.get("month", "")
-    if raw:
-        try:
-            month = datetime.strptime(raw, "%Y-%m").date() if len(raw) == 7 else None
-        except ValueError:
-            month = None
-        if month is None:
-            abort(404)
-    else:
-        month = first_month
-    last_bookable = today + timedelta(days=service.horizon_days)
-    if month < first_month or month > last_bookable:
-        abort(404)
-    days_in_month = calendar.monthrange(month.year, month.month)[1]
-    month_end = month.replace(day=days_in_month)
-    free = {
-        slot.start.astimezone(tenant.zone).date()
-        for slot in _slots(tenant, service, provider, max(month, today), month_end)
-    }
-    previous = (month - timedelta(days=1)).replace(day=1)
-    following = month_end + timedelta(days=1)
-    weeks = calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
+    month = steps.parse_month(request.args.get("month", ""), today)
+
+    def free_days(first: date, last: date) -> set[date]:
+        return {
+            slot.start.astimezone(tenant.zone).date()
+            for slot in _slots(tenant, service, provider, first, last)
+        }
+
+    def choice_url(endpoint: str, **args: Any) -> str:
+        return url_for(
+            endpoint, slug=tenant.slug, service=service.id, provider=provider_arg, **args
+        )
+
     return _page(
         tenant,
         "book/day.html",
         service=service,
         provider=provider,
         provider_arg=provider_arg,
-        month=month,
-        month_label=f"{month:%B %Y}",
-        weeks=weeks,
-        free=free,
-        previous=f"{previous:%Y-%m}" if previous >= first_month else None,
-        following=f"{following:%Y-%m}" if following <= last_bookable else None,
-        weekdays=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        view=steps.month_view(month, today, service.horizon_days, free_days),
+        day_url=lambda chosen: choice_url(".slots", date=chosen.isoformat()),
+        month_url=lambda chosen: choice_url(".day", month=chosen),
     )
 
 
 def _day_arg() -> date:
-    raw = request.args.get("date", "")
-    try:
-        chosen = date.fromisoformat(raw) if len(raw) == 10 else None
-    except ValueError:
-        chosen = None
-    if chosen is None or not 1970 <= chosen.year <= 2200:
+    chosen = steps.parse_day(request.args.get("date", ""))
+    if chosen is None:
         abort(404)
     return chosen
 
