@@ -19,11 +19,13 @@ from booking_pages import (
     links,
     post_details,
 )
+from html_forms import forms_of
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking, BookingConsent, Tenant, TimeOff
+from bookwell.core.storage.models import Booking, BookingConsent, Service, Tenant, TimeOff
 from bookwell.core.web import themes
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
@@ -317,26 +319,77 @@ def test_cancel_from_the_manage_page_with_a_confirmation_step(app, client, busin
     )
 
 
-def test_reschedule_from_the_manage_page(app, client, business):
+def test_reschedule_from_the_manage_page_month_then_day_then_time(app, client, business):
     _, manage = book_through_pages(client, business)
-    step = client.get(link_to(client.get(manage), "step=reschedule"))
-    assert step.status_code == 200
-    assert_strict(step)
-    assert 'value="2027-03-03T11:00:00+01:00"' in step.text
-    assert 'value="2027-03-02T10:00:00+01:00"' not in step.text  # its own time
+    month = client.get(link_to(client.get(manage), "step=reschedule"))
+    assert month.status_code == 200
+    assert_strict(month)
+    assert "March 2027" in month.text and 'type="radio"' not in month.text
+    day = client.get(link_to(month, "step=reschedule", "date=2027-03-03"))
+    assert_strict(day)
+    assert "Wednesday 3 March 2027" in day.text
+    own_day = client.get(link_to(month, "step=reschedule", "date=2027-03-02"))
+    assert "2027-03-02T10:00:00+01:00" not in starts_offered(own_day)  # its own time
+    assert "2027-03-02T10:30:00+01:00" in starts_offered(own_day)
+    confirm = client.get(link_to(day, "step=reschedule", "start=2027-03-03T11:00:00%2B01:00"))
+    assert_strict(confirm)
+    assert "Move your booking to <strong>Wednesday 3 March 2027, 11:00</strong>?" in confirm.text
     token = parse_qs(urlsplit(manage).query)["token"][0]
-    action = html.unescape(re.findall(r'<form method="post" action="([^"]+)"', step.text)[0])
-    done = client.post(
-        action,
-        data={"csrf_token": csrf_of(step), "token": token, "start": "2027-03-03T11:00:00+01:00"},
-    )
+    [form] = [form for form in forms_of(confirm.text) if form.method == "post"]
+    assert token not in form.action and form.field("token") == token
+    assert form.field("start") == "2027-03-03T11:00:00+01:00"
+    done = client.post(form.action, data=MultiDict(form.submission()))
     assert done.status_code == 302
     [booking] = bookings(app)
     assert booking.starts_at == datetime(2027, 3, 3, 10, 0, tzinfo=UTC)
     assert booking.provider_id == business.provider_id  # the same person when free
     assert "moved to its new time" in client.get(done.headers["Location"]).text
-    missing = client.post(action, data={"csrf_token": csrf_of(step), "token": token})
+    data = {"csrf_token": csrf_of(confirm), "token": token}
+    missing = client.post(form.action, data=data)
     assert missing.status_code == 422 and "Please choose a new time." in missing.text
+
+
+def starts_offered(page) -> list[str]:
+    return [parse_qs(urlsplit(href).query)["start"][0] for href in links(page) if "start=" in href]
+
+
+def test_rescheduling_shows_at_most_one_days_times(app, client, business):
+    with db.write_transaction(app) as session:
+        session.get(Service, business.service_id).slot_step_minutes = 5  # 90 starts a day
+    _, manage = book_through_pages(client, business)
+    month = client.get(manage + "&step=reschedule")
+    assert "start=" not in month.text  # a calendar, no times yet
+    assert client.get(link_to(month, "month=2027-04")).status_code == 200
+    day = client.get(link_to(month, "date=2027-03-04"))
+    starts = {
+        parse_qs(urlsplit(href).query)["start"][0][:10] for href in links(day) if "start=" in href
+    }
+    assert starts == {"2027-03-04"}
+    assert len([href for href in links(day) if "start=" in href]) <= 24 * 60 // 5
+    far = client.get(manage + "&step=reschedule&month=2029-01")
+    assert "Bookings open up to 365 days ahead" in far.text
+
+
+def test_a_time_taken_meanwhile_goes_back_to_that_days_times(app, client, business):
+    _, manage = book_through_pages(client, business)
+    confirm = client.get(manage + "&step=reschedule&start=2027-03-03T11:00:00%2B01:00")
+    [form] = [form for form in forms_of(confirm.text) if form.method == "post"]
+    for provider in (business.provider_id, business.second_provider_id):
+        app.test_client().post(
+            "/api/v1/tenants/salon/bookings",
+            json={
+                "service_id": business.service_id,
+                "provider_id": provider,
+                "start": "2027-03-03T11:00:00+01:00",
+                "client": {"name": "Bob", "email": "bob@example.com"},
+            },
+        )
+    lost = client.post(form.action, data=MultiDict(form.submission()))
+    assert lost.status_code == 409 and "That time was just taken" in lost.text
+    assert "Wednesday 3 March 2027" in lost.text
+    assert "2027-03-03T11:30:00+01:00" in starts_offered(lost)
+    stale = client.get(manage + "&step=reschedule&start=2027-03-03T11:00:00%2B01:00")
+    assert "Move your booking to" not in stale.text and "Wednesday 3 March 2027" in stale.text
 
 
 def test_a_plugin_refusing_a_cancellation_is_shown_plainly(plugin_app, business):
@@ -424,17 +477,6 @@ def test_unknown_tenants_and_bad_parameters_answer_404(client, business):
     url = f"{BOOK}/slots?service={business.service_id}&provider=any&date=2027-13-01"
     assert client.get(url).status_code == 404
     assert client.get(details_url(business, start="2027-03-02T10:00:00")).status_code == 404
-
-
-def test_reschedule_offers_later_weeks(app, client, business):
-    _, manage = book_through_pages(client, business)
-    step = client.get(manage + "&step=reschedule")
-    assert "Earlier times" not in step.text
-    later = client.get(link_to(step, "from=2027-03-08"))
-    assert later.status_code == 200
-    assert 'value="2027-03-09T10:00:00+01:00"' in later.text
-    assert 'value="2027-03-03T10:00:00+01:00"' not in later.text
-    assert "from=2027-03-01" in later.text  # and back
 
 
 def test_the_pages_share_the_apis_booking_rate_limit(make_app, business):

@@ -57,7 +57,6 @@ HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 DEFAULT_BRAND = "#3d4a5c"
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
 MAX_ID = 2**31 - 1
-RESCHEDULE_DAYS = 7
 DONE_NOTES = {
     "cancelled": "Your booking is cancelled.",
     "rescheduled": "Your booking has moved to its new time.",
@@ -401,6 +400,13 @@ def slots(slug: str):
         day_label=_day_label(chosen),
         month=f"{chosen:%Y-%m}",
         slots=[slot.start.astimezone(tenant.zone) for slot in found],
+        time_url=lambda start: url_for(
+            ".details",
+            slug=tenant.slug,
+            service=service.id,
+            provider=provider_arg,
+            start=start.isoformat(),
+        ),
         note=TAKEN_NOTE if request.args.get("taken") else None,
     )
 
@@ -651,36 +657,75 @@ def _owned_booking(tenant: Tenant, reference: str, token: str) -> Booking:
     return booking
 
 
-def _reschedule_from(tenant: Tenant) -> date:
-    today = _today(tenant)
-    raw = request.args.get("from", "")
-    try:
-        chosen = date.fromisoformat(raw) if len(raw) == 10 else today
-    except ValueError:
-        chosen = today
-    return chosen if today <= chosen <= today + timedelta(days=366) else today
-
-
-def _reschedule_choices(
-    tenant: Tenant, booking: Booking, service: Service, first: date
-) -> list[list]:
-    found = _one_per_start(
-        offered_slots(
-            db.session(),
-            tenant,
-            service=service,
-            day_from=first,
-            day_to=first + timedelta(days=RESCHEDULE_DAYS - 1),
-            now=clock.now(),
-            ignore_booking_id=booking.id,
-        )
+def _reschedule_slots(
+    tenant: Tenant, booking: Booking, service: Service, first: date, last: date
+) -> list[Slot]:
+    """The times the booking may move to: any provider of its service, not its own time."""
+    found = offered_slots(
+        db.session(),
+        tenant,
+        service=service,
+        day_from=first,
+        day_to=last,
+        now=clock.now(),
+        ignore_booking_id=booking.id,
     )
-    by_day: dict[date, list[datetime]] = {}
-    for slot in found:
-        local = slot.start.astimezone(tenant.zone)
-        if slot.start != booking.starts_at:
-            by_day.setdefault(local.date(), []).append(local)
-    return [[_day_label(day), starts] for day, starts in by_day.items()]
+    return [slot for slot in _one_per_start(found) if slot.start != booking.starts_at]
+
+
+def _reschedule_steps(
+    tenant: Tenant,
+    booking: Booking,
+    service: Service,
+    token: str,
+    chosen_day: date | None,
+    chosen_start: datetime | None,
+) -> dict[str, Any]:
+    """The booking flow's steps, for a new time: the month, then a day's times, then "move
+    it there?". Only one day's times are ever shown at once."""
+    today = _today(tenant)
+
+    def step_url(**args: Any) -> str:
+        return _manage_url(tenant, booking, token, step="reschedule", **args)
+
+    def day_starts(day: date) -> list[datetime]:
+        found = _reschedule_slots(tenant, booking, service, day, day)
+        return [slot.start.astimezone(tenant.zone) for slot in found]
+
+    urls = {
+        "day_url": lambda day: step_url(date=day.isoformat()),
+        "month_url": lambda month: step_url(month=month),
+        "time_url": lambda start: step_url(start=start.isoformat()),
+    }
+    if chosen_start is not None:
+        local = chosen_start.astimezone(tenant.zone)
+        if local in day_starts(local.date()):
+            return {
+                "stage": "confirm",
+                "start": local,
+                "back_url": urls["day_url"](local.date()),
+                **urls,
+            }
+        chosen_day = local.date()  # no longer free: that day's times instead
+    if chosen_day is not None and today <= chosen_day <= today + timedelta(
+        days=service.horizon_days
+    ):
+        return {
+            "stage": "times",
+            "day_label": _day_label(chosen_day),
+            "starts": day_starts(chosen_day),
+            "back_url": urls["month_url"](f"{chosen_day:%Y-%m}"),
+            **urls,
+        }
+    around = booking.starts_at.astimezone(tenant.zone).date()
+    month = steps.parse_month(request.args.get("month", ""), max(around, today))
+
+    def free_days(first: date, last: date) -> set[date]:
+        found = _reschedule_slots(tenant, booking, service, first, last)
+        return {slot.start.astimezone(tenant.zone).date() for slot in found}
+
+    view = steps.month_view(month, today, service.horizon_days, free_days)
+    return {"stage": "month", "view": view, **urls}
 
 
 def _manage_page(
@@ -691,20 +736,20 @@ def _manage_page(
     status: int = 200,
     error: str | None = None,
     form: FlaskForm | None = None,
+    chosen_day: date | None = None,
+    chosen_start: datetime | None = None,
 ) -> Response:
     session = db.session()
     service = session.get(Service, booking.service_id)
     changeable = booking.status == BookingStatus.CONFIRMED and booking.starts_at > clock.now()
-    if not changeable:
+    if not changeable or service is None:
         step = None
-    first = _reschedule_from(tenant)
-    choices = (
-        _reschedule_choices(tenant, booking, service, first)
-        if step == "reschedule" and service
-        else []
-    )
-    later = first + timedelta(days=RESCHEDULE_DAYS)
-    earlier = first - timedelta(days=RESCHEDULE_DAYS)
+    reschedule = None
+    if step == "reschedule":
+        if chosen_day is None and chosen_start is None:
+            chosen_day = steps.parse_day(request.args.get("date", ""))
+            chosen_start = _parse_start(request.args.get("start"))
+        reschedule = _reschedule_steps(tenant, booking, service, token, chosen_day, chosen_start)
     return _page(
         tenant,
         "book/manage.html",
@@ -717,16 +762,10 @@ def _manage_page(
         error=error,
         changeable=changeable,
         form=form or TokenForm(formdata=None),
-        choices=choices,
+        reschedule=reschedule,
         manage_url=_manage_url(tenant, booking, token),
         cancel_step_url=_manage_url(tenant, booking, token, step="cancel"),
         reschedule_step_url=_manage_url(tenant, booking, token, step="reschedule"),
-        later_url=_manage_url(tenant, booking, token, step="reschedule", **{"from": later}),
-        earlier_url=(
-            _manage_url(tenant, booking, token, step="reschedule", **{"from": earlier})
-            if earlier >= _today(tenant)
-            else None
-        ),
         note=DONE_NOTES.get(request.args.get("done", "")),
     )
 
@@ -791,6 +830,7 @@ def reschedule(slug: str, reference: str):
         )
         return _manage_page(tenant, booking, token, "reschedule", 422, message, form)
     start = _parse_start(form.start.data)
+    tried = start.astimezone(tenant.zone).date() if start else None
     if start is None:
         return _manage_page(tenant, booking, token, "reschedule", 422, "Please choose a new time.")
     service = db.session().get(Service, booking.service_id)
@@ -827,7 +867,13 @@ def reschedule(slug: str, reference: str):
             continue
         except Refused as refused:
             return _manage_page(
-                tenant, booking, token, "reschedule", refused.first.status, _refusal_text(refused)
+                tenant,
+                booking,
+                token,
+                "reschedule",
+                refused.first.status,
+                _refusal_text(refused),
+                chosen_day=tried,
             )
         except lifecycle.NotChangeable as refusal:
             return _manage_page(tenant, booking, token, None, 409, refusal.message)
@@ -836,7 +882,7 @@ def reschedule(slug: str, reference: str):
         except LockTimeout:
             return _manage_page(tenant, booking, token, None, 503, "We are busy; please try again.")
         return redirect(_manage_url(tenant, booking, token, done="rescheduled"))
-    return _manage_page(tenant, booking, token, "reschedule", 409, TAKEN_NOTE)
+    return _manage_page(tenant, booking, token, "reschedule", 409, TAKEN_NOTE, chosen_day=tried)
 
 
 # --- brand colours ---------------------------------------------------------------------------
