@@ -23,6 +23,10 @@ def csrf_of(page) -> str:
     return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
 
 
+def form_key_of(page) -> str:
+    return re.search(r'name="form_key" value="([^"]+)"', page.text).group(1)
+
+
 def details_url(business, start="2027-03-02T10:00:00+01:00", provider="any") -> str:
     return (
         f"{BOOK}/details?service={business.service_id}&provider={provider}"
@@ -30,12 +34,17 @@ def details_url(business, start="2027-03-02T10:00:00+01:00", provider="any") -> 
     )
 
 
-def post_details(client, url, *, name="Ann", email="ann@example.com", **extra):
+def post_details(client, url, *, name="Ann", email="ann@example.com", follow=True, **extra):
+    """Fill and send the details form at ``url``; a booking made answers 303 to its confirmation
+    page, which is followed (``follow``) as a browser does."""
     form = client.get(url)
     assert form.status_code == 200
-    data = {"csrf_token": csrf_of(form), "name": name, "email": email}
-    data.update(extra)
-    return client.post(url, data=data)
+    data = {"csrf_token": csrf_of(form), "form_key": form_key_of(form), "name": name}
+    data.update(email=email, **extra)
+    answer = client.post(url, data=data)
+    if follow and answer.status_code == 303:
+        return client.get(answer.headers["Location"])
+    return answer
 
 
 def book_through_pages(client, business, **extra):

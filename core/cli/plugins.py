@@ -95,7 +95,7 @@ def enable_plugin(obj, name: str, slug: str, assignments: tuple[str, ...]) -> No
     if done.also_enabled:
         click.echo(f"also enabled (required by {name}): {', '.join(done.also_enabled)}")
     if done.raised:
-        click.echo(f"settings raised to {name}'s floors: {', '.join(done.raised)}")
+        click.echo(f"settings raised to the floors of {name}: {', '.join(done.raised)}")
 
 
 @plugins.command("disable")

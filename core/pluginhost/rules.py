@@ -226,7 +226,7 @@ def _hold_to_floors(
         return plugin_settings.validate(manifest, {}, raised)
     except plugin_settings.InvalidSettings as error:
         raise PluginConflict(
-            f"The floors on {manifest.title}'s settings cannot be met: {error}"
+            f"The floors on the settings of {manifest.title} cannot be met: {error}"
         ) from error
 
 
@@ -327,7 +327,7 @@ class SettingsChecks:
             title = title_of(self.host, name)
             if isinstance(answer, PluginFailed):
                 raise SettingsCheckFailed(
-                    f"{title}'s check of its settings {answer.how}, so nothing was changed. "
+                    f"The settings check of {title} {answer.how}, so nothing was changed. "
                     "Please try again later; if it goes on, tell the plugin's author."
                 )
             if not answer:
@@ -337,5 +337,5 @@ class SettingsChecks:
             faults = "; ".join(f"{key}: {message}" for key, message in answer.items())
             raise PluginConflict(
                 f"Switching {title_of(self.host, requested)} on would give {title} settings "
-                f"it refuses ({faults}). Change {title}'s settings first."
+                f"it refuses ({faults}). Change the settings of {title} first."
             )

@@ -327,7 +327,7 @@ def test_a_check_that_fails_refuses_the_change_and_is_counted(
     with pytest.raises(SettingsCheckFailed) as refused:
         enable("s-fussy", level=level)
     assert refused.value.code == "plugin_failed"
-    assert refused.value.message.startswith(f"Fussy's check of its settings {how}")
+    assert refused.value.message.startswith(f"The settings check of Fussy {how}")
     assert "nothing was changed" in refused.value.message
     assert unchanged(app, business) == before
     assert "s-fussy" in caplog.text and "check_settings" in caplog.text
@@ -349,7 +349,7 @@ def test_settings_raised_to_a_floor_are_checked_by_their_own_plugin(app, busines
         enable("s-late")
     assert refused.value.message == (
         "Switching Late hours on would give Opening rules settings it refuses "
-        "(closes: Closes at must be after Opens at.). Change Opening rules's settings first."
+        "(closes: Closes at must be after Opens at.). Change the settings of Opening rules first."
     )
     assert state(app, business) == {}
     enable("s-opening", closes=20)
@@ -496,7 +496,7 @@ def test_the_cli_refuses_alike_and_changes_nothing(run, app, business):
     assert "closes: Closes at must be after Opens at." in across.output
     failing = cli_enable(run, "s-fussy", "level=2")
     assert failing.exit_code != 0
-    assert "refused (plugin_failed): Fussy's check of its settings failed" in failing.output
+    assert "refused (plugin_failed): The settings check of Fussy failed" in failing.output
     assert "Traceback" not in failing.output
     assert unchanged(app, business) == before
 
@@ -610,7 +610,7 @@ def test_the_marketplace_refuses_beside_each_field_and_changes_nothing(app, busi
     )
     failing = save(owner, "s-fussy", {"setting-level": "2"})
     assert failing.status_code == 503
-    assert "Fussy's check of its settings failed, so nothing was changed." in card(
+    assert "The settings check of Fussy failed, so nothing was changed." in card(
         failing, "s-fussy"
     )
     assert unchanged(app, business) == before

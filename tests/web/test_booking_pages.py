@@ -14,15 +14,18 @@ from booking_pages import (
     book_through_pages,
     csrf_of,
     details_url,
+    form_key_of,
     link_to,
     links,
     post_details,
 )
+from html_forms import forms_of
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking, BookingConsent, Tenant, TimeOff
+from bookwell.core.storage.models import Booking, BookingConsent, Service, Tenant, TimeOff
 from bookwell.core.web import themes
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
@@ -70,16 +73,19 @@ def test_the_whole_path_to_a_booking_without_javascript(app, client, business, c
     assert "Tuesday 2 March 2027, 10:00" in details.text  # Paris time
     assert_strict(details)
     action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', details.text)[1])
-    done = client.post(
+    sent = client.post(
         action,
         data={
             "csrf_token": csrf_of(details),
+            "form_key": form_key_of(details),
             "name": "Ann",
             "email": "ann@example.com",
             "phone": "+33 1 23 45 67 89",
             "notes": "Short, please.",
         },
     )
+    assert sent.status_code == 303  # Post/Redirect/Get: a reload shows, never books again
+    done = client.get(sent.headers["Location"])
     assert done.status_code == 200
     assert_strict(done)
     [booking] = bookings(app)
@@ -136,7 +142,9 @@ def test_the_calendar_marks_days_with_and_without_room(app, client, business):
     following = client.get(link_to(page, "month=2027-04"))
     assert following.status_code == 200 and "April 2027" in following.text
     assert "month=2027-03" in following.text
-    assert client.get(f"{url}&month=2027-02").status_code == 404
+    past = client.get(f"{url}&month=2027-02")
+    assert past.status_code == 200 and "That month has passed" in past.text
+    assert "/slots" not in past.text and "month=2027-03" in past.text  # and the way back
     assert client.get(f"{url}&month=nonsense").status_code == 404
     assert client.get(f"{BOOK}/day?service=999&provider=any").status_code == 404
     assert client.get(f"{BOOK}/day?service={business.service_id}&provider=999").status_code == 404
@@ -248,9 +256,9 @@ def test_a_slot_taken_meanwhile_sends_the_client_back_with_a_note(app, business)
     url = details_url(business, provider=business.provider_id)
     forms = [browser.get(url) for browser in (first, second)]
     data = {"name": "Ann", "email": "ann@example.com"}
-    won = first.post(url, data={**data, "csrf_token": csrf_of(forms[0])})
-    lost = second.post(url, data={**data, "csrf_token": csrf_of(forms[1])})
-    assert won.status_code == 200
+    won = first.post(url, data={**data, "csrf_token": csrf_of(forms[0]), "form_key": "a" * 20})
+    lost = second.post(url, data={**data, "csrf_token": csrf_of(forms[1]), "form_key": "b" * 20})
+    assert won.status_code == 303
     assert lost.status_code == 302
     back = second.get(lost.headers["Location"])
     assert "/slots" in lost.headers["Location"] and "date=2027-03-02" in lost.headers["Location"]
@@ -268,7 +276,9 @@ def test_a_race_lost_inside_the_lifecycle_also_goes_back_to_the_slots(app, busin
     url = details_url(business, provider=business.provider_id)
     form = client.get(url)
     monkeypatch.setattr(lifecycle, "create_booking", taken)
-    lost = client.post(url, data={"csrf_token": csrf_of(form), "name": "A", "email": "a@x.org"})
+    data = {"csrf_token": csrf_of(form), "form_key": form_key_of(form), "name": "A"}
+    data["email"] = "a@x.org"
+    lost = client.post(url, data=data)
     assert lost.status_code == 302 and "taken=1" in lost.headers["Location"]
 
 
@@ -309,26 +319,75 @@ def test_cancel_from_the_manage_page_with_a_confirmation_step(app, client, busin
     )
 
 
-def test_reschedule_from_the_manage_page(app, client, business):
+def test_reschedule_from_the_manage_page_month_then_day_then_time(app, client, business):
     _, manage = book_through_pages(client, business)
-    step = client.get(link_to(client.get(manage), "step=reschedule"))
-    assert step.status_code == 200
-    assert_strict(step)
-    assert 'value="2027-03-03T11:00:00+01:00"' in step.text
-    assert 'value="2027-03-02T10:00:00+01:00"' not in step.text  # its own time
+    month = client.get(link_to(client.get(manage), "step=reschedule"))
+    assert month.status_code == 200
+    assert_strict(month)
+    assert "March 2027" in month.text and 'type="radio"' not in month.text
+    day = client.get(link_to(month, "step=reschedule", "date=2027-03-03"))
+    assert_strict(day)
+    assert "Wednesday 3 March 2027" in day.text
+    own_day = client.get(link_to(month, "step=reschedule", "date=2027-03-02"))
+    assert "2027-03-02T10:00:00+01:00" not in starts_offered(own_day)  # its own time
+    assert "2027-03-02T10:30:00+01:00" in starts_offered(own_day)
+    confirm = client.get(link_to(day, "step=reschedule", "start=2027-03-03T11:00:00%2B01:00"))
+    assert_strict(confirm)
+    assert "Move your booking to <strong>Wednesday 3 March 2027, 11:00</strong>?" in confirm.text
     token = parse_qs(urlsplit(manage).query)["token"][0]
-    action = html.unescape(re.findall(r'<form method="post" action="([^"]+)"', step.text)[0])
-    done = client.post(
-        action,
-        data={"csrf_token": csrf_of(step), "token": token, "start": "2027-03-03T11:00:00+01:00"},
-    )
+    [form] = [form for form in forms_of(confirm.text) if form.method == "post"]
+    assert token not in form.action and form.field("token") == token
+    assert form.field("start") == "2027-03-03T11:00:00+01:00"
+    done = client.post(form.action, data=MultiDict(form.submission()))
     assert done.status_code == 302
     [booking] = bookings(app)
     assert booking.starts_at == datetime(2027, 3, 3, 10, 0, tzinfo=UTC)
     assert booking.provider_id == business.provider_id  # the same person when free
     assert "moved to its new time" in client.get(done.headers["Location"]).text
-    missing = client.post(action, data={"csrf_token": csrf_of(step), "token": token})
+    data = {"csrf_token": csrf_of(confirm), "token": token}
+    missing = client.post(form.action, data=data)
     assert missing.status_code == 422 and "Please choose a new time." in missing.text
+
+
+def starts_offered(page) -> list[str]:
+    return [parse_qs(urlsplit(href).query)["start"][0] for href in links(page) if "start=" in href]
+
+
+def test_rescheduling_shows_at_most_one_days_times(app, client, business):
+    with db.write_transaction(app) as session:
+        session.get(Service, business.service_id).slot_step_minutes = 5
+    _, manage = book_through_pages(client, business)
+    month = client.get(manage + "&step=reschedule")
+    assert "start=" not in month.text  # a calendar, no times yet
+    assert client.get(link_to(month, "month=2027-04")).status_code == 200
+    day = client.get(link_to(month, "date=2027-03-04"))
+    starts = starts_offered(day)
+    assert {start[:10] for start in starts} == {"2027-03-04"}
+    assert len(starts) == 91  # 09:00 to 16:30 every 5 minutes, once whoever is free
+    far = client.get(manage + "&step=reschedule&month=2029-01")
+    assert "Bookings open up to 365 days ahead" in far.text
+
+
+def test_a_time_taken_meanwhile_goes_back_to_that_days_times(app, client, business):
+    _, manage = book_through_pages(client, business)
+    confirm = client.get(manage + "&step=reschedule&start=2027-03-03T11:00:00%2B01:00")
+    [form] = [form for form in forms_of(confirm.text) if form.method == "post"]
+    for provider in (business.provider_id, business.second_provider_id):
+        app.test_client().post(
+            "/api/v1/tenants/salon/bookings",
+            json={
+                "service_id": business.service_id,
+                "provider_id": provider,
+                "start": "2027-03-03T11:00:00+01:00",
+                "client": {"name": "Bob", "email": "bob@example.com"},
+            },
+        )
+    lost = client.post(form.action, data=MultiDict(form.submission()))
+    assert lost.status_code == 409 and "That time was just taken" in lost.text
+    assert "Wednesday 3 March 2027" in lost.text
+    assert "2027-03-03T11:30:00+01:00" in starts_offered(lost)
+    stale = client.get(manage + "&step=reschedule&start=2027-03-03T11:00:00%2B01:00")
+    assert "Move your booking to" not in stale.text and "Wednesday 3 March 2027" in stale.text
 
 
 def test_a_plugin_refusing_a_cancellation_is_shown_plainly(plugin_app, business):
@@ -418,17 +477,6 @@ def test_unknown_tenants_and_bad_parameters_answer_404(client, business):
     assert client.get(details_url(business, start="2027-03-02T10:00:00")).status_code == 404
 
 
-def test_reschedule_offers_later_weeks(app, client, business):
-    _, manage = book_through_pages(client, business)
-    step = client.get(manage + "&step=reschedule")
-    assert "Earlier times" not in step.text
-    later = client.get(link_to(step, "from=2027-03-08"))
-    assert later.status_code == 200
-    assert 'value="2027-03-09T10:00:00+01:00"' in later.text
-    assert 'value="2027-03-03T10:00:00+01:00"' not in later.text
-    assert "from=2027-03-01" in later.text  # and back
-
-
 def test_the_pages_share_the_apis_booking_rate_limit(make_app, business):
     app = make_app(RATE_LIMITS="booking=2/minute,write=60/minute")
     client = app.test_client()
@@ -506,14 +554,20 @@ def test_two_clients_confirming_the_same_slot_at_once(app, business):
 
     url = details_url(business, provider=business.provider_id)
     browsers = [app.test_client() for _ in range(2)]
-    tokens = [csrf_of(browser.get(url)) for browser in browsers]
+    forms = [browser.get(url) for browser in browsers]
     barrier = threading.Barrier(2)
     answers = [None, None]
 
     def confirm(index):
         barrier.wait()
         answers[index] = browsers[index].post(
-            url, data={"csrf_token": tokens[index], "name": f"C{index}", "email": "c@example.com"}
+            url,
+            data={
+                "csrf_token": csrf_of(forms[index]),
+                "form_key": form_key_of(forms[index]),
+                "name": f"C{index}",
+                "email": "c@example.com",
+            },
         )
 
     threads = [threading.Thread(target=confirm, args=(index,)) for index in range(2)]
@@ -521,7 +575,7 @@ def test_two_clients_confirming_the_same_slot_at_once(app, business):
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert sorted(answer.status_code for answer in answers) == [200, 302]
+    assert sorted(answer.status_code for answer in answers) == [302, 303]
     lost = next(answer for answer in answers if answer.status_code == 302)
     assert "taken=1" in lost.headers["Location"]
     assert len(bookings(app)) == 1
@@ -533,3 +587,83 @@ def test_a_stale_link_to_a_taken_time_goes_back_to_the_slots(app, client, busine
     assert stale.status_code == 302 and "taken=1" in stale.headers["Location"]
     not_a_slot = client.get(details_url(business, start="2027-03-02T10:10:00+01:00"))
     assert not_a_slot.status_code == 302
+
+
+# --- sending the details form twice ---------------------------------------------------------
+
+
+def _filled(client, business):
+    url = details_url(business, provider=business.provider_id)
+    form = client.get(url)
+    data = {"csrf_token": csrf_of(form), "form_key": form_key_of(form), "name": "Ann"}
+    return url, {**data, "email": "ann@example.com"}
+
+
+def test_reloading_the_confirmation_shows_the_booking_and_books_nothing_more(app, business):
+    client = app.test_client()
+    url, data = _filled(client, business)
+    sent = client.post(url, data=data)
+    assert sent.status_code == 303
+    confirmation = sent.headers["Location"]
+    first, reloaded = client.get(confirmation), client.get(confirmation)
+    [booking] = bookings(app)
+    assert first.status_code == reloaded.status_code == 200
+    assert booking.reference in first.text and booking.reference in reloaded.text
+    assert first.headers["Cache-Control"] == "no-store"
+    # Only whoever booked has the address: a reference alone, or a wrong token, shows nothing.
+    path = urlsplit(confirmation).path
+    assert path == f"{BOOK}/booked/{booking.reference}"
+    assert app.test_client().get(path).status_code == 404
+    assert app.test_client().get(f"{path}?token=wrong").status_code == 404
+
+
+def test_the_same_form_sent_again_shows_the_same_booking(app, business):
+    client = app.test_client()
+    url, data = _filled(client, business)
+    first = client.post(url, data=data)
+    again = client.post(url, data=data)  # the back button and send, or a double click
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(bookings(app)) == 1
+    changed = client.post(url, data={**data, "name": "Someone else"})
+    assert changed.status_code == 409
+    assert "You already sent this form with other details" in changed.text
+    assert form_key_of(changed) != data["form_key"]  # a new form, for another booking
+    assert len(bookings(app)) == 1
+
+
+def test_a_double_click_books_once(app, business):
+    import threading
+
+    client = app.test_client()
+    url, data = _filled(client, business)
+    barrier = threading.Barrier(2)
+    answers = [None, None]
+
+    # The same browser's cookie, so the CSRF token holds for both requests.
+    cookie = client.get_cookie("session")
+
+    def send_with_cookie(index):
+        browser = app.test_client()
+        browser.set_cookie(cookie.key, cookie.value)
+        barrier.wait()
+        answers[index] = browser.post(url, data=data)
+
+    threads = [threading.Thread(target=send_with_cookie, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [answer.status_code for answer in answers] == [303, 303]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"]
+    assert len(bookings(app)) == 1
+
+
+def test_a_form_without_its_key_books_nothing(app, business):
+    client = app.test_client()
+    url, data = _filled(client, business)
+    del data["form_key"]
+    refused = client.post(url, data=data)
+    assert refused.status_code == 422 and "Your form expired" in refused.text
+    assert len(form_key_of(refused)) >= 16  # sent again from here, it books
+    assert bookings(app) == []

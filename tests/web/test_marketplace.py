@@ -240,7 +240,7 @@ def test_the_owner_saves_settings_and_the_audit_has_old_and_new(site, business):
     post(client, "switch", {"plugin": "m-guard", "enabled": "on"})
     saved = post(client, "settings", settings_form(**{"setting-strict": "on"}))
     assert saved.status_code == 302, saved.text
-    assert "Door guard's settings are saved." in unescape(client.get(MARKET).text)
+    assert "Settings saved for Door guard." in unescape(client.get(MARKET).text)
     settings = state(site, business)["m-guard"][1]
     assert settings == {
         "roles": ["owner", "manager"],

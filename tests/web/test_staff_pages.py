@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from html import unescape
 
 import pytest
 from conftest import (
@@ -222,6 +223,42 @@ def test_rescheduling_offers_free_times_and_refuses_a_taken_one(site, business):
     row = booking_row(site, reference)
     assert row.starts_at == datetime(2027, 3, 3, 10, 0, tzinfo=UTC)
     assert audited(site, "booking.rescheduled")
+
+
+def test_rescheduling_takes_the_month_day_time_steps_one_day_at_a_time(site, business):
+    with site.app_context(), db.write_transaction(site) as session:
+        session.get(Service, business.service_id).slot_step_minutes = 5
+    reference = book(site, business, "2027-03-02T10:00:00+01:00")
+    client = log_in(site, "staff@example.com")
+    url = f"/admin/salon/bookings/{reference}"
+    page = client.get(url)
+    assert 'name="slot"' not in page.text and 'type="radio"' not in page.text  # a calendar
+    assert "March 2027" in page.text and "<strong>Ana</strong>" in page.text
+    hrefs = [unescape(href) for href in re.findall(r'href="([^"]+)"', page.text)]
+    day_link = next(href for href in hrefs if "day=2027-03-04" in href)
+    day = client.get(day_link)
+    times = re.findall(r'<button type="submit" name="slot" value="([^"]+)">', day.text)
+    assert len(times) == 91  # Ana's day, 09:00 to 16:30 every 5 minutes: no other day
+    assert {value.split("-")[0] for value in times} == {str(business.provider_id)}
+    anyone = client.get(day_link.replace(f"provider={business.provider_id}", "provider=any"))
+    labels = re.findall(r'name="slot" value="[^"]+">([^<]+)</button>', anyone.text)
+    assert len(labels) == 91 and labels[0] == "09:00 · Ana"  # its own provider first
+    ben = slot_value(business.second_provider_id, "2027-03-04T15:05:00+01:00")
+    assert (
+        f'value="{ben}"'
+        in client.get(
+            day_link.replace(
+                f"provider={business.provider_id}", f"provider={business.second_provider_id}"
+            )
+        ).text
+    )
+    moved = post_form(client, f"{url}/reschedule", {"day": "2027-03-04", "slot": ben}, day_link)
+    assert moved.status_code == 302
+    row = booking_row(site, reference)
+    assert row.starts_at == datetime(2027, 3, 4, 14, 5, tzinfo=UTC)
+    assert row.provider_id == business.second_provider_id
+    far = client.get(f"{url}?month=2029-01")
+    assert "Bookings open up to 365 days ahead" in far.text
 
 
 def test_completed_and_no_show_only_once_the_appointment_started(site, business, clock):

@@ -44,12 +44,14 @@ from bookwell.core.storage.models import (
     BookingConsent,
     BookingStatus,
     Provider,
+    ProviderService,
     Service,
     Tenant,
     User,
 )
 from bookwell.core.web.api.schemas import sane_day
 from bookwell.core.web.identity import login_manager, signed_in_rows
+from bookwell.core.web.pages import steps
 from bookwell.core.web.request_tenant import current_tenant
 from bookwell.hooks import MenuItem
 
@@ -301,17 +303,119 @@ def _find(tenant: Tenant, reference: str) -> Booking:
         abort(404)
 
 
+def _providers_of(tenant: Tenant, service: Service) -> list[tuple[int, str]]:
+    return list(
+        db.session().execute(
+            select(Provider.id, Provider.name)
+            .join(ProviderService, ProviderService.provider_id == Provider.id)
+            .where(
+                Provider.tenant_id == tenant.id,
+                Provider.active.is_(True),
+                ProviderService.service_id == service.id,
+            )
+            .order_by(Provider.name, Provider.id)
+        )
+    )
+
+
+def _move_steps(tenant: Tenant, booking: Booking, move_day: date | None) -> dict:
+    """Rescheduling in the booking flow's steps: whom with (the same provider first), a month
+    whose free days are links, then that day's times, one button each. One day's times at most,
+    and one time a start: a page of every provider's week was a wall of radio buttons."""
+    service = booking.service
+    providers = _providers_of(tenant, service)
+    known = {str(provider_id) for provider_id, _ in providers}
+    raw = request.args.get("provider", "")
+    if raw == "any" or raw in known:
+        provider_arg = raw
+    else:
+        provider_arg = str(booking.provider_id) if str(booking.provider_id) in known else "any"
+    names = dict(providers)
+    today = _today(tenant)
+    horizon = today + timedelta(days=service.horizon_days)
+
+    def url(**args) -> str:
+        return (
+            url_for(
+                ".booking_details",
+                slug=tenant.slug,
+                reference=booking.reference,
+                **{"provider": provider_arg, **args},
+            )
+            + "#reschedule"
+        )
+
+    def free(first: date, last: date):
+        found = find_slots(
+            db.session(),
+            tenant_id=tenant.id,
+            zone=tenant.zone,
+            service=service,
+            day_from=first,
+            day_to=last,
+            now=clock.now(),
+            provider_id=None if provider_arg == "any" else int(provider_arg),
+            ignore_booking_id=booking.id,
+        )
+        # "Anyone": one time a start, the booking's own provider first when free.
+        found.sort(key=lambda slot: (slot.start_epoch, slot.provider_id != booking.provider_id))
+        seen: set[int] = set()
+        kept = []
+        for slot in found:
+            where_it_is = (slot.start, slot.provider_id) == (booking.starts_at, booking.provider_id)
+            if slot.start_epoch not in seen and not where_it_is:
+                seen.add(slot.start_epoch)
+                kept.append(slot)
+        return kept
+
+    steps_context = {
+        "providers": [(str(provider_id), name) for provider_id, name in providers]
+        + [("any", "Anyone free")],
+        "provider_arg": provider_arg,
+        "provider_url": lambda value: url(provider=value),
+        "day_url": lambda day: url(day=day.isoformat()),
+        "month_url": lambda month: url(month=month),
+    }
+    day = move_day or steps.parse_day(request.args.get("day", ""))
+    if day is not None and today <= day <= horizon:
+        times = [
+            (
+                f"{slot.provider_id}-{slot.start_epoch}",
+                f"{slot.start.astimezone(tenant.zone):%H:%M}"
+                + (f" · {names.get(slot.provider_id, '')}" if provider_arg == "any" else ""),
+            )
+            for slot in free(day, day)
+        ]
+        return {
+            **steps_context,
+            "stage": "times",
+            "day": day,
+            "day_label": f"{day:%A} {day.day} {day:%B %Y}",
+            "times": times,
+            "back_url": url(month=f"{day:%Y-%m}"),
+        }
+    around = max(booking.starts_at.astimezone(tenant.zone).date(), today)
+    month = steps.parse_month(request.args.get("month", ""), around)
+
+    def free_days(first: date, last: date) -> set[date]:
+        return {slot.start.astimezone(tenant.zone).date() for slot in free(first, last)}
+
+    view = steps.month_view(month, today, service.horizon_days, free_days)
+    return {**steps_context, "stage": "month", "view": view}
+
+
 def _booking_page(
     tenant, user, booking, *, status=200, cancel=None, outcome=None, move=None, errors=()
 ):
-    day = _day_argument("day", booking.starts_at.astimezone(tenant.zone).date())
+    move_day = None
     if move is None:
-        move = SlotForm(formdata=None, day=day.isoformat())
+        move = SlotForm(formdata=None)
     else:
-        day = _parse_day(move.day.data) or day
+        move_day = _parse_day(move.day.data)
     changeable = booking.status == BookingStatus.CONFIRMED
+    moving = None
     if changeable and booking.starts_at > clock.now():
-        move.slot.choices = slot_choices(tenant, booking.service, day, ignore_booking_id=booking.id)
+        moving = _move_steps(tenant, booking, move_day)
     consents = list(
         db.session().scalars(select(BookingConsent).where(BookingConsent.booking_id == booking.id))
     )
@@ -325,10 +429,10 @@ def _booking_page(
         consents=consents,
         now=clock.now(),
         changeable=changeable,
-        day=day,
         cancel_form=cancel or CancelForm(formdata=None),
         outcome_form=outcome or OutcomeForm(formdata=None),
         move_form=move,
+        moving=moving,
         errors=list(errors),
     )
 

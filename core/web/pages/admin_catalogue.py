@@ -50,12 +50,20 @@ def apply_refusal(form: FlaskForm, error: catalogue.CatalogueError | users.UserE
     return [error.message, *loose]
 
 
+def line_breaks(value):
+    """A form filter for multi-line text: a browser sends CR LF, the API and the CLI send LF;
+    stored as LF, so that saving a form unchanged changes nothing."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
+
+
 # --- services ------------------------------------------------------------------------------------
 
 
 class ServiceForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
+    description = TextAreaField(
+        "Description", validators=[Optional(), Length(max=5000)], filters=[line_breaks]
+    )
     duration_minutes = IntegerField(
         "Duration (minutes)", validators=[InputRequired(), NumberRange(1, 1440)]
     )
@@ -185,6 +193,16 @@ def _service_choices(tenant) -> list[tuple[int, str]]:
     ]
 
 
+def _provider_form(tenant, provider) -> ProviderForm:
+    """The form filled from the saved provider, its services ticked. Not through ``obj=`` alone:
+    WTForms then takes ``provider.services`` (rows, not ids), ticks nothing, and a Save with no
+    change would take every service away."""
+    form = ProviderForm(formdata=None, obj=provider)
+    form.services.data = [service.id for service in provider.services]
+    form.services.choices = _service_choices(tenant)
+    return form
+
+
 @admin_pages.get("/providers")
 def providers(slug: str):
     tenant, user = require_page(slug, "catalogue.manage", "catalogue")
@@ -200,10 +218,10 @@ def edit_provider(slug: str, provider_id: int | None = None):
     tenant, user = require_page(slug, "catalogue.manage", "catalogue")
     provider = _provider_or_404(tenant, provider_id) if provider_id is not None else None
     if request.method == "GET" and provider is not None:
-        form = ProviderForm(obj=provider, services=[service.id for service in provider.services])
+        form = _provider_form(tenant, provider)
     else:
         form = ProviderForm()
-    form.services.choices = _service_choices(tenant)
+        form.services.choices = _service_choices(tenant)
     errors: list[str] = []
     if form.validate_on_submit():
         try:
@@ -257,10 +275,7 @@ def _provider_page(
     tenant, user, provider, *, form=None, hours=None, off=None, status=200, errors=()
 ):
     if form is None:
-        form = ProviderForm(
-            formdata=None, obj=provider, services=[service.id for service in provider.services]
-        )
-        form.services.choices = _service_choices(tenant)
+        form = _provider_form(tenant, provider)
     time_off = []
     if provider is not None:
         time_off = list(

@@ -9,9 +9,9 @@ and in hidden form fields.
 
 from __future__ import annotations
 
-import calendar
 import json
 import re
+import secrets
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -29,10 +29,10 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, StringField, TextAreaField
+from wtforms import EmailField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
-from bookwell.core.booking import lifecycle
+from bookwell.core.booking import idempotency, lifecycle
 from bookwell.core.booking.availability import Slot, find_slots, offered_slots
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import Refused
@@ -47,6 +47,7 @@ from bookwell.core.storage.models import (
     Tenant,
 )
 from bookwell.core.web import ratelimits, security_headers, themes
+from bookwell.core.web.pages import steps
 from bookwell.core.web.request_tenant import current_tenant
 
 booking_pages = Blueprint("booking_pages", __name__, url_prefix="/book/<slug>")
@@ -56,10 +57,21 @@ HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 DEFAULT_BRAND = "#3d4a5c"
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
 MAX_ID = 2**31 - 1
-RESCHEDULE_DAYS = 7
 DONE_NOTES = {
     "cancelled": "Your booking is cancelled.",
     "rescheduled": "Your booking has moved to its new time.",
+}
+FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,100}$")
+SENT_BEFORE = (
+    "You already sent this form with other details. To make another booking, check the "
+    "details and send them again."
+)
+# A booking's status as people read it (the stored values are for programs).
+STATUS_WORDS = {
+    BookingStatus.CONFIRMED: "Confirmed",
+    BookingStatus.CANCELLED: "Cancelled",
+    BookingStatus.COMPLETED: "Completed",
+    BookingStatus.NO_SHOW: "No-show",
 }
 SINGLE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 NO_CONTROL = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
@@ -106,6 +118,9 @@ class DetailsForm(FlaskForm):
             Regexp(NO_CONTROL, message="Please remove control characters."),
         ],
     )
+    # The form's own idempotency key, new with each form shown: the same form sent twice (a
+    # double click, or back and send again) books once and shows that one booking.
+    form_key = HiddenField(validators=[DataRequired(), Regexp(FORM_KEY)])
 
 
 class TokenForm(FlaskForm):
@@ -272,7 +287,15 @@ PAGE_LIMITS = (
 )
 
 
+def status_word(status: object) -> str:
+    """``confirmed`` -> ``Confirmed``; a status core does not know yet, readable all the same."""
+    return STATUS_WORDS.get(
+        str(status), str(status).replace("-", " ").replace("_", " ").capitalize()
+    )
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(status_word, "status_word")  # client pages, staff pages and mail
     themes.init_app(app)
     app.register_blueprint(booking_pages)
     ratelimits.limit_pages(app, PAGE_LIMITS)
@@ -329,52 +352,34 @@ def day(slug: str):
     tenant = _tenant(slug)
     service, provider, provider_arg = _choice(tenant)
     today = _today(tenant)
-    first_month = today.replace(day=1)
-    raw = request.args.get("month", "")
-    if raw:
-        try:
-            month = datetime.strptime(raw, "%Y-%m").date() if len(raw) == 7 else None
-        except ValueError:
-            month = None
-        if month is None:
-            abort(404)
-    else:
-        month = first_month
-    last_bookable = today + timedelta(days=service.horizon_days)
-    if month < first_month or month > last_bookable:
-        abort(404)
-    days_in_month = calendar.monthrange(month.year, month.month)[1]
-    month_end = month.replace(day=days_in_month)
-    free = {
-        slot.start.astimezone(tenant.zone).date()
-        for slot in _slots(tenant, service, provider, max(month, today), month_end)
-    }
-    previous = (month - timedelta(days=1)).replace(day=1)
-    following = month_end + timedelta(days=1)
-    weeks = calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
+    month = steps.parse_month(request.args.get("month", ""), today)
+
+    def free_days(first: date, last: date) -> set[date]:
+        return {
+            slot.start.astimezone(tenant.zone).date()
+            for slot in _slots(tenant, service, provider, first, last)
+        }
+
+    def choice_url(endpoint: str, **args: Any) -> str:
+        return url_for(
+            endpoint, slug=tenant.slug, service=service.id, provider=provider_arg, **args
+        )
+
     return _page(
         tenant,
         "book/day.html",
         service=service,
         provider=provider,
         provider_arg=provider_arg,
-        month=month,
-        month_label=f"{month:%B %Y}",
-        weeks=weeks,
-        free=free,
-        previous=f"{previous:%Y-%m}" if previous >= first_month else None,
-        following=f"{following:%Y-%m}" if following <= last_bookable else None,
-        weekdays=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        view=steps.month_view(month, today, service.horizon_days, free_days),
+        day_url=lambda chosen: choice_url(".slots", date=chosen.isoformat()),
+        month_url=lambda chosen: choice_url(".day", month=chosen),
     )
 
 
 def _day_arg() -> date:
-    raw = request.args.get("date", "")
-    try:
-        chosen = date.fromisoformat(raw) if len(raw) == 10 else None
-    except ValueError:
-        chosen = None
-    if chosen is None or not 1970 <= chosen.year <= 2200:
+    chosen = steps.parse_day(request.args.get("date", ""))
+    if chosen is None:
         abort(404)
     return chosen
 
@@ -395,6 +400,13 @@ def slots(slug: str):
         day_label=_day_label(chosen),
         month=f"{chosen:%Y-%m}",
         slots=[slot.start.astimezone(tenant.zone) for slot in found],
+        time_url=lambda start: url_for(
+            ".details",
+            slug=tenant.slug,
+            service=service.id,
+            provider=provider_arg,
+            start=start.isoformat(),
+        ),
         note=TAKEN_NOTE if request.args.get("taken") else None,
     )
 
@@ -420,6 +432,43 @@ def _field_of(refusal_field: str | None, form: FlaskForm) -> str | None:
         return None
     name = refusal_field.removeprefix("client.")
     return name if name in form._fields and name != "csrf_token" else None
+
+
+def _form_fingerprint(service: Service, provider_arg: str, start: datetime, form, given) -> str:
+    """What the details form asked for: the same key with other details is another request."""
+    return idempotency.request_hash(
+        "POST",
+        request.path,
+        {
+            "service": service.id,
+            "provider": provider_arg,
+            "start": start.isoformat(),
+            "name": form.name.data,
+            "email": form.email.data,
+            "phone": form.phone.data or "",
+            "notes": form.notes.data or "",
+            "consents": sorted(given),
+        },
+    )
+
+
+def _stored_key(form: DetailsForm) -> str:
+    # Apart from the API's keys, which their callers choose, in the same table.
+    return f"form:{form.form_key.data}"
+
+
+def _answered_before(tenant: Tenant, key: str, fingerprint: str, now: datetime, fresh=False):
+    """The first answer to this form (a Replay), a KeyReused, or ``None`` if it was never sent."""
+    try:
+        if fresh:
+            # Another connection committed the key while we waited: read past our snapshot.
+            with db.fresh_session() as session:
+                idempotency.lookup(session, tenant.id, key, fingerprint, now)
+        else:
+            idempotency.lookup(db.session(), tenant.id, key, fingerprint, now)
+    except (idempotency.Replay, idempotency.KeyReused) as answered:
+        return answered
+    return None
 
 
 @booking_pages.route("/details", methods=["GET", "POST"])
@@ -450,6 +499,23 @@ def details(slug: str):
     def again(status: int) -> Response:
         return _page(tenant, "book/details.html", status, **context)
 
+    def answer_again(answered: Exception) -> Response:
+        """The form was sent before: show its booking again, never make a second one."""
+        if isinstance(answered, idempotency.Replay):
+            return _to_confirmation(tenant, answered.body["reference"], answered.body["token"])
+        form.form_key.data = secrets.token_urlsafe(24)  # a new form, for another booking
+        context["errors"].append(SENT_BEFORE)
+        return again(409)
+
+    valid = request.method == "POST" and form.validate_on_submit()
+    if not FORM_KEY.match(form.form_key.data or ""):
+        form.form_key.data = secrets.token_urlsafe(24)  # a form shown anew, or one without
+    fingerprint = _form_fingerprint(service, provider_arg, start, form, given) if valid else ""
+    if valid:
+        answered = _answered_before(tenant, _stored_key(form), fingerprint, now)
+        if answered is not None:
+            return answer_again(answered)
+
     # A time no longer free (a stale link, or taken meanwhile): back to the day's times.
     local_day = start.astimezone(tenant.zone).date()
     candidates = [
@@ -461,8 +527,8 @@ def details(slug: str):
         return _back_to_slots(tenant, service, provider_arg, start)
     if request.method == "GET":
         return again(200)
-    if not form.validate_on_submit():
-        if "csrf_token" in form.errors:
+    if not valid:
+        if "csrf_token" in form.errors or "form_key" in form.errors:
             context["errors"].append("Your form expired; please check the details and send again.")
         context["consent_errors"] = {
             consent.id: "Please tick this box to continue."
@@ -477,6 +543,11 @@ def details(slug: str):
         phone=form.phone.data or None,
         notes=form.notes.data or None,
     )
+    idempotent = lifecycle.IdempotentRequest(
+        _stored_key(form),
+        fingerprint,
+        lambda booking, token: {"reference": booking.reference, "token": token},
+    )
     for provider_id in candidates:  # "any": the first free provider; another if it was taken
         try:
             made, token = lifecycle.create_booking(
@@ -488,9 +559,18 @@ def details(slug: str):
                 client=client,
                 now=now,
                 consents=given,
+                idempotent=idempotent,
             )
         except lifecycle.SlotUnavailable:
             continue
+        except (idempotency.Replay, idempotency.KeyReused) as answered:
+            return answer_again(answered)  # the same form, sent again while we checked
+        except idempotency.ConcurrentClaim:
+            # A double click: the other request booked first; its booking is ours.
+            answered = _answered_before(tenant, idempotent.key, fingerprint, now, fresh=True)
+            if answered is None:
+                raise
+            return answer_again(answered)
         except lifecycle.ConsentMissing as missing:
             context["consent_errors"] = {
                 consent.id: "Please tick this box to continue." for consent in missing.missing
@@ -514,7 +594,7 @@ def details(slug: str):
             response = again(503)
             response.headers["Retry-After"] = "2"
             return response
-        return _confirmation(tenant, made, token)
+        return _to_confirmation(tenant, made.reference, token)
     return _back_to_slots(tenant, service, provider_arg, start)
 
 
@@ -528,22 +608,32 @@ def _manage_url(tenant: Tenant, booking: Booking, token: str, **extra: Any) -> s
     )
 
 
-def _confirmation(tenant: Tenant, booking: Booking, token: str) -> Response:
+def _to_confirmation(tenant: Tenant, reference: str, token: str) -> Response:
+    """Post/Redirect/Get: the answer to the details form is a page a reload only shows again.
+    Its address carries the manage token, as the manage link does: only who booked has it."""
+    return redirect(
+        url_for("booking_pages.booked", slug=tenant.slug, reference=reference, token=token), 303
+    )
+
+
+@booking_pages.get("/booked/<reference>")
+def booked(slug: str, reference: str):
+    tenant = _tenant(slug)
+    token = request.args.get("token", "")[:200]
+    booking = _owned_booking(tenant, reference, token)
+    if booking.status != BookingStatus.CONFIRMED:
+        return redirect(_manage_url(tenant, booking, token))  # cancelled since: say so there
     session = db.session()
-    return _page(
+    response = _page(
         tenant,
         "book/confirmed.html",
         booking=booking,
         service=session.get(Service, booking.service_id),
         provider=session.get(Provider, booking.provider_id),
-        manage_url=url_for(
-            "booking_pages.manage",
-            slug=tenant.slug,
-            reference=booking.reference,
-            token=token,
-            _external=True,
-        ),
+        manage_url=_manage_url(tenant, booking, token),
     )
+    response.headers["Cache-Control"] = "no-store"  # the address holds the manage token
+    return response
 
 
 # --- the manage page -----------------------------------------------------------------------------
@@ -567,36 +657,75 @@ def _owned_booking(tenant: Tenant, reference: str, token: str) -> Booking:
     return booking
 
 
-def _reschedule_from(tenant: Tenant) -> date:
-    today = _today(tenant)
-    raw = request.args.get("from", "")
-    try:
-        chosen = date.fromisoformat(raw) if len(raw) == 10 else today
-    except ValueError:
-        chosen = today
-    return chosen if today <= chosen <= today + timedelta(days=366) else today
-
-
-def _reschedule_choices(
-    tenant: Tenant, booking: Booking, service: Service, first: date
-) -> list[list]:
-    found = _one_per_start(
-        offered_slots(
-            db.session(),
-            tenant,
-            service=service,
-            day_from=first,
-            day_to=first + timedelta(days=RESCHEDULE_DAYS - 1),
-            now=clock.now(),
-            ignore_booking_id=booking.id,
-        )
+def _reschedule_slots(
+    tenant: Tenant, booking: Booking, service: Service, first: date, last: date
+) -> list[Slot]:
+    """The times the booking may move to: any provider of its service, not its own time."""
+    found = offered_slots(
+        db.session(),
+        tenant,
+        service=service,
+        day_from=first,
+        day_to=last,
+        now=clock.now(),
+        ignore_booking_id=booking.id,
     )
-    by_day: dict[date, list[datetime]] = {}
-    for slot in found:
-        local = slot.start.astimezone(tenant.zone)
-        if slot.start != booking.starts_at:
-            by_day.setdefault(local.date(), []).append(local)
-    return [[_day_label(day), starts] for day, starts in by_day.items()]
+    return [slot for slot in _one_per_start(found) if slot.start != booking.starts_at]
+
+
+def _reschedule_steps(
+    tenant: Tenant,
+    booking: Booking,
+    service: Service,
+    token: str,
+    chosen_day: date | None,
+    chosen_start: datetime | None,
+) -> dict[str, Any]:
+    """The booking flow's steps, for a new time: the month, then a day's times, then "move
+    it there?". Only one day's times are ever shown at once."""
+    today = _today(tenant)
+
+    def step_url(**args: Any) -> str:
+        return _manage_url(tenant, booking, token, step="reschedule", **args)
+
+    def day_starts(day: date) -> list[datetime]:
+        found = _reschedule_slots(tenant, booking, service, day, day)
+        return [slot.start.astimezone(tenant.zone) for slot in found]
+
+    urls = {
+        "day_url": lambda day: step_url(date=day.isoformat()),
+        "month_url": lambda month: step_url(month=month),
+        "time_url": lambda start: step_url(start=start.isoformat()),
+    }
+    if chosen_start is not None:
+        local = chosen_start.astimezone(tenant.zone)
+        if local in day_starts(local.date()):
+            return {
+                "stage": "confirm",
+                "start": local,
+                "back_url": urls["day_url"](local.date()),
+                **urls,
+            }
+        chosen_day = local.date()  # no longer free: that day's times instead
+    if chosen_day is not None and today <= chosen_day <= today + timedelta(
+        days=service.horizon_days
+    ):
+        return {
+            "stage": "times",
+            "day_label": _day_label(chosen_day),
+            "starts": day_starts(chosen_day),
+            "back_url": urls["month_url"](f"{chosen_day:%Y-%m}"),
+            **urls,
+        }
+    around = booking.starts_at.astimezone(tenant.zone).date()
+    month = steps.parse_month(request.args.get("month", ""), max(around, today))
+
+    def free_days(first: date, last: date) -> set[date]:
+        found = _reschedule_slots(tenant, booking, service, first, last)
+        return {slot.start.astimezone(tenant.zone).date() for slot in found}
+
+    view = steps.month_view(month, today, service.horizon_days, free_days)
+    return {"stage": "month", "view": view, **urls}
 
 
 def _manage_page(
@@ -607,20 +736,20 @@ def _manage_page(
     status: int = 200,
     error: str | None = None,
     form: FlaskForm | None = None,
+    chosen_day: date | None = None,
+    chosen_start: datetime | None = None,
 ) -> Response:
     session = db.session()
     service = session.get(Service, booking.service_id)
     changeable = booking.status == BookingStatus.CONFIRMED and booking.starts_at > clock.now()
-    if not changeable:
+    if not changeable or service is None:
         step = None
-    first = _reschedule_from(tenant)
-    choices = (
-        _reschedule_choices(tenant, booking, service, first)
-        if step == "reschedule" and service
-        else []
-    )
-    later = first + timedelta(days=RESCHEDULE_DAYS)
-    earlier = first - timedelta(days=RESCHEDULE_DAYS)
+    reschedule = None
+    if step == "reschedule":
+        if chosen_day is None and chosen_start is None:
+            chosen_day = steps.parse_day(request.args.get("date", ""))
+            chosen_start = _parse_start(request.args.get("start"))
+        reschedule = _reschedule_steps(tenant, booking, service, token, chosen_day, chosen_start)
     return _page(
         tenant,
         "book/manage.html",
@@ -633,16 +762,10 @@ def _manage_page(
         error=error,
         changeable=changeable,
         form=form or TokenForm(formdata=None),
-        choices=choices,
+        reschedule=reschedule,
         manage_url=_manage_url(tenant, booking, token),
         cancel_step_url=_manage_url(tenant, booking, token, step="cancel"),
         reschedule_step_url=_manage_url(tenant, booking, token, step="reschedule"),
-        later_url=_manage_url(tenant, booking, token, step="reschedule", **{"from": later}),
-        earlier_url=(
-            _manage_url(tenant, booking, token, step="reschedule", **{"from": earlier})
-            if earlier >= _today(tenant)
-            else None
-        ),
         note=DONE_NOTES.get(request.args.get("done", "")),
     )
 
@@ -707,6 +830,7 @@ def reschedule(slug: str, reference: str):
         )
         return _manage_page(tenant, booking, token, "reschedule", 422, message, form)
     start = _parse_start(form.start.data)
+    tried = start.astimezone(tenant.zone).date() if start else None
     if start is None:
         return _manage_page(tenant, booking, token, "reschedule", 422, "Please choose a new time.")
     service = db.session().get(Service, booking.service_id)
@@ -743,7 +867,13 @@ def reschedule(slug: str, reference: str):
             continue
         except Refused as refused:
             return _manage_page(
-                tenant, booking, token, "reschedule", refused.first.status, _refusal_text(refused)
+                tenant,
+                booking,
+                token,
+                "reschedule",
+                refused.first.status,
+                _refusal_text(refused),
+                chosen_day=tried,
             )
         except lifecycle.NotChangeable as refusal:
             return _manage_page(tenant, booking, token, None, 409, refusal.message)
@@ -752,7 +882,7 @@ def reschedule(slug: str, reference: str):
         except LockTimeout:
             return _manage_page(tenant, booking, token, None, 503, "We are busy; please try again.")
         return redirect(_manage_url(tenant, booking, token, done="rescheduled"))
-    return _manage_page(tenant, booking, token, "reschedule", 409, TAKEN_NOTE)
+    return _manage_page(tenant, booking, token, "reschedule", 409, TAKEN_NOTE, chosen_day=tried)
 
 
 # --- brand colours ---------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def _known(form: PluginForm) -> str | None:
 
 def _switched_on_message(title: str, done: plugin_changes.Enabled) -> str:
     host = host_of()
-    message = f"{title} is on." if done.old is None else f"{title}'s settings are saved."
+    message = f"{title} is on." if done.old is None else f"Settings saved for {title}."
     if done.also_enabled:
         names = ", ".join(plugin_rules.title_of(host, name) for name in done.also_enabled)
         message += f" Also switched on, as {title} requires: {names}."
