@@ -409,11 +409,11 @@ def reset(slug: str, token: str):
 
 PAGE_LIMITS = (
     ("client_accounts.login_page", "login"),
-    ("client_accounts.verify", "login"),  # it checks a password
     ("client_accounts.register", "write"),
     ("client_accounts.resend", "write"),
     ("client_accounts.forgot", "write"),
     ("client_accounts.reset", "write"),
+    ("client_accounts.verify", "login"),  # it checks a password
 )
 
 
