@@ -274,7 +274,13 @@ class _Mailer:
         self.enabled = host_of(app).enabled_for(db.session(), tenant.id)
 
     def link_mail(
-        self, writer: Session, user: User, purpose: str, kind: str, password_hash: str | None = None
+        self,
+        writer: Session,
+        user: User,
+        purpose: str,
+        kind: str,
+        password_hash: str | None = None,
+        greeting: str | None = None,
     ) -> None:
         secret = issue(writer, user, purpose, self.now, password_hash)
         message = compose.account_message(
@@ -282,7 +288,7 @@ class _Mailer:
             self.tenant,
             kind,
             to=user.email,
-            name=user.name,
+            name=greeting if greeting is not None else user.name,
             url=link(self.app, self.tenant, purpose, secret),
         )
         message, held = dispatch.filtered_or_held(self.app, self.ctx, self.enabled, message)
@@ -370,7 +376,9 @@ def _sign_up(
             # A staff account, or a client the business closed: nothing to offer by mail.
             log.info("sign-up for user %s: not an active client; nothing sent", user.id)
         elif user.email_verified_at is None:
-            mailer.link_mail(writer, user, VERIFY_EMAIL, compose.ACCOUNT_VERIFY, chosen)
+            # Greeted by the name this sign-up gave: the account's is the first sign-up's,
+            # which may not be this person's.
+            mailer.link_mail(writer, user, VERIFY_EMAIL, compose.ACCOUNT_VERIFY, chosen, name)
         else:
             mailer.link_mail(writer, user, RESET_PASSWORD, compose.ACCOUNT_EXISTS)
 
