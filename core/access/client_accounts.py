@@ -1,9 +1,18 @@
-"""Client accounts: single-use links (e-mail verification, password reset) and their e-mails.
+"""Client accounts: sign-up, single-use links (e-mail verification, password reset) and their
+e-mails.
 
 A link's secret is random; only its SHA-256 is stored (:class:`UserToken`). Consuming a link is
 one conditional UPDATE (``used_at IS NULL AND expires_at > now``) in a write transaction, so a
 link works once even when two requests race for it. Every e-mail is enqueued in the transaction
 that creates its link, and delivery is nudged after the commit.
+
+A sign-up never puts its password on the account: anyone may sign up with anyone's address.
+An unverified client has no password (:data:`NO_PASSWORD`); the hash of the password the sign-up
+chose waits on its verification link, and the account takes it only when that link is used by
+someone who types that password. So the owner of the address, clicking the link an impostor's
+sign-up sent her, activates nothing: she is asked for a password she does not know, and her own
+sign-up sends her a link of her own. Signing up again for an address with a verified account
+creates nothing and tells the owner (with a reset link): the answer is the same either way.
 """
 
 from __future__ import annotations
@@ -15,29 +24,45 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bookwell.core import audit
-from bookwell.core.access import users
+from bookwell.core.access import passwords, users
 from bookwell.core.context import make_context, request_info
 from bookwell.core.mail import compose, dispatch, outbox
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Role, Tenant, User, UserToken
+from bookwell.hooks import UserInfo
 
 log = logging.getLogger("bookwell.accounts")
 
 VERIFY_EMAIL, RESET_PASSWORD = "verify_email", "reset_password"
 LIFETIMES = {VERIFY_EMAIL: timedelta(hours=48), RESET_PASSWORD: timedelta(hours=1)}
 MAIL_KINDS = {VERIFY_EMAIL: compose.ACCOUNT_VERIFY, RESET_PASSWORD: compose.ACCOUNT_RESET}
+# The password of an account that has none yet: no argon2 hash starts with "!", so checking a
+# password against it always fails (migration 0009 gives it to every unverified client).
+NO_PASSWORD = "!"  # noqa: S105 - a marker, not a password
+# A login by an unverified client is checked against this many of its newest sign-ups' chosen
+# passwords (one argon2 verification each): enough for someone who signed up twice, and a
+# bound on what one login attempt costs.
+SIGN_UPS_CHECKED = 3
+
+
+class NotTheChosenPassword(Exception):
+    """A verification link was used with a password other than the one its sign-up chose."""
 
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue(writer: Session, user: User, purpose: str, now: datetime) -> str:
-    """A new link for ``user`` in the caller's transaction; returns its secret (never stored)."""
+def issue(
+    writer: Session, user: User, purpose: str, now: datetime, password_hash: str | None = None
+) -> str:
+    """A new link for ``user`` in the caller's transaction; returns its secret (never stored).
+    ``password_hash`` is, on a verification link, the password its sign-up chose."""
     if purpose not in LIFETIMES:
         raise ValueError(f"unknown purpose {purpose!r}")
     secret = secrets.token_urlsafe(32)
@@ -48,6 +73,7 @@ def issue(writer: Session, user: User, purpose: str, now: datetime) -> str:
             secret_hash=digest(secret),
             created_at=now,
             expires_at=now + LIFETIMES[purpose],
+            password_hash=password_hash,
         )
     )
     return secret
@@ -57,11 +83,10 @@ def _well_formed(secret: str) -> bool:
     return 0 < len(secret) <= 200 and secret.isascii()
 
 
-def peek(session: Session, purpose: str, secret: str, now: datetime) -> User | None:
-    """The user of a link that is still usable (not used, not expired), without using it."""
+def _usable_token(session: Session, purpose: str, secret: str, now: datetime) -> UserToken | None:
     if not _well_formed(secret):
         return None
-    token = session.scalar(
+    return session.scalar(
         select(UserToken).where(
             UserToken.secret_hash == digest(secret),
             UserToken.purpose == purpose,
@@ -69,7 +94,16 @@ def peek(session: Session, purpose: str, secret: str, now: datetime) -> User | N
             UserToken.expires_at > now,
         )
     )
-    return session.get(User, token.user_id) if token is not None else None
+
+
+def peek(session: Session, purpose: str, secret: str, now: datetime) -> User | None:
+    """The user of a link that is still usable (not used, not expired), without using it. A
+    verification link of an account verified meanwhile is not usable."""
+    token = _usable_token(session, purpose, secret, now)
+    user = session.get(User, token.user_id) if token is not None else None
+    if user is not None and purpose == VERIFY_EMAIL and user.email_verified_at is not None:
+        return None
+    return user
 
 
 def _consume(
@@ -105,17 +139,85 @@ def _consume(
     return user_id if result.rowcount == 1 else None
 
 
-def verify_email(app: Flask, tenant: Tenant, secret: str, now: datetime) -> int | None:
-    """Use a verification link: the id of the user, now verified, or ``None``."""
-    with db.write_transaction(app) as writer:
-        user_id = _consume(writer, tenant, VERIFY_EMAIL, secret, now)
-        user = writer.get(User, user_id) if user_id is not None else None
-        if user is None:
-            return None
-        if user.email_verified_at is None:
-            user.email_verified_at = now
-            _audit(writer, user, "user.email_verified", now)
-        return user.id
+def _mark_verified(writer: Session, user: User, now: datetime) -> None:
+    """The address is proven: so noted and audited, and every other verification link of the
+    account closed, so none of them can later hand the account another sign-up's password."""
+    user.email_verified_at = now
+    writer.execute(
+        update(UserToken)
+        .where(
+            UserToken.user_id == user.id,
+            UserToken.purpose == VERIFY_EMAIL,
+            UserToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    _audit(writer, user, "user.email_verified", now)
+
+
+def verify_email(
+    app: Flask, tenant: Tenant, secret: str, password: str, now: datetime
+) -> User | None:
+    """Use a verification link with the password its sign-up chose: the account takes that
+    password and is verified; returns the user, or ``None`` when the link is unusable (unknown
+    here, used, expired, or its account verified meanwhile). Raises
+    :class:`NotTheChosenPassword`, the link left usable, for any other password."""
+    reader = db.session()
+    token = _usable_token(reader, VERIFY_EMAIL, secret, now)
+    user = reader.get(User, token.user_id) if token is not None else None
+    if user is None or user.tenant_id != tenant.id or user.email_verified_at is not None:
+        return None
+    chosen = token.password_hash
+    # A link without a chosen password (none is made any more) activates nothing.
+    if not (chosen and passwords.passwords(app).verify(chosen, password)):
+        raise NotTheChosenPassword
+    try:
+        with db.write_transaction(app) as writer:
+            if _consume(writer, tenant, VERIFY_EMAIL, secret, now) != user.id:
+                return None
+            # Only an account still unverified takes the password: one verified by another
+            # link since it was read keeps its own (and this link stays unused).
+            taken = writer.execute(
+                update(User)
+                .where(User.id == user.id, User.email_verified_at.is_(None))
+                .values(password_hash=chosen, password_changed_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:
+                raise _VerifiedMeanwhile
+            stored = writer.get(User, user.id)
+            writer.refresh(stored)
+            _mark_verified(writer, stored, now)
+    except _VerifiedMeanwhile:
+        return None
+    # The request's read session began (on SQLite, its snapshot) before the account opened:
+    # end it, so the login that follows in this request reads the account as it is now.
+    reader.rollback()
+    return stored
+
+
+class _VerifiedMeanwhile(Exception):
+    """Rolls the use of a link back: its account was verified by another one meanwhile."""
+
+
+def chosen_password_hashes(session: Session, user: User) -> list[str]:
+    """The passwords the newest sign-ups of an unverified ``user`` chose (hashes, newest first,
+    at most :data:`SIGN_UPS_CHECKED`), from their links not used yet, expired or not: a login
+    with one of them is someone who signed up and has yet to confirm the address."""
+    return list(
+        session.scalars(
+            select(UserToken.password_hash)
+            .where(
+                UserToken.user_id == user.id,
+                UserToken.purpose == VERIFY_EMAIL,
+                UserToken.used_at.is_(None),
+                UserToken.password_hash.is_not(None),
+            )
+            .order_by(UserToken.created_at.desc(), UserToken.id.desc())
+            .limit(SIGN_UPS_CHECKED)
+        )
+    )
 
 
 def reset_password(
@@ -136,9 +238,9 @@ def reset_password(
             return None
         stored = writer.get(User, user.id)
         if stored.email_verified_at is None:
-            # The link reached the address: that confirms it as well.
-            stored.email_verified_at = now
-            _audit(writer, stored, "user.email_verified", now)
+            # The link reached the address, and whoever opened it chooses the password: that
+            # confirms the address as well.
+            _mark_verified(writer, stored, now)
     users.change_password(app, user, new_password, now, keep_session_id=None)
     return user
 
@@ -162,26 +264,42 @@ def link(app: Flask, tenant: Tenant, purpose: str, secret: str) -> str:
     return f"{base}/book/{tenant.slug}/account/{path}/{secret}"
 
 
+class _Mailer:
+    """Enqueues account e-mails inside a write transaction, each through the tenant's mail
+    filters (read before the transaction, as booking mail does)."""
+
+    def __init__(self, app: Flask, tenant: Tenant, now: datetime) -> None:
+        self.app, self.tenant, self.now = app, tenant, now
+        self.ctx = make_context(tenant, now)
+        self.enabled = host_of(app).enabled_for(db.session(), tenant.id)
+
+    def link_mail(
+        self,
+        writer: Session,
+        user: User,
+        purpose: str,
+        kind: str,
+        password_hash: str | None = None,
+        greeting: str | None = None,
+    ) -> None:
+        secret = issue(writer, user, purpose, self.now, password_hash)
+        message = compose.account_message(
+            self.app,
+            self.tenant,
+            kind,
+            to=user.email,
+            name=greeting if greeting is not None else user.name,
+            url=link(self.app, self.tenant, purpose, secret),
+        )
+        message, held = dispatch.filtered_or_held(self.app, self.ctx, self.enabled, message)
+        outbox.enqueue(writer, message, self.tenant.id, None, self.now, held=held)
+
+
 def send_link(app: Flask, tenant: Tenant, user: User, purpose: str, now: datetime) -> None:
     """A new link for ``user`` and its e-mail, in one transaction; then delivery is nudged."""
-    ctx = make_context(tenant, now)
-    enabled = host_of(app).enabled_for(db.session(), tenant.id)
+    mailer = _Mailer(app, tenant, now)
     with db.write_transaction(app) as writer:
-        secret = issue(writer, user, purpose, now)
-        message = compose.account_message(
-            app,
-            tenant,
-            MAIL_KINDS[purpose],
-            to=user.email,
-            name=user.name,
-            url=link(app, tenant, purpose, secret),
-        )
-        held = None
-        try:
-            message = dispatch.filtered(app, ctx, enabled, message)
-        except dispatch._Held as stop:  # noqa: SLF001 - the same rule as booking mail
-            held = stop.reason
-        outbox.enqueue(writer, message, tenant.id, None, now, held=held)
+        mailer.link_mail(writer, user, purpose, MAIL_KINDS[purpose])
     dispatch.kick(app)
 
 
@@ -194,35 +312,90 @@ def client_of(tenant: Tenant, email: str) -> User | None:
 
 def register(
     app: Flask, tenant: Tenant, *, email: str, password: str, name: str, now: datetime
-) -> User | None:
-    """Create an unverified client and send the verification link. For an address that already
-    has an account nothing is created and nothing sent (``None``): the caller answers the same,
-    so registering cannot tell who has an account. Raises :class:`users.UserError` otherwise."""
-    try:
-        user = users.create_user(
-            app,
-            tenant_id=tenant.id,
-            email=email,
-            role=Role.CLIENT,
-            password=password,
-            name=name,
-            now=now,
-            actor=f"client:{users.canonical_email(email)}",
-            email_verified=False,
+) -> None:
+    """A client's sign-up. The password is checked against every rule, then waits, hashed, on
+    a new verification link e-mailed to the address (the account, made unverified if it is new,
+    gets no password). For an address with a verified account nothing is made: its owner is
+    told, with a reset link. Every case answers alike (so signing up cannot tell who has an
+    account); raises :class:`users.UserError` for a bad address or password."""
+    address = users.canonical_email(email)
+    if "@" not in address or len(address) > 254:
+        raise users.UserError(
+            "a valid e-mail address is needed", {"email": ["Enter a valid e-mail."]}
         )
-    except users.UserError as error:
-        if error.fields.get("email") == ["Taken."]:
-            return None
-        raise
-    send_link(app, tenant, user, VERIFY_EMAIL, now)
-    return user
+    reader = db.session()
+    # Whether or not an account exists, the rules see the account being asked for, with id 0:
+    # asking them about an existing one would answer differently for it.
+    future = UserInfo(id=0, email=address, name=name, role=Role.CLIENT, tenant_id=tenant.id)
+    problems = users.password_problems(app, reader, tenant, password, now, user=future)
+    if problems:
+        raise users.UserError(
+            "the password is not accepted: " + " ".join(problems), {"password": problems}
+        )
+    chosen = passwords.passwords(app).hash(password)
+    mailer = _Mailer(app, tenant, now)
+    try:
+        _sign_up(app, mailer, tenant, address, name, chosen, now)
+    except IntegrityError:
+        # Another sign-up for the same address made the account first: this one joins it.
+        _sign_up(app, mailer, tenant, address, name, chosen, now)
+    dispatch.kick(app)
+
+
+def _sign_up(
+    app: Flask, mailer: _Mailer, tenant: Tenant, address: str, name: str, chosen: str, now
+) -> None:
+    with db.write_transaction(app) as writer:
+        user = users.find_user(writer, tenant.id, address)
+        if user is None:
+            user = User(
+                realm=users.realm_of(tenant.id),
+                tenant_id=tenant.id,
+                email=address,
+                name=name,
+                role=Role.CLIENT,
+                password_hash=NO_PASSWORD,
+                email_verified_at=None,
+                password_changed_at=now,
+                created_at=now,
+            )
+            writer.add(user)
+            writer.flush()
+            info = request_info()
+            audit.record(
+                writer,
+                tenant_id=tenant.id,
+                actor=f"client:{address}",
+                ip=info.ip if info else None,
+                action="user.created",
+                subject=f"user:{user.id}",
+                details={"role": Role.CLIENT},
+                now=now,
+            )
+        if user.role != Role.CLIENT or not user.active:
+            # A staff account, or a client the business closed: nothing to offer by mail.
+            log.info("sign-up for user %s: not an active client; nothing sent", user.id)
+        elif user.email_verified_at is None:
+            # Greeted by the name this sign-up gave: the account's is the first sign-up's,
+            # which may not be this person's.
+            mailer.link_mail(writer, user, VERIFY_EMAIL, compose.ACCOUNT_VERIFY, chosen, name)
+        else:
+            mailer.link_mail(writer, user, RESET_PASSWORD, compose.ACCOUNT_EXISTS)
 
 
 def resend_verification(app: Flask, tenant: Tenant, email: str, now: datetime) -> None:
-    """A new verification link, only to an unverified client account; silent otherwise."""
+    """A new verification link, only to an unverified client account; silent otherwise. It
+    carries the password of the newest sign-up, which whoever uses it must type."""
     user = client_of(tenant, email)
-    if user is not None and user.email_verified_at is None:
-        send_link(app, tenant, user, VERIFY_EMAIL, now)
+    if user is None or user.email_verified_at is not None:
+        return
+    newest = chosen_password_hashes(db.session(), user)
+    if not newest:
+        return
+    mailer = _Mailer(app, tenant, now)
+    with db.write_transaction(app) as writer:
+        mailer.link_mail(writer, user, VERIFY_EMAIL, compose.ACCOUNT_VERIFY, newest[0])
+    dispatch.kick(app)
 
 
 def request_reset(app: Flask, tenant: Tenant, email: str, now: datetime) -> None:

@@ -25,17 +25,18 @@ from flask import Flask
 from sqlalchemy import update
 
 from bookwell.core import audit
-from bookwell.core.access import passwords, sessions, support
+from bookwell.core.access import client_accounts, passwords, sessions, support
 from bookwell.core.access.users import canonical_email, find_user
 from bookwell.core.context import make_context, request_info
 from bookwell.core.pluginhost.host import PluginRefusal, Refused, host_of
 from bookwell.core.storage import db
-from bookwell.core.storage.models import PLATFORM_REALM, AuthSession, Tenant, User
+from bookwell.core.storage.models import PLATFORM_REALM, AuthSession, Role, Tenant, User
 from bookwell.hooks import Context, LoginAttempt
 
 log = logging.getLogger("bookwell.login")
 
 INVALID_CREDENTIALS = "invalid_credentials"
+EMAIL_UNVERIFIED = "email_unverified"
 PLUGIN_FAILED = "plugin_failed"
 # The scope core itself opens a route to: changing one's password (POST /api/v1/auth/password).
 PASSWORD_CHANGE = "password_change"  # noqa: S105 - a scope's name, not a password
@@ -128,7 +129,7 @@ def check_password(
     reader = db.session()
     address = canonical_email(email)
     user = find_user(reader, tenant.id if tenant else None, address)
-    account = user if user is not None and user.active else None
+    account = user if user is not None and user.active and _may_log_in(tenant, user) else None
     enabled, broken = plugins_for(app, tenant)
     # Nobody is authenticated before the password is verified: no actor yet.
     ctx = _context(app, tenant, None, _attempt(address, account, answers), now)
@@ -141,12 +142,46 @@ def check_password(
         hasher.verify(None, password)
         _failed(app, ctx, enabled, tenant, address, refused.first.code, now)
         raise _refused(refused) from None
+    if account is not None and account.role == Role.CLIENT and account.email_verified_at is None:
+        _refuse_unverified(app, ctx, enabled, tenant, account, password, now)
     # Always one argon2 verification: against the decoy hash when there is no such user.
     password_ok = hasher.verify(account.password_hash if account else None, password)
     if not (password_ok and account is not None):
         _failed(app, ctx, enabled, tenant, address, INVALID_CREDENTIALS, now)
         raise LoginRefused(INVALID_CREDENTIALS, "The e-mail or the password is not right.")
     return account
+
+
+def _may_log_in(tenant: Tenant | None, user: User) -> bool:
+    """A client logs in only while the business has client accounts on; otherwise the login
+    answers as for an unknown e-mail."""
+    return user.role != Role.CLIENT or (tenant is not None and tenant.client_accounts)
+
+
+def _refuse_unverified(app, ctx, enabled, tenant, account: User, password: str, now) -> None:
+    """An unverified client never logs in. Whoever typed a password one of the account's
+    sign-ups chose (or, for an account made unverified with a password, that one) is told to
+    confirm the address first (403 ``email_unverified``); any other password gets the answer
+    of a wrong password, so the refusal tells nothing to whoever does not know it."""
+    hasher = passwords.passwords(app)
+    candidates = client_accounts.chosen_password_hashes(db.session(), account)
+    if account.password_hash != client_accounts.NO_PASSWORD:
+        candidates.append(account.password_hash)
+    # Every candidate is verified (no early exit), and the decoy when there are none: what the
+    # answer costs depends on how many sign-ups wait, never on which password matched.
+    matches = [hasher.verify(stored, password) for stored in candidates] or [
+        hasher.verify(None, password)
+    ]
+    address = account.email
+    if any(matches) and candidates:
+        _failed(app, ctx, enabled, tenant, address, EMAIL_UNVERIFIED, now)
+        raise LoginRefused(
+            EMAIL_UNVERIFIED,
+            "Please confirm your e-mail address first, with the link we sent you.",
+            status=403,
+        )
+    _failed(app, ctx, enabled, tenant, address, INVALID_CREDENTIALS, now)
+    raise LoginRefused(INVALID_CREDENTIALS, "The e-mail or the password is not right.")
 
 
 def plugins_for(app: Flask, tenant: Tenant | None):

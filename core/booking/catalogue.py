@@ -14,7 +14,7 @@ from datetime import datetime, time
 
 from babel import Locale, UnknownLocaleError
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bookwell.core import audit
@@ -24,6 +24,7 @@ from bookwell.core.foundation.money import check_currency
 from bookwell.core.storage import db
 from bookwell.core.storage.models import (
     STAFF_ROLES,
+    AuthSession,
     Provider,
     Role,
     Service,
@@ -374,6 +375,49 @@ def update_business(
         session.flush()
         _record(session, tenant_id, actor, "business.updated", f"tenant:{tenant_id}", values, now)
         return tenant
+
+
+# The business's switches, each with what a person reads when it changes (the CLI prints it).
+SETTINGS = {"client_accounts": "client accounts"}
+
+
+def change_settings(
+    app: Flask, *, tenant_id: int, actor: object, now: datetime, **settings: bool | None
+) -> dict[str, tuple[bool, bool]]:
+    """Set the business's switches given (``None``: left as it is); returns what changed, as
+    ``{name: (before, after)}``, audited in one ``business.updated`` entry when anything did."""
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise CatalogueError(f"no such setting: {', '.join(unknown)}")
+    with db.write_transaction(app) as session:
+        tenant = session.get(Tenant, tenant_id)
+        changed = {
+            name: (getattr(tenant, name), bool(value))
+            for name, value in settings.items()
+            if value is not None and getattr(tenant, name) != bool(value)
+        }
+        for name, (_, after) in changed.items():
+            setattr(tenant, name, after)
+        if changed:
+            details: dict[str, object] = {name: after for name, (_, after) in changed.items()}
+            if changed.get("client_accounts", (False, True))[1] is False:
+                # Closed means closed: clients signed in now are signed out too.
+                details["client_sessions_ended"] = _end_client_sessions(session, tenant_id, now)
+            _record(
+                session, tenant_id, actor, "business.updated", f"tenant:{tenant_id}", details, now
+            )
+        return changed
+
+
+def _end_client_sessions(session: Session, tenant_id: int, now: datetime) -> int:
+    clients = select(User.id).where(User.tenant_id == tenant_id, User.role == Role.CLIENT)
+    ended = session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id.in_(clients), AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return ended.rowcount
 
 
 def check_language(tag: str) -> str:

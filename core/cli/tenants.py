@@ -1,13 +1,17 @@
-"""``bookwell tenants create``: the businesses that take bookings."""
+"""``bookwell tenants create`` and ``set``: the businesses that take bookings, and their
+settings."""
 
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
 
+from bookwell.core.booking import catalogue
 from bookwell.core.booking.tenants import TenantError, create_tenant
 from bookwell.core.cli.instance import Context, pass_context, require_schema
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
+from bookwell.core.storage.models import Tenant
 
 
 @click.group()
@@ -52,3 +56,40 @@ def tenants_create(
     except TenantError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"created tenant {slug}")
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+@tenants.command("set")
+@click.argument("slug")
+@click.option(
+    "--client-accounts/--no-client-accounts",
+    default=None,
+    help="Let clients create an account on the booking pages (confirmed by e-mail) to see "
+    "their bookings; off closes those pages and sign-up, and signs clients out.",
+)
+@pass_context
+def tenants_set(ctx: Context, slug: str, client_accounts: bool | None) -> None:
+    """Change the settings of the tenant SLUG; those not given stay as they are."""
+    given = {"client_accounts": client_accounts}
+    if all(value is None for value in given.values()):
+        raise click.UsageError("nothing to set: give --client-accounts or --no-client-accounts")
+    app = require_schema(ctx.app)
+    with app.app_context():
+        tenant = db.session().scalar(select(Tenant).where(Tenant.slug == slug))
+        if tenant is None:
+            raise click.ClickException(f"no tenant with the slug {slug!r}")
+        changed = catalogue.change_settings(
+            app, tenant_id=tenant.id, actor="cli", now=clock.now(app), **given
+        )
+    for name, value in given.items():
+        if value is None:
+            continue
+        label = catalogue.SETTINGS[name]
+        if name in changed:
+            before, after = changed[name]
+            click.echo(f"{slug}: {label} {_on_off(after)} (was {_on_off(before)})")
+        else:
+            click.echo(f"{slug}: {label} already {_on_off(value)}; nothing changed")

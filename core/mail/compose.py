@@ -194,17 +194,20 @@ def _address_of(header: str) -> str:
 
 
 ACCOUNT_VERIFY, ACCOUNT_RESET = "account.verify", "account.reset"
+# To a sign-up for an address that already has an account: log in, or reset (the link).
+ACCOUNT_EXISTS = "account.exists"
 ACCOUNT_SUBJECTS = {
     ACCOUNT_VERIFY: "Confirm your e-mail address for {business}",
     ACCOUNT_RESET: "Reset your password for {business}",
+    ACCOUNT_EXISTS: "You already have an account with {business}",
 }
 
 
 def account_message(
     app: Flask, tenant: Tenant, kind: str, *, to: str, name: str, url: str
 ) -> OutgoingMessage:
-    """An account e-mail (``account.verify`` or ``account.reset``) carrying its single-use
-    link, ``url`` (absolute)."""
+    """An account e-mail (``account.verify``, ``account.reset`` or ``account.exists``, whose
+    link is a reset link) carrying its single-use link, ``url`` (absolute)."""
     subject = ACCOUNT_SUBJECTS[kind].format(business=tenant.name)
     values = {
         "subject": subject,

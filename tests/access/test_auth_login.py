@@ -11,6 +11,7 @@ import time
 import argon2
 import pytest
 from click.testing import CliRunner
+from client_signups import accounts_on, confirm, newest_link, sign_up, signed_up
 from conftest import CHEAP_HASHING
 from sqlalchemy import func, select, update
 
@@ -367,17 +368,18 @@ def test_an_unknown_email_costs_what_a_wrong_password_costs(make_app, clock):
 # --- passwords: length, Unicode, never truncated ------------------------------------------------
 
 
-def sign_up(client, email, password, name="Ann", slug="salon"):
-    body = {"name": name, "email": email, "password": password}
-    return client.post(f"/api/v1/tenants/{slug}/clients", json=body)
+@pytest.fixture
+def accounts(app, business):
+    """The business takes client accounts (sign-up is a 404 otherwise)."""
+    accounts_on(app, business.tenant_id)
 
 
-def test_a_64_character_unicode_password_with_spaces_is_kept_whole(app, business):
+def test_a_64_character_unicode_password_with_spaces_is_kept_whole(app, business, accounts):
     password = "  Ça va très bien — 東京の夜は静か 🌙 naïve façade, Straße 42  "
     password += "x" * (64 - len(password))
     assert len(password) == 64
     client = app.test_client()
-    assert sign_up(client, "ann@example.com", password).status_code == 201
+    signed_up(app, client, "ann@example.com", password)
     assert log_in(client, "ann@example.com", password).status_code == 200
     for near_miss in (password.strip(), password[:-1], password[:63] + "y", password.upper()):
         assert log_in(client, "ann@example.com", near_miss).status_code == 401
@@ -399,10 +401,10 @@ def test_a_long_password_is_never_truncated(app, business, clock):
     assert log_in(client, "owner@example.com", password).status_code == 200
 
 
-def test_a_very_long_password_is_accepted(app, business):
+def test_a_very_long_password_is_accepted(app, business, accounts):
     password = "a long passphrase, " * 50  # 950 characters
     client = app.test_client()
-    assert sign_up(client, "ann@example.com", password).status_code == 201
+    signed_up(app, client, "ann@example.com", password)
     assert log_in(client, "ann@example.com", password).status_code == 200
     assert log_in(client, "ann@example.com", password[:-1]).status_code == 401
 
@@ -410,18 +412,22 @@ def test_a_very_long_password_is_accepted(app, business):
 # --- client sign-up and every password rule -----------------------------------------------------
 
 
-def test_a_client_signs_up_and_logs_in_as_a_client(app, business):
+def test_a_client_signs_up_and_logs_in_as_a_client(app, business, accounts):
     client = app.test_client()
     response = sign_up(client, "Ann@Example.com", PASSWORD)
     assert response.status_code == 201
     assert response.json["email"] == "ann@example.com"
+    waiting = log_in(client, "ann@example.com")
+    assert waiting.status_code == 403  # the address is not confirmed yet
+    assert waiting.json["error"]["code"] == "email_unverified"
+    confirm(app.test_client(), newest_link(app, "ann@example.com"), PASSWORD)
     login = log_in(client, "ann@example.com")
     assert login.status_code == 200
     assert login.json["role"] == "client"
     assert user_row(app, "ann@example.com", business.tenant_id).role == "client"
 
 
-def test_a_refused_password_lists_every_rule_it_breaks(app, business, enable):
+def test_a_refused_password_lists_every_rule_it_breaks(app, business, enable, accounts):
     enable("needs-digit")
     enable("needs-uppercase")
     client = app.test_client()
@@ -457,7 +463,7 @@ def test_a_refused_password_lists_every_rule_it_breaks(app, business, enable):
     ids=["empty", "1025-characters", "5000-characters"],
 )
 def test_a_password_of_any_length_lists_every_rule_it_breaks(
-    app, business, enable, password, length_rule
+    app, business, accounts, enable, password, length_rule
 ):
     enable("needs-digit")
     response = sign_up(app.test_client(), "ann@example.com", password)
@@ -469,7 +475,7 @@ def test_a_password_of_any_length_lists_every_rule_it_breaks(
 
 
 def test_signing_up_with_a_taken_email_answers_like_a_new_account_and_changes_nothing(
-    app, business, clock
+    app, business, accounts, clock
 ):
     add_user(app, clock, "ann@example.com", "client", tenant_id=business.tenant_id)
     before = stored_hash(app, "ann@example.com", business.tenant_id)
@@ -480,10 +486,12 @@ def test_signing_up_with_a_taken_email_answers_like_a_new_account_and_changes_no
     assert taken.json["status"] == fresh.json["status"]
     assert stored_hash(app, "ann@example.com", business.tenant_id) == before
     assert log_in(client, "ann@example.com", "another password 2").status_code == 401
+    # Ann is told someone asked, with a way back in; the link is a reset link.
+    assert "/account/reset/" in newest_link(app, "ann@example.com", kind="reset")
 
 
 def test_before_password_set_is_asked_at_sign_up_users_create_and_password_change(
-    app, business, enable, run
+    app, business, accounts, enable, run
 ):
     enable("recorder")
     client = app.test_client()
@@ -508,7 +516,9 @@ def test_before_password_set_is_asked_at_sign_up_users_create_and_password_chang
     ]
 
 
-def test_a_password_rule_stops_the_password_wherever_it_is_set(app, business, clock, enable, run):
+def test_a_password_rule_stops_the_password_wherever_it_is_set(
+    app, business, accounts, clock, enable, run
+):
     add_user(
         app,
         clock,

@@ -22,7 +22,7 @@ from bookwell.core.access.permissions import allowed
 from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
-from bookwell.core.storage.models import AuditEntry, Booking, Role, User
+from bookwell.core.storage.models import AuditEntry, Booking, Role, Tenant, User
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
 PASSWORD = "correct horse battery staple"
@@ -196,6 +196,9 @@ def add_spa(app, clock) -> tuple[int, int, int]:
 def world(app, business, clock) -> World:
     client = app.test_client()
     spa = add_spa(app, clock)
+    with db.write_transaction(app) as session:
+        # Clients log in, and sign up, only where the business has client accounts on.
+        session.get(Tenant, business.tenant_id).client_accounts = True
     callers = {ANONYMOUS: Caller(ANONYMOUS)}
     for role in TENANT_ROLES:
         user_id = add_user(app, clock, f"{role}@example.com", role, business.tenant_id)

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from client_signups import accounts_on
 from conftest import booking_body
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
@@ -166,6 +167,12 @@ def app(make_app):
 
 
 @pytest.fixture
+def accounts(app, business) -> None:
+    """The business takes client accounts: its clients sign up and log in."""
+    accounts_on(app, business.tenant_id)
+
+
+@pytest.fixture
 def owner(app, business, clock) -> str:
     add_user(app, business, clock, OWNER, "owner")
     return OWNER
@@ -238,7 +245,7 @@ def test_every_documented_path_parameter_is_declared(document):
 
 
 def test_every_documented_operation_answers_as_documented(
-    app, client, business, clock, owner, document
+    app, client, business, accounts, clock, owner, document
 ):
     """Called with its documented parameters, body and credentials — once for each of its
     security alternatives: without credentials, with a booking's manage token, with a staff
@@ -361,7 +368,7 @@ def test_every_documented_operation_answers_as_documented(
 
 
 def test_the_errors_the_api_gives_are_documented_and_shaped_as_documented(
-    app, client, business, clock, owner, document
+    app, client, business, accounts, clock, owner, document
 ):
     """On every operation: an unknown business (404); an empty body (422) and an oversized one
     (413) where it takes a body; a bearer that is not a token (401) where it takes one; no
@@ -413,10 +420,11 @@ def test_the_errors_the_api_gives_are_documented_and_shaped_as_documented(
 
 
 def test_refusals_of_logins_passwords_and_sign_ups_are_shaped_as_documented(
-    client, business, owner, document
+    client, business, accounts, owner, document
 ):
-    """A wrong password (401), a wrong current password (403), and a password breaking the
-    rules, whose every broken rule is listed (422 with a list in ``fields``)."""
+    """A wrong password (401), a wrong current password (403), a password breaking the rules,
+    whose every broken rule is listed (422 with a list in ``fields``), and a client's login
+    before the address is confirmed (403)."""
     paths = document["paths"]
     token = log_in(client)
     cases = [
@@ -455,6 +463,20 @@ def test_refusals_of_logins_passwords_and_sign_ups_are_shaped_as_documented(
             {"name": "Dee", "email": "dee@example.com", "password": "short"},
             {},
         ),
+        (
+            201,
+            "post",
+            f"{TENANT}/clients",
+            {"name": "Eve", "email": "eve@example.com", "password": PASSWORD},
+            {},
+        ),
+        (
+            403,
+            "post",
+            f"{TENANT}/auth/login",
+            {"email": "eve@example.com", "password": PASSWORD},
+            {},
+        ),
     ]
     for status, method, url, body, headers in cases:
         response = client.open(url, method=method.upper(), json=body, headers=headers)
@@ -464,6 +486,8 @@ def test_refusals_of_logins_passwords_and_sign_ups_are_shaped_as_documented(
         assert schema_errors(response.json, response_schema(operation, status), document) == []
         if status == 401:
             assert response.json["error"]["code"] == "invalid_credentials", where
+        if url.endswith("/auth/login") and status == 403:
+            assert response.json["error"]["code"] == "email_unverified", where
         if status == 422:
             (problems,) = response.json["error"]["fields"].values()
             assert isinstance(problems, list) and problems, where

@@ -1,4 +1,5 @@
-"""Client accounts: sign-up through the API, with the same verification e-mail as the pages."""
+"""Client accounts: sign-up through the API, with the same verification e-mail as the pages
+(a 404 where the business has client accounts off, as the pages are)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ clients = Blueprint("clients_api", __name__, url_prefix="/api/v1/tenants/<slug>"
 @rate_limited("write")
 def sign_up(slug: str):
     tenant = tenant_or_404(slug)
+    if not tenant.client_accounts:
+        raise ApiError(404, "not_found", "This business has no client accounts.")
     payload = ClientSignUpIn.model_validate_json(request.get_data(cache=True) or b"")
     try:
-        # An existing account answers like a new one (nothing is created or sent), so sign-up
-        # cannot tell who has an account.
+        # An existing account answers like a new one (its owner gets a "you already have an
+        # account" e-mail instead of a link), so sign-up cannot tell who has an account.
         accounts.register(
             current_app._get_current_object(),
             tenant,

@@ -759,8 +759,12 @@ def document() -> dict[str, Any]:
             f"{base}/clients": {
                 "post": {
                     "summary": "Sign up as a client of the business",
-                    "description": "An address that already has an account answers exactly "
-                    f"like a new one; the verification e-mail tells its owner. {RATE_LIMITED}",
+                    "description": "The account opens when its owner uses the e-mailed link "
+                    "with the password chosen here: until then it has no password and cannot "
+                    "log in (`email_unverified`). Signing up again for an unverified address "
+                    "sends a new link carrying the new password. An address that already has "
+                    "an account answers exactly like a new one; its owner is e-mailed a reset "
+                    f"link instead. {RATE_LIMITED}",
                     "operationId": "signUpClient",
                     "parameters": [_slug()],
                     "requestBody": _body("ClientSignUpIn"),
@@ -771,6 +775,7 @@ def document() -> dict[str, Any]:
                             413,
                             422,
                             429,
+                            e404="Unknown business, or one with client accounts off (`not_found`).",
                             e422="Malformed or missing fields (`invalid`); `fields.password` "
                             "lists every password rule broken.",
                         ),
@@ -795,11 +800,15 @@ def document() -> dict[str, Any]:
                         ),
                         **_errors(
                             401,
+                            403,
                             404,
                             413,
                             422,
                             429,
                             503,
+                            e403="A client who signed up but has not yet confirmed the address "
+                            "(`email_unverified`), given only for the password chosen at "
+                            "sign-up: use the e-mailed link first.",
                             e401="A wrong e-mail or password (`invalid_credentials`, the same "
                             "for an unknown e-mail), or a plugin's refusal, whatever the status "
                             "it names: its code (e.g. `locked`, the same whatever the password), "

@@ -1,10 +1,12 @@
 """Client accounts at ``/book/<tenant>/account/``, in the tenant's theme (when the tenant has
 turned them on; otherwise every page is a 404).
 
-Register (an e-mail with a single-use verification link), log in (only a verified client; the
-same session cookie and login path as staff), "my bookings" (this tenant's bookings made with the
-account's verified e-mail, and nothing else), and a forgotten password (a single-use link that
-expires in an hour). Asking for a link answers the same whether or not the address has an account.
+Register (an e-mail with a single-use verification link; the account opens when that link is
+used with the password chosen at sign-up), log in (only a verified client; the same session
+cookie and login path as staff), "my bookings" (this tenant's bookings made with the account's
+verified e-mail, and nothing else), and a forgotten password (a single-use link that expires in
+an hour). Signing up or asking for a link answers the same whether or not the address has an
+account.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ client_accounts = Blueprint("client_accounts", __name__, url_prefix="/book/<slug
 
 NOT_RIGHT = "The e-mail or the password is not right."
 CHECK_MAIL = "check_mail"
+NOT_CHOSEN_AT_SIGN_UP = (
+    "This is not the password chosen when this link was requested. If you did not sign up, "
+    "ignore the link. To sign up again with a password of your choice, create an account: "
+    "we will send you a new link."
+)
 
 
 class RegisterForm(FlaskForm):
@@ -74,6 +81,13 @@ class EmailForm(FlaskForm):
             Length(max=254),
         ],
         filters=[strip_text],
+    )
+
+
+class VerifyForm(FlaskForm):
+    password = PasswordField(
+        "The password you chose when you signed up",
+        validators=[DataRequired("Please enter the password you chose."), Length(max=4096)],
     )
 
 
@@ -151,8 +165,9 @@ def sent(slug: str, what: str):
     tenant = _tenant(slug)
     if what == "verify":
         message = (
-            "If the address can be used for an account, we have sent it a link to confirm it. "
-            "The link works once, within 48 hours."
+            "If the address can be used for an account, we have sent it an e-mail. Open the "
+            "link in it within 48 hours and enter the password you chose when you signed up: "
+            "that confirms your address and opens your account."
         )
     elif what == "reset":
         message = (
@@ -164,14 +179,44 @@ def sent(slug: str, what: str):
     return _notice(tenant, "Check your e-mail", [message])
 
 
-@client_accounts.get("/verify/<token>")
+@client_accounts.route("/verify/<token>", methods=["GET", "POST"])
 def verify(slug: str, token: str):
+    """The link asks for the password chosen at sign-up; nothing happens on GET (mail scanners
+    open links). That password, and only that one, opens the account and signs the person in."""
     tenant = _tenant(slug)
-    if accounts.verify_email(_app(), tenant, token, clock.now()) is None:
+    user = accounts.peek(db.session(), accounts.VERIFY_EMAIL, token, clock.now())
+    if user is None or user.tenant_id != tenant.id:
         return _expired(tenant, "verify")
-    return _notice(
-        tenant, "E-mail confirmed", ["Your e-mail address is confirmed. You can now log in."]
-    )
+    form = VerifyForm()
+    error = None
+    if form.validate_on_submit():
+        app, password = _app(), form.password.data
+        try:
+            verified = accounts.verify_email(app, tenant, token, password, clock.now())
+        except accounts.NotTheChosenPassword:
+            error = NOT_CHOSEN_AT_SIGN_UP
+        else:
+            if verified is None:
+                return _expired(tenant, "verify")
+            return _sign_in_verified(tenant, verified, password)
+    status = 401 if error else 422 if form.is_submitted() else 200
+    return _page(tenant, "book/account_verify.html", status, form=form, error=error, token=token)
+
+
+def _sign_in_verified(tenant: Tenant, user, password: str):
+    """The account just opened: signed in through the one login path (its plugins' guards and
+    further steps included); when a guard refuses, the person logs in later."""
+    app = _app()
+    form = LoginForm(formdata=None, email=user.email)
+    try:
+        checked = login.check_password(
+            app, tenant=tenant, email=user.email, password=password, now=clock.now()
+        )
+    except login.LoginRefused:
+        return _notice(
+            tenant, "E-mail confirmed", ["Your e-mail address is confirmed. You can now log in."]
+        )
+    return start_session(tenant, checked, {}, _client_screens(tenant, form), password=password)
 
 
 def _expired(tenant: Tenant, what: str):
@@ -226,19 +271,17 @@ def login_page(slug: str):
             app, tenant=tenant, email=form.email.data, password=form.password.data, now=clock.now()
         )
     except login.LoginRefused as refused:
-        page = _login_page(tenant, form, error=refused.message, status=refused.status)
+        page = _login_page(
+            tenant,
+            form,
+            error=refused.message,
+            unverified=refused.code == login.EMAIL_UNVERIFIED,
+            status=refused.status,
+        )
         return retry_later(make_response(page), refused.code)
     if user.role != Role.CLIENT:
         # Same words as a wrong password: the page must not reveal what kind of account it is.
         return _login_page(tenant, form, error=NOT_RIGHT, status=401)
-    if user.email_verified_at is None:
-        return _login_page(
-            tenant,
-            form,
-            error="Please confirm your e-mail address first, with the link we sent you.",
-            unverified=True,
-            status=403,
-        )
     return start_session(
         tenant, user, {}, _client_screens(tenant, form), password=form.password.data
     )
@@ -372,6 +415,7 @@ PAGE_LIMITS = (
     ("client_accounts.resend", "write"),
     ("client_accounts.forgot", "write"),
     ("client_accounts.reset", "write"),
+    ("client_accounts.verify", "login"),  # it checks a password
 )
 
 

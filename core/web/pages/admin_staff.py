@@ -129,6 +129,12 @@ class BusinessForm(FlaskForm):
         validators=[Optional(), Length(max=16)],
         description="Your clients' language, as a tag: en, fr, de-CH...",
     )
+    client_accounts = BooleanField(
+        "Client accounts",
+        description="Clients may create an account on your booking pages (confirmed by "
+        "e-mail) to see their bookings. Off: those pages and sign-up are closed, and clients "
+        "cannot log in.",
+    )
 
 
 @admin_pages.route("/business", methods=["GET", "POST"])
@@ -149,6 +155,13 @@ def business(slug: str):
                 language=form.language.data or None,  # left empty: kept as it is
                 actor=user,
                 now=clock.now(),
+            )
+            catalogue.change_settings(
+                current_app._get_current_object(),
+                tenant_id=tenant.id,
+                actor=user,
+                now=clock.now(),
+                client_accounts=form.client_accounts.data,
             )
         except catalogue.CatalogueError as error:
             errors = apply_refusal(form, error)
