@@ -47,6 +47,7 @@ from bookwell.core.storage.models import (
     Tenant,
 )
 from bookwell.core.web import ratelimits, security_headers, themes
+from bookwell.core.web.forms import MultiLine, SingleLine
 from bookwell.core.web.request_tenant import current_tenant
 
 booking_pages = Blueprint("booking_pages", __name__, url_prefix="/book/<slug>")
@@ -61,8 +62,6 @@ DONE_NOTES = {
     "cancelled": "Your booking is cancelled.",
     "rescheduled": "Your booking has moved to its new time.",
 }
-SINGLE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
-NO_CONTROL = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
 
 
 def strip_text(value):
@@ -74,15 +73,16 @@ class DetailsForm(FlaskForm):
     name = StringField(
         "Name",
         validators=[
+            SingleLine(),
             DataRequired("Please enter your name."),
             Length(max=200),
-            Regexp(SINGLE_LINE, message="Please use a single line."),
         ],
         filters=[strip_text],
     )
     email = EmailField(
         "E-mail",
         validators=[
+            SingleLine(),
             DataRequired("Please enter your e-mail address."),
             Email("Please enter a valid e-mail address."),
             Length(max=254),
@@ -92,6 +92,7 @@ class DetailsForm(FlaskForm):
     phone = StringField(
         "Phone (optional)",
         validators=[
+            SingleLine(),
             Optional(),
             Length(max=40),
             Regexp(r"^[0-9+()./ -]*$", message="Use digits, spaces and + ( ) . / - only."),
@@ -100,20 +101,18 @@ class DetailsForm(FlaskForm):
     )
     notes = TextAreaField(
         "Notes (optional)",
-        validators=[
-            Optional(),
-            Length(max=2000),
-            Regexp(NO_CONTROL, message="Please remove control characters."),
-        ],
+        validators=[MultiLine(), Optional(), Length(max=2000)],
     )
 
 
 class TokenForm(FlaskForm):
-    token = StringField(validators=[DataRequired(), Length(max=200)])
+    token = StringField(validators=[SingleLine(), DataRequired(), Length(max=200)])
 
 
 class RescheduleForm(TokenForm):
-    start = StringField(validators=[DataRequired("Please choose a new time."), Length(max=40)])
+    start = StringField(
+        validators=[SingleLine(), DataRequired("Please choose a new time."), Length(max=40)]
+    )
 
 
 # --- helpers ---------------------------------------------------------------------------------
