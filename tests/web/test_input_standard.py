@@ -35,6 +35,7 @@ from bookwell.core.booking.tenants import TenantError, create_tenant
 from bookwell.core.cli.root import main
 from bookwell.core.foundation import text as typed
 from bookwell.core.mail import deliver_due
+from bookwell.core.pluginhost.settings import check_value
 from bookwell.core.storage import db
 from bookwell.core.storage.models import (
     Booking,
@@ -46,6 +47,7 @@ from bookwell.core.storage.models import (
     User,
 )
 from bookwell.core.web.forms import STANDARD_VALIDATORS
+from bookwell.hooks import Setting
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
 SLOT = "2027-03-02T10:00:00+01:00"
@@ -381,6 +383,26 @@ def test_core_refuses_it_whoever_calls(app, business, clock):
         with pytest.raises(TenantError, match="name"), db.write_transaction(app) as session:
             create_tenant(session, "spa", name="Spa\u0085", timezone="UTC", now=clock())
     assert {model: table_rows(app, model) for model in before} == before
+
+
+# --- plugins' settings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("str", "Closed\x00"),
+        ("str", "Closed\u2028today"),
+        ("str", "Closed\x1b[31m"),
+        ("text", "Bring\x00 a towel"),
+        ("list", ["vip", "qu\x00iet"]),
+    ],
+)
+def test_a_plugins_text_setting_is_held_to_the_same_standard(kind, value):
+    setting = Setting("note", kind, [] if kind == "list" else "", "Note")
+    with pytest.raises(ValueError, match="control characters"):
+        check_value(setting, value)
+    assert check_value(Setting("note", "text", "", "Note"), "Two\r\nlines") == "Two\r\nlines"
 
 
 # --- the command line ----------------------------------------------------------------------------
