@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bookwell.core import audit
 from bookwell.core.access import passwords, sessions, support
 from bookwell.core.context import make_context, request_info
+from bookwell.core.foundation import text
 from bookwell.core.pluginhost.host import Refused, host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import PLATFORM_REALM, STAFF_ROLES, Role, Tenant, User
@@ -88,8 +89,11 @@ def create_user(
         raise UserError(f"unknown role {role!r}: use one of {', '.join(Role)}")
     if (role == Role.SUPPORT) != (tenant_id is None):
         raise UserError("support users belong to no tenant; every other role belongs to one")
+    if not text.is_single_line(name):
+        refusal = text.SINGLE_LINE_MESSAGE
+        raise UserError(f"the name: {refusal}", {"name": [refusal]})
     address = canonical_email(email)
-    if "@" not in address or len(address) > 254:
+    if "@" not in address or len(address) > 254 or not text.is_single_line(address):
         raise UserError("a valid e-mail address is needed", {"email": ["Enter a valid e-mail."]})
     reader = db.session()
     tenant = reader.get(Tenant, tenant_id) if tenant_id is not None else None

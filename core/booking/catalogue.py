@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bookwell.core import audit
 from bookwell.core.access import sessions
 from bookwell.core.context import request_info
+from bookwell.core.foundation import text
 from bookwell.core.foundation.money import check_currency
 from bookwell.core.storage import db
 from bookwell.core.storage.models import (
@@ -75,15 +76,33 @@ def _between(problems, name: str, value: int, low: int, high: int) -> None:
         problems.setdefault(name, []).append(f"Must be a whole number from {low} to {high}.")
 
 
-def _text(problems, name: str, value: str | None, limit: int, *, required: bool = False) -> None:
-    if required and not (value or "").strip():
+def _text(
+    problems,
+    name: str,
+    value: str | None,
+    limit: int,
+    *,
+    required: bool = False,
+    lines: bool = False,
+) -> None:
+    """One line of text (``lines``: several), ``required`` or not, at most ``limit`` long. The
+    forms check the same; this is the last guard for any other caller (a plugin, a command)."""
+    if value is not None and not (text.is_multi_line if lines else text.is_single_line)(value):
+        message = text.MULTI_LINE_MESSAGE if lines else text.SINGLE_LINE_MESSAGE
+        problems.setdefault(name, []).append(message)
+    elif required and not (value or "").strip():
         problems.setdefault(name, []).append("This field is required.")
     elif value is not None and len(value) > limit:
         problems.setdefault(name, []).append(f"At most {limit} characters.")
 
 
 def _email(problems, name: str, value: str | None) -> None:
-    if value and ("@" not in value or len(value) > 254 or any(c.isspace() for c in value)):
+    if value and (
+        "@" not in value
+        or len(value) > 254
+        or any(c.isspace() for c in value)
+        or not text.is_single_line(value)
+    ):
         problems.setdefault(name, []).append("Enter a valid e-mail address.")
 
 
@@ -109,7 +128,7 @@ def _record(
 def check_service(fields: ServiceFields) -> None:
     problems: dict[str, list[str]] = {}
     _text(problems, "name", fields.name, 200, required=True)
-    _text(problems, "description", fields.description, 5000)
+    _text(problems, "description", fields.description, 5000, lines=True)
     _between(problems, "duration_minutes", fields.duration_minutes, 1, MINUTES_A_DAY)
     _between(problems, "buffer_before_minutes", fields.buffer_before_minutes, 0, MINUTES_A_DAY)
     _between(problems, "buffer_after_minutes", fields.buffer_after_minutes, 0, MINUTES_A_DAY)
@@ -356,7 +375,7 @@ def update_business(
     _text(problems, "name", values["name"], 200, required=True)
     _email(problems, "contact_email", values["contact_email"])
     _text(problems, "phone", values["phone"], 40)
-    _text(problems, "address", values["address"], 500)
+    _text(problems, "address", values["address"], 500, lines=True)
     if currency is not None:
         try:
             values["currency"] = check_currency(currency)

@@ -25,6 +25,7 @@ from bookwell.core import audit, mail
 from bookwell.core.booking import idempotency
 from bookwell.core.booking.availability import find_slots
 from bookwell.core.context import booking_info, info_of, make_context
+from bookwell.core.foundation import text
 from bookwell.core.pluginhost import host as pluginhost
 from bookwell.core.storage import db
 from bookwell.core.storage.models import (
@@ -78,12 +79,40 @@ class ConsentMissing(BookingError):
         self.missing = missing
 
 
+class InvalidText(BookingError):
+    """Text that breaks the one standard (:mod:`bookwell.core.foundation.text`). The API and the
+    forms refuse it first; this guards every other caller, a plugin or a future entry point."""
+
+    status = 422
+    code = "invalid"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def _check_text(field: str, value: str | None, *, lines: bool = False) -> None:
+    if value is None:
+        return
+    if lines and not text.is_multi_line(value):
+        raise InvalidText(field, text.MULTI_LINE_MESSAGE)
+    if not lines and not text.is_single_line(value):
+        raise InvalidText(field, text.SINGLE_LINE_MESSAGE)
+
+
 @dataclass(frozen=True)
 class ClientDetails:
     name: str
     email: str
     phone: str | None = None
     notes: str | None = None
+
+    def check(self) -> None:
+        """:class:`InvalidText` unless each detail holds to the standard for typed text."""
+        _check_text("name", self.name)
+        _check_text("email", self.email)
+        _check_text("phone", self.phone)
+        _check_text("notes", self.notes, lines=True)
 
 
 @dataclass(frozen=True)
@@ -194,6 +223,7 @@ def create_booking(
     The plugins' guards run first, outside the write lock; then the slot is checked and taken in
     one transaction together with the proof of every consent given.
     """
+    client.check()
     host = pluginhost.host_of(app)
     reader = db.session()
     tenant = reader.get(Tenant, tenant_id)
@@ -474,6 +504,7 @@ def cancel_booking(
     says who cancelled. ``manage_token``, when the caller has it (the client's own request),
     puts the manage link in the client's e-mail; only its hash is stored, so staff changes
     send none."""
+    _check_text("reason", reason, lines=True)
     host = pluginhost.host_of(app)
     prepared = _prepare_change(app, tenant_id, reference, authorise, now, "cancelled", actor)
     who = _who(actor, prepared.ctx.booking.client_email)

@@ -9,6 +9,7 @@ from datetime import datetime, time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bookwell.core.foundation import text
 from bookwell.core.foundation.money import DEFAULT_CURRENCY, check_currency
 from bookwell.core.storage.models import Provider, Service, Tenant, WorkingHours
 
@@ -36,6 +37,18 @@ def check_timezone(name: str) -> str:
     return name
 
 
+def check_texts(*, lines: tuple[str, ...] = (), **values: str | None) -> None:
+    """:class:`TenantError` naming the first value that breaks the standard for typed text:
+    each of ``values`` is one line, except those named in ``lines``."""
+    for label, value in values.items():
+        if value is None:
+            continue
+        try:
+            text.multi_line(value) if label in lines else text.single_line(value)
+        except text.TextError as error:
+            raise TenantError(f"the {label.replace('_', ' ')}: {error}") from None
+
+
 def create_tenant(
     session: Session,
     slug: str,
@@ -54,6 +67,9 @@ def create_tenant(
         currency = check_currency(currency)
     except ValueError as error:
         raise TenantError(str(error)) from error
+    check_texts(
+        name=name, contact_email=contact_email, phone=phone, address=address, lines=("address",)
+    )
     if not name.strip():
         raise TenantError("the name must not be empty")
     if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
@@ -74,6 +90,12 @@ def create_tenant(
 
 
 def add_service(session: Session, tenant: Tenant, name: str, **fields: object) -> Service:
+    description = fields.get("description")
+    check_texts(
+        name=name,
+        description=description if isinstance(description, str) else None,
+        lines=("description",),
+    )
     service = Service(tenant_id=tenant.id, name=name, **fields)
     session.add(service)
     session.flush()
@@ -88,6 +110,7 @@ def add_provider(
     weekly_hours: dict[int, list[tuple[time, time]]],
     email: str | None = None,
 ) -> Provider:
+    check_texts(name=name, email=email)
     provider = Provider(tenant_id=tenant.id, name=name, email=email, services=list(services))
     provider.working_hours = [
         WorkingHours(weekday=weekday, starts=starts, ends=ends)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from bookwell.core.booking import catalogue
 from bookwell.core.booking.tenants import TenantError, create_tenant
+from bookwell.core.cli.inputs import multi_line, single_line
 from bookwell.core.cli.instance import Context, pass_context, require_schema
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
@@ -20,12 +21,21 @@ def tenants() -> None:
 
 
 @tenants.command("create")
-@click.argument("slug")
-@click.option("--name", required=True, help="The business's name, as clients see it.")
+@click.argument("slug", callback=single_line)
+@click.option(
+    "--name", required=True, callback=single_line, help="The business's name, as clients see it."
+)
 @click.option("--timezone", "timezone_name", required=True, help="IANA zone, e.g. Europe/Paris.")
-@click.option("--email", "contact_email", default=None, help="Contact e-mail.")
-@click.option("--phone", default=None, help="Contact phone number.")
-@click.option("--address", default=None, help="Postal address (used as the appointment place).")
+@click.option(
+    "--email", "contact_email", default=None, callback=single_line, help="Contact e-mail."
+)
+@click.option("--phone", default=None, callback=single_line, help="Contact phone number.")
+@click.option(
+    "--address",
+    default=None,
+    callback=multi_line,
+    help="Postal address (used as the appointment place).",
+)
 @click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code of the prices.")
 @pass_context
 def tenants_create(

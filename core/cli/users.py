@@ -8,6 +8,7 @@ import click
 from sqlalchemy import select, update
 
 from bookwell.core.access import sessions, users
+from bookwell.core.cli.inputs import single_line
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import ApiKey, Role, Tenant
@@ -31,11 +32,13 @@ def users_group() -> None:
 
 
 @users_group.command("create")
-@click.option("--tenant", "slug", default=None, help="The tenant the user belongs to.")
+@click.option(
+    "--tenant", "slug", default=None, callback=single_line, help="The tenant the user belongs to."
+)
 @click.option("--support", is_flag=True, help="A platform support user (no tenant).")
-@click.option("--email", required=True)
+@click.option("--email", required=True, callback=single_line)
 @click.option("--role", default=None, help="owner, manager, staff, receptionist or client.")
-@click.option("--name", default="")
+@click.option("--name", default="", callback=single_line)
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
 @click.pass_obj
 def create(obj, slug, support, email, role, name, password_stdin) -> None:
@@ -68,9 +71,9 @@ def tokens_group() -> None:
 
 
 @tokens_group.command("create")
-@click.option("--tenant", "slug", default=None)
+@click.option("--tenant", "slug", default=None, callback=single_line)
 @click.option("--support", is_flag=True)
-@click.option("--email", required=True)
+@click.option("--email", required=True, callback=single_line)
 @click.pass_obj
 def create_token(obj, slug, support, email) -> None:
     """Make an API key for an existing user and print it (only this once)."""
@@ -98,7 +101,7 @@ def create_token(obj, slug, support, email) -> None:
 
 
 @tokens_group.command("revoke")
-@click.argument("key")
+@click.argument("key", callback=single_line)
 @click.pass_obj
 def revoke_token(obj, key: str) -> None:
     """Revoke an API key, given whole or by the prefix `tokens create` printed first."""

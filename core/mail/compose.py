@@ -13,6 +13,7 @@ import icalendar
 from flask import Flask
 
 from bookwell.core.foundation.money import format_money
+from bookwell.core.foundation.text import folded
 from bookwell.core.storage.models import Booking, Provider, Service, Tenant
 from bookwell.hooks import OutgoingMessage
 
@@ -106,7 +107,7 @@ def _values(app: Flask, facts: BookingFacts, event: str) -> dict[str, Any]:
 
 def client_message(app: Flask, facts: BookingFacts, event: str) -> OutgoingMessage:
     values = _values(app, facts, event)
-    subject = SUBJECTS[event].format(service=facts.service.name, when=values["start"])
+    subject = folded(SUBJECTS[event].format(service=facts.service.name, when=values["start"]))
     return OutgoingMessage(
         to=facts.booking.client_email,
         subject=subject,
@@ -129,8 +130,11 @@ def provider_messages(app: Flask, facts: BookingFacts, event: str) -> list[Outgo
     for provider, what in recipients:
         if not provider.email:
             continue
-        subject = PROVIDER_SUBJECTS[what].format(
-            service=facts.service.name, client=facts.booking.client_name, when=values["start"]
+        # Folded: a name stored before the input standard held must not stop the notice.
+        subject = folded(
+            PROVIDER_SUBJECTS[what].format(
+                service=facts.service.name, client=facts.booking.client_name, when=values["start"]
+            )
         )
         fields = {**values, "event": what, "recipient": provider.name, "subject": subject}
         messages.append(
@@ -208,7 +212,7 @@ def account_message(
 ) -> OutgoingMessage:
     """An account e-mail (``account.verify``, ``account.reset`` or ``account.exists``, whose
     link is a reset link) carrying its single-use link, ``url`` (absolute)."""
-    subject = ACCOUNT_SUBJECTS[kind].format(business=tenant.name)
+    subject = folded(ACCOUNT_SUBJECTS[kind].format(business=tenant.name))
     values = {
         "subject": subject,
         "kind": kind,

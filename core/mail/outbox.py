@@ -168,7 +168,9 @@ def deliver_due(
         try:
             transport.send(app, envelope, now)
         except Exception as error:  # any transport failure: count it and retry later
-            log.warning("mail %s to %s failed: %r", envelope.message_id, envelope.to, error)
+            # By the message's id: the address is a person's data, and an SMTP refusal quotes
+            # it too. The whole error is kept on the row (`bookwell mail status`).
+            log.warning("mail %s failed: %s", envelope.message_id, type(error).__name__)
             _settle(app, envelope.message_id, now, f"{type(error).__name__}: {error}")
             failed += 1
         else:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import Flask
 
+from bookwell.core.foundation.text import folded
 from bookwell.core.storage.files import write_durably
 
 SMTP_TIMEOUT_SECONDS = 15
@@ -40,11 +41,13 @@ class Envelope:
 def build(app: Flask, envelope: Envelope, now) -> EmailMessage:
     name, address = parseaddr(str(app.config["MAIL_FROM"]))
     message = EmailMessage()
-    message["From"] = formataddr((envelope.business or name, address))
+    # Names and subjects folded to one line: a header with a line break in it (a name stored
+    # before the input standard, a plugin's subject) would fail the message on every attempt.
+    message["From"] = formataddr((folded(envelope.business or name), address))
     message["To"] = envelope.to
     if envelope.reply_to:
         message["Reply-To"] = envelope.reply_to
-    message["Subject"] = envelope.subject
+    message["Subject"] = folded(envelope.subject)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = envelope.message_id
     message.set_content(envelope.text)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from bookwell.core.foundation import text
 from bookwell.hooks import Manifest, Setting
 
 MAX_URL_LENGTH = 2000
@@ -55,14 +56,19 @@ def check_value(setting: Setting, value: Any) -> Any:
             if value not in setting.choices:
                 raise ValueError(f"must be one of: {', '.join(setting.choices)}")
             return value
-        if kind == "str" and ("\n" in value or "\r" in value):
-            raise ValueError("must be a single line")
+        # Core's one standard for typed text, as for every other input.
+        if kind == "str" and not text.is_single_line(value):
+            raise ValueError("must be a single line, without control characters")
+        if kind == "text" and not text.is_multi_line(value):
+            raise ValueError("must not contain control characters (such as NUL)")
         _check_length(setting, len(value), "characters")
         return value
     if kind == "list":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ValueError("must be a list of texts")
         items = [item.strip() for item in value if item.strip()]
+        if not all(text.is_single_line(item) for item in items):
+            raise ValueError("must hold one-line items, without control characters")
         _check_length(setting, len(items), "items")
         if setting.choices:
             # An item that is no choice would be stored and silently match nothing, so that a

@@ -51,18 +51,27 @@ class LockTimeout(Exception):
 
 
 def build_engine(url: str, *, pool_size: int = 10, lock_timeout: float = 5.0) -> Engine:
+    # A database error carries the statement's values (a client's name, e-mail and notes) into
+    # its message, and so into every log and trace of it: logs name people by id, never by data.
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
+            hide_parameters=True,
             connect_args={"timeout": lock_timeout, "check_same_thread": False},
         )
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

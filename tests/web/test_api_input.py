@@ -769,7 +769,8 @@ SQL = "'; DROP TABLE bookings; --"
         ("Robert'); DROP TABLE bookings;--", f"{SQL}\n{MARKUP}\n\ttabbed\r\n"),
         ("<b>Ann</b>", '" OR 1=1 -- /* */ %s %(x)s {0} ${x} \\x00'),
         ("Zoë Ångström-李小龍 😀", "Привет, مرحبا, שלום, 👩\u200d👩\u200d👧"),
-        ("\u202eevil\u202c", "\u200b\ufeff zero width and bidi"),
+        # A bidi override is refused in a name (test_input_standard.py), kept in notes.
+        ("Ann\u200f", "\u202eevil\u202c \u200b\ufeff zero width and bidi"),
         ("😀" * 200, "🎉" * 2000),
     ],
     ids=["markup", "sql", "sql-and-markup", "quotes-and-formats", "unicode", "bidi", "astral-max"],

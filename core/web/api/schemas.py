@@ -1,12 +1,12 @@
 """Request bodies of the public API, validated by pydantic with field paths like ``client.email``.
 
-Models are strict (``"1"`` is not an id) and every text is bounded and free of control characters,
-so no input can reach the database in a shape it would choke on.
+Models are strict (``"1"`` is not an id) and every text is bounded and held to the one standard
+for typed text (:mod:`bookwell.core.foundation.text`), as the pages' forms and the commands are,
+so no input can reach the database, a log or a mail header in a shape it would choke on.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated
 
@@ -19,21 +19,23 @@ from pydantic import (
     Field,
     StringConstraints,
 )
+from pydantic_core import PydanticCustomError
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SINGLE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from bookwell.core.foundation import text
+
 EARLIEST_YEAR, LATEST_YEAR = 1970, 2200
 
 
 def _single_line(value: str) -> str:
-    if _SINGLE_LINE_CONTROL.search(value):
-        raise ValueError("must be a single line of text without control characters")
+    if not text.is_single_line(value):
+        # A custom error, so the field says the standard's message and not "Value error, ...".
+        raise PydanticCustomError("single_line", text.SINGLE_LINE_MESSAGE)
     return value
 
 
-def _text(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+def _multi_line(value: str) -> str:
+    if not text.is_multi_line(value):
+        raise PydanticCustomError("multi_line", text.MULTI_LINE_MESSAGE)
     return value
 
 
@@ -58,8 +60,11 @@ Phone = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=40, pattern=r"^[0-9+()./ -]*$"),
 ]
-Notes = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_text)]
+Notes = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_multi_line)]
+Reason = Annotated[str, StringConstraints(max_length=500), AfterValidator(_multi_line)]
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+# A manage token is only hashed and compared, never stored or shown: any text is harmless, and one
+# that matches nothing is answered 404 like every wrong token.
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
 MAX_ID = 2**31 - 1  # the databases' INTEGER
@@ -115,7 +120,7 @@ class ClientSignUpIn(Body):
 
 
 class StaffCancelIn(Body):
-    reason: Annotated[str, StringConstraints(max_length=500), AfterValidator(_text)] | None = None
+    reason: Reason | None = None
 
 
 class StaffRescheduleIn(Body):

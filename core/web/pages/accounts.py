@@ -16,7 +16,7 @@ from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
+from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from bookwell.core.access import client_accounts as accounts
 from bookwell.core.access import login, users
@@ -25,6 +25,7 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, Role, Tenant
 from bookwell.core.web import ratelimits, session_cookies
 from bookwell.core.web.api.errors import retry_later
+from bookwell.core.web.forms import SingleLine
 from bookwell.core.web.identity import SignedInRows, login_manager, signed_in_rows
 from bookwell.core.web.pages.auth import (
     ChallengeForm,
@@ -33,7 +34,7 @@ from bookwell.core.web.pages.auth import (
     answer_step,
     start_session,
 )
-from bookwell.core.web.pages.booking import SINGLE_LINE, _page, strip_text
+from bookwell.core.web.pages.booking import _page, strip_text
 from bookwell.core.web.pages.booking import _tenant as _any_tenant
 from bookwell.core.web.ratelimits import rate_limited
 
@@ -52,15 +53,16 @@ class RegisterForm(FlaskForm):
     name = StringField(
         "Name",
         validators=[
+            SingleLine(),
             DataRequired("Please enter your name."),
             Length(max=200),
-            Regexp(SINGLE_LINE, message="Please use a single line."),
         ],
         filters=[strip_text],
     )
     email = EmailField(
         "E-mail",
         validators=[
+            SingleLine(),
             DataRequired("Please enter your e-mail address."),
             Email("Please enter a valid e-mail address."),
             Length(max=254),
@@ -76,6 +78,7 @@ class EmailForm(FlaskForm):
     email = EmailField(
         "E-mail",
         validators=[
+            SingleLine(),
             DataRequired("Please enter your e-mail address."),
             Email("Please enter a valid e-mail address."),
             Length(max=254),

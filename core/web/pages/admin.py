@@ -50,6 +50,7 @@ from bookwell.core.storage.models import (
     User,
 )
 from bookwell.core.web.api.schemas import sane_day
+from bookwell.core.web.forms import MultiLine, SingleLine
 from bookwell.core.web.identity import login_manager, signed_in_rows
 from bookwell.core.web.pages import steps
 from bookwell.core.web.request_tenant import current_tenant
@@ -252,15 +253,15 @@ def week_agenda(slug: str):
 
 
 class CancelForm(FlaskForm):
-    reason = StringField("Reason", validators=[DataRequired(), Length(max=500)])
+    reason = StringField("Reason", validators=[MultiLine(), DataRequired(), Length(max=500)])
 
 
 class OutcomeForm(FlaskForm):
-    outcome = StringField("Outcome", validators=[DataRequired(), AnyOf(OUTCOMES)])
+    outcome = StringField("Outcome", validators=[SingleLine(), DataRequired(), AnyOf(OUTCOMES)])
 
 
 class SlotForm(FlaskForm):
-    day = StringField("Day", validators=[DataRequired(), Length(max=10)])
+    day = StringField("Day", validators=[SingleLine(), DataRequired(), Length(max=10)])
     slot = RadioField("Free times", validators=[DataRequired()], validate_choice=False)
 
     def chosen(self) -> tuple[int, datetime] | None:
@@ -542,11 +543,13 @@ def outcome(slug: str, reference: str):
 
 
 class NewBookingForm(SlotForm):
-    service = StringField("Service", validators=[DataRequired(), Length(max=20)])
-    name = StringField("Client's name", validators=[DataRequired(), Length(max=200)])
-    email = EmailField("Client's e-mail", validators=[DataRequired(), Email(), Length(max=254)])
-    phone = StringField("Phone", validators=[Optional(), Length(max=40)])
-    notes = TextAreaField("Notes", validators=[Optional(), Length(max=2000)])
+    service = StringField("Service", validators=[SingleLine(), DataRequired(), Length(max=20)])
+    name = StringField("Client's name", validators=[SingleLine(), DataRequired(), Length(max=200)])
+    email = EmailField(
+        "Client's e-mail", validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
+    )
+    phone = StringField("Phone", validators=[SingleLine(), Optional(), Length(max=40)])
+    notes = TextAreaField("Notes", validators=[MultiLine(), Optional(), Length(max=2000)])
 
 
 def _services(tenant: Tenant) -> list[Service]:

@@ -28,6 +28,7 @@ from bookwell.core.booking import catalogue
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Provider, Service, TimeOff
+from bookwell.core.web.forms import MultiLine, SingleLine
 from bookwell.core.web.pages.admin import admin_pages, page, require_page
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -60,9 +61,9 @@ def line_breaks(value):
 
 
 class ServiceForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    name = StringField("Name", validators=[SingleLine(), DataRequired(), Length(max=200)])
     description = TextAreaField(
-        "Description", validators=[Optional(), Length(max=5000)], filters=[line_breaks]
+        "Description", validators=[MultiLine(), Optional(), Length(max=5000)], filters=[line_breaks]
     )
     duration_minutes = IntegerField(
         "Duration (minutes)", validators=[InputRequired(), NumberRange(1, 1440)]
@@ -163,8 +164,8 @@ class CheckboxesField(SelectMultipleField):
 
 
 class ProviderForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    email = EmailField("E-mail", validators=[Optional(), Email(), Length(max=254)])
+    name = StringField("Name", validators=[SingleLine(), DataRequired(), Length(max=200)])
+    email = EmailField("E-mail", validators=[SingleLine(), Optional(), Email(), Length(max=254)])
     services = CheckboxesField("Services", coerce=int)
     active = BooleanField("Takes bookings", default=True)
 
@@ -172,7 +173,7 @@ class ProviderForm(FlaskForm):
 class TimeOffForm(FlaskForm):
     starts_at = DateTimeLocalField("From", format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
     ends_at = DateTimeLocalField("Until", format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
-    reason = StringField("Reason", validators=[Optional(), Length(max=200)])
+    reason = StringField("Reason", validators=[SingleLine(), Optional(), Length(max=200)])
 
 
 def _provider_or_404(tenant, provider_id):

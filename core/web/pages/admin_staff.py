@@ -13,6 +13,7 @@ from bookwell.core.booking import catalogue
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, User
+from bookwell.core.web.forms import MultiLine, SingleLine
 from bookwell.core.web.pages.admin import admin_pages, page, require_page
 from bookwell.core.web.pages.admin_catalogue import apply_refusal
 
@@ -26,8 +27,10 @@ def _role_choices(user: User) -> list[tuple[str, str]]:
 
 
 class NewStaffForm(FlaskForm):
-    name = StringField("Name", validators=[Optional(), Length(max=200)])
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)])
+    name = StringField("Name", validators=[SingleLine(), Optional(), Length(max=200)])
+    email = EmailField(
+        "E-mail", validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
+    )
     role = SelectField("Role")
     password = PasswordField("Initial password", validators=[DataRequired(), Length(max=4096)])
 
@@ -115,18 +118,20 @@ def edit_staff(slug: str, user_id: int):
 
 
 class BusinessForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    contact_email = EmailField("Contact e-mail", validators=[Optional(), Email(), Length(max=254)])
-    phone = StringField("Phone", validators=[Optional(), Length(max=40)])
-    address = TextAreaField("Address", validators=[Optional(), Length(max=500)])
+    name = StringField("Name", validators=[SingleLine(), DataRequired(), Length(max=200)])
+    contact_email = EmailField(
+        "Contact e-mail", validators=[SingleLine(), Optional(), Email(), Length(max=254)]
+    )
+    phone = StringField("Phone", validators=[SingleLine(), Optional(), Length(max=40)])
+    address = TextAreaField("Address", validators=[MultiLine(), Optional(), Length(max=500)])
     currency = StringField(
         "Currency",
-        validators=[Optional(), Length(min=3, max=3)],
+        validators=[SingleLine(), Optional(), Length(min=3, max=3)],
         description="The ISO 4217 code your prices are in: EUR, GBP, USD, CHF...",
     )
     language = StringField(
         "Language",
-        validators=[Optional(), Length(max=16)],
+        validators=[SingleLine(), Optional(), Length(max=16)],
         description="Your clients' language, as a tag: en, fr, de-CH...",
     )
     client_accounts = BooleanField(

@@ -24,6 +24,7 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant
 from bookwell.core.web import session_cookies
 from bookwell.core.web.api.errors import retry_later
+from bookwell.core.web.forms import SingleLine
 from bookwell.core.web.identity import signed_in_rows
 from bookwell.core.web.ratelimits import rate_limited
 from bookwell.core.web.request_tenant import current_tenant
@@ -34,14 +35,16 @@ PENDING_FOR = timedelta(minutes=10)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(
+        "E-mail", validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
+    )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=4096)])
 
 
 class ChallengeForm(FlaskForm):
-    answer = StringField("Code", validators=[DataRequired(), Length(max=100)])
+    answer = StringField("Code", validators=[SingleLine(), DataRequired(), Length(max=100)])
     # The name the guard gave its challenge (``otp``...), carried through the step's form.
-    field = HiddenField(validators=[Optional(), Regexp(r"^[a-z][a-z0-9_]{0,39}$")])
+    field = HiddenField(validators=[SingleLine(), Optional(), Regexp(r"^[a-z][a-z0-9_]{0,39}$")])
 
 
 def _tenant(slug: str) -> Tenant:

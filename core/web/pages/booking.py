@@ -47,6 +47,7 @@ from bookwell.core.storage.models import (
     Tenant,
 )
 from bookwell.core.web import ratelimits, security_headers, themes
+from bookwell.core.web.forms import MultiLine, SingleLine
 from bookwell.core.web.pages import steps
 from bookwell.core.web.request_tenant import current_tenant
 
@@ -73,8 +74,6 @@ STATUS_WORDS = {
     BookingStatus.COMPLETED: "Completed",
     BookingStatus.NO_SHOW: "No-show",
 }
-SINGLE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
-NO_CONTROL = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
 
 
 def strip_text(value):
@@ -86,15 +85,16 @@ class DetailsForm(FlaskForm):
     name = StringField(
         "Name",
         validators=[
+            SingleLine(),
             DataRequired("Please enter your name."),
             Length(max=200),
-            Regexp(SINGLE_LINE, message="Please use a single line."),
         ],
         filters=[strip_text],
     )
     email = EmailField(
         "E-mail",
         validators=[
+            SingleLine(),
             DataRequired("Please enter your e-mail address."),
             Email("Please enter a valid e-mail address."),
             Length(max=254),
@@ -104,6 +104,7 @@ class DetailsForm(FlaskForm):
     phone = StringField(
         "Phone (optional)",
         validators=[
+            SingleLine(),
             Optional(),
             Length(max=40),
             Regexp(r"^[0-9+()./ -]*$", message="Use digits, spaces and + ( ) . / - only."),
@@ -112,11 +113,7 @@ class DetailsForm(FlaskForm):
     )
     notes = TextAreaField(
         "Notes (optional)",
-        validators=[
-            Optional(),
-            Length(max=2000),
-            Regexp(NO_CONTROL, message="Please remove control characters."),
-        ],
+        validators=[MultiLine(), Optional(), Length(max=2000)],
     )
     # The form's own idempotency key, new with each form shown: the same form sent twice (a
     # double click, or back and send again) books once and shows that one booking.
@@ -124,11 +121,13 @@ class DetailsForm(FlaskForm):
 
 
 class TokenForm(FlaskForm):
-    token = StringField(validators=[DataRequired(), Length(max=200)])
+    token = StringField(validators=[SingleLine(), DataRequired(), Length(max=200)])
 
 
 class RescheduleForm(TokenForm):
-    start = StringField(validators=[DataRequired("Please choose a new time."), Length(max=40)])
+    start = StringField(
+        validators=[SingleLine(), DataRequired("Please choose a new time."), Length(max=40)]
+    )
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant, User
 from bookwell.core.web import ratelimits
+from bookwell.core.web.forms import SingleLine
 from bookwell.core.web.pages.admin import page, require_page
 from bookwell.hooks import Setting
 
@@ -35,11 +36,11 @@ FIELD_PREFIX = "setting-"
 
 
 class PluginForm(FlaskForm):
-    plugin = HiddenField(validators=[DataRequired(), Length(max=100)])
+    plugin = HiddenField(validators=[SingleLine(), DataRequired(), Length(max=100)])
 
 
 class SwitchForm(PluginForm):
-    enabled = HiddenField(validators=[AnyOf(["on", "off"])])
+    enabled = HiddenField(validators=[SingleLine(), AnyOf(["on", "off"])])
 
 
 @dataclass
