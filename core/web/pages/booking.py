@@ -117,7 +117,7 @@ class DetailsForm(FlaskForm):
     )
     # The form's own idempotency key, new with each form shown: the same form sent twice (a
     # double click, or back and send again) books once and shows that one booking.
-    form_key = HiddenField(validators=[DataRequired(), Regexp(FORM_KEY)])
+    form_key = HiddenField(validators=[SingleLine(), DataRequired(), Regexp(FORM_KEY)])
 
 
 class TokenForm(FlaskForm):
