@@ -120,10 +120,10 @@ def verify_email(app: Flask, tenant: Tenant, secret: str, now: datetime) -> int 
 
 def reset_password(
     app: Flask, tenant: Tenant, secret: str, new_password: str, now: datetime
-) -> User | None:
-    """Use a reset link and set the new password, ending every session of the user; ``None``
-    when the link is unusable. Raises :class:`users.UserError` (the link left unused) when the
-    password breaks a rule."""
+) -> users.PasswordChanged | None:
+    """Use a reset link and set the new password, ending every session of the user and
+    revoking their API keys (what it ended is returned); ``None`` when the link is unusable.
+    Raises :class:`users.UserError` (the link left unused) when the password breaks a rule."""
     reader = db.session()
     user = peek(reader, RESET_PASSWORD, secret, now)
     if user is None or user.tenant_id != tenant.id:
@@ -139,8 +139,7 @@ def reset_password(
             # The link reached the address: that confirms it as well.
             stored.email_verified_at = now
             _audit(writer, stored, "user.email_verified", now)
-    users.change_password(app, user, new_password, now, keep_session_id=None)
-    return user
+    return users.change_password(app, user, new_password, now, keep_session_id=None)
 
 
 def _audit(writer: Session, user: User, action: str, now: datetime) -> None:

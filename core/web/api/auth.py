@@ -225,7 +225,7 @@ def change_password():
             {"current_password": "Not right."},
         )
     try:
-        ended = users.change_password(
+        changed = users.change_password(
             app,
             who.user,
             payload.new_password,
@@ -234,7 +234,11 @@ def change_password():
         )
     except users.UserError as error:
         raise ApiError(422, "invalid", error.message, error.fields) from error
-    body: dict[str, Any] = {"status": "changed", "other_sessions_ended": ended}
+    body: dict[str, Any] = {
+        "status": "changed",
+        "other_sessions_ended": changed.sessions_ended,
+        "api_keys_revoked": changed.api_keys_revoked,
+    }
     if who.session is not None and who.session.scope:
         body.update(_reassessed(app, who, now))
     return jsonify(body)

@@ -245,10 +245,16 @@ SCHEMAS: dict[str, Any] = {
     },
     "PasswordChanged": {
         "type": "object",
-        "required": ["status", "other_sessions_ended"],
+        "required": ["status", "other_sessions_ended", "api_keys_revoked"],
         "properties": {
             "status": {"const": "changed"},
             "other_sessions_ended": {"type": "integer", "minimum": 0},
+            "api_keys_revoked": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Every API key of yours is revoked with the old password; make "
+                "new ones with `bookwell tokens create`.",
+            },
             "session": {
                 "enum": ["full", "restricted", "ended"],
                 "description": "Only when a restricted token changed the password, which asks "
@@ -930,7 +936,7 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/auth/password": {
                 "post": {
-                    "summary": "Change your password; your other sessions end",
+                    "summary": "Change your password; your other sessions and API keys end",
                     "description": "A token restricted to `password_change` may call it too: "
                     "the login's plugins are asked again and `session` says what the token is "
                     f"now. {RATE_LIMITED}",
