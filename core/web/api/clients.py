@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from bookwell.core.access import client_accounts as accounts
 from bookwell.core.access import users
 from bookwell.core.foundation import clock
+from bookwell.core.web.api import bodies
 from bookwell.core.web.api.auth import tenant_or_404
 from bookwell.core.web.api.errors import ApiError
 from bookwell.core.web.api.schemas import ClientSignUpIn
@@ -19,7 +20,7 @@ clients = Blueprint("clients_api", __name__, url_prefix="/api/v1/tenants/<slug>"
 @rate_limited("write")
 def sign_up(slug: str):
     tenant = tenant_or_404(slug)
-    payload = ClientSignUpIn.model_validate_json(request.get_data(cache=True) or b"")
+    payload = bodies.read(ClientSignUpIn)
     try:
         # An existing account answers like a new one (nothing is created or sent), so sign-up
         # cannot tell who has an account.

@@ -13,6 +13,7 @@ from bookwell.core.booking.availability import offered_slots
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, Provider, ProviderService, Service, Tenant
+from bookwell.core.web.api import bodies
 from bookwell.core.web.api import staff as staff_api
 from bookwell.core.web.api.auth import tenant_or_404
 from bookwell.core.web.api.errors import ApiError, error_response, invalid
@@ -33,7 +34,7 @@ def _from_staff() -> bool:
 
 
 def _body(model: type[Any]) -> Any:
-    return model.model_validate_json(request.get_data(cache=True) or b"")
+    return bodies.read(model)
 
 
 def _int_arg(name: str, *, required: bool) -> int | None:
@@ -173,8 +174,9 @@ def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable():
-        raise invalid({"Idempotency-Key": "Must be 1 to 255 printable characters."})
+    problem = idempotency.key_problem(key)
+    if problem is not None:
+        raise invalid({"Idempotency-Key": problem})
     return key
 
 

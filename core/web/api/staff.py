@@ -15,6 +15,7 @@ from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, BookingConsent, Tenant
+from bookwell.core.web.api import bodies
 from bookwell.core.web.api.auth import require, tenant_or_404
 from bookwell.core.web.api.errors import invalid
 from bookwell.core.web.api.schemas import StaffCancelIn, StaffRescheduleIn, sane_day
@@ -111,7 +112,7 @@ def show_booking(tenant: Tenant, reference: str):
 
 def cancel_booking(tenant: Tenant, reference: str):
     who = require(tenant, "bookings.manage", "booking")
-    payload = StaffCancelIn.model_validate_json(request.get_data(cache=True) or b"{}")
+    payload = bodies.read(StaffCancelIn, when_empty=b"{}")
     booking = lifecycle.cancel_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,
@@ -131,7 +132,7 @@ def bookings_between(slug: str):
 
 def reschedule_booking(tenant: Tenant, reference: str):
     who = require(tenant, "bookings.manage", "booking")
-    payload = StaffRescheduleIn.model_validate_json(request.get_data(cache=True) or b"")
+    payload = bodies.read(StaffRescheduleIn)
     booking = lifecycle.reschedule_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,
