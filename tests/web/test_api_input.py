@@ -574,6 +574,7 @@ AVAILABILITY_CASES = [
             ("9999999999", "9999999999"),
             ("2**63", str(2**63)),
             ("nul-byte", "1%00"),
+            ("empty", ""),
         ]
     ),
     *(
@@ -588,6 +589,7 @@ AVAILABILITY_CASES = [
             ("negative", "-2"),
             ("2**31", str(2**31)),
             ("2**63", str(2**63)),
+            ("empty", ""),
         ]
     ),
     *(
@@ -605,6 +607,10 @@ AVAILABILITY_CASES = [
             ("with-time", "2027-03-02T10:00"),
             ("words", "today"),
             ("nul-byte", "%00"),
+            ("empty", ""),
+            ("basic-format", "20270302"),
+            ("week-date", "2027-W09-2"),
+            ("year-1969", "1969-12-31"),
         ]
     ),
     _invalid(
@@ -652,6 +658,7 @@ PROVIDER_CASES = [
         ("zero", "0"),
         ("2**31", str(2**31)),
         ("2**63", str(2**63)),
+        ("empty", ""),
     ]
 ]
 

@@ -12,10 +12,15 @@ from typing import Any
 from flask import Blueprint, jsonify
 from pydantic.json_schema import models_json_schema
 
+from bookwell.core.access import passwords
+from bookwell.core.booking import idempotency
 from bookwell.core.storage.models import Role
 from bookwell.core.web.api.auth import LoginIn
 from bookwell.core.web.api.plugins import PluginChangeIn
 from bookwell.core.web.api.schemas import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    MAX_ID,
     BookingIn,
     CancelIn,
     ClientSignUpIn,
@@ -435,7 +440,10 @@ MEANING = {
     409: "The slot is taken or not offered (`slot_unavailable`), or the booking can no longer "
     "change (`booking_not_changeable`).",
     413: "The body is larger than the limit.",
-    422: "Malformed or missing fields (`invalid`, with `fields` keyed by path), or an "
+    415: "The body is not JSON (`unsupported_media_type`): send it with "
+    "`Content-Type: application/json`.",
+    422: "Malformed, missing or unknown fields (`invalid`, with `fields` keyed by path; an "
+    'unknown field is "Unknown field."), a query parameter that is malformed or empty, or an '
     "Idempotency-Key reused for another request (`idempotency_key_reused`).",
     429: "Too many requests from this address; see Retry-After.",
     503: "The booking could not take its lock in time (`busy`), or a check of a plugin of the "
@@ -472,6 +480,87 @@ def _status(value: str, description: str, **more: dict[str, Any]) -> dict[str, A
     )
 
 
+def _years(first: int, last: int) -> str:
+    """A regular expression for the four-digit years ``first`` to ``last``: JSON Schema has no
+    bounds for dates, and a generated client must not be sent off to book in the year 9999."""
+    pieces, year = [], first
+    while year <= last:
+        size = next(
+            size for size in (1000, 100, 10, 1) if year % size == 0 and year + size <= last + 1
+        )
+        free = len(str(size)) - 1
+        digits = "" if free == 0 else "[0-9]" if free == 1 else f"[0-9]{{{free}}}"
+        pieces.append(str(year)[: 4 - free] + digits)
+        year += size
+    return "(" + "|".join(pieces) + ")"
+
+
+YEARS = _years(EARLIEST_YEAR, LATEST_YEAR)
+CALENDAR_DAY = f"{YEARS}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+# What the server parses, within RFC 3339: seconds always, no leap second, an offset always.
+INSTANT_PATTERN = (
+    f"^{CALENDAR_DAY}[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]+)?"
+    "([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+BOUNDS = f"Between the years {EARLIEST_YEAR} and {LATEST_YEAR}."
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+PASSWORD_RULES = {
+    "minLength": passwords.MIN_LENGTH,
+    "maxLength": passwords.MAX_LENGTH,
+    "description": f"At least {passwords.MIN_LENGTH} and at most {passwords.MAX_LENGTH:,} "
+    "characters, counted after Unicode NFKC normalisation; the business's password policy (a "
+    "plugin) may add rules. A password breaking any rule answers 422, every broken rule listed "
+    "in `fields`.",
+}
+EMAIL_RULES = {
+    # The shape of what email-validator accepts; the rest is said in words.
+    "pattern": r'^[^@\s"]+@[^@\s\[\]_]+[.][^@\s\[\]_.]+$',
+    "description": "An address that could receive mail: no quoted name or IP address, and a "
+    "domain with a dot that is not reserved, such as `.test`, `.invalid`, `.local`, "
+    "`.localhost`, `.onion` or `.arpa`.",
+}
+IDEMPOTENCY_KEY = {
+    "type": "string",
+    "minLength": idempotency.MIN_KEY_LENGTH,
+    "maxLength": idempotency.MAX_KEY_LENGTH,
+    "pattern": "^[!-~]+$",
+    "examples": ["3f1c9b6e-8a42-4d7e-b5c1-0e9a7d2f6c84"],
+}
+
+
+def _stated(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The bodies' schemas as pydantic writes them, plus what the server enforces beyond what
+    pydantic can say: the years of an instant, and the rules of a new password."""
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("format") == "date-time":
+                node["pattern"] = INSTANT_PATTERN
+                said = node.get("description", "").rstrip(".")
+                node["description"] = f"{said}. {BOUNDS}" if said else BOUNDS
+            if node.get("format") == "email":
+                node.update(EMAIL_RULES)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schemas)
+    for model, field in (("PasswordChangeIn", "new_password"), ("ClientSignUpIn", "password")):
+        schemas[model]["properties"][field].update(PASSWORD_RULES)
+    return schemas
+
+
+def _json_bodies_only(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body answers 415 to one that is not JSON."""
+    for item in paths.values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                operation["responses"].update(_errors(415))
+    return paths
+
+
 def _slug() -> dict[str, Any]:
     return {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -494,7 +583,12 @@ def _body(name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
 
 
-DAY = {"type": "string", "format": "date"}
+DAY = {
+    "type": "string",
+    "format": "date",
+    "pattern": f"^{CALENDAR_DAY}$",
+    "description": f"YYYY-MM-DD. {BOUNDS}",
+}
 CLIENT_OR_STAFF_BOOKING = {
     "oneOf": [_ref("ClientBooking"), _ref("StaffBooking")],
     "description": "A ClientBooking for the client, a StaffBooking for staff.",
@@ -520,9 +614,9 @@ def document() -> dict[str, Any]:
         ],
         ref_template="#/components/schemas/{model}",
     )
-    schemas = {**SCHEMAS, **body_schemas.get("$defs", {})}
+    schemas = {**SCHEMAS, **_stated(body_schemas.get("$defs", {}))}
     base = "/api/v1/tenants/{slug}"
-    return {
+    described = {
         "openapi": "3.1.0",
         "info": {
             "title": "Bookwell public API",
@@ -562,7 +656,7 @@ def document() -> dict[str, Any]:
                     "operationId": "listProviders",
                     "parameters": [
                         _slug(),
-                        _query("service_id", {"type": "integer"}, False, "Only providers of it."),
+                        _query("service_id", ID, False, "Only providers of it."),
                     ],
                     "responses": {
                         "200": _json({"type": "array", "items": _ref("Provider")}, "Providers."),
@@ -576,10 +670,10 @@ def document() -> dict[str, Any]:
                     "operationId": "getAvailability",
                     "parameters": [
                         _slug(),
-                        _query("service_id", {"type": "integer"}, True, "The service."),
+                        _query("service_id", ID, True, "The service."),
                         _query("from", DAY, True, "First day."),
                         _query("to", DAY, True, "Last day."),
-                        _query("provider_id", {"type": "integer"}, False, "One provider only."),
+                        _query("provider_id", ID, False, "One provider only."),
                     ],
                     "responses": {
                         "200": _json(
@@ -625,9 +719,13 @@ def document() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "schema": {"type": "string", "maxLength": 255},
-                            "description": "A retry with the same key within 24 h returns the "
-                            "first answer and never books twice.",
+                            "schema": IDEMPOTENCY_KEY,
+                            "description": "A retry with the same key and body within 24 h "
+                            "returns the first answer, manage token included, and never books "
+                            "twice: the key must be unguessable (a fresh random UUID for each "
+                            "booking), or whoever guesses it with the body gets the token. "
+                            f"{idempotency.MIN_KEY_LENGTH} to {idempotency.MAX_KEY_LENGTH} "
+                            "printable characters (422 `invalid` otherwise).",
                         },
                     ],
                     "requestBody": _body("BookingIn"),
@@ -924,7 +1022,7 @@ def document() -> dict[str, Any]:
                             "name": "session_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "integer", "minimum": 0},
+                            "schema": ID,
                             "description": "An `id` from the list of your sessions.",
                         }
                     ],
@@ -965,6 +1063,8 @@ def document() -> dict[str, Any]:
         },
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
+    _json_bodies_only(described["paths"])
+    return described
 
 
 @openapi.get("/api/v1/openapi.json")
