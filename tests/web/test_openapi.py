@@ -691,6 +691,10 @@ def bound_values(schema: dict[str, Any], document: dict[str, Any]):
         yield "last year", f"{last}-12-31{'T23:00:00+00:00' if instant else ''}", True
         yield "year after", f"{last + 1}-01-01{time}", False
     elif kind == "string":
+        if schema.get("format") == "email":
+            yield "an address", "ann@example.com", True
+            for address in ("ann@example.test", "ann@localhost", '"a b"@example.com', "a@[::1]"):
+                yield f"the address {address}", address, False
         if schema.get("minLength"):
             yield "minLength", text_of(schema, schema["minLength"]), True
             yield "below minLength", text_of(schema, schema["minLength"] - 1), False
