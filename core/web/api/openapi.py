@@ -540,7 +540,8 @@ IDEMPOTENCY_KEY = {
 
 def _stated(schemas: dict[str, Any]) -> dict[str, Any]:
     """The bodies' schemas as pydantic writes them, plus what the server enforces beyond what
-    pydantic can say: the years of an instant, and the rules of a new password."""
+    pydantic can say: the years of an instant, the addresses e-mail takes, the rules of a new
+    password."""
 
     def visit(node: Any) -> None:
         if isinstance(node, dict):
