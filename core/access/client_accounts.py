@@ -222,10 +222,10 @@ def chosen_password_hashes(session: Session, user: User) -> list[str]:
 
 def reset_password(
     app: Flask, tenant: Tenant, secret: str, new_password: str, now: datetime
-) -> User | None:
-    """Use a reset link and set the new password, ending every session of the user; ``None``
-    when the link is unusable. Raises :class:`users.UserError` (the link left unused) when the
-    password breaks a rule."""
+) -> users.PasswordChanged | None:
+    """Use a reset link and set the new password, ending every session of the user and
+    revoking their API keys (what it ended is returned); ``None`` when the link is unusable.
+    Raises :class:`users.UserError` (the link left unused) when the password breaks a rule."""
     reader = db.session()
     user = peek(reader, RESET_PASSWORD, secret, now)
     if user is None or user.tenant_id != tenant.id:
@@ -241,8 +241,7 @@ def reset_password(
             # The link reached the address, and whoever opened it chooses the password: that
             # confirms the address as well.
             _mark_verified(writer, stored, now)
-    users.change_password(app, user, new_password, now, keep_session_id=None)
-    return user
+    return users.change_password(app, user, new_password, now, keep_session_id=None)
 
 
 def _audit(writer: Session, user: User, action: str, now: datetime) -> None:

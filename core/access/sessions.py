@@ -2,7 +2,8 @@
 
 The client holds a random secret; the database holds its SHA-256, so a stolen database holds no
 usable session. Sessions end at logout, after the idle or absolute timeout (the strictest of the
-instance's and the tenant's plugins'), and when the password changes.
+instance's and the tenant's plugins'), and when the password changes. A password change
+revokes the user's API keys too: whoever learned the old password may have made one.
 """
 
 from __future__ import annotations
@@ -161,6 +162,21 @@ def revoke_all_but(writer: Session, user_id: int, keep_id: int | None, now: date
     if keep_id is not None:
         query = query.where(AuthSession.id != keep_id)
     return writer.execute(query.values(revoked_at=now)).rowcount
+
+
+def revoke_api_keys(writer: Session, user_id: int, now: datetime) -> list[ApiKey]:
+    """Revoke every live API key of the user; returns those revoked (for the audit trail)."""
+    keys = list(
+        writer.scalars(
+            select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.id)
+        )
+    )
+    for key in keys:
+        key.revoked_at = now
+    writer.flush()
+    return keys
 
 
 def active_sessions(reader: Session, user_id: int, now: datetime) -> list[AuthSession]:

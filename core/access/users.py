@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask
@@ -135,10 +136,22 @@ def create_user(
         return user
 
 
+@dataclass(frozen=True)
+class PasswordChanged:
+    """What a password change ended besides the old password."""
+
+    sessions_ended: int
+    api_keys_revoked: int
+
+
 def change_password(
     app: Flask, user: User, new_password: str, now: datetime, keep_session_id: int | None
-) -> int:
-    """Set a new password and end the user's other sessions; returns how many were ended."""
+) -> PasswordChanged:
+    """Set a new password, end the user's other sessions and revoke every API key of theirs.
+
+    The keys go too: a password is changed when someone else may know it, and every way in that
+    the account has must end with it, sessions and keys alike (new keys are made with
+    ``bookwell tokens create``). Each revoked key is audited, by its prefix."""
     reader = db.session()
     tenant = reader.get(Tenant, user.tenant_id) if user.tenant_id is not None else None
     problems = password_problems(app, reader, tenant, new_password, now, user=user)
@@ -149,6 +162,18 @@ def change_password(
         stored = writer.get(User, user.id)
         stored.password_hash, stored.password_changed_at = hashed, now
         ended = sessions.revoke_all_but(writer, user.id, keep_session_id, now)
+        revoked = sessions.revoke_api_keys(writer, user.id, now)
+        for key in revoked:
+            audit.record(
+                writer,
+                tenant_id=user.tenant_id,
+                actor=user.audit_label,
+                ip=_ip(),
+                action="api_key.revoked",
+                subject=f"api_key:{key.prefix}",
+                details={"user": user.id, "reason": "password_changed"},
+                now=now,
+            )
         audit.record(
             writer,
             tenant_id=user.tenant_id,
@@ -156,10 +181,11 @@ def change_password(
             ip=_ip(),
             action="user.password_changed",
             subject=f"user:{user.id}",
-            details={"other_sessions_ended": ended},
+            # Not "api_keys_revoked": the audit trail redacts a detail named like a secret.
+            details={"other_sessions_ended": ended, "api_access_revoked": len(revoked)},
             now=now,
         )
-    return ended
+    return PasswordChanged(sessions_ended=ended, api_keys_revoked=len(revoked))
 
 
 def _ip() -> str | None:

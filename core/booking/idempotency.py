@@ -2,6 +2,10 @@
 
 Keys are scoped to the tenant and kept for a day. Only successful answers are remembered: a
 refused request booked nothing, so its retry is simply evaluated again.
+
+A replay hands the first answer, manage token included, to whoever repeats the key and the
+body, so a key must be unguessable: at least ``MIN_KEY_LENGTH`` characters (a random UUID has
+36), and at most what the column holds.
 """
 
 from __future__ import annotations
@@ -19,7 +23,19 @@ from bookwell.core.storage import sealing
 from bookwell.core.storage.models import IdempotencyKey
 
 KEPT_FOR = timedelta(hours=24)
-MAX_KEY_LENGTH = 255
+MIN_KEY_LENGTH = 16
+MAX_KEY_LENGTH = IdempotencyKey.__table__.c.key.type.length
+KEY_RULE = (
+    f"Must be {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} printable characters that nobody could guess, "
+    "such as a random UUID: a retry with the same key and body is given the first answer."
+)
+
+
+def key_problem(key: str) -> str | None:
+    """What is wrong with ``key`` as an ``Idempotency-Key``, or ``None``."""
+    if not MIN_KEY_LENGTH <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        return KEY_RULE
+    return None
 
 
 class KeyReused(Exception):

@@ -4,18 +4,20 @@ of sessions, Authorization: Bearer as the only way in, and API keys from the CLI
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
-from conftest import CHEAP_HASHING
+from conftest import CHEAP_HASHING, csrf_token_of
 from sqlalchemy import func, select
 
 from bookwell.core import create_app
-from bookwell.core.access import sessions, users
+from bookwell.core.access import client_accounts, sessions, users
 from bookwell.core.cli import instance as cli_instance
 from bookwell.core.cli.root import main
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
-from bookwell.core.storage.models import ApiKey, AuditEntry, AuthSession, User
+from bookwell.core.storage.models import ApiKey, AuditEntry, AuthSession, Tenant, User
 from bookwell.hooks import Manifest, SessionLimits, Setting, hookimpl
 
 PASSWORD = "correct horse battery staple"
@@ -262,7 +264,7 @@ def test_a_password_change_ends_the_other_sessions_but_not_the_current_one(clien
         headers=bearer(current),
     )
     assert response.status_code == 200
-    assert response.json == {"status": "changed", "other_sessions_ended": 2}
+    assert response.json == {"status": "changed", "other_sessions_ended": 2, "api_keys_revoked": 0}
     assert works(client, current)
     assert not works(client, other)
     assert not works(client, another)
@@ -312,6 +314,110 @@ def test_a_password_change_is_audited_without_the_password(app, client, people):
         ).all()
     assert len(entries) == 1
     assert "brand new" not in entries[0].details and PASSWORD not in entries[0].details
+
+
+def api_keys(app, clock, user_id: int, count: int) -> list[str]:
+    with db.write_transaction(app) as writer:
+        user = writer.get(User, user_id)
+        return [sessions.create_api_key(writer, user, clock())[1] for _ in range(count)]
+
+
+def test_a_password_change_revokes_the_users_api_keys_and_says_how_many(app, client, people, clock):
+    mine = api_keys(app, clock, people["owner@example.com"], 2)
+    colleagues = api_keys(app, clock, people["desk@example.com"], 1)
+    assert all(works(client, key) for key in mine + colleagues)
+    current = token_of(client)
+    response = client.post(
+        CHANGE_PASSWORD,
+        json={"current_password": PASSWORD, "new_password": "a brand new password"},
+        headers=bearer(current),
+    )
+    assert response.status_code == 200
+    assert response.json == {"status": "changed", "other_sessions_ended": 0, "api_keys_revoked": 2}
+    assert not any(works(client, key) for key in mine)
+    assert works(client, colleagues[0])  # another user's keys are theirs
+    assert works(client, current)
+    with db.engine_of(app).connect() as connection:
+        revoked = connection.execute(
+            select(AuditEntry.subject, AuditEntry.details).where(
+                AuditEntry.action == "api_key.revoked"
+            )
+        ).all()
+        changed = connection.scalar(
+            select(AuditEntry.details).where(AuditEntry.action == "user.password_changed")
+        )
+    assert sorted(row.subject for row in revoked) == sorted(f"api_key:{key[:12]}" for key in mine)
+    assert [json.loads(row.details)["reason"] for row in revoked] == ["password_changed"] * 2
+    assert json.loads(changed)["api_access_revoked"] == 2
+
+
+def test_a_password_changed_with_an_api_key_revokes_that_key_too(app, client, people, clock):
+    (key,) = api_keys(app, clock, people["owner@example.com"], 1)
+    response = client.post(
+        CHANGE_PASSWORD,
+        json={"current_password": PASSWORD, "new_password": "a brand new password"},
+        headers=bearer(key),
+    )
+    assert response.status_code == 200
+    assert response.json["api_keys_revoked"] == 1
+    assert not works(client, key)
+
+
+def test_a_refused_password_change_revokes_no_key(app, client, people, clock):
+    (key,) = api_keys(app, clock, people["owner@example.com"], 1)
+    for new_password in ("short", None):
+        response = client.post(
+            CHANGE_PASSWORD,
+            json={
+                "current_password": "not the password" if new_password is None else PASSWORD,
+                "new_password": new_password or "a brand new password",
+            },
+            headers=bearer(token_of(client)),
+        )
+        assert response.status_code in (403, 422)
+    assert works(client, key)
+
+
+@pytest.mark.parametrize(
+    ("keys", "line"), [(2, "2 API keys were revoked."), (1, "1 API key was revoked."), (0, None)]
+)
+def test_a_clients_password_reset_revokes_their_api_keys_and_the_page_says_so(
+    app, client, business, clock, keys, line
+):
+    """One rule for every password change: a reset through the client's link too."""
+    with db.write_transaction(app) as writer:
+        writer.get(Tenant, business.tenant_id).client_accounts = True
+    with app.app_context():
+        ann = users.create_user(
+            app,
+            tenant_id=business.tenant_id,
+            email="ann@example.com",
+            role="client",
+            password=PASSWORD,
+            now=clock(),
+        )
+    made = api_keys(app, clock, ann.id, keys)
+    with db.write_transaction(app) as writer:
+        secret = client_accounts.issue(
+            writer, writer.get(User, ann.id), client_accounts.RESET_PASSWORD, clock()
+        )
+    path = f"/book/salon/account/reset/{secret}"
+    form = client.get(path)
+    assert form.status_code == 200
+    done = client.post(
+        path,
+        data={
+            "csrf_token": csrf_token_of(form),
+            "password": "a brand new password",
+            "confirm": "a brand new password",
+        },
+    )
+    assert done.status_code == 200 and "Password changed" in done.text
+    if line:
+        assert line in done.text
+    else:
+        assert "API key" not in done.text
+    assert not any(works(client, key) for key in made)
 
 
 # --- a user's own sessions ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from bookwell.core.testing import open_business
 NEW_KEY = "rotated-key-N3w-9s2LmQx7Vb"
 OTHER_KEY = "another-instance-K3y-4hT8"
 BOOKINGS = "/api/v1/tenants/salon/bookings"
+KEY = "0b8f3c1e-key-ring-0001"  # an Idempotency-Key
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_rotation_from_the_init_key_keeps_everything_readable_then_the_old_key_g
     digest = TenantSecrets(first, salon.tenant_id).digest("ann@example.com")
     spa_note = TenantSecrets(first, spa.tenant_id).encrypt(b"spa's note")
     body = booking_body(salon, "2027-03-02T10:00:00+01:00")
-    answer = first.test_client().post(BOOKINGS, json=body, headers={"Idempotency-Key": "k-1"})
+    answer = first.test_client().post(BOOKINGS, json=body, headers={"Idempotency-Key": KEY})
     assert answer.status_code == 201, answer.json
 
     # 1. Every process gets new,old. Nothing is lost, nothing rotated yet.
@@ -114,7 +115,7 @@ def test_rotation_from_the_init_key_keeps_everything_readable_then_the_old_key_g
     assert TenantSecrets(last, salon.tenant_id).decrypt(seed) == b"JBSWY3DPEHPK3PXP"
     assert TenantSecrets(last, salon.tenant_id).digest("ann@example.com") == digest
     assert TenantSecrets(last, spa.tenant_id).decrypt(spa_note) == b"spa's note"
-    replay = last.test_client().post(BOOKINGS, json=body, headers={"Idempotency-Key": "k-1"})
+    replay = last.test_client().post(BOOKINGS, json=body, headers={"Idempotency-Key": KEY})
     assert replay.status_code == 201 and replay.headers.get("Idempotent-Replayed") == "true"
     assert replay.get_json() == answer.get_json()
     # Without the new key, nothing opens: the keys really moved.

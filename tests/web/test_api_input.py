@@ -574,6 +574,7 @@ AVAILABILITY_CASES = [
             ("9999999999", "9999999999"),
             ("2**63", str(2**63)),
             ("nul-byte", "1%00"),
+            ("empty", ""),
         ]
     ),
     *(
@@ -588,6 +589,7 @@ AVAILABILITY_CASES = [
             ("negative", "-2"),
             ("2**31", str(2**31)),
             ("2**63", str(2**63)),
+            ("empty", ""),
         ]
     ),
     *(
@@ -605,6 +607,10 @@ AVAILABILITY_CASES = [
             ("with-time", "2027-03-02T10:00"),
             ("words", "today"),
             ("nul-byte", "%00"),
+            ("empty", ""),
+            ("basic-format", "20270302"),
+            ("week-date", "2027-W09-2"),
+            ("year-1969", "1969-12-31"),
         ]
     ),
     _invalid(
@@ -652,6 +658,7 @@ PROVIDER_CASES = [
         ("zero", "0"),
         ("2**31", str(2**31)),
         ("2**63", str(2**63)),
+        ("empty", ""),
     ]
 ]
 
@@ -815,7 +822,7 @@ def test_a_name_is_trimmed_but_notes_are_kept_as_written(client, business):
     assert response.json["client"]["notes"] == "  two spaces, then a newline\n"
 
 
-def test_unknown_fields_are_ignored_and_not_stored(app, client, business):
+def test_unknown_fields_are_refused_by_name_and_nothing_is_stored(app, client, business):
     body = booking_body(
         business,
         FREE,
@@ -827,12 +834,21 @@ def test_unknown_fields_are_ignored_and_not_stored(app, client, business):
     )
     body["client"]["is_staff"] = True
     response = client.post(f"{API}/bookings", json=body)
-    assert response.status_code == 201, response.json
-    assert response.json["status"] == "confirmed"
-    assert response.json["price_cents"] == 3000
-    assert response.json["reference"] != "MINE-MINE-MINE-MINE"
-    assert "admin" not in response.json and "is_staff" not in response.json["client"]
-    assert booking_count(app) == 1
+    assert_error(response, 422, "invalid")
+    fields = response.json["error"]["fields"]
+    for name in ("status", "price_cents", "reference", "tenant_id", "admin", "client.is_staff"):
+        assert fields[name] == "Unknown field.", name
+    assert booking_count(app) == 0
+
+
+def test_a_booking_with_an_end_is_refused_not_shortened(app, client, business):
+    """The end comes from the service: one sent two hours after the start is not quietly
+    turned into a 30-minute booking."""
+    body = booking_body(business, FREE, end="2027-03-02T12:00:00+01:00")
+    response = client.post(f"{API}/bookings", json=body)
+    assert_error(response, 422, "invalid", ["end"])
+    assert response.json["error"]["fields"]["end"] == "Unknown field."
+    assert booking_count(app) == 0
 
 
 def test_a_body_of_exactly_the_size_limit_is_accepted(client, business):
@@ -983,10 +999,10 @@ def _post(client, body, key=None, slug="salon"):
 
 def test_a_retry_with_the_same_key_returns_the_first_answer_and_books_once(app, client, business):
     body = booking_body(business, FREE)
-    first = _post(client, body, "retry-1")
+    first = _post(client, body, "0b8f3c1e-retry-0001")
     assert first.status_code == 201, first.json
     for _ in range(3):
-        again = _post(client, body, "retry-1")
+        again = _post(client, body, "0b8f3c1e-retry-0001")
         assert again.status_code == 201
         assert again.get_json() == first.get_json()
         assert again.get_data() == first.get_data()
@@ -995,20 +1011,20 @@ def test_a_retry_with_the_same_key_returns_the_first_answer_and_books_once(app, 
 
 def test_a_retry_is_answered_even_after_the_booking_was_cancelled(app, client, business):
     body = booking_body(business, FREE)
-    first = _post(client, body, "retry-2")
+    first = _post(client, body, "0b8f3c1e-retry-0002")
     cancelled = client.post(
         f"{API}/bookings/{first.json['reference']}/cancel",
         json={"token": first.json["manage_token"]},
     )
     assert cancelled.status_code == 200
-    again = _post(client, body, "retry-2")
+    again = _post(client, body, "0b8f3c1e-retry-0002")
     assert again.status_code == 201
     assert again.get_json() == first.get_json()
     assert booking_count(app) == 1
 
 
 def test_the_same_key_with_a_different_body_is_refused(app, client, business):
-    first = _post(client, booking_body(business, FREE), "reused")
+    first = _post(client, booking_body(business, FREE), "0b8f3c1e-reused-0001")
     assert first.status_code == 201
     before = snapshot(app)
     for different in (
@@ -1016,21 +1032,26 @@ def test_the_same_key_with_a_different_body_is_refused(app, client, business):
         booking_body(business, FREE, name="Bob"),
         booking_body(business, FREE, provider_id=business.second_provider_id),
     ):
-        assert_error(_post(client, different, "reused"), 422, "idempotency_key_reused")
+        assert_error(
+            _post(client, different, "0b8f3c1e-reused-0001"), 422, "idempotency_key_reused"
+        )
     assert snapshot(app) == before
 
 
-def test_unknown_fields_do_not_make_a_retry_a_different_request(app, client, business):
+def test_a_retry_with_an_unknown_field_is_refused_and_the_key_stays_usable(app, client, business):
     body = booking_body(business, FREE)
-    first = _post(client, body, "extras")
-    again = _post(client, {**body, "utm_source": "newsletter"}, "extras")
-    assert again.status_code == 201 and again.get_json() == first.get_json()
+    key = "0b8f3c1e-extras-0001"
+    refused = _post(client, {**body, "utm_source": "newsletter"}, key)
+    assert_error(refused, 422, "invalid", ["utm_source"])
+    first = _post(client, body, key)
+    assert first.status_code == 201
+    assert _post(client, body, key).get_json() == first.get_json()
     assert booking_count(app) == 1
 
 
 def test_the_same_key_on_another_tenant_is_independent(app, client, business, barber):
     before = booking_count(app)
-    here = _post(client, booking_body(business, FREE), "shared-key")
+    here = _post(client, booking_body(business, FREE), "0b8f3c1e-shared-0001")
     there = _post(
         client,
         {
@@ -1039,7 +1060,7 @@ def test_the_same_key_on_another_tenant_is_independent(app, client, business, ba
             "start": FREE,
             "client": {"name": "Ann", "email": "ann@example.com"},
         },
-        "shared-key",
+        "0b8f3c1e-shared-0001",
         slug="barber",
     )
     assert here.status_code == 201, here.json
@@ -1050,18 +1071,18 @@ def test_the_same_key_on_another_tenant_is_independent(app, client, business, ba
 
 def test_a_key_is_kept_for_a_day_and_then_forgotten(app, client, business, clock):
     body = booking_body(business, "2027-03-05T10:00:00+01:00")
-    first = _post(client, body, "daily")
+    first = _post(client, body, "0b8f3c1e-daily-0001")
     assert first.status_code == 201
     clock.advance(hours=23)
-    again = _post(client, body, "daily")
+    again = _post(client, body, "0b8f3c1e-daily-0001")
     assert again.status_code == 201 and again.get_json() == first.get_json()
     assert_error(
-        _post(client, booking_body(business, "2027-03-05T11:00:00+01:00"), "daily"),
+        _post(client, booking_body(business, "2027-03-05T11:00:00+01:00"), "0b8f3c1e-daily-0001"),
         422,
         "idempotency_key_reused",
     )
     clock.advance(hours=2)  # 25 hours after the first request
-    anew = _post(client, booking_body(business, "2027-03-05T11:00:00+01:00"), "daily")
+    anew = _post(client, booking_body(business, "2027-03-05T11:00:00+01:00"), "0b8f3c1e-daily-0001")
     assert anew.status_code == 201, anew.json
     assert anew.json["reference"] != first.json["reference"]
     assert booking_count(app) == 2
@@ -1069,22 +1090,26 @@ def test_a_key_is_kept_for_a_day_and_then_forgotten(app, client, business, clock
 
 def test_a_refused_booking_does_not_use_up_its_key(app, client, business, ctx):
     before = snapshot(app)
-    assert_error(_post(client, booking_body(business, TAKEN), "after-409"), 409, "slot_unavailable")
     assert_error(
-        _post(client, {**booking_body(business, FREE), "start": "soon"}, "after-422"),
+        _post(client, booking_body(business, TAKEN), "0b8f3c1e-after-0409"), 409, "slot_unavailable"
+    )
+    assert_error(
+        _post(client, {**booking_body(business, FREE), "start": "soon"}, "0b8f3c1e-after-0422"),
         422,
         "invalid",
     )
     assert snapshot(app) == before
-    assert _post(client, booking_body(business, FREE), "after-409").status_code == 201
+    assert _post(client, booking_body(business, FREE), "0b8f3c1e-after-0409").status_code == 201
     free_too = booking_body(business, FREE, provider_id=business.second_provider_id)
-    assert _post(client, free_too, "after-422").status_code == 201
+    assert _post(client, free_too, "0b8f3c1e-after-0422").status_code == 201
 
 
 @pytest.mark.parametrize(
     "key",
     [
         pytest.param("", id="empty"),
+        pytest.param("k-1", id="short"),
+        pytest.param("k" * 15, id="15-chars"),
         pytest.param("k" * 256, id="256-chars"),
         pytest.param("a\tb", id="tab"),
         pytest.param("a\x7fb", id="delete-char"),
@@ -1106,7 +1131,7 @@ def test_a_retry_crossing_the_first_request_gets_the_first_answer(app, client, b
     answers = []
 
     def send_retry():
-        answers.append(_post(app.test_client(), body, "crossing"))
+        answers.append(_post(app.test_client(), body, "0b8f3c1e-crossing-01"))
 
     retry = threading.Thread(target=send_retry)
 
@@ -1119,7 +1144,7 @@ def test_a_retry_crossing_the_first_request_gets_the_first_answer(app, client, b
     try:
         retry.start()
         assert retry_at_the_door.wait(10)
-        first = _post(client, body, "crossing")
+        first = _post(client, body, "0b8f3c1e-crossing-01")
         first_committed.set()
         retry.join(20)
     finally:
@@ -1138,7 +1163,9 @@ def test_concurrent_retries_with_one_key_book_once_and_share_the_answer(app, bus
         barrier = threading.Barrier(6)
         answers = []
 
-        def send(body=body, barrier=barrier, answers=answers, key=f"burst-{round_number}"):
+        def send(
+            body=body, barrier=barrier, answers=answers, key=f"0b8f3c1e-burst-{round_number:04d}"
+        ):
             client = app.test_client()
             barrier.wait()
             answers.append(_post(client, body, key))
@@ -1250,7 +1277,7 @@ def _random_body(rng: random.Random, c: Ctx) -> tuple[bytes, str | None]:
             + text_body[cut + 1 :]
         )
     data = text_body.encode("utf-8", "surrogatepass")
-    key = rng.choice([None, None, None, "fuzz-a", "fuzz-b"])
+    key = rng.choice([None, None, None, "0b8f3c1e-fuzz-000a", "0b8f3c1e-fuzz-000b"])
     return data, key
 
 
@@ -1283,3 +1310,32 @@ def test_providers_of_an_unknown_service_is_a_404(client, business):
     response = client.get("/api/v1/tenants/salon/providers?service_id=999")
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
+
+
+# --- JSON only ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Content-Type": "application/x-www-form-urlencoded"}, id="form"),
+        pytest.param({"Content-Type": "text/plain"}, id="text"),
+        pytest.param({"Content-Type": "application/json; charset=latin-1"}, id="not-utf-8"),
+        pytest.param({"Content-Type": "application/jsonx"}, id="json-lookalike"),
+        pytest.param({}, id="no-content-type"),
+    ],
+)
+def test_a_body_that_is_not_json_is_refused_with_415(app, client, business, headers):
+    data = json.dumps(booking_body(business, FREE)).encode()
+    response = client.post(f"{API}/bookings", data=data, headers=headers)
+    assert_error(response, 415, "unsupported_media_type")
+    assert booking_count(app) == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+def test_a_json_body_is_accepted_with_or_without_its_charset(app, client, business, content_type):
+    data = json.dumps(booking_body(business, FREE)).encode()
+    response = client.post(f"{API}/bookings", data=data, headers={"Content-Type": content_type})
+    assert response.status_code == 201, response.json

@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from bookwell.core.access.users import create_user
 from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import AuthSession, Tenant, User
 from bookwell.hooks import Manifest, Refusal, hookimpl
 
 PASSWORD = "correct horse battery"
@@ -123,6 +126,68 @@ def test_logout_really_ends_the_session(site):
     replay = site.test_client()
     replay.set_cookie("bookwell_session", cookie)
     assert replay.get("/admin/salon/").status_code == 302  # back to the login page
+
+
+def sign_in_for_logout(site, business, who):
+    """A browser signed in as ``who`` (staff, support or a client), with the page that proves
+    it and the logout to post."""
+    if who == "client":
+        with db.write_transaction(site) as writer:
+            writer.get(Tenant, business.tenant_id).client_accounts = True
+            ann = writer.scalar(select(User).where(User.email == "ann@example.com"))
+            ann.email_verified_at = ann.created_at
+    email, login_url, home, logout = {
+        "staff": (
+            "owner@example.com",
+            "/admin/salon/login",
+            "/admin/salon/",
+            "/admin/salon/logout",
+        ),
+        "support": ("help@bookwell.example", "/support/login", "/support/", "/support/logout"),
+        "client": (
+            "ann@example.com",
+            "/book/salon/account/login",
+            "/book/salon/account/",
+            "/book/salon/account/logout",
+        ),
+    }[who]
+    client = site.test_client()
+    assert log_in(client, email=email, url=login_url).status_code == 302
+    assert client.get(home).status_code == 200
+    return client, home, logout
+
+
+def live_sessions(site) -> int:
+    with db.fresh_session(site) as session:
+        return len(
+            session.scalars(select(AuthSession).where(AuthSession.revoked_at.is_(None))).all()
+        )
+
+
+@pytest.mark.parametrize("who", ["staff", "support", "client"])
+@pytest.mark.parametrize("csrf_token", [None, "forged"], ids=["without-token", "wrong-token"])
+def test_a_logout_without_its_csrf_token_still_ends_the_session(site, business, who, csrf_token):
+    """Its cookie is cleared, so its session must end too: the old cookie opens nothing."""
+    client, home, logout = sign_in_for_logout(site, business, who)
+    cookie = client.get_cookie("bookwell_session").value
+    assert live_sessions(site) == 1
+    data = {"csrf_token": csrf_token} if csrf_token else {}
+    response = client.post(logout, data=data)
+    assert response.status_code == 302
+    assert live_sessions(site) == 0
+    replay = site.test_client()
+    replay.set_cookie("bookwell_session", cookie)
+    assert replay.get(home).status_code == 302  # to the login page
+
+
+def test_a_logout_elsewhere_ends_the_session_its_cookie_names(site, business):
+    """A client's logout posted with a staff cookie clears that cookie: it ends its session."""
+    client, _, _ = sign_in_for_logout(site, business, "staff")
+    with db.write_transaction(site) as writer:
+        writer.get(Tenant, business.tenant_id).client_accounts = True
+    assert client.post("/book/salon/account/logout").status_code == 302
+    assert live_sessions(site) == 0
+    assert client.get("/admin/salon/").status_code == 302
 
 
 def test_a_challenge_becomes_a_further_step_with_a_fresh_secret(site, business, clock):

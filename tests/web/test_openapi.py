@@ -4,6 +4,7 @@ that the API answers as documented, to its clients and to a business's staff ali
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from bookwell.core.access import users
 from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Tenant
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
 DOCUMENT = "/api/v1/openapi.json"
@@ -645,3 +648,272 @@ def test_the_documented_booking_body_accepts_what_the_api_accepts(
     assert (schema_errors(body, schema, document) == []) is valid
     response = client.post("/api/v1/tenants/salon/bookings", json=body)
     assert (response.status_code == 201) is valid, response.json
+
+
+# --- What the document allows, the API accepts; just beyond a bound, both refuse ---------------
+
+UNKNOWN = "unknown_field"
+
+
+def concrete(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """The schema behind a ``$ref``, and of ``X | None`` the X."""
+    if "$ref" in schema:
+        return concrete(
+            document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]], document
+        )
+    for alternative in schema.get("anyOf", []):
+        if alternative.get("type") != "null":
+            return concrete(alternative, document)
+    return schema
+
+
+def year_bounds(pattern: str, shape: str) -> tuple[int, int]:
+    """The first and last years a day or instant pattern lets through, found by asking it."""
+    years = [year for year in range(1000, 10_000) if re.search(pattern, shape.format(year))]
+    assert years and years == list(range(years[0], years[-1] + 1)), pattern
+    return years[0], years[-1]
+
+
+def email_of_length(length: int) -> str:
+    """A deliverable-looking address of exactly ``length`` characters (labels of at most 63)."""
+    if length <= 64 + len("@example.com"):
+        return "a" * (length - len("@example.com")) + "@example.com"
+    labels, left = [], length - 65 - len(".com")
+    while left > 63:
+        take = 63 if left - 64 >= 1 else 61
+        labels.append("b" * take)
+        left -= take + 1
+    labels.append("c" * left)
+    return "a" * 64 + "@" + ".".join(labels) + ".com"
+
+
+def text_of(schema: dict[str, Any], length: int) -> str:
+    if schema.get("format") == "email":
+        return email_of_length(length)
+    for filler in "a1":
+        if "pattern" not in schema or re.search(schema["pattern"], filler * length):
+            return filler * length
+    raise AssertionError(f"no filler fits {schema['pattern']}")
+
+
+def bound_values(schema: dict[str, Any], document: dict[str, Any]):
+    """``(what, value, allowed)`` at each bound the schema states and just beyond it."""
+    schema = concrete(schema, document)
+    kind = schema.get("type")
+    if kind == "integer":
+        if "minimum" in schema:
+            yield "minimum", schema["minimum"], True
+            yield "below minimum", schema["minimum"] - 1, False
+        if "maximum" in schema:
+            yield "maximum", schema["maximum"], True
+            yield "above maximum", schema["maximum"] + 1, False
+    elif kind == "string" and schema.get("format") in ("date", "date-time"):
+        instant = schema["format"] == "date-time"
+        shape = "{}-01-01T00:00:00Z" if instant else "{}-01-01"
+        first, last = year_bounds(schema["pattern"], shape)
+        time = "T00:00:00+00:00" if instant else ""
+        yield "first year", f"{first}-01-01{time}", True
+        yield "year before", f"{first - 1}-12-31{time}", False
+        yield "last year", f"{last}-12-31{'T23:00:00+00:00' if instant else ''}", True
+        yield "year after", f"{last + 1}-01-01{time}", False
+    elif kind == "string":
+        if schema.get("format") == "email":
+            yield "an address", "ann@example.com", True
+            for address in ("ann@example.test", "ann@localhost", '"a b"@example.com', "a@[::1]"):
+                yield f"the address {address}", address, False
+        if schema.get("minLength"):
+            yield "minLength", text_of(schema, schema["minLength"]), True
+            yield "below minLength", text_of(schema, schema["minLength"] - 1), False
+        if "maxLength" in schema:
+            yield "maxLength", text_of(schema, schema["maxLength"]), True
+            yield "above maxLength", text_of(schema, schema["maxLength"] + 1), False
+    elif kind == "array" and "maxItems" in schema:
+        item = next(
+            value for _, value, allowed in bound_values(schema["items"], document) if allowed
+        )
+        yield "maxItems", [item] * schema["maxItems"], True
+        yield "above maxItems", [item] * (schema["maxItems"] + 1), False
+
+
+def body_cases(schema: dict[str, Any], document: dict[str, Any], path: tuple = ()):
+    """``(path, what, value, allowed)`` for every bound of every field of a body, nested ones
+    and array items included, and an unknown field wherever the document forbids one."""
+    schema = concrete(schema, document)
+    if schema.get("type") == "object":
+        for name, field in schema.get("properties", {}).items():
+            yield from body_cases(field, document, (*path, name))
+        if schema.get("additionalProperties") is False:
+            yield (*path, UNKNOWN), "unknown field", "anything", False
+        return
+    for what, value, allowed in bound_values(schema, document):
+        yield path, what, value, allowed
+    if schema.get("type") == "array":
+        for item_path, what, value, allowed in body_cases(schema["items"], document, (*path, 0)):
+            yield item_path, f"item {what}", value, allowed
+
+
+def with_value(body: Any, path: tuple, value: Any) -> Any:
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(head, int):
+        return [with_value(body[0] if body else None, rest, value)]
+    copy = dict(body or {})
+    copy[head] = with_value(copy.get(head), rest, value)
+    return copy
+
+
+def refused_for(response, field: str) -> bool:
+    """Whether the API refused the input as malformed, naming ``field``; any other answer (a
+    booking, a 404 for an unknown id, a 409 for a slot in the past) took it as valid input."""
+    assert response.status_code not in (400, 415, 500), (response.status_code, response.json)
+    if response.status_code != 422 or response.json["error"]["code"] != "invalid":
+        return False
+    assert field in response.json["error"].get("fields", {}), (field, response.json)
+    return True
+
+
+def test_each_body_is_accepted_at_its_documented_bounds_and_refused_beyond(
+    app, client, business, owner, document
+):
+    with db.write_transaction(app) as writer:
+        writer.get(Tenant, business.tenant_id).client_accounts = True
+    booked = client.post(
+        f"{TENANT}/bookings", json=booking_body(business, "2027-03-02T10:00:00+01:00")
+    ).json
+    staff = bearer(log_in(client))
+    state = {"password": PASSWORD}
+    where = {
+        "BookingIn": ("post", f"{TENANT}/bookings", {}),
+        "CancelIn": ("post", f"{TENANT}/bookings/{booked['reference']}/cancel", {}),
+        "RescheduleIn": ("post", f"{TENANT}/bookings/{booked['reference']}/reschedule", {}),
+        "StaffCancelIn": ("post", f"{TENANT}/bookings/NOPE-NOPE-NOPE-NOPE/cancel", staff),
+        "StaffRescheduleIn": ("post", f"{TENANT}/bookings/{booked['reference']}/reschedule", staff),
+        "LoginIn": ("post", f"{TENANT}/auth/login", {}),
+        "ClientSignUpIn": ("post", f"{TENANT}/clients", {}),
+        "PasswordChangeIn": ("post", "/api/v1/auth/password", staff),
+        "PluginChangeIn": ("put", f"{TENANT}/plugins/closed_days", staff),
+    }
+    bases = {
+        "BookingIn": lambda: booking_body(business, "2027-03-02T11:00:00+01:00"),
+        "CancelIn": lambda: {"token": booked["manage_token"]},
+        "RescheduleIn": lambda: {
+            "token": booked["manage_token"],
+            "start": "2027-03-02T10:00:00+01:00",
+        },
+        "StaffCancelIn": lambda: {"reason": "Ill."},
+        "StaffRescheduleIn": lambda: {"start": "2027-03-02T10:00:00+01:00"},
+        "LoginIn": lambda: {"email": "nobody@example.com", "password": "not the password"},
+        "ClientSignUpIn": lambda: {
+            "name": "Dee",
+            "email": "dee@example.com",
+            "password": "a long phrase",
+        },
+        "PasswordChangeIn": lambda: {
+            "current_password": state["password"],
+            "new_password": "a new passphrase",
+        },
+        "PluginChangeIn": lambda: {"enabled": False},
+    }
+    documented = {
+        name
+        for _, _, operation in operations(document)
+        if "requestBody" in operation
+        for name in request_body_names(operation)
+    }
+    assert documented == set(where), "a body without bounds to check"
+    checked = []
+    for name, (method, url, headers) in where.items():
+        schema = {"$ref": f"#/components/schemas/{name}"}
+        for path, what, value, allowed in body_cases(schema, document):
+            body = with_value(bases[name](), path, value)
+            label = f"{name} {'.'.join(map(str, path))} {what}"
+            assert (schema_errors(body, schema, document) == []) is allowed, label
+            response = client.open(url, method=method.upper(), json=body, headers=headers)
+            field = ".".join(map(str, path))
+            assert refused_for(response, field) is not allowed, (
+                f"{label}: {response.status_code} {str(response.json)[:300]}"
+            )
+            if name == "PasswordChangeIn" and response.status_code == 200:
+                state["password"] = body["new_password"]
+            checked.append((name, allowed))
+    for name in where:
+        assert (name, False) in checked, name
+    assert sum(allowed for _, allowed in checked) >= 25
+
+
+def test_each_parameter_is_accepted_at_its_documented_bounds_and_refused_beyond(
+    app, client, business, owner, document
+):
+    """Query parameters (ids and days, an empty one too) and the Idempotency-Key header."""
+    staff = bearer(log_in(client))
+    baseline = {
+        "service_id": str(business.service_id),
+        "provider_id": str(business.provider_id),
+        "from": "2027-03-02",
+        "to": "2027-03-02",
+    }
+    checked = []
+    for path, method, operation in operations(document):
+        headers = staff if needs_bearer(operation, document) else {}
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] not in ("query", "header"):
+                continue
+            name, schema = parameter["name"], parameter["schema"]
+            cases = list(bound_values(schema, document))
+            if parameter["in"] == "query":
+                cases.append(("empty", "", False))
+            assert any(not allowed for _, _, allowed in cases), f"{name} states no bound"
+            for what, value, allowed in cases:
+                label = f"{method.upper()} {path} {name} {what}"
+                typed = int(value) if isinstance(value, int) else value
+                assert (schema_errors(typed, schema, document) == []) is allowed, label
+                url = fill(path, {"slug": "salon"})
+                if parameter["in"] == "header":
+                    value = (secrets.token_hex(200) * 2)[: len(value)]  # a fresh key each time
+                    body = booking_body(business, "2027-03-02T12:00:00+01:00")
+                    response = client.open(
+                        url, method=method.upper(), json=body, headers={name: value}
+                    )
+                else:
+                    query = {
+                        p["name"]: baseline[p["name"]]
+                        for p in operation["parameters"]
+                        if p["in"] == "query" and p.get("required")
+                    }
+                    query[name] = str(value)
+                    if name in ("from", "to"):
+                        query["from"] = query["to"] = str(value)
+                    response = client.open(
+                        url, method=method.upper(), query_string=query, headers=headers
+                    )
+                assert refused_for(response, name) is not allowed, (
+                    f"{label}: {response.status_code} {str(response.json)[:300]}"
+                )
+                checked.append(label)
+    assert len(checked) >= 30
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", None], ids=str
+)
+def test_every_body_that_is_not_json_is_refused_with_a_documented_415(
+    client, business, owner, document, content_type
+):
+    staff = bearer(log_in(client))
+    checked = 0
+    for path, method, operation in operations(document):
+        if "requestBody" not in operation:
+            continue
+        url = fill(
+            path, {"slug": "salon", "reference": "AAAA-BBBB-CCCC-DDDD", "name": "closed_days"}
+        )
+        headers = {**staff, **({"Content-Type": content_type} if content_type else {})}
+        response = client.open(url, method=method.upper(), data=b'{"token": "x"}', headers=headers)
+        where = f"{method.upper()} {path}: {response.status_code}"
+        assert response.status_code == 415, where
+        assert response.json["error"]["code"] == "unsupported_media_type", where
+        assert "415" in operation["responses"], where
+        assert schema_errors(response.json, response_schema(operation, 415), document) == []
+        checked += 1
+    assert checked >= 7

@@ -91,7 +91,8 @@ def test_refused_and_invalid_attempts_count_too(make_app, business):
     client = app.test_client()
     assert book(client, business, 0).status_code == 201
     assert book(client, business, 0).status_code == 409
-    assert client.post(f"{API}/bookings", data=b"{").status_code == 422
+    damaged = client.post(f"{API}/bookings", data=b"{", content_type="application/json")
+    assert damaged.status_code == 422
     assert_rate_limited(book(client, business, 1))
 
 

@@ -306,6 +306,7 @@ def test_changing_the_password_makes_the_same_token_full(app, business, staff, e
     assert changed.json == {
         "status": "changed",
         "other_sessions_ended": 1,
+        "api_keys_revoked": 0,
         "session": "full",
         "scope": "tenant:salon",
     }

@@ -27,6 +27,7 @@ from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Role, Tenant
 from bookwell.core.web import identity
+from bookwell.core.web.api import bodies
 from bookwell.core.web.api.errors import ApiError, refusal_body, retry_later
 from bookwell.core.web.api.schemas import Body, Email, Password, PasswordChangeIn, Token
 from bookwell.core.web.ratelimits import rate_limited
@@ -104,7 +105,7 @@ def tenant_or_404(slug: str) -> Tenant:
 @rate_limited("login")
 def log_in(slug: str):
     tenant = tenant_or_404(slug)
-    payload = LoginIn.model_validate_json(request.get_data(cache=True) or b"")
+    payload = bodies.read(LoginIn)
     answers = {"otp": payload.otp} if payload.otp else {}
     try:
         done = login.log_in(
@@ -215,7 +216,7 @@ def end_session(session_id: int):
 @rate_limited("login")
 def change_password():
     who = _session_caller(restricted=True)
-    payload = PasswordChangeIn.model_validate_json(request.get_data(cache=True) or b"")
+    payload = bodies.read(PasswordChangeIn)
     app, now = current_app._get_current_object(), clock.now()
     if not passwords.passwords(app).verify(who.user.password_hash, payload.current_password):
         raise ApiError(
@@ -225,7 +226,7 @@ def change_password():
             {"current_password": "Not right."},
         )
     try:
-        ended = users.change_password(
+        changed = users.change_password(
             app,
             who.user,
             payload.new_password,
@@ -234,7 +235,11 @@ def change_password():
         )
     except users.UserError as error:
         raise ApiError(422, "invalid", error.message, error.fields) from error
-    body: dict[str, Any] = {"status": "changed", "other_sessions_ended": ended}
+    body: dict[str, Any] = {
+        "status": "changed",
+        "other_sessions_ended": changed.sessions_ended,
+        "api_keys_revoked": changed.api_keys_revoked,
+    }
     if who.session is not None and who.session.scope:
         body.update(_reassessed(app, who, now))
     return jsonify(body)

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from bookwell.core.access import client_accounts as accounts
 from bookwell.core.access import users
 from bookwell.core.foundation import clock
+from bookwell.core.web.api import bodies
 from bookwell.core.web.api.auth import tenant_or_404
 from bookwell.core.web.api.errors import ApiError
 from bookwell.core.web.api.schemas import ClientSignUpIn
@@ -22,7 +23,7 @@ def sign_up(slug: str):
     tenant = tenant_or_404(slug)
     if not tenant.client_accounts:
         raise ApiError(404, "not_found", "This business has no client accounts.")
-    payload = ClientSignUpIn.model_validate_json(request.get_data(cache=True) or b"")
+    payload = bodies.read(ClientSignUpIn)
     try:
         # An existing account answers like a new one (its owner gets a "you already have an
         # account" e-mail instead of a link), so sign-up cannot tell who has an account.

@@ -84,6 +84,8 @@ def fields_of(error: ValidationError) -> dict[str, str]:
             message = "The body is not valid JSON."
         elif problem["type"] == "missing":
             message = "This field is required."
+        elif problem["type"] == "extra_forbidden":
+            message = "Unknown field."
         fields.setdefault(path, message)
     return fields
 

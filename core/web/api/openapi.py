@@ -9,13 +9,19 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from flask import Blueprint, jsonify
 from pydantic.json_schema import models_json_schema
 
+from bookwell.core.access import passwords
+from bookwell.core.booking import idempotency
 from bookwell.core.storage.models import Role
 from bookwell.core.web.api.auth import LoginIn
 from bookwell.core.web.api.plugins import PluginChangeIn
 from bookwell.core.web.api.schemas import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    MAX_ID,
     BookingIn,
     CancelIn,
     ClientSignUpIn,
@@ -245,10 +251,16 @@ SCHEMAS: dict[str, Any] = {
     },
     "PasswordChanged": {
         "type": "object",
-        "required": ["status", "other_sessions_ended"],
+        "required": ["status", "other_sessions_ended", "api_keys_revoked"],
         "properties": {
             "status": {"const": "changed"},
             "other_sessions_ended": {"type": "integer", "minimum": 0},
+            "api_keys_revoked": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Every API key of yours is revoked with the old password; make "
+                "new ones with `bookwell tokens create`.",
+            },
             "session": {
                 "enum": ["full", "restricted", "ended"],
                 "description": "Only when a restricted token changed the password, which asks "
@@ -429,7 +441,10 @@ MEANING = {
     409: "The slot is taken or not offered (`slot_unavailable`), or the booking can no longer "
     "change (`booking_not_changeable`).",
     413: "The body is larger than the limit.",
-    422: "Malformed or missing fields (`invalid`, with `fields` keyed by path), or an "
+    415: "The body is not JSON (`unsupported_media_type`): send it with "
+    "`Content-Type: application/json`.",
+    422: "Malformed, missing or unknown fields (`invalid`, with `fields` keyed by path; an "
+    'unknown field is "Unknown field."), a query parameter that is malformed or empty, or an '
     "Idempotency-Key reused for another request (`idempotency_key_reused`).",
     429: "Too many requests from this address; see Retry-After.",
     503: "The booking could not take its lock in time (`busy`), or a check of a plugin of the "
@@ -466,6 +481,97 @@ def _status(value: str, description: str, **more: dict[str, Any]) -> dict[str, A
     )
 
 
+def _years(first: int, last: int) -> str:
+    """A regular expression for the four-digit years ``first`` to ``last``: JSON Schema has no
+    bounds for dates, and a generated client must not be sent off to book in the year 9999."""
+    pieces, year = [], first
+    while year <= last:
+        size = next(
+            size for size in (1000, 100, 10, 1) if year % size == 0 and year + size <= last + 1
+        )
+        free = len(str(size)) - 1
+        digits = "" if free == 0 else "[0-9]" if free == 1 else f"[0-9]{{{free}}}"
+        pieces.append(str(year)[: 4 - free] + digits)
+        year += size
+    return "(" + "|".join(pieces) + ")"
+
+
+YEARS = _years(EARLIEST_YEAR, LATEST_YEAR)
+CALENDAR_DAY = f"{YEARS}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+# What the server parses, within RFC 3339: seconds always, no leap second, an offset always.
+INSTANT_PATTERN = (
+    f"^{CALENDAR_DAY}[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]+)?"
+    "([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+BOUNDS = f"Between the years {EARLIEST_YEAR} and {LATEST_YEAR}."
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+PASSWORD_RULES = {
+    "minLength": passwords.MIN_LENGTH,
+    "maxLength": passwords.MAX_LENGTH,
+    "description": f"At least {passwords.MIN_LENGTH} and at most {passwords.MAX_LENGTH:,} "
+    "characters, counted after Unicode NFKC normalisation; the business's password policy (a "
+    "plugin) may add rules. A password breaking any rule answers 422, every broken rule listed "
+    "in `fields`.",
+}
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{letter.lower()}{letter.upper()}]" for letter in word)
+
+
+# The shape of what email-validator accepts (no quoted name, no IP address, a dot in the
+# domain) and the reserved domains it refuses, named from its own list so that they cannot drift.
+RESERVED_DOMAINS = "|".join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAIN_NAMES))
+EMAIL_RULES = {
+    "pattern": rf'^(?!.*[.@]({RESERVED_DOMAINS})$)[^@\s"]+@[^@\s\[\]_]+[.][^@\s\[\]_.]+$',
+    "description": "An address that could receive mail: no quoted name or IP address, and a "
+    "domain with a dot that is not reserved: "
+    + ", ".join(f"`.{name}`" for name in sorted(SPECIAL_USE_DOMAIN_NAMES))
+    + ".",
+}
+IDEMPOTENCY_KEY = {
+    "type": "string",
+    "minLength": idempotency.MIN_KEY_LENGTH,
+    "maxLength": idempotency.MAX_KEY_LENGTH,
+    "pattern": "^[!-~]+$",
+    "examples": ["3f1c9b6e-8a42-4d7e-b5c1-0e9a7d2f6c84"],
+}
+
+
+def _stated(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The bodies' schemas as pydantic writes them, plus what the server enforces beyond what
+    pydantic can say: the years of an instant, the addresses e-mail takes, the rules of a new
+    password."""
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("format") == "date-time":
+                node["pattern"] = INSTANT_PATTERN
+                said = node.get("description", "").rstrip(".")
+                node["description"] = f"{said}. {BOUNDS}" if said else BOUNDS
+            if node.get("format") == "email":
+                node.update(EMAIL_RULES)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schemas)
+    for model, field in (("PasswordChangeIn", "new_password"), ("ClientSignUpIn", "password")):
+        schemas[model]["properties"][field].update(PASSWORD_RULES)
+    return schemas
+
+
+def _json_bodies_only(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body answers 415 to one that is not JSON."""
+    for item in paths.values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                operation["responses"].update(_errors(415))
+    return paths
+
+
 def _slug() -> dict[str, Any]:
     return {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -488,7 +594,12 @@ def _body(name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
 
 
-DAY = {"type": "string", "format": "date"}
+DAY = {
+    "type": "string",
+    "format": "date",
+    "pattern": f"^{CALENDAR_DAY}$",
+    "description": f"YYYY-MM-DD. {BOUNDS}",
+}
 CLIENT_OR_STAFF_BOOKING = {
     "oneOf": [_ref("ClientBooking"), _ref("StaffBooking")],
     "description": "A ClientBooking for the client, a StaffBooking for staff.",
@@ -514,9 +625,9 @@ def document() -> dict[str, Any]:
         ],
         ref_template="#/components/schemas/{model}",
     )
-    schemas = {**SCHEMAS, **body_schemas.get("$defs", {})}
+    schemas = {**SCHEMAS, **_stated(body_schemas.get("$defs", {}))}
     base = "/api/v1/tenants/{slug}"
-    return {
+    described = {
         "openapi": "3.1.0",
         "info": {
             "title": "Bookwell public API",
@@ -556,7 +667,7 @@ def document() -> dict[str, Any]:
                     "operationId": "listProviders",
                     "parameters": [
                         _slug(),
-                        _query("service_id", {"type": "integer"}, False, "Only providers of it."),
+                        _query("service_id", ID, False, "Only providers of it."),
                     ],
                     "responses": {
                         "200": _json({"type": "array", "items": _ref("Provider")}, "Providers."),
@@ -570,10 +681,10 @@ def document() -> dict[str, Any]:
                     "operationId": "getAvailability",
                     "parameters": [
                         _slug(),
-                        _query("service_id", {"type": "integer"}, True, "The service."),
+                        _query("service_id", ID, True, "The service."),
                         _query("from", DAY, True, "First day."),
                         _query("to", DAY, True, "Last day."),
-                        _query("provider_id", {"type": "integer"}, False, "One provider only."),
+                        _query("provider_id", ID, False, "One provider only."),
                     ],
                     "responses": {
                         "200": _json(
@@ -619,9 +730,13 @@ def document() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "schema": {"type": "string", "maxLength": 255},
-                            "description": "A retry with the same key within 24 h returns the "
-                            "first answer and never books twice.",
+                            "schema": IDEMPOTENCY_KEY,
+                            "description": "A retry with the same key and body within 24 h "
+                            "returns the first answer, manage token included, and never books "
+                            "twice: the key must be unguessable (a fresh random UUID for each "
+                            "booking), or whoever guesses it with the body gets the token. "
+                            f"{idempotency.MIN_KEY_LENGTH} to {idempotency.MAX_KEY_LENGTH} "
+                            "printable characters (422 `invalid` otherwise).",
                         },
                     ],
                     "requestBody": _body("BookingIn"),
@@ -927,7 +1042,7 @@ def document() -> dict[str, Any]:
                             "name": "session_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "integer", "minimum": 0},
+                            "schema": ID,
                             "description": "An `id` from the list of your sessions.",
                         }
                     ],
@@ -939,7 +1054,7 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/auth/password": {
                 "post": {
-                    "summary": "Change your password; your other sessions end",
+                    "summary": "Change your password; your other sessions and API keys end",
                     "description": "A token restricted to `password_change` may call it too: "
                     "the login's plugins are asked again and `session` says what the token is "
                     f"now. {RATE_LIMITED}",
@@ -968,6 +1083,8 @@ def document() -> dict[str, Any]:
         },
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
+    _json_bodies_only(described["paths"])
+    return described
 
 
 @openapi.get("/api/v1/openapi.json")

@@ -17,6 +17,7 @@ from bookwell.core.pluginhost import rules as plugin_rules
 from bookwell.core.pluginhost import settings as plugin_settings
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
+from bookwell.core.web.api import bodies
 from bookwell.core.web.api.auth import require, tenant_or_404
 from bookwell.core.web.api.errors import ApiError
 from bookwell.core.web.api.schemas import Body
@@ -58,7 +59,7 @@ def change_plugin(slug: str, name: str):
     who = require(tenant, "plugins.manage", "plugins")
     if name not in host_of().installed:
         raise ApiError(404, "not_found", f"No plugin named {name[:100]!r} is installed.")
-    payload = PluginChangeIn.model_validate_json(request.get_data(cache=True) or b"")
+    payload = bodies.read(PluginChangeIn)
     if payload.enabled is None and payload.settings is None:
         raise ApiError(
             422,

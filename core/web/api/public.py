@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -13,10 +12,11 @@ from bookwell.core.booking.availability import offered_slots
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, Provider, ProviderService, Service, Tenant
+from bookwell.core.web.api import bodies, queries
 from bookwell.core.web.api import staff as staff_api
 from bookwell.core.web.api.auth import tenant_or_404
 from bookwell.core.web.api.errors import ApiError, error_response, invalid
-from bookwell.core.web.api.schemas import MAX_ID, BookingIn, CancelIn, RescheduleIn, sane_day
+from bookwell.core.web.api.schemas import BookingIn, CancelIn, RescheduleIn
 from bookwell.core.web.api.serialize import booking_json, provider_json, service_json, slot_json
 from bookwell.core.web.ratelimits import rate_limited
 
@@ -33,29 +33,7 @@ def _from_staff() -> bool:
 
 
 def _body(model: type[Any]) -> Any:
-    return model.model_validate_json(request.get_data(cache=True) or b"")
-
-
-def _int_arg(name: str, *, required: bool) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise invalid({name: "This parameter is required."})
-        return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID):
-        raise invalid({name: f"Must be a whole number from 1 to {MAX_ID}."})
-    return int(raw)
-
-
-def _date_arg(name: str) -> date:
-    raw = request.args.get(name)
-    if not raw:
-        raise invalid({name: "This parameter is required (YYYY-MM-DD)."})
-    try:
-        return sane_day(date.fromisoformat(raw)) if len(raw) == 10 else date.fromisoformat("x")
-    except ValueError as error:
-        message = str(error) if "between the years" in str(error) else "Must be a date, YYYY-MM-DD."
-        raise invalid({name: message}) from error
+    return bodies.read(model)
 
 
 @public.get("/services")
@@ -72,7 +50,7 @@ def list_services(slug: str):
 @public.get("/providers")
 def list_providers(slug: str):
     tenant = _tenant(slug)
-    service_id = _int_arg("service_id", required=False)
+    service_id = queries.int_arg("service_id", required=False)
     session = db.session()
     providers = list(
         session.scalars(
@@ -111,10 +89,10 @@ def availability(slug: str):
     problems: dict[str, str] = {}
     values: dict[str, Any] = {}
     for name, parse in (
-        ("service_id", lambda: _int_arg("service_id", required=True)),
-        ("provider_id", lambda: _int_arg("provider_id", required=False)),
-        ("from", lambda: _date_arg("from")),
-        ("to", lambda: _date_arg("to")),
+        ("service_id", lambda: queries.int_arg("service_id", required=True)),
+        ("provider_id", lambda: queries.int_arg("provider_id", required=False)),
+        ("from", lambda: queries.day_arg("from")),
+        ("to", lambda: queries.day_arg("to")),
     ):
         try:
             values[name] = parse()
@@ -173,8 +151,9 @@ def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable():
-        raise invalid({"Idempotency-Key": "Must be 1 to 255 printable characters."})
+    problem = idempotency.key_problem(key)
+    if problem is not None:
+        raise invalid({"Idempotency-Key": problem})
     return key
 
 

@@ -75,7 +75,9 @@ ConsentId = Annotated[
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    # Unknown fields are refused, not dropped: a booking sent with an "end" two hours after its
+    # start must not be booked for the service's 30 minutes without a word.
+    model_config = ConfigDict(strict=True, extra="forbid")
 
 
 class ClientIn(Body):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import select
 
 from bookwell.core.booking import lifecycle
@@ -15,9 +15,10 @@ from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, BookingConsent, Tenant
+from bookwell.core.web.api import bodies, queries
 from bookwell.core.web.api.auth import require, tenant_or_404
-from bookwell.core.web.api.errors import invalid
-from bookwell.core.web.api.schemas import StaffCancelIn, StaffRescheduleIn, sane_day
+from bookwell.core.web.api.errors import ApiError, invalid
+from bookwell.core.web.api.schemas import StaffCancelIn, StaffRescheduleIn
 from bookwell.core.web.api.serialize import booking_json
 
 staff = Blueprint("staff_api", __name__, url_prefix="/api/v1/tenants/<slug>")
@@ -53,11 +54,10 @@ def _days() -> tuple[date, date]:
     problems: dict[str, str] = {}
     days = {}
     for name in ("from", "to"):
-        raw = request.args.get(name, "")
         try:
-            days[name] = sane_day(date.fromisoformat(raw))
-        except ValueError:
-            problems[name] = "Must be a date, YYYY-MM-DD."
+            days[name] = queries.day_arg(name)
+        except ApiError as error:
+            problems.update(error.fields or {})
     if not problems:
         span = (days["to"] - days["from"]).days + 1
         if span < 1:
@@ -111,7 +111,7 @@ def show_booking(tenant: Tenant, reference: str):
 
 def cancel_booking(tenant: Tenant, reference: str):
     who = require(tenant, "bookings.manage", "booking")
-    payload = StaffCancelIn.model_validate_json(request.get_data(cache=True) or b"{}")
+    payload = bodies.read(StaffCancelIn, when_empty=b"{}")
     booking = lifecycle.cancel_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,
@@ -131,7 +131,7 @@ def bookings_between(slug: str):
 
 def reschedule_booking(tenant: Tenant, reference: str):
     who = require(tenant, "bookings.manage", "booking")
-    payload = StaffRescheduleIn.model_validate_json(request.get_data(cache=True) or b"")
+    payload = bodies.read(StaffRescheduleIn)
     booking = lifecycle.reschedule_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,

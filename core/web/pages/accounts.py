@@ -12,7 +12,7 @@ account.
 from __future__ import annotations
 
 from flask import Blueprint, Flask, abort, current_app, make_response, redirect, url_for
-from flask_login import current_user, logout_user
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField, StringField
@@ -32,6 +32,7 @@ from bookwell.core.web.pages.auth import (
     LoginForm,
     LoginScreens,
     answer_step,
+    logged_out,
     start_session,
 )
 from bookwell.core.web.pages.booking import _page, strip_text
@@ -320,14 +321,10 @@ def _client_screens(tenant: Tenant, form) -> LoginScreens:
 
 @client_accounts.post("/logout")
 def logout(slug: str):
-    tenant = _tenant(slug)
-    signed_in = _signed_in_client(tenant)
-    if signed_in is not None and FlaskForm().validate_on_submit():
-        login.log_out(_app(), signed_in.session.id, signed_in.user, clock.now())
-        logout_user()
-    response = make_response(redirect(url_for(".login_page", slug=slug)))
-    session_cookies.clear_cookie(response, session_cookies.COOKIE)
-    return response
+    _tenant(slug)
+    # Whoever the cookie names, even staff or another business's client: the cookie is cleared,
+    # so its session must end too (see logged_out on the missing CSRF token).
+    return logged_out(url_for(".login_page", slug=slug))
 
 
 # --- my bookings -------------------------------------------------------------------------------
@@ -395,11 +392,11 @@ def reset(slug: str, token: str):
         else:
             if done is None:
                 return _expired(tenant, "reset")
-            response = _notice(
-                tenant,
-                "Password changed",
-                ["Your password is changed and every session was ended. Please log in again."],
-            )
+            messages = ["Your password is changed and every session was ended."]
+            if done.api_keys_revoked:
+                messages.append(revoked_keys_line(done.api_keys_revoked))
+            messages.append("Please log in again.")
+            response = _notice(tenant, "Password changed", messages)
             session_cookies.clear_cookie(response, session_cookies.COOKIE)
             return response
     status = 422 if form.is_submitted() else 200
@@ -411,6 +408,10 @@ def reset(slug: str, token: str):
         field_errors=field_errors,
         token=token,
     )
+
+
+def revoked_keys_line(count: int) -> str:
+    return f"{count} API key was revoked." if count == 1 else f"{count} API keys were revoked."
 
 
 PAGE_LIMITS = (

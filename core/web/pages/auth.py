@@ -211,21 +211,33 @@ def end_session(slug: str, session_id: int):
     return redirect(url_for("admin.my_sessions", slug=slug))
 
 
-def _log_out_if_asked() -> None:
-    """End the signed-in session, if the form carries its CSRF token."""
+def logged_out(to: str):
+    """A logout's answer, whatever it is asked with: the session the cookie names ends on the
+    server (and a login waiting for its further step with it), and both cookies are cleared.
+
+    No CSRF token is asked for. A forged logout can only sign someone out (a nuisance, and the
+    SameSite=Lax cookie does not even travel with another site's POST), while a logout that
+    cleared the cookie but left its session alive would leave a working secret behind, in a
+    copied cookie or a browser that kept it, with the person believing it gone: ending the
+    session is the safe direction."""
     rows = signed_in_rows()
-    if rows is not None and FlaskForm().validate_on_submit():
+    if rows is not None:
         login.log_out(current_app._get_current_object(), rows.session.id, rows.user, clock.now())
         logout_user()
+    waiting = session_cookies.pending()
+    if waiting is not None:
+        with db.write_transaction() as writer:
+            sessions.revoke(writer, waiting[0].id, clock.now())
+    response = make_response(redirect(to))
+    session_cookies.clear_cookie(response, session_cookies.COOKIE)
+    session_cookies.clear_cookie(response, session_cookies.PENDING_COOKIE)
+    return response
 
 
 @admin_auth.post("/logout")
 def logout(slug: str):
     _tenant(slug)
-    _log_out_if_asked()
-    response = make_response(redirect(url_for(".login", slug=slug)))
-    session_cookies.clear_cookie(response, session_cookies.COOKIE)
-    return response
+    return logged_out(url_for(".login", slug=slug))
 
 
 @support_auth.route("/login", methods=["GET", "POST"], endpoint="login")
@@ -242,10 +254,7 @@ def login_step_support():
 
 @support_auth.post("/logout")
 def logout_support():
-    _log_out_if_asked()
-    response = make_response(redirect(url_for(".login")))
-    session_cookies.clear_cookie(response, session_cookies.COOKIE)
-    return response
+    return logged_out(url_for(".login"))
 
 
 @support_auth.get("/", endpoint="home")
