@@ -59,10 +59,15 @@ def digest(secret: str) -> str:
 
 
 def issue(
-    writer: Session, user: User, purpose: str, now: datetime, password_hash: str | None = None
+    writer: Session,
+    user: User,
+    purpose: str,
+    now: datetime,
+    password_hash: str | None = None,
+    name: str | None = None,
 ) -> str:
     """A new link for ``user`` in the caller's transaction; returns its secret (never stored).
-    ``password_hash`` is, on a verification link, the password its sign-up chose."""
+    ``password_hash`` and ``name`` are, on a verification link, what its sign-up chose."""
     if purpose not in LIFETIMES:
         raise ValueError(f"unknown purpose {purpose!r}")
     secret = secrets.token_urlsafe(32)
@@ -74,6 +79,7 @@ def issue(
             created_at=now,
             expires_at=now + LIFETIMES[purpose],
             password_hash=password_hash,
+            name=name,
         )
     )
     return secret
@@ -181,7 +187,12 @@ def verify_email(
             taken = writer.execute(
                 update(User)
                 .where(User.id == user.id, User.email_verified_at.is_(None))
-                .values(password_hash=chosen, password_changed_at=now)
+                .values(
+                    password_hash=chosen,
+                    password_changed_at=now,
+                    # The name this sign-up gave, not the first sign-up's.
+                    name=token.name or User.name,
+                )
                 .execution_options(synchronize_session=False)
             )
             if taken.rowcount != 1:
@@ -281,7 +292,14 @@ class _Mailer:
         password_hash: str | None = None,
         greeting: str | None = None,
     ) -> None:
-        secret = issue(writer, user, purpose, self.now, password_hash)
+        secret = issue(
+            writer,
+            user,
+            purpose,
+            self.now,
+            password_hash,
+            greeting if password_hash is not None else None,
+        )
         message = compose.account_message(
             self.app,
             self.tenant,
@@ -388,12 +406,29 @@ def resend_verification(app: Flask, tenant: Tenant, email: str, now: datetime) -
     user = client_of(tenant, email)
     if user is None or user.email_verified_at is not None:
         return
-    newest = chosen_password_hashes(db.session(), user)
-    if not newest:
+    newest = db.session().scalars(
+        select(UserToken)
+        .where(
+            UserToken.user_id == user.id,
+            UserToken.purpose == VERIFY_EMAIL,
+            UserToken.used_at.is_(None),
+            UserToken.password_hash.is_not(None),
+        )
+        .order_by(UserToken.created_at.desc(), UserToken.id.desc())
+        .limit(1)
+    ).first()
+    if newest is None:
         return
     mailer = _Mailer(app, tenant, now)
     with db.write_transaction(app) as writer:
-        mailer.link_mail(writer, user, VERIFY_EMAIL, compose.ACCOUNT_VERIFY, newest[0])
+        mailer.link_mail(
+            writer,
+            user,
+            VERIFY_EMAIL,
+            compose.ACCOUNT_VERIFY,
+            newest.password_hash,
+            newest.name or user.name,
+        )
     dispatch.kick(app)
 
 

@@ -374,6 +374,9 @@ class UserToken(Base):
     # A sign-up's chosen password, given to the account only when this (verification) link is
     # used by someone who types it: a link never activates a password its clicker did not choose.
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # The name that sign-up gave: the account takes it with the password, not the first
+    # sign-up's (which may be an impostor's).
+    name: Mapped[str | None] = mapped_column(String(200))
 
 
 class OutboxMessage(Base):

@@ -115,8 +115,8 @@ def api_log_in(client, address="ann@example.com", password=PASSWORD, slug="salon
     return client.post(f"/api/v1/tenants/{slug}/auth/login", json=body)
 
 
-def api_sign_up(client, address="ann@example.com", password=PASSWORD, slug="salon"):
-    body = {"email": address, "password": password, "name": "Ann"}
+def api_sign_up(client, address="ann@example.com", password=PASSWORD, slug="salon", name="Ann"):
+    body = {"email": address, "password": password, "name": name}
     return client.post(f"/api/v1/tenants/{slug}/clients", json=body)
 
 
@@ -607,7 +607,8 @@ def test_signing_up_first_with_someone_elses_address_gets_the_impostor_nothing(a
     mallory, ann = app.test_client(), app.test_client()
     hers = book(ann, salon, "2027-03-02T10:00:00+01:00", "ann@example.com")
 
-    assert api_sign_up(mallory, password=IMPOSTOR_PASSWORD).status_code == 201
+    assert api_sign_up(mallory, password=IMPOSTOR_PASSWORD, name="Mallory").status_code == 201
+    assert account(app).name == "Mallory"  # the first sign-up names the waiting account
     assert register(ann).status_code == 302  # her own sign-up, on the page
     mallorys_mail, her_mail = [
         m for m in mails_to(app, clock, "ann@example.com") if m["Subject"].startswith("Confirm")
@@ -633,6 +634,7 @@ def test_signing_up_first_with_someone_elses_address_gets_the_impostor_nothing(a
     assert hers in ann.get(f"{ACCOUNT}/").text
     with app.app_context():
         assert passwords.passwords(app).verify(account(app).password_hash, PASSWORD)
+    assert account(app).name == "Ann"  # the name her sign-up gave, not Mallory's
 
     # Mallory's link is closed now, even with his own password, and changes nothing.
     stored = account(app).password_hash

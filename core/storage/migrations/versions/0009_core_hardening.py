@@ -3,7 +3,7 @@
 Revision ID: 0009
 Revises: 0008
 Rate-limit counters shared by every worker when there is no Redis, and the password a client
-sign-up chose kept on its verification link (not on the account) until the link is used with it.
+sign-up chose (and the name it gave) kept on its verification link (not on the account) until the link is used with it.
 Unverified client accounts made before this change get the same treatment: their password moves
 to their open verification links, and the account keeps none until one of them is used.
 
@@ -37,6 +37,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("user_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("password_hash", sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column("name", sa.String(length=200), nullable=True))
     op.execute(
         "UPDATE user_tokens SET password_hash = (SELECT users.password_hash FROM users"
         " WHERE users.id = user_tokens.user_id)"
@@ -52,6 +53,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Downgrade schema."""
     with op.batch_alter_table("user_tokens", schema=None) as batch_op:
+        batch_op.drop_column("name")
         batch_op.drop_column("password_hash")
     op.drop_index("ix_rate_limit_counters_window_ends_at", table_name="rate_limit_counters")
     op.drop_table("rate_limit_counters")
