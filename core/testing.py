@@ -418,7 +418,10 @@ def postgres_template() -> Iterator[str | None]:
         yield None
         return
     admin = _admin_engine()
-    name = f"bookwell_template_{uuid.uuid4().hex[:8]}"
+    # One template per pytest process: under pytest-xdist each worker migrates its own, and no
+    # worker's clone waits on (or fails for) another's connection to a shared template.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"bookwell_template_{worker}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     template_engine = create_engine(_psycopg(_with_database(os.environ[POSTGRES_ENV], name)))

@@ -8,7 +8,9 @@ authors (``bookwell.core.testing``), imported here so that ours and theirs canno
 
 from __future__ import annotations
 
+import os
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -24,6 +26,22 @@ pytest.register_assert_rewrite("booking_pages")
 collect_ignore_glob = ["packages/*/tests"]
 
 __all__ = ["CHEAP_HASHING", "Business", "MovableClock", "booking_body", "open_every_day"]
+
+REDIS_DATABASES = 16  # redis-server's default number of numbered databases
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``.ci/run`` runs ``-n 2``), each worker gets a Redis database number
+    of its own on the shared ``REDIS_TEST_URL`` server, so that a test which counts or clears
+    keys never sees another worker's. Database 0 stays for a run without workers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    given = os.environ.get("REDIS_TEST_URL")
+    if not (given and worker.startswith("gw")):
+        return
+    number = 1 + int(worker.removeprefix("gw")) % (REDIS_DATABASES - 1)
+    parts = urlsplit(given)
+    os.environ["REDIS_TEST_URL"] = urlunsplit(parts._replace(path=f"/{number}"))
+
 
 # Bookwell's shipped fixtures, under the same names.
 postgres_template = testing.postgres_template

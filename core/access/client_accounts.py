@@ -335,11 +335,7 @@ def register(
     gets no password). For an address with a verified account nothing is made: its owner is
     told, with a reset link. Every case answers alike (so signing up cannot tell who has an
     account); raises :class:`users.UserError` for a bad address or password."""
-    address = users.canonical_email(email)
-    if "@" not in address or len(address) > 254:
-        raise users.UserError(
-            "a valid e-mail address is needed", {"email": ["Enter a valid e-mail."]}
-        )
+    address = users.checked_identity(name, email)
     reader = db.session()
     # Whether or not an account exists, the rules see the account being asked for, with id 0:
     # asking them about an existing one would answer differently for it.

@@ -3,11 +3,14 @@ check that its schema is current before a command reads or writes it."""
 
 from __future__ import annotations
 
+import os
+
 import click
 from flask import Flask
 
 from bookwell.core import schema
 from bookwell.core.app.factory import create_app
+from bookwell.core.foundation import config
 from bookwell.core.storage import db
 
 
@@ -19,11 +22,26 @@ class Context:
     @property
     def app(self) -> Flask:
         if self._app is None:
+            self._check_folder()
             try:
                 self._app = create_app({"INSTANCE_PATH": self.instance} if self.instance else None)
             except Exception as error:  # a bad setting must read as one line, not a trace
                 raise click.ClickException(f"cannot start: {error}") from error
         return self._app
+
+    def _check_folder(self) -> None:
+        """A folder that is not there is most likely a mistyped path: one line saying so, rather
+        than warnings about its missing secrets and a database made there on the way. ``init``
+        and ``demo`` create it before they use the app; with ``DATABASE_URL`` set, the data
+        lives elsewhere and the folder may legitimately be absent."""
+        folder = config.resolve_instance_path(self.instance)
+        if folder.is_dir() or os.environ.get("DATABASE_URL"):
+            return
+        if folder.exists():
+            raise click.ClickException(f"the instance {folder} is not a folder")
+        raise click.ClickException(
+            f"no instance folder at {folder}: create it with `bookwell --instance {folder} init`"
+        )
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -23,7 +23,7 @@ def mail() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.pass_obj
 def deliver(obj: Any, limit: int) -> None:
-    """Send the messages that are due (SMTP_URL, else .eml files in the outbox folder)."""
+    """Send the messages that are due (by BOOKWELL_SMTP_URL, else as .eml files in the outbox)."""
     app = require_schema(obj.app)
     report = deliver_due(app, clock.now(app), limit)
     click.echo(f"claimed {report.claimed}, sent {report.sent}, failed {report.failed}")

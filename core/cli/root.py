@@ -5,10 +5,14 @@ at the end. Every failure is one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
@@ -78,14 +82,56 @@ def init(ctx: Context) -> None:
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Serve the app with gunicorn. Without REDIS_URL, each worker process also runs the
-    scheduled work (on_schedule, due mail) every TICK_SECONDS, under database leases."""
+    scheduled work (on_schedule, due mail) every BOOKWELL_TICK_SECONDS, under database leases.
+    Forwarded headers are believed only as BOOKWELL_TRUSTED_PROXIES says. gunicorn's control
+    socket (for gunicornc) is gunicorn.ctl in the instance folder."""
+    check_port_free(host, port)
     require_schema(ctx.app)
     db.engine_of(ctx.app).dispose()  # no connection of the master may be inherited by workers
     run_gunicorn(ctx.instance, host, port, workers)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Stop with one line if nothing could listen on ``host:port``, before anything says it
+    serves there (gunicorn would retry for seconds, then fail with a log of its own)."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise click.ClickException(f"cannot listen on {host}: {error.strerror}") from error
+    family, kind, protocol, _, address = found[0]
+    with socket.socket(family, kind, protocol) as probe:
+        # As gunicorn binds: a port left in TIME_WAIT by a server just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} on {host} is taken by another program: "
+                    f"choose another with --port"
+                ) from error
+            raise click.ClickException(
+                f"cannot listen on {host}:{port}: {error.strerror or error}"
+            ) from error
+
+
+# Beyond this, a Unix socket's path does not fit in sockaddr_un (108 bytes with its NUL).
+CONTROL_SOCKET_PATH_LIMIT = 100
+
+
+def control_socket_of(instance: str | None) -> Path | None:
+    """Where gunicorn's control socket goes: in the instance folder, as every other file of the
+    instance, so that two instances on one machine never take each other's (gunicorn's default,
+    ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``, is one for all of them,
+    and the last one started takes it). ``None`` when the folder's path is too long for one."""
+    path = config.resolve_instance_path(instance) / "gunicorn.ctl"
+    return path if len(os.fsencode(path)) <= CONTROL_SOCKET_PATH_LIMIT else None
+
+
 def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
+
+    control_socket = control_socket_of(instance)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -95,6 +141,16 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             # The path without its query string: manage tokens travel in `?token=`.
             self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')
             self.cfg.set("proc_name", "bookwell")
+            # gunicorn believes X-Forwarded-Proto (and its kin) from 127.0.0.1 by default: a
+            # local client could claim HTTPS. Only the app's ProxyFix, set by
+            # BOOKWELL_TRUSTED_PROXIES, decides which forwarded headers count.
+            self.cfg.set("forwarded_allow_ips", "")
+            self.cfg.set("proxy_allow_ips", "")  # PROXY protocol: off, and trusted from no one
+            if control_socket is None:
+                self.cfg.set("control_socket_disable", True)
+            else:
+                self.cfg.set("control_socket", str(control_socket))
+                self.cfg.set("control_socket_mode", 0o600)
 
         def load(self) -> Any:
             # Each worker builds its own app, so no database connection crosses a fork, and
@@ -109,6 +165,8 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             return app
 
     click.echo(f"serving on http://{host}:{port}/ with {workers} workers")
+    if control_socket is None:
+        click.echo("gunicorn's control socket is off: the instance folder's path is too long")
     Server().run()
 
 
@@ -118,6 +176,8 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
 @pass_context
 def demo(ctx: Context, and_serve: bool, port: int) -> None:
     """Create the demo business (idempotent) and say where to find it."""
+    if and_serve:
+        check_port_free("127.0.0.1", port)
     _initialise(ctx)
     with db.write_transaction(ctx.app) as session:
         tenant, created = ensure_demo(session, clock.now(ctx.app))

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from bookwell.core.access import sessions, users
 from bookwell.core.cli.inputs import single_line
+from bookwell.core.cli.instance import require_schema
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import ApiKey, Role, Tenant
@@ -43,7 +44,7 @@ def users_group() -> None:
 @click.pass_obj
 def create(obj, slug, support, email, role, name, password_stdin) -> None:
     """Create a user; the password is read from standard input, never from the command line."""
-    app = obj.app
+    app = require_schema(obj.app)
     tenant_id = _tenant_id(app, slug, support)
     role = str(Role.SUPPORT) if support else role
     if not role:
@@ -77,7 +78,7 @@ def tokens_group() -> None:
 @click.pass_obj
 def create_token(obj, slug, support, email) -> None:
     """Make an API key for an existing user and print it (only this once)."""
-    app = obj.app
+    app = require_schema(obj.app)
     tenant_id = _tenant_id(app, slug, support)
     with app.app_context():
         user = users.find_user(db.session(), tenant_id, email)
@@ -105,7 +106,7 @@ def create_token(obj, slug, support, email) -> None:
 @click.pass_obj
 def revoke_token(obj, key: str) -> None:
     """Revoke an API key, given whole or by the prefix `tokens create` printed first."""
-    app = obj.app
+    app = require_schema(obj.app)
     with app.app_context(), db.write_transaction(app) as writer:
         if len(key) > 12:
             found = writer.scalar(select(ApiKey).where(ApiKey.secret_hash == sessions.digest(key)))

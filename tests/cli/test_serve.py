@@ -2,7 +2,8 @@
 gift cards (a blueprint made at import, so the master and each worker mount the same one), a
 plugin whose pages fail at start, and one whose guard never returns. The server starts, serves
 the plugin's page, lists the broken one with its reason, and stops without waiting for the
-stuck guard's thread."""
+stuck guard's thread. Then what gunicorn must not decide on its own: which forwarded headers
+are believed, where its control socket lives, and what a taken port says."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -21,7 +23,7 @@ import requests
 from click.testing import CliRunner
 from test_docs import files_shown, write_files
 
-from bookwell.core.cli.root import main
+from bookwell.core.cli.root import CONTROL_SOCKET_PATH_LIMIT, main
 from bookwell.core.foundation import config
 
 STUCK = """
@@ -47,6 +49,18 @@ MANIFEST = Manifest("broken_pages", "Broken", "Pages that fail.", "1.0", "Tests"
 def routes():
     raise RuntimeError("the pages are not ready")
 """
+# Tells which scheme the app saw a request come by (the answer to an `is_secure` question).
+SCHEME = """
+from bookwell.hooks import Manifest, Refusal, hookimpl
+
+MANIFEST = Manifest("scheme", "Scheme", "Says a request's scheme.", "1.0", "Tests", "tests")
+
+
+@hookimpl
+def before_request(ctx):
+    if ctx.request.user_agent == "scheme-test":
+        return Refusal(f"scheme={ctx.request.scheme}", "scheme", status=409)
+"""
 START_LIMIT = 60.0  # seconds for two workers to boot on a busy machine
 # Far below gunicorn's graceful timeout (30 s) and the stuck guard's sleep (30 s): a server that
 # waited for the stuck thread would not be gone by then.
@@ -67,24 +81,38 @@ def site(tmp_path):
     shown = files_shown("src/bookwell_gift_cards/")
     write_files(site, {path.removeprefix("src/"): body for path, body in shown.items()})
     install(site, "gift_cards", "bookwell_gift_cards")
-    for name, code in (("stuck", STUCK), ("broken_pages", BROKEN_PAGES)):
+    for name, code in (("stuck", STUCK), ("broken_pages", BROKEN_PAGES), ("scheme", SCHEME)):
         write_files(site, {f"bookwell_{name}/__init__.py": code})
         install(site, name, f"bookwell_{name}")
     return site
 
 
 @pytest.fixture
-def environment(tmp_path, site):
+def bare_environment(tmp_path):
+    """The environment of a `bookwell` process: none of the instance's settings but a database
+    of the test's own, and a home of its own (gunicorn writes its control socket under
+    ``$XDG_RUNTIME_DIR`` or ``~/.gunicorn`` unless told otherwise)."""
     clean = {
         name: value
         for name, value in os.environ.items()
-        if name not in config.ENVIRONMENT_KEYS and name != "BOOKWELL_INSTANCE"
+        if name not in config.ENVIRONMENT_KEYS
+        and name not in ("BOOKWELL_INSTANCE", "XDG_RUNTIME_DIR", "FORWARDED_ALLOW_IPS")
     }
+    home = tmp_path / "home"
+    home.mkdir()
     return {
         **clean,
-        "PYTHONPATH": os.pathsep.join([str(site), clean.get("PYTHONPATH", "")]),
+        "HOME": str(home),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
         "BOOKWELL_TICK_SECONDS": "3600",
+    }
+
+
+@pytest.fixture
+def environment(bare_environment, site):
+    return {
+        **bare_environment,
+        "PYTHONPATH": os.pathsep.join([str(site), bare_environment.get("PYTHONPATH", "")]),
     }
 
 
@@ -108,12 +136,14 @@ def instance(tmp_path, site, environment, monkeypatch):
     run("tenants", "create", "salon", "--name", "Salon", "--timezone", "Europe/Paris")
     run("plugins", "enable", "gift_cards", "--tenant", "salon")
     run("plugins", "enable", "stuck", "--tenant", "salon")
+    run("plugins", "enable", "scheme", "--tenant", "salon")
     listed = {entry["name"]: entry for entry in json.loads(run("plugins", "list", "--json"))}
     assert listed["broken_pages"]["status"] == "broken"
     assert "the pages are not ready" in listed["broken_pages"]["error"]
     assert listed["gift_cards"]["status"] == listed["stuck"]["status"] == "ok"
     for module in ("bookwell_gift_cards", "bookwell_stuck", "bookwell_broken_pages"):
         sys.modules.pop(module, None)
+    sys.modules.pop("bookwell_scheme", None)
     return folder
 
 
@@ -123,16 +153,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_workers_serve_a_plugins_page_and_stop_without_waiting_for_a_stuck_guard(
-    instance, environment, tmp_path
-):
+def bookwell(instance: Path, *arguments: str) -> list[str]:
+    return [sys.executable, "-m", "bookwell.core.cli", "--instance", str(instance), *arguments]
+
+
+def start_serving(instance: Path, environment: dict, log: Path, workers: int):
+    """`bookwell serve` in a process of its own, once it answers on /healthz: (process, base)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "bookwell.core.cli", "--instance", str(instance)]
     with log.open("w") as output:
         server = subprocess.Popen(
-            [*command, "serve", "--port", str(port), "--workers", "2"],
+            bookwell(instance, "serve", "--port", str(port), "--workers", str(workers)),
             env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -145,9 +176,26 @@ def test_two_workers_serve_a_plugins_page_and_stop_without_waiting_for_a_stuck_g
             assert time.monotonic() < deadline, "no answer on /healthz:\n" + log.read_text()
             try:
                 if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
+                    return server, base
             except requests.ConnectionError:
                 time.sleep(0.2)
+    except BaseException:
+        stop(server)
+        raise
+
+
+def stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
+def test_two_workers_serve_a_plugins_page_and_stop_without_waiting_for_a_stuck_guard(
+    instance, environment, tmp_path
+):
+    log = tmp_path / "serve.log"
+    server, base = start_serving(instance, environment, log, workers=2)
+    try:
         # Several times over, so that both workers (each with its own app) answer.
         for _ in range(6):
             page = requests.get(f"{base}/book/salon/gift_cards/", timeout=10)
@@ -166,9 +214,77 @@ def test_two_workers_serve_a_plugins_page_and_stop_without_waiting_for_a_stuck_g
         except subprocess.TimeoutExpired:
             pytest.fail("the server waited for the stuck guard:\n" + log.read_text()[-3000:])
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop(server)
+
+
+@pytest.mark.parametrize(("trusted_proxies", "seen"), [(None, "http"), ("1", "https")])
+def test_a_forwarded_scheme_is_believed_only_as_trusted_proxies_says(
+    instance, environment, tmp_path, trusted_proxies, seen
+):
+    """gunicorn alone would believe X-Forwarded-Proto from 127.0.0.1 (its own default): a local
+    client would pass for HTTPS. Only BOOKWELL_TRUSTED_PROXIES decides."""
+    if trusted_proxies is not None:
+        environment = {**environment, "BOOKWELL_TRUSTED_PROXIES": trusted_proxies}
+    server, base = start_serving(instance, environment, tmp_path / "serve.log", workers=1)
+    try:
+        answer = requests.get(
+            f"{base}/api/v1/tenants/salon/services",
+            headers={"User-Agent": "scheme-test", "X-Forwarded-Proto": "https"},
+            timeout=20,
+        )
+        plain = requests.get(
+            f"{base}/api/v1/tenants/salon/services",
+            headers={"User-Agent": "scheme-test"},
+            timeout=20,
+        )
+    finally:
+        stop(server)
+    assert answer.status_code == plain.status_code == 409, answer.text
+    assert answer.json()["error"]["message"] == f"scheme={seen}"
+    assert plain.json()["error"]["message"] == "scheme=http"
+
+
+def test_the_control_socket_is_the_instances_own(instance, environment, tmp_path):
+    """gunicorn's control socket (for gunicornc) sits in the instance folder: gunicorn's default
+    place is one per user, which every instance on the machine would take from the last."""
+    home = Path(environment["HOME"])
+    socket_path = instance / "gunicorn.ctl"
+    if len(os.fsencode(socket_path)) > CONTROL_SOCKET_PATH_LIMIT:
+        pytest.skip("the test's folder is too deep for a Unix socket's path")
+    server, _ = start_serving(instance, environment, tmp_path / "serve.log", workers=1)
+    try:
+        deadline = time.monotonic() + START_LIMIT
+        while not socket_path.exists():  # the master starts it beside its workers
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        mode = socket_path.stat().st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+        assert not (home / ".gunicorn").exists()
+    finally:
+        stop(server)
+
+
+@pytest.mark.parametrize("command", [("demo", "--serve"), ("serve",)])
+def test_a_taken_port_is_one_line_that_suggests_another(tmp_path, bare_environment, command):
+    instance = tmp_path / "instance"
+    if command[0] == "serve":
+        subprocess.run(bookwell(instance, "init"), env=bare_environment, check=True, timeout=60)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            bookwell(instance, *command, "--port", str(port)),
+            env=bare_environment,
+            capture_output=True,
+            text=True,
+            timeout=START_LIMIT,
+        )
+    assert result.returncode != 0
+    assert "serving on" not in result.stdout
+    assert result.stderr.splitlines() == [
+        f"Error: port {port} on 127.0.0.1 is taken by another program: choose another with --port"
+    ]
 
 
 def test_a_script_exits_without_waiting_for_a_stuck_hook(tmp_path, site, environment):
