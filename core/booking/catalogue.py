@@ -27,6 +27,7 @@ from bookwell.core.storage.models import (
     STAFF_ROLES,
     AuthSession,
     Provider,
+    ProviderService,
     Role,
     Service,
     Tenant,
@@ -531,3 +532,20 @@ def change_staff(
             now,
         )
         return user
+
+
+def providers_offering(session: Session, tenant_id: int, service_id: int) -> list[Provider]:
+    """The active providers of ``tenant_id`` who offer the service, by name: whom a client
+    (or staff, moving a booking) may pick."""
+    return list(
+        session.scalars(
+            select(Provider)
+            .join(ProviderService, ProviderService.provider_id == Provider.id)
+            .where(
+                Provider.tenant_id == tenant_id,
+                Provider.active.is_(True),
+                ProviderService.service_id == service_id,
+            )
+            .order_by(Provider.name, Provider.id)
+        )
+    )

@@ -32,7 +32,7 @@ from wtforms.validators import AnyOf, DataRequired, Email, Length, Optional
 
 from bookwell.core.access import sessions
 from bookwell.core.access.permissions import allowed
-from bookwell.core.booking import lifecycle
+from bookwell.core.booking import catalogue, lifecycle
 from bookwell.core.booking.availability import find_slots, local_day_bounds
 from bookwell.core.booking.outcomes import OUTCOMES, mark_outcome
 from bookwell.core.context import make_context
@@ -44,7 +44,6 @@ from bookwell.core.storage.models import (
     BookingConsent,
     BookingStatus,
     Provider,
-    ProviderService,
     Service,
     Tenant,
     User,
@@ -305,18 +304,10 @@ def _find(tenant: Tenant, reference: str) -> Booking:
 
 
 def _providers_of(tenant: Tenant, service: Service) -> list[tuple[int, str]]:
-    return list(
-        db.session().execute(
-            select(Provider.id, Provider.name)
-            .join(ProviderService, ProviderService.provider_id == Provider.id)
-            .where(
-                Provider.tenant_id == tenant.id,
-                Provider.active.is_(True),
-                ProviderService.service_id == service.id,
-            )
-            .order_by(Provider.name, Provider.id)
-        )
-    )
+    return [
+        (provider.id, provider.name)
+        for provider in catalogue.providers_offering(db.session(), tenant.id, service.id)
+    ]
 
 
 def _move_steps(tenant: Tenant, booking: Booking, move_day: date | None) -> dict:

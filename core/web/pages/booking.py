@@ -32,7 +32,7 @@ from sqlalchemy import select
 from wtforms import EmailField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
-from bookwell.core.booking import idempotency, lifecycle
+from bookwell.core.booking import catalogue, idempotency, lifecycle
 from bookwell.core.booking.availability import Slot, find_slots, offered_slots
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import Refused
@@ -42,7 +42,6 @@ from bookwell.core.storage.models import (
     Booking,
     BookingStatus,
     Provider,
-    ProviderService,
     Service,
     Tenant,
 )
@@ -180,18 +179,7 @@ def _service(tenant: Tenant, service_id: int) -> Service:
 
 
 def _providers_of(tenant: Tenant, service: Service) -> list[Provider]:
-    return list(
-        db.session().scalars(
-            select(Provider)
-            .join(ProviderService, ProviderService.provider_id == Provider.id)
-            .where(
-                Provider.tenant_id == tenant.id,
-                Provider.active.is_(True),
-                ProviderService.service_id == service.id,
-            )
-            .order_by(Provider.name, Provider.id)
-        )
-    )
+    return catalogue.providers_offering(db.session(), tenant.id, service.id)
 
 
 def _choice(tenant: Tenant) -> tuple[Service, Provider | None, str]:
