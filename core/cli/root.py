@@ -8,6 +8,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -128,10 +129,47 @@ def control_socket_of(instance: str | None) -> Path | None:
     return path if len(os.fsencode(path)) <= CONTROL_SOCKET_PATH_LIMIT else None
 
 
+# Paths that carry a single-use secret (a client's e-mail verification and password reset
+# links): the access log keeps their shape, never the secret, which would let anyone who reads
+# the log use a live reset link.
+SECRET_IN_PATH = re.compile(r"(/account/(?:verify|reset)/)[^/?#]+")
+
+
+def redacted_path(path: str) -> str:
+    return SECRET_IN_PATH.sub(r"\1…", path)
+
+
+def served_base_url(instance: str | None, host: str, port: int) -> str | None:
+    """Where this server's pages are, for the links in its e-mail, when nobody configured
+    ``BASE_URL`` (the default names port 8000: a server on another port mailed dead links);
+    ``None`` when it is configured."""
+    configured = {
+        **config.read_instance_file(config.resolve_instance_path(instance)),
+        **config.read_environment(),
+    }
+    if configured.get("BASE_URL"):
+        return None
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - a name, not a bind
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
 def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
 
     control_socket = control_socket_of(instance)
+    base_url = served_base_url(instance, host, port)
+    overrides: dict[str, Any] = {"INSTANCE_PATH": instance} if instance else {}
+    if base_url is not None:
+        overrides["BASE_URL"] = base_url
+
+    class AccessLog(Logger):
+        def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+            found = super().atoms(resp, req, environ, request_time)
+            found["U"] = redacted_path(str(found.get("U", "")))
+            return found
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -140,6 +178,7 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             self.cfg.set("accesslog", "-")
             # The path without its query string: manage tokens travel in `?token=`.
             self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')
+            self.cfg.set("logger_class", AccessLog)
             self.cfg.set("proc_name", "bookwell")
             # gunicorn believes X-Forwarded-Proto (and its kin) from 127.0.0.1 by default: a
             # local client could claim HTTPS. Only the app's ProxyFix, set by
@@ -158,13 +197,15 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             # leases make each tenant's task run in one of them.
             from bookwell.core.scheduling.tickers import start_in_process
 
-            app = create_app({"INSTANCE_PATH": instance} if instance else None)
+            app = create_app(overrides or None)
             # A plugin whose tables are not upgraded is broken here rather than failing later.
             schema.break_plugins_behind(db.engine_of(app), pluginhost.host_of(app))
             start_in_process(app)
             return app
 
     click.echo(f"serving on http://{host}:{port}/ with {workers} workers")
+    if base_url is not None:
+        click.echo(f"links in e-mail point to {base_url} (set BOOKWELL_BASE_URL to change)")
     if control_socket is None:
         click.echo("gunicorn's control socket is off: the instance folder's path is too long")
     Server().run()

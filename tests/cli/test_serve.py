@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy
 from click.testing import CliRunner
 from test_docs import files_shown, write_files
 
@@ -404,3 +406,39 @@ def test_two_workers_without_redis_let_through_the_limit_not_twice_the_limit(
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
+
+
+def test_mail_links_name_the_served_port_and_the_access_log_keeps_no_link_secret(
+    instance, environment, tmp_path
+):
+    """Without BASE_URL the default named port 8000, so a server on another port mailed dead
+    links; and the access log wrote each verification (and reset) secret in full."""
+    answer = CliRunner().invoke(
+        main, ["--instance", str(instance), "tenants", "set", "salon", "--client-accounts"]
+    )
+    assert answer.exit_code == 0, answer.output
+    log = tmp_path / "serve.log"
+    server, base = start_serving(instance, environment, log, workers=1)
+    try:
+        signed_up = requests.post(
+            f"{base}/api/v1/tenants/salon/clients",
+            json={"name": "Ann", "email": "ann@example.com", "password": "a long passphrase"},
+            timeout=20,
+        )
+        assert signed_up.status_code == 201, signed_up.text
+        engine = sqlalchemy.create_engine(environment["DATABASE_URL"])
+        with engine.connect() as connection:
+            body = connection.scalar(sqlalchemy.text("SELECT text_body FROM outbox_messages"))
+        engine.dispose()
+        link = re.search(r"http://\S+/account/verify/(\S+)", body)
+        assert link is not None, body
+        assert link.group(0).startswith(f"{base}/book/salon/account/verify/"), link.group(0)
+        opened = requests.get(link.group(0), timeout=20)
+        assert opened.status_code == 200
+        time.sleep(0.5)  # the access log line is written after the answer
+    finally:
+        stop(server)
+    written = log.read_text()
+    assert f"links in e-mail point to {base}" in written
+    assert '"GET /book/salon/account/verify/…"' in written
+    assert link.group(1) not in written
