@@ -1,7 +1,7 @@
 """Password hashing with argon2id (argon2-cffi), and the rules core itself holds a password to.
 
 Core's own rules are NIST SP 800-63B's floor (at least 8 characters, at most 1,024, any Unicode,
-spaces allowed, never truncated); a tenant's password policy plugin adds its own through
+spaces allowed, never truncated; no control characters, as in any typed text); a tenant's password policy plugin adds its own through
 ``before_password_set``. Passwords are NFKC-normalised so the same password typed on two
 keyboards is the same password.
 """
@@ -15,6 +15,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import Flask, current_app
+
+from bookwell.core.foundation import text
 
 EXTENSION = "bookwell.passwords"
 MIN_LENGTH = 8
@@ -35,6 +37,10 @@ def core_problems(password: str) -> list[str]:
         return [f"Use at least {MIN_LENGTH} characters."]
     if length > MAX_LENGTH:
         return [f"Use at most {MAX_LENGTH} characters."]
+    # The one text standard (NUL refused everywhere): a new password is one line of characters
+    # one can type. Stored passwords are only ever compared, so none is locked out by this.
+    if not text.is_single_line(password):
+        return ["Use no control characters or line breaks."]
     return []
 
 

@@ -474,6 +474,16 @@ def test_a_password_of_any_length_lists_every_rule_it_breaks(
     assert count(app, User) == 0
 
 
+@pytest.mark.parametrize("bad", ["\x00", "\x1b", "\n", "\u0085", "\u2028"], ids=repr)
+def test_a_new_password_with_a_control_character_is_refused(app, business, accounts, bad):
+    response = sign_up(app.test_client(), "ann@example.com", f"long passphrase {bad} yes")
+    assert response.status_code == 422
+    assert response.json["error"]["fields"]["password"] == [
+        "Use no control characters or line breaks."
+    ]
+    assert count(app, User) == 0
+
+
 def test_signing_up_with_a_taken_email_answers_like_a_new_account_and_changes_nothing(
     app, business, accounts, clock
 ):
