@@ -23,7 +23,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,6 +48,10 @@ NO_PASSWORD = "!"  # noqa: S105 - a marker, not a password
 # passwords (one argon2 verification each): enough for someone who signed up twice, and a
 # bound on what one login attempt costs.
 SIGN_UPS_CHECKED = 3
+# Account e-mails (links, "you already have an account") one address gets in an hour: sign-up
+# and "forgot password" answer anyone, so without this a stranger could mail a person dozens
+# of times a minute from behind the per-IP limit. Further requests answer alike, mailing nothing.
+MAILS_PER_ADDRESS_PER_HOUR = 5
 
 
 class NotTheChosenPassword(Exception):
@@ -292,6 +296,17 @@ class _Mailer:
         password_hash: str | None = None,
         greeting: str | None = None,
     ) -> None:
+        mailed_lately = writer.scalar(
+            select(func.count())
+            .select_from(UserToken)
+            .where(
+                UserToken.user_id == user.id,
+                UserToken.created_at > self.now - timedelta(hours=1),
+            )
+        )
+        if mailed_lately >= MAILS_PER_ADDRESS_PER_HOUR:
+            log.info("account mail for user %s not sent: its hourly limit is reached", user.id)
+            return
         secret = issue(
             writer,
             user,

@@ -1,8 +1,8 @@
 """Password hashing with argon2id (argon2-cffi), and the rules core itself holds a password to.
 
 Core's own rules are NIST SP 800-63B's floor (at least 8 characters, at most 1,024, any Unicode,
-spaces allowed, never truncated; no control characters, as in any typed text); a tenant's password policy plugin adds its own through
-``before_password_set``. Passwords are NFKC-normalised so the same password typed on two
+spaces allowed, never truncated; no control characters, as in any typed text); a tenant's
+password policy plugin adds its own through ``before_password_set``. Passwords are NFKC-normalised so the same password typed on two
 keyboards is the same password.
 """
 

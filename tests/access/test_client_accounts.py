@@ -277,6 +277,24 @@ def account_rows(app) -> list[User]:
         return session.scalars(select(User)).all()
 
 
+def test_one_address_gets_a_few_account_mails_an_hour_however_often_strangers_ask(
+    app, client, salon, clock
+):
+    """Sign-up and "forgot password" answer anyone: 30 sign-ups and 25 resets in a minute for
+    one address mailed its owner 55 times. Past the hourly cap the answers stay the same."""
+    verified_account(app, client, clock)
+    for _ in range(30):
+        assert api_sign_up(client, "ann@example.com", NEW_PASSWORD).status_code == 201
+    for _ in range(25):
+        assert post_form(client, f"{ACCOUNT}/forgot", email="ann@example.com").status_code == 302
+    sent = mails_to(app, clock, "ann@example.com")
+    # The sign-up's own link, then the cap's worth of "you already have an account" mails.
+    assert len(sent) == 1 + accounts.MAILS_PER_ADDRESS_PER_HOUR - 1
+    clock.advance(minutes=61)
+    assert post_form(client, f"{ACCOUNT}/forgot", email="ann@example.com").status_code == 302
+    assert len(mails_to(app, clock, "ann@example.com")) == len(sent) + 1
+
+
 def test_signing_up_for_a_verified_address_changes_nothing_and_tells_the_owner(
     app, client, salon, clock
 ):
