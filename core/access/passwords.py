@@ -2,8 +2,8 @@
 
 Core's own rules are NIST SP 800-63B's floor (at least 8 characters, at most 1,024, any Unicode,
 spaces allowed, never truncated; no control characters, as in any typed text); a tenant's
-password policy plugin adds its own through ``before_password_set``. Passwords are NFKC-normalised so the same password typed on two
-keyboards is the same password.
+password policy plugin adds its own through ``before_password_set``. Passwords are
+NFKC-normalised so the same password typed on two keyboards is the same password.
 """
 
 from __future__ import annotations
