@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import booking_body, log_in_staff, open_every_day
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bookwell.core.access import client_accounts as accounts
 from bookwell.core.access import passwords
@@ -27,6 +27,7 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import (
     AuditEntry,
     AuthSession,
+    Booking,
     OutboxMessage,
     Tenant,
     User,
@@ -135,7 +136,11 @@ def test_register_verify_log_in_and_see_my_bookings(app, client, salon, clock, m
     mine = book(client, salon, "2027-03-02T10:00:00+01:00", "ANN@example.com")
     past = book(client, salon, "2027-03-01T15:00:00+01:00", "ann@example.com")
     someone_else = book(client, salon, "2027-03-02T11:00:00+01:00", "bob@example.com", "Bob")
+    called_off = book(client, salon, "2027-03-04T10:00:00+01:00", "ann@example.com")
     with db.write_transaction(app) as session:
+        session.execute(
+            update(Booking).where(Booking.reference == called_off).values(status="cancelled")
+        )
         other = create_tenant(session, "barber", name="Barber", timezone="UTC", now=clock())
         cut = add_service(session, other, "Shave", duration_minutes=30, slot_step_minutes=30)
         cy = add_provider(session, other, "Cy", [cut], open_every_day())
@@ -195,8 +200,9 @@ def test_register_verify_log_in_and_see_my_bookings(app, client, salon, clock, m
     assert mine in listing.text and past in listing.text
     assert someone_else not in listing.text
     assert elsewhere.json["reference"] not in listing.text
-    upcoming, _, earlier = listing.text.partition("<h2>Past</h2>")
+    upcoming, _, earlier = listing.text.partition("<h2>Past and cancelled</h2>")
     assert mine in upcoming and past in earlier
+    assert called_off not in upcoming and called_off in earlier  # listed, but not as coming up
     assert "token=" not in listing.text and "/manage/" not in listing.text
     assert "Tuesday 2 March 2027, 10:00" in listing.text  # the tenant's zone
 

@@ -22,7 +22,7 @@ from bookwell.core.access import client_accounts as accounts
 from bookwell.core.access import login, users
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking, Role, Tenant
+from bookwell.core.storage.models import Booking, BookingStatus, Role, Tenant
 from bookwell.core.web import ratelimits, session_cookies
 from bookwell.core.web.api.errors import retry_later
 from bookwell.core.web.forms import SingleLine
@@ -348,7 +348,10 @@ def bookings(slug: str):
     )
     mine = [row for row in candidates if users.canonical_email(row.client_email) == user.email]
     now = clock.now()
-    upcoming = [row for row in mine if row.ends_at > now]
+    # A cancelled booking is not coming up, however far ahead it was.
+    upcoming = [
+        row for row in mine if row.ends_at > now and row.status == BookingStatus.CONFIRMED
+    ]
     past = [row for row in mine if row not in upcoming]
     past.reverse()
     return _page(
