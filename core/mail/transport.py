@@ -11,11 +11,13 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from email_validator import EmailNotValidError, validate_email
 from flask import Flask
 
 from bookwell.core.foundation.text import folded
@@ -38,13 +40,28 @@ class Envelope:
     reply_to: str | None
 
 
+def recipient(address: str) -> tuple[str, bool]:
+    """The address as it goes on the wire, and whether it needs SMTPUTF8: an international
+    domain in its ASCII (IDNA) form; a non-ASCII mailbox name kept as UTF-8, which only SMTPUTF8
+    carries. (As a header, the default policy made ``=?utf-8?q?...?=@example.com`` of it: no
+    address at all, so the mail could never arrive.)"""
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return address, not address.isascii()
+    if checked.ascii_email:
+        return checked.ascii_email, False
+    return f"{checked.local_part}@{checked.ascii_domain or checked.domain}", True
+
+
 def build(app: Flask, envelope: Envelope, now) -> EmailMessage:
     name, address = parseaddr(str(app.config["MAIL_FROM"]))
-    message = EmailMessage()
+    to, international = recipient(envelope.to)
+    message = EmailMessage(policy=policy.SMTPUTF8 if international else policy.default)
     # Names and subjects folded to one line: a header with a line break in it (a name stored
     # before the input standard, a plugin's subject) would fail the message on every attempt.
     message["From"] = formataddr((folded(envelope.business or name), address))
-    message["To"] = envelope.to
+    message["To"] = to
     if envelope.reply_to:
         message["Reply-To"] = envelope.reply_to
     message["Subject"] = folded(envelope.subject)
@@ -66,7 +83,8 @@ def send(app: Flask, envelope: Envelope, now) -> None:
     message = build(app, envelope, now)
     url = app.config.get("SMTP_URL")
     if url:
-        _send_smtp(str(url), message, parseaddr(str(app.config["MAIL_FROM"]))[1], envelope.to)
+        sender = parseaddr(str(app.config["MAIL_FROM"]))[1]
+        _send_smtp(str(url), message, sender, recipient(envelope.to)[0])
     else:
         write_file(outbox_folder(app), envelope.message_id, message)
 
