@@ -24,12 +24,36 @@ import re
 SINGLE_LINE_MESSAGE = "Please use a single line, without control characters."
 MULTI_LINE_MESSAGE = "Please remove the control characters (such as NUL) from this text."
 
-_SURROGATES = "\ud800-\udfff"
-_CONTROLS_BUT_LINE_BREAKS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-_NOT_IN_MULTI_LINE = re.compile(f"[{_CONTROLS_BUT_LINE_BREAKS}{_SURROGATES}]")
-_NOT_IN_SINGLE_LINE = re.compile(
-    f"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069{_SURROGATES}]"
+# What each kind refuses, as ranges of code points: the checks below and the patterns the API
+# document states (SINGLE_LINE_PATTERN, MULTI_LINE_PATTERN) are both written from these.
+_REFUSED_IN_MULTI_LINE = ((0x00, 0x08), (0x0B, 0x0C), (0x0E, 0x1F), (0x7F, 0x9F))
+_REFUSED_IN_SINGLE_LINE = (
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0x2028, 0x2029),
+    (0x202A, 0x202E),
+    (0x2066, 0x2069),
 )
+_SURROGATES = "\\ud800-\\udfff"
+
+
+def _class(ranges: tuple[tuple[int, int], ...]) -> str:
+    """The ranges as the inside of a character class, in escapes that Python's ``re`` and
+    JSON Schema's (ECMA-262) regular expressions read alike."""
+    return "".join(f"\\u{first:04x}-\\u{last:04x}" for first, last in ranges)
+
+
+_NOT_IN_MULTI_LINE = re.compile(f"[{_class(_REFUSED_IN_MULTI_LINE)}{_SURROGATES}]")
+_NOT_IN_SINGLE_LINE = re.compile(f"[{_class(_REFUSED_IN_SINGLE_LINE)}{_SURROGATES}]")
+# For documents (OpenAPI): a value of each kind, as a JSON Schema pattern (searched, not
+# anchored at both ends). Said as "no refused character anywhere" because Python's `$` also
+# matches before a final line break, so `^[^...]*$` would let "Ann\n" through a validator
+# written in Python. (A lone surrogate cannot be said in a pattern both dialects read; no valid
+# UTF-8 request carries one.)
+SINGLE_LINE_PATTERN = f"^(?![\\s\\S]*[{_class(_REFUSED_IN_SINGLE_LINE)}])"
+MULTI_LINE_PATTERN = f"^(?![\\s\\S]*[{_class(_REFUSED_IN_MULTI_LINE)}])"
+# A one-line name, which the server strips: something other than spaces, too.
+NAME_PATTERN = SINGLE_LINE_PATTERN + "(?=[\\s\\S]*\\S)"
 
 
 class TextError(ValueError):

@@ -691,7 +691,8 @@ def text_of(schema: dict[str, Any], length: int) -> str:
     if schema.get("format") == "email":
         return email_of_length(length)
     for filler in "a1":
-        if "pattern" not in schema or re.search(schema["pattern"], filler * length):
+        # The empty text is below a name's minLength, which its pattern (non-blank) says too.
+        if "pattern" not in schema or not length or re.search(schema["pattern"], filler * length):
             return filler * length
     raise AssertionError(f"no filler fits {schema['pattern']}")
 
@@ -920,3 +921,70 @@ def test_every_body_that_is_not_json_is_refused_with_a_documented_415(
         assert schema_errors(response.json, response_schema(operation, 415), document) == []
         checked += 1
     assert checked >= 7
+
+
+REFUSED_IN_TEXT = ["\t", "\n", "\x00", "\x1b", "\x7f", "\u0085", "\u2028", "\u202e"]
+
+
+def pattern_of(document, model: str, field: str) -> str:
+    schema = document["components"]["schemas"][model]["properties"][field]
+    found = [part["pattern"] for part in [schema, *schema.get("anyOf", [])] if "pattern" in part]
+    assert found, (model, field, schema)
+    return found[0]
+
+
+@pytest.mark.parametrize("bad", REFUSED_IN_TEXT, ids=repr)
+def test_the_document_states_the_text_standard_the_server_holds_to(
+    client, business, document, bad
+):
+    """A client's name and notes: what the document's pattern allows is accepted, and each
+    character the server refuses is outside the pattern."""
+    name = pattern_of(document, "ClientIn", "name")
+    notes = pattern_of(document, "ClientIn", "notes")
+    single_line_refused = f"Ann{bad}Lee"
+    assert re.search(name, single_line_refused) is None
+    body = booking_body(business, "2027-03-02T10:00:00+01:00")
+    body["client"]["name"] = single_line_refused
+    refused = client.post(f"{TENANT}/bookings", json=body)
+    assert refused.status_code == 422 and "client.name" in refused.json["error"]["fields"]
+
+    in_notes = f"first line{bad}second"
+    allowed = re.search(notes, in_notes) is not None
+    body = booking_body(business, "2027-03-02T10:00:00+01:00")
+    body["client"]["notes"] = in_notes
+    answer = client.post(f"{TENANT}/bookings", json=body)
+    assert (answer.status_code == 201) is allowed, (answer.status_code, answer.json)
+
+
+def test_a_blank_name_is_outside_the_document_as_the_server_refuses_it(document):
+    name = pattern_of(document, "ClientIn", "name")
+    assert re.search(name, "Ann Lee") and re.search(name, "Zoë O'Brien")
+    assert re.search(name, " ") is None and re.search(name, "") is None
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("ann@example.com", True),
+        ("a.b-c+d@sub.example.org", True),
+        ("vic@exämple.com", True),
+        ("a..b@example.com", False),
+        (".a@example.com", False),
+        ("a.@example.com", False),
+        ("a@-example.com", False),
+        ("a@exa-.com", False),
+        ("a@example.12", False),
+        ("a@ex!ample.com", False),
+        ("a@example.com\n", False),
+        ("owner@rival.test", False),
+    ],
+)
+def test_the_document_and_the_server_agree_on_addresses(
+    client, business, document, address, allowed
+):
+    pattern = pattern_of(document, "ClientIn", "email")
+    assert (re.search(pattern, address) is not None) is allowed
+    body = booking_body(business, "2027-03-02T10:00:00+01:00")
+    body["client"]["email"] = address
+    answer = client.post(f"{TENANT}/bookings", json=body)
+    assert (answer.status_code == 201) is allowed, (answer.status_code, answer.json)

@@ -522,12 +522,22 @@ def _any_case(word: str) -> str:
 # The shape of what email-validator accepts (no quoted name, no IP address, a dot in the
 # domain) and the reserved domains it refuses, named from its own list so that they cannot drift.
 RESERVED_DOMAINS = "|".join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAIN_NAMES))
+# A mailbox name's characters unquoted (RFC 5322's atext, and any non-ASCII letter), and a
+# domain label's: letters and digits, hyphens inside only, at most 63.
+_ATEXT = r'[^\s"(),.:;<>@\[\\\]]'
+_LABEL_END = r"[^\s!-/:-@\[-`{-~]"
+_LABEL = _LABEL_END + r"(?:[^\s!-,./:-@\[-`{-~]{0,61}" + _LABEL_END + ")?"
 EMAIL_RULES = {
-    "pattern": rf'^(?!.*[.@]({RESERVED_DOMAINS})$)[^@\s"]+@[^@\s\[\]_]+[.][^@\s\[\]_.]+$',
-    "description": "An address that could receive mail: no quoted name or IP address, and a "
-    "domain with a dot that is not reserved: "
+    "pattern": (
+        rf"^(?![\s\S]*\s)(?!.*[.@]({RESERVED_DOMAINS})$)"
+        rf"{_ATEXT}+(?:[.]{_ATEXT}+)*@(?:{_LABEL}[.])+(?![0-9]+$){_LABEL}$"
+    ),
+    "description": "An address that could receive mail: no quoted name or IP address, no "
+    "leading, trailing or double dot, domain labels of letters, digits and inner hyphens, a "
+    "top-level domain that is not all digits, and not a reserved domain: "
     + ", ".join(f"`.{name}`" for name in sorted(SPECIAL_USE_DOMAIN_NAMES))
-    + ".",
+    + ". The server also checks what a pattern cannot: that an internationalised (`xn--`) "
+    "label is valid IDNA, and the overall lengths.",
 }
 IDEMPOTENCY_KEY = {
     "type": "string",

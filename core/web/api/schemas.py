@@ -51,17 +51,27 @@ def sane_day(value: date) -> date:
     return value
 
 
+# The document states the standard too (a pattern), so a generated client never sends text the
+# server refuses.
+_ONE_LINE = Field(json_schema_extra={"pattern": text.SINGLE_LINE_PATTERN})
+_MULTI_LINE = Field(json_schema_extra={"pattern": text.MULTI_LINE_PATTERN})
+
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_single_line),
+    Field(json_schema_extra={"pattern": text.NAME_PATTERN}),
 ]
 Phone = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=40, pattern=r"^[0-9+()./ -]*$"),
 ]
-Notes = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_multi_line)]
-Reason = Annotated[str, StringConstraints(max_length=500), AfterValidator(_multi_line)]
+Notes = Annotated[
+    str, StringConstraints(max_length=2000), AfterValidator(_multi_line), _MULTI_LINE
+]
+Reason = Annotated[
+    str, StringConstraints(max_length=500), AfterValidator(_multi_line), _MULTI_LINE
+]
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
 # A manage token is only hashed and compared, never stored or shown: any text is harmless, and one
 # that matches nothing is answered 404 like every wrong token.
@@ -70,7 +80,7 @@ Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
 MAX_ID = 2**31 - 1  # the databases' INTEGER
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 ConsentId = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_single_line)
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_single_line), _ONE_LINE
 ]
 
 
