@@ -526,18 +526,24 @@ RESERVED_DOMAINS = "|".join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAI
 # domain label's: letters and digits, hyphens inside only, at most 63.
 _ATEXT = r'[^\s"(),.:;<>@\[\\\]]'
 _LABEL_END = r"[^\s!-/:-@\[-`{-~]"
-_LABEL = _LABEL_END + r"(?:[^\s!-,./:-@\[-`{-~]{0,61}" + _LABEL_END + ")?"
+_LABEL_INSIDE = r"[^\s!-,./:-@\[-`{-~]{0,61}"
+_LABEL = _LABEL_END + "(?:" + _LABEL_INSIDE + _LABEL_END + ")?"
+# A top-level domain ends with a letter.
+_TOP_LABEL = _LABEL_END + "(?:" + _LABEL_INSIDE + r"[^\s!-@\[-`{-~])?"
 EMAIL_RULES = {
     "pattern": (
         rf"^(?![\s\S]*\s)(?!.*[.@]({RESERVED_DOMAINS})$)"
-        rf"{_ATEXT}+(?:[.]{_ATEXT}+)*@(?:{_LABEL}[.])+(?![0-9]+$){_LABEL}$"
+        # No label with "--" as its 3rd and 4th characters: an IDNA (xn--) label is valid only
+        # if its decoding is, which no pattern can say; send the Unicode form instead.
+        r"(?!.*@(?:[^.]*[.])*[^.@]{2}--)"
+        rf"{_ATEXT}+(?:[.]{_ATEXT}+)*@(?:{_LABEL}[.])+{_TOP_LABEL}$"
     ),
     "description": "An address that could receive mail: no quoted name or IP address, no "
-    "leading, trailing or double dot, domain labels of letters, digits and inner hyphens, a "
-    "top-level domain that is not all digits, and not a reserved domain: "
+    "leading, trailing or double dot, domain labels of letters, digits and inner hyphens (never "
+    "`--` as the 3rd and 4th characters: give an internationalised domain in its Unicode form, "
+    "not as `xn--`), a top-level domain ending with a letter, and not a reserved domain: "
     + ", ".join(f"`.{name}`" for name in sorted(SPECIAL_USE_DOMAIN_NAMES))
-    + ". The server also checks what a pattern cannot: that an internationalised (`xn--`) "
-    "label is valid IDNA, and the overall lengths.",
+    + ". The server also checks the overall lengths.",
 }
 IDEMPOTENCY_KEY = {
     "type": "string",
