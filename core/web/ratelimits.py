@@ -145,14 +145,6 @@ def init_app(app: Flask) -> None:
     app.extensions[MARKED_VIEWS] = MarkedViews(limiter, limits)
 
 
-def limit_pages(app: Flask, endpoints: tuple[tuple[str, str], ...]) -> None:
-    """Mark already registered views by endpoint, as :func:`rate_limited` marks a view where it
-    is defined (prefer that: a list of endpoint names can go stale). ``endpoints`` pairs an
-    endpoint with its category."""
-    for endpoint, category in endpoints:
-        app.view_functions[endpoint] = rate_limited(category)(app.view_functions[endpoint])
-
-
 def seconds_until_reset(app: Flask) -> int:
     """For the Retry-After of a 429: when the breached limit's window frees a request."""
     current = app.extensions[EXTENSION].current_limit

@@ -23,7 +23,7 @@ from bookwell.core.access import login, users
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, BookingStatus, Role, Tenant
-from bookwell.core.web import ratelimits, session_cookies
+from bookwell.core.web import session_cookies
 from bookwell.core.web.api.errors import retry_later
 from bookwell.core.web.forms import SingleLine
 from bookwell.core.web.identity import SignedInRows, login_manager, signed_in_rows
@@ -142,6 +142,7 @@ def _signed_in_client(tenant: Tenant) -> SignedInRows | None:
 
 
 @client_accounts.route("/register", methods=["GET", "POST"])
+@rate_limited("write")
 def register(slug: str):
     tenant = _tenant(slug)
     form = RegisterForm()
@@ -184,6 +185,7 @@ def sent(slug: str, what: str):
 
 
 @client_accounts.route("/verify/<token>", methods=["GET", "POST"])
+@rate_limited("login")
 def verify(slug: str, token: str):
     """The link asks for the password chosen at sign-up; nothing happens on GET (mail scanners
     open links). That password, and only that one, opens the account and signs the person in."""
@@ -235,6 +237,7 @@ def _expired(tenant: Tenant, what: str):
 
 
 @client_accounts.route("/resend", methods=["GET", "POST"])
+@rate_limited("write")
 def resend(slug: str):
     tenant = _tenant(slug)
     form = EmailForm()
@@ -367,6 +370,7 @@ def bookings(slug: str):
 
 
 @client_accounts.route("/forgot", methods=["GET", "POST"])
+@rate_limited("write")
 def forgot(slug: str):
     tenant = _tenant(slug)
     form = EmailForm()
@@ -380,6 +384,7 @@ def forgot(slug: str):
 
 
 @client_accounts.route("/reset/<token>", methods=["GET", "POST"])
+@rate_limited("write")
 def reset(slug: str, token: str):
     tenant = _tenant(slug)
     user = accounts.peek(db.session(), accounts.RESET_PASSWORD, token, clock.now())
@@ -417,15 +422,5 @@ def revoked_keys_line(count: int) -> str:
     return f"{count} API key was revoked." if count == 1 else f"{count} API keys were revoked."
 
 
-PAGE_LIMITS = (
-    ("client_accounts.register", "write"),
-    ("client_accounts.resend", "write"),
-    ("client_accounts.forgot", "write"),
-    ("client_accounts.reset", "write"),
-    ("client_accounts.verify", "login"),  # it checks a password
-)
-
-
 def init_app(app: Flask) -> None:
     app.register_blueprint(client_accounts)
-    ratelimits.limit_pages(app, PAGE_LIMITS)

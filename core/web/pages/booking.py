@@ -45,9 +45,10 @@ from bookwell.core.storage.models import (
     Service,
     Tenant,
 )
-from bookwell.core.web import ratelimits, security_headers, themes
+from bookwell.core.web import security_headers, themes
 from bookwell.core.web.forms import MultiLine, SingleLine
 from bookwell.core.web.pages import steps
+from bookwell.core.web.ratelimits import rate_limited
 from bookwell.core.web.request_tenant import current_tenant
 
 booking_pages = Blueprint("booking_pages", __name__, url_prefix="/book/<slug>")
@@ -267,13 +268,6 @@ def allow_the_tenants_frames(response: Response) -> Response:
     return response
 
 
-PAGE_LIMITS = (
-    ("booking_pages.details", "booking"),
-    ("booking_pages.cancel", "write"),
-    ("booking_pages.reschedule", "write"),
-)
-
-
 def status_word(status: object) -> str:
     """``confirmed`` -> ``Confirmed``; a status core does not know yet, readable all the same."""
     return STATUS_WORDS.get(
@@ -285,7 +279,6 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(status_word, "status_word")  # client pages, staff pages and mail
     themes.init_app(app)
     app.register_blueprint(booking_pages)
-    ratelimits.limit_pages(app, PAGE_LIMITS)
 
 
 @booking_pages.errorhandler(Refused)
@@ -459,6 +452,7 @@ def _answered_before(tenant: Tenant, key: str, fingerprint: str, now: datetime, 
 
 
 @booking_pages.route("/details", methods=["GET", "POST"])
+@rate_limited("booking")
 def details(slug: str):
     tenant = _tenant(slug)
     service, provider, provider_arg = _choice(tenant)
@@ -771,6 +765,7 @@ def _refusal_text(refused: Refused) -> str:
 
 
 @booking_pages.post("/manage/<reference>/cancel")
+@rate_limited("write")
 def cancel(slug: str, reference: str):
     tenant = _tenant(slug)
     form = TokenForm()
@@ -804,6 +799,7 @@ def cancel(slug: str, reference: str):
 
 
 @booking_pages.post("/manage/<reference>/reschedule")
+@rate_limited("write")
 def reschedule(slug: str, reference: str):
     tenant = _tenant(slug)
     form = RescheduleForm()

@@ -25,13 +25,12 @@ from bookwell.core.pluginhost import settings as plugin_settings
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant, User
-from bookwell.core.web import ratelimits
 from bookwell.core.web.forms import SingleLine
 from bookwell.core.web.pages.admin import page, require_page
+from bookwell.core.web.ratelimits import rate_limited
 from bookwell.hooks import Setting
 
 marketplace_pages = Blueprint("marketplace", __name__, url_prefix="/admin/<slug>/marketplace")
-PAGE_LIMITS = (("marketplace.switch", "write"), ("marketplace.save_settings", "write"))
 FIELD_PREFIX = "setting-"
 
 
@@ -171,6 +170,7 @@ def _status(refused: plugin_rules.RuleBroken) -> int:
 
 
 @marketplace_pages.post("/switch")
+@rate_limited("write")
 def switch(slug: str):
     tenant, user = require_page(slug, "plugins.manage", "plugins")
     form = SwitchForm()
@@ -232,6 +232,7 @@ def _typed(settings: tuple[Setting, ...]) -> tuple[dict[str, Any], dict[str, Any
 
 
 @marketplace_pages.post("/settings")
+@rate_limited("write")
 def save_settings(slug: str):
     tenant, user = require_page(slug, "plugins.manage", "plugins")
     form = PluginForm()
@@ -255,4 +256,3 @@ def save_settings(slug: str):
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(marketplace_pages)
-    ratelimits.limit_pages(app, PAGE_LIMITS)
