@@ -186,6 +186,8 @@ class Booking(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancellation_reason: Mapped[str | None] = mapped_column(String(500))
     reschedule_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What a cancelled prepaid booking is due back (set by a plugin's refund rule); None: no rule.
+    refund_due_cents: Mapped[int | None] = mapped_column(Integer)
 
     service: Mapped[Service] = relationship()
     provider: Mapped[Provider] = relationship()
@@ -251,6 +253,9 @@ class BookingConsent(Base):
     version: Mapped[str] = mapped_column(String(50))
     text_sha256: Mapped[str] = mapped_column(String(64))
     given_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Who gave it, from where: part of the proof (None for consents stored before 0010).
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
 
 
 class AuditEntry(Base):
@@ -447,6 +452,21 @@ class PluginStoreEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    plugin: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PlatformPluginStoreEntry(Base):
+    """One key of a plugin's ``ctx.store`` for the whole instance: the store of platform
+    support's logins, which belong to no business."""
+
+    __tablename__ = "platform_plugin_store"
+    __table_args__ = (UniqueConstraint("plugin", "key", name="uq_platform_plugin_store_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
     plugin: Mapped[str] = mapped_column(String(100))
     key: Mapped[str] = mapped_column(String(200))
     value: Mapped[str] = mapped_column(Text)
