@@ -155,6 +155,14 @@ def booking_requirements(ctx: Context, settings: Settings) -> list[Consent] | No
 
 
 @hookspec
+def password_rules(ctx: Context, settings: Settings) -> list[str] | None:
+    """Contribution: the rules a new password must meet, in words (``"At least 15
+    characters."``), shown beside every password field before the user types. ``ctx.actor`` is
+    the account whose password it is when known (a change, a reset, an invitation); ``None`` on a
+    client's sign-up. ``before_password_set`` stays the authority."""
+
+
+@hookspec
 def response_headers(ctx: Context, settings: Settings) -> Mapping[str, str] | None:
     """Contribution: headers to add to every response of the tenant (e.g. HSTS)."""
 
@@ -259,6 +267,7 @@ EVENTS = (
 )
 CONTRIBUTIONS = (
     "booking_requirements",
+    "password_rules",
     "response_headers",
     "session_limits",
     "filter_message",

@@ -76,6 +76,10 @@ class Refusal:
     # A login guard may let the login through with a restricted token instead: the token opens
     # only routes marked with this scope (e.g. ``"enroll_totp"``); ``code`` says why.
     grant_scope: str | None = None
+    # With ``grant_scope``: the path of this site's page where a browser does what the scope asks
+    # (e.g. the plugin's enrolment page). The staff and client pages then start a restricted
+    # session and send the browser there; without it they refuse the login with the message.
+    continue_at: str | None = None
 
 
 @dataclass(frozen=True)
