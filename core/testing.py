@@ -513,12 +513,15 @@ def bookwell_cli(
     """``bookwell_cli("plugins", "enable", "tuesdays", "--tenant", "salon")`` runs the
     ``bookwell`` command in this process, as an operator would, on the test's database and
     instance, with the app's plugins, settings and ``clock``. Returns click's ``Result``:
-    ``exit_code``, ``output`` (stdout and stderr together)."""
+    ``exit_code``, ``output`` (stdout and stderr together). ``settings={...}`` changes the
+    command's settings for that one run, as an operator's environment would (e.g.
+    ``bookwell_cli("keys", "rotate", settings={"ENCRYPTION_KEY": "new,test-encryption-key"})``)."""
     built: list[Flask] = []
+    this_run: dict[str, Any] = {}
 
     def build(config: dict[str, Any] | None = None) -> Flask:
         settings = _app_settings(tmp_path, database_url, clock, bookwell_plugins, bookwell_settings)
-        built.append(create_app({**(config or {}), **settings}))
+        built.append(create_app({**(config or {}), **settings, **this_run}))
         return built[-1]
 
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -526,7 +529,9 @@ def bookwell_cli(
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(cli_instance, "create_app", build)
 
-    def run(*args: str) -> Any:
+    def run(*args: str, settings: dict[str, Any] | None = None) -> Any:
+        this_run.clear()
+        this_run.update(settings or {})
         return CliRunner().invoke(bookwell_main, ["--instance", str(tmp_path / "instance"), *args])
 
     yield run

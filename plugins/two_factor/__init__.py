@@ -1,0 +1,147 @@
+"""Two-step login with an authenticator app (Google Authenticator and the like), RFC 6238.
+
+After the password, an enrolled account is asked for the app's 6-digit code (or one of its
+recovery codes) as a further login step: ``otp_required`` until one is given, ``otp_invalid``
+for a wrong one, each with the ``challenge`` that makes every login page ask for it. The roles
+in ``required_roles`` must use it: such an account that has not set up an app is let in only to
+do that (a login restricted to the scope ``enroll_totp``, code ``otp_enrollment_required``),
+through the API (``POST /api/v1/tenants/<slug>/me/totp``, then ``.../me/totp/confirm``) or the
+staff page "Two-step login", where everyone else may set it up too.
+
+What it promises:
+
+* The secret is 160 random bits, kept only encrypted with the business's key (so
+  ``bookwell keys rotate`` re-wraps it with everything else), and becomes active only once a
+  code of it was given: a mistyped set-up never locks anyone out.
+* A code is accepted once. The same code again, or one of an earlier step than a code already
+  used, is refused, also when two requests race with it (exactly one wins).
+* At most 5 wrong codes per account in 15 minutes: then ``locked`` (``details.locked_until``)
+  for 15 minutes, right code or not. The plugin keeps this throttle whether or not the business
+  also runs ``password_policy``, whose lockout counts the same ``otp_invalid`` failures on its
+  own: both hold, and the stricter one decides.
+* Ten recovery codes, each good once, kept only as keyed digests, shown once; making new ones
+  voids the old ones.
+* Owners reset a staff member's set-up from the page "Two-step login: staff" (audited), and
+  operators anyone's with ``bookwell two_factor reset --tenant SLUG --email E``. The account
+  gets an e-mail whenever its second factor is set up, renewed or reset.
+* Support logins: when the operator lists ``two_factor`` among the support plugins, a support
+  account is asked for its code in the same way, using the instance's store; where the instance
+  gives no store, a support account that must use it is refused (the check cannot run).
+"""
+
+from __future__ import annotations
+
+from bookwell.hooks import Context, Manifest, MenuItem, Refusal, Setting, hookimpl
+
+from . import authenticator
+
+ROLES = ("owner", "manager", "staff", "receptionist", "client", "support")
+SCOPE = "enroll_totp"
+CHALLENGE = {"field": "otp", "label": "6-digit code from your authenticator app (or a recovery code)"}
+
+MANIFEST = Manifest(
+    name="two_factor",
+    title="Two-step login (Google Authenticator)",
+    description=(
+        "After the password, a 6-digit code from an authenticator app such as Google "
+        "Authenticator: a stolen password alone no longer opens an account. Chosen roles must "
+        "use it; anyone may."
+    ),
+    version="1.0.0",
+    category="Security",
+    author="Bookwell",
+    settings=(
+        Setting(
+            key="required_roles",
+            type="list",
+            default=["owner", "manager"],
+            label="Required for",
+            help=(
+                "Roles that must log in with an authenticator app; the others may choose to. "
+                "Someone of these roles without an app set up can do nothing but set one up. "
+                "'support' counts only where the operator switches this plugin on for "
+                "platform support."
+            ),
+            choices=ROLES,
+        ),
+    ),
+)
+
+
+def enrolment_page(ctx: Context) -> str | None:
+    """Where a browser sets up an app: the staff page (clients and support have none yet)."""
+    if ctx.tenant is None or ctx.actor is None or ctx.actor.role in ("client", "support"):
+        return None
+    return f"/admin/{ctx.tenant.slug}/two_factor/"
+
+
+@hookimpl
+def before_login(ctx: Context, settings) -> Refusal | None:
+    user = ctx.actor
+    if ctx.store is None:
+        if user.role in settings["required_roles"]:
+            # A check that must run and cannot: the login is refused (plugin_failed).
+            raise RuntimeError("two_factor has no store for this login (support without one)")
+        return None
+    if not authenticator.is_enrolled(ctx, user.id):
+        if user.role not in settings["required_roles"]:
+            return None
+        return Refusal(
+            "Set up two-step login to continue: add this account to an authenticator app "
+            "(such as Google Authenticator) and confirm it with a code.",
+            code="otp_enrollment_required",
+            grant_scope=SCOPE,
+            continue_at=enrolment_page(ctx),
+        )
+    answer = (ctx.login.answers.get("otp") or "").strip() if ctx.login else ""
+    if not answer:
+        return Refusal(
+            "Enter the 6-digit code from your authenticator app.",
+            code="otp_required",
+            status=401,
+            field="otp",
+            challenge=CHALLENGE,
+        )
+    until = authenticator.reserve_attempt(ctx, user.id)
+    if until is not None:
+        return Refusal(
+            "Too many wrong codes: logging in is paused for this account for a while.",
+            code="locked",
+            status=401,
+            details={"locked_until": until},
+        )
+    used = authenticator.check_code(ctx, user.id, answer)
+    if used is None:
+        return Refusal(
+            "That code is not right, or was already used. Enter the current code.",
+            code="otp_invalid",
+            status=401,
+            field="otp",
+            challenge=CHALLENGE,
+        )
+    if used == "recovery" and ctx.tenant is not None:
+        left = authenticator.recovery_codes_left(ctx, user.id)
+        ctx.audit("recovery_code.used", f"user:{user.id}", {"left": left})
+    return None
+
+
+@hookimpl
+def staff_menu(ctx: Context) -> list[MenuItem]:
+    items = [MenuItem("Two-step login", f"/admin/{ctx.tenant.slug}/two_factor/")]
+    if ctx.actor is not None and ctx.actor.role == "owner":
+        items.append(MenuItem("Two-step login: staff", f"/admin/{ctx.tenant.slug}/two_factor/staff"))
+    return items
+
+
+@hookimpl
+def routes():
+    from .views import pages
+
+    return pages
+
+
+@hookimpl
+def commands():
+    from .commands import two_factor_reset
+
+    return [two_factor_reset]
