@@ -77,6 +77,7 @@ __all__ = [
     "STAFF_PASSWORD",
     "START",
     "AuditRecord",
+    "BearerClient",
     "BookingClient",
     "Business",
     "InvalidSettings",

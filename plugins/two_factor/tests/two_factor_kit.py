@@ -21,13 +21,14 @@ def code_at(secret: str, clock, steps: int = 0) -> str:
     return pyotp.TOTP(secret).generate_otp(pyotp.TOTP(secret).timecode(clock()) + steps)
 
 
-def enrol(member, clock) -> tuple[str, list[str]]:
-    """Set up ``member``'s app through the API: its secret and recovery codes. The code that
-    confirmed it is spent, so the clock moves on a step for the next one."""
-    started = member.api.post("me/totp")
+def enrol(api, clock) -> tuple[str, list[str]]:
+    """Set up an app through the API for the account of ``api`` (a ``BearerClient``, such as
+    ``member.api``): its secret and recovery codes. The code that confirmed it is spent, so the
+    clock moves on a step for the next one."""
+    started = api.post("me/totp")
     assert started.status_code == 200, started.json
     secret = secret_of(started.json["otpauth_uri"])
-    confirmed = member.api.post("me/totp/confirm", json={"code": code_at(secret, clock)})
+    confirmed = api.post("me/totp/confirm", json={"code": code_at(secret, clock)})
     assert confirmed.status_code == 200, confirmed.json
     clock.advance(seconds=STEP)
     return secret, confirmed.json["recovery_codes"]
