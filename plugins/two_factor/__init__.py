@@ -37,7 +37,10 @@ from . import authenticator
 
 ROLES = ("owner", "manager", "staff", "receptionist", "client", "support")
 SCOPE = "enroll_totp"
-CHALLENGE = {"field": "otp", "label": "6-digit code from your authenticator app (or a recovery code)"}
+CHALLENGE = {
+    "field": "otp",
+    "label": "6-digit code from your authenticator app (or a recovery code)",
+}
 
 MANIFEST = Manifest(
     name="two_factor",
@@ -129,7 +132,9 @@ def before_login(ctx: Context, settings) -> Refusal | None:
 def staff_menu(ctx: Context) -> list[MenuItem]:
     items = [MenuItem("Two-step login", f"/admin/{ctx.tenant.slug}/two_factor/")]
     if ctx.actor is not None and ctx.actor.role == "owner":
-        items.append(MenuItem("Two-step login: staff", f"/admin/{ctx.tenant.slug}/two_factor/staff"))
+        items.append(
+            MenuItem("Two-step login: staff", f"/admin/{ctx.tenant.slug}/two_factor/staff")
+        )
     return items
 
 
@@ -142,6 +147,7 @@ def routes():
 
 @hookimpl
 def commands():
-    from .commands import two_factor_reset
+    # Not a submodule named "commands": importing it would replace this hook on the package.
+    from .operator_commands import two_factor_reset
 
     return [two_factor_reset]

@@ -76,8 +76,8 @@ def _lock_key(user_id: int) -> str:
 
 
 def email_key(ctx: Context, email: str) -> str:
-    """Where the account id of an enrolled address is found (for the operator's reset), under
-    a keyed digest so that the store does not list addresses."""
+    """Where an enrolled address's account (``{"id", "email", "name"}``) is found, for the
+    operator's reset, under a keyed digest so that no key names an address."""
     return "email:" + ctx.secrets.digest(email.strip().casefold())
 
 
@@ -245,7 +245,9 @@ def confirm_enrolment(ctx: Context, user: UserInfo, answer: str) -> list[str] | 
     ctx.store.delete(_pending_key(user.id))
     _forgive_attempts(ctx, user.id)
     ctx.store.delete(_lock_key(user.id))
-    ctx.store.set(email_key(ctx, user.email), user.id)
+    ctx.store.set(
+        email_key(ctx, user.email), {"id": user.id, "email": user.email, "name": user.name}
+    )
     if user.role not in ("client", "support"):
         _update_people(ctx, user.id, {"email": user.email, "name": user.name, "role": user.role})
     return new_recovery_codes(ctx, user.id)

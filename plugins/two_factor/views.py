@@ -114,8 +114,7 @@ def api_confirm(slug: str):
         return _error(
             422,
             "otp_invalid",
-            "That code is not right: check the app shows this account, and enter its current "
-            "code.",
+            "That code is not right: check the app shows this account, and enter its current code.",
             fields={"code": "That code is not right."},
         )
     _enrolled(ctx, caller.user)

@@ -12,7 +12,10 @@ from two_factor_kit import STEP, code_at, enrol, error_code, login
 
 from bookwell.core.testing import BearerClient, api_login
 
-CHALLENGE = {"field": "otp", "label": "6-digit code from your authenticator app (or a recovery code)"}
+CHALLENGE = {
+    "field": "otp",
+    "label": "6-digit code from your authenticator app (or a recovery code)",
+}
 
 
 @pytest.fixture
@@ -51,7 +54,7 @@ def test_a_wrong_code_is_refused_and_asked_again(app, enrolled, clock):
 
 def test_a_wrong_password_never_reaches_the_code(app, enrolled, clock):
     member, secret, _ = enrolled
-    answer = login(app, member, code_at(secret, clock), password="not the password at all")
+    answer = login(app, member, code_at(secret, clock), password="not the password at all")  # noqa: S106
     assert error_code(answer) == "invalid_credentials"
     # The code was not spent by the refused attempt.
     assert login(app, member, code_at(secret, clock)).status_code == 200

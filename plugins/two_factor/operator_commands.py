@@ -16,11 +16,12 @@ from . import authenticator, notices
 def two_factor_reset(slug: str, email: str) -> None:
     """Remove an account's authenticator app: its next login sets one up again."""
     ctx = plugin_context(slug)
-    user_id = ctx.store.get(authenticator.email_key(ctx, email))
-    if user_id is None:
+    account = ctx.store.get(authenticator.email_key(ctx, email))
+    if account is None:
         raise click.ClickException(f"{email} has no authenticator app set up at {ctx.tenant.name}")
-    person = authenticator.enrolled_staff(ctx).get(user_id, {})
-    authenticator.reset(ctx, user_id, email)
-    ctx.audit("reset", f"user:{user_id}", {"email": email.strip(), "by": "operator"})
-    notices.reset(ctx, email.strip(), person.get("name", email.strip()), "the platform's operator")
-    click.echo(f"{email}: two-step login reset at {ctx.tenant.name}; the next login sets it up again")
+    authenticator.reset(ctx, account["id"], account["email"])
+    ctx.audit("reset", f"user:{account['id']}", {"email": account["email"], "by": "operator"})
+    notices.reset(ctx, account["email"], account["name"], "the platform's operator")
+    click.echo(
+        f"{email}: two-step login reset at {ctx.tenant.name}; the next login sets it up again"
+    )
