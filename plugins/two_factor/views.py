@@ -176,7 +176,7 @@ def _home(slug: str, page: StaffPage, form: CodeForm | None = None, status: int 
     user = page.user
     values: dict[str, Any] = {
         "slug": slug,
-        "form": form or CodeForm(formdata=None),
+        "form": CodeForm(formdata=None) if form is None else form,
         "enrolled": authenticator.is_enrolled(ctx, user.id),
         "codes_left": authenticator.recovery_codes_left(ctx, user.id),
         **shown,
@@ -217,10 +217,7 @@ def recovery_codes(slug: str):
     ctx = plugin_context(slug)
     if not authenticator.is_enrolled(ctx, page.user.id):
         return _home(slug, page)
-    if not form.validate_on_submit():
-        return _home(slug, page, form, 422)
-    refused = _page_proof(ctx, page.user, form, recovery=False)
-    if refused is not None:
+    if not form.validate_on_submit() or _page_proof(ctx, page.user, form, recovery=False):
         return _home(slug, page, form, 422)
     return _home(slug, page, recovery_codes=_renewed(ctx, page.user))
 
