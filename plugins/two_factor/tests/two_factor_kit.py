@@ -3,9 +3,11 @@ app would show at the clock's time."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
+import segno
 
 from bookwell.core.testing import STAFF_PASSWORD, api_login
 
@@ -40,3 +42,34 @@ def login(app, member, otp: str | None = None, password: str = STAFF_PASSWORD):
 
 def error_code(answer) -> str:
     return answer.json["error"]["code"]
+
+
+def qr_modules(svg: str) -> set[tuple[int, int]]:
+    """The dark modules ``(column, row)`` of a QR code segno drew as SVG: its one dark path is
+    rows of horizontal runs (``M x y``, ``m dx dy``, ``h length``), one module high."""
+    path = re.search(r'class="qrline"[^>]* d="([^"]+)"', svg)
+    assert path, svg[:300]
+    x = y = 0.0
+    dark = set()
+    for command, first, second in re.findall(r"([MmHh])(-?[\d.]+)(?: (-?[\d.]+))?", path.group(1)):
+        if command == "M":
+            x, y = float(first), float(second)
+        elif command == "m":
+            x, y = x + float(first), y + float(second)
+        else:
+            dark.update((int(x) + i, int(y)) for i in range(int(float(first))))
+            x += float(first)
+    return dark
+
+
+def encodes(svg: str, text: str) -> bool:
+    """Whether the QR code ``svg`` reads ``text`` (drawn as the plugin draws it)."""
+    matrix = segno.make(text, error="m").matrix
+    border = 4  # segno's quiet zone, in modules
+    expected = {
+        (column + border, row + border)
+        for row, line in enumerate(matrix)
+        for column, module in enumerate(line)
+        if module
+    }
+    return qr_modules(svg) == expected
