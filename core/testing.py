@@ -89,6 +89,7 @@ __all__ = [
     "TickReport",
     "api_login",
     "create_user",
+    "csrf_token_of",
     "host_of",
     "open_business",
     "open_every_day",
