@@ -72,10 +72,12 @@ MANIFEST = Manifest(
 
 
 def enrolment_page(ctx: Context) -> str | None:
-    """Where a browser sets up an app: the staff page (clients and support have none yet)."""
-    if ctx.tenant is None or ctx.actor is None or ctx.actor.role in ("client", "support"):
+    """Where a browser sets up an app: the staff or the client side's page of this business
+    (platform support has none)."""
+    if ctx.tenant is None or ctx.actor is None or ctx.actor.role == "support":
         return None
-    return f"/admin/{ctx.tenant.slug}/two_factor/"
+    side = "book" if ctx.actor.role == "client" else "admin"
+    return f"/{side}/{ctx.tenant.slug}/two_factor/"
 
 
 @hookimpl

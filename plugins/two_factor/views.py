@@ -9,16 +9,17 @@ full login."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, redirect, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from bookwell.hooks import Context, UserInfo
 from bookwell.hooks.pages import (
-    StaffPage,
     plugin_context,
     render_staff_page,
     require_api_user,
@@ -149,7 +150,7 @@ def _renewed(ctx: Context, user: UserInfo) -> list[str]:
     return codes
 
 
-# --- the staff pages -------------------------------------------------------------------------
+# --- each person's own page: staff in the staff pages, clients beside their bookings ----------
 
 
 class CodeForm(FlaskForm):
@@ -163,19 +164,54 @@ class CodeForm(FlaskForm):
     )
 
 
-def _own_page(slug: str) -> StaffPage:
-    """The signed-in staff member's own set-up page: open to a login restricted to setting
-    one up, where core supports such page sessions (``login_scope``), and to a full login."""
-    if "login_scope" in inspect.signature(require_staff).parameters:
-        return require_staff(slug, "bookings.read", login_scope=SCOPE)  # type: ignore[call-arg]
-    return require_staff(slug, "bookings.read")
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks at their own "Two-step login" page, and how that side's pages are drawn."""
+
+    side: str  # "staff" or "client"
+    user: UserInfo
+    render: Callable[[int, dict[str, Any]], Any]
+    logout_url: str
 
 
-def _home(slug: str, page: StaffPage, form: CodeForm | None = None, status: int = 200, **shown):
+def _viewer(slug: str, side: str, *, setting_up: bool = False) -> Viewer:
+    """The signed-in person of ``side``, or the request ends (their login page, 403...). The
+    set-up views (``setting_up``) also open to a login restricted to setting one up, where core
+    supports such page sessions (``login_scope``)."""
+    if side == "staff":
+        if setting_up and "login_scope" in inspect.signature(require_staff).parameters:
+            page = require_staff(slug, "bookings.read", login_scope=SCOPE)  # type: ignore[call-arg]
+        else:
+            page = require_staff(slug, "bookings.read")
+        return Viewer(
+            side,
+            page.user,
+            lambda status, values: render_staff_page(
+                page, "two_factor/staff_home.html", status=status, **values
+            ),
+            f"/admin/{slug}/logout",
+        )
     ctx = plugin_context(slug)
-    user = page.user
+    if ctx.actor is None or ctx.actor.role != "client":
+        abort(redirect(f"/book/{slug}/account/login"))
+    return Viewer(
+        side,
+        ctx.actor,
+        lambda status, values: (
+            render_template("two_factor/client_home.html", tenant=ctx.tenant, **values),
+            status,
+        ),
+        f"/book/{slug}/account/logout",
+    )
+
+
+def _home(slug: str, viewer: Viewer, form: CodeForm | None = None, status: int = 200, **shown):
+    ctx = plugin_context(slug)
+    user = viewer.user
     values: dict[str, Any] = {
         "slug": slug,
+        "side": viewer.side,
+        "logout_url": viewer.logout_url,
         "form": CodeForm(formdata=None) if form is None else form,
         "enrolled": authenticator.is_enrolled(ctx, user.id),
         "codes_left": authenticator.recovery_codes_left(ctx, user.id),
@@ -183,58 +219,80 @@ def _home(slug: str, page: StaffPage, form: CodeForm | None = None, status: int 
     }
     if not values["enrolled"] and "enrolment" not in values:
         values["enrolment"] = authenticator.start_enrolment(ctx, user, fresh=False)
-    return render_staff_page(page, "two_factor/home.html", status=status, **values)
+    return viewer.render(status, values)
 
 
-@pages.get("/admin/<slug>/two_factor/")
-def home(slug: str):
-    return _home(slug, _own_page(slug))
+def _both_sides(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Serve a view at ``/admin/<slug>/two_factor/<rule>`` for staff and at
+    ``/book/<slug>/two_factor/<rule>`` for clients."""
+
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
+        pages.add_url_rule(
+            f"/admin/<slug>/two_factor/{rule}",
+            view_func=view,
+            defaults={"side": "staff"},
+            **options,
+        )
+        pages.add_url_rule(
+            f"/book/<slug>/two_factor/{rule}",
+            view_func=view,
+            defaults={"side": "client"},
+            **options,
+        )
+        return view
+
+    return register
 
 
-@pages.post("/admin/<slug>/two_factor/confirm")
-def confirm(slug: str):
-    page = _own_page(slug)
+@_both_sides("", methods=["GET"])
+def home(slug: str, side: str):
+    return _home(slug, _viewer(slug, side, setting_up=True))
+
+
+@_both_sides("confirm", methods=["POST"])
+def confirm(slug: str, side: str):
+    viewer = _viewer(slug, side, setting_up=True)
     form = CodeForm()
     if not form.validate_on_submit():
-        return _home(slug, page, form, 422)
+        return _home(slug, viewer, form, 422)
     ctx = plugin_context(slug)
     try:
-        codes = authenticator.confirm_enrolment(ctx, page.user, form.code.data)
+        codes = authenticator.confirm_enrolment(ctx, viewer.user, form.code.data)
     except authenticator.EnrolmentMissing:
-        return _home(slug, page, form, 409, error="That set-up lapsed: here is a new one.")
+        return _home(slug, viewer, form, 409, error="That set-up lapsed: here is a new one.")
     if codes is None:
         form.code.errors = ["That code is not right: enter the code the app shows now."]
-        pending = authenticator.start_enrolment(ctx, page.user, fresh=False)
-        return _home(slug, page, form, 422, enrolment=pending)
-    _enrolled(ctx, page.user)
-    return _home(slug, page, recovery_codes=codes, just_enrolled=True)
+        pending = authenticator.start_enrolment(ctx, viewer.user, fresh=False)
+        return _home(slug, viewer, form, 422, enrolment=pending)
+    _enrolled(ctx, viewer.user)
+    return _home(slug, viewer, recovery_codes=codes, just_enrolled=True)
 
 
-@pages.post("/admin/<slug>/two_factor/recovery-codes")
-def recovery_codes(slug: str):
-    page = require_staff(slug, "bookings.read")
+@_both_sides("recovery-codes", methods=["POST"])
+def recovery_codes(slug: str, side: str):
+    viewer = _viewer(slug, side)
     form = CodeForm()
     ctx = plugin_context(slug)
-    if not authenticator.is_enrolled(ctx, page.user.id):
-        return _home(slug, page)
-    if not form.validate_on_submit() or _page_proof(ctx, page.user, form, recovery=False):
-        return _home(slug, page, form, 422)
-    return _home(slug, page, recovery_codes=_renewed(ctx, page.user))
+    if not authenticator.is_enrolled(ctx, viewer.user.id):
+        return _home(slug, viewer)
+    if not form.validate_on_submit() or _page_proof(ctx, viewer.user, form, recovery=False):
+        return _home(slug, viewer, form, 422)
+    return _home(slug, viewer, recovery_codes=_renewed(ctx, viewer.user))
 
 
-@pages.post("/admin/<slug>/two_factor/replace")
-def replace(slug: str):
+@_both_sides("replace", methods=["POST"])
+def replace(slug: str, side: str):
     """Move to another device: a current code (or recovery code), then a new set-up."""
-    page = require_staff(slug, "bookings.read")
+    viewer = _viewer(slug, side)
     form = CodeForm()
     ctx = plugin_context(slug)
-    if not authenticator.is_enrolled(ctx, page.user.id):
-        return _home(slug, page)
-    if not form.validate_on_submit() or _page_proof(ctx, page.user, form, recovery=True):
-        return _home(slug, page, form, 422)
-    enrolment = authenticator.start_enrolment(ctx, page.user)
-    ctx.audit("enrolment.started", f"user:{page.user.id}")
-    return _home(slug, page, enrolment=enrolment, replacing=True)
+    if not authenticator.is_enrolled(ctx, viewer.user.id):
+        return _home(slug, viewer)
+    if not form.validate_on_submit() or _page_proof(ctx, viewer.user, form, recovery=True):
+        return _home(slug, viewer, form, 422)
+    enrolment = authenticator.start_enrolment(ctx, viewer.user)
+    ctx.audit("enrolment.started", f"user:{viewer.user.id}")
+    return _home(slug, viewer, enrolment=enrolment, replacing=True)
 
 
 def _page_proof(ctx: Context, user: UserInfo, form: CodeForm, *, recovery: bool) -> bool:
@@ -248,6 +306,9 @@ def _page_proof(ctx: Context, user: UserInfo, form: CodeForm, *, recovery: bool)
         form.code.errors = ["That code is not right, or was already used."]
         return True
     return False
+
+
+# --- the owner's page: reset a staff member's set-up -----------------------------------------
 
 
 @pages.get("/admin/<slug>/two_factor/staff")
