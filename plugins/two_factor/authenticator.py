@@ -195,11 +195,11 @@ def reserve_attempt(ctx: Context, user_id: int) -> str | None:
     tries = ctx.store.increment(_tries_key(user_id), expires_at=ctx.now + THROTTLE_WINDOW)
     if tries <= MAX_WRONG_CODES:
         return None
+    # The count is left to expire, not cleared: a request that read "not held back" a moment
+    # ago would otherwise start a fresh count and have its code checked. It lapses (15 minutes
+    # after its first try) before the hold does (15 minutes after the sixth).
     until_at = ctx.now + THROTTLE_WINDOW
-    if ctx.store.compare_and_set(
-        _lock_key(user_id), None, until_at.isoformat(), expires_at=until_at
-    ):
-        ctx.store.delete(_tries_key(user_id))
+    ctx.store.compare_and_set(_lock_key(user_id), None, until_at.isoformat(), expires_at=until_at)
     return locked_until(ctx, user_id) or until_at.isoformat()
 
 

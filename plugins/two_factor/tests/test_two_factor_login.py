@@ -113,6 +113,21 @@ def test_five_wrong_codes_then_the_account_is_held_back_for_15_minutes(app, enro
     assert login(app, member, code_at(secret, clock)).status_code == 200
 
 
+def test_wrong_codes_sent_at_once_never_get_more_than_five_checks(app, enrolled, clock):
+    member, secret, _ = enrolled
+    wrong = f"{(int(code_at(secret, clock)) + 500_000) % 1_000_000:06d}"
+    start = threading.Barrier(8)
+
+    def attempt(_):
+        start.wait()
+        return error_code(login(app, member, wrong))
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(attempt, range(8)))
+    assert answers.count("otp_invalid") == 5
+    assert answers.count("locked") == 3
+
+
 def test_the_throttle_counts_wrong_codes_of_one_account_only(app, enrolled, receptionist, clock):
     member, secret, _ = enrolled
     for _ in range(6):

@@ -138,3 +138,19 @@ def test_a_role_that_must_enrol_is_sent_to_the_set_up_page_or_told_to(
         assert answer.status_code == 403
         assert "Set up two-step login to continue" in answer.text
     clock.advance(seconds=STEP)
+
+
+def test_a_plugin_that_cannot_check_the_code_refuses_the_page_login(
+    app, staff_member, enable_plugin, clock, plugin_context_for
+):
+    enable_plugin("two_factor")
+    secret, _ = enrol(staff_member.api, clock)
+    asked, browser = page_login(app, staff_member.email)
+    with plugin_context_for("two_factor") as ctx:
+        ctx.store.set(f"secret:{staff_member.user_id}", "not-an-encrypted-secret")
+    refused = browser.post(
+        "/admin/salon/login/step",
+        data={"csrf_token": csrf_token_of(asked), "answer": code_at(secret, clock)},
+    )
+    assert refused.status_code == 503
+    assert browser.get("/admin/salon/").status_code == 302  # not signed in: to the login page
