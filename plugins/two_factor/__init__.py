@@ -83,7 +83,7 @@ def enrolment_page(ctx: Context) -> str | None:
 @hookimpl
 def before_login(ctx: Context, settings) -> Refusal | None:
     user = ctx.actor
-    if ctx.store is None:
+    if ctx.store is None or ctx.secrets is None:
         if user.role in settings["required_roles"]:
             # A check that must run and cannot: the login is refused (plugin_failed).
             raise RuntimeError("two_factor has no store for this login (support without one)")

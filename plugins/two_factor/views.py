@@ -1,6 +1,7 @@
-"""The plugin's API views and staff pages: set up an authenticator app (a QR code drawn on the
-server as inline SVG, and the secret to type in), confirm it with a code, renew the recovery
-codes, and, for owners, reset a staff member's set-up.
+"""The plugin's API views and pages (staff under ``/admin/<slug>/two_factor/``, clients under
+``/book/<slug>/two_factor/``): set up an authenticator app (a QR code drawn on the server as
+inline SVG, and the secret to type in), confirm it with a code, renew the recovery codes, and,
+for owners, reset a staff member's set-up.
 
 The set-up views accept a login restricted to ``enroll_totp`` (an account that must set up an
 app before anything else) as well as a full one; renewing codes and resetting others need a
