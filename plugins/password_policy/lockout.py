@@ -97,8 +97,6 @@ class Attempt:
         if locked_until is not None:
             return locked_refusal(self.ctx, locked_until)
         if self.ip is not None:
-            if self.store.get(self.ip, 0) >= self.ip_limit:
-                return locked_refusal(self.ctx, self.ip_until.isoformat())
             taken = self.store.increment(self.ip, expires_at=self.ip_until)
             if taken > self.ip_limit:
                 if taken == self.ip_limit + 1:  # exactly one attempt sees the limit crossed
