@@ -126,7 +126,7 @@ def test_a_refusal_lists_every_rule_broken(app, enable_plugin, accounts_on):
     assert refusal["message"] == "The password does not meet the rules."
 
 
-def test_the_refusal_carries_the_list_in_its_details(app):
+def test_the_refusal_carries_the_list_in_its_details():
     ctx = Context(
         tenant=TenantInfo(1, "salon", "Salon", "Europe/Paris"),
         now=datetime(2027, 3, 1, tzinfo=UTC),
@@ -192,7 +192,7 @@ def test_a_new_staff_account_is_held_to_the_rules(app, tenant, clock, enable_plu
         )
 
 
-def test_the_rules_in_words(app):
+def test_the_rules_in_words():
     settings = {key.key: key.default for key in password_policy.MANIFEST.settings}
     tenant = TenantInfo(1, "salon", "Salon", "Europe/Paris")
     signing_up = Context(tenant=tenant, now=datetime(2027, 3, 1, tzinfo=UTC))
