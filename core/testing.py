@@ -34,7 +34,8 @@ login's answer, whatever it is.
 
 Plugins' tests also find here what they check against, so that they import nothing else of
 core: :func:`host_of` (the installed plugins), :func:`create_user`, and the marketplace's
-refusals :class:`PluginConflict`, :class:`PluginRequired` and :class:`InvalidSettings`.
+refusals :class:`PluginConflict`, :class:`PluginRequired` and :class:`InvalidSettings`; and
+:func:`self_signed_certificate`, for ``bookwell serve --certfile --keyfile``.
 """
 
 from __future__ import annotations
