@@ -212,3 +212,17 @@ def test_a_business_that_switched_it_off_asks_no_code(app, enrolled, disable_plu
     member, _, _ = enrolled
     disable_plugin("two_factor")
     assert login(app, member).status_code == 200
+
+
+def test_with_password_policy_on_wrong_codes_count_toward_its_lockout(
+    app, enrolled, enable_plugin, clock
+):
+    member, secret, _ = enrolled
+    enable_plugin("password_policy", max_attempts=3)
+    for _ in range(3):
+        assert error_code(login(app, member, "000000")) == "otp_invalid"
+    # Locked by the password policy before the password is even checked: three wrong codes,
+    # fewer than the plugin's own five.
+    held = login(app, member, code_at(secret, clock))
+    assert error_code(held) == "locked"
+    assert "locked_until" in held.json["error"]["details"]
