@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import availability, plugins, server
+from . import availability, logins, plugins, server
 from .benchmark import Benchmark
 
 BENCHMARKS: list[Benchmark] = [
     availability.BENCHMARK,
     plugins.BENCHMARK,
     server.BENCHMARK,
+    logins.BENCHMARK,
 ]
