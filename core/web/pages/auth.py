@@ -169,6 +169,40 @@ def carried_restriction(row, user) -> login.Grant | None:
     return login.restricted_grant(row.scope, message or identity.restriction_message(scope), page)
 
 
+def password_changed(tenant: Tenant | None, rows: identity.SignedInRows, home: str, login_url: str):
+    """What a page answers once it changed the password of the session the browser holds
+    (``users.change_password`` keeping that session). A full session goes ``home``. A session
+    restricted to ``password_change`` asks every ``before_login`` guard again, as the API's
+    password change does (:func:`login.reassess`): it becomes full (``home``), or takes the next
+    restriction (303 to that one's ``continue_at``), or ends, when a guard now asks for more
+    (a one-time code, say) or the next restriction has no page: then the login page, where the
+    next login asks for what is missing."""
+    app = current_app._get_current_object()
+    session = rows.session
+    if session is None or not session.scope:
+        return redirect(home)
+    try:
+        grant = login.reassess(
+            app, tenant=tenant, user=rows.user, session_id=session.id, now=clock.now()
+        )
+    except login.LoginRefused:
+        grant = None
+        ended = True  # reassess ended the session
+    else:
+        ended = grant is not None and not login.opens_a_page(app, grant.continue_at)
+    if not ended and grant is not None:
+        identity.remember_restriction(session.id, grant.continue_at, grant.message)
+        return redirect(grant.continue_at, 303)
+    identity.forget_restriction()
+    if not ended:
+        return redirect(home)
+    with db.write_transaction(app) as writer:
+        sessions.revoke(writer, session.id, clock.now())
+    response = make_response(redirect(login_url))
+    session_cookies.clear_cookie(response, session_cookies.COOKIE)
+    return response
+
+
 def answer_step(tenant: Tenant | None, screens: LoginScreens, login_url: str):
     """The further step's POST: the answer goes to the guards under the field the challenge
     named (``otp`` unless it said otherwise), with the user the pending session holds."""
