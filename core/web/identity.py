@@ -182,7 +182,8 @@ def signed_in_rows() -> SignedInRows | None:
 
 
 def restricted_rows() -> SignedInRows | None:
-    """The rows of this request's restricted session, if its bearer is one (see above)."""
+    """The rows of this request's restricted session, if its bearer (or, on the pages, its
+    cookie) is one (see above)."""
     current_user.is_authenticated  # noqa: B018 - loads the request's caller
     return g.get(RESTRICTED)
 

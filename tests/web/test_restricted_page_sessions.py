@@ -532,3 +532,22 @@ def test_after_the_password_page_the_next_restriction_takes_its_page(app, people
     assert live_scopes(app) == ["enroll_totp:otp_enrollment_required"]
     assert_sent_to(client.get("/admin/salon/"), "/admin/salon/gate/enrol")
     assert_sent_to(client.get("/admin/salon/password"), "/admin/salon/gate/enrol")
+
+
+@pytest.mark.parametrize("then", ["code", "gate without a page"])
+def test_after_the_password_page_a_guard_that_wants_more_ends_the_session(
+    app, people, enable, then
+):
+    enable("long-passwords")
+    client = app.test_client()
+    assert_sent_to(page_log_in(client), "/admin/salon/password")
+    if then == "code":
+        enable("code")
+    else:
+        Gate.page = None
+        enable("gate")
+    done = client.post("/admin/salon/password", data={"new_password": NEW_PASSWORD})
+    assert done.status_code == 302 and done.location == "/"
+    assert live_scopes(app) == []
+    to_login = client.get("/admin/salon/")
+    assert to_login.status_code == 302 and to_login.location == "/admin/salon/login"

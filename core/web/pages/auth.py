@@ -186,18 +186,18 @@ def password_changed(tenant: Tenant | None, rows: identity.SignedInRows, home: s
             app, tenant=tenant, user=rows.user, session_id=session.id, now=clock.now()
         )
     except login.LoginRefused:
-        grant = None
-        ended = True  # reassess ended the session
+        grant = None  # the guards ended the session (reassess revoked it)
     else:
-        ended = grant is not None and not login.opens_a_page(app, grant.continue_at)
-    if not ended and grant is not None:
-        identity.remember_restriction(session.id, grant.continue_at, grant.message)
-        return redirect(grant.continue_at, 303)
+        if grant is None:
+            identity.forget_restriction()
+            return redirect(home)
+        if login.opens_a_page(app, grant.continue_at):
+            identity.remember_restriction(session.id, grant.continue_at, grant.message)
+            return redirect(grant.continue_at, 303)
+        # A restriction no page serves: as at a login, the browser gets no such session.
+        with db.write_transaction(app) as writer:
+            sessions.revoke(writer, session.id, clock.now())
     identity.forget_restriction()
-    if not ended:
-        return redirect(home)
-    with db.write_transaction(app) as writer:
-        sessions.revoke(writer, session.id, clock.now())
     response = make_response(redirect(login_url))
     session_cookies.clear_cookie(response, session_cookies.COOKIE)
     return response
