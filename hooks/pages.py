@@ -12,7 +12,9 @@ layout, and forms protected against cross-site requests. ::
         return render_staff_page(page, "gift_cards/admin.html", form=form)
 
 A plugin's JSON views (under ``/api/``, called with a bearer token) start with
-``require_api_user(slug)`` instead.
+``require_api_user(slug)`` instead; its pages about the person's own account (staff or client)
+with ``require_account(slug)``. A page a restricted login is sent to (its ``Refusal``'s
+``continue_at``) names the scope it accepts: ``require_staff(slug, login_scope="enroll_totp")``.
 
 Core provides what these call when the app starts; a plugin never imports core.
 """
