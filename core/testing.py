@@ -34,11 +34,13 @@ login's answer, whatever it is.
 
 Plugins' tests also find here what they check against, so that they import nothing else of
 core: :func:`host_of` (the installed plugins), :func:`create_user`, and the marketplace's
-refusals :class:`PluginConflict`, :class:`PluginRequired` and :class:`InvalidSettings`.
+refusals :class:`PluginConflict`, :class:`PluginRequired` and :class:`InvalidSettings`; and
+:func:`self_signed_certificate`, for ``bookwell serve --certfile --keyfile``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -47,6 +49,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,6 +95,7 @@ __all__ = [
     "open_business",
     "open_every_day",
     "page_login",
+    "self_signed_certificate",
 ]
 
 POSTGRES_ENV = "BOOKWELL_TEST_POSTGRES"
@@ -358,6 +362,58 @@ def page_login(
         data={"csrf_token": csrf_token_of(form), "email": email, "password": password},
     )
     return answer, browser
+
+
+def self_signed_certificate(
+    folder: Path, *names: str, passphrase: bytes | None = None
+) -> tuple[Path, Path]:
+    """A certificate for ``names`` (host names or IP addresses; ``127.0.0.1`` and
+    ``localhost`` when none) signed by its own key, written as ``cert.pem`` and ``key.pem`` in
+    ``folder``: for ``bookwell serve --certfile --keyfile``, trusted by a client told to
+    (``requests.get(..., verify=cert)``). ``passphrase`` encrypts the key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    names = names or ("127.0.0.1", "localhost")
+    alternatives: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternatives.append(x509.DNSName(name))
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    # Valid around the wall clock, not the test's: the TLS client checks it against the former.
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+        # Its own authority too, so that OpenSSL takes it as the root it was told to trust.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
 
 
 def csrf_token_of(page) -> str:

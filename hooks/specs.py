@@ -85,7 +85,9 @@ def before_reschedule(
 
 @hookspec
 def before_request(ctx: Context, settings: Settings) -> Refusal | Redirect | None:
-    """Guard, before any view of a tenant's pages or API runs. May return a :class:`Redirect`."""
+    """Guard, before any view of a tenant's pages or API runs: every route with the tenant's
+    slug in its path, and the API's routes without one (``/api/v1/auth/...``) called with a
+    bearer (token or API key) of one of the tenant's users. May return a :class:`Redirect`."""
 
 
 @hookspec

@@ -92,11 +92,18 @@ class Redirect:
 
 @dataclass(frozen=True)
 class RequestInfo:
+    """The request a hook runs in. ``scheme`` is ``https`` only when the request came so, or a
+    trusted proxy said it did (``BOOKWELL_TRUSTED_PROXIES``). ``url`` is the whole address as
+    asked for (scheme, host, path and query string), e.g. to send the browser to its ``https``
+    twin; ``method`` is the HTTP method in capitals."""
+
     ip: str | None
     user_agent: str | None
     scheme: str
     path: str
     host: str = ""
+    method: str = "GET"
+    url: str = ""
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ instance's key ring. Registered on the ``bookwell`` group in ``root.py``.
 
 Rotating the instance's key (``BOOKWELL_ENCRYPTION_KEY``): set it to ``new,old`` on every
 process and restart them, run ``bookwell keys rotate``, then set it to ``new`` alone. Rotation
-re-wraps each tenant's data key (never changes it, so what plugins encrypted stays readable) and
-re-seals the tenant's remembered idempotent answers with the new key, one tenant per transaction:
-a run that stops half-way is simply run again.
+re-wraps each tenant's data key and the instance's own (never changes them, so what plugins
+encrypted stays readable) and re-seals the tenant's remembered idempotent answers with the new
+key, one tenant per transaction: a run that stops half-way is simply run again.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ def rotate(obj: Any, slug: str | None) -> None:
             rewrapped += done.rewrapped is not None
             resealed += done.resealed
             unreadable += done.unreadable
+    if slug is None:
+        try:
+            rewrapped += _rotate_platform(app, ring)
+        except (keys.TenantKeyUnavailable, db.LockTimeout) as error:
+            failures.append(f"the instance's own key: {error}")
     click.echo(
         f"re-wrapped {_count(rewrapped, 'tenant key')} and re-sealed "
         f"{_count(resealed, 'stored answer')} with key {ring.current.fingerprint}"
@@ -120,6 +125,26 @@ def _rotate_one(app: Flask, ring: keys.KeyRing, tenant_id: int, slug: str) -> _R
     return _Rotated(rewrapped, resealed, unreadable)
 
 
+def _rotate_platform(app: Flask, ring: keys.KeyRing) -> bool:
+    """The instance's own data key (plugins' secrets about support accounts), audited in the
+    platform's trail. ``True`` if it was re-wrapped."""
+    now = clock.now(app)
+    with db.write_transaction(app) as session:
+        done = keys.rewrap(session, ring, keys.PLATFORM, now)
+        if done is not None:
+            audit.record(
+                session,
+                tenant_id=None,
+                actor="cli",
+                ip=None,
+                action="keys.rotated",
+                subject="platform",
+                details={"wrapped_by": {"from": done.previous, "to": done.current}},
+                now=now,
+            )
+    return done is not None
+
+
 @keys_group.command()
 @click.pass_obj
 def status(obj: Any) -> None:
@@ -131,6 +156,7 @@ def status(obj: Any) -> None:
     ring = keys.ring_of(app)
     with db.fresh_session(app) as session:
         standing = keys.status(session, ring)
+        platform = keys.platform_key_wrapped_by(session)
         tenants = session.scalar(select(func.count()).select_from(Tenant)) or 0
         older_answers = unreadable_answers = 0
         for body in session.scalars(select(IdempotencyKey.response_body)):
@@ -145,6 +171,12 @@ def status(obj: Any) -> None:
     )
     click.echo(f"  under the current key: {standing.current}")
     click.echo(f"  under older keys of the ring: {standing.older}")
+    platform_older = platform is not None and platform != ring.current.fingerprint
+    if platform is not None:
+        where = "an older key of the ring" if platform_older else "the current key"
+        if ring.find(platform) is None:
+            where = "a key not in the ring"
+        click.echo(f"the instance's own key (support accounts' secrets): under {where}")
     click.echo(f"stored answers sealed with older keys of the ring: {older_answers}")
     if standing.foreign:
         click.echo(f"warning: {_count(standing.foreign, 'tenant key')} under keys not in the ring")
@@ -153,7 +185,7 @@ def status(obj: Any) -> None:
             f"warning: {_count(unreadable_answers, 'stored answer')} opened by no key of the ring"
         )
     if len(ring.keys) > 1:
-        if standing.older or older_answers:
+        if standing.older or older_answers or platform_older:
             click.echo("the older keys are still needed: run `bookwell keys rotate`")
         else:
             click.echo("the older keys are no longer needed: remove them from the ring")

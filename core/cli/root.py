@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterator
@@ -80,16 +81,75 @@ def init(ctx: Context) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--certfile",
+    metavar="FILE",
+    help="Serve HTTPS with this certificate (PEM, with its chain); needs --keyfile.",
+)
+@click.option(
+    "--keyfile",
+    metavar="FILE",
+    help="The certificate's private key (PEM, without a passphrase); needs --certfile.",
+)
 @pass_context
-def serve(ctx: Context, host: str, port: int, workers: int) -> None:
-    """Serve the app with gunicorn. Without REDIS_URL, each worker process also runs the
-    scheduled work (on_schedule, due mail) every BOOKWELL_TICK_SECONDS, under database leases.
-    Forwarded headers are believed only as BOOKWELL_TRUSTED_PROXIES says. gunicorn's control
-    socket (for gunicornc) is gunicorn.ctl in the instance folder."""
+def serve(
+    ctx: Context,
+    host: str,
+    port: int,
+    workers: int,
+    certfile: str | None,
+    keyfile: str | None,
+) -> None:
+    """Serve the app with gunicorn, over HTTPS with --certfile and --keyfile. Without REDIS_URL,
+    each worker process also runs the scheduled work (on_schedule, due mail) every
+    BOOKWELL_TICK_SECONDS, under database leases. Forwarded headers are believed only as
+    BOOKWELL_TRUSTED_PROXIES says. gunicorn's control socket (for gunicornc) is gunicorn.ctl in
+    the instance folder. See docs/deploy.md for serving behind nginx or Caddy."""
+    tls = check_tls_files(certfile, keyfile)
     check_port_free(host, port)
     require_schema(ctx.app)
     db.engine_of(ctx.app).dispose()  # no connection of the master may be inherited by workers
-    run_gunicorn(ctx.instance, host, port, workers)
+    run_gunicorn(ctx.instance, host, port, workers, tls=tls)
+
+
+def check_tls_files(certfile: str | None, keyfile: str | None) -> tuple[str, str] | None:
+    """The certificate and key to serve HTTPS with, checked before anything starts: gunicorn
+    would find them wrong only in each worker, as a traceback, while the master retries."""
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise click.ClickException("--certfile and --keyfile go together: give both, or neither")
+    for option, path in (("--certfile", certfile), ("--keyfile", keyfile)):
+        try:
+            with open(path, "rb"):
+                pass
+        except FileNotFoundError as error:
+            raise click.ClickException(f"{option} {path}: no such file") from error
+        except IsADirectoryError as error:
+            raise click.ClickException(f"{option} {path}: a folder, not a file") from error
+        except OSError as error:
+            raise click.ClickException(
+                f"{option} {path}: cannot be read ({error.strerror or error})"
+            ) from error
+
+    def no_passphrase() -> bytes:
+        # Without this, OpenSSL would stop and ask on the terminal; gunicorn's workers cannot.
+        raise click.ClickException(
+            f"--keyfile {keyfile}: the key has a passphrase; give an unencrypted key, "
+            "readable by this user only"
+        )
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            certfile, keyfile, password=no_passphrase
+        )
+    except ssl.SSLError as error:
+        reason = error.reason or error.strerror or str(error)
+        raise click.ClickException(
+            f"cannot serve HTTPS with --certfile {certfile} and --keyfile {keyfile}: they are "
+            f"not a PEM certificate and its private key ({reason})"
+        ) from error
+    return certfile, keyfile
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -108,8 +168,7 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise click.ClickException(
-                    f"port {port} on {host} is taken by another program: "
-                    f"choose another with --port"
+                    f"port {port} on {host} is taken by another program: choose another with --port"
                 ) from error
             raise click.ClickException(
                 f"cannot listen on {host}:{port}: {error.strerror or error}"
@@ -139,7 +198,7 @@ def redacted_path(path: str) -> str:
     return SECRET_IN_PATH.sub(r"\1…", path)
 
 
-def served_base_url(instance: str | None, host: str, port: int) -> str | None:
+def served_base_url(instance: str | None, host: str, port: int, scheme: str = "http") -> str | None:
     """Where this server's pages are, for the links in its e-mail, when nobody configured
     ``BASE_URL`` (the default names port 8000: a server on another port mailed dead links);
     ``None`` when it is configured."""
@@ -152,15 +211,22 @@ def served_base_url(instance: str | None, host: str, port: int) -> str | None:
     shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - a name, not a bind
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}"
+    return f"{scheme}://{shown}:{port}"
 
 
-def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> None:
+def run_gunicorn(
+    instance: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    tls: tuple[str, str] | None = None,
+) -> None:
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
     control_socket = control_socket_of(instance)
-    base_url = served_base_url(instance, host, port)
+    scheme = "https" if tls else "http"
+    base_url = served_base_url(instance, host, port, scheme)
     overrides: dict[str, Any] = {"INSTANCE_PATH": instance} if instance else {}
     if base_url is not None:
         overrides["BASE_URL"] = base_url
@@ -185,6 +251,9 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             # BOOKWELL_TRUSTED_PROXIES, decides which forwarded headers count.
             self.cfg.set("forwarded_allow_ips", "")
             self.cfg.set("proxy_allow_ips", "")  # PROXY protocol: off, and trusted from no one
+            if tls is not None:
+                self.cfg.set("certfile", tls[0])
+                self.cfg.set("keyfile", tls[1])
             if control_socket is None:
                 self.cfg.set("control_socket_disable", True)
             else:
@@ -203,7 +272,7 @@ def run_gunicorn(instance: str | None, host: str, port: int, workers: int) -> No
             start_in_process(app)
             return app
 
-    click.echo(f"serving on http://{host}:{port}/ with {workers} workers")
+    click.echo(f"serving on {scheme}://{host}:{port}/ with {workers} workers")
     if base_url is not None:
         click.echo(f"links in e-mail point to {base_url} (set BOOKWELL_BASE_URL to change)")
     if control_socket is None:

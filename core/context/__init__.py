@@ -41,6 +41,8 @@ def request_info() -> RequestInfo | None:
         scheme=request.scheme,
         path=request.path,
         host=request.host,
+        method=request.method,
+        url=request.url,
     )
 
 

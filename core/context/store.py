@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bookwell.core.storage import db
-from bookwell.core.storage.models import PluginStoreEntry
+from bookwell.core.storage.models import PlatformPluginStoreEntry, PluginStoreEntry
 
 KEY_LENGTH = 200  # plugin_store.key
 MAX_VALUE_BYTES = 64 * 1024
@@ -211,3 +211,51 @@ def _encode(value: Any) -> str:
     if len(text) > MAX_VALUE_BYTES:  # ASCII: json.dumps escapes everything else
         raise ValueError(f"a stored value is at most {MAX_VALUE_BYTES // 1024} KiB as JSON")
     return text
+
+
+class PlatformStore(DatabaseStore):
+    """``ctx.store`` of one plugin for the whole instance: what it keeps about platform support's
+    accounts, which belong to no tenant (``platform_plugin_store``). The same semantics."""
+
+    def __init__(self, app: Flask, plugin: str, now: datetime, *, dry_run: bool = False) -> None:
+        if not plugin:  # the empty name is core's own (the instance's data key)
+            raise ValueError("a platform store belongs to a named plugin")
+        super().__init__(app, 0, plugin, now, dry_run=dry_run)
+
+    def _row(self, key: str) -> Select[tuple[PluginStoreEntry]]:
+        return select(PlatformPluginStoreEntry).where(  # type: ignore[return-value]
+            PlatformPluginStoreEntry.plugin == self._plugin,
+            PlatformPluginStoreEntry.key == key,
+        )
+
+    def _insert(self, session: Session, key: str, value: str, expires_at: datetime | None) -> bool:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        inserted = session.execute(
+            dialect.insert(PlatformPluginStoreEntry.__table__)
+            .values(
+                plugin=self._plugin,
+                key=key,
+                value=value,
+                expires_at=expires_at,
+                updated_at=self._now,
+            )
+            .on_conflict_do_nothing(index_elements=["plugin", "key"])
+            .returning(PlatformPluginStoreEntry.__table__.c.id)
+        )
+        return inserted.first() is not None
+
+    def _prune(self, session: Session) -> None:
+        expired = (
+            select(PlatformPluginStoreEntry.id)
+            .where(
+                PlatformPluginStoreEntry.plugin == self._plugin,
+                PlatformPluginStoreEntry.expires_at <= self._now,
+            )
+            .limit(PRUNE_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        session.execute(
+            delete(PlatformPluginStoreEntry)
+            .where(PlatformPluginStoreEntry.id.in_(expired))
+            .execution_options(synchronize_session=False)
+        )

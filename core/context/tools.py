@@ -20,6 +20,7 @@ from flask import Flask
 from bookwell.core import audit
 from bookwell.core.context import data as plugin_data
 from bookwell.core.context import secrets, store, tables
+from bookwell.core.storage import keys
 from bookwell.hooks import Context
 
 log = logging.getLogger("bookwell.plugins")
@@ -41,8 +42,8 @@ class PluginTools:
 
     def __call__(self, ctx: Context, plugin: str) -> Context:
         tenant = ctx.tenant
-        if tenant is None:  # instance-level calls (support logins): no tenant's tools to give
-            return _copy(ctx, plugin=plugin)
+        if tenant is None:  # instance-level calls (support logins): the instance's own tools
+            return self._platform_tools(ctx, plugin)
         app = self._app
         kept = self._kept.get((plugin, tenant.id, tenant.slug))
         if kept is None:
@@ -64,6 +65,19 @@ class PluginTools:
             files=files,
             audit=_PluginAudit(app, ctx, plugin),
             progress=progress,
+        )
+
+    def _platform_tools(self, ctx: Context, plugin: str) -> Context:
+        """Support accounts belong to no tenant: the store and secrets are the instance's (the
+        plugin's own keys, the instance's data key) and audit entries go to the platform's
+        chain. No tenant, so no data, tables or files."""
+        app = self._app
+        return _copy(
+            ctx,
+            plugin=plugin,
+            store=store.PlatformStore(app, plugin, ctx.now, dry_run=ctx.dry_run),
+            secrets=secrets.TenantSecrets(app, keys.PLATFORM),
+            audit=_PluginAudit(app, ctx, plugin),
         )
 
 
@@ -100,9 +114,7 @@ class _PluginAudit:
     def __init__(self, app: Flask, ctx: Context, plugin: str) -> None:
         self._app, self._ctx, self._plugin = app, ctx, plugin
 
-    def __call__(
-        self, action: str, subject: str, details: Mapping[str, Any] | None = None
-    ) -> None:
+    def __call__(self, action: str, subject: str, details: Mapping[str, Any] | None = None) -> None:
         if not action or not all(part.isidentifier() for part in action.split(".")):
             raise ValueError(f"an audit action is dotted lowercase words, not {action!r}")
         full = f"plugin.{self._plugin}.{action}"

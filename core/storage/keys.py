@@ -14,6 +14,11 @@ The ring serves two things:
   open. The wrapped text names the ring key that wrapped it by a fingerprint, itself derived by
   HKDF, which tells nothing of the key.
 
+The instance has a data key of its own as well, for what plugins keep about platform support's
+accounts (which belong to no tenant): the same kind of key, bound to the pseudo tenant id
+``PLATFORM`` (0; real ids start at 1), stored wrapped in ``platform_plugin_store`` under core's own
+plugin name ``""`` (no plugin can take an empty name).
+
 Unwrapped data keys are cached per app (so per process), a bounded number of them. A tenant's data
 key never changes (rotation re-wraps it, nothing replaces it), so a cached one cannot go stale.
 """
@@ -42,12 +47,15 @@ from sqlalchemy.orm import Session
 
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
-from bookwell.core.storage.models import TenantKey
+from bookwell.core.storage.models import PlatformPluginStoreEntry, TenantKey
 
 EXTENSION = "bookwell.keys"
 DATA_KEY_BYTES = 32
 NONCE_BYTES = 12  # AES-GCM's standard nonce; random, and few wraps per ring key
 WRAP_FORMAT = "aesgcm1"  # the first field of every wrapped key, so the format can evolve
+# The pseudo tenant id of the instance's own data key (ctx.secrets of support logins).
+PLATFORM = 0
+_PLATFORM_KEY = ("", "data_key")  # (plugin, key) of its row in platform_plugin_store
 CACHED_TENANTS = 4096  # unwrapped keys kept per process: 32 bytes each, so a small bound is cheap
 
 
@@ -258,6 +266,8 @@ def data_key(app: Flask, tenant_id: int) -> bytes:
 
 def _create(app: Flask, ring: KeyRing, tenant_id: int) -> str:
     candidate = ring.wrap(tenant_id, os.urandom(DATA_KEY_BYTES))
+    if tenant_id == PLATFORM:
+        return _create_platform(app, candidate)
     with db.write_transaction(app) as session:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         session.execute(
@@ -272,7 +282,28 @@ def _create(app: Flask, ring: KeyRing, tenant_id: int) -> str:
     return wrapped
 
 
+def _create_platform(app: Flask, candidate: str) -> str:
+    plugin, key = _PLATFORM_KEY
+    with db.write_transaction(app) as session:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(
+            dialect.insert(PlatformPluginStoreEntry.__table__)
+            .values(plugin=plugin, key=key, value=candidate, updated_at=clock.now(app))
+            .on_conflict_do_nothing(index_elements=["plugin", "key"])
+        )
+        wrapped = _wrapped_key(session, PLATFORM)
+    assert wrapped is not None  # inserted, or another process's row: nothing deletes it
+    return wrapped
+
+
 def _wrapped_key(session: Session, tenant_id: int) -> str | None:
+    if tenant_id == PLATFORM:
+        plugin, key = _PLATFORM_KEY
+        return session.scalar(
+            select(PlatformPluginStoreEntry.value).where(
+                PlatformPluginStoreEntry.plugin == plugin, PlatformPluginStoreEntry.key == key
+            )
+        )
     return session.scalar(select(TenantKey.wrapped_key).where(TenantKey.tenant_id == tenant_id))
 
 
@@ -299,6 +330,19 @@ def rewrap(session: Session, ring: KeyRing, tenant_id: int, now: datetime) -> Re
     if previous == ring.current.fingerprint:
         return None
     data_key = ring.unwrap(tenant_id, wrapped)
+    if tenant_id == PLATFORM:
+        plugin, key = _PLATFORM_KEY
+        session.execute(
+            update(PlatformPluginStoreEntry)
+            .where(
+                PlatformPluginStoreEntry.plugin == plugin,
+                PlatformPluginStoreEntry.key == key,
+                PlatformPluginStoreEntry.value == wrapped,
+            )
+            .values(value=ring.wrap(tenant_id, data_key), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return Rewrapped(tenant_id, previous, ring.current.fingerprint)
     session.execute(
         update(TenantKey)
         .where(TenantKey.tenant_id == tenant_id, TenantKey.wrapped_key == wrapped)
@@ -338,3 +382,10 @@ def status(session: Session, ring: KeyRing) -> RingStatus:
         )
         by_key.append((key.fingerprint, count or 0))
     return RingStatus(total, tuple(by_key), total - sum(count for _, count in by_key))
+
+
+def platform_key_wrapped_by(session: Session) -> str | None:
+    """The fingerprint of the ring key that wraps the instance's own data key; ``None`` while
+    it has not been made (no plugin has kept a secret about a support account yet)."""
+    wrapped = _wrapped_key(session, PLATFORM)
+    return None if wrapped is None else _parts(wrapped)[0]

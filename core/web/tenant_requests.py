@@ -1,7 +1,10 @@
 """Hooks around every request that names a tenant: ``before_request`` and ``response_headers``.
 
 The tenant is found once here and kept in ``g`` for the view, so plugins see the request before
-any view runs and can add headers to whatever the view answers.
+any view runs and can add headers to whatever the view answers. A request names a tenant by the
+slug in its path, or, on an API route without one (``/api/v1/auth/...``), by its bearer: a token
+or API key of a tenant's user makes the request that tenant's, so that what guards the tenant's
+requests (HTTPS only, say) guards the logout and the password change of its users too.
 """
 
 from __future__ import annotations
@@ -14,22 +17,40 @@ from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
 from bookwell.core.storage import db
-from bookwell.core.web.api.errors import answer
+from bookwell.core.storage.models import Tenant
+from bookwell.core.web import identity
+from bookwell.core.web.api.errors import ApiError, answer
 from bookwell.core.web.request_tenant import current_tenant
 from bookwell.hooks import Redirect, Refusal
 
 log = logging.getLogger("bookwell.plugins")
 
 
+def tenant_of_bearer() -> Tenant | None:
+    """On an API route without a slug, the tenant whose user the bearer is (a restricted
+    session's too); ``None`` for no bearer, a bad one, or a user of no tenant (support)."""
+    if request.endpoint is None or not request.path.startswith(identity.API_PREFIX):
+        return None
+    if not request.headers.get("Authorization"):
+        return None
+    try:
+        rows = identity.signed_in_rows() or identity.restricted_rows()
+    except ApiError:
+        return None  # a bad bearer: the view that needs the caller answers 401, doing nothing
+    if rows is None or rows.user.tenant_id is None:
+        return None
+    tenant = db.session().get(Tenant, rows.user.tenant_id)
+    g.tenant = tenant  # for response_headers, as a slug's tenant is
+    return tenant
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def guard_tenant_request():
         slug = (request.view_args or {}).get("slug")
-        if not isinstance(slug, str):
-            return None
-        tenant = current_tenant(slug)
+        tenant = current_tenant(slug) if isinstance(slug, str) else tenant_of_bearer()
         if tenant is None:
-            return None  # the view answers its own 404
+            return None  # the view answers its own 404 (or 401 for a bad bearer)
         host = host_of()
         session = db.session()
         g.enabled_plugins = host.enabled_for(session, tenant.id)
