@@ -352,9 +352,10 @@ def api_login(
 def page_login(
     app: Flask, email: str, password: str = STAFF_PASSWORD, *, business: Business | str = "salon"
 ) -> tuple[Any, FlaskClient]:
-    """A browser's login on the staff login page: its answer (302 when signed in, else the
-    page again with the reason: 401, or 403 for a login a guard would only let through
-    restricted) and the browser, a test client signed in when it succeeded."""
+    """A browser's login on the staff login page: its answer (302 when signed in; 303 to the
+    page a login a guard let through restricted goes to, its ``continue_at``; else the page
+    again with the reason: 401, or 403 for a restricted login without such a page) and the
+    browser, a test client signed in when it succeeded."""
     slug = business if isinstance(business, str) else business.slug
     browser = app.test_client()
     form = browser.get(f"/admin/{slug}/login")

@@ -12,7 +12,9 @@ layout, and forms protected against cross-site requests. ::
         return render_staff_page(page, "gift_cards/admin.html", form=form)
 
 A plugin's JSON views (under ``/api/``, called with a bearer token) start with
-``require_api_user(slug)`` instead.
+``require_api_user(slug)`` instead; its pages about the person's own account (staff or client)
+with ``require_account(slug)``. A page a restricted login is sent to (its ``Refusal``'s
+``continue_at``) names the scope it accepts: ``require_staff(slug, login_scope="enroll_totp")``.
 
 Core provides what these call when the app starts; a plugin never imports core.
 """
@@ -42,13 +44,45 @@ class StaffPage:
     user: StaffMember
 
 
-def require_staff(slug: str, permission: str = "bookings.read", scope: str = "plugin") -> StaffPage:
+def require_staff(
+    slug: str,
+    permission: str = "bookings.read",
+    scope: str = "plugin",
+    login_scope: str | None = None,
+) -> StaffPage:
     """The signed-in staff member of business ``slug``, if their role holds ``permission`` (core's
     names: ``bookings.read``, ``bookings.manage``, ``plugins.read``, ``plugins.manage`` (owner
     only), ...). Otherwise the request ends here, as on core's staff pages: the login page when
     nobody (or platform support) is signed in, 404 for another business's user, 403 for a role
-    without the permission or when a plugin's ``before_data_access`` refuses ``scope``."""
-    page: StaffPage = _kit().require_staff(slug, permission, scope)
+    without the permission or when a plugin's ``before_data_access`` refuses ``scope``.
+
+    A browser session a login guard restricted (its ``Refusal`` carried ``grant_scope`` and
+    ``continue_at``) passes only where ``login_scope`` names its scope, and then with the same
+    checks, for the person's own role; anywhere else it is sent (303) to its ``continue_at``.
+    A full session passes whatever ``login_scope`` says."""
+    page: StaffPage = _kit().require_staff(slug, permission, scope, login_scope)
+    return page
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    """The business and the signed-in account (staff or client) a page about the person's own
+    account is shown to."""
+
+    tenant: TenantInfo
+    user: UserInfo
+
+
+def require_account(slug: str, login_scope: str | None = None) -> AccountPage:
+    """Whoever is signed in to business ``slug``, staff or (verified) client, for a page about
+    their own account (say, their authenticator). Otherwise the request ends here: the login
+    page of where the page is (``/book/...``: the clients'; else the staff's) when nobody (or
+    platform support) is signed in, 404 for another business's account. No permission and no
+    ``before_data_access`` are asked: the page shows the person only what is theirs. A
+    restricted browser session passes where ``login_scope`` names its scope, and is sent (303)
+    to its ``continue_at`` anywhere else; a full session passes whatever it says. Check
+    ``page.user.role`` if the page is for some roles only."""
+    page: AccountPage = _kit().require_account(slug, login_scope)
     return page
 
 

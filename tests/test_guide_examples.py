@@ -24,6 +24,7 @@ from bookwell.core.testing import (
     PluginConflict,
     create_user,
     host_of,
+    page_login,
 )
 from bookwell.hooks import Manifest, hookimpl
 
@@ -316,6 +317,14 @@ class TestTheAuthenticator:
         assert enrolled.json["seed"] not in kept and ctx.secrets.decrypt(kept) == seed
         full = log_in(app, "owner@example.com").json
         assert full["scope"] == "tenant:salon" and "code" not in full
+
+    def test_a_browser_is_let_in_only_to_its_enrolment_page(self, app, staff):
+        answer, browser = page_login(app, "owner@example.com")
+        assert answer.status_code == 303
+        assert answer.location == "/admin/salon/authenticator/"
+        page = browser.get(answer.location)
+        assert page.status_code == 200 and page.text.startswith("Scan the code")
+        assert browser.get("/admin/salon/").location == "/admin/salon/authenticator/"
 
     def test_other_roles_log_in_as_usual(self, app, staff):
         answer = log_in(app, "receptionist@example.com")

@@ -8,6 +8,13 @@ login with the answers) or let the login through with a restricted scope (``gran
 a fresh session, ``after_login``, and the audit. A refusal runs ``after_login_failed`` with the
 reason (where a plugin counts failures, in its own transaction).
 
+Once the password is found right, every ``before_password_set`` guard is asked about it too
+(``ctx.login`` set, so a plugin can tell a login from a new password): a password the current
+rules refuse must be changed, so the login is restricted to ``password_change``
+(``password_change_required``). That restriction comes before any a ``before_login`` guard
+grants, since changing the password asks those guards again; a guard that cannot run refuses the
+login (``plugin_failed``), as at every door.
+
 A tenant's logins run its enabled plugins; platform support's run the instance-level set the
 operator configures (:mod:`bookwell.core.access.support`), with ``ctx.tenant`` ``None``.
 """
@@ -17,12 +24,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import update
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
 
 from bookwell.core import audit
 from bookwell.core.access import client_accounts, passwords, sessions, support
@@ -40,10 +49,19 @@ EMAIL_UNVERIFIED = "email_unverified"
 PLUGIN_FAILED = "plugin_failed"
 # The scope core itself opens a route to: changing one's password (POST /api/v1/auth/password).
 PASSWORD_CHANGE = "password_change"  # noqa: S105 - a scope's name, not a password
+PASSWORD_CHANGE_REQUIRED = "password_change_required"  # noqa: S105 - a refusal's code
+# Where each side's change-password page is: a browser restricted to PASSWORD_CHANGE goes there.
+CHANGE_PASSWORD_PAGES = {
+    "staff": "/admin/{slug}/password",
+    "client": "/book/{slug}/account/password",
+    "support": "/support/password",
+}
 # A restricted session stores "<scope>:<code>" in ``auth_sessions.scope`` (40 characters), so
 # that every route it may not open answers 403 with the code of the refusal that restricted it.
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
 SCOPE_COLUMN_LENGTH = 40
+# A page's path: printable ASCII, no query, fragment, backslash or space.
+_LOCAL_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 
 
 class LoginRefused(Exception):
@@ -62,6 +80,9 @@ class LoginRefused(Exception):
         super().__init__(message)
         self.code, self.message, self.challenge = code, message, challenge
         self.refusals, self.status = list(refusals), status
+        # With a challenge: the restriction the password already earned (a password the rules
+        # refuse), which the further step must keep, since it will not see the password again.
+        self.carried: Grant | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,8 @@ class Grant:
     message: str
     details: Mapping[str, Any] | None
     refusals: tuple[PluginRefusal, ...]
+    # The path of the page where a browser does what the scope asks (``Refusal.continue_at``).
+    continue_at: str | None = None
 
     @property
     def stored(self) -> str:
@@ -233,7 +256,14 @@ def _grant_of(refused: Refused) -> Grant | None:
     if any(item.refusal.grant_scope is None or item.refusal.challenge for item in items):
         return None
     first = items[0].refusal
-    grant = Grant(first.grant_scope, first.code, first.message, first.details, tuple(items))
+    grant = Grant(
+        first.grant_scope,
+        first.code,
+        first.message,
+        first.details,
+        tuple(items),
+        continue_at=first.continue_at,
+    )
     well_formed = _WORD.fullmatch(grant.scope) and _WORD.fullmatch(grant.code)
     if not well_formed or len(grant.stored) > SCOPE_COLUMN_LENGTH:
         log.warning(
@@ -270,22 +300,37 @@ def finish(
     kind: str,
     now: datetime,
     password: str | None = None,
+    carried: Grant | None = None,
 ) -> LoggedIn:
-    """The further steps: every ``before_login`` guard (with the answers to earlier
-    challenges), then a fresh session. ``password``, when known, lets an outdated hash be
-    upgraded to the current argon2 parameters.
+    """The further steps: the typed ``password`` against the current rules (when the caller
+    still has it; a further step passes the restriction that check ``carried`` instead), every
+    ``before_login`` guard (with the answers to earlier challenges), then a fresh session. The
+    password also lets an outdated hash be upgraded to the current argon2 parameters.
 
-    Only an API session may be restricted (``kind == "api"``): a browser has no page a plugin
-    marks with a scope, so on the pages a restricted grant is refused (403, its message)."""
+    A restricted browser session needs the page where the browser does what its scope asks
+    (``continue_at``, a page of this site): without one the login is refused with the
+    restriction's message (403), as the pages did before they had such pages."""
     reader = db.session()
     enabled, broken = plugins_for(app, tenant)
     ctx = _context(app, tenant, user, _attempt(user.email, user, answers), now)
     try:
-        grant = _verdict(app, ctx, enabled, broken)
+        compliance = carried
+        if password is not None:
+            compliance = password_compliance(app, ctx, tenant, user, password, enabled, broken)
+        try:
+            grant = _verdict(app, ctx, enabled, broken)
+        except LoginRefused as refused:
+            refused.carried = compliance
+            raise
     except LoginRefused as refused:
         _failed(app, ctx, enabled, tenant, user.email, refused.code, now)
         raise
-    if grant is not None and kind != "api":
+    if compliance is not None:
+        # The password first: changing it asks the login guards again, whose restrictions then
+        # take their turn (listed after it).
+        later = grant.refusals if grant is not None else ()
+        grant = replace(compliance, refusals=compliance.refusals + later)
+    if grant is not None and kind != "api" and not opens_a_page(app, grant.continue_at):
         _failed(app, ctx, enabled, tenant, user.email, grant.code, now)
         raise LoginRefused(grant.code, grant.message, refusals=grant.refusals, status=403)
     limits = sessions.limits_for(app, reader, tenant, now, user)
@@ -322,6 +367,63 @@ def finish(
         )
     host_of(app).event("after_login", ctx, enabled)
     return LoggedIn(user, row, secret, grant)
+
+
+def password_compliance(
+    app: Flask, ctx: Context, tenant: Tenant | None, user: User, password: str, enabled, broken
+) -> Grant | None:
+    """The password just found right, held to the current rules (every ``before_password_set``
+    guard; ``ctx.login`` tells them it is a login): ``None`` when it passes, else the
+    ``password_change`` restriction, whose message lists every rule it breaks. A guard that
+    could not run refuses the login (``plugin_failed``): a check that cannot run never lets a
+    password through."""
+    try:
+        host_of(app).guard("before_password_set", ctx, enabled, broken, password=password)
+    except Refused as refused:
+        failed = [item for item in refused.refusals if item.refusal.code == PLUGIN_FAILED]
+        if failed:
+            raise LoginRefused(
+                PLUGIN_FAILED, failed[0].refusal.message, refusals=refused.refusals, status=503
+            ) from None
+        rules = [item.refusal.message for item in refused.refusals]
+        return Grant(
+            PASSWORD_CHANGE,
+            PASSWORD_CHANGE_REQUIRED,
+            "Your password no longer meets the rules, so choose a new one before you continue: "
+            + " ".join(rules),
+            {"rules": rules},
+            tuple(refused.refusals),
+            continue_at=change_password_page(tenant, user),
+        )
+    return None
+
+
+def change_password_page(tenant: Tenant | None, user: User) -> str:
+    """The path of the change-password page of the account's side (staff, client, support)."""
+    if tenant is None:
+        return CHANGE_PASSWORD_PAGES["support"]
+    side = "client" if user.role == Role.CLIENT else "staff"
+    return CHANGE_PASSWORD_PAGES[side].format(slug=tenant.slug)
+
+
+def opens_a_page(app: Flask, path: str | None) -> bool:
+    """Whether ``path`` is a page of this site a browser can be sent to: a local path (one
+    leading ``/``, no scheme, host, query or odd character) that one of the app's routes serves
+    on GET. Anything else could send the browser away, or to a 404 it could never leave."""
+    if not path or not _LOCAL_PATH.fullmatch(path) or path.startswith("//"):
+        return False
+    try:
+        app.url_map.bind("localhost").match(path, method="GET")
+    except (HTTPException, RoutingException):  # a redirect too (the slash a route adds)
+        return False
+    return True
+
+
+def restricted_grant(stored: str, message: str | None, continue_at: str | None) -> Grant:
+    """The :class:`Grant` a pending login carries to its further step (its ``scope`` column,
+    ``"<scope>:<code>"``), with the message and page the first step found."""
+    scope, code = restriction_of(stored) or (stored, stored)
+    return Grant(scope, code, message or "", None, (), continue_at=continue_at)
 
 
 def reassess(

@@ -17,19 +17,33 @@ session protection (which would write ``_fresh`` and ``_id`` into it).
 Core's own views that change an account or a session need its rows, not a copy:
 :func:`signed_in_rows` gives those found by the same lookup.
 
-A session a plugin's refusal restricted to a scope (``auth_sessions.scope``; see
-:mod:`bookwell.core.access.login`) is never ``current_user``: to every view it is nobody, and
-before any view runs, :func:`enforce_restrictions` answers 403 with the refusal's code on every
-API route but those open to its scope (core's log-out and password change, and plugins' views,
-which accept it only through ``bookwell.hooks.pages.require_api_user(slug, scope=...)``). On the
-pages (which never start one) a restricted cookie is simply not signed in.
+A session a refusal restricted to a scope (``auth_sessions.scope``; see
+:mod:`bookwell.core.access.login`) is never ``current_user`` by itself: to every view it is
+nobody, and before any view runs, :func:`enforce_restrictions` answers 403 with the refusal's
+code on every API route but those open to its scope (core's log-out and password change, and
+plugins' views, which accept it only through ``bookwell.hooks.pages.require_api_user(slug,
+scope=...)``).
+
+On the pages, a restricted browser session knows the page where the person does what its scope
+asks (``continue_at``, kept with the refusal's message in Flask's signed cookie, bound to the
+session's id; ``password_change`` always has its side's change-password page). Every page
+answers 303 there, but the log-outs, the login pages (the next login lifts a plugin's
+restriction), static files, and the views that accept its scope: core's marked with
+:func:`accepts_login_scope`, plugins' through ``require_staff``/``require_account`` with
+``login_scope``, which make the person ``current_user`` for the rest of the request
+(:func:`accept_login_scope`). Plugins' views run, as to nobody, before core knows whether they
+accept it; if they did not, their answer becomes the 303. A restricted cookie whose page is not
+known (another browser's) is simply not signed in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, redirect, request, url_for
+from flask import Flask, Response, abort, current_app, g, redirect, request, url_for
+from flask import session as signed_cookie
 from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.exceptions import Unauthorized
 
@@ -37,7 +51,7 @@ from bookwell.core.access import login, sessions, support
 from bookwell.core.context import tenant_info, user_info
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
-from bookwell.core.storage.models import ApiKey, AuthSession, User
+from bookwell.core.storage.models import ApiKey, AuthSession, Tenant, User
 from bookwell.core.web import session_cookies
 from bookwell.core.web.api.errors import ApiError
 from bookwell.core.web.request_tenant import current_tenant
@@ -55,6 +69,29 @@ OPEN_TO_RESTRICTED = {
 }
 # Plugins' blueprints are registered as "plugin_<name>" (bookwell.core.web.plugin_routes).
 PLUGIN_BLUEPRINT_PREFIX = "plugin_"
+# Pages a restricted browser session may always use: leaving, and logging in again (the next
+# login is what lifts a plugin's restriction).
+OPEN_TO_RESTRICTED_PAGES = frozenset(
+    {
+        "admin_auth.logout",
+        "support_auth.logout",
+        "client_accounts.logout",
+        "admin_auth.login",
+        "admin_auth.login_step",
+        "support_auth.login",
+        "support_auth.login_step",
+        "client_accounts.login_page",
+        "client_accounts.login_step",
+    }
+)
+# In Flask's signed cookie: {"session": id, "to": continue_at, "message": why}.
+CONTINUE_AT = "bookwell_continue_at"
+MESSAGE_KEPT = 1000  # characters of the refusal's message the cookie keeps
+PAGE_RESTRICTION = "bookwell_page_restriction"
+ACCEPTED = "bookwell_login_scope_accepted"
+DEFERRED = "bookwell_login_scope_deferred"
+LOGIN_SCOPES = "bookwell_login_scopes"  # on a core view: the restricted scopes it accepts
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,8 +136,10 @@ def load_signed_in(_request) -> SignedIn | None:
         setattr(g, RESTRICTED, rows)
         rows = None
     setattr(g, ROWS, rows)
-    if rows is None:
-        return None
+    return _signed_in(rows) if rows is not None else None
+
+
+def _signed_in(rows: SignedInRows) -> SignedIn:
     user = rows.user
     return SignedIn(
         id=user.id,
@@ -143,7 +182,8 @@ def signed_in_rows() -> SignedInRows | None:
 
 
 def restricted_rows() -> SignedInRows | None:
-    """The rows of this request's restricted session, if its bearer is one (see above)."""
+    """The rows of this request's restricted session, if its bearer (or, on the pages, its
+    cookie) is one (see above)."""
     current_user.is_authenticated  # noqa: B018 - loads the request's caller
     return g.get(RESTRICTED)
 
@@ -152,10 +192,153 @@ def restriction_message(scope: str) -> str:
     return f"This login is restricted to one step ({scope}): it opens nothing else until then."
 
 
+@dataclass(frozen=True)
+class PageRestriction:
+    """This request's restricted browser session: its rows, the scope and the code that
+    restricted it, the page it goes to and why."""
+
+    rows: SignedInRows
+    scope: str
+    code: str
+    continue_at: str
+    message: str
+
+
+def remember_restriction(session_id: int, continue_at: str, message: str) -> None:
+    """Where the restricted browser session ``session_id`` goes, and why (at its login)."""
+    signed_cookie[CONTINUE_AT] = {
+        "session": session_id,
+        "to": continue_at,
+        "message": message[:MESSAGE_KEPT],
+    }
+
+
+def forget_restriction() -> None:
+    signed_cookie.pop(CONTINUE_AT, None)
+
+
+def page_restriction() -> PageRestriction | None:
+    """The restricted browser session of this page request, if it knows where it goes."""
+    if request.path.startswith(API_PREFIX):
+        return None
+    if PAGE_RESTRICTION in g:
+        return g.get(PAGE_RESTRICTION)
+    found = None
+    rows = restricted_rows()
+    if rows is not None and rows.session is not None:
+        scope, code = login.restriction_of(rows.session.scope)
+        kept = signed_cookie.get(CONTINUE_AT)
+        to = message = None
+        if isinstance(kept, dict) and kept.get("session") == rows.session.id:
+            to, message = kept.get("to"), kept.get("message")
+        elif scope == login.PASSWORD_CHANGE:
+            tenant_id = rows.user.tenant_id
+            tenant = db.session().get(Tenant, tenant_id) if tenant_id is not None else None
+            to = login.change_password_page(tenant, rows.user)
+        if isinstance(to, str) and login.opens_a_page(current_app._get_current_object(), to):
+            found = PageRestriction(
+                rows, scope, code, to, str(message or restriction_message(scope))
+            )
+    setattr(g, PAGE_RESTRICTION, found)
+    return found
+
+
+def accepts_login_scope(*scopes: str) -> Callable[[View], View]:
+    """Marks a core page that a browser session restricted to one of ``scopes`` may open (it
+    then calls :func:`accept_login_scope` for the person); every other page sends it to its
+    ``continue_at``."""
+
+    def mark(view: View) -> View:
+        setattr(view, LOGIN_SCOPES, (*getattr(view, LOGIN_SCOPES, ()), *scopes))
+        return view
+
+    return mark
+
+
+def accept_login_scope(login_scope: str | None) -> SignedInRows | None:
+    """The rows of whoever is signed in on this page: a full session; or, when ``login_scope``
+    names its scope, a restricted one, which then is ``current_user`` for the rest of the
+    request (templates, ``plugin_context``'s actor). ``None`` for nobody."""
+    rows = signed_in_rows()
+    if rows is not None or login_scope is None or request.path.startswith(API_PREFIX):
+        return rows
+    restricted = restricted_rows()
+    if restricted is None or restricted.session is None:
+        return None
+    if login.restriction_of(restricted.session.scope)[0] != login_scope:
+        return None
+    setattr(g, ROWS, restricted)
+    g._login_user = _signed_in(restricted)  # Flask-Login's current_user of this request
+    setattr(g, ACCEPTED, True)
+    return restricted
+
+
+def send_restricted_on() -> None:
+    """Ends the request with the 303 to ``continue_at`` if a restricted browser session that
+    no view accepted asks for it (the gates of plugins' pages call this first)."""
+    restriction = page_restriction()
+    if restriction is not None and not g.get(ACCEPTED):
+        abort(_to_continue_at(restriction))
+
+
+def _to_continue_at(restriction: PageRestriction) -> Response:
+    return redirect(restriction.continue_at, 303)
+
+
+def _enforce_on_pages():
+    """A restricted browser session opens only the log-outs, the login pages, static files and
+    the views that accept its scope; everything else answers 303 to its ``continue_at``."""
+    if not request.cookies.get(session_cookies.COOKIE):
+        return None
+    restriction = page_restriction()
+    endpoint = request.endpoint or ""
+    if restriction is None or not endpoint or endpoint in OPEN_TO_RESTRICTED_PAGES:
+        return None
+    if endpoint == "static" or endpoint.endswith(".static"):
+        return None
+    view = current_app.view_functions.get(endpoint)
+    if (
+        restriction.scope in getattr(view, LOGIN_SCOPES, ())
+        or endpoint.startswith(PLUGIN_BLUEPRINT_PREFIX)
+        or request.path == restriction.continue_at
+    ):
+        setattr(g, DEFERRED, True)  # the view decides (accept_login_scope); see below
+        return None
+    return _to_continue_at(restriction)
+
+
+def _redirect_unaccepted(response: Response) -> Response:
+    """After a view that could have accepted the restricted session and did not: its answer
+    becomes the 303 (headers others set are kept). Its own ``continue_at`` is left alone, so a
+    page that forgot to accept its scope never loops."""
+    restriction = g.get(PAGE_RESTRICTION)
+    if not g.get(DEFERRED) or g.get(ACCEPTED) or restriction is None:
+        return response
+    if request.path == restriction.continue_at:
+        return response
+    response.status_code = 303
+    response.headers["Location"] = restriction.continue_at
+    response.set_data(b"")
+    return response
+
+
+def restriction_notice() -> str | None:
+    """The message a restricted browser session shows on the pages it may open."""
+    if request.path.startswith(API_PREFIX) or not request.cookies.get(session_cookies.COOKIE):
+        return None
+    if request.endpoint in OPEN_TO_RESTRICTED_PAGES:
+        return None  # the login pages: whoever logs in there may be someone else
+    restriction = page_restriction()
+    return restriction.message if restriction is not None else None
+
+
 def enforce_restrictions():
     """Before every view: a restricted bearer reaches only the routes open to its scope, and
-    gets 403 with the code of the refusal that restricted it everywhere else."""
-    if not request.path.startswith(API_PREFIX) or not request.headers.get("Authorization"):
+    gets 403 with the code of the refusal that restricted it everywhere else (for a browser
+    session on the pages, see :func:`_enforce_on_pages`)."""
+    if not request.path.startswith(API_PREFIX):
+        return _enforce_on_pages()
+    if not request.headers.get("Authorization"):
         return None
     try:
         rows = restricted_rows()
@@ -219,8 +402,11 @@ def init_app(app: Flask) -> None:
     # Flask-Login's own context processor would look the user up for every template rendered;
     # the proxy resolves only in templates that read it.
     login_manager.init_app(app, add_context_processor=False)
-    app.context_processor(lambda: {"current_user": current_user})
+    app.context_processor(
+        lambda: {"current_user": current_user, "login_restriction": restriction_notice()}
+    )
     app.before_request(enforce_restrictions)
+    app.after_request(_redirect_unaccepted)
     app.extensions[API_USERS_EXTENSION] = ApiUsers()
     # The plugins are loaded by now: check the support plugins' settings at start, not at the
     # first support login (a bad configuration is logged, and refuses support logins).

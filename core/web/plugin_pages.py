@@ -17,13 +17,14 @@ from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost import settings as plugin_settings
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Tenant
+from bookwell.core.storage.models import Role, Tenant
 from bookwell.core.web import identity
+from bookwell.core.web.identity import login_manager
 from bookwell.core.web.pages.admin import page, require_page
 from bookwell.core.web.plugin_routes import owner_of
 from bookwell.core.web.request_tenant import current_tenant
 from bookwell.hooks import Context, UserInfo
-from bookwell.hooks.pages import EXTENSION, StaffPage
+from bookwell.hooks.pages import EXTENSION, AccountPage, StaffPage
 
 # Set in the app context a plugin's command runs in (``bookwell <plugin> <command>``).
 COMMAND_PLUGIN = "bookwell_command_plugin"
@@ -35,10 +36,35 @@ def run_as_command_of(plugin: str) -> None:
 
 
 class StaffPages:
-    def require_staff(self, slug: str, permission: str, scope: str) -> StaffPage:
+    def require_staff(
+        self, slug: str, permission: str, scope: str, login_scope: str | None = None
+    ) -> StaffPage:
+        # A restricted session becomes current_user here only if login_scope is its scope;
+        # else it is sent on to its continue_at before the gate would ask it to log in.
+        identity.accept_login_scope(login_scope)
+        identity.send_restricted_on()
         tenant, user = require_page(slug, permission, scope)
         g.plugin_staff_page = (tenant, user)
         return StaffPage(tenant=tenant_info(tenant), user=user_info(user))
+
+    def require_account(self, slug: str, login_scope: str | None) -> AccountPage:
+        tenant = current_tenant(slug)
+        if tenant is None:
+            abort(404)
+        rows = identity.accept_login_scope(login_scope)
+        identity.send_restricted_on()
+        user = rows.user if rows is not None else None
+        if user is None or user.tenant_id is None:
+            # Nobody, or platform support (who has no account at a business).
+            abort(login_manager.unauthorized())
+        if user.tenant_id != tenant.id:
+            abort(404)
+        if user.role == Role.CLIENT and user.email_verified_at is None:
+            abort(login_manager.unauthorized())
+        if user.role != Role.CLIENT:
+            # Staff may be shown the page in the staff layout (render_staff_page).
+            g.plugin_staff_page = (tenant, user)
+        return AccountPage(tenant=tenant_info(tenant), user=user_info(user))
 
     def render_staff_page(self, staff_page: StaffPage, template: str, status: int, **values: Any):
         checked = g.get("plugin_staff_page")

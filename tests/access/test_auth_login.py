@@ -89,7 +89,9 @@ class Recorder:
 
     @hookimpl
     def before_password_set(ctx, password):
-        Recorder.heard.append(("before_password_set", ctx.tenant.slug, password))
+        # At a login, the password just typed is held to the current rules (ctx.login set).
+        hook = "before_password_set" if ctx.login is None else "before_password_set at login"
+        Recorder.heard.append((hook, ctx.tenant.slug, password))
 
 
 class NeedsDigit:
@@ -518,10 +520,11 @@ def test_before_password_set_is_asked_at_sign_up_users_create_and_password_chang
         headers={"Authorization": f"Bearer {token}"},
     )
     assert changed.status_code == 200, changed.json
-    asked = [entry for entry in Recorder.heard if entry[0] == "before_password_set"]
+    asked = [entry for entry in Recorder.heard if entry[0].startswith("before_password_set")]
     assert asked == [
         ("before_password_set", "salon", "sign-up password"),
         ("before_password_set", "salon", "cli password"),
+        ("before_password_set at login", "salon", "cli password"),
         ("before_password_set", "salon", "changed password"),
     ]
 
@@ -658,6 +661,7 @@ def test_after_login_and_after_login_failed_hear_how_each_login_ended(app, busin
     assert Recorder.heard == [
         ("after_login_failed", "nobody@example.com", "invalid_credentials"),
         ("after_login_failed", "owner@example.com", "invalid_credentials"),
+        ("before_password_set at login", "salon", PASSWORD),
         ("before_login", "owner@example.com", user_id),
         ("after_login", "owner@example.com", user_id),
     ]

@@ -420,6 +420,8 @@ def test_before_password_set_sees_the_account_whose_password_it_is(
         assert client_accounts.reset_password(app, tenant, secret, "a reset password", clock())
     # (A reset asks twice: before the link is used, and as the password is set.)
     seen = dict((password, actor) for password, actor, _ in Recorder.of("before_password_set"))
+    # The login's check of the password it was given (ctx.actor the account too) comes first.
+    assert seen.pop(PASSWORD).id == owner_id
     assert list(seen) == ["sign-up password", "a changed password", "a reset password"]
     new, changer, resetter = seen.values()
     assert (new.id, new.email, new.name, new.role, new.tenant_id) == (

@@ -72,7 +72,8 @@ class Gates:
 
     @hookimpl
     def before_password_set(ctx):
-        Gates.must_change.discard(ctx.actor.email)
+        if ctx.login is None:  # a new password, not the check of the old one at a login
+            Gates.must_change.discard(ctx.actor.email)
 
     @hookimpl
     def before_confirm(ctx):

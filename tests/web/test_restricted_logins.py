@@ -99,7 +99,8 @@ class PasswordPolicy:
 
     @hookimpl
     def before_password_set(ctx):
-        PasswordPolicy.must_change.discard(ctx.actor.id)
+        if ctx.login is None:  # a new password, not the check of the old one at a login
+            PasswordPolicy.must_change.discard(ctx.actor.id)
 
 
 class OneTimeCode:

@@ -5,8 +5,9 @@ A bearer is a session token (from ``/auth/login``; scoped to its tenant, expirin
 loader behind Flask-Login's ``current_user`` (:mod:`bookwell.core.web.identity`). Cookies are
 never read here, so the API needs no CSRF token.
 
-A login that every ``before_login`` refusal let through with a ``grant_scope`` answers 200 with
-a token restricted to that scope, and says why (``code``, ``message``). Such a token may log out,
+A login that every ``before_login`` refusal let through with a ``grant_scope``, or whose
+password the current rules refuse (``password_change``), answers 200 with a token restricted to
+that scope, and says why (``code``, ``message``). Such a token may log out,
 and a ``password_change`` one may change the password here, which asks the guards again: the
 same token then becomes full (or takes the next restriction, or ends when a guard now asks for
 more, such as a one-time code).
@@ -28,7 +29,7 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import Role, Tenant
 from bookwell.core.web import identity
 from bookwell.core.web.api import bodies
-from bookwell.core.web.api.errors import ApiError, refusal_body, retry_later
+from bookwell.core.web.api.errors import ApiError, json_safe, refusal_body, retry_later
 from bookwell.core.web.api.schemas import Body, Email, Password, PasswordChangeIn, Token
 from bookwell.core.web.ratelimits import rate_limited
 from bookwell.core.web.request_tenant import current_tenant
@@ -146,10 +147,9 @@ def refused_login(refused: login.LoginRefused):
 def grant_body(grant: login.Grant) -> dict[str, Any]:
     """What a restricted login says beside its token: the scope it may use, and why."""
     body: dict[str, Any] = {"scope": grant.scope, "code": grant.code, "message": grant.message}
-    listed = refusal_body(grant.refusals)
-    if "details" in listed:
-        body["details"] = listed["details"]
-    body["refusals"] = listed["refusals"]
+    if grant.details:
+        body["details"] = json_safe(grant.details)
+    body["refusals"] = refusal_body(grant.refusals)["refusals"]
     return body
 
 

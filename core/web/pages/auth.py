@@ -2,10 +2,12 @@
 
 Both go through :mod:`bookwell.core.access.login`, the same path as the API:
 ``before_password_check``, the password, then every ``before_login`` guard; a guard's challenge
-(say, a 6-digit code) becomes a further step. A login a guard would let through only with a
-restricted scope starts no session here (a browser has no page marked with a scope): the page
-says the refusal's message instead (403). Support's logins run the instance's support plugins.
-Each step's POST counts against the per-IP "login" rate limit, one bucket with the API's login.
+(say, a 6-digit code) becomes a further step. A login let through only with a restricted scope
+(a guard's ``grant_scope``, or a password the current rules refuse) starts a restricted session
+that goes to the page where the person does what the scope asks (``continue_at``; see
+:mod:`bookwell.core.web.identity`); without such a page it starts none, and the page says the
+refusal's message instead (403). Support's logins run the instance's support plugins. Each
+step's POST counts against the per-IP "login" rate limit, one bucket with the API's login.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from bookwell.core.access import login, sessions
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant
-from bookwell.core.web import session_cookies
+from bookwell.core.web import identity, session_cookies
 from bookwell.core.web.api.errors import retry_later
 from bookwell.core.web.forms import SingleLine
 from bookwell.core.web.identity import signed_in_rows
@@ -72,10 +74,18 @@ class LoginScreens:
 
 
 def start_session(
-    tenant: Tenant | None, user, answers, screens: LoginScreens, password: str | None = None
+    tenant: Tenant | None,
+    user,
+    answers,
+    screens: LoginScreens,
+    password: str | None = None,
+    carried: login.Grant | None = None,
 ):
-    """Every ``before_login`` guard, then the session and its cookie; or, when a guard asks for
-    a further step (a ``challenge``), a short pending session and the page that asks for it."""
+    """The password against the current rules, every ``before_login`` guard, then the session
+    and its cookie: to ``screens.home``, or a restricted one to its ``continue_at``; or, when a
+    guard asks for a further step (a ``challenge``), a short pending session and the page that
+    asks for it. A further step has no password: it passes the restriction the first step
+    ``carried``."""
     app = current_app._get_current_object()
     try:
         done = login.finish(
@@ -86,10 +96,13 @@ def start_session(
             kind="browser",
             now=clock.now(),
             password=password,
+            carried=carried,
         )
     except login.LoginRefused as refused:
         if refused.challenge:
-            # A further step: a new pending secret for it (renewed at every step).
+            # A further step: a new pending secret for it (renewed at every step). A restriction
+            # the password already earned rides on it, on the server, to the session it ends in.
+            kept = refused.carried
             with db.write_transaction(app) as writer:
                 row, secret = sessions.start(
                     writer,
@@ -102,7 +115,10 @@ def start_session(
                     now=clock.now(),
                     ip=None,
                     user_agent=None,
+                    scope=kept.stored if kept else None,
                 )
+            if kept is not None:
+                identity.remember_restriction(row.id, kept.continue_at or "", kept.message)
             response = screens.render_step(
                 dict(refused.challenge),
                 refused.message if answers else None,
@@ -113,11 +129,77 @@ def start_session(
             )
             return response
         return retry_later(screens.render_refused(refused.message, refused.status), refused.code)
-    response = make_response(redirect(screens.home))
+    _end_restricted_session(app)
+    if done.grant is not None:
+        # finish() started it only because continue_at is a page of this site.
+        identity.remember_restriction(done.session.id, done.grant.continue_at, done.grant.message)
+        response = make_response(redirect(done.grant.continue_at, 303))
+    else:
+        identity.forget_restriction()
+        response = make_response(redirect(screens.home))
     session_cookies.set_cookie(
         response, session_cookies.COOKIE, done.secret, done.session.expires_at
     )
     session_cookies.clear_cookie(response, session_cookies.PENDING_COOKIE)
+    return response
+
+
+def _end_restricted_session(app) -> None:
+    """A new login from a browser whose cookie held a restricted session ends that session:
+    the new one replaces it (and lifts its restriction)."""
+    restriction = identity.restricted_rows()
+    if restriction is not None and restriction.session is not None:
+        with db.write_transaction(app) as writer:
+            sessions.revoke(writer, restriction.session.id, clock.now())
+
+
+def carried_restriction(row, user) -> login.Grant | None:
+    """The restriction a pending login's first step found (its ``scope`` column, kept on the
+    server), with the message it kept in the signed cookie when that cookie still has it."""
+    if not row.scope:
+        return None
+    kept = identity.signed_cookie.get(identity.CONTINUE_AT)
+    message = None
+    if isinstance(kept, dict) and kept.get("session") == row.id:
+        message = kept.get("message")
+    scope = login.restriction_of(row.scope)[0]
+    tenant = db.session().get(Tenant, user.tenant_id) if user.tenant_id is not None else None
+    # Only the password's restriction is carried, and its page is always its side's.
+    page = login.change_password_page(tenant, user) if scope == login.PASSWORD_CHANGE else None
+    return login.restricted_grant(row.scope, message or identity.restriction_message(scope), page)
+
+
+def password_changed(tenant: Tenant | None, rows: identity.SignedInRows, home: str, login_url: str):
+    """What a page answers once it changed the password of the session the browser holds
+    (``users.change_password`` keeping that session). A full session goes ``home``. A session
+    restricted to ``password_change`` asks every ``before_login`` guard again, as the API's
+    password change does (:func:`login.reassess`): it becomes full (``home``), or takes the next
+    restriction (303 to that one's ``continue_at``), or ends, when a guard now asks for more
+    (a one-time code, say) or the next restriction has no page: then the login page, where the
+    next login asks for what is missing."""
+    app = current_app._get_current_object()
+    session = rows.session
+    if session is None or not session.scope:
+        return redirect(home)
+    try:
+        grant = login.reassess(
+            app, tenant=tenant, user=rows.user, session_id=session.id, now=clock.now()
+        )
+    except login.LoginRefused:
+        grant = None  # the guards ended the session (reassess revoked it)
+    else:
+        if grant is None:
+            identity.forget_restriction()
+            return redirect(home)
+        if login.opens_a_page(app, grant.continue_at):
+            identity.remember_restriction(session.id, grant.continue_at, grant.message)
+            return redirect(grant.continue_at, 303)
+        # A restriction no page serves: as at a login, the browser gets no such session.
+        with db.write_transaction(app) as writer:
+            sessions.revoke(writer, session.id, clock.now())
+    identity.forget_restriction()
+    response = make_response(redirect(login_url))
+    session_cookies.clear_cookie(response, session_cookies.COOKIE)
     return response
 
 
@@ -132,9 +214,11 @@ def answer_step(tenant: Tenant | None, screens: LoginScreens, login_url: str):
     field = form.field.data or "otp"
     if not form.validate_on_submit():
         return screens.render_step({"field": field}, "Please give the code to continue.", 422)
+    carried = carried_restriction(row, user)
     with db.write_transaction() as writer:
         sessions.revoke(writer, row.id, clock.now())
-    return start_session(tenant, user, {field: form.answer.data.strip()}, screens)
+    answers = {field: form.answer.data.strip()}
+    return start_session(tenant, user, answers, screens, carried=carried)
 
 
 def _staff_screens(tenant: Tenant | None, form, home: str) -> LoginScreens:
@@ -220,10 +304,12 @@ def logged_out(to: str):
     cleared the cookie but left its session alive would leave a working secret behind, in a
     copied cookie or a browser that kept it, with the person believing it gone: ending the
     session is the safe direction."""
-    rows = signed_in_rows()
-    if rows is not None:
+    # A restricted session is nobody to current_user, yet its cookie is cleared too: it ends.
+    rows = signed_in_rows() or identity.restricted_rows()
+    if rows is not None and rows.session is not None:
         login.log_out(current_app._get_current_object(), rows.session.id, rows.user, clock.now())
         logout_user()
+    identity.forget_restriction()
     waiting = session_cookies.pending()
     if waiting is not None:
         with db.write_transaction() as writer:
