@@ -64,7 +64,15 @@ class BrokenRules:
         raise RuntimeError("the rules are lost")
 
 
-PLUGINS = [LongPasswords, NoSalon, BrokenRules]
+class CrashingPolicy:
+    MANIFEST = Manifest("t_crash", "Crash", "Cannot judge.", "1", "security", "tests")
+
+    @hookimpl
+    def before_password_set(ctx, password):
+        raise RuntimeError("the policy is down")
+
+
+PLUGINS = [LongPasswords, NoSalon, BrokenRules, CrashingPolicy]
 
 
 @pytest.fixture
@@ -518,3 +526,28 @@ def test_without_plugins_core_rules_are_shown(app, business):
 )
 def test_the_access_log_never_shows_a_links_secret(path, shown):
     assert redacted_path(path) == shown
+
+
+# --- a policy that cannot judge refuses ---------------------------------------------------------
+
+
+def test_a_crashing_password_policy_refuses_every_new_password(app, business, clock):
+    owner = log_in_staff(app, "owner@example.com")
+    invite(owner)
+    invitation = link_of(mail_to(app, "newbie@example.com")[0], "/admin/salon/invite")
+    post_form(app.test_client(), "/admin/salon/forgot", {"email": "staff@example.com"})
+    reset = link_of(mail_to(app, "staff@example.com", "account.reset")[0], "/admin/salon/reset")
+    enable(app, business, clock, "t_crash")
+    new = {"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    changed = post_form(owner, "/admin/salon/password", {"current_password": STAFF_PASSWORD, **new})
+    joined = post_form(app.test_client(), invitation, new)
+    chosen = post_form(app.test_client(), reset, new)
+    for refused in (changed, joined, chosen):
+        assert refused.status_code == 422 and 'class="field-error"' in refused.text
+    # Nothing was set, and both links still work once the policy is back.
+    log_in_staff(app, "owner@example.com")
+    log_in_staff(app, "staff@example.com")
+    assert account(app, "newbie@example.com").password_hash == passwords.NO_PASSWORD
+    assert app.test_client().get(invitation).status_code == 200
+    assert app.test_client().get(reset).status_code == 200
+    assert mail_to(app, "owner@example.com", "account.password_changed") == []
