@@ -551,3 +551,29 @@ def test_a_crashing_password_policy_refuses_every_new_password(app, business, cl
     assert app.test_client().get(invitation).status_code == 200
     assert app.test_client().get(reset).status_code == 200
     assert mail_to(app, "owner@example.com", "account.password_changed") == []
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+def test_the_api_lists_the_rules_for_a_sign_up_or_for_the_caller(app, business, clock):
+    enable(app, business, clock, "t_long", "t_word", "t_broken")
+    api = app.test_client()
+    anyone = api.get("/api/v1/tenants/salon/password-rules")
+    assert anyone.status_code == 200
+    assert anyone.json == {"rules": [*passwords.CORE_RULES, LENGTH_RULE, WORD_RULE]}
+    assert NoSalon.actors[-1] is None  # a sign-up: nobody's yet
+    body = {"email": "staff@example.com", "password": STAFF_PASSWORD}
+    token = api.post("/api/v1/tenants/salon/auth/login", json=body).json["token"]
+    mine = api.get(
+        "/api/v1/tenants/salon/password-rules", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert mine.status_code == 200 and NoSalon.actors[-1] == "staff@example.com"
+    # Another business's caller is asked about as nobody, and sees that business's rules.
+    elsewhere = api.get(
+        "/api/v1/tenants/spa/password-rules", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert elsewhere.json == {"rules": list(passwords.CORE_RULES)}
+    assert api.get("/api/v1/tenants/nowhere/password-rules").status_code == 404
+    bad = api.get("/api/v1/tenants/salon/password-rules", headers={"Authorization": "Bearer x"})
+    assert bad.status_code == 401
