@@ -106,10 +106,13 @@ def _usable_token(session: Session, purpose: str, secret: str, now: datetime) ->
 
 
 def peek(session: Session, purpose: str, secret: str, now: datetime) -> User | None:
-    """The user of a link that is still usable (not used, not expired), without using it. A
-    verification link of an account verified meanwhile is not usable."""
+    """The client of a link that is still usable (not used, not expired), without using it. A
+    verification link of an account verified meanwhile is not usable, nor is a staff member's
+    reset link here (it works on the staff pages only)."""
     token = _usable_token(session, purpose, secret, now)
     user = session.get(User, token.user_id) if token is not None else None
+    if user is not None and user.role != Role.CLIENT:
+        return None
     if user is not None and purpose == VERIFY_EMAIL and user.email_verified_at is not None:
         return None
     return user

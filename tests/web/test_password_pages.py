@@ -361,6 +361,12 @@ def test_a_reset_link_expires_and_belongs_to_its_own_business(app, business, clo
         },
     )
     assert refused.status_code == 410
+    # Nor on the client pages of its own business (clients' links are theirs).
+    accounts_on(app, business.tenant_id)
+    post_form(spa, "/admin/salon/forgot", {"email": "owner@example.com"})
+    salon_link = link_of(mail_to(app, "owner@example.com")[0], "/admin/salon/reset")
+    on_client_page = salon_link.replace("/admin/salon/", "/book/salon/account/")
+    assert spa.get(on_client_page).status_code == 410
     clock.advance(minutes=61)
     assert spa.get(spa_link).status_code == 410
     log_in_staff(app, "spa@example.com", slug="spa")  # the old password still works
@@ -503,6 +509,8 @@ def test_rules_are_shown_on_the_clients_sign_up_and_reset_pages(app, business, c
     post_form(asker, "/book/salon/account/forgot", {"email": "ann@example.com"})
     link = link_of(mail_to(app, "ann@example.com", "account.reset")[0], "/book/salon/account/reset")
     assert rules_listed(asker.get(link), "password") == [*passwords.CORE_RULES, LENGTH_RULE]
+    # A client's link opens nothing on the staff pages.
+    assert asker.get(link.replace("/book/salon/account/", "/admin/salon/")).status_code == 410
 
 
 def test_without_plugins_core_rules_are_shown(app, business):
