@@ -111,6 +111,8 @@ def resend_invitation(slug: str, user_id: int):
     )
     if sent:
         flash(f"The invitation is sent again to {account.email}; earlier links no longer work.")
+    elif not account.active:
+        flash(f"{account.email} cannot log in: allow it first, then send the invitation.")
     elif account_links.has_password(account):
         flash(f"{account.email} has chosen a password already.")
     else:
