@@ -41,9 +41,8 @@ log = logging.getLogger("bookwell.accounts")
 VERIFY_EMAIL, RESET_PASSWORD = "verify_email", "reset_password"
 LIFETIMES = {VERIFY_EMAIL: timedelta(hours=48), RESET_PASSWORD: timedelta(hours=1)}
 MAIL_KINDS = {VERIFY_EMAIL: compose.ACCOUNT_VERIFY, RESET_PASSWORD: compose.ACCOUNT_RESET}
-# The password of an account that has none yet: no argon2 hash starts with "!", so checking a
-# password against it always fails (migration 0009 gives it to every unverified client).
-NO_PASSWORD = "!"  # noqa: S105 - a marker, not a password
+# Migration 0009 gives it to every unverified client.
+NO_PASSWORD = passwords.NO_PASSWORD
 # A login by an unverified client is checked against this many of its newest sign-ups' chosen
 # passwords (one argon2 verification each): enough for someone who signed up twice, and a
 # bound on what one login attempt costs.
@@ -107,10 +106,13 @@ def _usable_token(session: Session, purpose: str, secret: str, now: datetime) ->
 
 
 def peek(session: Session, purpose: str, secret: str, now: datetime) -> User | None:
-    """The user of a link that is still usable (not used, not expired), without using it. A
-    verification link of an account verified meanwhile is not usable."""
+    """The client of a link that is still usable (not used, not expired), without using it. A
+    verification link of an account verified meanwhile is not usable, nor is a staff member's
+    reset link here (it works on the staff pages only)."""
     token = _usable_token(session, purpose, secret, now)
     user = session.get(User, token.user_id) if token is not None else None
+    if user is not None and user.role != Role.CLIENT:
+        return None
     if user is not None and purpose == VERIFY_EMAIL and user.email_verified_at is not None:
         return None
     return user

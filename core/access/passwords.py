@@ -24,6 +24,14 @@ MAX_LENGTH = 1024
 # argon2-cffi's defaults (RFC 9106's low-memory profile: t=3, m=64 MiB, p=4) are above OWASP's
 # floor of m=19 MiB, t=2. Tests may pass cheaper ones with PASSWORD_HASHING.
 DEFAULT_PARAMETERS: dict[str, Any] = {}
+# The password of an account that has none yet (an unverified client, a staff member invited
+# and yet to choose one): no argon2 hash starts with "!", so checking a password against it
+# always fails.
+NO_PASSWORD = "!"  # noqa: S105 - a marker, not a password
+# Core's rules in words, shown beside every password field before a plugin's.
+CORE_RULES = (
+    f"At least {MIN_LENGTH} characters (at most {MAX_LENGTH:,}); spaces and any letters count.",
+)
 
 
 def normalise(password: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,13 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bookwell.core import audit
-from bookwell.core.access import passwords, sessions, support
+from bookwell.core.access import account_mail, passwords, sessions, support
 from bookwell.core.context import make_context, request_info
 from bookwell.core.foundation import text
-from bookwell.core.pluginhost.host import Refused, host_of
+from bookwell.core.mail import dispatch
+from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import PLATFORM_REALM, STAFF_ROLES, Role, Tenant, User
 from bookwell.hooks import UserInfo
+
+log = logging.getLogger("bookwell.accounts")
 
 
 class UserError(ValueError):
@@ -105,19 +109,61 @@ def password_problems(
     return problems
 
 
+def password_rules(
+    app: Flask,
+    session: Session,
+    tenant: Tenant | None,
+    now: datetime,
+    user: User | UserInfo | None = None,
+) -> list[str]:
+    """The rules a new password must meet, in words, to show beside a password field before
+    anyone types: core's, then each enabled plugin's ``password_rules`` (platform support's:
+    the instance's support plugins). ``user`` is whose password it is, when known.
+
+    Only words: ``before_password_set`` still judges every password, so a plugin whose
+    contribution fails (or answers something other than strings) is logged and left out here
+    rather than failing the page."""
+    rules = list(passwords.CORE_RULES)
+    host = host_of(app)
+    if tenant is None:
+        enabled = support.support_plugins(app).enabled
+        if not enabled:
+            return rules
+        ctx = support.context(app, now, actor=user)
+    else:
+        enabled = host.enabled_for(session, tenant.id)
+        ctx = make_context(tenant, now, actor=user)
+    for name in sorted(enabled):
+        try:
+            answers = host.contributions("password_rules", ctx, {name: enabled[name]})
+        except PluginFailed:
+            continue  # logged, with its traceback, by the plugin host
+        for _, answer in answers:
+            said = list(answer) if isinstance(answer, list | tuple) else [answer]
+            for rule in said:
+                if isinstance(rule, str) and text.is_single_line(rule) and rule.strip():
+                    if rule.strip() not in rules:
+                        rules.append(rule.strip())
+                else:
+                    log.warning("plugin %s: password_rules answer %r left out", name, rule)
+    return rules
+
+
 def create_user(
     app: Flask,
     *,
     tenant_id: int | None,
     email: str,
     role: str,
-    password: str,
+    password: str | None,
     now: datetime,
     name: str = "",
     actor: str = "cli",
     email_verified: bool = True,
 ) -> User:
-    """Create a user; a staff or client user belongs to a tenant, a support user to none."""
+    """Create a user; a staff or client user belongs to a tenant, a support user to none.
+    Without a ``password`` the account has none it can log in with (:data:`passwords.NO_PASSWORD`)
+    until one is set through a link: an invitation, or a reset."""
     if role not in {str(item) for item in Role}:
         raise UserError(f"unknown role {role!r}: use one of {', '.join(Role)}")
     if (role == Role.SUPPORT) != (tenant_id is None):
@@ -128,12 +174,15 @@ def create_user(
     # The account does not exist yet: plugins see what is known of it, with id 0 (no account
     # has it), so a rule may still refuse a password that holds the e-mail or the name.
     future = UserInfo(id=0, email=address, name=name, role=role, tenant_id=tenant_id)
-    problems = password_problems(app, reader, tenant, password, now, user=future)
-    if problems:
-        raise UserError(
-            "the password is not accepted: " + " ".join(problems), {"password": problems}
-        )
-    hashed = passwords.passwords(app).hash(password)
+    if password is None:
+        hashed = passwords.NO_PASSWORD
+    else:
+        problems = password_problems(app, reader, tenant, password, now, user=future)
+        if problems:
+            raise UserError(
+                "the password is not accepted: " + " ".join(problems), {"password": problems}
+            )
+        hashed = passwords.passwords(app).hash(password)
     with db.write_transaction(app) as writer:
         if find_user(writer, tenant_id, address) is not None:
             raise UserError(f"{address} already has an account here", {"email": ["Taken."]})
@@ -178,13 +227,16 @@ def change_password(
 
     The keys go too: a password is changed when someone else may know it, and every way in that
     the account has must end with it, sessions and keys alike (new keys are made with
-    ``bookwell tokens create``). Each revoked key is audited, by its prefix."""
+    ``bookwell tokens create``). Each revoked key is audited, by its prefix. The account is
+    e-mailed that its password changed (in the same transaction), so that an owner who did not
+    change it learns it and can take the account back."""
     reader = db.session()
     tenant = reader.get(Tenant, user.tenant_id) if user.tenant_id is not None else None
     problems = password_problems(app, reader, tenant, new_password, now, user=user)
     if problems:
         raise UserError("the password is not accepted", {"new_password": problems})
     hashed = passwords.passwords(app).hash(new_password)
+    mailer = account_mail.AccountMailer(app, tenant, now)
     with db.write_transaction(app) as writer:
         stored = writer.get(User, user.id)
         stored.password_hash, stored.password_changed_at = hashed, now
@@ -212,6 +264,8 @@ def change_password(
             details={"other_sessions_ended": ended, "api_access_revoked": len(revoked)},
             now=now,
         )
+        account_mail.password_changed(mailer, writer, stored)
+    dispatch.kick(app)
     return PasswordChanged(sessions_ended=ended, api_keys_revoked=len(revoked))
 
 

@@ -189,9 +189,10 @@ def control_socket_of(instance: str | None) -> Path | None:
 
 
 # Paths that carry a single-use secret (a client's e-mail verification and password reset
-# links): the access log keeps their shape, never the secret, which would let anyone who reads
-# the log use a live reset link.
-SECRET_IN_PATH = re.compile(r"(/account/(?:verify|reset)/)[^/?#]+")
+# links, staff's and support's reset links, staff invitations: /book/<slug>/account/verify|reset/,
+# /admin/<slug>/reset|invite/, /support/reset/): the access log keeps their shape, never the
+# secret, which would let anyone who reads the log use a live link.
+SECRET_IN_PATH = re.compile(r"(/(?:verify|reset|invite)/)[^/?#]+")
 
 
 def redacted_path(path: str) -> str:

@@ -200,25 +200,50 @@ def _address_of(header: str) -> str:
 ACCOUNT_VERIFY, ACCOUNT_RESET = "account.verify", "account.reset"
 # To a sign-up for an address that already has an account: log in, or reset (the link).
 ACCOUNT_EXISTS = "account.exists"
+# To a staff member the owner added: the link where they choose their password.
+ACCOUNT_INVITE = "account.invite"
+# To every account whose password changed; its link is the "forgot password" page, not a secret.
+PASSWORD_CHANGED = "account.password_changed"  # noqa: S105 - a mail's kind, not a password
 ACCOUNT_SUBJECTS = {
     ACCOUNT_VERIFY: "Confirm your e-mail address for {business}",
     ACCOUNT_RESET: "Reset your password for {business}",
     ACCOUNT_EXISTS: "You already have an account with {business}",
+    ACCOUNT_INVITE: "You are invited to {business}",
+    PASSWORD_CHANGED: "Your password for {business} was changed",
 }
+# Who signs platform support's account mail: no business does.
+PLATFORM_NAME = "Bookwell support"
+
+
+def account_signature(tenant: Tenant | None) -> dict[str, str | None]:
+    if tenant is None:
+        return {"business": PLATFORM_NAME, "address": None, "phone": None, "contact_email": None}
+    return signature(tenant)
 
 
 def account_message(
-    app: Flask, tenant: Tenant, kind: str, *, to: str, name: str, url: str
+    app: Flask,
+    tenant: Tenant | None,
+    kind: str,
+    *,
+    to: str,
+    name: str,
+    url: str,
+    **extra: Any,
 ) -> OutgoingMessage:
-    """An account e-mail (``account.verify``, ``account.reset`` or ``account.exists``, whose
-    link is a reset link) carrying its single-use link, ``url`` (absolute)."""
-    subject = folded(ACCOUNT_SUBJECTS[kind].format(business=tenant.name))
+    """An account e-mail (``account.verify``, ``account.reset``, ``account.exists``, whose
+    link is a reset link, ``account.invite``, or ``account.password_changed``) carrying its
+    link, ``url`` (absolute). Platform support's (``tenant`` ``None``) are signed by the
+    platform. ``extra`` reaches the templates (an invitation's ``role``, a change's ``when``)."""
+    values = account_signature(tenant)
+    subject = folded(ACCOUNT_SUBJECTS[kind].format(business=values["business"]))
     values = {
         "subject": subject,
         "kind": kind,
         "recipient": name,
         "url": url,
-        **signature(tenant),
+        **values,
+        **extra,
     }
     return OutgoingMessage(
         to=to,

@@ -91,6 +91,7 @@ EXPECTATIONS: dict[tuple[str, str], Public | LoggedIn | Staff] = {
     ("GET", "/api/v1/tenants/<slug>/providers"): Public(),
     ("GET", "/api/v1/tenants/<slug>/availability"): Public(),
     ("GET", "/api/v1/tenants/<slug>/booking-requirements"): Public(),
+    ("GET", "/api/v1/tenants/<slug>/password-rules"): Public(),
     ("POST", "/api/v1/tenants/<slug>/bookings"): Public(),
     ("GET", "/api/v1/tenants/<slug>/bookings"): Staff("bookings.read"),
     ("GET", "/api/v1/tenants/<slug>/bookings/<reference>"): staff_or_manage_token("bookings.read"),
@@ -270,6 +271,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
         {"service_id": w.business.service_id, "from": "2027-03-02", "to": "2027-03-03"}
     ),
     ("GET", "/api/v1/tenants/<slug>/booking-requirements"): lambda w, who: Call(),
+    ("GET", "/api/v1/tenants/<slug>/password-rules"): lambda w, who: Call(),
     ("POST", "/api/v1/tenants/<slug>/bookings"): lambda w, who: Call(
         json=booking_body(w.business, w.next_slot()), ok=201
     ),

@@ -557,6 +557,7 @@ LOGIN_PATH = ((passwords.Passwords, "verify"), (login, "finish"))
 KNOWN_DOORS = {
     "tenant_auth_api.log_in",
     "auth_api.change_password",
+    "admin_passwords.change",
     "admin_auth.login",
     "admin_auth.login_step",
     "support_auth.login",

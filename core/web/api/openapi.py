@@ -735,6 +735,31 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            f"{base}/password-rules": {
+                "get": {
+                    "summary": "The rules a new password must meet, in words",
+                    "description": "Core's rules, then those of the business's plugins (a "
+                    "password policy), to show beside a password field before anyone types. "
+                    "Without a bearer: a client's sign-up's; with a bearer of this business: "
+                    "the caller's own. Only words: the password set is judged when it is sent, "
+                    "and a refusal lists every rule broken.",
+                    "operationId": "getPasswordRules",
+                    "parameters": [_slug()],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["rules"],
+                                "properties": {
+                                    "rules": {"type": "array", "items": {"type": "string"}}
+                                },
+                            },
+                            "The rules, core's first.",
+                        ),
+                        **_errors(401, 404),
+                    },
+                }
+            },
             f"{base}/bookings": {
                 "post": {
                     "summary": "Book a slot",

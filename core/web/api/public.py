@@ -7,11 +7,13 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
+from bookwell.core.access import users
 from bookwell.core.booking import idempotency, lifecycle
 from bookwell.core.booking.availability import offered_slots
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, Provider, ProviderService, Service, Tenant
+from bookwell.core.web import identity
 from bookwell.core.web.api import bodies, queries
 from bookwell.core.web.api import staff as staff_api
 from bookwell.core.web.api.auth import tenant_or_404
@@ -145,6 +147,19 @@ def booking_requirements(slug: str):
             for _, consent in required
         ]
     )
+
+
+@public.get("/password-rules")
+def password_rules(slug: str):
+    """The rules a new password must meet here, in words, for a form to show before anyone
+    types: a client's sign-up's, or, with a bearer of this business, the caller's own."""
+    tenant = _tenant(slug)
+    rows = identity.signed_in_rows()
+    actor = rows.user if rows is not None and rows.user.tenant_id == tenant.id else None
+    rules = users.password_rules(
+        current_app._get_current_object(), db.session(), tenant, clock.now(), actor
+    )
+    return jsonify(rules=rules)
 
 
 def _idempotency_key() -> str | None:

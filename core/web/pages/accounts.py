@@ -415,6 +415,7 @@ def reset(slug: str, token: str):
         form=form,
         field_errors=field_errors,
         token=token,
+        account=user,
     )
 
 

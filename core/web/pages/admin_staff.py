@@ -1,14 +1,18 @@
-"""Staff pages for staff accounts (owners and managers) and the business's details (owners)."""
+"""Staff pages for staff accounts (owners and managers) and the business's details (owners).
+
+A new staff member is invited by e-mail: the account is made without a password, and its owner
+chooses one with the invitation's link (:mod:`bookwell.core.access.account_links`), which can be
+sent again from the account's page until it is used. Nobody types a password for someone else."""
 
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-from bookwell.core.access import users
+from bookwell.core.access import account_links, users
 from bookwell.core.booking import catalogue
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
@@ -32,7 +36,6 @@ class NewStaffForm(FlaskForm):
         "E-mail", validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
     )
     role = SelectField("Role")
-    password = PasswordField("Initial password", validators=[DataRequired(), Length(max=4096)])
 
 
 class StaffForm(FlaskForm):
@@ -48,7 +51,9 @@ def staff(slug: str):
         .where(User.tenant_id == tenant.id, User.role.in_([str(role) for role in STAFF_ROLES]))
         .order_by(User.email)
     )
-    return page("admin/staff.html", tenant, user, accounts=list(rows))
+    listed = list(rows)
+    invited = {account.id for account in listed if not account_links.has_password(account)}
+    return page("admin/staff.html", tenant, user, accounts=listed, invited=invited)
 
 
 @admin_pages.route("/staff/new", methods=["GET", "POST"])
@@ -59,28 +64,28 @@ def new_staff(slug: str):
     errors: list[str] = []
     if form.validate_on_submit():
         try:
-            created = users.create_user(
+            invited = account_links.invite(
                 current_app._get_current_object(),
-                tenant_id=tenant.id,
+                tenant,
                 email=form.email.data,
                 name=(form.name.data or "").strip(),
                 role=form.role.data,
-                password=form.password.data,
+                actor=user,
                 now=clock.now(),
-                actor=user.audit_label,
             )
         except users.UserError as error:
             errors = apply_refusal(form, error)
         else:
-            flash(f"Created {created.email}.")
+            flash(
+                f"Invited {invited.email}: they choose their password with the link we e-mailed "
+                f"them, within {account_links.INVITATION_DAYS} days."
+            )
             return redirect(url_for(".staff", slug=slug))
     status = 422 if form.is_submitted() else 200
     return page("admin/new_staff.html", tenant, user, status, form=form, errors=errors)
 
 
-@admin_pages.route("/staff/<int:user_id>", methods=["GET", "POST"])
-def edit_staff(slug: str, user_id: int):
-    tenant, user = require_page(slug, "staff.manage", "staff")
+def _staff_account(tenant, user_id: int) -> User:
     account = db.session().scalar(
         select(User).where(
             User.id == user_id,
@@ -90,6 +95,35 @@ def edit_staff(slug: str, user_id: int):
     )
     if account is None:
         abort(404)
+    return account
+
+
+@admin_pages.post("/staff/<int:user_id>/invitation")
+def resend_invitation(slug: str, user_id: int):
+    tenant, user = require_page(slug, "staff.manage", "staff")
+    account = _staff_account(tenant, user_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    if not catalogue.may_grant(user.role, account.role):
+        abort(403)
+    sent = account_links.send_invitation(
+        current_app._get_current_object(), tenant, account, user, clock.now()
+    )
+    if sent:
+        flash(f"The invitation is sent again to {account.email}; earlier links no longer work.")
+    elif not account.active:
+        flash(f"{account.email} cannot log in: allow it first, then send the invitation.")
+    elif account_links.has_password(account):
+        flash(f"{account.email} has chosen a password already.")
+    else:
+        flash(f"{account.email} had enough e-mail this hour: please try again later.")
+    return redirect(url_for(".edit_staff", slug=slug, user_id=account.id))
+
+
+@admin_pages.route("/staff/<int:user_id>", methods=["GET", "POST"])
+def edit_staff(slug: str, user_id: int):
+    tenant, user = require_page(slug, "staff.manage", "staff")
+    account = _staff_account(tenant, user_id)
     form = StaffForm(obj=account)
     form.role.choices = _role_choices(user)
     if account.role not in dict(form.role.choices):
@@ -113,7 +147,15 @@ def edit_staff(slug: str, user_id: int):
             return redirect(url_for(".staff", slug=slug))
     status = 422 if form.is_submitted() else 200
     return page(
-        "admin/edit_staff.html", tenant, user, status, form=form, account=account, errors=errors
+        "admin/edit_staff.html",
+        tenant,
+        user,
+        status,
+        form=form,
+        account=account,
+        errors=errors,
+        invitation_pending=not account_links.has_password(account),
+        may_invite=catalogue.may_grant(user.role, account.role),
     )
 
 
