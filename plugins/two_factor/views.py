@@ -9,7 +9,6 @@ full login."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from bookwell.hooks import Context, UserInfo
 from bookwell.hooks.pages import (
     plugin_context,
     render_staff_page,
+    require_account,
     require_api_user,
     require_staff,
 )
@@ -177,13 +177,10 @@ class Viewer:
 
 def _viewer(slug: str, side: str, *, setting_up: bool = False) -> Viewer:
     """The signed-in person of ``side``, or the request ends (their login page, 403...). The
-    set-up views (``setting_up``) also open to a login restricted to setting one up, where core
-    supports such page sessions (``login_scope``)."""
+    set-up views (``setting_up``) also open to a login restricted to setting one up."""
+    login_scope = SCOPE if setting_up else None
     if side == "staff":
-        if setting_up and "login_scope" in inspect.signature(require_staff).parameters:
-            page = require_staff(slug, "bookings.read", login_scope=SCOPE)  # type: ignore[call-arg]
-        else:
-            page = require_staff(slug, "bookings.read")
+        page = require_staff(slug, "bookings.read", login_scope=login_scope)
         return Viewer(
             side,
             page.user,
@@ -192,14 +189,14 @@ def _viewer(slug: str, side: str, *, setting_up: bool = False) -> Viewer:
             ),
             f"/admin/{slug}/logout",
         )
-    ctx = plugin_context(slug)
-    if ctx.actor is None or ctx.actor.role != "client":
-        abort(redirect(f"/book/{slug}/account/login"))
+    account = require_account(slug, login_scope=login_scope)
+    if account.user.role != "client":  # staff set theirs up on the staff side
+        abort(redirect(f"/admin/{slug}/two_factor/"))
     return Viewer(
         side,
-        ctx.actor,
+        account.user,
         lambda status, values: (
-            render_template("two_factor/client_home.html", tenant=ctx.tenant, **values),
+            render_template("two_factor/client_home.html", tenant=account.tenant, **values),
             status,
         ),
         f"/book/{slug}/account/logout",

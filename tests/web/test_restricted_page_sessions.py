@@ -7,11 +7,7 @@ log-outs and the login pages; every other page answers 303 to ``continue_at``. W
 And the password at login: once found right, it is held to the current ``before_password_set``
 rules; one they refuse restricts the login to ``password_change`` (``password_change_required``)
 on the API and on every login page (whose ``continue_at`` is the side's change-password page),
-and a guard that crashes refuses the login.
-
-The change-password pages themselves are another piece of work: where this app has none, the
-tests add a small stand-in at the same address (accepting ``password_change`` as such a page
-must, and ending with :func:`auth.password_changed`)."""
+and a guard that crashes refuses the login."""
 
 from __future__ import annotations
 
@@ -20,19 +16,15 @@ from pathlib import Path
 
 import pytest
 from conftest import STAFF_PASSWORD, add_staff_and_a_rival
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from bookwell.core.access import login, users
 from bookwell.core.access.users import create_user
-from bookwell.core.foundation import clock as app_clock
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
 from bookwell.core.storage.models import AuthSession, Tenant, User
-from bookwell.core.web import identity, session_cookies
-from bookwell.core.web.pages import auth
-from bookwell.core.web.request_tenant import current_tenant
+from bookwell.core.web import session_cookies
 from bookwell.hooks import Manifest, Refusal, hookimpl
 from bookwell.hooks.pages import (
     csrf_form,
@@ -159,27 +151,8 @@ PASSWORD_PAGES = {
 }
 
 
-def stand_in_password_page(slug=None):
-    """A change-password page as core's must be: it accepts a session restricted to
-    ``password_change``, changes the password keeping that session, and lets
-    :func:`auth.password_changed` say where the browser goes next."""
-    rows = identity.accept_login_scope(login.PASSWORD_CHANGE)
-    if rows is None:
-        abort(401)
-    if request.method == "GET":
-        return f"change the password of {current_user.email}"
-    tenant = current_tenant(slug) if slug else None
-    users.change_password(
-        current_app._get_current_object(),
-        rows.user,
-        request.form["new_password"],
-        app_clock.now(),
-        keep_session_id=rows.session.id,
-    )
-    home = f"/admin/{slug}/" if slug and rows.user.role != "client" else "/support/"
-    if slug and rows.user.role == "client":
-        home = f"/book/{slug}/account/"
-    return auth.password_changed(tenant, rows, home, "/")
+# The change-password form, as a browser fills it in.
+CHANGE = {"current_password": STAFF_PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
 
 
 @pytest.fixture(autouse=True)
@@ -189,14 +162,7 @@ def fresh_plugins():
 
 
 def build(make_app, **settings):
-    """The app, with a stand-in at each change-password address it does not serve yet."""
-    app = make_app(EXTRA_PLUGINS=PLUGINS, WTF_CSRF_ENABLED=False, **settings)
-    routed = {rule.rule for rule in app.url_map.iter_rules()}
-    for side, rule in PASSWORD_PAGES.items():
-        if rule not in routed:
-            view = identity.accepts_login_scope(login.PASSWORD_CHANGE)(stand_in_password_page)
-            app.add_url_rule(rule, f"stand_in_password_{side}", view, methods=["GET", "POST"])
-    return app
+    return make_app(EXTRA_PLUGINS=PLUGINS, WTF_CSRF_ENABLED=False, **settings)
 
 
 @pytest.fixture
@@ -510,10 +476,10 @@ def test_every_login_page_sends_an_outdated_password_to_its_change_page(
     client = app.test_client()
     assert_sent_to(page_log_in(client, door), change)
     page = client.get(change)
-    assert page.status_code == 200 and email in page.text
+    assert page.status_code == 200 and 'name="current_password"' in page.text
     assert_sent_to(client.get(home), change)
 
-    done = client.post(change, data={"new_password": NEW_PASSWORD})
+    done = client.post(change, data=CHANGE)
     assert done.status_code == 302 and done.location == home
     assert live_scopes(app) == [None]
     assert client.get(home).status_code == 200
@@ -527,7 +493,7 @@ def test_after_the_password_page_the_next_restriction_takes_its_page(app, people
     enable("gate")
     client = app.test_client()
     assert_sent_to(page_log_in(client), "/admin/salon/password")
-    done = client.post("/admin/salon/password", data={"new_password": NEW_PASSWORD})
+    done = client.post("/admin/salon/password", data=CHANGE)
     assert_sent_to(done, "/admin/salon/gate/enrol")
     assert live_scopes(app) == ["enroll_totp:otp_enrollment_required"]
     assert_sent_to(client.get("/admin/salon/"), "/admin/salon/gate/enrol")
@@ -546,8 +512,8 @@ def test_after_the_password_page_a_guard_that_wants_more_ends_the_session(
     else:
         Gate.page = None
         enable("gate")
-    done = client.post("/admin/salon/password", data={"new_password": NEW_PASSWORD})
-    assert done.status_code == 302 and done.location == "/"
+    done = client.post("/admin/salon/password", data=CHANGE)
+    assert done.status_code == 302 and done.location == "/admin/salon/login"
     assert live_scopes(app) == []
     to_login = client.get("/admin/salon/")
     assert to_login.status_code == 302 and to_login.location == "/admin/salon/login"

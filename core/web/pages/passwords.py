@@ -33,12 +33,17 @@ from bookwell.core.access import account_links, login, passwords, users
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant, User
-from bookwell.core.web import session_cookies
+from bookwell.core.web import identity, session_cookies
 from bookwell.core.web.forms import SingleLine
 from bookwell.core.web.identity import SignedInRows, login_manager, signed_in_rows
 from bookwell.core.web.pages import accounts
 from bookwell.core.web.pages.admin import page
-from bookwell.core.web.pages.auth import LoginForm, _staff_screens, start_session
+from bookwell.core.web.pages.auth import (
+    LoginForm,
+    _staff_screens,
+    password_changed,
+    start_session,
+)
 from bookwell.core.web.pages.booking import _page, strip_text
 from bookwell.core.web.ratelimits import rate_limited
 from bookwell.core.web.request_tenant import current_tenant
@@ -173,17 +178,30 @@ def _notice(tenant: Tenant | None, title: str, messages: list[str], status: int 
 # --- changing one's own password -------------------------------------------------------------
 
 
+def _restricted(rows: SignedInRows) -> bool:
+    """Whether the browser holds a session restricted to changing the password (a login the
+    current rules refused): the change then lifts it, as the API's does."""
+    return rows.session is not None and bool(rows.session.scope)
+
+
+# The landing page of a login restricted to ``password_change`` (login.CHANGE_PASSWORD_PAGES).
 @admin_passwords.route("/password", methods=["GET", "POST"], endpoint="change")
+@identity.accepts_login_scope(login.PASSWORD_CHANGE)
 @rate_limited("login")
 def staff_change(slug: str):
     tenant = _tenant(slug)
+    identity.accept_login_scope(login.PASSWORD_CHANGE)
     rows = _staff_here(tenant)
     form = ChangePasswordForm()
     field_errors: dict[str, list[str]] = {}
     if form.validate_on_submit():
+        restricted = _restricted(rows)
         done, field_errors = change_own_password(rows, form)
         if done is not None:
             flash(" ".join(_changed_lines(done)))
+            if restricted:
+                home = url_for("admin.day", slug=slug)
+                return password_changed(tenant, rows, home, url_for("admin_auth.login", slug=slug))
             return redirect(url_for(".change", slug=slug))
     return page(
         "passwords/change.html",
@@ -197,15 +215,21 @@ def staff_change(slug: str):
 
 
 @support_passwords.route("/password", methods=["GET", "POST"], endpoint="change")
+@identity.accepts_login_scope(login.PASSWORD_CHANGE)
 @rate_limited("login")
 def support_change():
+    identity.accept_login_scope(login.PASSWORD_CHANGE)
     rows = _support_here()
     form = ChangePasswordForm()
     field_errors: dict[str, list[str]] = {}
     if form.validate_on_submit():
+        restricted = _restricted(rows)
         done, field_errors = change_own_password(rows, form)
         if done is not None:
             flash(" ".join(_changed_lines(done)))
+            if restricted:
+                home = url_for("support_auth.home")
+                return password_changed(None, rows, home, url_for("support_auth.login"))
             return redirect(url_for(".change"))
     return _plain(
         "passwords/change.html",
@@ -218,9 +242,11 @@ def support_change():
 
 
 @client_passwords.route("/password", methods=["GET", "POST"], endpoint="change")
+@identity.accepts_login_scope(login.PASSWORD_CHANGE)
 @rate_limited("login")
 def client_change(slug: str):
     tenant = accounts._tenant(slug)
+    identity.accept_login_scope(login.PASSWORD_CHANGE)
     rows = accounts._signed_in_client(tenant)
     if rows is None:
         return login_manager.unauthorized()
@@ -228,7 +254,14 @@ def client_change(slug: str):
     field_errors: dict[str, list[str]] = {}
     changed: list[str] = []
     if form.validate_on_submit():
+        restricted = _restricted(rows)
         done, field_errors = change_own_password(rows, form)
+        if done is not None and restricted:
+            flash(" ".join(_changed_lines(done)))
+            home = url_for("client_accounts.bookings", slug=slug)
+            return password_changed(
+                tenant, rows, home, url_for("client_accounts.login_page", slug=slug)
+            )
         if done is not None:
             changed = _changed_lines(done)
             form = ChangePasswordForm(formdata=None)

@@ -118,26 +118,32 @@ def test_only_the_owner_may_reset(owner_and_enrolled_staff):
     assert refused.status_code == 403
 
 
-def test_a_role_that_must_enrol_is_sent_to_the_set_up_page_or_told_to(
-    app, owner, enable_plugin, clock
-):
+def test_a_role_that_must_enrol_can_do_nothing_but_set_it_up(app, owner, enable_plugin, clock):
     enable_plugin("two_factor")
     answer, browser = page_login(app, owner.email)
-    if answer.status_code == 302:  # core starts a session restricted to setting it up
-        assert answer.headers["Location"].endswith(PAGE)
-        page = browser.get(PAGE)
-        assert page.status_code == 200
-        assert browser.get("/admin/salon/").status_code != 200
-        secret = shown_secret(page)
-        done = browser.post(
-            f"{PAGE}confirm",
-            data={"csrf_token": csrf_token_of(page), "code": code_at(secret, clock)},
-        )
-        assert done.status_code == 200
-    else:  # core without restricted page sessions: the page says what to do
-        assert answer.status_code == 403
-        assert "Set up two-step login to continue" in answer.text
+    # Core starts a browser session restricted to setting it up, on the plugin's page.
+    assert answer.status_code == 303 and answer.headers["Location"].endswith(PAGE)
+    page = browser.get(PAGE)
+    assert page.status_code == 200
+    sent_on = browser.get("/admin/salon/")
+    assert sent_on.status_code == 303 and sent_on.headers["Location"].endswith(PAGE)
+    assert browser.get("/admin/salon/staff").status_code == 303
+    secret = shown_secret(page)
+    done = browser.post(
+        f"{PAGE}confirm",
+        data={"csrf_token": csrf_token_of(page), "code": code_at(secret, clock)},
+    )
+    assert done.status_code == 200
+    # The next login asks for a code, and with one it is a full session.
     clock.advance(seconds=STEP)
+    asked, again = page_login(app, owner.email)
+    assert asked.status_code == 200 and 'name="answer"' in asked.text
+    full = again.post(
+        "/admin/salon/login/step",
+        data={"csrf_token": csrf_token_of(asked), "answer": code_at(secret, clock)},
+    )
+    assert full.status_code == 302
+    assert again.get("/admin/salon/").status_code == 200
 
 
 def test_a_plugin_that_cannot_check_the_code_refuses_the_page_login(
