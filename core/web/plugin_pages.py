@@ -54,7 +54,9 @@ class StaffPages:
         if not in_view:
             raise RuntimeError("render_client_page works in a plugin's own views")
         # The business last: the theme's layout reads it, whatever the plugin passed.
-        return make_response(themes.render(tenant.theme, template, **{**values, "tenant": tenant}), status)
+        return make_response(
+            themes.render(tenant.theme, template, **{**values, "tenant": tenant}), status
+        )
 
     def plugin_context(self, slug: str) -> Context:
         plugin, tenant, in_view = _owner_and_business(slug)

@@ -10,7 +10,9 @@ from bookwell.core.testing import csrf_token_of
 
 TEXT = "# Salon terms\n\nPay on the day.\n"
 SLOT = "2027-03-02T10:00:00+01:00"
-DETAILS = "/book/salon/details?service={service}&provider={provider}&start=2027-03-02T10:00:00%2B01:00"
+DETAILS = (
+    "/book/salon/details?service={service}&provider={provider}&start=2027-03-02T10:00:00%2B01:00"
+)
 
 
 @pytest.fixture
@@ -101,9 +103,7 @@ def test_another_business_is_not_asked_for_this_ones_terms(terms, second_client)
     assert second_client.book(SLOT)["status"] == "confirmed"
 
 
-def test_a_crash_while_asking_for_the_terms_refuses_the_booking(
-    terms, client, owner, monkeypatch
-):
+def test_a_crash_while_asking_for_the_terms_refuses_the_booking(terms, client, owner, monkeypatch):
     import bookwell.plugins.terms as plugin
 
     def broken(ctx, text):

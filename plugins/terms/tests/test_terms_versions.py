@@ -99,7 +99,15 @@ def test_the_proof_is_the_sha256_of_the_text_exactly_as_saved(enable_plugin, cli
     assert consent["text_sha256"] == hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-@pytest.mark.parametrize("path", ["/book/salon/terms/2", "/book/salon/terms/0", "/book/salon/terms/99999999999999999999", "/book/salon/terms/x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/book/salon/terms/2",
+        "/book/salon/terms/0",
+        "/book/salon/terms/99999999999999999999",
+        "/book/salon/terms/x",
+    ],
+)
 def test_a_version_that_does_not_exist_is_not_found(enable_plugin, client, path):
     enable_plugin("terms", text=FIRST)
     assert client.http.get(path).status_code == 404
@@ -140,13 +148,17 @@ def test_the_page_is_in_the_business_booking_pages_style(enable_plugin, client):
     assert "<title>Terms &amp; Conditions · Salon</title>" in page.text
 
 
-def test_a_business_that_has_not_enabled_it_has_no_terms_pages(enable_plugin, client, second_business):
+def test_a_business_that_has_not_enabled_it_has_no_terms_pages(
+    enable_plugin, client, second_business
+):
     enable_plugin("terms", text=FIRST)
     assert client.http.get("/book/spa/terms/1").status_code == 404
     assert client.http.get("/book/nowhere/terms/1").status_code == 404
 
 
-def test_each_business_sees_only_its_own_terms(enable_plugin, client, second_client, second_business):
+def test_each_business_sees_only_its_own_terms(
+    enable_plugin, client, second_client, second_business
+):
     enable_plugin("terms", text=FIRST)
     enable_plugin("terms", business=second_business, text="Spa rules: no phones.")
     assert "Pay on the day." in client.http.get("/book/salon/terms/1").text
