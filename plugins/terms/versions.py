@@ -33,7 +33,8 @@ terms_versions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# Each lost race means another request numbered a text meanwhile; a handful is plenty.
+# Each lost race means another request numbered a text meanwhile, and only the text saved last
+# is ever current: a handful of tries is plenty.
 NUMBERING_ATTEMPTS = 5
 
 
@@ -46,10 +47,12 @@ def version_of(ctx: Context, text: str) -> dict[str, Any]:
     """The row of ``text``'s version, numbered (the latest number plus one) if it has none yet."""
     assert ctx.tables is not None  # every context of a business has its tables
     digest = sha256_of(text)
-    for _ in range(NUMBERING_ATTEMPTS):
+    for attempt in range(NUMBERING_ATTEMPTS + 1):
         found = ctx.tables.select(terms_versions, terms_versions.c.text_sha256 == digest)
         if found:
             return found[0]
+        if attempt == NUMBERING_ATTEMPTS:
+            break
         latest = ctx.tables.select(
             terms_versions, order_by=(terms_versions.c.version.desc(),), limit=1
         )
