@@ -421,6 +421,8 @@ def _archive_records(
                 "version": consent.version,
                 "text_sha256": consent.text_sha256,
                 "given_at": _iso(consent.given_at),
+                "ip": consent.ip,
+                "user_agent": consent.user_agent,
             }
         )
     moves: dict[int, list[dict[str, Any]]] = {}

@@ -6,9 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bookwell.plugins.terms.versions import all_versions, version_of
-
 from bookwell.core.testing import InvalidSettings
+from bookwell.plugins.terms.versions import all_versions, version_of
 
 FIRST = "# Our terms\n\nPay on the day.\n"
 SECOND = "# Our terms\n\nPay on the day. Cancel a day ahead.\n"
