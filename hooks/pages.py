@@ -1,5 +1,5 @@
-"""Staff pages of a plugin's own (its ``routes`` blueprint): who is signed in, the staff pages'
-layout, and forms protected against cross-site requests. ::
+"""Pages of a plugin's own (its ``routes`` blueprint): who is signed in, the staff pages' and
+the client pages' layouts, and forms protected against cross-site requests. ::
 
     from bookwell.hooks.pages import csrf_form, render_staff_page, require_staff
 
@@ -122,6 +122,19 @@ def render_staff_page(
     ``"admin/layout.html"`` and fill ``{% block content %}``) with everything the layout needs:
     the business, the user, the menu for their role, the log-out form."""
     rendered: ResponseReturnValue = _kit().render_staff_page(page, template, status, **values)
+    return rendered
+
+
+def render_client_page(
+    slug: str, template: str, status: int = 200, **values: Any
+) -> ResponseReturnValue:
+    """Render ``template`` (from the plugin's blueprint) as one of business ``slug``'s client
+    pages, in the theme the business chose: extend ``"book/base.html"`` and fill ``{% block
+    title %}`` and ``{% block content %}``. The template gets what you pass, and ``tenant``
+    (the business: ``name``, ``slug``), which the layout needs. As with
+    :func:`plugin_context`, a business that has not enabled the plugin (or does not exist)
+    ends the request with 404."""
+    rendered: ResponseReturnValue = _kit().render_client_page(slug, template, status, **values)
     return rendered
 
 

@@ -251,6 +251,26 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class GivenConsent:
+    """The proof of one consent a client gave with a booking, as core keeps it
+    (``ctx.data.consents``): which consent (``id``, asked by ``plugin``), the ``version`` and
+    the SHA-256 of the exact text accepted, when (UTC), and the address and user agent of the
+    request it came with (``None`` when unknown: given outside a request, or stored before
+    Bookwell kept them)."""
+
+    booking_reference: str
+    client_name: str
+    client_email: str
+    id: str
+    plugin: str
+    version: str
+    text_sha256: str
+    given_at: datetime
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
 class SessionLimits:
     """Minutes; ``None`` leaves a limit as it is. Core keeps the strictest of all plugins'."""
 
@@ -321,6 +341,13 @@ class TenantData(Protocol):
 
     def client_bookings(self, email: str) -> list[BookingInfo]:
         """Every booking of one client (e-mail compared case-insensitively), oldest first."""
+        ...
+
+    def consents(
+        self, *, given_from: datetime, given_before: datetime, consent_id: str | None = None
+    ) -> list[GivenConsent]:
+        """The proof of every consent given with the tenant's bookings in ``[given_from,
+        given_before)`` (any plugin's, or only those with id ``consent_id``), earliest first."""
         ...
 
     def send_mail(

@@ -115,6 +115,31 @@ class ClientDetails:
         _check_text("notes", self.notes, lines=True)
 
 
+# booking_consents.ip and .user_agent: an IPv6 address is at most 45 characters; a user agent
+# is cut, since any client may send one of any length.
+MAX_IP_LENGTH = 45
+MAX_USER_AGENT_LENGTH = 300
+
+
+@dataclass(frozen=True)
+class ConsentWitness:
+    """Where consents were given from, kept with each as part of its proof: the request's
+    address and user agent (``None`` outside a request)."""
+
+    ip: str | None
+    user_agent: str | None
+
+    @classmethod
+    def of(cls, ctx: Context) -> ConsentWitness:
+        if ctx.request is None:
+            return cls(None, None)
+        ip, agent = ctx.request.ip, ctx.request.user_agent
+        return cls(
+            ip[:MAX_IP_LENGTH] if ip else None,
+            agent[:MAX_USER_AGENT_LENGTH] if agent else None,
+        )
+
+
 @dataclass(frozen=True)
 class IdempotentRequest:
     """Ties a booking to an ``Idempotency-Key`` in the booking's own transaction."""
@@ -253,6 +278,7 @@ def create_booking(
         ),
     )
     who = _who(actor, client.email)
+    given_from = ConsentWitness.of(ctx)
     _guard_audited(
         app, host, "before_confirm", ctx, enabled, host.broken_enabled_for(reader, tenant_id), who
     )
@@ -305,6 +331,8 @@ def create_booking(
                 version=consent.version,
                 text_sha256=hashlib.sha256(consent.text.encode()).hexdigest(),
                 given_at=now,
+                ip=given_from.ip,
+                user_agent=given_from.user_agent,
             )
             for plugin, consent in required
         )

@@ -42,7 +42,7 @@ from bookwell.core.storage.models import (
     Service,
     Tenant,
 )
-from bookwell.hooks import ArchiveResult, BookingInfo, Context, TenantInfo
+from bookwell.hooks import ArchiveResult, BookingInfo, Context, GivenConsent, TenantInfo
 
 DEDUPE_KEY_LENGTH = 200  # outbox_messages.dedupe_key
 # Bookings archived and deleted per call, at most: the deletion holds the write lock (on SQLite,
@@ -99,6 +99,44 @@ class PluginData:
         """Every booking of one client (e-mail compared case-insensitively), oldest first (by
         start time)."""
         return self._bookings(func.lower(Booking.client_email) == email.strip().lower())
+
+    def consents(
+        self, *, given_from: datetime, given_before: datetime, consent_id: str | None = None
+    ) -> list[GivenConsent]:
+        """The proof of every consent given with the tenant's bookings in ``[given_from,
+        given_before)`` (only those with id ``consent_id`` if given), earliest first."""
+        for bound in (given_from, given_before):
+            if not isinstance(bound, datetime) or bound.tzinfo is None:
+                raise ValueError("given_from and given_before are aware datetimes")
+        conditions = [
+            Booking.tenant_id == self._tenant.id,
+            BookingConsent.given_at >= given_from,
+            BookingConsent.given_at < given_before,
+        ]
+        if consent_id is not None:
+            conditions.append(BookingConsent.consent_id == consent_id)
+        with db.fresh_session(self._app) as session:
+            rows = session.execute(
+                select(BookingConsent, Booking.reference, Booking.client_name, Booking.client_email)
+                .join(Booking, Booking.id == BookingConsent.booking_id)
+                .where(*conditions)
+                .order_by(BookingConsent.given_at, BookingConsent.id)
+            ).all()
+        return [
+            GivenConsent(
+                booking_reference=reference,
+                client_name=client_name,
+                client_email=client_email,
+                id=consent.consent_id,
+                plugin=consent.plugin_name,
+                version=consent.version,
+                text_sha256=consent.text_sha256,
+                given_at=consent.given_at,
+                ip=consent.ip,
+                user_agent=consent.user_agent,
+            )
+            for consent, reference, client_name, client_email in rows
+        ]
 
     def send_mail(
         self,
@@ -383,6 +421,8 @@ def _archive_records(
                 "version": consent.version,
                 "text_sha256": consent.text_sha256,
                 "given_at": _iso(consent.given_at),
+                "ip": consent.ip,
+                "user_agent": consent.user_agent,
             }
         )
     moves: dict[int, list[dict[str, Any]]] = {}

@@ -158,6 +158,15 @@ class PluginHost:
         self.installed[name] = plugin
         return plugin
 
+    def forget(self, name: str | None) -> None:
+        """Unregister the plugin called ``name``, if one is, so another may take its name."""
+        if name is None or name not in self.installed:
+            return
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        del self.installed[name]
+        self._ordered.clear()
+
     def _migrations_problem(self, module: Any) -> str | None:
         """Why the plugin's ``migrations`` hook cannot give its tables, if it cannot: it raises,
         answers something other than a script location, or names a folder with no ``env.py``
@@ -724,6 +733,9 @@ def init_app(app: Flask) -> None:
     if app.config.get("LOAD_ENTRY_POINTS", True):  # off only for benchmarks' bare baseline
         host.load_entry_points()
     for module in app.config.get("EXTRA_PLUGINS", ()):
+        # A module given to this app stands in for an installed plugin of the same name (a
+        # test's own stand-in for a built-in plugin, or the plugin under test, installed too).
+        host.forget(getattr(getattr(module, "MANIFEST", None), "name", None))
         host.add(module, source=getattr(module, "__name__", "test"))
     app.extensions[EXTENSION] = host
 

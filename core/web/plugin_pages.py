@@ -1,6 +1,7 @@
 """Core's side of :mod:`bookwell.hooks.pages`: plugins' staff pages pass the same gate as core's
-staff pages (sign-in, tenant wall, role, ``before_data_access``) and render in their layout; a
-plugin's views and commands get the context its hooks get (``plugin_context``)."""
+staff pages (sign-in, tenant wall, role, ``before_data_access``) and render in their layout; their
+client pages render in the business's theme; a plugin's views and commands get the context its
+hooks get (``plugin_context``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from flask import Flask, abort, g, has_request_context, request
+from flask import Flask, abort, g, has_request_context, make_response, request
 from flask_login import current_user
 
 from bookwell.core.context import make_context, tenant_info, user_info
@@ -18,7 +19,7 @@ from bookwell.core.pluginhost import settings as plugin_settings
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Role, Tenant
-from bookwell.core.web import identity
+from bookwell.core.web import identity, themes
 from bookwell.core.web.identity import login_manager
 from bookwell.core.web.pages.admin import page, require_page
 from bookwell.core.web.plugin_routes import owner_of
@@ -73,6 +74,15 @@ class StaffPages:
             abort(403)
         tenant, user = checked
         return page(template, tenant, user, status, **values)
+
+    def render_client_page(self, slug: str, template: str, status: int, **values: Any):
+        _plugin, tenant, in_view = _owner_and_business(slug)
+        if not in_view:
+            raise RuntimeError("render_client_page works in a plugin's own views")
+        # The business last: the theme's layout reads it, whatever the plugin passed.
+        return make_response(
+            themes.render(tenant.theme, template, **{**values, "tenant": tenant}), status
+        )
 
     def plugin_context(self, slug: str) -> Context:
         plugin, tenant, in_view = _owner_and_business(slug)

@@ -223,6 +223,8 @@ def test_ended_bookings_are_archived_then_go_with_everything_that_was_theirs(
     assert [consent["id"] for consent in first["consents"]] == ["terms"]
     assert first["consents"][0]["version"] == "2"
     assert first["consents"][0]["text_sha256"] == hashlib.sha256(TERMS.text.encode()).hexdigest()
+    assert first["consents"][0]["ip"] == "127.0.0.1"  # the proof goes whole into the archive
+    assert first["consents"][0]["user_agent"].startswith("Werkzeug/")
     assert moved["reschedule_count"] == 1
     assert moved["reschedules"] == [
         {

@@ -90,6 +90,7 @@ def walk(app, business, clock):
             "name": "closed_days",
             "theme": "default",
             "filename": "bookwell.css",
+            "number": 1,
         },
         "booking": booked.json,
         "token": login.json["token"],

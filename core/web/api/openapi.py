@@ -203,12 +203,18 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["id", "version", "text_sha256", "given_at"],
+                    "description": "Proof of a consent the client gave: the version and "
+                    "SHA-256 of the exact text accepted, when, and from which address and user "
+                    "agent (`null` for consents given before these were kept, or outside a "
+                    "request).",
+                    "required": ["id", "version", "text_sha256", "given_at", "ip", "user_agent"],
                     "properties": {
                         "id": {"type": "string"},
                         "version": {"type": "string"},
                         "text_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                         "given_at": INSTANT,
+                        "ip": {"type": ["string", "null"], "maxLength": 45},
+                        "user_agent": {"type": ["string", "null"], "maxLength": 300},
                     },
                 },
             },

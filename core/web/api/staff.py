@@ -37,7 +37,9 @@ def consents_of(booking_ids: list[int]) -> dict[int, list[dict]]:
     if not booking_ids:
         return found
     for row in db.session().scalars(
-        select(BookingConsent).where(BookingConsent.booking_id.in_(booking_ids))
+        select(BookingConsent)
+        .where(BookingConsent.booking_id.in_(booking_ids))
+        .order_by(BookingConsent.id)
     ):
         found[row.booking_id].append(
             {
@@ -45,6 +47,8 @@ def consents_of(booking_ids: list[int]) -> dict[int, list[dict]]:
                 "version": row.version,
                 "text_sha256": row.text_sha256,
                 "given_at": row.given_at.isoformat(),
+                "ip": row.ip,
+                "user_agent": row.user_agent,
             }
         )
     return found

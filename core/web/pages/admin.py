@@ -396,6 +396,21 @@ def _move_steps(tenant: Tenant, booking: Booking, move_day: date | None) -> dict
     return {**steps_context, "stage": "month", "view": view}
 
 
+def _consent_links(tenant: Tenant) -> dict[tuple[str, str, str], str]:
+    """The page of each consent the plugins ask for now, by (plugin, consent, version): a
+    consent given in that version links to the text accepted. Only a link: a plugin that fails
+    here costs the page its links, never the booking's details."""
+    try:
+        required = lifecycle.requirements(current_app._get_current_object(), tenant, clock.now())
+    except PluginFailed:
+        return {}
+    return {
+        (plugin, consent.id, consent.version): consent.url
+        for plugin, consent in required
+        if consent.url
+    }
+
+
 def _booking_page(
     tenant, user, booking, *, status=200, cancel=None, outcome=None, move=None, errors=()
 ):
@@ -409,7 +424,11 @@ def _booking_page(
     if changeable and booking.starts_at > clock.now():
         moving = _move_steps(tenant, booking, move_day)
     consents = list(
-        db.session().scalars(select(BookingConsent).where(BookingConsent.booking_id == booking.id))
+        db.session().scalars(
+            select(BookingConsent)
+            .where(BookingConsent.booking_id == booking.id)
+            .order_by(BookingConsent.id)
+        )
     )
     viewed(tenant, user, f"booking:{booking.reference}")
     return page(
@@ -419,6 +438,7 @@ def _booking_page(
         status=status,
         booking=booking,
         consents=consents,
+        consent_links=_consent_links(tenant) if consents else {},
         now=clock.now(),
         changeable=changeable,
         cancel_form=cancel or CancelForm(formdata=None),
