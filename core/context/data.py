@@ -11,7 +11,9 @@ plugin (:meth:`PluginData.for_plugin`, through ``core/context/tools.py``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -186,7 +188,7 @@ class PluginData:
             with db.fresh_session(self._app) as session:
                 going = session.execute(self._ended(before, limit)).all()
                 left = session.scalar(self._count_ended(before)) - len(going)
-            return _result(len(going), going, None, None, left)
+            return _result(len(going), going, (None, None), (None, None), left)
         with db.write_transaction(self._app) as session:
             chosen = session.execute(self._ended(before, limit, lock=True)).all()
             if not chosen:
@@ -210,8 +212,10 @@ class PluginData:
                 "ended_before": _iso(before),
                 "bookings": len(ids),
             }
-            archive, checksum = write_archive(
-                self._files, _archive_name(first_end, last_end), [header, *records]
+            name = _archive_name(first_end, last_end)
+            archive, checksum = write_archive(self._files, name, [header, *records])
+            csv_archive, csv_checksum = write_csv_archive(
+                self._files, f"{name.removesuffix('.jsonl')}.csv", records
             )
             delete_archived(session, self._tenant.id, ids)
             audit.record(
@@ -228,6 +232,8 @@ class PluginData:
                     "ended_before": before,
                     "archive": archive.name,
                     "checksum": checksum,
+                    "csv_archive": csv_archive.name,
+                    "csv_checksum": csv_checksum,
                 },
                 now=self._now,
             )
@@ -236,7 +242,7 @@ class PluginData:
             # files nothing points to any more.
             _remove_mail_files(self._app, message_ids)
             left = session.scalar(self._count_ended(before))
-        return _result(len(ids), chosen, archive, checksum, left)
+        return _result(len(ids), chosen, (archive, checksum), (csv_archive, csv_checksum), left)
 
     def _ended(self, before: datetime, limit: int, *, lock: bool = False) -> Any:
         """``(id, ends_at)`` of the tenant's first ``limit`` bookings ended before ``before``
@@ -339,14 +345,16 @@ def _check_archive_request(before: datetime, limit: int, now: datetime) -> None:
 def _result(
     count: int,
     chosen: Sequence[Any],
-    archive: Path | None,
-    checksum: str | None,
+    json_lines: tuple[Path | None, str | None],
+    csv_table: tuple[Path | None, str | None],
     remaining: int,
 ) -> ArchiveResult:
     return ArchiveResult(
         deleted=count,
-        archive=archive,
-        checksum=checksum,
+        archive=json_lines[0],
+        checksum=json_lines[1],
+        csv_archive=csv_table[0],
+        csv_checksum=csv_table[1],
         first_end=chosen[0][1] if chosen else None,
         last_end=chosen[-1][1] if chosen else None,
         remaining=remaining,
@@ -488,6 +496,66 @@ def write_archive(folder: Path, name: str, lines: list[dict[str, Any]]) -> tuple
         json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         for line in lines
     )
+    return _write_with_checksum(folder, name, body)
+
+
+# The CSV's columns: one row per booking, what the JSON line holds, flattened. The lists a
+# booking carries (consents, reschedules, messages) are each one cell of JSON.
+CSV_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("reference", lambda r: r["reference"]),
+    ("status", lambda r: r["status"]),
+    ("service_id", lambda r: r["service"]["id"]),
+    ("service", lambda r: r["service"]["name"]),
+    ("provider_id", lambda r: r["provider"]["id"]),
+    ("provider", lambda r: r["provider"]["name"]),
+    ("start", lambda r: r["start"]),
+    ("end", lambda r: r["end"]),
+    ("client_name", lambda r: r["client"]["name"]),
+    ("client_email", lambda r: r["client"]["email"]),
+    ("client_phone", lambda r: r["client"]["phone"]),
+    ("client_notes", lambda r: r["client"]["notes"]),
+    ("price_cents", lambda r: r["price_cents"]),
+    ("prepaid_cents", lambda r: r["prepaid_cents"]),
+    ("discount_cents", lambda r: r["discount_cents"]),
+    ("discount_label", lambda r: r["discount_label"]),
+    ("currency", lambda r: r["currency"]),
+    ("created_at", lambda r: r["created_at"]),
+    ("updated_at", lambda r: r["updated_at"]),
+    ("cancelled_at", lambda r: r["cancelled_at"]),
+    ("cancellation_reason", lambda r: r["cancellation_reason"]),
+    ("reschedule_count", lambda r: r["reschedule_count"]),
+    ("consents", lambda r: _json_cell(r["consents"])),
+    ("reschedules", lambda r: _json_cell(r["reschedules"])),
+    ("messages", lambda r: _json_cell(r["messages"])),
+)
+# A spreadsheet runs a cell starting with one of these as a formula; clients type names and notes.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _json_cell(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value  # shown as text; the JSON lines keep the exact value
+    return value
+
+
+def write_csv_archive(folder: Path, name: str, records: list[dict[str, Any]]) -> tuple[Path, str]:
+    """Write the bookings ``records`` (the archive's booking lines) as CSV to ``folder/name``,
+    with its SHA-256 beside it, like :func:`write_archive`; returns the file and its SHA-256."""
+    text = io.StringIO()
+    table = csv.writer(text, lineterminator="\r\n")
+    table.writerow([column for column, _ in CSV_COLUMNS])
+    for record in records:
+        table.writerow([_csv_cell(cell(record)) for _, cell in CSV_COLUMNS])
+    return _write_with_checksum(folder, name, text.getvalue().encode())
+
+
+def _write_with_checksum(folder: Path, name: str, body: bytes) -> tuple[Path, str]:
     checksum = hashlib.sha256(body).hexdigest()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = folder / name
