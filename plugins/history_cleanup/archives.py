@@ -97,7 +97,8 @@ def file_to_download(ctx: Context, name: str) -> tuple[Path, Archive] | None:
     found = ARCHIVE_NAME.fullmatch(name)
     if found is None or ctx.files is None:
         return None
-    archive = _read(ctx.files / name.removesuffix(".csv").removesuffix(".jsonl") + ".jsonl")
+    stem = name.removesuffix(".csv").removesuffix(".jsonl")
+    archive = _read(ctx.files / f"{stem}.jsonl")
     if archive is None or name not in (archive.name, archive.csv_name):
         return None
     return ctx.files / name, archive

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
 
 import bookwell.plugins.history_cleanup as history_cleanup
 from bookwell.core.testing import open_business
@@ -50,8 +50,15 @@ def sql(database_url):
     engine = create_engine(database_url)
 
     def run(statement: str, **values):
+        query = text(statement).bindparams(
+            *(
+                bindparam(key, expanding=True)
+                for key, value in values.items()
+                if isinstance(value, list)
+            )
+        )
         with engine.connect() as connection:
-            return connection.execute(text(statement), values).all()
+            return connection.execute(query, values).all()
 
     yield run
     engine.dispose()
@@ -74,6 +81,26 @@ def references(sql, business) -> list[str]:
         t=business.tenant_id,
     )
     return [row[0] for row in rows]
+
+
+OF_BOOKINGS = {
+    "consents": "SELECT count(*) FROM booking_consents WHERE booking_id IN :ids",
+    "reschedules": "SELECT count(*) FROM booking_reschedules WHERE booking_id IN :ids",
+    "outbox": "SELECT count(*) FROM outbox_messages WHERE booking_id IN :ids",
+    "messages": "SELECT message_id FROM outbox_messages WHERE booking_id IN :ids",
+}
+
+
+def ids_of(sql, refs: list[str]) -> list[int]:
+    return [row[0] for row in sql("SELECT id FROM bookings WHERE reference IN :refs", refs=refs)]
+
+
+def belonging(sql, ids: list[int]) -> dict[str, int]:
+    """How many rows of each kind that belongs to a booking the bookings ``ids`` have."""
+    return {
+        kind: sql(OF_BOOKINGS[kind], ids=ids)[0][0]
+        for kind in ("consents", "reschedules", "outbox")
+    }
 
 
 def verify_audit(bookwell_cli):
@@ -102,26 +129,17 @@ def history(app, salon, client, make_client, run_schedule, clock):
 def test_old_bookings_go_with_everything_theirs_and_the_rest_stays(
     app, salon, history, sql, run_schedule, audit_trail, bookwell_cli
 ):
-    ended = "', '".join(history["ended"])
-    ids = [row[0] for row in sql(f"SELECT id FROM bookings WHERE reference IN ('{ended}')")]
-    id_list = ", ".join(map(str, ids))
-    messages = [
-        row[0]
-        for row in sql(f"SELECT message_id FROM outbox_messages WHERE booking_id IN ({id_list})")
-    ]
+    ids = ids_of(sql, history["ended"])
+    messages = [row[0] for row in sql(OF_BOOKINGS["messages"], ids=ids)]
     outbox = Path(app.instance_path) / "outbox"
     emls = [outbox / (m.strip("<>").replace("/", "_") + ".eml") for m in messages]
     assert messages and all(eml.exists() for eml in emls)
-    assert sql(f"SELECT count(*) FROM booking_consents WHERE booking_id IN ({id_list})")[0][0] == 3
-    assert (
-        sql(f"SELECT count(*) FROM booking_reschedules WHERE booking_id IN ({id_list})")[0][0] == 1
-    )
+    assert belonging(sql, ids) == {"consents": 3, "reschedules": 1, "outbox": len(messages)}
 
     run_schedule(at=MAY)
 
     assert references(sql, salon) == [history["june"]]
-    for table in ("booking_consents", "booking_reschedules", "outbox_messages"):
-        assert sql(f"SELECT count(*) FROM {table} WHERE booking_id IN ({id_list})")[0][0] == 0
+    assert belonging(sql, ids) == {"consents": 0, "reschedules": 0, "outbox": 0}
     assert not any(eml.exists() for eml in emls)
     assert sql("SELECT count(*) FROM booking_consents")[0][0] == 1  # June's
 
