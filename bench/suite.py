@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import availability, plugins, server
+from . import availability, cleanup, plugins, server
 from .benchmark import Benchmark
 
 BENCHMARKS: list[Benchmark] = [
     availability.BENCHMARK,
     plugins.BENCHMARK,
     server.BENCHMARK,
+    cleanup.BENCHMARK,
 ]

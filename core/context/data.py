@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
@@ -52,6 +53,14 @@ DEDUPE_KEY_LENGTH = 200  # outbox_messages.dedupe_key
 ARCHIVE_LIMIT = 500
 ARCHIVE_FORMAT = 1
 ARCHIVED_ACTION = "bookings.archived_and_deleted"
+
+
+@dataclass(frozen=True)
+class _ArchiveFiles:
+    archive: Path
+    checksum: str
+    csv_archive: Path
+    csv_checksum: str
 
 
 class PluginData:
@@ -172,12 +181,15 @@ class PluginData:
         ``before``, oldest first, with their consents, reschedules, outbox messages and those
         messages' ``.eml`` files; see :meth:`bookwell.hooks.TenantData.archive_and_delete_ended`.
 
-        One write transaction takes the bookings (on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so a
-        concurrent call takes others; on SQLite the write lock serialises calls), writes and
-        fsyncs the archive, deletes, and appends the audit entry; the commit makes it all true
-        at once. A booking with a message being delivered right then waits for a later call,
-        so that no ``.eml`` file is written after its row went. Idempotency keys are not tied
-        to bookings (and expire within a day): they are left alone.
+        The archive is read and written (and fsynced) before the write lock is taken; one write
+        transaction then checks that it is still exactly what archiving those bookings would
+        write, with each of them still there (on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so a
+        concurrent call takes others), deletes them and appends the audit entry; the commit
+        makes it all true at once. When the check fails (a concurrent call took some, or one
+        changed in between), that archive is removed and the step is done again, all of it
+        inside one write transaction. A booking with a message being delivered right then waits
+        for a later call, so that no ``.eml`` file is written after its row went. Idempotency
+        keys are not tied to bookings (and expire within a day): they are left alone.
         """
         if self._plugin is None or self._files is None:
             raise RuntimeError(
@@ -189,6 +201,78 @@ class PluginData:
                 going = session.execute(self._ended(before, limit)).all()
                 left = session.scalar(self._count_ended(before)) - len(going)
             return _result(len(going), going, (None, None), (None, None), left)
+        # First without the write lock, which every booking of the instance waits for: choose,
+        # read and write the archive (fsyncs are the slow part), then take the lock only to check
+        # that the archive is still exactly what would be archived and to delete. When it is not
+        # (a concurrent call took some of them, or one changed meanwhile), its files go and the
+        # whole step is done again under the lock.
+        with db.fresh_session(self._app) as session:
+            chosen = session.execute(self._ended(before, limit)).all()
+            if not chosen:
+                return ArchiveResult(deleted=0, remaining=session.scalar(self._count_ended(before)))
+            records, _, delivering = _archive_records(
+                session, self._tenant, [booking_id for booking_id, _ in chosen], self._moment()
+            )
+        chosen = [row for row in chosen if row[0] not in delivering]
+        records = [record for record in records if record["id"] not in delivering]
+        if chosen:
+            files = self._write_archives(before, chosen, records)
+            done = self._delete_if_archived(before, chosen, records, files)
+            if done is not None:
+                return done
+            _remove_archive(files)
+        return self._archive_and_delete_locked(before, limit)
+
+    def _write_archives(
+        self, before: datetime, chosen: Sequence[Any], records: list[dict[str, Any]]
+    ) -> _ArchiveFiles:
+        """Write ``records`` (of the bookings ``chosen``) as JSON lines and CSV, on disk."""
+        assert self._files is not None
+        header = {
+            "type": "archive",
+            "format": ARCHIVE_FORMAT,
+            "tenant": self._tenant.slug,
+            "plugin": self._plugin,
+            "created_at": _iso(self._now),
+            "ended_before": _iso(before),
+            "bookings": len(chosen),
+        }
+        name = _archive_name(chosen[0][1], chosen[-1][1])
+        archive, checksum = write_archive(self._files, name, [header, *records])
+        csv_archive, csv_checksum = write_csv_archive(
+            self._files, f"{name.removesuffix('.jsonl')}.csv", records
+        )
+        return _ArchiveFiles(archive, checksum, csv_archive, csv_checksum)
+
+    def _delete_if_archived(
+        self,
+        before: datetime,
+        chosen: Sequence[Any],
+        records: list[dict[str, Any]],
+        files: _ArchiveFiles,
+    ) -> ArchiveResult | None:
+        """Under the write lock: delete the bookings ``chosen`` if they are all still there,
+        unchanged (``records`` is what archiving them now would write) and taken by no other
+        call; else ``None``, changing nothing."""
+        ids = [booking_id for booking_id, _ in chosen]
+        with db.write_transaction(self._app) as session:
+            still = session.execute(
+                select(Booking.id, Booking.ends_at)
+                .where(*self._ended_before(before), Booking.id.in_(ids))
+                .order_by(Booking.ends_at, Booking.id)
+                .with_for_update(skip_locked=True, of=Booking)
+            ).all()
+            if [tuple(row) for row in still] != [tuple(row) for row in chosen]:
+                return None
+            now_records, message_ids, delivering = _archive_records(
+                session, self._tenant, ids, self._moment()
+            )
+            if delivering or now_records != records:
+                return None
+            return self._delete(session, before, chosen, message_ids, files)
+
+    def _archive_and_delete_locked(self, before: datetime, limit: int) -> ArchiveResult:
+        """The whole step in one write transaction: choose, archive, delete."""
         with db.write_transaction(self._app) as session:
             chosen = session.execute(self._ended(before, limit, lock=True)).all()
             if not chosen:
@@ -201,48 +285,52 @@ class PluginData:
                 records = [record for record in records if record["id"] not in delivering]
             if not chosen:
                 return ArchiveResult(deleted=0, remaining=session.scalar(self._count_ended(before)))
-            ids = [booking_id for booking_id, _ in chosen]
-            first_end, last_end = chosen[0][1], chosen[-1][1]
-            header = {
-                "type": "archive",
-                "format": ARCHIVE_FORMAT,
-                "tenant": self._tenant.slug,
-                "plugin": self._plugin,
-                "created_at": _iso(self._now),
-                "ended_before": _iso(before),
-                "bookings": len(ids),
-            }
-            name = _archive_name(first_end, last_end)
-            archive, checksum = write_archive(self._files, name, [header, *records])
-            csv_archive, csv_checksum = write_csv_archive(
-                self._files, f"{name.removesuffix('.jsonl')}.csv", records
-            )
-            delete_archived(session, self._tenant.id, ids)
-            audit.record(
-                session,
-                tenant_id=self._tenant.id,
-                actor=f"plugin:{self._plugin}",
-                ip=None,
-                action=ARCHIVED_ACTION,
-                subject=f"archive:{self._plugin}/{archive.name}"[: audit.MAX_SUBJECT],
-                details={
-                    "count": len(ids),
-                    "first_end": first_end,
-                    "last_end": last_end,
-                    "ended_before": before,
-                    "archive": archive.name,
-                    "checksum": checksum,
-                    "csv_archive": csv_archive.name,
-                    "csv_checksum": csv_checksum,
-                },
-                now=self._now,
-            )
-            # Before the commit: should the commit fail, the rows (which hold each message's
-            # text) stay and the next call archives them again; after it, a crash would leave
-            # files nothing points to any more.
-            _remove_mail_files(self._app, message_ids)
-            left = session.scalar(self._count_ended(before))
-        return _result(len(ids), chosen, (archive, checksum), (csv_archive, csv_checksum), left)
+            files = self._write_archives(before, chosen, records)
+            return self._delete(session, before, chosen, message_ids, files)
+
+    def _delete(
+        self,
+        session: Session,
+        before: datetime,
+        chosen: Sequence[Any],
+        message_ids: list[str],
+        files: _ArchiveFiles,
+    ) -> ArchiveResult:
+        """Delete the archived bookings ``chosen`` and record it, in the caller's transaction."""
+        ids = [booking_id for booking_id, _ in chosen]
+        first_end, last_end = chosen[0][1], chosen[-1][1]
+        delete_archived(session, self._tenant.id, ids)
+        audit.record(
+            session,
+            tenant_id=self._tenant.id,
+            actor=f"plugin:{self._plugin}",
+            ip=None,
+            action=ARCHIVED_ACTION,
+            subject=f"archive:{self._plugin}/{files.archive.name}"[: audit.MAX_SUBJECT],
+            details={
+                "count": len(ids),
+                "first_end": first_end,
+                "last_end": last_end,
+                "ended_before": before,
+                "archive": files.archive.name,
+                "checksum": files.checksum,
+                "csv_archive": files.csv_archive.name,
+                "csv_checksum": files.csv_checksum,
+            },
+            now=self._now,
+        )
+        # Before the commit: should the commit fail, the rows (which hold each message's
+        # text) stay and the next call archives them again; after it, a crash would leave
+        # files nothing points to any more.
+        _remove_mail_files(self._app, message_ids)
+        left = session.scalar(self._count_ended(before))
+        return _result(
+            len(ids),
+            chosen,
+            (files.archive, files.checksum),
+            (files.csv_archive, files.csv_checksum),
+            left,
+        )
 
     def _ended(self, before: datetime, limit: int, *, lock: bool = False) -> Any:
         """``(id, ends_at)`` of the tenant's first ``limit`` bookings ended before ``before``
@@ -587,6 +675,13 @@ def delete_archived(session: Session, tenant_id: int, booking_ids: list[int]) ->
     )
     if deleted.rowcount != len(booking_ids):  # they were locked: anything else is a bug
         raise RuntimeError(f"deleted {deleted.rowcount} of {len(booking_ids)} archived bookings")
+
+
+def _remove_archive(files: _ArchiveFiles) -> None:
+    """Remove an archive that was not used (its bookings went otherwise), with its checksums."""
+    for path in (files.archive, files.csv_archive):
+        path.unlink(missing_ok=True)
+        path.with_name(f"{path.name}.sha256").unlink(missing_ok=True)
 
 
 def _remove_mail_files(app: Flask, message_ids: list[str]) -> None:
