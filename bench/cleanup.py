@@ -262,7 +262,6 @@ def prepare(options: Options) -> Iterator[list[Variant]]:
                     "cleanup milliseconds": round(seconds * 1000),
                     "bookings made during cleanup": len(latencies),
                     "busy answers": bookings.take_busy(),
-                    "max booking ms": round(max(latencies) * 1000),
                 },
             )
 

@@ -423,6 +423,43 @@ def test_a_crash_between_archive_and_delete_loses_nothing(app, salon, history, m
     assert json.loads(entry.details)["archive"] == result.archive.name
 
 
+def test_a_booking_changed_while_its_archive_was_written_is_archived_as_it_is_deleted(
+    app, salon, history, monkeypatch
+):
+    """The archive is written before the write lock is taken: a change made meanwhile makes the
+    step start again under the lock, and the stale archive goes."""
+    real_write, writes = plugin_data.write_csv_archive, []
+
+    def write_then_change(*arguments):
+        written = real_write(*arguments)
+        writes.append(written[0])
+        if len(writes) == 1:  # staff edit the first booking in between
+            with db.write_transaction(app) as session:
+                session.execute(
+                    update(Booking)
+                    .where(Booking.reference == history["ended"][0])
+                    .values(client_notes="Edited meanwhile")
+                )
+        return written
+
+    monkeypatch.setattr(plugin_data, "write_csv_archive", write_then_change)
+    result = archive_ended(app, salon, LATER, 10)
+    assert result.deleted == 3 and len(writes) == 2
+    assert read_archive(result.archive)[1][0]["client"]["notes"] == "Edited meanwhile"
+    folder = result.archive.parent
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        [
+            result.archive.name,
+            f"{result.archive.name}.sha256",
+            result.csv_archive.name,
+            f"{result.csv_archive.name}.sha256",
+        ]
+    )  # the stale archive is gone, checksums and all
+    [entry] = archived_entries(app, salon.tenant_id)
+    assert json.loads(entry.details)["archive"] == result.archive.name
+    assert references(app, salon) == [history["future"]]
+
+
 def test_calls_at_once_never_take_the_same_booking(app, salon, clock):
     made = [
         book_salon(app, salon, f"2027-03-0{day}T{hour}:00:00+01:00", name=f"C{day}{hour}")
