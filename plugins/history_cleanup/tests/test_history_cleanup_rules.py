@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import bookwell.plugins.history_cleanup as history_cleanup
 from bookwell.core.testing import InvalidSettings, PluginConflict, host_of
 
 REASON = "Loyalty discount needs intact history, which History cleanup breaks."
@@ -139,3 +140,19 @@ def test_tick_now_in_the_future_deletes_only_when_allowed(
     assert ran.exit_code == 0, ran.output
     assert "history_cleanup" in ran.output
     assert bookings_count() == 0
+
+
+def test_tick_on_a_terminal_shows_the_deletion_as_a_bar(
+    old_bookings, bookwell_cli, bookings_count, clock, monkeypatch
+):
+    monkeypatch.setattr(history_cleanup, "BATCH", 1)
+    monkeypatch.setattr(history_cleanup, "PAUSE_SECONDS", 0)
+    clock.set(MAY)
+    ran = bookwell_cli("tick", terminal=True)
+    assert ran.exit_code == 0, ran.output
+    assert "\rsalon: history_cleanup [" in ran.output
+    assert "1/3" in ran.output and "2/3" in ran.output
+    assert "[##############################] 3/3" in ran.output
+    assert bookings_count() == 0
+    piped = bookwell_cli("tick")  # into a pipe: the report alone
+    assert "[" not in piped.output and "\r" not in piped.output
