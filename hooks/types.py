@@ -289,8 +289,10 @@ class ArchiveResult:
     to ``archive`` (a JSON-lines file in the plugin's ``ctx.files``; ``None`` when nothing went,
     and on a dry run) whose SHA-256 is ``checksum``, and to ``csv_archive`` beside it (the same
     bookings as CSV, for a spreadsheet) whose SHA-256 is ``csv_checksum``. ``first_end`` and
-    ``last_end`` are the ends of the first and last of them (UTC). ``remaining`` counts the
-    bookings that ended before the same instant and are still there, for ``ctx.progress``."""
+    ``last_end`` are the earliest and latest of their ends (UTC). ``remaining`` counts the
+    bookings that ended before the same instant and are still there, for ``ctx.progress``:
+    counted by a context's first call, then less what that context deleted (what another
+    worker deleted meanwhile shows in the next context's count)."""
 
     deleted: int
     archive: Path | None = None

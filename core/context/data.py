@@ -18,14 +18,14 @@ import json
 import os
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload
 
@@ -82,6 +82,8 @@ class PluginData:
         self._dry_run = dry_run
         self._plugin = plugin
         self._files = files
+        # Bookings left per ``before``, as the last call of this context knew them.
+        self._remaining: dict[datetime, int] = {}
 
     def for_plugin(self, plugin: str, files: Path) -> PluginData:
         """The same data as plugin ``plugin`` uses it: its archives go to ``files`` (its
@@ -215,13 +217,32 @@ class PluginData:
             )
         chosen = [row for row in chosen if row[0] not in delivering]
         records = [record for record in records if record["id"] not in delivering]
+        done = None
         if chosen:
             files = self._write_archives(before, chosen, records)
             done = self._delete_if_archived(before, chosen, records, files)
-            if done is not None:
-                return done
-            _remove_archive(files)
-        return self._archive_and_delete_locked(before, limit)
+            if done is None:
+                _remove_archive(files)
+        if done is None:
+            done = self._archive_and_delete_locked(before, limit)
+        if not done.deleted:
+            return done
+        return replace(done, remaining=self._remaining_after(before, done.deleted))
+
+    def _remaining_after(self, before: datetime, deleted: int) -> int:
+        """How many bookings ended before ``before`` are left once this call deleted
+        ``deleted``: counted at this context's first call, then less what it deleted. Counting
+        reads every old booking's row (there is no index on their end), which a loop of calls
+        over a million of them cannot afford each time; another worker's deletions show in the
+        next context's count."""
+        known = self._remaining.get(before)
+        if known is None:
+            with db.fresh_session(self._app) as session:
+                known = session.scalar(self._count_ended(before))
+        else:
+            known = max(0, known - deleted)
+        self._remaining[before] = known
+        return known
 
     def _write_archives(
         self, before: datetime, chosen: Sequence[Any], records: list[dict[str, Any]]
@@ -237,7 +258,7 @@ class PluginData:
             "ended_before": _iso(before),
             "bookings": len(chosen),
         }
-        name = _archive_name(chosen[0][1], chosen[-1][1])
+        name = _archive_name(*_ends(chosen))
         archive, checksum = write_archive(self._files, name, [header, *records])
         csv_archive, csv_checksum = write_csv_archive(
             self._files, f"{name.removesuffix('.jsonl')}.csv", records
@@ -256,13 +277,20 @@ class PluginData:
         call; else ``None``, changing nothing."""
         ids = [booking_id for booking_id, _ in chosen]
         with db.write_transaction(self._app) as session:
+            # By id alone: with the tenant in the WHERE too, SQLite (which keeps no statistics)
+            # walks the tenant's whole (tenant, start) index instead. Checked below instead.
             still = session.execute(
-                select(Booking.id, Booking.ends_at)
-                .where(*self._ended_before(before), Booking.id.in_(ids))
-                .order_by(Booking.ends_at, Booking.id)
+                select(Booking.id, Booking.ends_at, Booking.starts_at, Booking.tenant_id)
+                .where(Booking.id.in_(ids))
+                .order_by(Booking.starts_at, Booking.id)
                 .with_for_update(skip_locked=True, of=Booking)
             ).all()
-            if [tuple(row) for row in still] != [tuple(row) for row in chosen]:
+            kept = [
+                (booking_id, ends_at)
+                for booking_id, ends_at, starts_at, tenant_id in still
+                if tenant_id == self._tenant.id and starts_at < before and ends_at < before
+            ]
+            if kept != [tuple(row) for row in chosen]:
                 return None
             now_records, message_ids, delivering = _archive_records(
                 session, self._tenant, ids, self._moment()
@@ -298,7 +326,7 @@ class PluginData:
     ) -> ArchiveResult:
         """Delete the archived bookings ``chosen`` and record it, in the caller's transaction."""
         ids = [booking_id for booking_id, _ in chosen]
-        first_end, last_end = chosen[0][1], chosen[-1][1]
+        first_end, last_end = _ends(chosen)
         delete_archived(session, self._tenant.id, ids)
         audit.record(
             session,
@@ -323,27 +351,34 @@ class PluginData:
         # text) stay and the next call archives them again; after it, a crash would leave
         # files nothing points to any more.
         _remove_mail_files(self._app, message_ids)
-        left = session.scalar(self._count_ended(before))
+        # ``remaining`` is counted by the caller once the lock is let go: counting reads every
+        # old booking's row.
         return _result(
             len(ids),
             chosen,
             (files.archive, files.checksum),
             (files.csv_archive, files.csv_checksum),
-            left,
+            0,
         )
 
     def _ended(self, before: datetime, limit: int, *, lock: bool = False) -> Any:
         """``(id, ends_at)`` of the tenant's first ``limit`` bookings ended before ``before``
         whose mail is not being delivered right now."""
-        delivering = exists().where(
-            OutboxMessage.booking_id == Booking.id,
+        # Not correlated: outbox_messages has no index on booking_id, and a NOT EXISTS per
+        # candidate would scan the outbox once per old booking. The few messages being sent
+        # right now are found once, through the outbox's (sent_at, ...) index.
+        delivering = select(OutboxMessage.booking_id).where(
+            OutboxMessage.tenant_id == self._tenant.id,
             OutboxMessage.sent_at.is_(None),
             OutboxMessage.claimed_until > self._moment(),
+            OutboxMessage.booking_id.is_not(None),
         )
+        # By start, the (tenant, start) index's order: the scan stops after ``limit`` rows,
+        # where ordering by end would sort every old booking on each call.
         query = (
             select(Booking.id, Booking.ends_at)
-            .where(*self._ended_before(before), ~delivering)
-            .order_by(Booking.ends_at, Booking.id)
+            .where(*self._ended_before(before), Booking.id.not_in(delivering))
+            .order_by(Booking.starts_at, Booking.id)
             .limit(limit)
         )
         # PostgreSQL: a concurrent call skips the rows this one took rather than waiting to
@@ -437,16 +472,23 @@ def _result(
     csv_table: tuple[Path | None, str | None],
     remaining: int,
 ) -> ArchiveResult:
+    first_end, last_end = _ends(chosen) if chosen else (None, None)
     return ArchiveResult(
         deleted=count,
         archive=json_lines[0],
         checksum=json_lines[1],
         csv_archive=csv_table[0],
         csv_checksum=csv_table[1],
-        first_end=chosen[0][1] if chosen else None,
-        last_end=chosen[-1][1] if chosen else None,
+        first_end=first_end,
+        last_end=last_end,
         remaining=remaining,
     )
+
+
+def _ends(chosen: Sequence[Any]) -> tuple[datetime, datetime]:
+    """The first and last end of the bookings ``chosen`` (``(id, ends_at)`` rows)."""
+    ends = [row[1] for row in chosen]
+    return min(ends), max(ends)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -463,9 +505,11 @@ def _archive_records(
         select(Booking, Service.name, Provider.name)
         .join(Service, Service.id == Booking.service_id)
         .join(Provider, Provider.id == Booking.provider_id)
-        .where(Booking.tenant_id == tenant.id, Booking.id.in_(booking_ids))
+        # By id alone (see _delete_if_archived); the tenant is checked on each row below.
+        .where(Booking.id.in_(booking_ids))
         .options(raiseload(Booking.reschedules))  # read below, all at once
     ).all()
+    rows = [row for row in rows if row[0].tenant_id == tenant.id]
     consents: dict[int, list[dict[str, Any]]] = {}
     for consent in session.scalars(
         select(BookingConsent)
@@ -668,9 +712,11 @@ def delete_archived(session: Session, tenant_id: int, booking_ids: list[int]) ->
         ),
     ):
         session.execute(statement.execution_options(synchronize_session=False))
+    # By id alone, for the index (see _delete_if_archived): the caller chose them within
+    # the tenant, in this transaction.
     deleted = session.execute(
         delete(Booking)
-        .where(Booking.tenant_id == tenant_id, Booking.id.in_(booking_ids))
+        .where(Booking.id.in_(booking_ids))
         .execution_options(synchronize_session=False)
     )
     if deleted.rowcount != len(booking_ids):  # they were locked: anything else is a bug
