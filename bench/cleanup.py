@@ -211,6 +211,11 @@ class Bookings:
         return busy
 
 
+def report(line: str) -> None:
+    """Each round's figures as it ends: a run of a million bookings takes a while."""
+    print(f"cleanup: {line}", file=sys.stderr, flush=True)
+
+
 def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100, method="inclusive")[98] * 1000
 
@@ -233,7 +238,9 @@ def prepare(options: Options) -> Iterator[list[Variant]]:
         def quiet() -> Measurement:
             bookings.take_busy()
             latencies = [bookings.book() for _ in range(BASELINE_BOOKINGS)]
-            return Measurement(p99(latencies), {"busy answers": bookings.take_busy()})
+            busy = bookings.take_busy()
+            report(f"{QUIET}: {p99(latencies):.1f} ms, busy answers {busy}")
+            return Measurement(p99(latencies), {"busy answers": busy})
 
         def during() -> Measurement:
             now = era_now(next(era), shares, total)
@@ -255,13 +262,18 @@ def prepare(options: Options) -> Iterator[list[Variant]]:
                 seconds, deleted = done.get(timeout=60)
             finally:
                 worker.join(timeout=60)
+            busy = bookings.take_busy()
+            report(
+                f"{DURING}: {p99(latencies):.1f} ms over {len(latencies)} bookings, busy answers"
+                f" {busy}; {deleted:,} deleted in {seconds:.1f}s"
+            )
             return Measurement(
                 p99(latencies),
                 {
                     "bookings deleted": deleted,
                     "cleanup milliseconds": round(seconds * 1000),
                     "bookings made during cleanup": len(latencies),
-                    "busy answers": bookings.take_busy(),
+                    "busy answers": busy,
                 },
             )
 
