@@ -417,21 +417,17 @@ def resend_verification(app: Flask, tenant: Tenant, email: str, now: datetime) -
     user = client_of(tenant, email)
     if user is None or user.email_verified_at is not None:
         return
-    newest = (
-        db.session()
-        .scalars(
-            select(UserToken)
-            .where(
-                UserToken.user_id == user.id,
-                UserToken.purpose == VERIFY_EMAIL,
-                UserToken.used_at.is_(None),
-                UserToken.password_hash.is_not(None),
-            )
-            .order_by(UserToken.created_at.desc(), UserToken.id.desc())
-            .limit(1)
+    newest = db.session().scalars(
+        select(UserToken)
+        .where(
+            UserToken.user_id == user.id,
+            UserToken.purpose == VERIFY_EMAIL,
+            UserToken.used_at.is_(None),
+            UserToken.password_hash.is_not(None),
         )
-        .first()
-    )
+        .order_by(UserToken.created_at.desc(), UserToken.id.desc())
+        .limit(1)
+    ).first()
     if newest is None:
         return
     mailer = _Mailer(app, tenant, now)

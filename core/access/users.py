@@ -59,7 +59,9 @@ def checked_identity(name: str, email: str) -> str:
         refusal = text.SINGLE_LINE_MESSAGE
         raise UserError(f"the name: {refusal}", {"name": [refusal]})
     address = canonical_email(email)
-    problem = email_problem(address) if text.is_single_line(address) else text.SINGLE_LINE_MESSAGE
+    problem = (
+        email_problem(address) if text.is_single_line(address) else text.SINGLE_LINE_MESSAGE
+    )
     if problem is not None:
         message = f"{address!r} is not an address one can log in with: {problem}"
         raise UserError(message, {"email": [problem]})

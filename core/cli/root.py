@@ -108,7 +108,8 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise click.ClickException(
-                    f"port {port} on {host} is taken by another program: choose another with --port"
+                    f"port {port} on {host} is taken by another program: "
+                    f"choose another with --port"
                 ) from error
             raise click.ClickException(
                 f"cannot listen on {host}:{port}: {error.strerror or error}"

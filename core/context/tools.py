@@ -100,7 +100,9 @@ class _PluginAudit:
     def __init__(self, app: Flask, ctx: Context, plugin: str) -> None:
         self._app, self._ctx, self._plugin = app, ctx, plugin
 
-    def __call__(self, action: str, subject: str, details: Mapping[str, Any] | None = None) -> None:
+    def __call__(
+        self, action: str, subject: str, details: Mapping[str, Any] | None = None
+    ) -> None:
         if not action or not all(part.isidentifier() for part in action.split(".")):
             raise ValueError(f"an audit action is dotted lowercase words, not {action!r}")
         full = f"plugin.{self._plugin}.{action}"

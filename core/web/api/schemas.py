@@ -66,8 +66,12 @@ Phone = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=40, pattern=r"^[0-9+()./ -]*$"),
 ]
-Notes = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_multi_line), _MULTI_LINE]
-Reason = Annotated[str, StringConstraints(max_length=500), AfterValidator(_multi_line), _MULTI_LINE]
+Notes = Annotated[
+    str, StringConstraints(max_length=2000), AfterValidator(_multi_line), _MULTI_LINE
+]
+Reason = Annotated[
+    str, StringConstraints(max_length=500), AfterValidator(_multi_line), _MULTI_LINE
+]
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
 # A manage token is only hashed and compared, never stored or shown: any text is harmless, and one
 # that matches nothing is answered 404 like every wrong token.

@@ -352,7 +352,9 @@ def bookings(slug: str):
     mine = [row for row in candidates if users.canonical_email(row.client_email) == user.email]
     now = clock.now()
     # A cancelled booking is not coming up, however far ahead it was.
-    upcoming = [row for row in mine if row.ends_at > now and row.status == BookingStatus.CONFIRMED]
+    upcoming = [
+        row for row in mine if row.ends_at > now and row.status == BookingStatus.CONFIRMED
+    ]
     past = [row for row in mine if row not in upcoming]
     past.reverse()
     return _page(
