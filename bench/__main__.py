@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import cleanup
 from .benchmark import Benchmark, Options
 from .report import Outcome, render
 from .suite import BENCHMARKS
@@ -53,6 +54,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a PostgreSQL server's admin URL; each benchmark creates and drops its own database "
         "there (default: SQLite files in a temporary folder)",
     )
+    parser.add_argument(
+        "--cleanup-bookings",
+        type=positive,
+        default=cleanup.DEFAULT_BOOKINGS,
+        metavar="N",
+        help="ended bookings the cleanup benchmark deletes over its rounds (default: "
+        f"{cleanup.DEFAULT_BOOKINGS:,}; the issue's figure is 1000000)",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,6 +93,7 @@ def load_average() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse(argv)
+    cleanup.size["bookings"] = arguments.cleanup_bookings
     chosen = [b for b in BENCHMARKS if not arguments.only or b.name in arguments.only]
     database = "postgresql (--database-url)" if arguments.database_url else "sqlite"
     print(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import availability, logins, plugins, server
+from . import availability, cleanup, logins, plugins, server
 from .benchmark import Benchmark
 
 BENCHMARKS: list[Benchmark] = [
@@ -10,4 +10,5 @@ BENCHMARKS: list[Benchmark] = [
     plugins.BENCHMARK,
     server.BENCHMARK,
     logins.BENCHMARK,
+    cleanup.BENCHMARK,
 ]

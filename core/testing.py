@@ -574,7 +574,10 @@ def bookwell_cli(
     instance, with the app's plugins, settings and ``clock``. Returns click's ``Result``:
     ``exit_code``, ``output`` (stdout and stderr together). ``settings={...}`` changes the
     command's settings for that one run, as an operator's environment would (e.g.
-    ``bookwell_cli("keys", "rotate", settings={"ENCRYPTION_KEY": "new,test-encryption-key"})``)."""
+    ``bookwell_cli("keys", "rotate", settings={"ENCRYPTION_KEY": "new,test-encryption-key"})``).
+    With ``terminal=True`` its output goes to a pseudo-terminal, as when a person runs it
+    (``bookwell tick`` draws progress bars there); ``output`` is then what the terminal
+    received, carriage returns included."""
     built: list[Flask] = []
     this_run: dict[str, Any] = {}
 
@@ -588,14 +591,63 @@ def bookwell_cli(
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(cli_instance, "create_app", build)
 
-    def run(*args: str, settings: dict[str, Any] | None = None) -> Any:
+    def run(*args: str, settings: dict[str, Any] | None = None, terminal: bool = False) -> Any:
         this_run.clear()
         this_run.update(settings or {})
-        return CliRunner().invoke(bookwell_main, ["--instance", str(tmp_path / "instance"), *args])
+        arguments = ["--instance", str(tmp_path / "instance"), *args]
+        if terminal:
+            return _on_a_terminal(arguments)
+        return CliRunner().invoke(bookwell_main, arguments)
 
     yield run
     for cli_app in built:
         db.engine_of(cli_app).dispose()
+
+
+@dataclass(frozen=True)
+class TerminalResult:
+    """What ``bookwell_cli(..., terminal=True)`` gives: the exit code and the terminal's text."""
+
+    exit_code: int
+    output: str
+
+
+def _on_a_terminal(arguments: list[str]) -> TerminalResult:
+    import pty
+    import sys
+    import threading
+
+    controller, terminal_end = pty.openpty()
+    received: list[bytes] = []
+
+    def read() -> None:  # drains as it comes: a full terminal buffer would block the command
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal's end closed: all is read
+                return
+            if not chunk:
+                return
+            received.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    terminal = os.fdopen(terminal_end, "w", buffering=1)
+    standard_output, sys.stdout = sys.stdout, terminal
+    exit_code = 0
+    try:
+        bookwell_main.main(arguments, standalone_mode=False)
+    except SystemExit as exit_:
+        exit_code = exit_.code if isinstance(exit_.code, int) else 1
+    except Exception as error:  # click's errors, as its runner reports them
+        terminal.write(f"Error: {error}\n")
+        exit_code = 1
+    finally:
+        sys.stdout = standard_output
+        terminal.close()
+    reader.join(timeout=10)
+    os.close(controller)
+    return TerminalResult(exit_code, b"".join(received).decode(errors="replace"))
 
 
 @pytest.fixture

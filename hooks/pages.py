@@ -147,7 +147,7 @@ def csrf_form() -> Any:  # a flask_wtf.FlaskForm; Flask-WTF ships no types
     return FlaskForm()
 
 
-def plugin_context(slug: str) -> Context:
+def plugin_context(slug: str, *, dry_run: bool = False) -> Context:
     """The :class:`~bookwell.hooks.Context` a hook of this plugin would get for business
     ``slug``: ``ctx.store``, ``ctx.tables``, ``ctx.data``, ``ctx.audit``... bound to this plugin,
     ``ctx.now`` the app's clock. ``ctx.actor`` is the caller ``require_api_user`` let through
@@ -156,8 +156,10 @@ def plugin_context(slug: str) -> Context:
     blueprint, a business that has not enabled the plugin (or does not exist) ends the request
     with 404; it checks nothing else, so gate the view first (``require_staff``). In one of the
     plugin's ``commands``, it is the business's context whether or not it enabled the plugin,
-    and an unknown ``slug`` raises ``LookupError``."""
-    context: Context = _kit().plugin_context(slug)
+    and an unknown ``slug`` raises ``LookupError``. With ``dry_run=True`` it is the context of
+    a dry run (``ctx.dry_run``): its tools answer what they would do and change nothing, for a
+    page that previews what scheduled work would do."""
+    context: Context = _kit().plugin_context(slug, dry_run=dry_run)
     return context
 
 

@@ -314,9 +314,12 @@ class ArchiveResult:
 
     ``deleted`` bookings went, with everything that belonged to them, after they were written
     to ``archive`` (a JSON-lines file in the plugin's ``ctx.files``; ``None`` when nothing went,
-    and on a dry run) whose SHA-256 is ``checksum``. ``first_end`` and ``last_end`` are the ends
-    of the first and last of them (UTC). ``remaining`` counts the bookings that ended before
-    the same instant and are still there, for ``ctx.progress``."""
+    and on a dry run) whose SHA-256 is ``checksum``, and to ``csv_archive`` beside it (the same
+    bookings as CSV, for a spreadsheet) whose SHA-256 is ``csv_checksum``. ``first_end`` and
+    ``last_end`` are the earliest and latest of their ends (UTC). ``remaining`` counts the
+    bookings that ended before the same instant and are still there, for ``ctx.progress``:
+    counted by a context's first call, then less what that context deleted (what another
+    worker deleted meanwhile shows in the next context's count)."""
 
     deleted: int
     archive: Path | None = None
@@ -324,6 +327,8 @@ class ArchiveResult:
     first_end: datetime | None = None
     last_end: datetime | None = None
     remaining: int = 0
+    csv_archive: Path | None = None
+    csv_checksum: str | None = None
 
 
 class TenantData(Protocol):
@@ -372,13 +377,14 @@ class TenantData(Protocol):
         belongs to them: consents, reschedules, outbox messages and their ``.eml`` files. Never
         the audit trail, which gets a ``bookings.archived_and_deleted`` entry.
 
-        The archive (one JSON line per booking) is written to the calling plugin's
-        ``ctx.files`` and flushed to disk before anything is deleted, and the deletion and its
-        audit entry commit together: a crash in between leaves the bookings for the next call,
-        which archives them again in a new file. Concurrent calls never take the same bookings.
-        Call it again while ``deleted == limit``; on a dry run it deletes and writes nothing
-        and answers what the first call would take. ``ValueError`` for a ``before`` after
-        ``ctx.now`` or a ``limit`` out of range."""
+        The archive (one JSON line per booking, and the same bookings as CSV beside it) is
+        written to the calling plugin's ``ctx.files`` and flushed to disk before anything is
+        deleted, and the deletion and its audit entry commit together: a crash in between
+        leaves the bookings for the next call, which archives them again in new files.
+        Concurrent calls never take the same bookings. Call it again while
+        ``deleted == limit``; on a dry run it deletes and writes nothing and answers what the
+        first call would take. ``ValueError`` for a ``before`` after ``ctx.now`` or a ``limit``
+        out of range."""
         ...
 
 

@@ -90,7 +90,7 @@ RUN_BY = {
     "test_an_event_writes_the_businesss_rows_of_its_table",
     '(ctx.files / "last-run.txt")': "test_guide_examples.py::TestTheFilesFolder::"
     "test_scheduled_work_writes_in_its_folder_for_the_business",
-    'name="history_cleanup"': "scheduling/test_progress.py::"
+    'name="tidy_history"': "scheduling/test_progress.py::"
     "test_the_cleanup_takes_a_slice_per_tick_and_carries_on",
     '"""Gift cards: a page where': "test_docs.py::"
     "test_the_pages_example_serves_its_page_and_static_file_only_where_enabled",

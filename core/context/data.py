@@ -11,18 +11,21 @@ plugin (:meth:`PluginData.for_plugin`, through ``core/context/tools.py``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload
 
@@ -52,6 +55,14 @@ ARCHIVE_FORMAT = 1
 ARCHIVED_ACTION = "bookings.archived_and_deleted"
 
 
+@dataclass(frozen=True)
+class _ArchiveFiles:
+    archive: Path
+    checksum: str
+    csv_archive: Path
+    csv_checksum: str
+
+
 class PluginData:
     """The tenant's bookings and outbox, as the plugins of one hook call may use them."""
 
@@ -71,6 +82,8 @@ class PluginData:
         self._dry_run = dry_run
         self._plugin = plugin
         self._files = files
+        # Bookings left per ``before``, as the last call of this context knew them.
+        self._remaining: dict[datetime, int] = {}
 
     def for_plugin(self, plugin: str, files: Path) -> PluginData:
         """The same data as plugin ``plugin`` uses it: its archives go to ``files`` (its
@@ -208,12 +221,15 @@ class PluginData:
         ``before``, oldest first, with their consents, reschedules, outbox messages and those
         messages' ``.eml`` files; see :meth:`bookwell.hooks.TenantData.archive_and_delete_ended`.
 
-        One write transaction takes the bookings (on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so a
-        concurrent call takes others; on SQLite the write lock serialises calls), writes and
-        fsyncs the archive, deletes, and appends the audit entry; the commit makes it all true
-        at once. A booking with a message being delivered right then waits for a later call,
-        so that no ``.eml`` file is written after its row went. Idempotency keys are not tied
-        to bookings (and expire within a day): they are left alone.
+        The archive is read and written (and fsynced) before the write lock is taken; one write
+        transaction then checks that it is still exactly what archiving those bookings would
+        write, with each of them still there (on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so a
+        concurrent call takes others), deletes them and appends the audit entry; the commit
+        makes it all true at once. When the check fails (a concurrent call took some, or one
+        changed in between), that archive is removed and the step is done again, all of it
+        inside one write transaction. A booking with a message being delivered right then waits
+        for a later call, so that no ``.eml`` file is written after its row went. Idempotency
+        keys are not tied to bookings (and expire within a day): they are left alone.
         """
         if self._plugin is None or self._files is None:
             raise RuntimeError(
@@ -224,7 +240,105 @@ class PluginData:
             with db.fresh_session(self._app) as session:
                 going = session.execute(self._ended(before, limit)).all()
                 left = session.scalar(self._count_ended(before)) - len(going)
-            return _result(len(going), going, None, None, left)
+            return _result(len(going), going, (None, None), (None, None), left)
+        # First without the write lock, which every booking of the instance waits for: choose,
+        # read and write the archive (fsyncs are the slow part), then take the lock only to check
+        # that the archive is still exactly what would be archived and to delete. When it is not
+        # (a concurrent call took some of them, or one changed meanwhile), its files go and the
+        # whole step is done again under the lock.
+        with db.fresh_session(self._app) as session:
+            chosen = session.execute(self._ended(before, limit)).all()
+            if not chosen:
+                return ArchiveResult(deleted=0, remaining=session.scalar(self._count_ended(before)))
+            records, _, delivering = _archive_records(
+                session, self._tenant, [booking_id for booking_id, _ in chosen], self._moment()
+            )
+        chosen = [row for row in chosen if row[0] not in delivering]
+        records = [record for record in records if record["id"] not in delivering]
+        done = None
+        if chosen:
+            files = self._write_archives(before, chosen, records)
+            done = self._delete_if_archived(before, chosen, records, files)
+            if done is None:
+                _remove_archive(files)
+        if done is None:
+            done = self._archive_and_delete_locked(before, limit)
+        if not done.deleted:
+            return done
+        return replace(done, remaining=self._remaining_after(before, done.deleted))
+
+    def _remaining_after(self, before: datetime, deleted: int) -> int:
+        """How many bookings ended before ``before`` are left once this call deleted
+        ``deleted``: counted at this context's first call, then less what it deleted. Counting
+        reads every old booking's row (there is no index on their end), which a loop of calls
+        over a million of them cannot afford each time; another worker's deletions show in the
+        next context's count."""
+        known = self._remaining.get(before)
+        if known is None:
+            with db.fresh_session(self._app) as session:
+                known = session.scalar(self._count_ended(before))
+        else:
+            known = max(0, known - deleted)
+        self._remaining[before] = known
+        return known
+
+    def _write_archives(
+        self, before: datetime, chosen: Sequence[Any], records: list[dict[str, Any]]
+    ) -> _ArchiveFiles:
+        """Write ``records`` (of the bookings ``chosen``) as JSON lines and CSV, on disk."""
+        assert self._files is not None
+        header = {
+            "type": "archive",
+            "format": ARCHIVE_FORMAT,
+            "tenant": self._tenant.slug,
+            "plugin": self._plugin,
+            "created_at": _iso(self._now),
+            "ended_before": _iso(before),
+            "bookings": len(chosen),
+        }
+        name = _archive_name(*_ends(chosen))
+        archive, checksum = write_archive(self._files, name, [header, *records])
+        csv_archive, csv_checksum = write_csv_archive(
+            self._files, f"{name.removesuffix('.jsonl')}.csv", records
+        )
+        return _ArchiveFiles(archive, checksum, csv_archive, csv_checksum)
+
+    def _delete_if_archived(
+        self,
+        before: datetime,
+        chosen: Sequence[Any],
+        records: list[dict[str, Any]],
+        files: _ArchiveFiles,
+    ) -> ArchiveResult | None:
+        """Under the write lock: delete the bookings ``chosen`` if they are all still there,
+        unchanged (``records`` is what archiving them now would write) and taken by no other
+        call; else ``None``, changing nothing."""
+        ids = [booking_id for booking_id, _ in chosen]
+        with db.write_transaction(self._app) as session:
+            # By id alone: with the tenant in the WHERE too, SQLite (which keeps no statistics)
+            # walks the tenant's whole (tenant, start) index instead. Checked below instead.
+            still = session.execute(
+                select(Booking.id, Booking.ends_at, Booking.starts_at, Booking.tenant_id)
+                .where(Booking.id.in_(ids))
+                .order_by(Booking.starts_at, Booking.id)
+                .with_for_update(skip_locked=True, of=Booking)
+            ).all()
+            kept = [
+                (booking_id, ends_at)
+                for booking_id, ends_at, starts_at, tenant_id in still
+                if tenant_id == self._tenant.id and starts_at < before and ends_at < before
+            ]
+            if kept != [tuple(row) for row in chosen]:
+                return None
+            now_records, message_ids, delivering = _archive_records(
+                session, self._tenant, ids, self._moment()
+            )
+            if delivering or now_records != records:
+                return None
+            return self._delete(session, before, chosen, message_ids, files)
+
+    def _archive_and_delete_locked(self, before: datetime, limit: int) -> ArchiveResult:
+        """The whole step in one write transaction: choose, archive, delete."""
         with db.write_transaction(self._app) as session:
             chosen = session.execute(self._ended(before, limit, lock=True)).all()
             if not chosen:
@@ -237,57 +351,72 @@ class PluginData:
                 records = [record for record in records if record["id"] not in delivering]
             if not chosen:
                 return ArchiveResult(deleted=0, remaining=session.scalar(self._count_ended(before)))
-            ids = [booking_id for booking_id, _ in chosen]
-            first_end, last_end = chosen[0][1], chosen[-1][1]
-            header = {
-                "type": "archive",
-                "format": ARCHIVE_FORMAT,
-                "tenant": self._tenant.slug,
-                "plugin": self._plugin,
-                "created_at": _iso(self._now),
-                "ended_before": _iso(before),
-                "bookings": len(ids),
-            }
-            archive, checksum = write_archive(
-                self._files, _archive_name(first_end, last_end), [header, *records]
-            )
-            delete_archived(session, self._tenant.id, ids)
-            audit.record(
-                session,
-                tenant_id=self._tenant.id,
-                actor=f"plugin:{self._plugin}",
-                ip=None,
-                action=ARCHIVED_ACTION,
-                subject=f"archive:{self._plugin}/{archive.name}"[: audit.MAX_SUBJECT],
-                details={
-                    "count": len(ids),
-                    "first_end": first_end,
-                    "last_end": last_end,
-                    "ended_before": before,
-                    "archive": archive.name,
-                    "checksum": checksum,
-                },
-                now=self._now,
-            )
-            # Before the commit: should the commit fail, the rows (which hold each message's
-            # text) stay and the next call archives them again; after it, a crash would leave
-            # files nothing points to any more.
-            _remove_mail_files(self._app, message_ids)
-            left = session.scalar(self._count_ended(before))
-        return _result(len(ids), chosen, archive, checksum, left)
+            files = self._write_archives(before, chosen, records)
+            return self._delete(session, before, chosen, message_ids, files)
+
+    def _delete(
+        self,
+        session: Session,
+        before: datetime,
+        chosen: Sequence[Any],
+        message_ids: list[str],
+        files: _ArchiveFiles,
+    ) -> ArchiveResult:
+        """Delete the archived bookings ``chosen`` and record it, in the caller's transaction."""
+        ids = [booking_id for booking_id, _ in chosen]
+        first_end, last_end = _ends(chosen)
+        delete_archived(session, self._tenant.id, ids)
+        audit.record(
+            session,
+            tenant_id=self._tenant.id,
+            actor=f"plugin:{self._plugin}",
+            ip=None,
+            action=ARCHIVED_ACTION,
+            subject=f"archive:{self._plugin}/{files.archive.name}"[: audit.MAX_SUBJECT],
+            details={
+                "count": len(ids),
+                "first_end": first_end,
+                "last_end": last_end,
+                "ended_before": before,
+                "archive": files.archive.name,
+                "checksum": files.checksum,
+                "csv_archive": files.csv_archive.name,
+                "csv_checksum": files.csv_checksum,
+            },
+            now=self._now,
+        )
+        # Before the commit: should the commit fail, the rows (which hold each message's
+        # text) stay and the next call archives them again; after it, a crash would leave
+        # files nothing points to any more.
+        _remove_mail_files(self._app, message_ids)
+        # ``remaining`` is counted by the caller once the lock is let go: counting reads every
+        # old booking's row.
+        return _result(
+            len(ids),
+            chosen,
+            (files.archive, files.checksum),
+            (files.csv_archive, files.csv_checksum),
+            0,
+        )
 
     def _ended(self, before: datetime, limit: int, *, lock: bool = False) -> Any:
         """``(id, ends_at)`` of the tenant's first ``limit`` bookings ended before ``before``
         whose mail is not being delivered right now."""
-        delivering = exists().where(
-            OutboxMessage.booking_id == Booking.id,
+        # Not correlated: outbox_messages has no index on booking_id, and a NOT EXISTS per
+        # candidate would scan the outbox once per old booking. The few messages being sent
+        # right now are found once, through the outbox's (sent_at, ...) index.
+        delivering = select(OutboxMessage.booking_id).where(
+            OutboxMessage.tenant_id == self._tenant.id,
             OutboxMessage.sent_at.is_(None),
             OutboxMessage.claimed_until > self._moment(),
+            OutboxMessage.booking_id.is_not(None),
         )
+        # By start, the (tenant, start) index's order: the scan stops after ``limit`` rows,
+        # where ordering by end would sort every old booking on each call.
         query = (
             select(Booking.id, Booking.ends_at)
-            .where(*self._ended_before(before), ~delivering)
-            .order_by(Booking.ends_at, Booking.id)
+            .where(*self._ended_before(before), Booking.id.not_in(delivering))
+            .order_by(Booking.starts_at, Booking.id)
             .limit(limit)
         )
         # PostgreSQL: a concurrent call skips the rows this one took rather than waiting to
@@ -377,18 +506,27 @@ def _check_archive_request(before: datetime, limit: int, now: datetime) -> None:
 def _result(
     count: int,
     chosen: Sequence[Any],
-    archive: Path | None,
-    checksum: str | None,
+    json_lines: tuple[Path | None, str | None],
+    csv_table: tuple[Path | None, str | None],
     remaining: int,
 ) -> ArchiveResult:
+    first_end, last_end = _ends(chosen) if chosen else (None, None)
     return ArchiveResult(
         deleted=count,
-        archive=archive,
-        checksum=checksum,
-        first_end=chosen[0][1] if chosen else None,
-        last_end=chosen[-1][1] if chosen else None,
+        archive=json_lines[0],
+        checksum=json_lines[1],
+        csv_archive=csv_table[0],
+        csv_checksum=csv_table[1],
+        first_end=first_end,
+        last_end=last_end,
         remaining=remaining,
     )
+
+
+def _ends(chosen: Sequence[Any]) -> tuple[datetime, datetime]:
+    """The first and last end of the bookings ``chosen`` (``(id, ends_at)`` rows)."""
+    ends = [row[1] for row in chosen]
+    return min(ends), max(ends)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -405,9 +543,11 @@ def _archive_records(
         select(Booking, Service.name, Provider.name)
         .join(Service, Service.id == Booking.service_id)
         .join(Provider, Provider.id == Booking.provider_id)
-        .where(Booking.tenant_id == tenant.id, Booking.id.in_(booking_ids))
+        # By id alone (see _delete_if_archived); the tenant is checked on each row below.
+        .where(Booking.id.in_(booking_ids))
         .options(raiseload(Booking.reschedules))  # read below, all at once
     ).all()
+    rows = [row for row in rows if row[0].tenant_id == tenant.id]
     consents: dict[int, list[dict[str, Any]]] = {}
     for consent in session.scalars(
         select(BookingConsent)
@@ -528,6 +668,66 @@ def write_archive(folder: Path, name: str, lines: list[dict[str, Any]]) -> tuple
         json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         for line in lines
     )
+    return _write_with_checksum(folder, name, body)
+
+
+# The CSV's columns: one row per booking, what the JSON line holds, flattened. The lists a
+# booking carries (consents, reschedules, messages) are each one cell of JSON.
+CSV_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("reference", lambda r: r["reference"]),
+    ("status", lambda r: r["status"]),
+    ("service_id", lambda r: r["service"]["id"]),
+    ("service", lambda r: r["service"]["name"]),
+    ("provider_id", lambda r: r["provider"]["id"]),
+    ("provider", lambda r: r["provider"]["name"]),
+    ("start", lambda r: r["start"]),
+    ("end", lambda r: r["end"]),
+    ("client_name", lambda r: r["client"]["name"]),
+    ("client_email", lambda r: r["client"]["email"]),
+    ("client_phone", lambda r: r["client"]["phone"]),
+    ("client_notes", lambda r: r["client"]["notes"]),
+    ("price_cents", lambda r: r["price_cents"]),
+    ("prepaid_cents", lambda r: r["prepaid_cents"]),
+    ("discount_cents", lambda r: r["discount_cents"]),
+    ("discount_label", lambda r: r["discount_label"]),
+    ("currency", lambda r: r["currency"]),
+    ("created_at", lambda r: r["created_at"]),
+    ("updated_at", lambda r: r["updated_at"]),
+    ("cancelled_at", lambda r: r["cancelled_at"]),
+    ("cancellation_reason", lambda r: r["cancellation_reason"]),
+    ("reschedule_count", lambda r: r["reschedule_count"]),
+    ("consents", lambda r: _json_cell(r["consents"])),
+    ("reschedules", lambda r: _json_cell(r["reschedules"])),
+    ("messages", lambda r: _json_cell(r["messages"])),
+)
+# A spreadsheet runs a cell starting with one of these as a formula; clients type names and notes.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _json_cell(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value  # shown as text; the JSON lines keep the exact value
+    return value
+
+
+def write_csv_archive(folder: Path, name: str, records: list[dict[str, Any]]) -> tuple[Path, str]:
+    """Write the bookings ``records`` (the archive's booking lines) as CSV to ``folder/name``,
+    with its SHA-256 beside it, like :func:`write_archive`; returns the file and its SHA-256."""
+    text = io.StringIO()
+    table = csv.writer(text, lineterminator="\r\n")
+    table.writerow([column for column, _ in CSV_COLUMNS])
+    for record in records:
+        table.writerow([_csv_cell(cell(record)) for _, cell in CSV_COLUMNS])
+    return _write_with_checksum(folder, name, text.getvalue().encode())
+
+
+def _write_with_checksum(folder: Path, name: str, body: bytes) -> tuple[Path, str]:
     checksum = hashlib.sha256(body).hexdigest()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = folder / name
@@ -552,13 +752,22 @@ def delete_archived(session: Session, tenant_id: int, booking_ids: list[int]) ->
         ),
     ):
         session.execute(statement.execution_options(synchronize_session=False))
+    # By id alone, for the index (see _delete_if_archived): the caller chose them within
+    # the tenant, in this transaction.
     deleted = session.execute(
         delete(Booking)
-        .where(Booking.tenant_id == tenant_id, Booking.id.in_(booking_ids))
+        .where(Booking.id.in_(booking_ids))
         .execution_options(synchronize_session=False)
     )
     if deleted.rowcount != len(booking_ids):  # they were locked: anything else is a bug
         raise RuntimeError(f"deleted {deleted.rowcount} of {len(booking_ids)} archived bookings")
+
+
+def _remove_archive(files: _ArchiveFiles) -> None:
+    """Remove an archive that was not used (its bookings went otherwise), with its checksums."""
+    for path in (files.archive, files.csv_archive):
+        path.unlink(missing_ok=True)
+        path.with_name(f"{path.name}.sha256").unlink(missing_ok=True)
 
 
 def _remove_mail_files(app: Flask, message_ids: list[str]) -> None:

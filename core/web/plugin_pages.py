@@ -84,11 +84,12 @@ class StaffPages:
             themes.render(tenant.theme, template, **{**values, "tenant": tenant}), status
         )
 
-    def plugin_context(self, slug: str) -> Context:
+    def plugin_context(self, slug: str, *, dry_run: bool = False) -> Context:
         plugin, tenant, in_view = _owner_and_business(slug)
         if not in_view:  # an operator's command: any business of the instance
-            return make_context(tenant, clock.now()).for_plugin(plugin)
-        return make_context(tenant, clock.now(), actor=_actor(tenant)).for_plugin(plugin)
+            return make_context(tenant, clock.now(), dry_run=dry_run).for_plugin(plugin)
+        actor = _actor(tenant)
+        return make_context(tenant, clock.now(), actor=actor, dry_run=dry_run).for_plugin(plugin)
 
     def plugin_settings(self, slug: str) -> Mapping[str, Any]:
         plugin, tenant, in_view = _owner_and_business(slug)

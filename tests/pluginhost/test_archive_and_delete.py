@@ -5,7 +5,9 @@ trail, other businesses and bookings that have not ended are never touched."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -267,7 +269,39 @@ def test_ended_bookings_are_archived_then_go_with_everything_that_was_theirs(
         "ended_before": "2027-04-01T08:00:00.000000+00:00",
         "archive": result.archive.name,
         "checksum": result.checksum,
+        "csv_archive": result.csv_archive.name,
+        "csv_checksum": result.csv_checksum,
     }
+
+
+def test_the_same_bookings_are_archived_as_csv_beside_the_json_lines(app, salon, history):
+    result = archive_ended(app, salon, LATER, 10)
+    assert result.csv_archive.parent == result.archive.parent
+    assert result.csv_archive.name == result.archive.name.removesuffix(".jsonl") + ".csv"
+    body = result.csv_archive.read_bytes()
+    assert hashlib.sha256(body).hexdigest() == result.csv_checksum
+    sidecar = result.csv_archive.parent / f"{result.csv_archive.name}.sha256"
+    assert sidecar.read_text() == f"{result.csv_checksum}  {result.csv_archive.name}\n"
+    assert result.csv_archive.stat().st_mode & 0o077 == 0
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    _, archived = read_archive(result.archive)
+    assert [row["reference"] for row in rows] == [entry["reference"] for entry in archived]
+    first = rows[0]
+    assert first["client_email"] == "ann@example.com" and first["client_phone"] == ""
+    assert first["service"] == "Cut" and first["start"] == "2027-03-02T09:00:00+00:00"
+    assert json.loads(first["consents"]) == archived[0]["consents"]
+    assert json.loads(rows[1]["reschedules"]) == archived[1]["reschedules"]
+    assert rows[2]["status"] == "cancelled"
+
+
+def test_a_csv_cell_a_spreadsheet_would_run_is_kept_as_text(app, salon, clock):
+    client = {"name": "=HYPERLINK(1)", "email": "eve@example.com"}
+    book(app, salon, "2027-03-02T10:00:00+01:00", consents=["terms"], client=client)
+    clock.set(LATER)
+    result = archive_ended(app, salon, LATER, 10)
+    [row] = csv.DictReader(io.StringIO(result.csv_archive.read_text()))
+    assert row["client_name"] == "'=HYPERLINK(1)"
+    assert read_archive(result.archive)[1][0]["client"]["name"] == "=HYPERLINK(1)"  # exact
 
 
 def test_a_limit_takes_the_oldest_first_and_the_next_call_carries_on(app, salon, history):
@@ -389,6 +423,43 @@ def test_a_crash_between_archive_and_delete_loses_nothing(app, salon, history, m
     assert not any(eml_of(app, message).exists() for message in messages)
     [entry] = archived_entries(app, salon.tenant_id)
     assert json.loads(entry.details)["archive"] == result.archive.name
+
+
+def test_a_booking_changed_while_its_archive_was_written_is_archived_as_it_is_deleted(
+    app, salon, history, monkeypatch
+):
+    """The archive is written before the write lock is taken: a change made meanwhile makes the
+    step start again under the lock, and the stale archive goes."""
+    real_write, writes = plugin_data.write_csv_archive, []
+
+    def write_then_change(*arguments):
+        written = real_write(*arguments)
+        writes.append(written[0])
+        if len(writes) == 1:  # staff edit the first booking in between
+            with db.write_transaction(app) as session:
+                session.execute(
+                    update(Booking)
+                    .where(Booking.reference == history["ended"][0])
+                    .values(client_notes="Edited meanwhile")
+                )
+        return written
+
+    monkeypatch.setattr(plugin_data, "write_csv_archive", write_then_change)
+    result = archive_ended(app, salon, LATER, 10)
+    assert result.deleted == 3 and len(writes) == 2
+    assert read_archive(result.archive)[1][0]["client"]["notes"] == "Edited meanwhile"
+    folder = result.archive.parent
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        [
+            result.archive.name,
+            f"{result.archive.name}.sha256",
+            result.csv_archive.name,
+            f"{result.csv_archive.name}.sha256",
+        ]
+    )  # the stale archive is gone, checksums and all
+    [entry] = archived_entries(app, salon.tenant_id)
+    assert json.loads(entry.details)["archive"] == result.archive.name
+    assert references(app, salon) == [history["future"]]
 
 
 def test_calls_at_once_never_take_the_same_booking(app, salon, clock):

@@ -30,7 +30,7 @@ from bookwell.core.storage.models import AuditEntry, Booking
 from bookwell.core.testing import open_business
 
 GUIDE = (Path(__file__).parents[2] / "docs" / "plugins.md").read_text()
-EXAMPLE = "src/bookwell_history_cleanup/__init__.py"
+EXAMPLE = "src/bookwell_tidy_history/__init__.py"
 JUNE = datetime(2027, 6, 1, 8, 0, tzinfo=UTC)  # the March bookings are over 30 days old
 
 
@@ -43,12 +43,12 @@ def cleanup(tmp_path, monkeypatch):
     target.parent.mkdir(parents=True)
     target.write_text(shown.group(1))
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
-    sys.modules.pop("bookwell_history_cleanup", None)
-    module = importlib.import_module("bookwell_history_cleanup")
+    sys.modules.pop("bookwell_tidy_history", None)
+    module = importlib.import_module("bookwell_tidy_history")
     monkeypatch.setattr(module, "BATCH", 2)
     monkeypatch.setattr(module, "CALLS_PER_RUN", 1)
     yield module
-    sys.modules.pop("bookwell_history_cleanup", None)
+    sys.modules.pop("bookwell_tidy_history", None)
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def businesses(app, clock):
     salon = open_business(app, clock())
     spa = open_business(app, clock(), "spa", "Spa")
     with app.app_context():
-        plugin_changes.enable(app, salon.tenant_id, "history_cleanup", {"keep_days": 30}, clock())
+        plugin_changes.enable(app, salon.tenant_id, "tidy_history", {"keep_days": 30}, clock())
     http = app.test_client()
     for index, start in enumerate(
         [
@@ -111,23 +111,24 @@ def test_the_cleanup_takes_a_slice_per_tick_and_carries_on(app, businesses, cloc
     assert left == [3, 1, 0, 0]
     # Each run says how far it got of what there was when it started; the last found nothing.
     assert reported == [
-        ("history_cleanup", "salon", 2, 5),
-        ("history_cleanup", "salon", 2, 3),
-        ("history_cleanup", "salon", 1, 1),
-        ("history_cleanup", "salon", 0, 0),
+        ("tidy_history", "salon", 2, 5),
+        ("tidy_history", "salon", 2, 3),
+        ("tidy_history", "salon", 1, 1),
+        ("tidy_history", "salon", 0, 0),
     ]
     assert bookings_of(app, spa) == 1  # the spa never enabled it
     actions = actions_of(app, salon)
     assert actions.count("bookings.archived_and_deleted") == 3
-    assert actions.count("plugin.history_cleanup.cleanup.run") == 3
-    folder = Path(app.instance_path) / "files" / "history_cleanup" / "salon"
-    assert len(list(folder.glob("*.jsonl"))) == 3 and len(list(folder.glob("*.sha256"))) == 3
+    assert actions.count("plugin.tidy_history.cleanup.run") == 3
+    folder = Path(app.instance_path) / "files" / "tidy_history" / "salon"
+    assert len(list(folder.glob("*.jsonl"))) == 3 and len(list(folder.glob("*.csv"))) == 3
+    assert len(list(folder.glob("*.sha256"))) == 6  # one per archive, JSON lines and CSV
     assert tools.EXTENSION not in app.extensions  # the listener was only the tick's
 
 
 def test_a_dry_run_of_the_cleanup_only_says_what_would_go(app, businesses, clock, caplog):
     salon, _ = businesses
-    with caplog.at_level(logging.INFO, logger="bookwell_history_cleanup"), app.app_context():
+    with caplog.at_level(logging.INFO, logger="bookwell_tidy_history"), app.app_context():
         schedule.tick(app, clock(), dry_run=True)
     assert "salon: would archive and delete 2 of 5 old bookings" in caplog.text
     assert bookings_of(app, salon) == 5
@@ -175,10 +176,10 @@ def test_tick_on_a_terminal_draws_a_bar_per_plugin_and_business(
         terminal.close()
         os.close(controller)
     monkeypatch.undo()
-    assert "\rsalon: history_cleanup [" in shown
+    assert "\rsalon: tidy_history [" in shown
     assert "2/5" in shown and "4/5" in shown and "5/5" in shown
     assert f"[{'#' * ProgressBars.WIDTH}] 5/5" in shown
-    assert "salon at " in shown and "history_cleanup" in shown.split("5/5")[1]  # the report
+    assert "salon at " in shown and "tidy_history" in shown.split("5/5")[1]  # the report
     assert bookings_of(app, salon) == 0
 
 
