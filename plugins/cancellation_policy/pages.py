@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from flask import Blueprint, abort, flash, redirect, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template
 from flask_wtf import FlaskForm  # type: ignore[import-untyped,unused-ignore]
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError

@@ -67,12 +67,12 @@ def _hours(hours: int) -> str:
 def window_passed(ctx: Context, hours: int, doing: str) -> str:
     """``doing`` is "cancelled" or "moved"."""
     assert ctx.booking is not None and ctx.tenant is not None
-    change = "Cancellations" if doing == "cancelled" else "Changes"
+    change, verb = ("Cancellations", "cancel") if doing == "cancelled" else ("Changes", "change")
+    passed = local(deadline(ctx.booking, hours), ctx.tenant)
     return (
         f"This booking can no longer be {doing} online. {change} close {_hours(hours)} before "
-        f"the appointment, and that time passed on {local(deadline(ctx.booking, hours), ctx.tenant)}"
-        f" ({ctx.tenant.timezone} time). To {'cancel' if doing == 'cancelled' else 'change'} "
-        f"it, {contact(ctx.tenant)}"
+        f"the appointment, and that time passed on {passed} ({ctx.tenant.timezone} time). "
+        f"To {verb} it, {contact(ctx.tenant)}"
     )
 
 

@@ -127,9 +127,7 @@ def test_the_emailed_link_leads_to_the_same_refusal(
     assert client.stored(booking).status == "confirmed"
 
 
-def test_the_manage_page_refuses_a_late_move(
-    client, book, policy_on, clock, manage_reschedule
-):
+def test_the_manage_page_refuses_a_late_move(client, book, policy_on, clock, manage_reschedule):
     booking = book()
     clock.set(DEADLINE + timedelta(hours=2))
     answer = manage_reschedule(booking, LATER_SLOT)
