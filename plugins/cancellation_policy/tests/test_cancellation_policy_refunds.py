@@ -76,7 +76,7 @@ def test_staff_record_a_prepaid_amount_on_the_book_for_a_client_page(
         "consents": "cancellation_policy",
         "prepaid_cents": "2000",
     }
-    new = "/admin/salon/bookings/new?service={}&day=2027-03-02".format(tenant.service_id)
+    new = f"/admin/salon/bookings/new?service={tenant.service_id}&day=2027-03-02"
     too_much = owner.submit(
         "/admin/salon/bookings/new", {**form, "prepaid_cents": "3001"}, form_on=new
     )
