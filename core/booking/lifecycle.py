@@ -80,10 +80,11 @@ class ConsentMissing(BookingError):
 
 
 class InvalidAmount(BookingError):
-    """An amount of money out of its bounds (``field`` names it, as the forms and API do)."""
+    """An amount of money out of its bounds (``field`` names it, as the forms and API do): a
+    well-formed request the booking's own numbers refuse, as a taken slot is."""
 
     status = 422
-    code = "invalid"
+    code = "prepaid_out_of_range"
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -369,7 +370,7 @@ def create_booking(
 
 def _check_prepaid(prepaid_cents: int, price_cents: int) -> None:
     if isinstance(prepaid_cents, bool) or not isinstance(prepaid_cents, int):
-        raise InvalidAmount("prepaid_cents", "The prepaid amount must be a whole number of cents.")
+        raise TypeError("prepaid_cents must be an int")  # the API and forms parse it first
     if not 0 <= prepaid_cents <= price_cents:
         raise InvalidAmount(
             "prepaid_cents",

@@ -798,6 +798,8 @@ def document() -> dict[str, Any]:
                             e401="A bearer that is not valid or has expired.",
                             e403="A plugin of the business refused (`refusals` lists them), or "
                             "the bearer's role may not manage bookings.",
+                            e422=MEANING[422] + " Staff: `prepaid_out_of_range` (`fields."
+                            "prepaid_cents`) for a prepaid amount above the service's price.",
                         ),
                     },
                 },

@@ -11,6 +11,8 @@ from sqlalchemy import select
 import bookwell.plugins.cancellation_policy as plugin
 from bookwell.plugins.cancellation_policy.blocks import blocks as blocks_table
 
+# The fixtures this folder shares (a conftest.py here would clash with the suite's own).
+pytest_plugins = ["cancellation_policy_kit"]
 TUESDAY_TEN = "2027-03-02T10:00:00+01:00"
 PAGE = "/admin/salon/cancellation_policy/"
 

@@ -10,6 +10,8 @@ import pytest
 import bookwell.plugins.cancellation_policy as plugin
 from bookwell.hooks import Context, TenantInfo, UserInfo
 
+# The fixtures this folder shares (a conftest.py here would clash with the suite's own).
+pytest_plugins = ["cancellation_policy_kit"]
 TUESDAY_TEN = "2027-03-02T10:00:00+01:00"
 DEADLINE = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # 24 hours before 09:00 UTC on 2 March
 LATER_SLOT = "2027-03-02T11:00:00+01:00"

@@ -9,6 +9,8 @@ import pytest
 
 import bookwell.plugins.cancellation_policy as plugin
 
+# The fixtures this folder shares (a conftest.py here would clash with the suite's own).
+pytest_plugins = ["cancellation_policy_kit"]
 TUESDAY_TEN = "2027-03-02T10:00:00+01:00"
 TUESDAY_TEN_UTC = datetime(2027, 3, 2, 9, 0, tzinfo=UTC)
 DEADLINE = TUESDAY_TEN_UTC - timedelta(hours=24)

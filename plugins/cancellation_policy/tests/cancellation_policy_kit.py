@@ -1,5 +1,6 @@
-"""What the cancellation policy's tests share: the plugin switched on, a business that can be
-reached, and bookings that carry the policy's consent."""
+"""What the cancellation policy's tests share (imported by each, as a conftest.py here would clash
+with the suite's own): the plugin switched on, a business that can be reached, and bookings
+that carry the policy's consent."""
 
 from __future__ import annotations
 
