@@ -245,6 +245,14 @@ def booking_discount(ctx: Context, settings: Settings) -> Discount | None:
 
 
 @hookspec
+def closed_client_actions(ctx: Context, settings: Settings) -> Mapping[str, str] | None:
+    """Contribution, as the client's manage page for ``ctx.booking`` is shown (``ctx.actor`` as
+    the guards would have it): the actions (``"cancel"``, ``"reschedule"``) this plugin's guards
+    would refuse the client now, each with the message to show instead of its button. Only what
+    the page offers: the guards stay the authority, and a failing one is logged and ignored."""
+
+
+@hookspec
 def cancellation_refund(ctx: Context, settings: Settings, reason: str | None) -> int | None:
     """Contribution, when a prepaid booking is cancelled (``ctx.booking.prepaid_cents`` > 0),
     after the ``before_cancel`` guards and before the cancellation commits: the refund due to
@@ -286,6 +294,7 @@ CONTRIBUTIONS = (
     "staff_menu",
     "booking_discount",
     "cancellation_refund",
+    "closed_client_actions",
     "check_settings",
     "unavailable_times",
     "commands",

@@ -453,3 +453,36 @@ class TestTheRefundRule:
         )
         nothing_paid = owner.api.post(f"bookings/{free.json['reference']}/cancel", json={})
         assert nothing_paid.json["refund_due_cents"] is None  # not asked: nothing prepaid
+
+
+# --- Hooks: closed_client_actions ---------------------------------------------------------------
+
+
+class TestTheClosedActions:
+    @pytest.fixture
+    def bookwell_plugins(self):
+        from bookwell.hooks import Refusal
+
+        def before_cancel(ctx, settings, reason):
+            late = ctx.booking.start - ctx.now < timedelta(hours=24)
+            return Refusal("Too late to cancel online: call us.", "too_late") if late else None
+
+        closing = guide_example(
+            "Hooks",
+            'closed["cancel"] = refusal.message',
+            hookimpl=hookimpl,
+            MANIFEST=manifest("late_cancels"),
+        )
+        closing.before_cancel = hookimpl(before_cancel)
+        return [closing]
+
+    def test_the_manage_page_says_so_instead_of_the_button(self, client, enable_plugin, clock):
+        enable_plugin("late_cancels")
+        booking = client.book("2027-03-01T15:00:00+01:00")  # six hours ahead
+        page = client.http.get(
+            f"/book/salon/manage/{booking['reference']}",
+            query_string={"token": booking["manage_token"]},
+        )
+        assert "Too late to cancel online: call us." in page.text
+        assert "Cancel the booking" not in page.text
+        assert "Change the time" in page.text

@@ -482,6 +482,43 @@ def requirements(
     return found
 
 
+CLIENT_ACTIONS = ("cancel", "reschedule")
+
+
+def closed_client_actions(
+    app: Flask, tenant: Tenant, booking: Booking, now: datetime, actor: object | None = None
+) -> dict[str, str]:
+    """The client's actions on ``booking`` that plugins say their guards would refuse now,
+    with why: for the manage page to explain up front rather than after a click. Advice only:
+    one that fails or answers nonsense is logged and left out, and the guards still decide."""
+    host = pluginhost.host_of(app)
+    reader = db.session()
+    enabled = host.enabled_for(reader, tenant.id)
+    service = reader.get(Service, booking.service_id)
+    provider = reader.get(Provider, booking.provider_id)
+    consents = reader.scalars(
+        select(BookingConsent.consent_id).where(BookingConsent.booking_id == booking.id)
+    )
+    ctx = make_context(tenant, now, actor, booking=info_of(booking, service, provider, consents))
+    closed: dict[str, str] = {}
+    for name in sorted(enabled):
+        try:
+            answers = host.contributions("closed_client_actions", ctx, {name: enabled[name]})
+        except pluginhost.PluginFailed:
+            log.warning("plugin %s: closed_client_actions failed; the guards still decide", name)
+            continue
+        for _, answer in answers:
+            try:
+                items = list(answer.items())
+            except AttributeError:
+                log.error("plugin %s: closed_client_actions answered %r", name, answer)
+                continue
+            for action, message in items:
+                if action in CLIENT_ACTIONS and isinstance(message, str) and message.strip():
+                    closed.setdefault(action, message.strip())
+    return closed
+
+
 def _with_booking(ctx, booking):
     return dataclasses.replace(ctx, booking=booking)
 

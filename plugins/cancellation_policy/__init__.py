@@ -195,6 +195,22 @@ def before_reschedule(
 
 
 @hookimpl
+def closed_client_actions(ctx: Context, settings: Settings) -> Mapping[str, str] | None:
+    """What the guards above would refuse the client now, for the manage page to say at once."""
+    if not policy.is_client(ctx):
+        return None
+    assert ctx.booking is not None
+    closed: dict[str, str] = {}
+    refusal = before_reschedule(ctx, settings, ctx.booking.start, ctx.booking.end)
+    if refusal is not None:
+        closed["reschedule"] = refusal.message
+    refusal = before_cancel(ctx, settings, None)
+    if refusal is not None:
+        closed["cancel"] = refusal.message
+    return closed or None
+
+
+@hookimpl
 def cancellation_refund(ctx: Context, settings: Settings) -> int:
     assert ctx.booking is not None
     return ctx.booking.prepaid_cents * policy.refund_percent(ctx, settings) // 100

@@ -56,27 +56,30 @@ def book(client):
 
 @pytest.fixture
 def manage_cancel(app):
-    return lambda booking: _manage_page_cancel(app, booking)
+    return lambda booking, then=None: _manage_page_cancel(app, booking, then)
 
 
 @pytest.fixture
 def manage_reschedule(app):
-    return lambda booking, start: _manage_page_reschedule(app, booking, start)
+    return lambda booking, start, then=None: _manage_page_reschedule(app, booking, start, then)
 
 
-def _manage_page_cancel(app, booking):
-    """Cancel through the manage page, as a browser does: the page, its form, the POST."""
+def _manage_page_cancel(app, booking, then=None):
+    """Cancel through the manage page, as a browser does: the page, its form, the POST; with
+    ``then`` called in between (the clock moves on while the page is open)."""
     browser = app.test_client()
     path = f"/book/salon/manage/{booking['reference']}"
     page = browser.get(path, query_string={"token": booking["manage_token"], "step": "cancel"})
     assert page.status_code == 200, page.text[:300]
+    if then is not None:
+        then()
     return browser.post(
         f"{path}/cancel",
         data={"csrf_token": csrf_token_of(page), "token": booking["manage_token"]},
     )
 
 
-def _manage_page_reschedule(app, booking, start):
+def _manage_page_reschedule(app, booking, start, then=None):
     browser = app.test_client()
     path = f"/book/salon/manage/{booking['reference']}"
     page = browser.get(
@@ -84,6 +87,8 @@ def _manage_page_reschedule(app, booking, start):
         query_string={"token": booking["manage_token"], "step": "reschedule", "start": start},
     )
     assert page.status_code == 200, page.text[:300]
+    if then is not None:
+        then()
     return browser.post(
         f"{path}/reschedule",
         data={"csrf_token": csrf_token_of(page), "token": booking["manage_token"], "start": start},

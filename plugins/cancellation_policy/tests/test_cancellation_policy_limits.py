@@ -99,8 +99,8 @@ def test_the_manage_page_refuses_and_explains(
     client, book, policy_on, clock, reachable, manage_cancel
 ):
     booking = book()
-    clock.set(DEADLINE + timedelta(hours=2))
-    answer = manage_cancel(booking)
+    # The page was opened in time; the click comes two hours after the limit.
+    answer = manage_cancel(booking, then=lambda: clock.set(DEADLINE + timedelta(hours=2)))
     assert answer.status_code == 403
     assert "can no longer be cancelled online" in answer.text
     assert "+33 1 23 45 67 89" in answer.text
@@ -116,10 +116,10 @@ def test_the_emailed_link_leads_to_the_same_refusal(
     mail = next(m for m in outbox(kind="booking.confirmed") if m.booking == booking["reference"])
     link = next(word for word in mail.text.split() if "/manage/" in word)
     path = link.split("://", 1)[1].split("/", 1)[1]
-    clock.set(DEADLINE + timedelta(minutes=1))
     browser = app.test_client()
     page = browser.get("/" + path + "&step=cancel")
     assert page.status_code == 200
+    clock.set(DEADLINE + timedelta(minutes=1))  # the link was opened in time, used too late
     answer = browser.post(
         f"/book/salon/manage/{booking['reference']}/cancel",
         data={"csrf_token": csrf_token_of(page), "token": booking["manage_token"]},
@@ -131,8 +131,8 @@ def test_the_emailed_link_leads_to_the_same_refusal(
 
 def test_the_manage_page_refuses_a_late_move(client, book, policy_on, clock, manage_reschedule):
     booking = book()
-    clock.set(DEADLINE + timedelta(hours=2))
-    answer = manage_reschedule(booking, LATER_SLOT)
+    late = lambda: clock.set(DEADLINE + timedelta(hours=2))  # noqa: E731
+    answer = manage_reschedule(booking, LATER_SLOT, then=late)
     assert answer.status_code == 403
     assert "can no longer be moved online" in answer.text
     assert client.stored(booking).starts_at == datetime(2027, 3, 2, 9, 0, tzinfo=UTC)
@@ -314,3 +314,59 @@ def test_settings_are_bounded(enable_plugin):
         enable_plugin("cancellation_policy", refund_percent_before=101)
     with pytest.raises(InvalidSettings):
         enable_plugin("cancellation_policy", text="   ")
+
+
+# --- the manage page says so before the client tries ------------------------------------------
+
+
+def _manage_page(client, booking, **query):
+    return client.http.get(
+        f"/book/salon/manage/{booking['reference']}",
+        query_string={"token": booking["manage_token"], **query},
+    )
+
+
+def test_the_manage_page_offers_both_while_in_time(client, book, policy_on):
+    page = _manage_page(client, book())
+    assert "Cancel the booking" in page.text and "Change the time" in page.text
+    assert "can no longer" not in page.text
+
+
+def test_past_the_limit_the_manage_page_shows_why_instead_of_the_buttons(
+    client, book, policy_on, clock, reachable
+):
+    booking = book()
+    clock.set(DEADLINE + timedelta(minutes=5))
+    page = _manage_page(client, booking)
+    assert page.status_code == 200
+    assert "Cancel the booking" not in page.text and "Change the time" not in page.text
+    assert "can no longer be cancelled online" in page.text
+    assert "can no longer be moved online" in page.text
+    assert "+33 1 23 45 67 89" in page.text
+    # The cancel step itself shows no form either.
+    step = _manage_page(client, booking, step="cancel")
+    assert "Yes, cancel it" not in step.text
+
+
+def test_after_the_last_move_only_the_cancel_button_is_left(client, book, policy_on):
+    policy_on(max_reschedules=1)
+    booking = book()
+    client.reschedule(booking, LATER_SLOT)
+    page = _manage_page(client, booking)
+    assert "Cancel the booking" in page.text and "Change the time" not in page.text
+    assert "already been moved once" in page.text
+
+
+def test_a_failing_notice_leaves_the_buttons_and_the_guards_decide(
+    client, book, policy_on, monkeypatch
+):
+    booking = book()
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot tell")
+
+    monkeypatch.setattr(plugin.blocks, "is_blocked", broken)
+    page = _manage_page(client, booking)
+    assert page.status_code == 200
+    assert "Cancel the booking" in page.text
+    refused = client.post(f"/{booking['reference']}/cancel", token=booking["manage_token"])
+    assert refused.status_code == 503  # the guard, failing too, still refuses
