@@ -361,6 +361,7 @@ def test_a_failing_notice_leaves_the_buttons_and_the_guards_decide(
     client, book, policy_on, monkeypatch
 ):
     booking = book()
+
     def broken(*args, **kwargs):
         raise RuntimeError("cannot tell")
 
