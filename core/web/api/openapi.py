@@ -751,13 +751,15 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Book a slot",
                     "description": "A client sends BookingIn and gets its booking with the "
-                    "manage token (201 ClientBooking). Staff book for a client with an "
-                    "Authorization: Bearer header and StaffBookingIn (`prepaid_cents`: what the "
-                    "client already paid, 0 to the service's price) and get a StaffBooking, "
-                    "without the token (the client is e-mailed it); staff bookings take no "
-                    f"Idempotency-Key (422 `invalid`). {RATE_LIMITED}",
+                    "manage token (201 ClientBooking). The business's staff book for a client "
+                    "with an Authorization: Bearer header and StaffBookingIn (`prepaid_cents`: "
+                    "what the client already paid, 0 to the service's price) and get a "
+                    "StaffBooking, without the token (the client is e-mailed it); staff "
+                    "bookings take no Idempotency-Key (422 `invalid`). Any other bearer (a "
+                    "client's account, another business's staff) books as a client. "
+                    f"{RATE_LIMITED}",
                     "operationId": "createBooking",
-                    "security": CLIENT_OR_STAFF_BODY,
+                    # Open to anyone: a bearer only changes whose booking it is (staff's).
                     "parameters": [
                         _slug(),
                         {

@@ -14,9 +14,9 @@ from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking, BookingConsent, Tenant
+from bookwell.core.storage.models import Booking, BookingConsent, Role, Tenant
 from bookwell.core.web.api import bodies, queries
-from bookwell.core.web.api.auth import require, tenant_or_404
+from bookwell.core.web.api.auth import caller, require, tenant_or_404
 from bookwell.core.web.api.errors import ApiError, invalid
 from bookwell.core.web.api.schemas import StaffBookingIn, StaffCancelIn, StaffRescheduleIn
 from bookwell.core.web.api.serialize import booking_json
@@ -107,6 +107,14 @@ def show_booking(tenant: Tenant, reference: str):
     booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
     _viewed(tenant, who, f"booking:{booking.reference}")
     return jsonify(staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id]))
+
+
+def is_staff_of(tenant: Tenant) -> bool:
+    """Whether the bearer is a staff member of ``tenant`` (a bad bearer answers 401). Booking
+    is open to anyone: any other bearer (a client's account, another business) books as a
+    client would."""
+    who = caller()
+    return who is not None and who.user.tenant_id == tenant.id and who.user.role != Role.CLIENT
 
 
 def create_booking(tenant: Tenant):

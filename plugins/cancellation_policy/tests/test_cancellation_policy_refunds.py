@@ -56,13 +56,26 @@ def test_a_client_cannot_say_it_prepaid(client, policy_on):
     assert "prepaid_cents" in answer.json["error"]["fields"]
 
 
-def test_another_business_bearer_cannot_book_here(
-    staff_login, second_business, tenant, policy_on, audit_trail
+def test_another_business_bearer_books_as_a_client_and_cannot_say_it_prepaid(
+    staff_login, second_business, tenant, policy_on, client
 ):
     stranger = staff_login("owner", business=second_business, email="boss@spa.example")
-    answer = staff_booking(stranger, tenant, 0)
-    assert answer.status_code == 404
-    assert audit_trail(action="booking.created") == []
+    refused = staff_booking(stranger, tenant, 1000)
+    assert refused.status_code == 422
+    assert "prepaid_cents" in refused.json["error"]["fields"]  # not a field of a client's body
+    booked = stranger.api.post(
+        f"/api/v1/tenants/{tenant.slug}/bookings",
+        json={
+            "service_id": tenant.service_id,
+            "provider_id": tenant.provider_id,
+            "start": TUESDAY_TEN,
+            "client": {"name": "Ann", "email": "ann@example.com"},
+            "consents": ["cancellation_policy"],
+        },
+    )
+    assert booked.status_code == 201
+    assert "manage_token" in booked.json  # a client's booking, not the staff's
+    assert client.stored(booked.json).prepaid_cents == 0
 
 
 def test_staff_record_a_prepaid_amount_on_the_book_for_a_client_page(
