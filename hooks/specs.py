@@ -246,6 +246,24 @@ def booking_discount(ctx: Context, settings: Settings) -> Discount | None:
     is not a security check: one that fails is logged and the booking is made without it."""
 
 
+@hookspec
+def closed_client_actions(ctx: Context, settings: Settings) -> Mapping[str, str] | None:
+    """Contribution, as the client's manage page for ``ctx.booking`` is shown (``ctx.actor`` as
+    the guards would have it): the actions (``"cancel"``, ``"reschedule"``) this plugin's guards
+    would refuse the client now, each with the message to show instead of its button. Only what
+    the page offers: the guards stay the authority, and a failing one is logged and ignored."""
+
+
+@hookspec
+def cancellation_refund(ctx: Context, settings: Settings, reason: str | None) -> int | None:
+    """Contribution, when a prepaid booking is cancelled (``ctx.booking.prepaid_cents`` > 0),
+    after the ``before_cancel`` guards and before the cancellation commits: the refund due to
+    the client, in cents, or ``None`` for no rule. ``reason`` and ``ctx.actor`` as for
+    ``before_cancel``. Core keeps the smallest answer, within ``[0, prepaid_cents]``, and stores
+    it with the booking (``refund_due_cents``); a failing one refuses the cancellation
+    (``plugin_failed``): money owed is not guessed."""
+
+
 GUARDS = (
     "before_password_check",
     "before_login",
@@ -277,6 +295,8 @@ CONTRIBUTIONS = (
     "migrations",
     "staff_menu",
     "booking_discount",
+    "cancellation_refund",
+    "closed_client_actions",
     "check_settings",
     "unavailable_times",
     "commands",

@@ -104,6 +104,10 @@ RUN_BY = {
     "test_the_guides_example_unlocks_an_account",
     '"no_show_noted"': "test_guide_examples.py::TestTheNoShowNote::"
     "test_a_no_show_is_noted_in_the_audit_trail_and_a_visit_is_not",
+    'percent = 100 if in_time else settings["late_percent"]': "test_guide_examples.py::"
+    "TestTheRefundRule::test_a_late_cancellation_of_a_prepaid_booking_is_due_its_share",
+    'closed["cancel"] = refusal.message': "test_guide_examples.py::TestTheClosedActions::"
+    "test_the_manage_page_says_so_instead_of_the_button",
 }
 # A distinctive line → why its example is only compiled. Keep this empty if at all possible.
 COMPILE_ONLY: dict[str, str] = {}

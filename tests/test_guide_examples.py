@@ -26,7 +26,7 @@ from bookwell.core.testing import (
     host_of,
     page_login,
 )
-from bookwell.hooks import Manifest, hookimpl
+from bookwell.hooks import Manifest, Setting, hookimpl
 
 LOGINS = "Logins: lockouts and restricted scopes"
 
@@ -409,3 +409,92 @@ class TestTheNoShowNote:
         (noted,) = audit_trail(action="plugin.no_shows.no_show_noted")
         assert noted.subject == f"booking:{missed['reference']}"
         assert noted.details == {"client": "ann@example.com"}
+
+
+# --- Hooks: cancellation_refund -----------------------------------------------------------------
+
+
+class TestTheRefundRule:
+    @pytest.fixture
+    def bookwell_plugins(self):
+        rule = guide_example(
+            "Hooks",
+            'percent = 100 if in_time else settings["late_percent"]',
+            hookimpl=hookimpl,
+            timedelta=timedelta,
+            MANIFEST=Manifest(
+                "refunds",
+                "Refunds",
+                "From the guide.",
+                "0.1",
+                "Examples",
+                "tests",
+                settings=(
+                    Setting("hours", "int", 24, "Hours"),
+                    Setting("late_percent", "int", 50, "Late refund (%)"),
+                ),
+            ),
+        )
+        return [rule]
+
+    def test_a_late_cancellation_of_a_prepaid_booking_is_due_its_share(
+        self, client, enable_plugin, clock, owner, tenant
+    ):
+        enable_plugin("refunds", late_percent=40)
+        made = owner.api.post(
+            "bookings",
+            json={
+                "service_id": tenant.service_id,
+                "provider_id": tenant.provider_id,
+                "start": "2027-03-01T15:00:00+01:00",  # six hours ahead: late already
+                "client": {"name": "Ann", "email": "ann@example.com"},
+                "prepaid_cents": 2999,
+            },
+        )
+        assert made.status_code == 201, made.json
+        cancelled = owner.api.post(f"bookings/{made.json['reference']}/cancel", json={})
+        assert cancelled.json["refund_due_cents"] == 1199  # 2999 x 40 / 100, rounded down
+        free = owner.api.post(
+            "bookings",
+            json={
+                "service_id": tenant.service_id,
+                "provider_id": tenant.provider_id,
+                "start": "2027-03-05T15:00:00+01:00",
+                "client": {"name": "Ann", "email": "ann@example.com"},
+            },
+        )
+        nothing_paid = owner.api.post(f"bookings/{free.json['reference']}/cancel", json={})
+        assert nothing_paid.json["refund_due_cents"] is None  # not asked: nothing prepaid
+
+
+# --- Hooks: closed_client_actions ---------------------------------------------------------------
+
+
+class TestTheClosedActions:
+    @pytest.fixture
+    def bookwell_plugins(self):
+        from bookwell.hooks import Refusal
+
+        def before_cancel(ctx, settings, reason):
+            late = ctx.booking.start - ctx.now < timedelta(hours=24)
+            return Refusal("Too late to cancel online: call us.", "too_late") if late else None
+
+        closing = guide_example(
+            "Hooks",
+            'closed["cancel"] = refusal.message',
+            hookimpl=hookimpl,
+            MANIFEST=manifest("late_cancels"),
+        )
+        closing.before_cancel = hookimpl(before_cancel)
+        return [closing]
+
+    def test_the_manage_page_says_so_instead_of_the_button(self, client, enable_plugin, clock):
+        enable_plugin("late_cancels")
+        booking = client.book("2027-03-01T15:00:00+01:00")  # six hours ahead
+        page = client.http.get(
+            f"/book/salon/manage/{booking['reference']}",
+            query_string={"token": booking["manage_token"]},
+        )
+        assert "Too late to cancel online: call us." in page.text
+        assert "Cancel the booking" not in page.text
+        assert "Change the time" in page.text

@@ -79,6 +79,18 @@ class ConsentMissing(BookingError):
         self.missing = missing
 
 
+class InvalidAmount(BookingError):
+    """An amount of money out of its bounds (``field`` names it, as the forms and API do): a
+    well-formed request the booking's own numbers refuse, as a taken slot is."""
+
+    status = 422
+    code = "prepaid_out_of_range"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InvalidText(BookingError):
     """Text that breaks the one standard (:mod:`bookwell.core.foundation.text`). The API and the
     forms refuse it first; this guards every other caller, a plugin or a future entry point."""
@@ -242,11 +254,13 @@ def create_booking(
     consents: tuple[str, ...] = (),
     actor: object | None = None,
     idempotent: IdempotentRequest | None = None,
+    prepaid_cents: int = 0,
 ) -> tuple[Booking, str]:
     """Book ``start`` with ``provider_id``; returns the booking and its manage token.
 
     The plugins' guards run first, outside the write lock; then the slot is checked and taken in
-    one transaction together with the proof of every consent given.
+    one transaction together with the proof of every consent given. ``prepaid_cents`` is what
+    staff record the client already paid (0 to the service's price).
     """
     client.check()
     host = pluginhost.host_of(app)
@@ -256,6 +270,7 @@ def create_booking(
         raise NotFound("No such business.")
     service = _load_service(reader, tenant_id, service_id)
     provider = _load_provider(reader, tenant_id, provider_id)
+    _check_prepaid(prepaid_cents, service.price_cents)
     enabled = host.enabled_for(reader, tenant_id)
     required = requirements(app, tenant, now, enabled)
     missing = [consent for _, consent in required if consent.id not in consents]
@@ -275,6 +290,7 @@ def create_booking(
             client_phone=client.phone,
             status=BookingStatus.CONFIRMED,
             consents=tuple(consents),
+            prepaid_cents=prepaid_cents,
         ),
     )
     who = _who(actor, client.email)
@@ -295,6 +311,7 @@ def create_booking(
             raise NotFound("No such business.")
         service = _load_service(session, tenant_id, service_id)
         provider = _load_provider(session, tenant_id, provider_id)
+        _check_prepaid(prepaid_cents, service.price_cents)  # the price may have changed since
         _ensure_offered(session, tenant, service, provider, start, now)
         end, blocked_from, blocked_until = _blocked_range(service, start)
         token = secrets.token_urlsafe(32)
@@ -314,7 +331,7 @@ def create_booking(
             client_notes=client.notes,
             status=BookingStatus.CONFIRMED,
             price_cents=service.price_cents,
-            prepaid_cents=0,
+            prepaid_cents=prepaid_cents,
             discount_cents=discount_cents,
             discount_label=discount_label,
             created_at=now,
@@ -354,6 +371,7 @@ def create_booking(
                     if discount_cents
                     else {}
                 ),
+                **({"prepaid_cents": prepaid_cents} if prepaid_cents else {}),
             },
             actor=who,
         )
@@ -376,6 +394,44 @@ def create_booking(
         "after_confirm", _with_booking(ctx, info_of(booking, service, provider, consents)), enabled
     )
     return booking, token
+
+
+def _check_prepaid(prepaid_cents: int, price_cents: int) -> None:
+    if isinstance(prepaid_cents, bool) or not isinstance(prepaid_cents, int):
+        raise TypeError("prepaid_cents must be an int")  # the API and forms parse it first
+    if not 0 <= prepaid_cents <= price_cents:
+        raise InvalidAmount(
+            "prepaid_cents",
+            f"The prepaid amount must be between 0 and the price ({price_cents} cents).",
+        )
+
+
+def refund_due(
+    host: pluginhost.PluginHost, ctx: Context, enabled, reason: str | None
+) -> int | None:
+    """The refund the tenant's plugins say a cancelled prepaid booking is due, in cents, or
+    ``None`` when nothing was prepaid or no plugin has a rule.
+
+    The smallest answer wins: like session limits, the strictest rule holds, and a business that
+    runs two policies never owes more than either says. A rule that fails, or answers anything
+    but whole cents, refuses the cancellation (``plugin_failed``): recording a wrong amount of
+    money owed, or none, is worse than asking the client to try again."""
+    prepaid = ctx.booking.prepaid_cents if ctx.booking else 0
+    if prepaid <= 0:
+        return None
+    try:
+        answers = host.contributions("cancellation_refund", ctx, enabled, reason=reason)
+    except pluginhost.PluginFailed as failed:
+        raise pluginhost.refused_by_failure(failed.plugin, "failed") from failed
+    due: int | None = None
+    for plugin, cents in answers:
+        if isinstance(cents, bool) or not isinstance(cents, int):
+            log.error("plugin %s: cancellation_refund answered %r, not cents", plugin, cents)
+            host.note_failure(ctx, plugin, "cancellation_refund", "answered nonsense")
+            raise pluginhost.refused_by_failure(plugin, "answered nonsense")
+        cents = min(max(cents, 0), prepaid)
+        due = cents if due is None else min(due, cents)
+    return due
 
 
 def cents_off(discount: Discount, price_cents: int) -> int:
@@ -452,6 +508,43 @@ def requirements(
     ):
         found.extend((plugin, consent) for consent in consents)
     return found
+
+
+CLIENT_ACTIONS = ("cancel", "reschedule")
+
+
+def closed_client_actions(
+    app: Flask, tenant: Tenant, booking: Booking, now: datetime, actor: object | None = None
+) -> dict[str, str]:
+    """The client's actions on ``booking`` that plugins say their guards would refuse now,
+    with why: for the manage page to explain up front rather than after a click. Advice only:
+    one that fails or answers nonsense is logged and left out, and the guards still decide."""
+    host = pluginhost.host_of(app)
+    reader = db.session()
+    enabled = host.enabled_for(reader, tenant.id)
+    service = reader.get(Service, booking.service_id)
+    provider = reader.get(Provider, booking.provider_id)
+    consents = reader.scalars(
+        select(BookingConsent.consent_id).where(BookingConsent.booking_id == booking.id)
+    )
+    ctx = make_context(tenant, now, actor, booking=info_of(booking, service, provider, consents))
+    closed: dict[str, str] = {}
+    for name in sorted(enabled):
+        try:
+            answers = host.contributions("closed_client_actions", ctx, {name: enabled[name]})
+        except pluginhost.PluginFailed:
+            log.warning("plugin %s: closed_client_actions failed; the guards still decide", name)
+            continue
+        for _, answer in answers:
+            try:
+                items = list(answer.items())
+            except AttributeError:
+                log.error("plugin %s: closed_client_actions answered %r", name, answer)
+                continue
+            for action, message in items:
+                if action in CLIENT_ACTIONS and isinstance(message, str) and message.strip():
+                    closed.setdefault(action, message.strip())
+    return closed
 
 
 def _with_booking(ctx, booking):
@@ -546,11 +639,13 @@ def cancel_booking(
         who,
         reason=reason,
     )
+    refund = refund_due(host, prepared.ctx, prepared.enabled, reason)
     with db.write_transaction(app) as session:
         booking = find_booking(session, tenant_id, reference)
         authorise(booking)
         _changeable(booking, now, "cancelled")
         booking.status = BookingStatus.CANCELLED
+        booking.refund_due_cents = refund
         booking.cancelled_at = now
         booking.cancellation_reason = reason or _cancelled_by(actor)
         booking.updated_at = now
@@ -560,7 +655,10 @@ def cancel_booking(
             prepared.ctx,
             "booking.cancelled",
             f"booking:{reference}",
-            {"reason": booking.cancellation_reason},
+            {
+                "reason": booking.cancellation_reason,
+                **({"refund_due_cents": refund} if refund is not None else {}),
+            },
             actor=who,
         )
         mail.booking_mail(

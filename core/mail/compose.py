@@ -102,6 +102,15 @@ def _values(app: Flask, facts: BookingFacts, event: str) -> dict[str, Any]:
         ),
         "discount_label": booking.discount_label,
         "total": format_money(booking.price_cents - booking.discount_cents, tenant.currency),
+        # Set on a prepaid booking cancelled under a refund rule: what the client gets back.
+        "refund_due": (
+            format_money(booking.refund_due_cents, tenant.currency)
+            if booking.refund_due_cents is not None
+            else None
+        ),
+        "prepaid": (
+            format_money(booking.prepaid_cents, tenant.currency) if booking.prepaid_cents else None
+        ),
     }
 
 

@@ -650,6 +650,12 @@ class PluginFailed(Exception):
         self.plugin, self.hook, self.how = plugin, hook, how
 
 
+def refused_by_failure(name: str, what: str) -> Refused:
+    """The refusal for a needed contribution of plugin ``name`` that failed (``what``): the
+    same ``plugin_failed`` a failing guard gives, so every door answers it alike."""
+    return Refused([PluginRefusal(name, _failed(name, what))])
+
+
 def _failed(name: str, what: str) -> Refusal:
     return Refusal(
         f"A safety check ({name}) {what}, so this was refused. Please try again later.",

@@ -27,7 +27,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "tra
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # Flask adds these to every route by itself
 OWNER, PASSWORD = "owner@example.com", "correct horse battery"
 # Request bodies only a bearer (the staff) sends, where an operation takes several.
-STAFF_BODIES = {"StaffCancelIn", "StaffRescheduleIn"}
+STAFF_BODIES = {"StaffBookingIn", "StaffCancelIn", "StaffRescheduleIn"}
 # Operations that end something the others need, in the order they must come last.
 LAST = ("changePassword", "cancelBooking", "logOut")
 
@@ -287,6 +287,10 @@ def test_every_documented_operation_answers_as_documented(
         "BookingIn": booking_body(
             business, "2027-03-02T11:00:00+01:00", name="Bea", consents=["terms"]
         ),
+        "StaffBookingIn": {
+            **booking_body(business, "2027-03-02T15:00:00+01:00", name="Cy", consents=["terms"]),
+            "prepaid_cents": 500,
+        },
         "CancelIn": {"token": token},
         "RescheduleIn": {"token": token, "start": "2027-03-02T12:00:00+01:00"},
         "StaffCancelIn": {"reason": "The provider is ill."},
@@ -787,6 +791,7 @@ def test_each_body_is_accepted_at_its_documented_bounds_and_refused_beyond(
     state = {"password": PASSWORD}
     where = {
         "BookingIn": ("post", f"{TENANT}/bookings", {}),
+        "StaffBookingIn": ("post", f"{TENANT}/bookings", staff),
         "CancelIn": ("post", f"{TENANT}/bookings/{booked['reference']}/cancel", {}),
         "RescheduleIn": ("post", f"{TENANT}/bookings/{booked['reference']}/reschedule", {}),
         "StaffCancelIn": ("post", f"{TENANT}/bookings/NOPE-NOPE-NOPE-NOPE/cancel", staff),
@@ -798,6 +803,7 @@ def test_each_body_is_accepted_at_its_documented_bounds_and_refused_beyond(
     }
     bases = {
         "BookingIn": lambda: booking_body(business, "2027-03-02T11:00:00+01:00"),
+        "StaffBookingIn": lambda: booking_body(business, "2027-03-02T13:00:00+01:00"),
         "CancelIn": lambda: {"token": booked["manage_token"]},
         "RescheduleIn": lambda: {
             "token": booked["manage_token"],

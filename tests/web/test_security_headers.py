@@ -85,6 +85,7 @@ def walk(app, business, clock):
             "session_id": session_id,
             "time_off_id": 1,
             "callback_id": 1,
+            "block_id": 1,
             "token": "not-a-token",
             "what": "verify",
             "name": "closed_days",

@@ -170,6 +170,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(BookingError)
     def on_booking_error(error: BookingError):
         fields = {"consents": error.message} if isinstance(error, ConsentMissing) else None
+        if fields is None and isinstance(getattr(error, "field", None), str):
+            fields = {error.field: error.message}  # type: ignore[attr-defined]
         return error_response(error.status, error.code, error.message, fields)
 
     @app.errorhandler(Refused)

@@ -27,6 +27,7 @@ from bookwell.core.web.api.schemas import (
     ClientSignUpIn,
     PasswordChangeIn,
     RescheduleIn,
+    StaffBookingIn,
     StaffCancelIn,
     StaffRescheduleIn,
 )
@@ -157,7 +158,17 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "price_cents": {"type": "integer"},
-            "prepaid_cents": {"type": "integer"},
+            "prepaid_cents": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "What the client already paid, as staff recorded it.",
+            },
+            "refund_due_cents": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "What a cancelled prepaid booking is due back, by the "
+                "business's refund rule (a plugin's) at the cancellation; `null` without one.",
+            },
             "discount_cents": {
                 "type": "integer",
                 "minimum": 0,
@@ -637,6 +648,7 @@ def document() -> dict[str, Any]:
                 BookingIn,
                 CancelIn,
                 RescheduleIn,
+                StaffBookingIn,
                 StaffCancelIn,
                 StaffRescheduleIn,
                 LoginIn,
@@ -769,8 +781,16 @@ def document() -> dict[str, Any]:
             f"{base}/bookings": {
                 "post": {
                     "summary": "Book a slot",
-                    "description": RATE_LIMITED,
+                    "description": "A client sends BookingIn and gets its booking with the "
+                    "manage token (201 ClientBooking). The business's staff book for a client "
+                    "with an Authorization: Bearer header and StaffBookingIn (`prepaid_cents`: "
+                    "what the client already paid, 0 to the service's price) and get a "
+                    "StaffBooking, without the token (the client is e-mailed it); staff "
+                    "bookings take no Idempotency-Key (422 `invalid`). Any other bearer (a "
+                    "client's account, another business's staff) books as a client. "
+                    f"{RATE_LIMITED}",
                     "operationId": "createBooking",
+                    # Open to anyone: a bearer only changes whose booking it is (staff's).
                     "parameters": [
                         _slug(),
                         {
@@ -786,10 +806,21 @@ def document() -> dict[str, Any]:
                             "printable characters (422 `invalid` otherwise).",
                         },
                     ],
-                    "requestBody": _body("BookingIn"),
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"anyOf": [_ref("BookingIn"), _ref("StaffBookingIn")]}
+                            }
+                        },
+                    },
                     "responses": {
-                        "201": _json(_ref("ClientBooking"), "Booked; keep `manage_token`."),
+                        "201": _json(
+                            CLIENT_OR_STAFF_BOOKING,
+                            "Booked; a client keeps `manage_token`.",
+                        ),
                         **_errors(
+                            401,
                             403,
                             404,
                             409,
@@ -797,7 +828,11 @@ def document() -> dict[str, Any]:
                             422,
                             429,
                             503,
-                            e403="A plugin of the business refused (`refusals` lists them).",
+                            e401="A bearer that is not valid or has expired.",
+                            e403="A plugin of the business refused (`refusals` lists them), or "
+                            "the bearer's role may not manage bookings.",
+                            e422=MEANING[422] + " Staff: `prepaid_out_of_range` (`fields."
+                            "prepaid_cents`) for a prepaid amount above the service's price.",
                         ),
                     },
                 },

@@ -105,6 +105,13 @@ class BookingIn(Body):
     consents: list[ConsentId] = Field(default_factory=list, max_length=50)
 
 
+class StaffBookingIn(BookingIn):
+    """A booking made by the business's staff for a client: with what the client already paid
+    (0 to the service's price, checked against it by core)."""
+
+    prepaid_cents: Annotated[int, Field(ge=0, le=MAX_ID)] = 0
+
+
 class CancelIn(Body):
     token: Token
 

@@ -56,6 +56,8 @@ def booking_json(
         },
         "price_cents": booking.price_cents,
         "prepaid_cents": booking.prepaid_cents,
+        # Set when a cancelled prepaid booking is cancelled under a plugin's refund rule.
+        "refund_due_cents": booking.refund_due_cents,
         "discount_cents": booking.discount_cents,
         "discount_label": booking.discount_label,
         "total_cents": booking.price_cents - booking.discount_cents,

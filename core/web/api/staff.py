@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
 from bookwell.core.booking import lifecycle
@@ -14,11 +14,11 @@ from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking, BookingConsent, Tenant
+from bookwell.core.storage.models import Booking, BookingConsent, Role, Tenant
 from bookwell.core.web.api import bodies, queries
-from bookwell.core.web.api.auth import require, tenant_or_404
+from bookwell.core.web.api.auth import caller, require, tenant_or_404
 from bookwell.core.web.api.errors import ApiError, invalid
-from bookwell.core.web.api.schemas import StaffCancelIn, StaffRescheduleIn
+from bookwell.core.web.api.schemas import StaffBookingIn, StaffCancelIn, StaffRescheduleIn
 from bookwell.core.web.api.serialize import booking_json
 
 staff = Blueprint("staff_api", __name__, url_prefix="/api/v1/tenants/<slug>")
@@ -111,6 +111,44 @@ def show_booking(tenant: Tenant, reference: str):
     booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
     _viewed(tenant, who, f"booking:{booking.reference}")
     return jsonify(staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id]))
+
+
+def is_staff_of(tenant: Tenant) -> bool:
+    """Whether the bearer is a staff member of ``tenant`` (a bad bearer answers 401). Booking
+    is open to anyone: any other bearer (a client's account, another business) books as a
+    client would."""
+    who = caller()
+    return who is not None and who.user.tenant_id == tenant.id and who.user.role != Role.CLIENT
+
+
+def create_booking(tenant: Tenant):
+    """Book for a client, as the staff page does: the client's consents as they gave them, and
+    what they already paid. No manage token in the answer: the client gets theirs by e-mail."""
+    who = require(tenant, "bookings.manage", "booking")
+    if "Idempotency-Key" in request.headers:
+        # Replays hand back the first answer, which for staff would need the consents read
+        # inside the booking's transaction; until then, refuse rather than ignore the key.
+        raise invalid({"Idempotency-Key": "Not taken on staff bookings (with a bearer)."})
+    payload = bodies.read(StaffBookingIn)
+    booking, _token = lifecycle.create_booking(
+        current_app._get_current_object(),
+        tenant_id=tenant.id,
+        service_id=payload.service_id,
+        provider_id=payload.provider_id,
+        start=payload.start,
+        client=lifecycle.ClientDetails(
+            name=payload.client.name,
+            email=payload.client.email,
+            phone=payload.client.phone or None,
+            notes=payload.client.notes or None,
+        ),
+        now=clock.now(),
+        consents=tuple(payload.consents),
+        actor=who.user,
+        prepaid_cents=payload.prepaid_cents,
+    )
+    body = staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id])
+    return jsonify(body), 201
 
 
 def cancel_booking(tenant: Tenant, reference: str):

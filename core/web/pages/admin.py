@@ -27,8 +27,8 @@ from flask import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, RadioField, StringField, TextAreaField
-from wtforms.validators import AnyOf, DataRequired, Email, Length, Optional
+from wtforms import EmailField, IntegerField, RadioField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Email, Length, NumberRange, Optional
 
 from bookwell.core.access import sessions
 from bookwell.core.access.permissions import allowed
@@ -58,6 +58,7 @@ from bookwell.hooks import MenuItem
 log = logging.getLogger("bookwell.pages")
 admin_pages = Blueprint("admin", __name__, url_prefix="/admin/<slug>")
 WEEK = 7
+MAX_CENTS = 2**31 - 1  # the databases' INTEGER
 
 
 # --- the gate ------------------------------------------------------------------------------------
@@ -561,6 +562,10 @@ class NewBookingForm(SlotForm):
     )
     phone = StringField("Phone", validators=[SingleLine(), Optional(), Length(max=40)])
     notes = TextAreaField("Notes", validators=[MultiLine(), Optional(), Length(max=2000)])
+    # What the client already paid, in cents; core checks it against the service's price.
+    prepaid_cents = IntegerField(
+        "Already paid (cents)", validators=[Optional(), NumberRange(min=0, max=MAX_CENTS)]
+    )
 
 
 def _services(tenant: Tenant) -> list[Service]:
@@ -645,7 +650,11 @@ def book_for_client(slug: str):
             now=clock.now(),
             consents=tuple(request.form.getlist("consents"))[:50],
             actor=user,
+            prepaid_cents=form.prepaid_cents.data or 0,
         )
+    except lifecycle.InvalidAmount as error:
+        form.prepaid_cents.errors = [error.message]
+        return _new_booking_page(tenant, user, form, service, day, status=422)
     except lifecycle.SlotUnavailable as error:
         form.slot.errors = [error.message]
         return _new_booking_page(tenant, user, form, service, day, status=409)

@@ -725,6 +725,18 @@ def _manage_page(
     changeable = booking.status == BookingStatus.CONFIRMED and booking.starts_at > clock.now()
     if not changeable or service is None:
         step = None
+    closed = (
+        lifecycle.closed_client_actions(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            tenant,
+            booking,
+            clock.now(),
+        )
+        if changeable
+        else {}
+    )
+    if step in closed:
+        step = None
     reschedule = None
     if step == "reschedule":
         if chosen_day is None and chosen_start is None:
@@ -742,6 +754,7 @@ def _manage_page(
         step=step,
         error=error,
         changeable=changeable,
+        closed=closed,
         form=form or TokenForm(formdata=None),
         reschedule=reschedule,
         manage_url=_manage_url(tenant, booking, token),
