@@ -175,6 +175,29 @@ def check_password(
     return account
 
 
+def check_current_password(
+    app: Flask, *, tenant: Tenant | None, user: User, password: str, now: datetime
+) -> None:
+    """A signed-in person's current password, asked before they change it: a password check
+    like a login's, so a token cannot test guesses past a lockout. ``before_password_check``
+    first (its refusal, e.g. ``locked``, answers whatever the password), then the password;
+    a wrong one runs ``after_login_failed`` (``invalid_credentials``) and is audited as a
+    login's is. :class:`LoginRefused` either way (403 for a wrong password, as the change's
+    answer has always been)."""
+    enabled, broken = plugins_for(app, tenant)
+    ctx = _context(app, tenant, None, _attempt(user.email, user, None), now)
+    hasher = passwords.passwords(app)
+    try:
+        host_of(app).guard("before_password_check", ctx, enabled, broken)
+    except Refused as refused:
+        hasher.verify(None, password)
+        _failed(app, ctx, enabled, tenant, user.email, refused.first.code, now)
+        raise _refused(refused) from None
+    if not hasher.verify(user.password_hash, password):
+        _failed(app, ctx, enabled, tenant, user.email, INVALID_CREDENTIALS, now)
+        raise LoginRefused(INVALID_CREDENTIALS, "The current password is not right.", status=403)
+
+
 def _may_log_in(tenant: Tenant | None, user: User) -> bool:
     """A client logs in only while the business has client accounts on; otherwise the login
     answers as for an unknown e-mail."""

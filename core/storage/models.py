@@ -247,7 +247,10 @@ class BookingConsent(Base):
     __table_args__ = (UniqueConstraint("booking_id", "consent_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
+    # Indexed: deleting a booking (history cleanup) looks its consents up by it.
+    booking_id: Mapped[int] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
     consent_id: Mapped[str] = mapped_column(String(100))
     plugin_name: Mapped[str] = mapped_column(String(100))
     version: Mapped[str] = mapped_column(String(50))
@@ -398,7 +401,10 @@ class OutboxMessage(Base):
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
-    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id", ondelete="SET NULL"))
+    # Indexed: without it, every deleted booking scans the whole outbox for its foreign key.
+    booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bookings.id", ondelete="SET NULL"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(40))  # booking.confirmed, booking.cancelled, ...
     message_id: Mapped[str] = mapped_column(String(200), unique=True)
     to_address: Mapped[str] = mapped_column(String(254))

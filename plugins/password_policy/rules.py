@@ -93,10 +93,15 @@ def _personal_words(ctx: Context, folded: str) -> list[tuple[str, str]]:
 
 
 def _holds_business_name(name: str, folded: str) -> bool:
-    """The name as written, or run together ("Chez Marie" as "chezmarie")."""
+    """The name as written, or run together ("Chez Marie" as "chezmarie"), whatever stands
+    between its words in the password ("chez_marie", "CHEZ-MARIE")."""
     written = comparable(name).strip()
     joined = "".join(NAME_PARTS.findall(written))
-    return any(len(form) >= SHORTEST_PERSONAL_WORD and form in folded for form in (written, joined))
+    squeezed = "".join(NAME_PARTS.findall(folded))
+    return any(
+        len(form) >= SHORTEST_PERSONAL_WORD and form in password
+        for form, password in ((written, folded), (joined, folded), (joined, squeezed))
+    )
 
 
 def refusal(broken: list[tuple[str, str]]) -> Refusal:

@@ -20,7 +20,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from bookwell.core import audit
-from bookwell.core.access import login, passwords, sessions, users
+from bookwell.core.access import login, sessions, users
 from bookwell.core.access.permissions import allowed
 from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
@@ -218,13 +218,20 @@ def change_password():
     who = _session_caller(restricted=True)
     payload = bodies.read(PasswordChangeIn)
     app, now = current_app._get_current_object(), clock.now()
-    if not passwords.passwords(app).verify(who.user.password_hash, payload.current_password):
+    tenant = db.session().get(Tenant, who.user.tenant_id) if who.user.tenant_id else None
+    try:
+        login.check_current_password(
+            app, tenant=tenant, user=who.user, password=payload.current_password, now=now
+        )
+    except login.LoginRefused as refused:
+        if refused.code != login.INVALID_CREDENTIALS:
+            return refused_login(refused)  # e.g. 401 locked, whatever the password
         raise ApiError(
             403,
             "invalid_credentials",
-            "The current password is not right.",
+            refused.message,
             {"current_password": "Not right."},
-        )
+        ) from None
     try:
         changed = users.change_password(
             app,

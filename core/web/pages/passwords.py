@@ -29,7 +29,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from bookwell.core.access import account_links, login, passwords, users
+from bookwell.core.access import account_links, login, users
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, Role, Tenant, User
@@ -120,8 +120,15 @@ def change_own_password(
     """Check the current password, then change it (this session kept, every other one and
     every API key ended); the change, or the errors per field."""
     app = _app()
-    if not passwords.passwords(app).verify(rows.user.password_hash, form.current_password.data):
-        return None, {"current_password": [NOT_RIGHT]}
+    user = rows.user
+    tenant = db.session().get(Tenant, user.tenant_id) if user.tenant_id else None
+    try:
+        login.check_current_password(
+            app, tenant=tenant, user=user, password=form.current_password.data, now=clock.now()
+        )
+    except login.LoginRefused as refused:
+        wrong = refused.code == login.INVALID_CREDENTIALS
+        return None, {"current_password": [NOT_RIGHT if wrong else refused.message]}
     try:
         done = users.change_password(
             app,

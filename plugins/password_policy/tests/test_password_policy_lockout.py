@@ -370,3 +370,28 @@ def test_support_accounts_are_locked_by_the_instance_settings(app, clock, audit_
     assert locked.status_code == 401 and "locked until" in locked.text
     clock.advance(minutes=15)
     assert support_login(SUPPORT_PASSWORD).status_code == 302
+
+
+def change_password(app, token, current):
+    return app.test_client().post(
+        "/api/v1/auth/password",
+        json={"current_password": current, "new_password": "a brand new long passphrase 42"},
+        headers={"Authorization": f"Bearer {token}"},
+        environ_base={"REMOTE_ADDR": "192.0.2.10"},
+    )
+
+
+def test_a_token_cannot_test_guesses_at_the_current_password_past_the_lock(
+    app, staff_member, enable_plugin
+):
+    enable_plugin("password_policy", max_attempts=3)
+    token = login(app, "staff@example.com").json["token"]
+    # Wrong current passwords count as failed logins do...
+    for _ in range(3):
+        wrong = change_password(app, token, WRONG)
+        assert wrong.status_code == 403 and wrong.json["error"]["code"] == "invalid_credentials"
+    # ...so the account is locked, and the change answers `locked` whatever the password.
+    locked_until(login(app, "staff@example.com"))
+    right = change_password(app, token, STAFF_PASSWORD)
+    assert locked_until(right)
+    assert login(app, "staff@example.com", "a brand new long passphrase 42").status_code == 401

@@ -235,3 +235,11 @@ def test_settings_below_their_floors_are_refused(enable_plugin):
     with pytest.raises(InvalidSettings):
         enable_plugin("password_policy", roles=["owner", "janitor"])
     assert enable_plugin("password_policy", min_length=8, max_attempts=3)["min_length"] == 8
+
+
+def test_a_business_name_of_several_words_is_found_whatever_joins_them():
+    from bookwell.plugins.password_policy.rules import _holds_business_name, comparable
+
+    for password in ("chez marie rocks", "CHEZ-MARIE rocks", "chez_marie rocks", "chezmarie!"):
+        assert _holds_business_name("Chez Marie", comparable(password)), password
+    assert not _holds_business_name("Chez Marie", comparable("cheese maries rock"))

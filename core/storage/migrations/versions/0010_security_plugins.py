@@ -4,7 +4,8 @@ Revision ID: 0010
 Revises: 0009
 What the security plugins need of core: the IP and user agent with each consent a booking carries
 (proof of who agreed, from where), the refund a cancelled prepaid booking is due, and a plugin
-store for the whole instance (platform support's logins, which belong to no business).
+store for the whole instance (platform support's logins, which belong to no business). And the
+indexes that deleting old bookings needs: a booking's consents and outbox messages by booking.
 
 """
 
@@ -22,6 +23,14 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Upgrade schema."""
+    with op.batch_alter_table("booking_consents", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_booking_consents_booking_id"), ["booking_id"], unique=False
+        )
+    with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_outbox_messages_booking_id"), ["booking_id"], unique=False
+        )
     with op.batch_alter_table("booking_consents", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ip", sa.String(length=45), nullable=True))
         batch_op.add_column(sa.Column("user_agent", sa.String(length=300), nullable=True))
@@ -48,3 +57,6 @@ def downgrade() -> None:
     with op.batch_alter_table("booking_consents", schema=None) as batch_op:
         batch_op.drop_column("user_agent")
         batch_op.drop_column("ip")
+        batch_op.drop_index(batch_op.f("ix_booking_consents_booking_id"))
+    with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_messages_booking_id"))
