@@ -17,7 +17,7 @@ booking gets back, and which clients may no longer book online.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bookwell.hooks import Consent, Context, Manifest, MenuItem, Refusal, Setting, hookimpl
@@ -167,7 +167,30 @@ def before_cancel(ctx: Context, settings: Settings, reason: str | None) -> Refus
             code="cancellation_window_passed",
             details={"limit_hours": hours, "passed_at": policy.deadline(ctx.booking, hours)},
         )
+    passed_before_move = policy.moved_late(ctx) if refusal is None else None
+    if passed_before_move is not None:
+        refusal = Refusal(
+            policy.window_passed_before_move(ctx, hours, passed_before_move),
+            code="cancellation_window_passed",
+            details={"limit_hours": hours, "passed_at": passed_before_move},
+        )
     return refusal
+
+
+@hookimpl
+def after_reschedule(
+    ctx: Context, settings: Settings, old_start: datetime, old_end: datetime
+) -> None:
+    """A booking moved once its cancellation limit had passed keeps that limit as passed:
+    otherwise moving it to a later date (allowed while the move limit is shorter) would open a
+    cancellation, and the full refund, that had closed."""
+    assert ctx.booking is not None and ctx.store is not None
+    if ctx.dry_run or ctx.booking.reference is None:
+        return
+    passed_at = old_start - timedelta(hours=settings["cancel_limit_hours"])
+    if ctx.now > passed_at:
+        key = policy.moved_late_key(ctx.booking.reference)
+        ctx.store.compare_and_set(key, None, passed_at.isoformat())
 
 
 @hookimpl

@@ -34,9 +34,36 @@ def in_time(ctx: Context, hours: int) -> bool:
     return ctx.now <= deadline(ctx.booking, hours)
 
 
+def moved_late_key(reference: str) -> str:
+    """The store key that marks a booking moved once its cancellation limit had passed."""
+    return f"moved_late:{reference}"
+
+
+def moved_late(ctx: Context) -> str | None:
+    """When the booking's cancellation limit passed, if it was moved after that (ISO 8601):
+    moving a booking to a later date must not reopen the cancellation (and the full refund)
+    that had closed for it."""
+    assert ctx.booking is not None
+    if ctx.store is None or ctx.booking.reference is None:
+        return None
+    found = ctx.store.get(moved_late_key(ctx.booking.reference))
+    return found if isinstance(found, str) else None
+
+
 def refund_percent(ctx: Context, settings: Settings) -> int:
-    before = in_time(ctx, settings["cancel_limit_hours"])
+    before = in_time(ctx, settings["cancel_limit_hours"]) and moved_late(ctx) is None
     return int(settings["refund_percent_before" if before else "refund_percent_after"])
+
+
+def window_passed_before_move(ctx: Context, hours: int, passed_at: str) -> str:
+    assert ctx.tenant is not None
+    passed = local(datetime.fromisoformat(passed_at), ctx.tenant)
+    return (
+        "This booking can no longer be cancelled online. Cancellations close "
+        f"{_hours(hours)} before the appointment; that time passed on {passed} "
+        f"({ctx.tenant.timezone} time), before the booking was moved. "
+        f"To cancel it, {contact(ctx.tenant)}"
+    )
 
 
 def local(moment: datetime, tenant: TenantInfo) -> str:

@@ -183,3 +183,46 @@ def _token_from_mail(outbox, reference):
     mail = next(m for m in outbox(kind="booking.confirmed") if m.booking == reference)
     link = next(word for word in mail.text.split() if "/manage/" in word)
     return link.split("token=", 1)[1]
+
+
+def test_moving_a_booking_after_its_cancellation_limit_does_not_reopen_it(
+    owner, tenant, client, policy_on, clock, outbox
+):
+    # Moves are allowed until 12 hours before, cancellations only until 72: a client past the
+    # cancellation limit moves the booking three weeks on, then tries to cancel it for a full
+    # refund.
+    policy_on(cancel_limit_hours=72, reschedule_limit_hours=12, refund_percent_after=0)
+    booking = staff_booking(owner, tenant, 3000).json
+    token = _token_from_mail(outbox, booking["reference"])
+    clock.set(TUESDAY_TEN_UTC - timedelta(hours=48))
+    refused = client.post(f"/{booking['reference']}/cancel", token=token)
+    assert refused.json["error"]["code"] == "cancellation_window_passed"
+    moved = client.post(
+        f"/{booking['reference']}/reschedule", token=token, start="2027-03-23T10:00:00+01:00"
+    )
+    assert moved.status_code == 200, moved.json
+    again = client.post(f"/{booking['reference']}/cancel", token=token)
+    assert again.status_code == 403
+    assert again.json["error"]["code"] == "cancellation_window_passed"
+    assert "before the booking was moved" in again.json["error"]["message"]
+    # Staff may still cancel it, and the refund is the late one.
+    owner.sign_in_again()
+    done = owner.api.post(
+        f"bookings/{booking['reference']}/cancel", json={"reason": "Asked by phone"}
+    )
+    assert done.status_code == 200 and done.json["refund_due_cents"] == 0
+
+
+def test_a_move_within_the_cancellation_limit_leaves_it_open(
+    owner, tenant, client, policy_on, clock, outbox
+):
+    policy_on(cancel_limit_hours=72, reschedule_limit_hours=12)
+    booking = staff_booking(owner, tenant, 3000).json
+    token = _token_from_mail(outbox, booking["reference"])
+    clock.set(TUESDAY_TEN_UTC - timedelta(hours=96))
+    moved = client.post(
+        f"/{booking['reference']}/reschedule", token=token, start="2027-03-23T10:00:00+01:00"
+    )
+    assert moved.status_code == 200, moved.json
+    cancelled = client.post(f"/{booking['reference']}/cancel", token=token)
+    assert cancelled.status_code == 200 and cancelled.json["refund_due_cents"] == 3000
