@@ -87,7 +87,9 @@ def before_reschedule(
 def before_request(ctx: Context, settings: Settings) -> Refusal | Redirect | None:
     """Guard, before any view of a tenant's pages or API runs: every route with the tenant's
     slug in its path, and the API's routes without one (``/api/v1/auth/...``) called with a
-    bearer (token or API key) of one of the tenant's users. May return a :class:`Redirect`."""
+    bearer (token or API key) of one of the tenant's users. May return a :class:`Redirect`.
+    ``ctx.actor`` is the tenant's account that the request's session cookie or bearer signs
+    in (a full login; a restricted one is nobody), else ``None``."""
 
 
 @hookspec

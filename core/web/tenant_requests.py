@@ -17,8 +17,8 @@ from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Tenant
-from bookwell.core.web import identity
+from bookwell.core.storage.models import Tenant, User
+from bookwell.core.web import identity, session_cookies
 from bookwell.core.web.api.errors import ApiError, answer
 from bookwell.core.web.request_tenant import current_tenant
 from bookwell.hooks import Redirect, Refusal
@@ -44,6 +44,21 @@ def tenant_of_bearer() -> Tenant | None:
     return tenant
 
 
+def actor_of_request(tenant: Tenant) -> User | None:
+    """Who of ``tenant`` makes the request, for ``before_request``'s ``ctx.actor``: the account
+    of its session cookie or bearer (a full login; a restricted one is nobody), read only when
+    the request carries one, so that an anonymous request costs no query."""
+    if not (request.headers.get("Authorization") or request.cookies.get(session_cookies.COOKIE)):
+        return None
+    try:
+        rows = identity.signed_in_rows()
+    except ApiError:
+        return None  # a bad bearer: the view that needs the caller answers 401
+    if rows is None or rows.user.tenant_id != tenant.id:
+        return None
+    return rows.user
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def guard_tenant_request():
@@ -57,7 +72,7 @@ def init_app(app: Flask) -> None:
         try:
             host.guard(
                 "before_request",
-                make_context(tenant, clock.now()),
+                make_context(tenant, clock.now(), actor=actor_of_request(tenant)),
                 g.enabled_plugins,
                 host.broken_enabled_for(session, tenant.id),
             )

@@ -31,7 +31,7 @@ What it promises:
 
 from __future__ import annotations
 
-from bookwell.hooks import Context, Manifest, MenuItem, Refusal, Setting, hookimpl
+from bookwell.hooks import Context, Manifest, MenuItem, Redirect, Refusal, Setting, hookimpl
 
 from . import authenticator
 
@@ -128,6 +128,34 @@ def before_login(ctx: Context, settings) -> Refusal | None:
         left = authenticator.recovery_codes_left(ctx, user.id)
         ctx.audit("recovery_code.used", f"user:{user.id}", {"left": left})
     return None
+
+
+# What a signed-in account that must set up an app may still open: its set-up pages and API,
+# and the ways out.
+OPEN_UNTIL_ENROLLED = ("/two_factor/", "/me/totp", "/logout", "/login", "/auth/logout")
+
+
+@hookimpl
+def before_request(ctx: Context, settings) -> Refusal | Redirect | None:
+    """A session that began before this plugin was switched on (or before the account's role
+    was required to use it) gets no further than setting an app up, as a new login would."""
+    user = ctx.actor
+    if user is None or user.role not in settings["required_roles"] or ctx.request is None:
+        return None
+    path = ctx.request.path
+    if any(part in path for part in OPEN_UNTIL_ENROLLED):
+        return None
+    if authenticator.is_enrolled(ctx, user.id):
+        return None
+    page = enrolment_page(ctx)
+    if not path.startswith("/api/") and page is not None and ctx.request.method in ("GET", "HEAD"):
+        return Redirect(page, status=303)
+    return Refusal(
+        "Set up two-step login to continue: add this account to an authenticator app "
+        "(such as Google Authenticator) and confirm it with a code.",
+        code="otp_enrollment_required",
+        status=403,
+    )
 
 
 @hookimpl

@@ -36,11 +36,15 @@ def consents_of(booking_ids: list[int]) -> dict[int, list[dict]]:
     found: dict[int, list[dict]] = {booking_id: [] for booking_id in booking_ids}
     if not booking_ids:
         return found
-    for row in db.session().scalars(
-        select(BookingConsent)
-        .where(BookingConsent.booking_id.in_(booking_ids))
-        .order_by(BookingConsent.id)
-    ):
+    # A session of its own: a booking this request just made was written by another one,
+    # after the request's own had taken its snapshot (SQLite).
+    with db.fresh_session() as session:
+        rows = session.scalars(
+            select(BookingConsent)
+            .where(BookingConsent.booking_id.in_(booking_ids))
+            .order_by(BookingConsent.id)
+        ).all()
+    for row in rows:
         found[row.booking_id].append(
             {
                 "id": row.consent_id,

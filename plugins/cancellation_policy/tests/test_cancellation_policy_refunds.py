@@ -37,6 +37,8 @@ def test_staff_record_a_prepaid_amount_through_the_api(owner, tenant, client, po
     assert answer.json["prepaid_cents"] == 1500
     assert answer.json["refund_due_cents"] is None
     assert "manage_token" not in answer.json
+    # The answer carries the consents just given, as the booking's later reads do.
+    assert [consent["id"] for consent in answer.json["consents"]] == ["cancellation_policy"]
     assert client.stored(answer.json).prepaid_cents == 1500
 
 

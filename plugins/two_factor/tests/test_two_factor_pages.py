@@ -160,3 +160,28 @@ def test_a_plugin_that_cannot_check_the_code_refuses_the_page_login(
     )
     assert refused.status_code == 503
     assert browser.get("/admin/salon/").status_code == 302  # not signed in: to the login page
+
+
+def test_sessions_from_before_the_plugin_was_on_can_do_nothing_but_set_it_up(
+    owner, enable_plugin, clock
+):
+    # The owner signed in (pages and API) while two-step login was off...
+    assert owner.pages.get("/admin/salon/").status_code == 200
+    assert owner.api.get("plugins").status_code == 200
+    enable_plugin("two_factor")
+    # ...and must now set it up before anything else, on either side.
+    sent = owner.pages.get("/admin/salon/")
+    assert sent.status_code == 303 and sent.headers["Location"] == PAGE
+    refused = owner.api.get("plugins")
+    assert refused.status_code == 403
+    assert refused.json["error"]["code"] == "otp_enrollment_required"
+    assert owner.pages.get(PAGE).status_code == 200
+    enrol(owner.api, clock)
+    assert owner.pages.get("/admin/salon/").status_code == 200
+    assert owner.api.get("plugins").status_code == 200
+
+
+def test_roles_not_required_keep_their_sessions(staff_member, enable_plugin):
+    assert staff_member.pages.get("/admin/salon/").status_code == 200
+    enable_plugin("two_factor")  # owner and manager only
+    assert staff_member.pages.get("/admin/salon/").status_code == 200
