@@ -74,7 +74,7 @@ PLUGIN_BLUEPRINT_PREFIX = "plugin_"
 OPEN_TO_RESTRICTED_PAGES = frozenset(
     {
         "admin_auth.logout",
-        "support_auth.logout",
+        "support_auth.logout_support",
         "client_accounts.logout",
         "admin_auth.login",
         "admin_auth.login_step",
