@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bookwell.core.access.users import create_user
 from bookwell.core.storage import db
-from bookwell.core.storage.models import AuthSession
+from bookwell.core.storage.models import AuditEntry, AuthSession
 from bookwell.hooks import Manifest, Refusal, Setting, hookimpl
 from bookwell.hooks.pages import csrf_form, plugin_context, plugin_settings, require_support
 
@@ -55,6 +55,7 @@ class Desk:
             user = require_support()
             ctx = plugin_context(None)
             visits = ctx.store.increment("visits")
+            ctx.audit("visited", f"user:{user.id}")
             greeting = plugin_settings(None)["greeting"]
             return f"{greeting} {user.email} ({user.role}); actor {ctx.actor.email}; " + (
                 f"tenant {ctx.tenant}; data {ctx.data}; visits {visits}"
@@ -137,6 +138,11 @@ def test_the_signed_in_support_user_gets_the_instances_context(app, people):
     )
     # The instance's store: the same counter for every support user and request.
     assert browser.get("/support/desk/").text.endswith("visits 2")
+    with db.fresh_session(app) as session:
+        visited = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "plugin.desk.visited")
+        ).all()
+    assert [entry.tenant_id for entry in visited] == [None, None]  # the platform's trail
 
 
 def test_nobody_and_a_businesss_account_are_sent_to_the_support_login(app, people):
