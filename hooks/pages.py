@@ -13,8 +13,11 @@ the client pages' layouts, and forms protected against cross-site requests. ::
 
 A plugin's JSON views (under ``/api/``, called with a bearer token) start with
 ``require_api_user(slug)`` instead; its pages about the person's own account (staff or client)
-with ``require_account(slug)``. A page a restricted login is sent to (its ``Refusal``'s
-``continue_at``) names the scope it accepts: ``require_staff(slug, login_scope="enroll_totp")``.
+with ``require_account(slug)``; its pages for platform support (under ``/support/<plugin>/``,
+served only while the operator lists the plugin among the support plugins) with
+``require_support()``, and ``plugin_context(None)`` for the instance's context. A page a
+restricted login is sent to (its ``Refusal``'s ``continue_at``) names the scope it accepts:
+``require_staff(slug, login_scope="enroll_totp")``.
 
 Core provides what these call when the app starts; a plugin never imports core.
 """
@@ -86,6 +89,18 @@ def require_account(slug: str, login_scope: str | None = None) -> AccountPage:
     return page
 
 
+def require_support(login_scope: str | None = None) -> UserInfo:
+    """The signed-in platform support user, for a plugin's page under ``/support/<plugin>/``
+    (which core serves only while the operator lists the plugin in ``SUPPORT_PLUGINS``; else
+    404). Otherwise the request ends here: the support login page when nobody (or a business's
+    account) is signed in. A restricted browser session passes where ``login_scope`` names its
+    scope, and is sent (303) to its ``continue_at`` anywhere else; a full session passes
+    whatever it says. ``plugin_context(None)`` then gives the instance's context, with this
+    user as ``ctx.actor``."""
+    user: UserInfo = _kit().require_support(login_scope)
+    return user
+
+
 API_USERS_EXTENSION = "bookwell.api_users"
 
 
@@ -147,7 +162,7 @@ def csrf_form() -> Any:  # a flask_wtf.FlaskForm; Flask-WTF ships no types
     return FlaskForm()
 
 
-def plugin_context(slug: str, *, dry_run: bool = False) -> Context:
+def plugin_context(slug: str | None, *, dry_run: bool = False) -> Context:
     """The :class:`~bookwell.hooks.Context` a hook of this plugin would get for business
     ``slug``: ``ctx.store``, ``ctx.tables``, ``ctx.data``, ``ctx.audit``... bound to this plugin,
     ``ctx.now`` the app's clock. ``ctx.actor`` is the caller ``require_api_user`` let through
@@ -158,17 +173,25 @@ def plugin_context(slug: str, *, dry_run: bool = False) -> Context:
     plugin's ``commands``, it is the business's context whether or not it enabled the plugin,
     and an unknown ``slug`` raises ``LookupError``. With ``dry_run=True`` it is the context of
     a dry run (``ctx.dry_run``): its tools answer what they would do and change nothing, for a
-    page that previews what scheduled work would do."""
+    page that previews what scheduled work would do.
+
+    ``slug=None`` gives the instance's context, the one platform support's logins get:
+    ``ctx.tenant`` (and ``data``, ``tables``, ``files``) ``None``, the instance's ``store``,
+    ``secrets`` and ``audit``. ``ctx.actor`` is the signed-in support user (``None`` in a
+    command). In a view, the operator must list the plugin in ``SUPPORT_PLUGINS`` (else 404);
+    in a command, it is the instance's context whether or not they do."""
     context: Context = _kit().plugin_context(slug, dry_run=dry_run)
     return context
 
 
-def plugin_settings(slug: str) -> Mapping[str, Any]:
+def plugin_settings(slug: str | None) -> Mapping[str, Any]:
     """This plugin's settings for business ``slug``, as its hooks get them (``settings``):
     validated, read-only, the defaults for every key the business has not set. The same rules
     as :func:`plugin_context`: in a view, 404 unless the business enabled the plugin; in a
     command, the settings the business keeps for it (or the defaults) even while it is off, and
-    ``LookupError`` for an unknown ``slug``."""
+    ``LookupError`` for an unknown ``slug``. ``slug=None``: the settings the operator gave it
+    for platform support (``SUPPORT_PLUGINS``; in a command, the defaults if it is not
+    listed)."""
     settings: Mapping[str, Any] = _kit().plugin_settings(slug)
     return settings
 

@@ -29,11 +29,11 @@ asks (``continue_at``, kept with the refusal's message in Flask's signed cookie,
 session's id; ``password_change`` always has its side's change-password page). Every page
 answers 303 there, but the log-outs, the login pages (the next login lifts a plugin's
 restriction), static files, and the views that accept its scope: core's marked with
-:func:`accepts_login_scope`, plugins' through ``require_staff``/``require_account`` with
-``login_scope``, which make the person ``current_user`` for the rest of the request
-(:func:`accept_login_scope`). Plugins' views run, as to nobody, before core knows whether they
-accept it; if they did not, their answer becomes the 303. A restricted cookie whose page is not
-known (another browser's) is simply not signed in.
+:func:`accepts_login_scope`, plugins' through ``require_staff``, ``require_account`` or
+``require_support`` with ``login_scope``, which make the person ``current_user`` for the rest
+of the request (:func:`accept_login_scope`). Plugins' views run, as to nobody, before core knows
+whether they accept it; if they did not, their answer becomes the 303. A restricted cookie whose
+page is not known (another browser's) is simply not signed in.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ PLUGIN_BLUEPRINT_PREFIX = "plugin_"
 OPEN_TO_RESTRICTED_PAGES = frozenset(
     {
         "admin_auth.logout",
-        "support_auth.logout",
+        "support_auth.logout_support",
         "client_accounts.logout",
         "admin_auth.login",
         "admin_auth.login_step",

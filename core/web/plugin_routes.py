@@ -1,4 +1,6 @@
-"""Mounting plugins' own pages (the ``routes`` hook), each answering 404 to tenants without it.
+"""Mounting plugins' own pages (the ``routes`` hook), each answering 404 to tenants without it,
+and its pages for platform support (``/support/<plugin>/...``) 404 unless the operator lists it
+among the support plugins.
 
 A plugin whose pages cannot be mounted (``routes`` raises or answers something other than a
 blueprint, a URL rule Flask refuses, a page that would take over one of core's or another
@@ -20,6 +22,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, request
 
+from bookwell.core.access import support
 from bookwell.core.pluginhost.host import PluginHost, host_of
 from bookwell.core.storage import db
 from bookwell.core.web.request_tenant import current_tenant
@@ -49,10 +52,17 @@ class Unmountable(Exception):
 
 
 def _only_for_tenants_that_enabled(plugin: str) -> Callable[[], None]:
+    support_pages = f"/support/{plugin}/"
+
     def check() -> None:
         slug = (request.view_args or {}).get("slug")
+        if slug is None and (request.path + "/").startswith(support_pages):
+            # Platform support's pages: the operator switches the plugin on for them.
+            if plugin not in support.support_plugins(current_app._get_current_object()).enabled:
+                abort(404)
+            return
         tenant = current_tenant(slug) if isinstance(slug, str) else None
-        # A page that names no tenant cannot be walled off by tenant: it does not exist.
+        # Any other page that names no tenant cannot be walled off by tenant: it does not exist.
         if tenant is None or plugin not in host_of().enabled_for(db.session(), tenant.id):
             abort(404)
         if request.endpoint == f"plugin_{plugin}.static" and request.view_args is not None:

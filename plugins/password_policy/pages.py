@@ -53,20 +53,27 @@ def unlock(slug: str):
 
 
 @click.command("unlock")
-@click.option("--tenant", "slug", required=True, help="The business's slug.")
+@click.option("--tenant", "slug", help="The business's slug.")
+@click.option(
+    "--support", "of_support", is_flag=True, help="A platform support account (no business)."
+)
 @click.option("--email", required=True, help="The locked account's e-mail address.")
-def unlock_command(slug: str, email: str) -> None:
+def unlock_command(slug: str | None, of_support: bool, email: str) -> None:
     """Lift the lock of an account (and forget its failed logins), at once."""
+    if of_support == (slug is not None):
+        raise click.UsageError("Give either --tenant SLUG or --support.")
     try:
-        ctx = plugin_context(slug)
+        # Support's lockout lives in the instance's store (their logins' context).
+        ctx = plugin_context(None if of_support else slug)
     except LookupError:
         raise click.ClickException(f"no business with the slug {slug!r}") from None
+    where = ctx.tenant.name if ctx.tenant is not None else "platform support"
     address = email.strip().casefold()  # as a login writes it
     if lockout.unlock(ctx.store, ctx.now, address):
         ctx.audit("account.unlocked", f"login:{address}", {"by": "operator"})
-        click.echo(f"{address} may log in again at {ctx.tenant.name}.")
+        click.echo(f"{address} may log in again at {where}.")
     else:
-        click.echo(f"{address} was not locked at {ctx.tenant.name}; its failures are forgotten.")
+        click.echo(f"{address} was not locked at {where}; its failures are forgotten.")
 
 
 operator_commands = [unlock_command]

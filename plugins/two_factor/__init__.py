@@ -24,9 +24,13 @@ What it promises:
 * Owners reset a staff member's set-up from the page "Two-step login: staff" (audited), and
   operators anyone's with ``bookwell two_factor reset --tenant SLUG --email E``. The account
   gets an e-mail whenever its second factor is set up, renewed or reset.
-* Support logins: when the operator lists ``two_factor`` among the support plugins, a support
-  account is asked for its code in the same way, using the instance's store; where the instance
-  gives no store, a support account that must use it is refused (the check cannot run).
+* Support logins: when the operator lists ``two_factor`` among the support plugins
+  (``SUPPORT_PLUGINS``, with its own ``required_roles``: ``support`` makes every support
+  account use it), a support account is asked for its code in the same way, using the
+  instance's store and key, and sets its app up at ``/support/two_factor/``; one that must and
+  has not is let in only there. Operators reset one with ``bookwell two_factor reset --support
+  --email E``. Where the instance gives no store, a support account that must use it is
+  refused (the check cannot run).
 """
 
 from __future__ import annotations
@@ -72,10 +76,12 @@ MANIFEST = Manifest(
 
 
 def enrolment_page(ctx: Context) -> str | None:
-    """Where a browser sets up an app: the staff or the client side's page of this business
-    (platform support has none)."""
-    if ctx.tenant is None or ctx.actor is None or ctx.actor.role == "support":
+    """Where a browser sets up an app: the staff or the client side's page of this business,
+    or platform support's own."""
+    if ctx.actor is None:
         return None
+    if ctx.tenant is None:
+        return "/support/two_factor/" if ctx.actor.role == "support" else None
     side = "book" if ctx.actor.role == "client" else "admin"
     return f"/{side}/{ctx.tenant.slug}/two_factor/"
 
@@ -124,7 +130,7 @@ def before_login(ctx: Context, settings) -> Refusal | None:
             field="otp",
             challenge=CHALLENGE,
         )
-    if used == "recovery" and ctx.tenant is not None:
+    if used == "recovery":
         left = authenticator.recovery_codes_left(ctx, user.id)
         ctx.audit("recovery_code.used", f"user:{user.id}", {"left": left})
     return None

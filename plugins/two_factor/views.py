@@ -1,7 +1,8 @@
 """The plugin's API views and pages (staff under ``/admin/<slug>/two_factor/``, clients under
-``/book/<slug>/two_factor/``): set up an authenticator app (a QR code drawn on the server as
-inline SVG, and the secret to type in), confirm it with a code, renew the recovery codes, and,
-for owners, reset a staff member's set-up.
+``/book/<slug>/two_factor/``, platform support under ``/support/two_factor/``, which core serves
+only while the operator lists the plugin for support): set up an authenticator app (a QR code
+drawn on the server as inline SVG, and the secret to type in), confirm it with a code, renew the
+recovery codes, and, for owners, reset a staff member's set-up.
 
 The set-up views accept a login restricted to ``enroll_totp`` (an account that must set up an
 app before anything else) as well as a full one; renewing codes and resetting others need a
@@ -25,6 +26,7 @@ from bookwell.hooks.pages import (
     require_account,
     require_api_user,
     require_staff,
+    require_support,
 )
 
 from . import authenticator, notices
@@ -151,7 +153,8 @@ def _renewed(ctx: Context, user: UserInfo) -> list[str]:
     return codes
 
 
-# --- each person's own page: staff in the staff pages, clients beside their bookings ----------
+# --- each person's own page: staff in the staff pages, clients beside their bookings, ---------
+# --- platform support beside its sessions (its context is the instance's: slug None) ----------
 
 
 class CodeForm(FlaskForm):
@@ -169,16 +172,29 @@ class CodeForm(FlaskForm):
 class Viewer:
     """Who looks at their own "Two-step login" page, and how that side's pages are drawn."""
 
-    side: str  # "staff" or "client"
+    side: str  # "staff", "client" or "support"
     user: UserInfo
     render: Callable[[int, dict[str, Any]], Any]
     logout_url: str
 
 
-def _viewer(slug: str, side: str, *, setting_up: bool = False) -> Viewer:
+def _viewer(slug: str | None, side: str, *, setting_up: bool = False) -> Viewer:
     """The signed-in person of ``side``, or the request ends (their login page, 403...). The
     set-up views (``setting_up``) also open to a login restricted to setting one up."""
     login_scope = SCOPE if setting_up else None
+    if side == "support":
+        user = require_support(login_scope=login_scope)
+        return Viewer(
+            side,
+            user,
+            lambda status, values: (
+                render_template("two_factor/support_home.html", **values),
+                status,
+            ),
+            "/support/logout",
+        )
+    if slug is None:  # only support's pages have no business
+        abort(404)
     if side == "staff":
         page = require_staff(slug, "bookings.read", login_scope=login_scope)
         return Viewer(
@@ -203,7 +219,9 @@ def _viewer(slug: str, side: str, *, setting_up: bool = False) -> Viewer:
     )
 
 
-def _home(slug: str, viewer: Viewer, form: CodeForm | None = None, status: int = 200, **shown):
+def _home(
+    slug: str | None, viewer: Viewer, form: CodeForm | None = None, status: int = 200, **shown
+):
     ctx = plugin_context(slug)
     user = viewer.user
     values: dict[str, Any] = {
@@ -220,9 +238,10 @@ def _home(slug: str, viewer: Viewer, form: CodeForm | None = None, status: int =
     return viewer.render(status, values)
 
 
-def _both_sides(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Serve a view at ``/admin/<slug>/two_factor/<rule>`` for staff and at
-    ``/book/<slug>/two_factor/<rule>`` for clients."""
+def _every_side(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Serve a view at ``/admin/<slug>/two_factor/<rule>`` for staff, at
+    ``/book/<slug>/two_factor/<rule>`` for clients and at ``/support/two_factor/<rule>`` for
+    platform support (without a ``slug``)."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         pages.add_url_rule(
@@ -237,18 +256,24 @@ def _both_sides(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Cal
             defaults={"side": "client"},
             **options,
         )
+        pages.add_url_rule(
+            f"/support/two_factor/{rule}",
+            view_func=view,
+            defaults={"side": "support"},
+            **options,
+        )
         return view
 
     return register
 
 
-@_both_sides("", methods=["GET"])
-def home(slug: str, side: str):
+@_every_side("", methods=["GET"])
+def home(side: str, slug: str | None = None):
     return _home(slug, _viewer(slug, side, setting_up=True))
 
 
-@_both_sides("confirm", methods=["POST"])
-def confirm(slug: str, side: str):
+@_every_side("confirm", methods=["POST"])
+def confirm(side: str, slug: str | None = None):
     viewer = _viewer(slug, side, setting_up=True)
     form = CodeForm()
     if not form.validate_on_submit():
@@ -266,8 +291,8 @@ def confirm(slug: str, side: str):
     return _home(slug, viewer, recovery_codes=codes, just_enrolled=True)
 
 
-@_both_sides("recovery-codes", methods=["POST"])
-def recovery_codes(slug: str, side: str):
+@_every_side("recovery-codes", methods=["POST"])
+def recovery_codes(side: str, slug: str | None = None):
     viewer = _viewer(slug, side)
     form = CodeForm()
     ctx = plugin_context(slug)
@@ -278,8 +303,8 @@ def recovery_codes(slug: str, side: str):
     return _home(slug, viewer, recovery_codes=_renewed(ctx, viewer.user))
 
 
-@_both_sides("replace", methods=["POST"])
-def replace(slug: str, side: str):
+@_every_side("replace", methods=["POST"])
+def replace(side: str, slug: str | None = None):
     """Move to another device: a current code (or recovery code), then a new set-up."""
     viewer = _viewer(slug, side)
     form = CodeForm()
