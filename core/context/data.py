@@ -253,8 +253,9 @@ class PluginData:
             records, _, delivering = _archive_records(
                 session, self._tenant, [booking_id for booking_id, _ in chosen], self._moment()
             )
-        chosen = [row for row in chosen if row[0] not in delivering]
         records = [record for record in records if record["id"] not in delivering]
+        archived = {record["id"] for record in records}
+        chosen = [row for row in chosen if row[0] in archived]
         done = None
         if chosen:
             files = self._write_archives(before, chosen, records)
@@ -620,6 +621,10 @@ def _archive_records(
     by_id = {booking.id: (booking, service, provider) for booking, service, provider in rows}
     records = []
     for booking_id in booking_ids:
+        if booking_id not in by_id:
+            # Deleted since it was chosen, by a concurrent call (PostgreSQL reads each
+            # statement afresh): nothing to archive; the caller drops it from its choice.
+            continue
         booking, service_name, provider_name = by_id[booking_id]
         records.append(
             {
