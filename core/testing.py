@@ -570,6 +570,29 @@ def _app_settings(
 
 
 @pytest.fixture
+def power_cut(monkeypatch) -> Callable[[int], None]:
+    """``power_cut(n)``: the ``n``-th deletion of ``ctx.data.archive_and_delete_ended`` (1 for
+    the first) fails with ``RuntimeError("power cut")`` after its archive was written and before
+    anything was deleted, as if the machine lost power there; the calls after it run normally.
+    For a plugin's test that nothing is lost half-way."""
+    from bookwell.core.context import data as plugin_data
+
+    real_delete = plugin_data.delete_archived
+    calls: list[int] = []
+
+    def arm(nth: int) -> None:
+        def cut(*arguments: Any) -> Any:
+            calls.append(1)
+            if len(calls) == nth:
+                raise RuntimeError("power cut")
+            return real_delete(*arguments)
+
+        monkeypatch.setattr(plugin_data, "delete_archived", cut)
+
+    return arm
+
+
+@pytest.fixture
 def bookwell_cli(
     app, tmp_path, database_url, clock, bookwell_plugins, bookwell_settings, monkeypatch
 ) -> Iterator[Callable[..., Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 import bookwell.plugins.cancellation_policy as plugin
 from bookwell.plugins.cancellation_policy.blocks import blocks as blocks_table
@@ -116,7 +116,7 @@ def test_a_client_blocked_by_email_cannot_book_whatever_the_case(
     ],
 )
 def test_a_client_blocked_by_phone_cannot_book_whatever_the_formatting(
-    client, policy_on, owner, app, typed, booked_with
+    client, policy_on, owner, app, typed, booked_with, database_url
 ):
     assert block(owner, typed).status_code == 302
     refused = client.post(
@@ -128,10 +128,10 @@ def test_a_client_blocked_by_phone_cannot_book_whatever_the_formatting(
     )
     assert _code(refused) == "client_blocked"
     # The phone number itself is kept nowhere: only its keyed digest.
-    from bookwell.core.storage import db
-
-    with app.app_context(), db.fresh_session(app) as session:
-        rows = session.execute(select(blocks_table)).mappings().all()
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(select(blocks_table)).mappings().all()
+    engine.dispose()
     assert len(rows) == 1 and rows[0]["kind"] == "phone" and rows[0]["email"] is None
     digits = "".join(ch for ch in typed if ch.isdigit())
     assert digits[-8:] not in str(dict(rows[0]))
@@ -223,7 +223,7 @@ def test_clients_are_blocked_after_n_no_shows(client, book, policy_on, clock, au
 
 
 def test_no_shows_are_kept_by_the_plugin_not_read_from_bookings(
-    client, book, policy_on, clock, plugin_context_for
+    client, book, policy_on, clock, plugin_context_for, database_url
 ):
     policy_on(block_after_no_shows=3)
     booking = book()
@@ -233,11 +233,12 @@ def test_no_shows_are_kept_by_the_plugin_not_read_from_bookings(
         key = "no_shows:" + plugin.blocks.email_digest(ctx, "ANN@example.com")
         assert ctx.store.get(key) == 1
     # The count lives in the plugin's store, whatever happens to the booking rows.
-    from bookwell.core.storage import db
-    from bookwell.core.storage.models import Booking
-
-    with db.write_transaction(client.app) as session:
-        session.delete(session.scalars(select(Booking)).one())
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM booking_consents"))
+        connection.execute(text("UPDATE outbox_messages SET booking_id = NULL"))
+        assert connection.execute(text("DELETE FROM bookings")).rowcount == 1
+    engine.dispose()
     with plugin_context_for("cancellation_policy") as ctx:
         assert ctx.store.get(key) == 1
 

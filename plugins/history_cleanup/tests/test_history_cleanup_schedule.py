@@ -258,28 +258,17 @@ def test_a_run_stops_when_its_time_is_up_and_the_next_carries_on(
 
 
 def test_a_crash_half_way_loses_nothing_and_the_next_run_finishes(
-    app, salon, make_client, run_schedule, sql, audit_trail, bookwell_cli, monkeypatch
+    app, salon, make_client, run_schedule, sql, audit_trail, bookwell_cli, monkeypatch, power_cut
 ):
     """The power goes after the second batch was archived, before it was deleted."""
     made = make_bookings(make_client, 5)
     monkeypatch.setattr(history_cleanup, "BATCH", 2)
-    from bookwell.core.context import data as core_data  # the one place a crash can be staged
-
-    real_delete, calls = core_data.delete_archived, []
-
-    def power_cut(*arguments):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("power cut")
-        return real_delete(*arguments)
-
-    monkeypatch.setattr(core_data, "delete_archived", power_cut)
+    power_cut(2)  # the test kit stages it inside core's archive_and_delete_ended
     run_schedule(at=MAY)  # the plugin's run fails (logged); the first batch is done
     assert len(references(sql, salon)) == 3
     assert len(list(files_of(app).glob("*.jsonl"))) == 2  # the second one's archive is there
     assert len(audit_trail(action="bookings.archived_and_deleted")) == 1
 
-    monkeypatch.setattr(core_data, "delete_archived", real_delete)
     run_schedule()
     assert references(sql, salon) == []
     entries = audit_trail(action="bookings.archived_and_deleted")

@@ -66,7 +66,9 @@ def instance(tmp_path, environment):
 
 
 def bookwell(instance: Path, *arguments: str) -> list[str]:
-    return [sys.executable, "-m", "bookwell.core.cli", "--instance", str(instance), *arguments]
+    # The installed `bookwell` command, as an operator runs it (beside this Python).
+    command = Path(sys.executable).with_name("bookwell")
+    return [str(command), "--instance", str(instance), *arguments]
 
 
 def stop(server: subprocess.Popen) -> None:
