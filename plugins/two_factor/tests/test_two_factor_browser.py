@@ -6,11 +6,13 @@ on loopback, on the test's database and clock (so the next code is one clock ste
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from two_factor_kit import STEP, code_at, encodes
 from werkzeug.serving import make_server
 
@@ -84,7 +86,8 @@ def test_a_staff_member_enrols_in_a_browser_and_logs_in_with_a_code(
 
     log_in(page, served, staff_member.email)
     page.click("text=Two-step login")
-    assert page.locator("#qr-code svg").is_visible()  # drawn on the server, inline
+    # A click that navigates returns before the next page has loaded: expect() waits for it.
+    expect(page.locator("#qr-code svg")).to_be_visible()  # drawn on the server, inline
     secret = page.inner_text("#totp-secret").strip()
     assert len(secret) == 32
     # The QR code an app would scan holds that very secret, for this account at this business.
@@ -94,21 +97,21 @@ def test_a_staff_member_enrols_in_a_browser_and_logs_in_with_a_code(
 
     page.fill("#code", code_at(secret, clock))
     page.click("text=Turn on two-step login")
-    assert page.locator("#two-factor-on").is_visible()
-    assert page.locator("#recovery-codes li").count() == 10
+    expect(page.locator("#two-factor-on")).to_be_visible()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
     page.screenshot(path=SHOTS / "recovery_codes.png", full_page=True)
     assert outbox(kind="two_factor.enrolled")
 
     page.click("#log-in-again")
-    assert page.url.endswith("/admin/salon/login")
+    page.wait_for_url(f"{served}/admin/salon/login")
     clock.advance(seconds=STEP)  # the code that confirmed is spent; the next step's is fresh
     log_in(page, served, staff_member.email)
-    assert page.locator("label[for=answer]").inner_text().startswith("6-digit code")
+    expect(page.locator("label[for=answer]")).to_have_text(re.compile(r"^6-digit code"))
     page.fill("#answer", code_at(secret, clock))
     page.screenshot(path=SHOTS / "login_step.png", full_page=True)
     page.click("text=Continue")
     page.wait_for_url(f"{served}/admin/salon/")
-    assert page.locator("text=Log out").is_visible()
+    expect(page.locator("text=Log out")).to_be_visible()
     page.screenshot(path=SHOTS / "logged_in.png", full_page=True)
     assert blocked == []  # nothing of the pages was refused by their Content-Security-Policy
 
@@ -124,8 +127,9 @@ def test_the_same_code_twice_in_a_browser_is_refused(
     page.fill("#code", code_at(secret, clock))
     page.click("text=Turn on two-step login")
     page.click("#log-in-again")
+    page.wait_for_url(f"{served}/admin/salon/login")
     log_in(page, served, staff_member.email)
     page.fill("#answer", code_at(secret, clock))  # the code that just confirmed the set-up
     page.click("text=Continue")
-    assert page.locator("[role=alert]").inner_text().startswith("That code is not right")
-    assert page.locator("#answer").is_visible()  # asked again
+    expect(page.locator("[role=alert]")).to_have_text(re.compile(r"^That code is not right"))
+    expect(page.locator("#answer")).to_be_visible()  # asked again
