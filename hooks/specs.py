@@ -24,6 +24,7 @@ import pluggy
 from .types import (
     Consent,
     Context,
+    DataProtection,
     Discount,
     MenuItem,
     OutgoingMessage,
@@ -177,6 +178,12 @@ def session_limits(ctx: Context, settings: Settings) -> SessionLimits | None:
 
 
 @hookspec
+def data_protection(ctx: Context, settings: Settings) -> DataProtection | None:
+    """Contribution: what core must do to protect the tenant's client data while this plugin
+    is on (view auditing, client fields encrypted at rest); core takes the union."""
+
+
+@hookspec
 def filter_message(
     ctx: Context, settings: Settings, message: OutgoingMessage
 ) -> OutgoingMessage | None:
@@ -292,6 +299,7 @@ CONTRIBUTIONS = (
     "password_rules",
     "response_headers",
     "session_limits",
+    "data_protection",
     "filter_message",
     "routes",
     "migrations",

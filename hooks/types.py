@@ -221,6 +221,8 @@ class Context:
     # ctx.audit(action, subject, details=None): an entry "plugin.<name>.<action>" in the
     # tenant's audit trail; ctx.progress(done, total): how far long scheduled work has got.
     audit: Callable[..., None] = field(default=_unbound_audit, repr=False)
+    # ctx.grants: time-limited permissions (``Grants``); None where there is no tenant.
+    grants: Grants | None = None
     progress: Callable[[int, int], None] = field(default=_no_progress, repr=False)
     # How core binds the tools above for one plugin (see ``for_plugin``).
     binder: Callable[[Context, str], Context] | None = field(
@@ -235,7 +237,9 @@ class Context:
 
     def without_tools(self) -> Context:
         """The same facts with no per-plugin tools (for handing on to another plugin)."""
-        return replace(self, plugin=None, store=None, secrets=None, tables=None, files=None)
+        return replace(
+            self, plugin=None, store=None, secrets=None, tables=None, files=None, grants=None
+        )
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,45 @@ class SessionLimits:
 
     idle_minutes: int | None = None
     absolute_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class DataProtection:
+    """What ``data_protection`` asks of core for a tenant (core takes the union over the
+    enabled plugins):
+
+    * ``audit_views``: core writes an audit entry (``booking.viewed``, ``client.viewed``) for
+      every view of a booking's or a client's details by staff or support, in the request's
+      own transaction, before the page or API answer goes out; if it cannot, the view is
+      refused. (``after_view`` stays best effort.)
+    * ``encrypt_client_fields``: core keeps the client fields that may carry health
+      information (a booking's ``client_phone`` and ``client_notes``) encrypted at rest with
+      the tenant's key, including the rows written before it was asked; hooks, pages and the
+      API see them decrypted."""
+
+    audit_views: bool = False
+    encrypt_client_fields: bool = False
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A permission given for a while (``ctx.grants``): to one account (``user_id``) or to a
+    role (``role``, e.g. ``"support"``), on everything (``subject`` ``None``) or on one subject
+    (``"client:<e-mail>"``, case-folded). Active while not revoked and ``ctx.now`` is before
+    ``expires_at``; core's permission checks consult the active ones."""
+
+    id: int
+    permission: str
+    reason: str
+    plugin: str
+    created_at: datetime
+    expires_at: datetime
+    user_id: int | None = None
+    role: str | None = None
+    subject: str | None = None
+    granted_by: int | None = None
+    revoked_at: datetime | None = None
+    revoked_by: int | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +428,41 @@ class TenantData(Protocol):
         ``deleted == limit``; on a dry run it deletes and writes nothing and answers what the
         first call would take. ``ValueError`` for a ``before`` after ``ctx.now`` or a ``limit``
         out of range."""
+        ...
+
+
+class Grants(Protocol):
+    """``ctx.grants``: time-limited permissions in ``ctx.tenant``, recorded by a plugin and
+    consulted by core's permission checks (pages, API, ``require_staff``). Each ``give`` and
+    ``revoke`` commits on its own with an audit entry (``access.granted``, ``access.revoked``)
+    naming the plugin, the grantee, the permission, the subject, the reason and the expiry."""
+
+    def give(
+        self,
+        *,
+        permission: str,
+        hours: float,
+        reason: str,
+        user_id: int | None = None,
+        role: str | None = None,
+        subject: str | None = None,
+        granted_by: int | None = None,
+    ) -> Grant:
+        """Give ``permission`` (a name from core's permission table) from ``ctx.now`` for
+        ``hours`` (more than 0, at most 72) to exactly one of ``user_id`` (an account of the
+        tenant) or ``role``. ``reason`` may not be blank. ``ValueError`` otherwise."""
+        ...
+
+    def revoke(self, grant_id: int, *, revoked_by: int | None = None) -> bool:
+        """End a grant now; ``False`` when it is not this tenant's or already ended."""
+        ...
+
+    def active(self, *, user_id: int | None = None, role: str | None = None) -> list[Grant]:
+        """The tenant's active grants (of one account or role when given), newest first."""
+        ...
+
+    def history(self, *, limit: int = 100) -> list[Grant]:
+        """The tenant's grants, active or not, newest first."""
         ...
 
 

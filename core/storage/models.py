@@ -173,7 +173,8 @@ class Booking(Base):
     blocked_until: Mapped[datetime] = mapped_column(UTCDateTime())
     client_name: Mapped[str] = mapped_column(String(200))
     client_email: Mapped[str] = mapped_column(String(254))
-    client_phone: Mapped[str | None] = mapped_column(String(40))
+    # Text: when a plugin asks for client fields to be encrypted at rest, it holds ciphertext.
+    client_phone: Mapped[str | None] = mapped_column(Text)
     client_notes: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=BookingStatus.CONFIRMED)
     price_cents: Mapped[int] = mapped_column(Integer, default=0)
@@ -291,6 +292,37 @@ class AuditEntry(Base):
     entry_hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditPerson(Base):
+    """Who an audit entry's pseudonym stands for: the personal data the trail refers to, kept
+    outside the hashed entries so that an erasure (``erased_at``, e-mail and name emptied)
+    leaves the chain verifiable."""
+
+    __tablename__ = "audit_people"
+    __table_args__ = (
+        UniqueConstraint("pseudonym", name="uq_audit_people_pseudonym"),
+        Index("ix_audit_people_tenant_email", "tenant_id", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(40))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditPersonal(Base):
+    """An entry's personal data outside its hash: the IP it came from and the person it names."""
+
+    __tablename__ = "audit_personal"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("audit_entries.id"), primary_key=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("audit_people.id"), index=True)
+    ip: Mapped[str | None] = mapped_column(String(45))
+
+
 class Role(StrEnum):
     OWNER = "owner"
     MANAGER = "manager"
@@ -324,10 +356,42 @@ class User(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The provider a staff account works as: with ``bookings.read_own`` it sees that
+    # provider's bookings only.
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="SET NULL", name="fk_users_provider_id_providers")
+    )
 
     @property
     def audit_label(self) -> str:
         return f"user:{self.id}"
+
+
+class AccessGrant(Base):
+    """A permission given for a while: to one account (``user_id``) or to a role (``role``,
+    e.g. platform support), on everything or on one ``subject`` (``client:<e-mail>``).
+    Plugins record them through ``ctx.grants``; core's permission checks consult the active
+    ones (not revoked, not expired)."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (
+        CheckConstraint("(user_id IS NULL) <> (role IS NULL)", name="ck_access_grants_one_grantee"),
+        Index("ix_access_grants_tenant_expires", "tenant_id", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str | None] = mapped_column(String(20))
+    permission: Mapped[str] = mapped_column(String(50))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    plugin: Mapped[str] = mapped_column(String(100))
+    granted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class AuthSession(Base):
