@@ -12,12 +12,16 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "bookings.read": frozenset(
         {Role.OWNER, Role.MANAGER, Role.STAFF, Role.RECEPTIONIST, Role.SUPPORT}
     ),
+    "bookings.read_own": frozenset({Role.OWNER, Role.MANAGER, Role.STAFF, Role.RECEPTIONIST}),
     "bookings.manage": frozenset({Role.OWNER, Role.MANAGER, Role.STAFF, Role.RECEPTIONIST}),
     "catalogue.manage": frozenset({Role.OWNER, Role.MANAGER}),
     "staff.manage": frozenset({Role.OWNER, Role.MANAGER}),
     "business.manage": frozenset({Role.OWNER}),
     "plugins.read": frozenset({Role.OWNER, Role.MANAGER, Role.STAFF, Role.RECEPTIONIST}),
     "plugins.manage": frozenset({Role.OWNER}),
+    # Downloads of the business's data in bulk (CSV/JSON exports, archives).
+    "data.export": frozenset({Role.OWNER, Role.MANAGER}),
+    "audit.read": frozenset({Role.OWNER, Role.MANAGER}),
 }
 
 
