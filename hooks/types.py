@@ -331,7 +331,10 @@ class MenuItem:
 class OutgoingMessage:
     """One e-mail as ``filter_message`` sees it; return ``dataclasses.replace(message, ...)``
     to change it. ``kind`` is e.g. ``booking.confirmed`` or ``provider.cancelled``; ``ics`` is
-    the calendar attachment, if any."""
+    the calendar attachment, if any. ``link`` is the address the message exists to give its
+    reader, also written in ``text``: a booking's manage page in the client's booking mail, the
+    verify, reset or invitation link of an account mail; ``None`` when it has none. A filter
+    that rewrites the text keeps the message useful by keeping ``link``."""
 
     to: str
     subject: str
@@ -339,6 +342,7 @@ class OutgoingMessage:
     html: str | None
     ics: str | None
     kind: str
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -389,6 +393,11 @@ class TenantData(Protocol):
 
     def client_bookings(self, email: str) -> list[BookingInfo]:
         """Every booking of one client (e-mail compared case-insensitively), oldest first."""
+        ...
+
+    def staff(self, roles: Iterable[str] | None = None) -> list[UserInfo]:
+        """The tenant's active staff accounts (of ``roles`` only, when given: ``owner``,
+        ``manager``, ``staff``, ``receptionist``), by id: e.g. whom to tell of something."""
         ...
 
     def consents(

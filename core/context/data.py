@@ -37,6 +37,7 @@ from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.files import write_durably
 from bookwell.core.storage.models import (
+    STAFF_ROLES,
     Booking,
     BookingConsent,
     BookingReschedule,
@@ -44,8 +45,9 @@ from bookwell.core.storage.models import (
     Provider,
     Service,
     Tenant,
+    User,
 )
-from bookwell.hooks import ArchiveResult, BookingInfo, Context, GivenConsent, TenantInfo
+from bookwell.hooks import ArchiveResult, BookingInfo, Context, GivenConsent, TenantInfo, UserInfo
 
 DEDUPE_KEY_LENGTH = 200  # outbox_messages.dedupe_key
 # Bookings archived and deleted per call, at most: the deletion holds the write lock (on SQLite,
@@ -112,6 +114,27 @@ class PluginData:
         """Every booking of one client (e-mail compared case-insensitively), oldest first (by
         start time)."""
         return self._bookings(func.lower(Booking.client_email) == email.strip().lower())
+
+    def staff(self, roles: Iterable[str] | None = None) -> list[UserInfo]:
+        """The tenant's active staff accounts (of ``roles`` only, when given), by id."""
+        wanted = {str(role) for role in STAFF_ROLES}
+        if roles is not None:
+            asked = {roles} if isinstance(roles, str) else set(roles)
+            unknown = asked - wanted
+            if unknown:
+                raise ValueError(f"not staff roles: {', '.join(sorted(unknown))}")
+            wanted = asked
+        with db.fresh_session(self._app) as session:
+            users = session.scalars(
+                select(User)
+                .where(
+                    User.tenant_id == self._tenant.id,
+                    User.active.is_(True),
+                    User.role.in_(sorted(wanted)),
+                )
+                .order_by(User.id)
+            ).all()
+            return [context.user_info(user) for user in users]
 
     def consents(
         self, *, given_from: datetime, given_before: datetime, consent_id: str | None = None

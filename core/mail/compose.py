@@ -124,6 +124,7 @@ def client_message(app: Flask, facts: BookingFacts, event: str) -> OutgoingMessa
         html=_render(app, "mail/client.html", subject=subject, **values),
         ics=invitation(app, facts, event),
         kind=f"booking.{event}",
+        link=values["manage_url"],
     )
 
 
@@ -261,6 +262,7 @@ def account_message(
         html=_render(app, "mail/account.html", **values),
         ics=None,
         kind=kind,
+        link=url,
     )
 
 
