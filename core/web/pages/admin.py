@@ -31,7 +31,7 @@ from wtforms import EmailField, IntegerField, RadioField, StringField, TextAreaF
 from wtforms.validators import AnyOf, DataRequired, Email, Length, NumberRange, Optional
 
 from bookwell.core.access import sessions
-from bookwell.core.access.permissions import allowed
+from bookwell.core.access.permissions import allowed, may
 from bookwell.core.booking import catalogue, lifecycle
 from bookwell.core.booking.availability import find_slots, local_day_bounds
 from bookwell.core.booking.outcomes import OUTCOMES, mark_outcome
@@ -44,10 +44,12 @@ from bookwell.core.storage.models import (
     BookingConsent,
     BookingStatus,
     Provider,
+    Role,
     Service,
     Tenant,
     User,
 )
+from bookwell.core.web.api.auth import audit_support
 from bookwell.core.web.api.schemas import sane_day
 from bookwell.core.web.forms import MultiLine, SingleLine
 from bookwell.core.web.identity import login_manager, signed_in_rows
@@ -64,34 +66,60 @@ MAX_CENTS = 2**31 - 1  # the databases' INTEGER
 # --- the gate ------------------------------------------------------------------------------------
 
 
-def require_page(slug: str, permission: str, scope: str) -> tuple[Tenant, User]:
-    """The tenant and the signed-in user, if they may use ``permission`` there; else the login
-    page (not signed in, or platform support), 404 (another tenant's user), or 403 (role, or a
-    plugin's ``before_data_access`` refusal)."""
+def require_page(
+    slug: str,
+    permission: str,
+    scope: str,
+    *,
+    subject: str | None = None,
+    support: bool = False,
+) -> tuple[Tenant, User]:
+    """The tenant and the signed-in user, if they may use ``permission`` there (by their role,
+    or by an active grant on everything or on ``subject``); else the login page (not signed in,
+    or platform support on a page not open to them), 404 (another tenant's user), or 403 (role,
+    or a plugin's ``before_data_access`` refusal).
+
+    ``support=True`` opens a read-only page to platform support's browser sessions in any
+    tenant, as the API does: through ``before_data_access``, every attempt audited
+    (``support.access``, ``support.access_refused``)."""
     tenant = current_tenant(slug)
     if tenant is None:
         abort(404)
-    if not current_user.is_authenticated or current_user.tenant_id is None:
-        # Nobody, or platform support (whose pages are elsewhere): log in as this tenant's staff.
+    if not current_user.is_authenticated:
         abort(login_manager.unauthorized())
-    if current_user.tenant_id != tenant.id:
+    is_support = current_user.role == Role.SUPPORT and current_user.tenant_id is None
+    if current_user.tenant_id is None and not (support and is_support):
+        # Platform support on a page that is not theirs: log in as this tenant's staff.
+        abort(login_manager.unauthorized())
+    if not is_support and current_user.tenant_id != tenant.id:
         abort(404)  # another tenant's user: not even confirm what exists here
-    if not allowed(current_user.role, permission):
-        abort(403)
     user = signed_in_rows().user
-    host = host_of()
+    now = clock.now()
+    ctx = make_context(tenant, now, actor=user)
     reader = db.session()
+    if not may(reader, user, tenant.id, permission, now=now, subject=subject):
+        if is_support:
+            audit_support(current_app._get_current_object(), ctx, REFUSED, scope, "role")
+        abort(403)
+    host = host_of()
     try:
         host.guard(
             "before_data_access",
-            make_context(tenant, clock.now(), actor=user),
+            ctx,
             host.enabled_for(reader, tenant.id),
             host.broken_enabled_for(reader, tenant.id),
             scope=scope,
         )
     except Refused:
+        if is_support:
+            audit_support(current_app._get_current_object(), ctx, REFUSED, scope, GUARD)
         abort(403)
+    if is_support:
+        audit_support(current_app._get_current_object(), ctx, "support.access", scope, None)
     return tenant, user
+
+
+REFUSED, GUARD = "support.access_refused", "before_data_access"
 
 
 def viewed(tenant: Tenant, user: User, subject: str) -> None:
