@@ -11,7 +11,7 @@ import pyotp
 import pytest
 from flask.testing import FlaskClient
 
-from bookwell.core.testing import STAFF_PASSWORD, api_login, create_user
+from bookwell.core.testing import STAFF_PASSWORD, api_login, create_user, csrf_token_of
 
 HTTPS = "https://localhost"
 SUPPORT_EMAIL = "help@bookwell.example"
@@ -58,6 +58,26 @@ def fresh_token(app, member, secret: str, clock) -> str:
     assert answer.status_code == 200 and "code" not in answer.json, answer.json
     clock.advance(seconds=STEP)
     return answer.json["token"]
+
+
+def pages_login(app, member, secret: str, clock):
+    """``member`` (enrolled) logs in on the staff login page with the app's current code, as
+    ``member.pages`` anew: for when the clock moved past their session."""
+    browser = app.test_client()
+    slug = member.business.slug
+    form = browser.get(f"/admin/{slug}/login")
+    first = browser.post(
+        f"/admin/{slug}/login",
+        data={"csrf_token": csrf_token_of(form), "email": member.email, "password": STAFF_PASSWORD},
+    )
+    step = browser.post(
+        f"/admin/{slug}/login/step",
+        data={"csrf_token": csrf_token_of(first), "answer": code_at(secret, clock), "field": "otp"},
+    )
+    assert step.status_code == 302, step.text[:500]
+    clock.advance(seconds=STEP)
+    member.pages = browser
+    return browser
 
 
 def add_support_user(app, clock, bookwell_cli) -> str:
