@@ -44,6 +44,11 @@ def _plain_text(multiline: bool):
     return check
 
 
+def _trimmed(value: str | None) -> str | None:
+    # Spaces around a pasted address are no mistake worth refusing; inside it they are.
+    return value.strip(" \t") if isinstance(value, str) else value
+
+
 class SupportAccessForm(FlaskForm):
     hours = IntegerField(
         "For how many hours",
@@ -65,6 +70,7 @@ class SupportAccessForm(FlaskForm):
 class EmergencyForm(FlaskForm):
     email = StringField(
         "The client's e-mail address",
+        filters=[_trimmed],
         validators=[
             _plain_text(multiline=False),
             DataRequired("Give the client's e-mail address."),

@@ -41,7 +41,9 @@ def test_a_staff_session_ends_12_hours_after_its_login_however_busy(app, owner, 
     assert api.get("plugins").status_code == 401
 
 
-def test_a_session_longer_than_the_absolute_limit_ends_with_it(app, owner, hipaa, enable_plugin, clock):
+def test_a_session_longer_than_the_absolute_limit_ends_with_it(
+    app, owner, hipaa, enable_plugin, clock
+):
     enable_plugin("hipaa", absolute_timeout_hours=1)
     token = fresh_token(app, owner, hipaa["owner_secret"], clock)
     api = BearerClient(app.test_client(), "salon", token)

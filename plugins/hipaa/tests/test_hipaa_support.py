@@ -34,8 +34,7 @@ def booked(client) -> dict:
 
 def refused(answer) -> bool:
     return (
-        answer.status_code == 403
-        and answer.json["error"]["code"] == "support_access_not_granted"
+        answer.status_code == 403 and answer.json["error"]["code"] == "support_access_not_granted"
     )
 
 
