@@ -8,7 +8,6 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
-import pytest
 from flask.testing import FlaskClient
 
 from bookwell.core.testing import STAFF_PASSWORD, api_login, create_user, csrf_token_of
@@ -25,14 +24,6 @@ class HttpsClient(FlaskClient):
         if not args or isinstance(args[0], str):
             kwargs.setdefault("base_url", HTTPS)
         return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def app(make_app, bookwell_plugins, bookwell_settings):
-    """The test kit's app, its test clients on HTTPS (every fixture's: staff, clients)."""
-    built = make_app(plugins=bookwell_plugins, **bookwell_settings)
-    built.test_client_class = HttpsClient
-    return built
 
 
 def code_at(secret: str, clock, steps: int = 0) -> str:
@@ -94,11 +85,3 @@ def add_support_user(app, clock, bookwell_cli) -> str:
     made = bookwell_cli("tokens", "create", "--support", "--email", SUPPORT_EMAIL)
     assert made.exit_code == 0, made.output
     return made.output.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def hipaa(owner, enable_plugin, clock):
-    """HIPAA mode on for ``tenant``, its owner (signed in before) enrolled: the settings in
-    force, and the owner's authenticator secret as ``hipaa["owner_secret"]``."""
-    settings = enable_plugin("hipaa")
-    return {**settings, "owner_secret": enrol(owner, clock)}

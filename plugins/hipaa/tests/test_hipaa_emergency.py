@@ -5,7 +5,7 @@ e-mailed (without the client or the reason, which the owner's page shows)."""
 from __future__ import annotations
 
 import pytest
-from hipaa_kit import app, enrol, hipaa, pages_login  # noqa: F401 - app, hipaa: fixtures
+from hipaa_kit import enrol, pages_login
 
 PAGE = "/admin/salon/hipaa/emergency"
 REASON = "Patient collapsed in the waiting room; need their booking history"

@@ -5,10 +5,7 @@ settings only ever tighten."""
 from __future__ import annotations
 
 import pytest
-from hipaa_kit import (
-    app,  # noqa: F401 - the fixture: test clients over HTTPS
-    enrol,
-)
+from hipaa_kit import enrol
 
 from bookwell.core.testing import InvalidSettings, PluginRequired
 

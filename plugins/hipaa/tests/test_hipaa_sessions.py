@@ -5,7 +5,7 @@ clients keep the instance's limits."""
 from __future__ import annotations
 
 import pytest
-from hipaa_kit import app, fresh_token, hipaa  # noqa: F401 - fixtures
+from hipaa_kit import fresh_token
 
 from bookwell.core.testing import STAFF_PASSWORD, BearerClient, api_login, create_user
 

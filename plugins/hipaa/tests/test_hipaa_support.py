@@ -5,11 +5,9 @@ listed and can be revoked; it ends by itself when its time is up."""
 from __future__ import annotations
 
 import pytest
-from hipaa_kit import (  # noqa: F401 - app, hipaa: fixtures
+from hipaa_kit import (
     add_support_user,
-    app,
     enrol,
-    hipaa,
     pages_login,
 )
 
