@@ -12,6 +12,7 @@ from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bookwell.core.access import passwords
+from bookwell.core.context import protection
 from bookwell.core.foundation import clock, money
 from bookwell.core.foundation import config as instance_config
 from bookwell.core.pluginhost import host as pluginhost
@@ -71,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     passwords.init_app(app)
     clock.install(app, overrides.get("CLOCK"))
     pluginhost.init_app(app)
+    protection.init_app(app)
 
     from bookwell.core.web.api import init_app as init_api
 
