@@ -12,6 +12,7 @@ from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bookwell.core.access import passwords, permissions
+from bookwell.core.context import protection
 from bookwell.core.foundation import clock, money
 from bookwell.core.foundation import config as instance_config
 from bookwell.core.pluginhost import host as pluginhost
@@ -72,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     permissions.init_app(app)
     clock.install(app, overrides.get("CLOCK"))
     pluginhost.init_app(app)
+    protection.init_app(app)
 
     from bookwell.core.web.api import init_app as init_api
 

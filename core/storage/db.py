@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 EXTENSION = "bookwell.db"
+SESSION_APP = "bookwell.app"  # in every session's info: the app it belongs to
 
 
 class Base(DeclarativeBase):
@@ -98,11 +99,14 @@ def init_app(app: Flask) -> None:
         pool_size=int(app.config["DATABASE_POOL_SIZE"]),
         lock_timeout=float(app.config["LOCK_TIMEOUT_SECONDS"]),
     )
+    # Each session knows its app: what reacts to the ORM's events (loading, flushing) may run
+    # where no app context is pushed.
+    info = {SESSION_APP: app}
     app.extensions[EXTENSION] = {
         "engine": engine,
-        "sessions": sessionmaker(engine, expire_on_commit=False),
+        "sessions": sessionmaker(engine, expire_on_commit=False, info=info),
         "writer_sessions": sessionmaker(
-            engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+            engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False, info=info
         ),
     }
     app.teardown_appcontext(_close_request_session)

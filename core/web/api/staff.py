@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bookwell.core.booking import lifecycle
 from bookwell.core.booking.availability import local_day_bounds
-from bookwell.core.context import make_context
+from bookwell.core.context import make_context, protection
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
@@ -77,8 +77,13 @@ def _days() -> tuple[date, date]:
     return days["from"], days["to"]
 
 
-def _viewed(tenant: Tenant, who, subject: str) -> None:
-    """Tell plugins a staff member saw clients' details (HIPAA-style access logs)."""
+def _viewed(tenant: Tenant, who, subject: str, references: list[str] | None = None) -> None:
+    """Audit the view when a plugin asks for it (503 ``audit_unavailable`` if it cannot be),
+    then tell plugins a staff member saw clients' details (``after_view``, best effort)."""
+    if references is None:
+        protection.audit_view(tenant, who.user, "booking", [subject.removeprefix("booking:")])
+    elif references:
+        protection.audit_view(tenant, who.user, "booking", references, listing=subject)
     host = host_of()
     host.event(
         "after_view",
@@ -104,7 +109,12 @@ def list_bookings(tenant: Tenant):
         )
     )
     consents = consents_of([booking.id for booking in bookings])
-    _viewed(tenant, who, f"bookings:{day_from.isoformat()}..{day_to.isoformat()}")
+    _viewed(
+        tenant,
+        who,
+        f"bookings:{day_from.isoformat()}..{day_to.isoformat()}",
+        [booking.reference for booking in bookings],
+    )
     return jsonify(
         [staff_booking_json(booking, tenant, consents[booking.id]) for booking in bookings]
     )

@@ -4,13 +4,15 @@ and what staff do with it (cancel, reschedule, mark completed or no-show), and b
 Every page goes through :func:`require_page`, the pages' one gate: not logged in -> the login page;
 a user of another tenant -> 404; a role without the permission
 (:mod:`bookwell.core.access.permissions`) -> 403; then the tenant's ``before_data_access``
-guards. Views of clients' details fire ``after_view``, as the staff API does. Times are shown
-in the tenant's zone.
+guards. Views of clients' details are audited first when a plugin asks for it
+(``data_protection``'s ``audit_views``: refused with 503 if the entry cannot be written), then
+fire ``after_view``, as the staff API does. Times are shown in the tenant's zone.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from flask import (
@@ -35,7 +37,7 @@ from bookwell.core.access.permissions import allowed, may
 from bookwell.core.booking import catalogue, lifecycle
 from bookwell.core.booking.availability import find_slots, local_day_bounds
 from bookwell.core.booking.outcomes import OUTCOMES, mark_outcome
-from bookwell.core.context import make_context
+from bookwell.core.context import make_context, protection
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
 from bookwell.core.storage import db
@@ -122,8 +124,17 @@ def require_page(
 REFUSED, GUARD = "support.access_refused", "before_data_access"
 
 
-def viewed(tenant: Tenant, user: User, subject: str) -> None:
-    """Tell plugins a staff member saw clients' details (HIPAA-style access logs)."""
+def viewed(
+    tenant: Tenant, user: User, subject: str, references: Sequence[str] | None = None
+) -> None:
+    """A staff member is about to see clients' details: ``subject`` is ``booking:<reference>``,
+    or a listing (``bookings:<from>..<to>``) of the bookings ``references``. When a plugin asks
+    for it, the view is audited first (``ViewNotAudited``, a 503, if it cannot be); then the
+    plugins' ``after_view`` hear of it (best effort)."""
+    if references is None:
+        protection.audit_view(tenant, user, "booking", [subject.removeprefix("booking:")])
+    elif references:
+        protection.audit_view(tenant, user, "booking", references, listing=subject)
     host = host_of()
     host.event(
         "after_view",
@@ -233,6 +244,12 @@ def _agenda(tenant: Tenant, first: date, last: date):
     return providers, days, grid
 
 
+def _references(grid) -> list[str]:
+    """The bookings an agenda shows (with their clients' names), in the order of their starts."""
+    shown = [booking for days in grid.values() for listed in days.values() for booking in listed]
+    return [booking.reference for booking in sorted(shown, key=lambda b: (b.starts_at, b.id))]
+
+
 def _today(tenant: Tenant) -> date:
     return clock.now().astimezone(tenant.zone).date()
 
@@ -242,7 +259,7 @@ def day_agenda(slug: str):
     tenant, user = require_page(slug, "bookings.read", "bookings")
     day = _day_argument("date", _today(tenant))
     providers, _, grid = _agenda(tenant, day, day)
-    viewed(tenant, user, f"bookings:{day.isoformat()}..{day.isoformat()}")
+    viewed(tenant, user, f"bookings:{day.isoformat()}..{day.isoformat()}", _references(grid))
     return page(
         "admin/day.html",
         tenant,
@@ -262,7 +279,7 @@ def week_agenda(slug: str):
     first = _day_argument("start", _today(tenant))
     last = first + timedelta(days=WEEK - 1)
     providers, days, grid = _agenda(tenant, first, last)
-    viewed(tenant, user, f"bookings:{first.isoformat()}..{last.isoformat()}")
+    viewed(tenant, user, f"bookings:{first.isoformat()}..{last.isoformat()}", _references(grid))
     return page(
         "admin/week.html",
         tenant,
