@@ -436,6 +436,7 @@ class Mail:
     html: str | None
     booking: str | None  # the booking's reference, for mail about one
     sent: bool
+    ics: str | None = None  # the calendar attachment (an .ics invitation), if any
 
 
 @dataclass(frozen=True)
@@ -884,6 +885,7 @@ def outbox(app, tenant) -> Callable[..., list[Mail]]:
                     html=message.html_body,
                     booking=reference,
                     sent=message.sent_at is not None,
+                    ics=message.ics,
                 )
                 for message, reference in session.execute(query)
             ]
