@@ -159,6 +159,8 @@ def _support_page(page, slug: str, form, status: int = 200):
     ctx = plugin_context(slug)
     live, ended = access.support_grants(ctx)
     zone = page.tenant.timezone
+    # Former staff (deactivated) are no longer listed: their grants show the account's number.
+    people = {user.id: f"{user.name} ({user.email})" for user in ctx.data.staff()}
     return render_staff_page(
         page,
         "hipaa/support_access.html",
@@ -168,7 +170,10 @@ def _support_page(page, slug: str, form, status: int = 200):
         revoke_form=FlaskForm(formdata=None),
         live=[_row(grant, zone) for grant in live],
         ended=[_row(grant, zone) for grant in ended],
-        emergencies=[_row(grant, zone) for grant in access.emergency_grants(ctx)],
+        emergencies=[
+            {**_row(grant, zone), "who": people.get(grant.user_id, f"account #{grant.user_id}")}
+            for grant in access.emergency_grants(ctx)
+        ],
         now=ctx.now,
     )
 

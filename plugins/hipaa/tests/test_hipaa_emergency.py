@@ -96,6 +96,7 @@ def test_the_owner_sees_who_took_which_record_and_why(team, hipaa, ann_booking, 
     page = owner.pages.get("/admin/salon/hipaa/support-access")
     assert 'class="emergency"' in page.text
     assert "ann@example.com" in page.text and REASON in page.text
+    assert "Staff (staff@example.com)" in page.text
 
 
 @pytest.mark.parametrize(
