@@ -12,6 +12,7 @@ import pytest
 from conftest import booking_body, open_every_day
 from sqlalchemy import event, select
 
+from bookwell.core.access.users import create_user
 from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.context import make_context
 from bookwell.core.context.data import PluginData
@@ -19,7 +20,7 @@ from bookwell.core.mail import deliver_due, outbox
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.scheduling import schedule
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking, OutboxMessage, Tenant
+from bookwell.core.storage.models import Booking, OutboxMessage, Tenant, User
 from bookwell.hooks import Manifest, hookimpl
 
 SALON = "/api/v1/tenants/salon/bookings"
@@ -145,6 +146,33 @@ def test_client_bookings_ignore_case_and_other_tenants(app, client, business, sp
     found = data.client_bookings(" Ann@Example.COM ")
     assert [info.reference for info in found] == [first["reference"], second["reference"]]
     assert data.client_bookings("nobody@example.com") == []
+
+
+def test_staff_are_the_tenants_active_staff_by_role(app, business, spa, clock):
+    def add(tenant_id, email, role, active=True):
+        with app.app_context():
+            user = create_user(
+                app, tenant_id=tenant_id, email=email, role=role, password=None, now=clock()
+            )
+        if not active:
+            with db.write_transaction(app) as session:
+                session.get(User, user.id).active = False
+        return user.id
+
+    first = add(business.tenant_id, "boss@example.com", "owner")
+    second = add(business.tenant_id, "desk@example.com", "receptionist")
+    add(business.tenant_id, "gone@example.com", "owner", active=False)
+    add(business.tenant_id, "carla@example.com", "client")
+    add(spa[0], "spa-boss@example.com", "owner")
+    data = data_of(app, business.tenant_id, clock())
+    assert [(user.id, user.role) for user in data.staff()] == [
+        (first, "owner"),
+        (second, "receptionist"),
+    ]
+    (owner,) = data.staff(roles=("owner",))
+    assert (owner.email, owner.tenant_id) == ("boss@example.com", business.tenant_id)
+    with pytest.raises(ValueError):
+        data.staff(roles=("client",))
 
 
 def test_a_booking_shows_its_discount(app, client, business):
