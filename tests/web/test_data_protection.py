@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from bookwell.core.context import protection
+from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant, User
 from bookwell.hooks import DataProtection, Manifest, hookimpl
@@ -183,18 +184,32 @@ def test_a_view_that_cannot_be_audited_is_refused(
     assert owner.api.get(f"bookings?from={DAY}&to={DAY}").status_code == 503
 
 
+@pytest.mark.parametrize("how", ["raises", "answers nonsense", "is broken"])
 def test_a_failing_data_protection_hook_counts_as_asking_for_everything(
-    app, tenant, client, owner, enable_plugin, audit_trail
+    app, tenant, client, make_client, owner, enable_plugin, audit_trail, run_schedule, how
 ):
     Protects.asked = DataProtection()
     enable_plugin("protects")
-    Protects.failing = True
-    booking = book(client)
+    before = book(client)
+    assert dump(app)[0][1] == PHONE
+    if how == "raises":
+        Protects.failing = True
+    elif how == "answers nonsense":
+        Protects.asked = {"audit_views": False}
+    else:
+        host_of(app).mark_broken("protects", "failed at start", failed_in="test")
+    run_schedule()
     assert_nothing_in_clear(app)
-    page = owner.pages.get(f"/admin/salon/bookings/{booking['reference']}")
-    assert page.status_code == 200 and PHONE in page.text
+    if how == "is broken":
+        return  # its guards fail closed too: no booking, no staff page (core's rule of old)
+    after = book(make_client("Bob"), "11:00")
+    assert_nothing_in_clear(app)
+    for booking in (before, after):
+        page = owner.pages.get(f"/admin/salon/bookings/{booking['reference']}")
+        assert page.status_code == 200 and PHONE in page.text
     assert [entry.subject for entry in audit_trail(action="booking.viewed")] == [
-        f"booking:{booking['reference']}"
+        f"booking:{before['reference']}",
+        f"booking:{after['reference']}",
     ]
 
 
