@@ -1,13 +1,17 @@
 """What the hipaa tests share. HIPAA mode switches ``ssl`` on, so every request of a test goes
 over HTTPS (the app's test clients default to ``https://localhost``); and ``two_factor`` for
 every staff role, so a staff member signed in before it was switched on sets up an
-authenticator app (``enrol``) before the business's pages and API let them further."""
+authenticator app (``enrol``) before the business's pages and API let them further.
+
+Its fixtures (``app``, ``hipaa``) reach a test module by assignment, ``app = hipaa_kit.app``:
+a ``conftest.py`` here would take the module name ``conftest`` that core's tests import from."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
+import pytest
 from flask.testing import FlaskClient
 
 from bookwell.core.testing import STAFF_PASSWORD, api_login, create_user, csrf_token_of
@@ -85,3 +89,19 @@ def add_support_user(app, clock, bookwell_cli) -> str:
     made = bookwell_cli("tokens", "create", "--support", "--email", SUPPORT_EMAIL)
     assert made.exit_code == 0, made.output
     return made.output.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def app(make_app, bookwell_plugins, bookwell_settings):
+    """The test kit's app, its test clients on HTTPS (every fixture's: staff, clients)."""
+    built = make_app(plugins=bookwell_plugins, **bookwell_settings)
+    built.test_client_class = HttpsClient
+    return built
+
+
+@pytest.fixture
+def hipaa(owner, enable_plugin, clock):
+    """HIPAA mode on for ``tenant``, its owner (signed in before) enrolled: the settings in
+    force, and the owner's authenticator secret as ``hipaa["owner_secret"]``."""
+    settings = enable_plugin("hipaa")
+    return {**settings, "owner_secret": enrol(owner, clock)}

@@ -16,12 +16,17 @@ import tempfile
 import threading
 from pathlib import Path
 
+import hipaa_kit
 import pytest
 from hipaa_kit import STEP, add_support_user, code_at
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from bookwell.core.testing import STAFF_PASSWORD, self_signed_certificate
+
+# The kit's fixtures: the app on HTTPS, HIPAA mode on with the owner enrolled.
+app = hipaa_kit.app
+hipaa = hipaa_kit.hipaa
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(tempfile.gettempdir()) / "bookwell-hipaa-screens"

@@ -3,11 +3,16 @@ and network); the first login HIPAA mode sees of an account is its baseline."""
 
 from __future__ import annotations
 
+import hipaa_kit
 import pytest
 from hipaa_kit import STEP, code_at
 from sqlalchemy import create_engine, text
 
 from bookwell.core.testing import STAFF_PASSWORD, create_user
+
+# The kit's fixtures: the app on HTTPS, HIPAA mode on with the owner enrolled.
+app = hipaa_kit.app
+hipaa = hipaa_kit.hipaa
 
 CARLA = "carla@example.com"
 CHROME_LINUX = (

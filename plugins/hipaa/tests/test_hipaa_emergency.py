@@ -4,8 +4,13 @@ e-mailed (without the client or the reason, which the owner's page shows)."""
 
 from __future__ import annotations
 
+import hipaa_kit
 import pytest
 from hipaa_kit import enrol, pages_login
+
+# The kit's fixtures: the app on HTTPS, HIPAA mode on with the owner enrolled.
+app = hipaa_kit.app
+hipaa = hipaa_kit.hipaa
 
 PAGE = "/admin/salon/hipaa/emergency"
 REASON = "Patient collapsed in the waiting room; need their booking history"

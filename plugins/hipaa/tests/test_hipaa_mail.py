@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import re
 
+import hipaa_kit
 import pytest
 from sqlalchemy import create_engine, text
 
 import bookwell.plugins.hipaa.minimum as hipaa_minimum
+
+# The kit's fixtures: the app on HTTPS, HIPAA mode on with the owner enrolled.
+app = hipaa_kit.app
+hipaa = hipaa_kit.hipaa
 
 PHONE, NOTES = "+33 6 12 34 56 78", "Diabetic; bring insulin"
 TEN, ELEVEN = "2027-03-02T10:00:00+01:00", "2027-03-02T11:00:00+01:00"

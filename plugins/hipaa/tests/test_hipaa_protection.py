@@ -4,8 +4,13 @@ database dump alone reveals neither."""
 
 from __future__ import annotations
 
+import hipaa_kit
 import pytest
 from sqlalchemy import create_engine, text
+
+# The kit's fixtures: the app on HTTPS, HIPAA mode on with the owner enrolled.
+app = hipaa_kit.app
+hipaa = hipaa_kit.hipaa
 
 PHONE, NOTES = "+33 6 12 34 56 78", "Pregnant, 20 weeks: no X-ray."
 

@@ -4,10 +4,14 @@ settings only ever tighten."""
 
 from __future__ import annotations
 
+import hipaa_kit
 import pytest
 from hipaa_kit import enrol
 
 from bookwell.core.testing import InvalidSettings, PluginRequired
+
+# The kit's fixtures: the app on HTTPS.
+app = hipaa_kit.app
 
 ALL_STAFF = ["owner", "manager", "staff", "receptionist"]
 

@@ -4,10 +4,15 @@ clients keep the instance's limits."""
 
 from __future__ import annotations
 
+import hipaa_kit
 import pytest
 from hipaa_kit import fresh_token
 
 from bookwell.core.testing import STAFF_PASSWORD, BearerClient, api_login, create_user
+
+# The kit's fixtures: the app on HTTPS, HIPAA mode on with the owner enrolled.
+app = hipaa_kit.app
+hipaa = hipaa_kit.hipaa
 
 CARLA = "carla@example.com"
 

@@ -4,6 +4,7 @@ listed and can be revoked; it ends by itself when its time is up."""
 
 from __future__ import annotations
 
+import hipaa_kit
 import pytest
 from hipaa_kit import (
     add_support_user,
@@ -13,6 +14,10 @@ from hipaa_kit import (
 
 import bookwell.plugins.hipaa.access as hipaa_access
 from bookwell.core.testing import BearerClient, open_business
+
+# The kit's fixtures: the app on HTTPS, HIPAA mode on with the owner enrolled.
+app = hipaa_kit.app
+hipaa = hipaa_kit.hipaa
 
 PAGE = "/admin/salon/hipaa/support-access"
 DAY = {"from": "2027-03-02", "to": "2027-03-02"}
