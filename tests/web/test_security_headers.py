@@ -84,6 +84,7 @@ def walk(app, business, clock):
             "user_id": owner_id,
             "session_id": session_id,
             "time_off_id": 1,
+            "grant_id": 1,
             "callback_id": 1,
             "block_id": 1,
             "token": "not-a-token",
