@@ -49,7 +49,8 @@ def remove(app, where, **params):
     refer to them) first."""
     sql(
         app,
-        f"DELETE FROM audit_personal WHERE entry_id IN (SELECT id FROM audit_entries WHERE {where})",
+        "DELETE FROM audit_personal WHERE entry_id IN "
+        f"(SELECT id FROM audit_entries WHERE {where})",
         **params,
     )
     sql(app, f"DELETE FROM audit_entries WHERE {where}", **params)
