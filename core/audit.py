@@ -653,7 +653,7 @@ EXPORT_COLUMNS = (
     "entry_hash",
     "previous_hash",
 )
-_FIRST_YEAR, _LAST_YEAR = 1970, 9998
+_FIRST_YEAR, _LAST_YEAR = 1970, 2200  # as the API's days
 _MICROSECOND = datetime.resolution
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); an actor
 # or subject may hold what a plugin was handed.
