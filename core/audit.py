@@ -675,7 +675,8 @@ class Filter:
 @dataclass(frozen=True)
 class Shown:
     """An entry as people read it: the stored entry, with the personal data it refers to
-    (``actor_email``, ``subject_email``: an address, :data:`ERASED`, or ``None``; ``ip``)."""
+    (``actor_email``, ``subject_email``: an address, :data:`ERASED`, or ``None``; ``ip``;
+    ``people``: the address, or :data:`ERASED`, of every pseudonym the entry names)."""
 
     sequence: int
     at: datetime
@@ -688,6 +689,7 @@ class Shown:
     details: dict[str, Any] = field(default_factory=dict)
     entry_hash: str = ""
     previous_hash: str = ""
+    people: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -796,7 +798,11 @@ def listing(
 
 
 def _shown(session: Session, tenant_id: int, entries: list[AuditEntry]) -> list[Shown]:
-    named = {name for entry in entries for name in pseudonyms_in(entry.actor + " " + entry.subject)}
+    named = {
+        name
+        for entry in entries
+        for name in pseudonyms_in(f"{entry.actor} {entry.subject} {entry.details}")
+    }
     people: dict[str, AuditPerson] = {}
     for start in range(0, len(named), 500):
         batch = sorted(named)[start : start + 500]
@@ -856,6 +862,11 @@ def _shown(session: Session, tenant_id: int, entries: list[AuditEntry]) -> list[
             details=json.loads(entry.details or "{}"),
             entry_hash=entry.entry_hash,
             previous_hash=entry.previous_hash,
+            people={
+                name: ERASED if people[name].erased_at else (people[name].email or ERASED)
+                for name in pseudonyms_in(f"{entry.actor} {entry.subject} {entry.details}")
+                if name in people
+            },
         )
         for entry in entries
     ]
