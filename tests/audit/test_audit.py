@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from audit_tampering import tampering
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
@@ -40,7 +41,9 @@ def fill(app, clock, tenant_id, count=5):
 
 
 def sql(app, statement, **params):
-    with db.engine_of(app).begin() as connection:
+    """Tamper as someone with the tables' owner's rights would: on PostgreSQL that means
+    switching the append-only trigger off first (see test_audit_pseudonyms for the refusal)."""
+    with tampering(db.engine_of(app)) as connection:
         connection.execute(text(statement) if isinstance(statement, str) else statement, params)
 
 

@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from audit_tampering import tampering
 from sqlalchemy import text
 
 from bookwell.core.storage import db
@@ -294,7 +295,7 @@ def test_tampering_after_an_erasure_is_still_found(bookwell_cli, booked, app):
         bookwell_cli("audit", "erase", "--tenant", "salon", "--email", "ann@example.com").exit_code
         == 0
     )
-    with db.engine_of(app).begin() as connection:
+    with tampering(db.engine_of(app)) as connection:
         connection.execute(
             text("UPDATE audit_entries SET subject = 'booking:OTHER' WHERE sequence = 2")
         )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
+from audit_tampering import tampering
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
@@ -88,7 +89,7 @@ def test_migration_0012_converts_first_format_trails_and_marks_the_change(blank_
         session.flush()
         old_head = v1_chain(session, salon)
         v1_chain(session, barber, 3)
-    with engine.begin() as connection:  # barber's trail was tampered with before the upgrade
+    with tampering(engine) as connection:  # barber's trail was tampered with before the upgrade
         connection.execute(
             text("UPDATE audit_entries SET action = 'x' WHERE tenant_id = :t AND sequence = 2"),
             {"t": barber},
@@ -262,3 +263,29 @@ def test_a_pseudonym_in_an_actor_keeps_its_prefix_and_an_address_in_text_is_repl
     details = json.loads(entry.details)
     assert details["reason"].startswith(f"mail {bob}. or <person:")
     assert details["n"][1].startswith("person:")
+
+
+@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason="PostgreSQL only")
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entries SET action = 'x'",
+        "DELETE FROM audit_entries",
+        "TRUNCATE audit_entries CASCADE",
+    ],
+)
+def test_postgresql_refuses_to_change_or_remove_an_entry(app, clock, tenant, statement):
+    with db.write_transaction(app) as session:
+        audit.record(
+            session,
+            tenant_id=tenant.tenant_id,
+            actor="user:1",
+            ip=None,
+            action="booking.created",
+            subject="booking:A",
+            now=clock(),
+        )
+    with pytest.raises(Exception, match="append-only"), db.engine_of(app).begin() as connection:
+        connection.execute(text(statement))
+    with db.write_transaction(app) as session:
+        assert audit.verify(session, tenant.tenant_id).checked == 1
