@@ -59,7 +59,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from bookwell.core.storage import db
-from bookwell.core.storage.models import AuditEntry, AuditPerson, AuditPersonal, User
+from bookwell.core.storage.models import AuditEntry, AuditPerson, AuditPersonal, Role, User
 
 PLATFORM_CHAIN = "platform"
 GENESIS_HASH = "0" * 64
@@ -942,8 +942,12 @@ class NobodyToErase(LookupError):
 
 @dataclass(frozen=True)
 class Erasure:
+    """Who was erased: the pseudonyms, the client accounts (``user:<id>``) whose entries' IPs
+    were emptied, and how many IPs that was in all."""
+
     pseudonyms: tuple[str, ...]
     ips_erased: int
+    accounts: tuple[str, ...] = ()
 
 
 def erase(
@@ -956,10 +960,12 @@ def erase(
     now: datetime,
 ) -> Erasure:
     """Forget who ``email`` was in ``tenant_id``'s trail: their pseudonyms' e-mail and name are
-    emptied, and so are the IPs of the entries they made. The entries stay, hashes intact, and
-    each erasure is an :data:`PERSON_ERASED` entry that names the pseudonym only.
+    emptied, and so are the IPs of the entries they made, by e-mail or signed in to a client
+    account of that address (``user:<id>``). The entries stay, hashes intact, and each erasure
+    is an :data:`PERSON_ERASED` entry that names the pseudonym (or the account) only.
 
-    Raises :class:`NobodyToErase` when no one has that address there."""
+    Staff accounts are not erased from the trail: who worked on whose data, from where, is what
+    the trail is kept for. Raises :class:`NobodyToErase` when no one has that address there."""
     address = normal_email(email)
     people = list(
         session.scalars(
@@ -972,7 +978,18 @@ def erase(
             .order_by(AuditPerson.id)
         )
     )
-    if not people:
+    accounts = list(
+        session.scalars(
+            select(User.id)
+            .where(
+                User.tenant_id == tenant_id,
+                func.lower(User.email) == address,
+                User.role == Role.CLIENT,
+            )
+            .order_by(User.id)
+        )
+    )
+    if not people and not accounts:
         raise NobodyToErase(f"no one with that e-mail address in the trail of tenant {tenant_id}")
     erased_ips = 0
     for person in people:
@@ -998,7 +1015,37 @@ def erase(
             details={"ips_erased": len(personal)},
             now=now,
         )
-    return Erasure(tuple(person.pseudonym for person in people), erased_ips)
+    for account in accounts:
+        label = f"user:{account}"
+        made = select(AuditEntry.id).where(
+            AuditEntry.chain == chain_of(tenant_id), AuditEntry.actor == label
+        )
+        personal = list(
+            session.scalars(
+                select(AuditPersonal).where(
+                    AuditPersonal.entry_id.in_(made), AuditPersonal.ip.is_not(None)
+                )
+            )
+        )
+        for row in personal:
+            row.ip = None
+        session.flush()
+        erased_ips += len(personal)
+        record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            ip=ip,
+            action=PERSON_ERASED,
+            subject=label,
+            details={"ips_erased": len(personal)},
+            now=now,
+        )
+    return Erasure(
+        tuple(person.pseudonym for person in people),
+        erased_ips,
+        tuple(f"user:{account}" for account in accounts),
+    )
 
 
 def ip_of(session: Session, entry: AuditEntry) -> str | None:

@@ -130,7 +130,7 @@ def erase_command(obj: Any, slug: str, email: str) -> None:
             raise click.ClickException(
                 f"no one with that e-mail address in {slug}'s audit trail (or erased already)"
             ) from None
-    names = ", ".join(done.pseudonyms)
+    names = ", ".join((*done.pseudonyms, *done.accounts))
     click.echo(f"erased {names} from {slug}'s audit trail; {done.ips_erased} IPs emptied")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from bookwell.core import audit, schema
+from bookwell.core.access.users import create_user
 from bookwell.core.booking.tenants import create_tenant
 from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry, AuditPerson, AuditPersonal
@@ -289,3 +290,44 @@ def test_postgresql_refuses_to_change_or_remove_an_entry(app, clock, tenant, sta
         connection.execute(text(statement))
     with db.write_transaction(app) as session:
         assert audit.verify(session, tenant.tenant_id).checked == 1
+
+
+def test_erasure_reaches_the_entries_of_a_client_account_but_not_of_staff(app, clock, tenant):
+    with app.app_context():
+        client = create_user(
+            app,
+            tenant_id=tenant.tenant_id,
+            email="dee@example.com",
+            role="client",
+            password=None,
+            now=clock(),
+        ).id
+        staff = create_user(
+            app,
+            tenant_id=tenant.tenant_id,
+            email="eve@example.com",
+            role="staff",
+            password=None,
+            now=clock(),
+        ).id
+    for account in (client, staff):
+        with db.write_transaction(app) as session:
+            audit.record(
+                session,
+                tenant_id=tenant.tenant_id,
+                actor=f"user:{account}",
+                ip="203.0.113.50",
+                action="booking.viewed",
+                subject="booking:A",
+                now=clock(),
+            )
+    done = erase(app, clock, tenant.tenant_id, "Dee@example.com")
+    assert done.accounts == (f"user:{client}",) and done.ips_erased == 1
+    with pytest.raises(audit.NobodyToErase):
+        erase(app, clock, tenant.tenant_id, "eve@example.com")
+    with db.write_transaction(app) as session:
+        shown = {entry.actor: entry for entry in audit.listing(session, tenant.tenant_id)}
+        assert audit.verify(session, tenant.tenant_id).ok
+    assert shown[f"user:{client}"].ip is None
+    assert shown[f"user:{staff}"].ip == "203.0.113.50"
+    assert shown["cli"].subject == f"user:{client}" and shown["cli"].details == {"ips_erased": 1}
