@@ -41,13 +41,12 @@ refusals :class:`PluginConflict`, :class:`PluginRequired` and :class:`InvalidSet
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
 
-from bookwell.core import create_app, schema
+from bookwell.core import audit, create_app, schema
 from bookwell.core.access.users import create_user
 from bookwell.core.booking.outcomes import mark_outcome
 from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
@@ -71,7 +70,7 @@ from bookwell.core.pluginhost.settings import InvalidSettings
 from bookwell.core.scheduling import schedule
 from bookwell.core.scheduling.schedule import TickReport
 from bookwell.core.storage import db
-from bookwell.core.storage.models import AuditEntry, Booking, OutboxMessage
+from bookwell.core.storage.models import Booking, OutboxMessage
 from bookwell.core.web.plugin_pages import run_as_command_of
 from bookwell.hooks.pages import plugin_context
 
@@ -440,13 +439,20 @@ class Mail:
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One entry of a business's audit trail, as ``audit_trail()`` lists them."""
+    """One entry of a business's audit trail, as ``audit_trail()`` lists them. People appear in
+    ``actor``, ``subject`` and ``details`` by pseudonym (``client:person:<16 hex>``); the e-mail
+    address each stands for is in ``actor_email`` and ``subject_email`` (``"[erased]"`` once
+    erased), and for every pseudonym the entry names in ``people``; the IP in ``ip``."""
 
     action: str
     subject: str
     details: dict[str, Any]
     actor: str
     at: datetime
+    actor_email: str | None = None
+    subject_email: str | None = None
+    ip: str | None = None
+    people: dict[str, str] = field(default_factory=dict)
 
 
 def _json(response, status: int) -> dict[str, Any]:
@@ -894,27 +900,28 @@ def outbox(app, tenant) -> Callable[..., list[Mail]]:
 @pytest.fixture
 def audit_trail(app, tenant) -> Callable[..., list[AuditRecord]]:
     """``audit_trail()``: the audit entries of ``tenant`` (or ``business=``), oldest first, as
-    :class:`AuditRecord` (``action``, ``subject``, ``details``, ``actor``, ``at``);
-    ``action=`` keeps one action (a plugin's own are ``plugin.<name>.<action>``)."""
+    :class:`AuditRecord` (``action``, ``subject``, ``details``, ``actor``, ``at``, and the
+    personal data the pseudonyms stand for); ``action=`` keeps one action (a plugin's own are
+    ``plugin.<name>.<action>``)."""
 
     def read(business: Business | None = None, action: str | None = None) -> list[AuditRecord]:
-        query = (
-            select(AuditEntry)
-            .where(AuditEntry.tenant_id == (business or tenant).tenant_id)
-            .order_by(AuditEntry.sequence)
-        )
-        if action is not None:
-            query = query.where(AuditEntry.action == action)
         with db.fresh_session(app) as session:
-            return [
-                AuditRecord(
-                    action=entry.action,
-                    subject=entry.subject,
-                    details=json.loads(entry.details or "{}"),
-                    actor=entry.actor,
-                    at=entry.at,
-                )
-                for entry in session.scalars(query)
-            ]
+            shown = audit.listing(
+                session, (business or tenant).tenant_id, audit.Filter(action=action)
+            )
+        return [
+            AuditRecord(
+                action=entry.action,
+                subject=entry.subject,
+                details=entry.details,
+                actor=entry.actor,
+                at=entry.at,
+                actor_email=entry.actor_email,
+                subject_email=entry.subject_email,
+                ip=entry.ip,
+                people=entry.people,
+            )
+            for entry in shown
+        ]
 
     return read

@@ -70,13 +70,15 @@ class Staff:
 
     permission: str
     anonymous: str = UNAUTHENTICATED
+    also: tuple[str, ...] = ()  # permissions needed as well (an export: ``data.export``)
 
     def expected(self, caller: str) -> str:
         if caller == ANONYMOUS:
             return self.anonymous
         if caller == OTHER_TENANT:
             return HIDDEN
-        return ALLOWED if allowed(role_of(caller), self.permission) else FORBIDDEN
+        needed = (self.permission, *self.also)
+        return ALLOWED if all(allowed(role_of(caller), p) for p in needed) else FORBIDDEN
 
 
 def staff_or_manage_token(permission: str) -> Staff:
@@ -109,6 +111,7 @@ EXPECTATIONS: dict[tuple[str, str], Public | LoggedIn | Staff] = {
     ("POST", "/api/v1/auth/password"): LoggedIn(),
     ("GET", "/api/v1/tenants/<slug>/plugins"): Staff("plugins.read"),
     ("PUT", "/api/v1/tenants/<slug>/plugins/<name>"): Staff("plugins.manage"),
+    ("GET", "/api/v1/tenants/<slug>/audit"): Staff("audit.read", also=("data.export",)),
 }
 
 
@@ -263,6 +266,7 @@ def _end_session(world: World, who: Caller) -> Call:
 
 REQUESTS: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
     ("GET", "/api/v1/openapi.json"): lambda w, who: Call(),
+    ("GET", "/api/v1/tenants/<slug>/audit"): lambda w, who: Call({"format": "csv"}),
     ("GET", "/api/v1/tenants/<slug>/services"): lambda w, who: Call(),
     ("GET", "/api/v1/tenants/<slug>/providers"): lambda w, who: Call(
         {"service_id": w.business.service_id}

@@ -702,6 +702,10 @@ def my_sessions(slug: str):
 
 
 def init_app(app: Flask) -> None:
-    from bookwell.core.web.pages import admin_catalogue, admin_staff  # noqa: F401  (their routes join admin_pages)
+    from bookwell.core.web.pages import (  # noqa: F401  (their routes join admin_pages)
+        admin_audit,
+        admin_catalogue,
+        admin_staff,
+    )
 
     app.register_blueprint(admin_pages)
