@@ -769,11 +769,15 @@ def disable_plugin(app, tenant, clock) -> Callable[..., bool]:
 def staff_login(app, tenant, clock) -> Callable[..., StaffMember]:
     """``staff_login("manager")``, or ``staff_login("owner", business=spa, email=...)``: a staff
     member with that role, created and signed in (see :class:`StaffMember`); asked twice for
-    the same person, the same member."""
+    the same person, the same member. ``provider_id=business.provider_id`` links the account
+    to the provider it works as (a ``staff`` account reads only that provider's bookings)."""
     members: dict[tuple[str, str], StaffMember] = {}
 
     def sign_in(
-        role: str = "owner", business: Business | None = None, email: str | None = None
+        role: str = "owner",
+        business: Business | None = None,
+        email: str | None = None,
+        provider_id: int | None = None,
     ) -> StaffMember:
         business = business or tenant
         email = email or f"{role}@example.com"
@@ -788,6 +792,7 @@ def staff_login(app, tenant, clock) -> Callable[..., StaffMember]:
                     now=clock(),
                     name=role.title(),
                     actor="tests",
+                    provider_id=provider_id,
                 )
                 user_id = user.id
             members[(business.slug, email)] = StaffMember(app, business, role, email, user_id)
