@@ -26,7 +26,9 @@ Fixtures: ``clock`` (:class:`MovableClock`), ``app`` (built from ``bookwell_plug
 ``bookwell_settings``), ``make_app`` (build another), ``tenant`` (a :class:`Business` that takes
 bookings), ``client`` and ``make_client`` (a :class:`BookingClient`), ``enable_plugin`` and
 ``disable_plugin``, ``staff_login`` and one :class:`StaffMember` per role (``owner``,
-``manager``, ``staff_member``, ``receptionist``), ``second_business`` and ``second_client``,
+``manager``, ``staff_member``, ``receptionist``; ``staff_login("staff", provider_id=...)`` for
+a staff account working as a provider), ``support_user`` (platform support signed in to the
+pages; :func:`support_page_login`), ``second_business`` and ``second_client``,
 ``run_schedule``, ``outbox`` (:class:`Mail`) and ``audit_trail`` (:class:`AuditRecord`),
 ``bookwell_cli`` (the ``bookwell`` command on the test's database) and ``plugin_context_for``
 (a plugin's context, as its commands get it). :func:`api_login` and :func:`page_login` give a
@@ -97,6 +99,7 @@ __all__ = [
     "open_every_day",
     "page_login",
     "self_signed_certificate",
+    "support_page_login",
 ]
 
 POSTGRES_ENV = "BOOKWELL_TEST_POSTGRES"
@@ -360,6 +363,21 @@ def page_login(
     form = browser.get(f"/admin/{slug}/login")
     answer = browser.post(
         f"/admin/{slug}/login",
+        data={"csrf_token": csrf_token_of(form), "email": email, "password": password},
+    )
+    return answer, browser
+
+
+def support_page_login(
+    app: Flask, email: str, password: str = STAFF_PASSWORD
+) -> tuple[Any, FlaskClient]:
+    """A browser's login on platform support's login page (``/support/login``): its answer (302
+    when signed in) and the browser. Support reads a business's read-only staff pages
+    (``/admin/<slug>/``, ``/week``, a booking's, a client's) through ``before_data_access``."""
+    browser = app.test_client()
+    form = browser.get("/support/login")
+    answer = browser.post(
+        "/support/login",
         data={"csrf_token": csrf_token_of(form), "email": email, "password": password},
     )
     return answer, browser
@@ -775,11 +793,15 @@ def disable_plugin(app, tenant, clock) -> Callable[..., bool]:
 def staff_login(app, tenant, clock) -> Callable[..., StaffMember]:
     """``staff_login("manager")``, or ``staff_login("owner", business=spa, email=...)``: a staff
     member with that role, created and signed in (see :class:`StaffMember`); asked twice for
-    the same person, the same member."""
+    the same person, the same member. ``provider_id=business.provider_id`` links the account
+    to the provider it works as (a ``staff`` account reads only that provider's bookings)."""
     members: dict[tuple[str, str], StaffMember] = {}
 
     def sign_in(
-        role: str = "owner", business: Business | None = None, email: str | None = None
+        role: str = "owner",
+        business: Business | None = None,
+        email: str | None = None,
+        provider_id: int | None = None,
     ) -> StaffMember:
         business = business or tenant
         email = email or f"{role}@example.com"
@@ -794,12 +816,32 @@ def staff_login(app, tenant, clock) -> Callable[..., StaffMember]:
                     now=clock(),
                     name=role.title(),
                     actor="tests",
+                    provider_id=provider_id,
                 )
                 user_id = user.id
             members[(business.slug, email)] = StaffMember(app, business, role, email, user_id)
         return members[(business.slug, email)]
 
     return sign_in
+
+
+@pytest.fixture
+def support_user(app, clock) -> tuple[int, FlaskClient]:
+    """``help@bookwell.example``, a platform support account (no business), signed in to the
+    support pages in a browser: ``(user_id, browser)``."""
+    with app.app_context():
+        user_id = create_user(
+            app,
+            tenant_id=None,
+            email="help@bookwell.example",
+            role="support",
+            password=STAFF_PASSWORD,
+            now=clock(),
+            actor="tests",
+        ).id
+    answer, browser = support_page_login(app, "help@bookwell.example")
+    assert answer.status_code == 302, (answer.status_code, answer.text[:500])
+    return user_id, browser
 
 
 @pytest.fixture

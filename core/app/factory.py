@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bookwell.core.access import passwords
+from bookwell.core.access import passwords, permissions
 from bookwell.core.context import protection
 from bookwell.core.foundation import clock, money
 from bookwell.core.foundation import config as instance_config
@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     sealing.init_app(app)
     passwords.init_app(app)
+    permissions.init_app(app)
     clock.install(app, overrides.get("CLOCK"))
     pluginhost.init_app(app)
     protection.init_app(app)
