@@ -56,7 +56,7 @@ def main(context: click.Context, instance: str | None) -> None:
 def _initialise(ctx: Context) -> bool:
     wrote = config.write_instance_file(config.resolve_instance_path(ctx.instance))
     try:
-        failures = schema.upgrade(db.engine_of(ctx.app), pluginhost.host_of(ctx.app))
+        failures = schema.upgrade_app(ctx.app, pluginhost.host_of(ctx.app))
     except Exception as error:
         raise click.ClickException(f"cannot create or upgrade the schema: {error}") from error
     for failure in failures:  # core is upgraded: a plugin's tables are its own problem
