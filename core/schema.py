@@ -231,15 +231,13 @@ def _refuse_a_role_that_could_undo(connection: Connection, app_role: str) -> Non
         {"role": app_role},
     ).one()
     superuser, creates_roles, trail_owner, acts_as_owner = row
-    why = (
-        "is a superuser"
-        if superuser
-        else "can create roles (and so join the owner's)"
-        if creates_roles
-        else f"is, or may act as, {trail_owner!r}, the owner of the audit trail"
-        if acts_as_owner
-        else None
-    )
+    why = None
+    if superuser:
+        why = "is a superuser"
+    elif creates_roles:  # such a role may grant itself the owner's membership
+        why = "can create roles (and so join the owner's)"
+    elif acts_as_owner:
+        why = f"is, or may act as, {trail_owner!r}, the owner of the audit trail"
     if why is not None:
         raise SchemaPrivilegeError(
             f"the app's database role {app_role!r} (DATABASE_URL) {why}: it could switch off the "
