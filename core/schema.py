@@ -219,7 +219,27 @@ def grant_app_role(engine: Engine, app_role: str) -> None:
             )
 
 
+def trail_unprotected_from(engine: Engine) -> str | None:
+    """On PostgreSQL, why the role ``engine`` connects as could switch off the audit trail's
+    protection (see :func:`grant_app_role`), for ``bookwell serve`` to warn about; else None."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        role = str(connection.execute(text("SELECT current_user")).scalar_one())
+        why = _why_role_could_undo(connection, role)
+    return None if why is None else f"the app's database role {role!r} {why}"
+
+
 def _refuse_a_role_that_could_undo(connection: Connection, app_role: str) -> None:
+    why = _why_role_could_undo(connection, app_role)
+    if why is not None:
+        raise SchemaPrivilegeError(
+            f"the app's database role {app_role!r} (DATABASE_URL) {why}: it could switch off the "
+            "audit trail's protection; give the app a role of its own (docs/deploy.md)"
+        )
+
+
+def _why_role_could_undo(connection: Connection, role: str) -> str | None:
     row = connection.execute(
         text(
             "SELECT r.rolsuper, r.rolcreaterole, t.tableowner, "
@@ -228,21 +248,18 @@ def _refuse_a_role_that_could_undo(connection: Connection, app_role: str) -> Non
             "ON t.tablename = 'audit_entries' AND t.schemaname = current_schema() "
             "WHERE r.rolname = :role"
         ),
-        {"role": app_role},
-    ).one()
+        {"role": role},
+    ).one_or_none()
+    if row is None:
+        return None  # no trail yet: nothing to protect
     superuser, creates_roles, trail_owner, acts_as_owner = row
-    why = None
     if superuser:
-        why = "is a superuser"
-    elif creates_roles:  # such a role may grant itself the owner's membership
-        why = "can create roles (and so join the owner's)"
-    elif acts_as_owner:
-        why = f"is, or may act as, {trail_owner!r}, the owner of the audit trail"
-    if why is not None:
-        raise SchemaPrivilegeError(
-            f"the app's database role {app_role!r} (DATABASE_URL) {why}: it could switch off the "
-            "audit trail's protection; give the app a role of its own (docs/deploy.md)"
-        )
+        return "is a superuser"
+    if creates_roles:  # such a role may grant itself the owner's membership
+        return "can create roles (and so join the owner's)"
+    if acts_as_owner:
+        return f"is, or may act as, {trail_owner!r}, the owner of the audit trail"
+    return None
 
 
 def _upgrade_plugin(engine: Engine, plugin: PluginSchema) -> None:

@@ -108,6 +108,12 @@ def serve(
     tls = check_tls_files(certfile, keyfile)
     check_port_free(host, port)
     require_schema(ctx.app)
+    unprotected = schema.trail_unprotected_from(db.engine_of(ctx.app))
+    if unprotected is not None:
+        click.echo(
+            f"warning: {unprotected}: it could switch off the audit trail's protection; connect "
+            "as a role of its own, see docs/deploy.md (two database roles)"
+        )
     db.engine_of(ctx.app).dispose()  # no connection of the master may be inherited by workers
     run_gunicorn(ctx.instance, host, port, workers, tls=tls)
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from bookwell.core import audit
 from bookwell.core.cli.root import main
 from bookwell.core.pluginhost import changes as plugin_changes
-from bookwell.core.schema import role_of
+from bookwell.core.schema import role_of, trail_unprotected_from
 from bookwell.core.storage import db
 from bookwell.core.testing import BookingClient, open_business, tampering_with_the_trail
 
@@ -220,6 +220,23 @@ def test_an_app_role_that_may_act_as_the_owner_is_refused(
     result = bookwell(tmp_path, monkeypatch, "init", app_url=app_url, migration_url=owner_url)
     assert result.exit_code != 0
     assert f"is, or may act as, '{owner}', the owner of the audit trail" in result.output
+
+
+def test_serve_warns_of_an_app_role_that_could_switch_the_protection_off(
+    app, fresh_database, roles
+):
+    owner_url, _app_url = fresh_database
+    (owner, _), _app_role = roles
+    assert trail_unprotected_from(db.engine_of(app)) is None  # the app's own role
+    as_owner = db.build_engine(owner_url)
+    assert trail_unprotected_from(as_owner) == (
+        f"the app's database role '{owner}' is, or may act as, '{owner}', the owner of the audit "
+        "trail"
+    )
+    as_owner.dispose()
+    as_superuser = db.build_engine(ADMIN.rsplit("/", 1)[0] + "/" + make_url(owner_url).database)
+    assert trail_unprotected_from(as_superuser).endswith("is a superuser")
+    as_superuser.dispose()
 
 
 # --- the app at work --------------------------------------------------------------------------
