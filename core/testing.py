@@ -95,6 +95,7 @@ __all__ = [
     "StaffMember",
     "TickReport",
     "api_login",
+    "as_tables_owner",
     "create_user",
     "csrf_token_of",
     "host_of",
@@ -553,22 +554,30 @@ def migration_database_url(database_url) -> str:
 
 
 @contextmanager
-def tampering_with_the_trail(app: Flask) -> Iterator[Connection]:
-    """A connection to ``app``'s database as the tables' owner (``MIGRATION_DATABASE_URL``, else
-    the app's own role), in one transaction with PostgreSQL's append-only trigger of
-    ``audit_entries`` switched off: what someone holding the owner's password could do to the
-    trail. For tests that show ``audit verify`` finds an entry edited, removed or forged."""
+def as_tables_owner(app: Flask) -> Iterator[Connection]:
+    """A connection to ``app``'s database, in one transaction, as the role that owns its tables
+    (``MIGRATION_DATABASE_URL``, else the app's own): for a test that changes the schema under
+    the app, which the app's own role may not when the roles are separate."""
     engine = db.build_engine(app.config.get("MIGRATION_DATABASE_URL") or app.config["DATABASE_URL"])
-    on_postgresql = engine.dialect.name == "postgresql"
     try:
         with engine.begin() as connection:
-            if on_postgresql:  # USER: the trail's own triggers, not its foreign keys'
-                connection.exec_driver_sql("ALTER TABLE audit_entries DISABLE TRIGGER USER")
             yield connection
-            if on_postgresql:
-                connection.exec_driver_sql("ALTER TABLE audit_entries ENABLE TRIGGER USER")
     finally:
         engine.dispose()
+
+
+@contextmanager
+def tampering_with_the_trail(app: Flask) -> Iterator[Connection]:
+    """:func:`as_tables_owner`, with PostgreSQL's append-only trigger of ``audit_entries``
+    switched off for the transaction: what someone holding the owner's password could do to the
+    trail. For tests that show ``audit verify`` finds an entry edited, removed or forged."""
+    with as_tables_owner(app) as connection:
+        on_postgresql = connection.dialect.name == "postgresql"
+        if on_postgresql:  # USER: the trail's own triggers, not its foreign keys'
+            connection.exec_driver_sql("ALTER TABLE audit_entries DISABLE TRIGGER USER")
+        yield connection
+        if on_postgresql:
+            connection.exec_driver_sql("ALTER TABLE audit_entries ENABLE TRIGGER USER")
 
 
 # --- the app, the business, the client ----------------------------------------------------------
