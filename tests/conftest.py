@@ -46,6 +46,7 @@ def pytest_configure(config):
 # Bookwell's shipped fixtures, under the same names.
 postgres_template = testing.postgres_template
 database_url = testing.database_url
+migration_database_url = testing.migration_database_url
 clock = testing.clock
 make_app = testing.make_app
 
