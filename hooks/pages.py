@@ -52,18 +52,23 @@ def require_staff(
     permission: str = "bookings.read",
     scope: str = "plugin",
     login_scope: str | None = None,
+    *,
+    subject: str | None = None,
 ) -> StaffPage:
     """The signed-in staff member of business ``slug``, if their role holds ``permission`` (core's
     names: ``bookings.read``, ``bookings.manage``, ``plugins.read``, ``plugins.manage`` (owner
-    only), ...). Otherwise the request ends here, as on core's staff pages: the login page when
-    nobody (or platform support) is signed in, 404 for another business's user, 403 for a role
-    without the permission or when a plugin's ``before_data_access`` refuses ``scope``.
+    only), ``data.export``, ...; the list is in the guide), or an active grant
+    (``ctx.grants``) gives it to them or their role on everything or on ``subject`` (the record
+    the page shows, ``"client:<e-mail>"`` case-folded). Otherwise the request ends here, as on
+    core's staff pages: the login page when nobody (or platform support) is signed in, 404 for
+    another business's user, 403 for a role without the permission or when a plugin's
+    ``before_data_access`` refuses ``scope``.
 
     A browser session a login guard restricted (its ``Refusal`` carried ``grant_scope`` and
     ``continue_at``) passes only where ``login_scope`` names its scope, and then with the same
     checks, for the person's own role; anywhere else it is sent (303) to its ``continue_at``.
     A full session passes whatever ``login_scope`` says."""
-    page: StaffPage = _kit().require_staff(slug, permission, scope, login_scope)
+    page: StaffPage = _kit().require_staff(slug, permission, scope, login_scope, subject=subject)
     return page
 
 

@@ -11,7 +11,8 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bookwell.core.access import passwords
+from bookwell.core.access import passwords, permissions
+from bookwell.core.context import protection
 from bookwell.core.foundation import clock, money
 from bookwell.core.foundation import config as instance_config
 from bookwell.core.pluginhost import host as pluginhost
@@ -69,8 +70,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     sealing.init_app(app)
     passwords.init_app(app)
+    permissions.init_app(app)
     clock.install(app, overrides.get("CLOCK"))
     pluginhost.init_app(app)
+    protection.init_app(app)
 
     from bookwell.core.web.api import init_app as init_api
 

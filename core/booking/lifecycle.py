@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from bookwell.core import audit, mail
 from bookwell.core.booking import idempotency
 from bookwell.core.booking.availability import find_slots
-from bookwell.core.context import booking_info, info_of, make_context
+from bookwell.core.context import booking_info, info_of, make_context, protection
 from bookwell.core.foundation import text
 from bookwell.core.pluginhost import host as pluginhost
 from bookwell.core.storage import db
@@ -299,6 +299,9 @@ def create_booking(
         app, host, "before_confirm", ctx, enabled, host.broken_enabled_for(reader, tenant_id), who
     )
     discount_cents, discount_label = best_discount(host, ctx, enabled, service.price_cents)
+    # The client's phone and notes are encrypted as the row is flushed, if a plugin asks: the
+    # tenant's key must exist before the write lock is taken.
+    protection.prepare_writes(reader, tenant, now)
     with db.write_transaction(app) as session:
         if idempotent is not None:
             # Claimed first, so a concurrent retry with the same key waits on this row and

@@ -1,5 +1,5 @@
 """The per-plugin tools of a hook's context: ``ctx.store``, ``ctx.secrets``, ``ctx.tables``,
-``ctx.files``, ``ctx.audit`` and ``ctx.progress``.
+``ctx.files``, ``ctx.audit``, ``ctx.grants`` and ``ctx.progress``.
 
 One context is built per hook call and shared by every plugin that call reaches, but these tools
 belong to one plugin each (its store keys, its tables, its folder, its audit entries). So the
@@ -19,7 +19,7 @@ from flask import Flask
 
 from bookwell.core import audit
 from bookwell.core.context import data as plugin_data
-from bookwell.core.context import secrets, store, tables
+from bookwell.core.context import grants, secrets, store, tables
 from bookwell.core.storage import keys
 from bookwell.hooks import Context
 
@@ -64,13 +64,14 @@ class PluginTools:
             tables=tables.TenantTables(app, tenant.id, plugin, dry_run=ctx.dry_run),
             files=files,
             audit=_PluginAudit(app, ctx, plugin),
+            grants=grants.TenantGrants(app, ctx, plugin),
             progress=progress,
         )
 
     def _platform_tools(self, ctx: Context, plugin: str) -> Context:
         """Support accounts belong to no tenant: the store and secrets are the instance's (the
         plugin's own keys, the instance's data key) and audit entries go to the platform's
-        chain. No tenant, so no data, tables or files."""
+        chain. No tenant, so no data, tables, files or grants."""
         app = self._app
         return _copy(
             ctx,
@@ -78,6 +79,7 @@ class PluginTools:
             store=store.PlatformStore(app, plugin, ctx.now, dry_run=ctx.dry_run),
             secrets=secrets.TenantSecrets(app, keys.PLATFORM),
             audit=_PluginAudit(app, ctx, plugin),
+            grants=None,
         )
 
 

@@ -6,12 +6,15 @@ transaction, after the tenant's row is locked, so two changes at once cannot bot
 plugins' own ``check_settings`` run before that lock is taken (their answers are looked up under
 it), so no plugin's code holds it.
 Every plugin a change switches on or changes gets its own audit entry with old and new settings.
+Once a change has committed, the steps registered with :func:`after_change` run (core's layers
+above this one react to a tenant's new plugin state there, without this module knowing them).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +32,27 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant, TenantPlugin
 
 RECENT = timedelta(hours=24)
+AFTER_CHANGE = "bookwell.after_plugin_change"
+log = logging.getLogger("bookwell.plugins")
+
+AfterChange = Callable[[Flask, int, datetime], None]
+
+
+def after_change(app: Flask, step: AfterChange) -> None:
+    """Run ``step(app, tenant_id, now)`` after each committed change of a tenant's plugins
+    (switched on or off, settings changed), outside any transaction. A step that raises is
+    logged; the change stands."""
+    steps = app.extensions.setdefault(AFTER_CHANGE, [])
+    if step not in steps:
+        steps.append(step)
+
+
+def _changed(app: Flask, tenant_id: int, now: datetime) -> None:
+    for step in app.extensions.get(AFTER_CHANGE, ()):
+        try:
+            step(app, tenant_id, now)
+        except Exception:
+            log.exception("a step after the plugin change of tenant %s failed", tenant_id)
 
 
 class UnknownPlugin(LookupError):
@@ -146,6 +170,8 @@ def enable(
                 now=now,
             )
     host.forget_request_state()
+    if changed:
+        _changed(app, tenant_id, now)
     requested = plan.requested
     return Enabled(requested.new, requested.old, plan.also_enabled, plan.raised)
 
@@ -209,6 +235,7 @@ def disable(
             now=now,
         )
     host.forget_request_state()
+    _changed(app, tenant_id, now)
     return enabled
 
 

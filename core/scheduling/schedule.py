@@ -1,5 +1,5 @@
-"""Scheduled work: per tenant, two tasks, ``on_schedule`` (the plugins') and the delivery of the
-mail that is due.
+"""Scheduled work: per tenant, two tasks, ``on_schedule`` (the plugins', and core's sweep that
+encrypts client fields a plugin wants protected) and the delivery of the mail that is due.
 
 Three ways to run them:
 
@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask
 from sqlalchemy import select
 
-from bookwell.core.context import make_context, tools
+from bookwell.core.context import make_context, protection, tools
 from bookwell.core.foundation import clock
 from bookwell.core.mail import DeliveryReport, deliver_due
 from bookwell.core.pluginhost import health as plugin_health
@@ -100,6 +100,8 @@ def run_on_schedule(
     host.event("on_schedule", make_context(tenant, now, dry_run=dry_run), enabled)
     if not dry_run:
         plugin_health.forget_old(app, tenant.id, now)
+        # Core's own slice of protection work: stored client fields not yet encrypted.
+        protection.sweep_on_tick(app, tenant.id, now)
     implementers = {
         host.pm.get_name(implementation.plugin)
         for implementation in host.pm.hook.on_schedule.get_hookimpls()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 EXTENSION = "bookwell.db"
+SESSION_APP = "bookwell.app"  # in every session's info: the app it belongs to
 
 
 class Base(DeclarativeBase):
@@ -98,11 +99,14 @@ def init_app(app: Flask) -> None:
         pool_size=int(app.config["DATABASE_POOL_SIZE"]),
         lock_timeout=float(app.config["LOCK_TIMEOUT_SECONDS"]),
     )
+    # Each session knows its app: what reacts to the ORM's events (loading, flushing) may run
+    # where no app context is pushed.
+    info = {SESSION_APP: app}
     app.extensions[EXTENSION] = {
         "engine": engine,
-        "sessions": sessionmaker(engine, expire_on_commit=False),
+        "sessions": sessionmaker(engine, expire_on_commit=False, info=info),
         "writer_sessions": sessionmaker(
-            engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+            engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False, info=info
         ),
     }
     app.teardown_appcontext(_close_request_session)
@@ -110,6 +114,21 @@ def init_app(app: Flask) -> None:
 
 def engine_of(app: Flask | None = None) -> Engine:
     return (app or current_app).extensions[EXTENSION]["engine"]
+
+
+@contextlib.contextmanager
+def migration_engine(app: Flask) -> Iterator[Engine]:
+    """The engine schema changes use: ``MIGRATION_DATABASE_URL``'s (the tables' owner), made for
+    the occasion and disposed of after it, or the app's own when it is not set."""
+    url = app.config.get("MIGRATION_DATABASE_URL")
+    if not url:
+        yield engine_of(app)
+        return
+    engine = build_engine(url, pool_size=1, lock_timeout=float(app.config["LOCK_TIMEOUT_SECONDS"]))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def session() -> Session:

@@ -40,13 +40,19 @@ def run_as_command_of(plugin: str) -> None:
 
 class StaffPages:
     def require_staff(
-        self, slug: str, permission: str, scope: str, login_scope: str | None = None
+        self,
+        slug: str,
+        permission: str,
+        scope: str,
+        login_scope: str | None = None,
+        *,
+        subject: str | None = None,
     ) -> StaffPage:
         # A restricted session becomes current_user here only if login_scope is its scope;
         # else it is sent on to its continue_at before the gate would ask it to log in.
         identity.accept_login_scope(login_scope)
         identity.send_restricted_on()
-        tenant, user = require_page(slug, permission, scope)
+        tenant, user = require_page(slug, permission, scope, subject=subject)
         g.plugin_staff_page = (tenant, user)
         return StaffPage(tenant=tenant_info(tenant), user=user_info(user))
 

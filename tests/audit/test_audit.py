@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from audit_tampering import tampering
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
@@ -18,6 +17,7 @@ from bookwell.core.cli.audit import audit as audit_group
 from bookwell.core.cli.root import main
 from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry, AuditPerson, Tenant
+from bookwell.core.testing import tampering_with_the_trail
 from bookwell.hooks import Context, RequestInfo, TenantInfo
 
 if "audit" not in main.commands:  # core/cli/root.py registers it; kept for an older core
@@ -41,9 +41,9 @@ def fill(app, clock, tenant_id, count=5):
 
 
 def sql(app, statement, **params):
-    """Tamper as someone with the tables' owner's rights would: on PostgreSQL that means
-    switching the append-only trigger off first (see test_audit_pseudonyms for the refusal)."""
-    with tampering(db.engine_of(app)) as connection:
+    """Change the stored trail behind the app's back, as whoever holds the tables' owner's
+    password could (on PostgreSQL the app's own role is refused: test_audit_roles.py)."""
+    with tampering_with_the_trail(app) as connection:
         connection.execute(text(statement) if isinstance(statement, str) else statement, params)
 
 

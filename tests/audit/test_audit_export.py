@@ -10,11 +10,9 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from audit_tampering import tampering
 from sqlalchemy import text
 
-from bookwell.core.storage import db
-from bookwell.core.testing import csrf_token_of
+from bookwell.core.testing import csrf_token_of, tampering_with_the_trail
 
 API = "/api/v1/tenants/salon/audit"
 PAGE = "/admin/salon/audit"
@@ -295,7 +293,7 @@ def test_tampering_after_an_erasure_is_still_found(bookwell_cli, booked, app):
         bookwell_cli("audit", "erase", "--tenant", "salon", "--email", "ann@example.com").exit_code
         == 0
     )
-    with tampering(db.engine_of(app)) as connection:
+    with tampering_with_the_trail(app) as connection:
         connection.execute(
             text("UPDATE audit_entries SET subject = 'booking:OTHER' WHERE sequence = 2")
         )

@@ -21,7 +21,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from bookwell.core import audit
 from bookwell.core.access import login, sessions, users
-from bookwell.core.access.permissions import allowed
+from bookwell.core.access.permissions import Subject, may
 from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
@@ -50,11 +50,15 @@ def caller() -> identity.SignedInRows | None:
     return identity.signed_in_rows()
 
 
-def require(tenant: Tenant, permission: str, scope: str) -> identity.SignedInRows:
+def require(
+    tenant: Tenant, permission: str | tuple[str, ...], scope: str, *, subject: Subject = None
+) -> identity.SignedInRows:
     """The caller, if they may use ``permission`` on ``tenant``'s data: the one check for the API.
 
     No bearer -> 401. A user of another tenant -> 404 (their token must not even confirm that
-    the booking exists). A role without the permission -> 403. Then the tenant's
+    the booking exists). Neither their role nor an active grant (on everything, or on
+    ``subject``: ``client:<e-mail>``, or a callable finding it) gives the permission (one of
+    them, for several) -> 403. Then the tenant's
     ``before_data_access`` guards; platform support's every attempt is audited.
     """
     who = caller()
@@ -66,9 +70,9 @@ def require(tenant: Tenant, permission: str, scope: str) -> identity.SignedInRow
         raise ApiError(404, "not_found", "Not found.")
     app, now, reader = current_app._get_current_object(), clock.now(), db.session()
     ctx = make_context(tenant, now, actor=user)
-    if not allowed(user.role, permission):
+    if not may(reader, user, tenant.id, permission, now=now, subject=subject):
         if support:
-            _audit_support(app, ctx, "support.access_refused", scope, "role")
+            audit_support(app, ctx, "support.access_refused", scope, "role")
         raise ApiError(403, "forbidden", "Your role does not allow this.")
     host = host_of(app)
     try:
@@ -81,14 +85,16 @@ def require(tenant: Tenant, permission: str, scope: str) -> identity.SignedInRow
         )
     except Exception:
         if support:
-            _audit_support(app, ctx, "support.access_refused", scope, "before_data_access")
+            audit_support(app, ctx, "support.access_refused", scope, "before_data_access")
         raise
     if support:
-        _audit_support(app, ctx, "support.access", scope, None)
+        audit_support(app, ctx, "support.access", scope, None)
     return who
 
 
-def _audit_support(app, ctx, action: str, scope: str, refused_by: str | None) -> None:
+def audit_support(app, ctx, action: str, scope: str, refused_by: str | None) -> None:
+    """Platform support's use of a tenant's data, or its refusal, in the tenant's trail (the
+    API's and the staff pages' alike)."""
     details = {"path": request.path, "method": request.method}
     if refused_by:
         details["refused_by"] = refused_by

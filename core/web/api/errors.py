@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from bookwell.core.booking.lifecycle import BookingError, ConsentMissing
+from bookwell.core.context.protection import ViewNotAudited
 from bookwell.core.pluginhost.host import PluginFailed, PluginRefusal, Refused
 from bookwell.core.storage.db import LockTimeout
 from bookwell.core.web.error_pages import error_page
@@ -22,6 +23,7 @@ from bookwell.core.web.error_pages import error_page
 log = logging.getLogger("bookwell.api")
 
 PLUGIN_FAILED = "plugin_failed"
+AUDIT_UNAVAILABLE = "audit_unavailable"
 # A safety check that could not run (a plugin that raised, overran or is broken) is not fixed
 # in a moment; a client that retries at once only adds to the load.
 PLUGIN_FAILED_RETRY_AFTER = "30"
@@ -191,6 +193,17 @@ def register(app: Flask) -> None:
             503, PLUGIN_FAILED, "A feature of this business is not working; please try later."
         )
         return retry_later(response, PLUGIN_FAILED)
+
+    @app.errorhandler(ViewNotAudited)
+    def on_view_not_audited(error: ViewNotAudited):
+        # Shown unaudited, a view a plugin wants in the trail would be a hole in it: refused.
+        response = answer(
+            503,
+            AUDIT_UNAVAILABLE,
+            "This cannot be shown right now: the view could not be recorded. Please try again.",
+        )
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.errorhandler(LockTimeout)
     def on_lock_timeout(error: LockTimeout):

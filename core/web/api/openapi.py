@@ -512,6 +512,12 @@ MEANING = {
     503: "The booking could not take its lock in time (`busy`), or a check of a plugin of the "
     "business could not run (`plugin_failed`): nothing changed; retry after Retry-After.",
 }
+# The staff's reads of client details, when a plugin asks core to audit them (data_protection).
+VIEW_NOT_AUDITED = (
+    "A plugin of the business asks for every view of client details to be audited, and the "
+    "audit entry could not be written (`audit_unavailable`): nothing is shown; retry after "
+    "Retry-After."
+)
 RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
@@ -905,7 +911,9 @@ def document() -> dict[str, Any]:
                             403,
                             404,
                             422,
+                            503,
                             e404="Unknown business, or a bearer of another business.",
+                            e503=VIEW_NOT_AUDITED,
                         ),
                     },
                 },
@@ -924,10 +932,12 @@ def document() -> dict[str, Any]:
                             401,
                             403,
                             404,
+                            503,
                             e401="A bearer that is not valid or has expired.",
                             e403="The bearer's role may not read bookings.",
                             e404="Unknown business or booking, a wrong token, or a bearer of "
                             "another business.",
+                            e503=VIEW_NOT_AUDITED,
                         ),
                     },
                 }
