@@ -25,32 +25,55 @@ PIN, secret, key, cookie or session id is replaced by ``"[redacted]"``, at any d
 The hashes are unkeyed: they reveal accidental or naive tampering, not a writer who recomputes
 every hash after the one they changed, nor the removal of the newest entries. Keep the head hash
 that ``bookwell audit verify`` prints somewhere else to catch those too.
+
+Personal data stays outside the hashes (format ``bookwell-audit-2``, :data:`HASH_FORMAT`): every
+e-mail address in an entry's actor, subject or details is replaced, before hashing, by the
+pseudonym of that person in that tenant (``person:<16 hex>``, one per tenant and address, kept in
+``audit_people`` with the address), so ``client:ann@example.com`` is written
+``client:person:3f9a...``. The IP goes to ``audit_personal`` (the entry's own ``ip`` column stays
+empty, and a v2 entry with one is an edited entry). :func:`erase` empties a person's address and
+their entries' IPs there; the chain is untouched and still verifies. Entries hashed in the first
+format (``bookwell-audit-1``, actor, subject and IP inside the hash) still verify, in the same
+chain: core migration 0012 converted the trails it found and appended an
+``audit.format_changed`` entry to each, naming the head hash the chain had before.
 """
 
 from __future__ import annotations
 
+import csv
 import enum
 import hashlib
+import io
 import ipaddress
 import json
 import re
+import secrets
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import or_, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from bookwell.core.storage import db
-from bookwell.core.storage.models import AuditEntry
+from bookwell.core.storage.models import AuditEntry, AuditPerson, AuditPersonal, Role, User
 
 PLATFORM_CHAIN = "platform"
 GENESIS_HASH = "0" * 64
 REDACTED = "[redacted]"
-HASH_FORMAT = "bookwell-audit-1"  # first element of every hashed content, so it can evolve
+# The first element of every hashed content, so that it can evolve. New entries are written in
+# HASH_FORMAT; an entry verifies in any of HASH_FORMATS.
+HASH_FORMAT_V1 = "bookwell-audit-1"  # actor, subject, details and IP as given, all hashed
+HASH_FORMAT = "bookwell-audit-2"  # people by pseudonym; the IP kept outside the hash
+HASH_FORMATS = (HASH_FORMAT, HASH_FORMAT_V1)
+PERSON_PREFIX = "person:"
+ERASED = "[erased]"
+FORMAT_CHANGED = "audit.format_changed"
+PERSON_ERASED = "audit.person_erased"
+EXPORTED = "audit.exported"
 
 MAX_ACTOR, MAX_IP, MAX_ACTION, MAX_SUBJECT = 320, 45, 100, 200
 
@@ -203,24 +226,26 @@ def entry_hash(
     subject: str,
     details: str,
     previous_hash: str,
+    hash_format: str = HASH_FORMAT,
 ) -> str:
-    """SHA-256 (hex) of an entry's canonical content; ``details`` is the stored JSON text."""
-    content = [
-        HASH_FORMAT,
-        chain,
-        sequence,
-        _instant(at),
-        actor,
-        ip,
-        action,
-        subject,
-        details,
-        previous_hash,
-    ]
+    """SHA-256 (hex) of an entry's canonical content; ``details`` is the stored JSON text.
+
+    In ``bookwell-audit-2`` the IP is not part of it (it lives in ``audit_personal``, where an
+    erasure may empty it), so ``ip`` must then be ``None``: the column is empty in that format.
+    """
+    if hash_format == HASH_FORMAT_V1:
+        content = [hash_format, chain, sequence, _instant(at), actor, ip, action]
+    elif hash_format == HASH_FORMAT:
+        if ip is not None:
+            raise ValueError(f"{HASH_FORMAT} keeps the IP outside the entry")
+        content = [hash_format, chain, sequence, _instant(at), actor, action]
+    else:
+        raise ValueError(f"unknown audit hash format {hash_format!r}")
+    content += [subject, details, previous_hash]
     return hashlib.sha256(_canonical(content).encode()).hexdigest()
 
 
-def _hash_of(entry: AuditEntry) -> str:
+def _hash_of(entry: AuditEntry, hash_format: str = HASH_FORMAT) -> str:
     return entry_hash(
         chain=entry.chain,
         sequence=entry.sequence,
@@ -231,7 +256,94 @@ def _hash_of(entry: AuditEntry) -> str:
         subject=entry.subject,
         details=entry.details,
         previous_hash=entry.previous_hash,
+        hash_format=hash_format,
     )
+
+
+def format_of(entry: AuditEntry) -> str | None:
+    """The hash format in which ``entry`` holds (its stored hash matches), or ``None``."""
+    if entry.ip is None and _hash_of(entry, HASH_FORMAT) == entry.entry_hash:
+        return HASH_FORMAT
+    if _hash_of(entry, HASH_FORMAT_V1) == entry.entry_hash:
+        return HASH_FORMAT_V1
+    return None
+
+
+# --- people, by pseudonym ------------------------------------------------------------------------
+
+# An e-mail address anywhere in a label or a text: what precedes the @ up to a space, a colon or
+# punctuation, and a domain that does not end in a dot (the end of a sentence).
+_STOP = r"\s@<>()\[\],;:\"'`"
+EMAIL_IN_TEXT = re.compile(rf"[^{_STOP}]+@[^{_STOP}/\\]*[^{_STOP}/\\.]")
+_PSEUDONYM = re.compile(r"person:[0-9a-f]{16}")
+
+
+def normal_email(address: str) -> str:
+    return address.strip().casefold()
+
+
+def new_pseudonym() -> str:
+    return PERSON_PREFIX + secrets.token_hex(8)
+
+
+def pseudonyms_in(text_value: str) -> list[str]:
+    """The pseudonyms a label or text names, in order."""
+    return _PSEUDONYM.findall(text_value)
+
+
+class _People:
+    """The pseudonyms of one tenant's people, found or made while an entry is written."""
+
+    def __init__(self, session: Session, tenant_id: int | None, now: datetime) -> None:
+        self.session, self.tenant_id, self.now = session, tenant_id, now
+        self.found: dict[str, AuditPerson] = {}
+
+    def person(self, address: str, kind: str) -> AuditPerson:
+        email = normal_email(address)
+        if email in self.found:
+            return self.found[email]
+        owner = (
+            AuditPerson.tenant_id.is_(None)
+            if self.tenant_id is None
+            else AuditPerson.tenant_id == self.tenant_id
+        )
+        person = self.session.scalars(
+            select(AuditPerson)
+            .where(owner, AuditPerson.email == email, AuditPerson.erased_at.is_(None))
+            .order_by(AuditPerson.id)
+            .limit(1)
+        ).first()
+        if person is None:
+            person = AuditPerson(
+                pseudonym=new_pseudonym(),
+                tenant_id=self.tenant_id,
+                kind=kind[:20] or "person",
+                email=email[:254],
+                created_at=self.now,
+            )
+            self.session.add(person)
+            self.session.flush()
+        self.found[email] = person
+        return person
+
+    def text(self, value: str) -> str:
+        """``value`` with each e-mail address replaced by its person's pseudonym."""
+
+        def swap(match: re.Match[str]) -> str:
+            before = value[: match.start()]
+            kind = before.rsplit(":", 1)[0].rsplit(":", 1)[-1] if before.endswith(":") else ""
+            return self.person(match.group(0), kind or "person").pseudonym
+
+        return EMAIL_IN_TEXT.sub(swap, value)
+
+    def details(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {self.text(key): self.details(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.details(item) for item in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
 
 
 # --- appending -----------------------------------------------------------------------------------
@@ -257,17 +369,23 @@ def record(
     now: datetime,
 ) -> AuditEntry:
     """Append an entry to ``tenant_id``'s chain (the platform's when ``None``) in ``session``'s
-    transaction, and flush it. Secret-looking details are redacted first."""
+    transaction, and flush it. Secret-looking details are redacted first; e-mail addresses are
+    replaced by their people's pseudonyms and the IP is kept beside the entry (see the module's
+    docstring), both in the same transaction."""
     chain = chain_of(tenant_id)
-    actor = _label(actor, "actor", MAX_ACTOR)
+    _label(actor, "actor", MAX_ACTOR)
     action = _label(action, "action", MAX_ACTION)
-    subject = _label(subject, "subject", MAX_SUBJECT)
+    _label(subject, "subject", MAX_SUBJECT)
     ip = _ip(ip)
-    details_text = _canonical(scrub(details))
+    cleaned = scrub(details)
     _instant(now)  # refuses a naive instant before anything is written
     at = now.astimezone(UTC)
 
-    _lock_chain(session, chain)
+    _lock_chain(session, chain)  # before the people too: one pseudonym per address, not two
+    people = _People(session, tenant_id, at)
+    actor = _label(people.text(actor), "actor", MAX_ACTOR)
+    subject = _label(people.text(subject), "subject", MAX_SUBJECT)
+    details_text = _canonical(people.details(cleaned))
     head = session.execute(
         select(AuditEntry.sequence, AuditEntry.entry_hash)
         .where(AuditEntry.chain == chain)
@@ -281,7 +399,7 @@ def record(
         sequence=sequence,
         at=at,
         actor=actor,
-        ip=ip,
+        ip=None,
         action=action,
         subject=subject,
         details=details_text,
@@ -290,7 +408,22 @@ def record(
     entry.entry_hash = _hash_of(entry)
     session.add(entry)
     session.flush()
+    acting = _acting_person(session, people, actor)
+    if ip is not None or acting is not None:
+        session.add(AuditPersonal(entry_id=entry.id, person_id=acting, ip=ip))
+        session.flush()
     return entry
+
+
+def _acting_person(session: Session, people: _People, actor: str) -> int | None:
+    """The id of the person the actor names (whose IP the entry's is), if it names one."""
+    named = pseudonyms_in(actor)
+    if not named:
+        return None
+    for person in people.found.values():
+        if person.pseudonym == named[0]:
+            return person.id
+    return session.scalar(select(AuditPerson.id).where(AuditPerson.pseudonym == named[0]))
 
 
 def record_separately(
@@ -452,7 +585,7 @@ def _problem(
         return f"entries {expected} to {number - 1} are missing (sequence gap)", expected
     if number < expected:
         return f"entry {number} appears twice", number
-    if _hash_of(entry) != entry.entry_hash:
+    if format_of(entry) is None:
         return f"entry {number} was edited", number
     if entry.previous_hash != previous_hash:
         return f"entry {number} was inserted or its chain link is broken", number
@@ -503,3 +636,420 @@ def verify(session: Session, tenant_id: int | None = None) -> VerifyResult:
         reason=first_bad.reason if first_bad else None,
         chains=tuple(results),
     )
+
+
+# --- reading, for people: browse, filter, export -------------------------------------------------
+
+EXPORT_FORMATS = ("json", "csv")
+EXPORT_COLUMNS = (
+    "sequence",
+    "at",
+    "actor",
+    "actor_email",
+    "ip",
+    "action",
+    "subject",
+    "details",
+    "entry_hash",
+    "previous_hash",
+)
+_FIRST_YEAR, _LAST_YEAR = 1970, 2200  # as the API's days
+_MICROSECOND = datetime.resolution
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); an actor
+# or subject may hold what a plugin was handed.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which entries of a chain to show: ``since`` (inclusive) and ``until`` (exclusive) bound
+    ``at``; ``action`` is matched exactly; ``actor`` is an e-mail address (that person's
+    pseudonyms and accounts) or a label such as ``user:3`` or ``person:...``."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    action: str | None = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An entry as people read it: the stored entry, with the personal data it refers to
+    (``actor_email``, ``subject_email``: an address, :data:`ERASED`, or ``None``; ``ip``;
+    ``people``: the address, or :data:`ERASED`, of every pseudonym the entry names)."""
+
+    sequence: int
+    at: datetime
+    actor: str
+    actor_email: str | None
+    ip: str | None
+    action: str
+    subject: str
+    subject_email: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+    entry_hash: str = ""
+    previous_hash: str = ""
+    people: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "at": _instant(self.at),
+            "actor": self.actor,
+            "actor_email": self.actor_email,
+            "ip": self.ip,
+            "action": self.action,
+            "subject": self.subject,
+            "details": self.details,
+            "entry_hash": self.entry_hash,
+            "previous_hash": self.previous_hash,
+        }
+
+
+def parse_bound(raw: str, zone: Any, *, end: bool) -> datetime:
+    """A ``from`` (``end=False``) or ``to`` (``end=True``) bound as the instant it starts or ends
+    at: ``YYYY-MM-DD`` is a whole day of ``zone`` (``to`` takes all of it), an ISO 8601 date and
+    time is that instant (in ``zone`` without an offset; ``to`` includes it). Returned as an
+    exclusive end for ``to``. Anything else raises ``ValueError``."""
+    text_value = raw.strip()
+    try:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text_value):
+            day = date.fromisoformat(text_value)
+            if not _FIRST_YEAR <= day.year <= _LAST_YEAR:
+                raise ValueError("year out of range")
+            moment = datetime.combine(day, time(), zone)
+            if end:
+                moment = datetime.combine(date.fromordinal(day.toordinal() + 1), time(), zone)
+        elif re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.,+\-Z]+", text_value):
+            moment = datetime.fromisoformat(text_value)
+            if not _FIRST_YEAR <= moment.year <= _LAST_YEAR:
+                raise ValueError("year out of range")
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=zone)
+            if end:
+                moment = moment + _MICROSECOND
+        else:
+            raise ValueError("not an ISO 8601 date or date and time")
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError) as error:
+        raise ValueError(str(error)) from error
+
+
+def _needles(session: Session, tenant_id: int, actor: str) -> list[str]:
+    """What an actor filter matches: the labels (or pseudonyms within labels) it stands for."""
+    wanted = actor.strip()
+    if "@" not in wanted:
+        return [wanted]
+    email = normal_email(wanted)
+    pseudonyms = session.scalars(
+        select(AuditPerson.pseudonym).where(
+            AuditPerson.tenant_id == tenant_id, AuditPerson.email == email
+        )
+    ).all()
+    accounts = session.scalars(
+        select(User.id).where(User.tenant_id == tenant_id, User.email == email)
+    ).all()
+    return [*pseudonyms, *(f"user:{account}" for account in accounts)]
+
+
+def _selection(session: Session, tenant_id: int, wanted: Filter) -> Any:
+    query = select(AuditEntry).where(AuditEntry.chain == chain_of(tenant_id))
+    if wanted.since is not None:
+        query = query.where(AuditEntry.at >= wanted.since)
+    if wanted.until is not None:
+        query = query.where(AuditEntry.at < wanted.until)
+    if wanted.action:
+        query = query.where(AuditEntry.action == wanted.action.strip())
+    if wanted.actor:
+        needles = _needles(session, tenant_id, wanted.actor)
+        if not needles:
+            return query.where(False)
+        query = query.where(
+            or_(
+                *(AuditEntry.actor == needle for needle in needles),
+                *(AuditEntry.actor.endswith(":" + needle, autoescape=True) for needle in needles),
+            )
+        )
+    return query
+
+
+def count(session: Session, tenant_id: int, wanted: Filter = Filter()) -> int:
+    query = _selection(session, tenant_id, wanted).with_only_columns(func.count())
+    return int(session.scalar(query.order_by(None)) or 0)
+
+
+def listing(
+    session: Session,
+    tenant_id: int,
+    wanted: Filter = Filter(),
+    *,
+    newest_first: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Shown]:
+    """``tenant_id``'s entries that ``wanted`` selects, with the personal data they refer to:
+    oldest first (an export) or newest first (a page), ``limit`` at a time from ``offset``."""
+    order = AuditEntry.sequence.desc() if newest_first else AuditEntry.sequence
+    query = _selection(session, tenant_id, wanted).order_by(order).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    entries = list(session.scalars(query))
+    return _shown(session, tenant_id, entries)
+
+
+def _shown(session: Session, tenant_id: int, entries: list[AuditEntry]) -> list[Shown]:
+    named = {
+        name
+        for entry in entries
+        for name in pseudonyms_in(f"{entry.actor} {entry.subject} {entry.details}")
+    }
+    people: dict[str, AuditPerson] = {}
+    for start in range(0, len(named), 500):
+        batch = sorted(named)[start : start + 500]
+        for person in session.scalars(
+            select(AuditPerson).where(
+                AuditPerson.tenant_id == tenant_id, AuditPerson.pseudonym.in_(batch)
+            )
+        ):
+            people[person.pseudonym] = person
+    accounts = {
+        int(entry.actor[5:])
+        for entry in entries
+        if entry.actor.startswith("user:") and entry.actor[5:].isdigit()
+    }
+    emails: dict[int, str] = {}
+    if accounts:
+        emails = dict(
+            session.execute(
+                select(User.id, User.email).where(
+                    User.id.in_(accounts),
+                    or_(User.tenant_id == tenant_id, User.tenant_id.is_(None)),
+                )
+            ).all()
+        )
+    personal: dict[int, str | None] = {}
+    ids = [entry.id for entry in entries]
+    for start in range(0, len(ids), 500):
+        personal.update(
+            session.execute(
+                select(AuditPersonal.entry_id, AuditPersonal.ip).where(
+                    AuditPersonal.entry_id.in_(ids[start : start + 500])
+                )
+            ).all()
+        )
+
+    def email_of(label: str) -> str | None:
+        named_here = pseudonyms_in(label)
+        if named_here:
+            person = people.get(named_here[0])
+            if person is None:
+                return None
+            return ERASED if person.erased_at is not None else person.email
+        if label.startswith("user:") and label[5:].isdigit():
+            return emails.get(int(label[5:]))
+        return None
+
+    return [
+        Shown(
+            sequence=entry.sequence,
+            at=entry.at,
+            actor=entry.actor,
+            actor_email=email_of(entry.actor),
+            ip=entry.ip if entry.ip is not None else personal.get(entry.id),
+            action=entry.action,
+            subject=entry.subject,
+            subject_email=email_of(entry.subject),
+            details=json.loads(entry.details or "{}"),
+            entry_hash=entry.entry_hash,
+            previous_hash=entry.previous_hash,
+            people={
+                name: ERASED if people[name].erased_at else (people[name].email or ERASED)
+                for name in pseudonyms_in(f"{entry.actor} {entry.subject} {entry.details}")
+                if name in people
+            },
+        )
+        for entry in entries
+    ]
+
+
+def export_json(shown: Iterable[Shown]) -> str:
+    return json.dumps({"entries": [entry.as_json() for entry in shown]}, ensure_ascii=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text_value = _canonical(value) if isinstance(value, dict) else str(value)
+    return f"'{text_value}" if text_value.startswith(_FORMULA_STARTS) else text_value
+
+
+def export_csv(shown: Iterable[Shown]) -> str:
+    """One header row (:data:`EXPORT_COLUMNS`), then one row per entry; ``details`` is the
+    stored JSON. A cell that a spreadsheet would run as a formula starts with ``'``."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    for entry in shown:
+        row = entry.as_json()
+        writer.writerow(_cell(row[column]) for column in EXPORT_COLUMNS)
+    return out.getvalue()
+
+
+def export(
+    app: Flask,
+    tenant_id: int,
+    wanted: Filter,
+    export_format: str,
+    *,
+    actor: str,
+    ip: str | None,
+    now: datetime,
+) -> tuple[str, int]:
+    """The export of ``tenant_id``'s entries that ``wanted`` selects, oldest first, in
+    ``export_format`` (``json`` or ``csv``), and the number of entries; the export itself is
+    audited (:data:`EXPORTED`) before it is handed out, after the entries it holds."""
+    if export_format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {export_format!r}")
+    with db.write_transaction(app) as session:
+        shown = listing(session, tenant_id, wanted)
+        body = export_json(shown) if export_format == "json" else export_csv(shown)
+        record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            ip=ip,
+            action=EXPORTED,
+            subject=chain_of(tenant_id),
+            details={
+                "format": export_format,
+                "from": wanted.since,
+                "to": wanted.until,
+                "action": wanted.action,
+                "actor": wanted.actor,
+                "entries": len(shown),
+            },
+            now=now,
+        )
+    return body, len(shown)
+
+
+# --- erasure -------------------------------------------------------------------------------------
+
+
+class NobodyToErase(LookupError):
+    """No one with that e-mail address is in the tenant's trail (or they were erased already)."""
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """Who was erased: the pseudonyms, the client accounts (``user:<id>``) whose entries' IPs
+    were emptied, and how many IPs that was in all."""
+
+    pseudonyms: tuple[str, ...]
+    ips_erased: int
+    accounts: tuple[str, ...] = ()
+
+
+def erase(
+    session: Session,
+    *,
+    tenant_id: int,
+    email: str,
+    actor: str,
+    ip: str | None,
+    now: datetime,
+) -> Erasure:
+    """Forget who ``email`` was in ``tenant_id``'s trail: their pseudonyms' e-mail and name are
+    emptied, and so are the IPs of the entries they made, by e-mail or signed in to a client
+    account of that address (``user:<id>``). The entries stay, hashes intact, and each erasure
+    is an :data:`PERSON_ERASED` entry that names the pseudonym (or the account) only.
+
+    Staff accounts are not erased from the trail: who worked on whose data, from where, is what
+    the trail is kept for. Raises :class:`NobodyToErase` when no one has that address there."""
+    address = normal_email(email)
+    people = list(
+        session.scalars(
+            select(AuditPerson)
+            .where(
+                AuditPerson.tenant_id == tenant_id,
+                AuditPerson.email == address,
+                AuditPerson.erased_at.is_(None),
+            )
+            .order_by(AuditPerson.id)
+        )
+    )
+    accounts = list(
+        session.scalars(
+            select(User.id)
+            .where(
+                User.tenant_id == tenant_id,
+                func.lower(User.email) == address,
+                User.role == Role.CLIENT,
+            )
+            .order_by(User.id)
+        )
+    )
+    if not people and not accounts:
+        raise NobodyToErase(f"no one with that e-mail address in the trail of tenant {tenant_id}")
+    erased_ips = 0
+    for person in people:
+        personal = list(
+            session.scalars(
+                select(AuditPersonal).where(
+                    AuditPersonal.person_id == person.id, AuditPersonal.ip.is_not(None)
+                )
+            )
+        )
+        for row in personal:
+            row.ip = None
+        person.email, person.name, person.erased_at = None, None, now
+        session.flush()
+        erased_ips += len(personal)
+        record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            ip=ip,
+            action=PERSON_ERASED,
+            subject=person.pseudonym,
+            details={"ips_erased": len(personal)},
+            now=now,
+        )
+    for account in accounts:
+        label = f"user:{account}"
+        made = select(AuditEntry.id).where(
+            AuditEntry.chain == chain_of(tenant_id), AuditEntry.actor == label
+        )
+        personal = list(
+            session.scalars(
+                select(AuditPersonal).where(
+                    AuditPersonal.entry_id.in_(made), AuditPersonal.ip.is_not(None)
+                )
+            )
+        )
+        for row in personal:
+            row.ip = None
+        session.flush()
+        erased_ips += len(personal)
+        record(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            ip=ip,
+            action=PERSON_ERASED,
+            subject=label,
+            details={"ips_erased": len(personal)},
+            now=now,
+        )
+    return Erasure(
+        tuple(person.pseudonym for person in people),
+        erased_ips,
+        tuple(f"user:{account}" for account in accounts),
+    )
+
+
+def ip_of(session: Session, entry: AuditEntry) -> str | None:
+    """The IP an entry came from: its own column (first format) or ``audit_personal``'s."""
+    if entry.ip is not None:
+        return entry.ip
+    return session.scalar(select(AuditPersonal.ip).where(AuditPersonal.entry_id == entry.id))

@@ -8,6 +8,13 @@ plugin's tables are named with its prefix (``<name>_``, hyphens as underscores);
 that creates any other table is rolled back and reported. A plugin's failure never stops core's
 upgrade or another plugin's: it is reported, and the plugin is marked broken in the host that
 was upgraded (as one whose ``migrations`` hook fails already is, when it loads).
+
+On PostgreSQL the schema may belong to a role of its own: with ``MIGRATION_DATABASE_URL`` set,
+every run connects with it (the tables' owner) and ends by granting the app's role (the user of
+``DATABASE_URL``) what the app does with the tables: reading and writing rows, but only reading
+and adding to the audit trail and only reading the version tables. Tables a plugin adds later
+are granted by the run that adds them. The app's role then can neither change the trail nor
+switch off the trigger that refuses it to everyone (migration 0011): only the owner could.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from flask import Flask
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from bookwell.core.pluginhost import host as pluginhost
+from bookwell.core.storage import db
 
 log = logging.getLogger("bookwell.schema")
 CORE_SCRIPTS = "bookwell.core.storage:migrations"
@@ -53,6 +63,17 @@ class PluginUpgradeFailed:
 
 class TablesNotPrefixed(Exception):
     """A plugin's migration created tables outside its prefix."""
+
+
+class SchemaPrivilegeError(Exception):
+    """A database role lacks what the schema needs of it, or holds what it must not: the
+    message says which role and what to do."""
+
+
+INSUFFICIENT_PRIVILEGE = "42501"
+# What the app's role may do with every table, and with the few it may only read and add to.
+APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+APPEND_ONLY_TABLES = ("audit_entries",)
 
 
 def alembic_config(
@@ -127,6 +148,118 @@ def upgrade(engine: Engine, host: pluginhost.PluginHost | None = None) -> list[P
             failures.append(failure)
             host.mark_broken(name, f"migrations failed: {failure.error}", failed_in="migrations")
     return failures
+
+
+def upgrade_app(app: Flask, host: pluginhost.PluginHost | None = None) -> list[PluginUpgradeFailed]:
+    """What ``bookwell init`` does to ``app``'s database: :func:`upgrade` as the migration role
+    (``MIGRATION_DATABASE_URL``, else the app's own), then :func:`grant_app_role`."""
+    with db.migration_engine(app) as engine:
+        return upgrade_as(engine, db.engine_of(app), host)
+
+
+def upgrade_as(
+    migration_engine: Engine, app_engine: Engine, host: pluginhost.PluginHost | None = None
+) -> list[PluginUpgradeFailed]:
+    """:func:`upgrade` through ``migration_engine``; then, on PostgreSQL, when ``app_engine``
+    connects as another role, let that role use what the run made (:func:`grant_app_role`). A
+    role that may not change the schema raises :class:`SchemaPrivilegeError`."""
+    try:
+        failures = upgrade(migration_engine, host)
+    except DBAPIError as error:
+        if db.sqlstate(error) != INSUFFICIENT_PRIVILEGE:
+            raise
+        role = role_of(migration_engine)
+        refusal = str(error.orig).splitlines()[0]
+        raise SchemaPrivilegeError(
+            f"the database role {role!r} may not change the schema ({refusal}): run it with "
+            "BOOKWELL_MIGRATION_DATABASE_URL set to the role that owns the tables (docs/deploy.md)"
+        ) from error
+    if migration_engine is not app_engine and migration_engine.dialect.name == "postgresql":
+        grant_app_role(migration_engine, role_of(app_engine))
+    return failures
+
+
+def role_of(engine: Engine) -> str:
+    """The database role ``engine`` connects as (what its privileges are checked against)."""
+    with engine.connect() as connection:
+        return str(connection.execute(text("SELECT current_user")).scalar_one())
+
+
+def grant_app_role(engine: Engine, app_role: str) -> None:
+    """As the tables' owner (``engine``), give ``app_role`` every table and sequence of the
+    schema to use, but only SELECT and INSERT on the audit trail and SELECT on the version
+    tables. Idempotent: every run grants what it finds, plugins' new tables included. Refuses
+    (:class:`SchemaPrivilegeError`) an app role that could undo it: a superuser, one that can
+    create roles, or one that is, or may act as, the trail's owner."""
+    with engine.begin() as connection:
+        owner = connection.execute(text("SELECT current_user")).scalar_one()
+        if app_role == owner:
+            return  # one role for both: there is nothing to keep apart
+        _refuse_a_role_that_could_undo(connection, app_role)
+        quote = connection.dialect.identifier_preparer.quote
+        role = quote(app_role)
+        schema_name = quote(connection.execute(text("SELECT current_schema()")).scalar_one())
+        connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema_name} TO {role}")
+        connection.exec_driver_sql(
+            f"GRANT {APP_PRIVILEGES} ON ALL TABLES IN SCHEMA {schema_name} TO {role}"
+        )
+        connection.exec_driver_sql(
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema_name} TO {role}"
+        )
+        tables = inspect(connection).get_table_names()
+        # The version tables say which migrations ran: the app reads them, never writes them.
+        version_tables = [table for table in tables if table.startswith("alembic_version")]
+        for table in version_tables:
+            connection.exec_driver_sql(
+                f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {quote(table)} FROM {role}"
+            )
+        for table in APPEND_ONLY_TABLES:
+            connection.exec_driver_sql(
+                f"REVOKE UPDATE, DELETE, TRUNCATE ON {quote(table)} FROM {role}"
+            )
+
+
+def trail_unprotected_from(engine: Engine) -> str | None:
+    """On PostgreSQL, why the role ``engine`` connects as could switch off the audit trail's
+    protection (see :func:`grant_app_role`), for ``bookwell serve`` to warn about; else None."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        role = str(connection.execute(text("SELECT current_user")).scalar_one())
+        why = _why_role_could_undo(connection, role)
+    return None if why is None else f"the app's database role {role!r} {why}"
+
+
+def _refuse_a_role_that_could_undo(connection: Connection, app_role: str) -> None:
+    why = _why_role_could_undo(connection, app_role)
+    if why is not None:
+        raise SchemaPrivilegeError(
+            f"the app's database role {app_role!r} (DATABASE_URL) {why}: it could switch off the "
+            "audit trail's protection; give the app a role of its own (docs/deploy.md)"
+        )
+
+
+def _why_role_could_undo(connection: Connection, role: str) -> str | None:
+    row = connection.execute(
+        text(
+            "SELECT r.rolsuper, r.rolcreaterole, t.tableowner, "
+            "pg_has_role(r.oid, t.tableowner, 'MEMBER') "
+            "FROM pg_roles r JOIN pg_tables t "
+            "ON t.tablename = 'audit_entries' AND t.schemaname = current_schema() "
+            "WHERE r.rolname = :role"
+        ),
+        {"role": role},
+    ).one_or_none()
+    if row is None:
+        return None  # no trail yet: nothing to protect
+    superuser, creates_roles, trail_owner, acts_as_owner = row
+    if superuser:
+        return "is a superuser"
+    if creates_roles:  # such a role may grant itself the owner's membership
+        return "can create roles (and so join the owner's)"
+    if acts_as_owner:
+        return f"is, or may act as, {trail_owner!r}, the owner of the audit trail"
+    return None
 
 
 def _upgrade_plugin(engine: Engine, plugin: PluginSchema) -> None:

@@ -20,13 +20,19 @@ that are not installed, or to change the app's settings, override ``bookwell_plu
 Each test gets a fresh app on its own database: a SQLite file in ``tmp_path``, or, with
 ``BOOKWELL_TEST_POSTGRES`` set to a PostgreSQL server's admin URL
 (``postgresql://postgres@127.0.0.1:5432/postgres``), a database of its own cloned from one
-migrated once per session. Time stands still unless a test moves ``clock``.
+migrated once per session. With ``BOOKWELL_TEST_POSTGRES_OWNER`` and ``BOOKWELL_TEST_POSTGRES_APP``
+also set to URLs of two other roles of that server (same form; the database part is replaced),
+the tests run as production does with ``BOOKWELL_MIGRATION_DATABASE_URL``: the owner's role
+owns the databases and migrates them, the app connects as the app's role. Time stands still
+unless a test moves ``clock``.
 
 Fixtures: ``clock`` (:class:`MovableClock`), ``app`` (built from ``bookwell_plugins`` and
 ``bookwell_settings``), ``make_app`` (build another), ``tenant`` (a :class:`Business` that takes
 bookings), ``client`` and ``make_client`` (a :class:`BookingClient`), ``enable_plugin`` and
 ``disable_plugin``, ``staff_login`` and one :class:`StaffMember` per role (``owner``,
-``manager``, ``staff_member``, ``receptionist``), ``second_business`` and ``second_client``,
+``manager``, ``staff_member``, ``receptionist``; ``staff_login("staff", provider_id=...)`` for
+a staff account working as a provider), ``support_user`` (platform support signed in to the
+pages; :func:`support_page_login`), ``second_business`` and ``second_client``,
 ``run_schedule``, ``outbox`` (:class:`Mail`) and ``audit_trail`` (:class:`AuditRecord`),
 ``bookwell_cli`` (the ``bookwell`` command on the test's database) and ``plugin_context_for``
 (a plugin's context, as its commands get it). :func:`api_login` and :func:`page_login` give a
@@ -41,13 +47,12 @@ refusals :class:`PluginConflict`, :class:`PluginRequired` and :class:`InvalidSet
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,9 +61,9 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Connection, create_engine, make_url, select, text
 
-from bookwell.core import create_app, schema
+from bookwell.core import audit, create_app, schema
 from bookwell.core.access.users import create_user
 from bookwell.core.booking.outcomes import mark_outcome
 from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
@@ -71,7 +76,7 @@ from bookwell.core.pluginhost.settings import InvalidSettings
 from bookwell.core.scheduling import schedule
 from bookwell.core.scheduling.schedule import TickReport
 from bookwell.core.storage import db
-from bookwell.core.storage.models import AuditEntry, Booking, OutboxMessage
+from bookwell.core.storage.models import Booking, OutboxMessage
 from bookwell.core.web.plugin_pages import run_as_command_of
 from bookwell.hooks.pages import plugin_context
 
@@ -91,16 +96,21 @@ __all__ = [
     "StaffMember",
     "TickReport",
     "api_login",
+    "as_tables_owner",
     "create_user",
     "csrf_token_of",
     "host_of",
     "open_business",
+    "tampering_with_the_trail",
     "open_every_day",
     "page_login",
     "self_signed_certificate",
+    "support_page_login",
 ]
 
 POSTGRES_ENV = "BOOKWELL_TEST_POSTGRES"
+POSTGRES_OWNER_ENV = "BOOKWELL_TEST_POSTGRES_OWNER"
+POSTGRES_APP_ENV = "BOOKWELL_TEST_POSTGRES_APP"
 # A Monday morning in Paris (08:00 UTC = 09:00 CET), far enough ahead to book from.
 START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 # Cheap argon2: tests of hashing itself set their own parameters.
@@ -366,6 +376,21 @@ def page_login(
     return answer, browser
 
 
+def support_page_login(
+    app: Flask, email: str, password: str = STAFF_PASSWORD
+) -> tuple[Any, FlaskClient]:
+    """A browser's login on platform support's login page (``/support/login``): its answer (302
+    when signed in) and the browser. Support reads a business's read-only staff pages
+    (``/admin/<slug>/``, ``/week``, a booking's, a client's) through ``before_data_access``."""
+    browser = app.test_client()
+    form = browser.get("/support/login")
+    answer = browser.post(
+        "/support/login",
+        data={"csrf_token": csrf_token_of(form), "email": email, "password": password},
+    )
+    return answer, browser
+
+
 def self_signed_certificate(
     folder: Path, *names: str, passphrase: bytes | None = None
 ) -> tuple[Path, Path]:
@@ -441,13 +466,20 @@ class Mail:
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One entry of a business's audit trail, as ``audit_trail()`` lists them."""
+    """One entry of a business's audit trail, as ``audit_trail()`` lists them. People appear in
+    ``actor``, ``subject`` and ``details`` by pseudonym (``client:person:<16 hex>``); the e-mail
+    address each stands for is in ``actor_email`` and ``subject_email`` (``"[erased]"`` once
+    erased), and for every pseudonym the entry names in ``people``; the IP in ``ip``."""
 
     action: str
     subject: str
     details: dict[str, Any]
     actor: str
     at: datetime
+    actor_email: str | None = None
+    subject_email: str | None = None
+    ip: str | None = None
+    people: dict[str, str] = field(default_factory=dict)
 
 
 def _json(response, status: int) -> dict[str, Any]:
@@ -470,6 +502,20 @@ def _admin_engine():
     return create_engine(_psycopg(os.environ[POSTGRES_ENV]), isolation_level="AUTOCOMMIT")
 
 
+def _separate_roles() -> tuple[str, str] | None:
+    """(owner's URL, app's URL) when the tests run with two roles, as production may."""
+    owner, app = os.environ.get(POSTGRES_OWNER_ENV), os.environ.get(POSTGRES_APP_ENV)
+    if os.environ.get(POSTGRES_ENV) and owner and app:
+        return owner, app
+    return None
+
+
+def _owned_by() -> str:
+    """``OWNER "role"`` of a new database when the owner's role is separate, else nothing."""
+    roles = _separate_roles()
+    return f' OWNER "{make_url(roles[0]).username}"' if roles else ""
+
+
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str | None]:
     """With ``BOOKWELL_TEST_POSTGRES``: a migrated database each test's database is cloned
@@ -483,10 +529,18 @@ def postgres_template() -> Iterator[str | None]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"bookwell_template_{worker}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    template_engine = create_engine(_psycopg(_with_database(os.environ[POSTGRES_ENV], name)))
-    schema.upgrade(template_engine)
-    template_engine.dispose()
+        connection.execute(text(f'CREATE DATABASE "{name}"{_owned_by()}'))
+    roles = _separate_roles()
+    if roles is None:
+        template_engine = create_engine(_psycopg(_with_database(os.environ[POSTGRES_ENV], name)))
+        schema.upgrade(template_engine)
+        template_engine.dispose()
+    else:  # the owner migrates, and grants the app's role what it needs (cloned with the rest)
+        owner_engine = create_engine(_psycopg(_with_database(roles[0], name)))
+        app_engine = create_engine(_psycopg(_with_database(roles[1], name)))
+        schema.upgrade_as(owner_engine, app_engine)
+        owner_engine.dispose()
+        app_engine.dispose()
     yield name
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -496,18 +550,59 @@ def postgres_template() -> Iterator[str | None]:
 @pytest.fixture
 def database_url(tmp_path, postgres_template) -> Iterator[str]:
     """This test's own database: a SQLite file, or a PostgreSQL clone of the template. Either
-    URL works with SQLAlchemy's ``create_engine`` as it is (``postgresql+psycopg://...``)."""
+    URL works with SQLAlchemy's ``create_engine`` as it is (``postgresql+psycopg://...``). With
+    separate roles it is the app's role's URL; see ``migration_database_url``."""
     if postgres_template is None:
         yield f"sqlite:///{tmp_path / 'bookwell.sqlite3'}"
         return
     admin = _admin_engine()
     name = f"bookwell_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
-    yield _psycopg(_with_database(os.environ[POSTGRES_ENV], name))
+        connection.execute(
+            text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"{_owned_by()}')
+        )
+    roles = _separate_roles()
+    yield _psycopg(_with_database(roles[1] if roles else os.environ[POSTGRES_ENV], name))
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def migration_database_url(database_url) -> str:
+    """The URL this test's schema changes connect with (``MIGRATION_DATABASE_URL``): the
+    owner's role's, when the tests run with separate roles, else ``database_url`` itself."""
+    roles = _separate_roles()
+    if roles is None or database_url.startswith("sqlite"):
+        return database_url
+    return _psycopg(_with_database(roles[0], make_url(database_url).database or ""))
+
+
+@contextmanager
+def as_tables_owner(app: Flask) -> Iterator[Connection]:
+    """A connection to ``app``'s database, in one transaction, as the role that owns its tables
+    (``MIGRATION_DATABASE_URL``, else the app's own): for a test that changes the schema under
+    the app, which the app's own role may not when the roles are separate."""
+    engine = db.build_engine(app.config.get("MIGRATION_DATABASE_URL") or app.config["DATABASE_URL"])
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def tampering_with_the_trail(app: Flask) -> Iterator[Connection]:
+    """:func:`as_tables_owner`, with PostgreSQL's append-only trigger of ``audit_entries``
+    switched off for the transaction: what someone holding the owner's password could do to the
+    trail. For tests that show ``audit verify`` finds an entry edited, removed or forged."""
+    with as_tables_owner(app) as connection:
+        on_postgresql = connection.dialect.name == "postgresql"
+        if on_postgresql:  # USER: the trail's own triggers, not its foreign keys'
+            connection.exec_driver_sql("ALTER TABLE audit_entries DISABLE TRIGGER USER")
+        yield connection
+        if on_postgresql:
+            connection.exec_driver_sql("ALTER TABLE audit_entries ENABLE TRIGGER USER")
 
 
 # --- the app, the business, the client ----------------------------------------------------------
@@ -520,7 +615,9 @@ def clock() -> MovableClock:
 
 
 @pytest.fixture
-def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
+def make_app(
+    tmp_path, database_url, migration_database_url, clock
+) -> Iterator[Callable[..., Flask]]:
     """Build an app on this test's database: ``make_app(plugins=[module], KEY=value)``.
 
     ``plugins`` are registered besides the installed ones (as ``EXTRA_PLUGINS``); keyword
@@ -531,11 +628,16 @@ def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def build(plugins: list | tuple = (), **overrides: Any) -> Flask:
-        app = create_app(_app_settings(tmp_path, database_url, clock, plugins, overrides))
+        app = create_app(
+            _app_settings(
+                tmp_path, (database_url, migration_database_url), clock, plugins, overrides
+            )
+        )
         apps.append(app)
         # Core's tables (already there on PostgreSQL: the template is migrated), then those of
-        # the app's plugins, ``plugins`` included; a plugin's migration that fails fails the test.
-        failures = schema.upgrade(db.engine_of(app), host_of(app))
+        # the app's plugins, ``plugins`` included, as `bookwell init` does; a plugin's migration
+        # that fails fails the test.
+        failures = schema.upgrade_app(app, host_of(app))
         if failures:
             pytest.fail(f"plugin migrations failed: {failures}")
         return app
@@ -546,11 +648,18 @@ def make_app(tmp_path, database_url, clock) -> Iterator[Callable[..., Flask]]:
 
 
 def _app_settings(
-    tmp_path, database_url: str, clock: MovableClock, plugins: list | tuple, overrides: dict
+    tmp_path,
+    database_urls: tuple[str, str],
+    clock: MovableClock,
+    plugins: list | tuple,
+    overrides: dict,
 ) -> dict[str, Any]:
+    """``database_urls``: the app's and the migrations' (the same one unless roles are separate)."""
+    app_url, migration_url = database_urls
     settings: dict[str, Any] = {
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": app_url,
+        "MIGRATION_DATABASE_URL": migration_url if migration_url != app_url else None,
         "SECRET_KEY": "test-secret",
         # One key for every app of a test, as for every process of one instance: what one
         # app encrypted with ctx.secrets, another decrypts.
@@ -595,7 +704,14 @@ def power_cut(monkeypatch) -> Callable[[int], None]:
 
 @pytest.fixture
 def bookwell_cli(
-    app, tmp_path, database_url, clock, bookwell_plugins, bookwell_settings, monkeypatch
+    app,
+    tmp_path,
+    database_url,
+    migration_database_url,
+    clock,
+    bookwell_plugins,
+    bookwell_settings,
+    monkeypatch,
 ) -> Iterator[Callable[..., Any]]:
     """``bookwell_cli("plugins", "enable", "tuesdays", "--tenant", "salon")`` runs the
     ``bookwell`` command in this process, as an operator would, on the test's database and
@@ -610,7 +726,13 @@ def bookwell_cli(
     this_run: dict[str, Any] = {}
 
     def build(config: dict[str, Any] | None = None) -> Flask:
-        settings = _app_settings(tmp_path, database_url, clock, bookwell_plugins, bookwell_settings)
+        settings = _app_settings(
+            tmp_path,
+            (database_url, migration_database_url),
+            clock,
+            bookwell_plugins,
+            bookwell_settings,
+        )
         built.append(create_app({**(config or {}), **settings, **this_run}))
         return built[-1]
 
@@ -770,11 +892,15 @@ def disable_plugin(app, tenant, clock) -> Callable[..., bool]:
 def staff_login(app, tenant, clock) -> Callable[..., StaffMember]:
     """``staff_login("manager")``, or ``staff_login("owner", business=spa, email=...)``: a staff
     member with that role, created and signed in (see :class:`StaffMember`); asked twice for
-    the same person, the same member."""
+    the same person, the same member. ``provider_id=business.provider_id`` links the account
+    to the provider it works as (a ``staff`` account reads only that provider's bookings)."""
     members: dict[tuple[str, str], StaffMember] = {}
 
     def sign_in(
-        role: str = "owner", business: Business | None = None, email: str | None = None
+        role: str = "owner",
+        business: Business | None = None,
+        email: str | None = None,
+        provider_id: int | None = None,
     ) -> StaffMember:
         business = business or tenant
         email = email or f"{role}@example.com"
@@ -789,12 +915,32 @@ def staff_login(app, tenant, clock) -> Callable[..., StaffMember]:
                     now=clock(),
                     name=role.title(),
                     actor="tests",
+                    provider_id=provider_id,
                 )
                 user_id = user.id
             members[(business.slug, email)] = StaffMember(app, business, role, email, user_id)
         return members[(business.slug, email)]
 
     return sign_in
+
+
+@pytest.fixture
+def support_user(app, clock) -> tuple[int, FlaskClient]:
+    """``help@bookwell.example``, a platform support account (no business), signed in to the
+    support pages in a browser: ``(user_id, browser)``."""
+    with app.app_context():
+        user_id = create_user(
+            app,
+            tenant_id=None,
+            email="help@bookwell.example",
+            role="support",
+            password=STAFF_PASSWORD,
+            now=clock(),
+            actor="tests",
+        ).id
+    answer, browser = support_page_login(app, "help@bookwell.example")
+    assert answer.status_code == 302, (answer.status_code, answer.text[:500])
+    return user_id, browser
 
 
 @pytest.fixture
@@ -896,27 +1042,28 @@ def outbox(app, tenant) -> Callable[..., list[Mail]]:
 @pytest.fixture
 def audit_trail(app, tenant) -> Callable[..., list[AuditRecord]]:
     """``audit_trail()``: the audit entries of ``tenant`` (or ``business=``), oldest first, as
-    :class:`AuditRecord` (``action``, ``subject``, ``details``, ``actor``, ``at``);
-    ``action=`` keeps one action (a plugin's own are ``plugin.<name>.<action>``)."""
+    :class:`AuditRecord` (``action``, ``subject``, ``details``, ``actor``, ``at``, and the
+    personal data the pseudonyms stand for); ``action=`` keeps one action (a plugin's own are
+    ``plugin.<name>.<action>``)."""
 
     def read(business: Business | None = None, action: str | None = None) -> list[AuditRecord]:
-        query = (
-            select(AuditEntry)
-            .where(AuditEntry.tenant_id == (business or tenant).tenant_id)
-            .order_by(AuditEntry.sequence)
-        )
-        if action is not None:
-            query = query.where(AuditEntry.action == action)
         with db.fresh_session(app) as session:
-            return [
-                AuditRecord(
-                    action=entry.action,
-                    subject=entry.subject,
-                    details=json.loads(entry.details or "{}"),
-                    actor=entry.actor,
-                    at=entry.at,
-                )
-                for entry in session.scalars(query)
-            ]
+            shown = audit.listing(
+                session, (business or tenant).tenant_id, audit.Filter(action=action)
+            )
+        return [
+            AuditRecord(
+                action=entry.action,
+                subject=entry.subject,
+                details=entry.details,
+                actor=entry.actor,
+                at=entry.at,
+                actor_email=entry.actor_email,
+                subject_email=entry.subject_email,
+                ip=entry.ip,
+                people=entry.people,
+            )
+            for entry in shown
+        ]
 
     return read

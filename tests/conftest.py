@@ -46,6 +46,7 @@ def pytest_configure(config):
 # Bookwell's shipped fixtures, under the same names.
 postgres_template = testing.postgres_template
 database_url = testing.database_url
+migration_database_url = testing.migration_database_url
 clock = testing.clock
 make_app = testing.make_app
 
@@ -102,9 +103,9 @@ def log_in_staff(app, email: str, slug: str = "salon", password: str = STAFF_PAS
 
 
 def add_staff_and_a_rival(app, business, now, roles, *, rival_timezone="UTC") -> int:
-    """Staff of ``business``, one per role (``<role>@example.com``), and a second business,
-    ``spa``, whose owner is ``spa@example.com``; all with :data:`STAFF_PASSWORD`. Returns the
-    second business's id."""
+    """Staff of ``business``, one per role (``<role>@example.com``; the ``staff`` one works as
+    its first provider), and a second business, ``spa``, whose owner is ``spa@example.com``; all
+    with :data:`STAFF_PASSWORD`. Returns the second business's id."""
     from bookwell.core.access.users import create_user
     from bookwell.core.booking.tenants import create_tenant
     from bookwell.core.storage import db
@@ -118,6 +119,7 @@ def add_staff_and_a_rival(app, business, now, roles, *, rival_timezone="UTC") ->
                 role=role,
                 password=STAFF_PASSWORD,
                 now=now,
+                provider_id=business.provider_id if role == "staff" else None,
             )
         with db.write_transaction(app) as session:
             rival = create_tenant(session, "spa", name="Spa", timezone=rival_timezone, now=now)

@@ -215,11 +215,20 @@ def _invitation_values(actor: User, role: str) -> dict[str, object]:
 
 
 def invite(
-    app: Flask, tenant: Tenant, *, email: str, name: str, role: str, actor: User, now: datetime
+    app: Flask,
+    tenant: Tenant,
+    *,
+    email: str,
+    name: str,
+    role: str,
+    actor: User,
+    now: datetime,
+    provider_id: int | None = None,
 ) -> User:
     """A staff account with no password, and an e-mail inviting its owner to choose one (a
-    link that works once, for :data:`INVITATION_DAYS` days). Raises :class:`users.UserError`
-    for a bad name or address, or one that has an account here."""
+    link that works once, for :data:`INVITATION_DAYS` days); working as ``provider_id`` when
+    given. Raises :class:`users.UserError` for a bad name or address, one that has an account
+    here, or a provider not of this business."""
     if role not in roles_of(tenant):
         raise users.UserError(f"unknown staff role {role!r}", {"role": ["Not a staff role."]})
     created = users.create_user(
@@ -231,6 +240,7 @@ def invite(
         password=None,
         now=now,
         actor=actor.audit_label,
+        provider_id=provider_id,
     )
     send_invitation(app, tenant, created, actor, now)
     return created

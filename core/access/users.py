@@ -18,7 +18,14 @@ from bookwell.core.foundation import text
 from bookwell.core.mail import dispatch
 from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
 from bookwell.core.storage import db
-from bookwell.core.storage.models import PLATFORM_REALM, STAFF_ROLES, Role, Tenant, User
+from bookwell.core.storage.models import (
+    PLATFORM_REALM,
+    STAFF_ROLES,
+    Provider,
+    Role,
+    Tenant,
+    User,
+)
 from bookwell.hooks import UserInfo
 
 log = logging.getLogger("bookwell.accounts")
@@ -63,9 +70,7 @@ def checked_identity(name: str, email: str) -> str:
         refusal = text.SINGLE_LINE_MESSAGE
         raise UserError(f"the name: {refusal}", {"name": [refusal]})
     address = canonical_email(email)
-    problem = (
-        email_problem(address) if text.is_single_line(address) else text.SINGLE_LINE_MESSAGE
-    )
+    problem = email_problem(address) if text.is_single_line(address) else text.SINGLE_LINE_MESSAGE
     if problem is not None:
         message = f"{address!r} is not an address one can log in with: {problem}"
         raise UserError(message, {"email": [problem]})
@@ -160,8 +165,10 @@ def create_user(
     name: str = "",
     actor: str = "cli",
     email_verified: bool = True,
+    provider_id: int | None = None,
 ) -> User:
-    """Create a user; a staff or client user belongs to a tenant, a support user to none.
+    """Create a user; a staff or client user belongs to a tenant, a support user to none. A
+    staff account may work as one of its business's providers (``provider_id``).
     Without a ``password`` the account has none it can log in with (:data:`passwords.NO_PASSWORD`)
     until one is set through a link: an invitation, or a reset."""
     if role not in {str(item) for item in Role}:
@@ -186,6 +193,16 @@ def create_user(
     with db.write_transaction(app) as writer:
         if find_user(writer, tenant_id, address) is not None:
             raise UserError(f"{address} already has an account here", {"email": ["Taken."]})
+        if provider_id is not None and (
+            role not in {str(item) for item in STAFF_ROLES}
+            or writer.scalar(
+                select(Provider.id).where(
+                    Provider.id == provider_id, Provider.tenant_id == tenant_id
+                )
+            )
+            is None
+        ):
+            raise UserError("no such provider here", {"provider_id": ["Choose a provider."]})
         user = User(
             realm=realm_of(tenant_id),
             tenant_id=tenant_id,
@@ -196,6 +213,7 @@ def create_user(
             email_verified_at=now if email_verified else None,
             password_changed_at=now,
             created_at=now,
+            provider_id=provider_id,
         )
         writer.add(user)
         writer.flush()
@@ -206,7 +224,7 @@ def create_user(
             ip=_ip(),
             action="user.created",
             subject=f"user:{user.id}",
-            details={"role": role},
+            details={"role": role, **({"provider_id": provider_id} if provider_id else {})},
             now=now,
         )
         return user

@@ -463,6 +463,10 @@ def check_language(tag: str) -> str:
 # --- staff accounts ------------------------------------------------------------------------------
 
 
+# change_staff's provider_id when it is not to change (None unlinks the account).
+UNCHANGED = object()
+
+
 def may_grant(acting_role: str, role: str) -> bool:
     """Owners grant any staff role; managers any but owner; nobody else grants anything."""
     if role not in {str(item) for item in STAFF_ROLES}:
@@ -481,11 +485,15 @@ def change_staff(
     now: datetime,
     role: str | None = None,
     active: bool | None = None,
+    provider_id: int | None | object = UNCHANGED,
 ) -> User:
-    """Change a staff account's role, or (de)activate it; deactivation ends its sessions.
+    """Change a staff account's role, (de)activate it (deactivation ends its sessions), or link
+    it to the provider it works as (``provider_id``, ``None`` to unlink; left alone when not
+    given).
 
     A manager cannot touch an owner's account nor make anyone owner; the last active owner
-    stays an active owner.
+    stays an active owner. A change of role is audited on its own too (``staff.role_changed``,
+    old and new), as the trail's readers look for those.
     """
     with db.write_transaction(app) as session:
         user = session.scalar(
@@ -514,24 +522,34 @@ def change_staff(
                 raise CatalogueError(
                     "The business needs an active owner.", {"role": ["Keep one owner."]}
                 )
-        before = {"role": user.role, "active": user.active}
+        if provider_id is not UNCHANGED and provider_id is not None:
+            check_provider_of(session, tenant_id, provider_id)
+        before = {"role": user.role, "active": user.active, "provider_id": user.provider_id}
         if role is not None:
             user.role = role
         if active is not None:
             user.active = active
             if not active:
                 sessions.revoke_all_but(session, user.id, None, now)
+        if provider_id is not UNCHANGED:
+            user.provider_id = provider_id  # type: ignore[assignment]
         session.flush()
-        _record(
-            session,
-            tenant_id,
-            actor,
-            "user.changed",
-            f"user:{user.id}",
-            {"before": before, "after": {"role": user.role, "active": user.active}},
-            now,
-        )
+        after = {"role": user.role, "active": user.active, "provider_id": user.provider_id}
+        changed = {"before": before, "after": after}
+        _record(session, tenant_id, actor, "user.changed", f"user:{user.id}", changed, now)
+        if before["role"] != user.role:
+            roles = {"old": before["role"], "new": user.role}
+            _record(session, tenant_id, actor, "staff.role_changed", f"user:{user.id}", roles, now)
         return user
+
+
+def check_provider_of(session: Session, tenant_id: int, provider_id: object) -> None:
+    """A staff account works as one of its own business's providers, never another's."""
+    found = isinstance(provider_id, int) and session.scalar(
+        select(Provider.id).where(Provider.id == provider_id, Provider.tenant_id == tenant_id)
+    )
+    if not found:
+        raise CatalogueError("No such provider here.", {"provider_id": ["Choose a provider."]})
 
 
 def providers_offering(session: Session, tenant_id: int, service_id: int) -> list[Provider]:

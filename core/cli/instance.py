@@ -50,5 +50,8 @@ pass_context = click.make_pass_decorator(Context)
 def require_schema(app: Flask) -> Flask:
     """``app``, if its schema is current; else the command stops with one line saying so."""
     if not schema.is_current(db.engine_of(app)):
-        raise click.ClickException("the schema is missing or old: run `bookwell init` first")
+        raise click.ClickException(
+            "the schema is missing or old: run `bookwell init` first (as the role that owns the "
+            "tables, BOOKWELL_MIGRATION_DATABASE_URL, if the app's may not change them)"
+        )
     return app

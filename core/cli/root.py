@@ -56,7 +56,7 @@ def main(context: click.Context, instance: str | None) -> None:
 def _initialise(ctx: Context) -> bool:
     wrote = config.write_instance_file(config.resolve_instance_path(ctx.instance))
     try:
-        failures = schema.upgrade(db.engine_of(ctx.app), pluginhost.host_of(ctx.app))
+        failures = schema.upgrade_app(ctx.app, pluginhost.host_of(ctx.app))
     except Exception as error:
         raise click.ClickException(f"cannot create or upgrade the schema: {error}") from error
     for failure in failures:  # core is upgraded: a plugin's tables are its own problem
@@ -108,6 +108,12 @@ def serve(
     tls = check_tls_files(certfile, keyfile)
     check_port_free(host, port)
     require_schema(ctx.app)
+    unprotected = schema.trail_unprotected_from(db.engine_of(ctx.app))
+    if unprotected is not None:
+        click.echo(
+            f"warning: {unprotected}: it could switch off the audit trail's protection; connect "
+            "as a role of its own, see docs/deploy.md (two database roles)"
+        )
     db.engine_of(ctx.app).dispose()  # no connection of the master may be inherited by workers
     run_gunicorn(ctx.instance, host, port, workers, tls=tls)
 

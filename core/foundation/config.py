@@ -20,6 +20,7 @@ ENVIRONMENT_KEYS = {
     "BOOKWELL_SECRET_KEY": "SECRET_KEY",
     "BOOKWELL_ENCRYPTION_KEY": "ENCRYPTION_KEY",
     "DATABASE_URL": "DATABASE_URL",
+    "BOOKWELL_MIGRATION_DATABASE_URL": "MIGRATION_DATABASE_URL",
     "REDIS_URL": "REDIS_URL",
     "BOOKWELL_RATE_LIMITS": "RATE_LIMITS",
     "BOOKWELL_BASE_URL": "BASE_URL",
@@ -37,6 +38,10 @@ ENVIRONMENT_KEYS = {
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: SQLite file in the instance folder
+    # The role that owns the tables and changes the schema (`bookwell init`); the app's
+    # processes connect with DATABASE_URL, a role that cannot alter or erase the audit trail.
+    # None: migrations connect with DATABASE_URL too.
+    "MIGRATION_DATABASE_URL": None,
     "DATABASE_POOL_SIZE": 10,
     "REDIS_URL": None,
     "RATE_LIMITS": "booking=20/minute,write=60/minute,login=10/minute",

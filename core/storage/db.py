@@ -116,6 +116,21 @@ def engine_of(app: Flask | None = None) -> Engine:
     return (app or current_app).extensions[EXTENSION]["engine"]
 
 
+@contextlib.contextmanager
+def migration_engine(app: Flask) -> Iterator[Engine]:
+    """The engine schema changes use: ``MIGRATION_DATABASE_URL``'s (the tables' owner), made for
+    the occasion and disposed of after it, or the app's own when it is not set."""
+    url = app.config.get("MIGRATION_DATABASE_URL")
+    if not url:
+        yield engine_of(app)
+        return
+    engine = build_engine(url, pool_size=1, lock_timeout=float(app.config["LOCK_TIMEOUT_SECONDS"]))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def session() -> Session:
     """The read session of the current app context, closed when the context ends."""
     if "db_session" not in g:

@@ -1,6 +1,7 @@
 """The plugin's staff page: the archives (date, bookings, size, checksums) with their downloads,
-and a preview of what the next run would delete. Owner only (``plugins.manage``): the archives
-hold every client's details. Every download is audited."""
+and a preview of what the next run would delete. For those who may download the business's data
+in bulk (``data.export``: owners and managers): the archives hold every client's details. Every
+download is audited."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from bookwell.hooks.pages import plugin_context, plugin_settings, render_staff_p
 
 from . import archives
 
-PERMISSION = "plugins.manage"
+PERMISSION = "data.export"
 MEDIA_TYPES = {".jsonl": "application/x-ndjson", ".csv": "text/csv"}
 
 

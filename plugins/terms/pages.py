@@ -57,8 +57,9 @@ def staff_page(slug: str):
 
 @pages.get("/admin/<slug>/terms/consents.csv")
 def consents_download(slug: str):
-    """Every consent given between two days (the business's), as CSV; audited."""
-    page = require_staff(slug, "plugins.manage")
+    """Every consent given between two days (the business's), as CSV; audited. A bulk
+    download of clients' data: ``data.export``."""
+    page = require_staff(slug, "data.export")
     ctx = plugin_context(slug)
     zone = ZoneInfo(page.tenant.timezone)
     today = ctx.now.astimezone(zone).date()

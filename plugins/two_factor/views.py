@@ -196,7 +196,8 @@ def _viewer(slug: str | None, side: str, *, setting_up: bool = False) -> Viewer:
     if slug is None:  # only support's pages have no business
         abort(404)
     if side == "staff":
-        page = require_staff(slug, "bookings.read", login_scope=login_scope)
+        # Every staff role, whatever bookings it reads: each enrols its own authenticator.
+        page = require_staff(slug, "bookings.read_own", login_scope=login_scope)
         return Viewer(
             side,
             page.user,

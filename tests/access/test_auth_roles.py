@@ -29,7 +29,10 @@ PASSWORD = "correct horse battery staple"
 SALON = "/api/v1/tenants/salon"
 TENANT_ROLES = ("owner", "manager", "staff", "receptionist", "client")
 ANONYMOUS, SUPPORT, OTHER_TENANT = "anonymous", "support", "owner-of-another-tenant"
-CALLERS = (ANONYMOUS, *TENANT_ROLES, SUPPORT, OTHER_TENANT)
+# A staff account working as the salon's first provider, whose every booking the matrix reads
+# and changes ("staff" works as no provider: it reads no booking at all).
+LINKED_STAFF = "staff-with-provider"
+CALLERS = (ANONYMOUS, *TENANT_ROLES, LINKED_STAFF, SUPPORT, OTHER_TENANT)
 
 # Outcome classes. ALLOWED: the request got past authentication and authorisation (a 2xx, or a
 # 4xx other than 401/403/404 about the request itself).
@@ -44,7 +47,15 @@ def manifest(name: str) -> Manifest:
 
 
 def role_of(caller: str) -> Role | None:
-    return {ANONYMOUS: None, OTHER_TENANT: Role.OWNER}.get(caller) or Role(caller)
+    return {ANONYMOUS: None, OTHER_TENANT: Role.OWNER, LINKED_STAFF: Role.STAFF}.get(
+        caller
+    ) or Role(caller)
+
+
+def holds(caller: str, permission: str | tuple[str, ...]) -> bool:
+    """Whether the caller's role holds the permission (one of them, for several)."""
+    names = (permission,) if isinstance(permission, str) else permission
+    return any(allowed(role_of(caller), name) for name in names)
 
 
 @dataclass(frozen=True)
@@ -68,33 +79,67 @@ class Staff:
     """A bearer of this tenant whose role holds ``permission`` (support: after its guards).
     Another tenant's user gets 404; ``anonymous`` says what a request without a bearer gets."""
 
-    permission: str
+    permission: str | tuple[str, ...]
     anonymous: str = UNAUTHENTICATED
+    also: tuple[str, ...] = ()  # permissions needed as well (an export: ``data.export``)
 
     def expected(self, caller: str) -> str:
         if caller == ANONYMOUS:
             return self.anonymous
         if caller == OTHER_TENANT:
             return HIDDEN
-        return ALLOWED if allowed(role_of(caller), self.permission) else FORBIDDEN
+        needed_too = all(allowed(role_of(caller), p) for p in self.also)
+        return ALLOWED if holds(caller, self.permission) and needed_too else FORBIDDEN
 
 
-def staff_or_manage_token(permission: str) -> Staff:
+@dataclass(frozen=True)
+class OneBooking(Staff):
+    """One booking of the salon's first provider: as :class:`Staff`, and the caller must read
+    it: every booking (``bookings.read``), or their own provider's (``bookings.read_own``,
+    for the account linked to that provider)."""
+
+    def expected(self, caller: str) -> str:
+        found = super().expected(caller)
+        if found != ALLOWED or caller == ANONYMOUS:
+            return found
+        reads = holds(caller, "bookings.read") or (
+            caller == LINKED_STAFF and holds(caller, "bookings.read_own")
+        )
+        return ALLOWED if reads else FORBIDDEN
+
+
+@dataclass(frozen=True)
+class MakeBooking:
+    """Booking is open to everyone; a bearer of the business's staff books as staff, in the
+    agenda they read entirely: every provider's, or the one their account works as."""
+
+    def expected(self, caller: str) -> str:
+        if caller in (ANONYMOUS, OTHER_TENANT, SUPPORT, "client"):
+            return ALLOWED
+        in_own_agenda = holds(caller, "bookings.read") or caller == LINKED_STAFF
+        return ALLOWED if holds(caller, "bookings.manage") and in_own_agenda else FORBIDDEN
+
+
+def staff_or_manage_token(permission: str | tuple[str, ...]) -> Staff:
     """GET, cancel and reschedule of one booking: with a Bearer header it is the staff's request
-    (by ``permission``); without one, the client's, allowed by the booking's manage token."""
-    return Staff(permission, anonymous=ALLOWED)
+    (by ``permission``, on a booking the caller reads); without one, the client's, allowed by
+    the booking's manage token."""
+    return OneBooking(permission, anonymous=ALLOWED)
 
 
-EXPECTATIONS: dict[tuple[str, str], Public | LoggedIn | Staff] = {
+EXPECTATIONS: dict[tuple[str, str], Public | LoggedIn | Staff | MakeBooking] = {
     ("GET", "/api/v1/openapi.json"): Public(),
     ("GET", "/api/v1/tenants/<slug>/services"): Public(),
     ("GET", "/api/v1/tenants/<slug>/providers"): Public(),
     ("GET", "/api/v1/tenants/<slug>/availability"): Public(),
     ("GET", "/api/v1/tenants/<slug>/booking-requirements"): Public(),
     ("GET", "/api/v1/tenants/<slug>/password-rules"): Public(),
-    ("POST", "/api/v1/tenants/<slug>/bookings"): Public(),
-    ("GET", "/api/v1/tenants/<slug>/bookings"): Staff("bookings.read"),
-    ("GET", "/api/v1/tenants/<slug>/bookings/<reference>"): staff_or_manage_token("bookings.read"),
+    ("POST", "/api/v1/tenants/<slug>/bookings"): MakeBooking(),
+    # Filtered: each reads the bookings they may (tested below).
+    ("GET", "/api/v1/tenants/<slug>/bookings"): Staff(("bookings.read", "bookings.read_own")),
+    ("GET", "/api/v1/tenants/<slug>/bookings/<reference>"): staff_or_manage_token(
+        ("bookings.read", "bookings.read_own")
+    ),
     ("POST", "/api/v1/tenants/<slug>/bookings/<reference>/cancel"): staff_or_manage_token(
         "bookings.manage"
     ),
@@ -109,6 +154,7 @@ EXPECTATIONS: dict[tuple[str, str], Public | LoggedIn | Staff] = {
     ("POST", "/api/v1/auth/password"): LoggedIn(),
     ("GET", "/api/v1/tenants/<slug>/plugins"): Staff("plugins.read"),
     ("PUT", "/api/v1/tenants/<slug>/plugins/<name>"): Staff("plugins.manage"),
+    ("GET", "/api/v1/tenants/<slug>/audit"): Staff("audit.read", also=("data.export",)),
 }
 
 
@@ -160,10 +206,16 @@ class World:
         return response.json["reference"], response.json["manage_token"]
 
 
-def add_user(app, clock, email, role, tenant_id) -> int:
+def add_user(app, clock, email, role, tenant_id, provider_id=None) -> int:
     with app.app_context():
         return users.create_user(
-            app, tenant_id=tenant_id, email=email, role=role, password=PASSWORD, now=clock()
+            app,
+            tenant_id=tenant_id,
+            email=email,
+            role=role,
+            password=PASSWORD,
+            now=clock(),
+            provider_id=provider_id,
         ).id
 
 
@@ -201,13 +253,14 @@ def world(app, business, clock) -> World:
         # Clients log in, and sign up, only where the business has client accounts on.
         session.get(Tenant, business.tenant_id).client_accounts = True
     callers = {ANONYMOUS: Caller(ANONYMOUS)}
-    for role in TENANT_ROLES:
-        user_id = add_user(app, clock, f"{role}@example.com", role, business.tenant_id)
-        login = client.post(
-            f"{SALON}/auth/login", json={"email": f"{role}@example.com", "password": PASSWORD}
-        )
+    for name in (*TENANT_ROLES, LINKED_STAFF):
+        role = role_of(name)
+        provider = business.provider_id if name == LINKED_STAFF else None
+        email = f"{name}@example.com"
+        user_id = add_user(app, clock, email, role, business.tenant_id, provider)
+        login = client.post(f"{SALON}/auth/login", json={"email": email, "password": PASSWORD})
         assert login.status_code == 200, login.json
-        callers[role] = Caller(role, login.json["token"], user_id)
+        callers[name] = Caller(name, login.json["token"], user_id)
     support_id = add_user(app, clock, "help@bookwell.example", "support", None)
     with app.app_context(), db.write_transaction(app) as writer:
         _, key = sessions.create_api_key(writer, writer.get(User, support_id), clock())
@@ -263,6 +316,7 @@ def _end_session(world: World, who: Caller) -> Call:
 
 REQUESTS: dict[tuple[str, str], Callable[[World, Caller], Call]] = {
     ("GET", "/api/v1/openapi.json"): lambda w, who: Call(),
+    ("GET", "/api/v1/tenants/<slug>/audit"): lambda w, who: Call({"format": "csv"}),
     ("GET", "/api/v1/tenants/<slug>/services"): lambda w, who: Call(),
     ("GET", "/api/v1/tenants/<slug>/providers"): lambda w, who: Call(
         {"service_id": w.business.service_id}
@@ -390,10 +444,20 @@ def test_the_matrix_logs_out_and_ends_spare_sessions_only(world):
 
 
 def test_the_issues_promises_hold_in_the_permission_table():
-    readers = {role for role in Role if allowed(role, "bookings.read")}
-    managers = {role for role in Role if allowed(role, "bookings.manage")}
-    assert readers == {Role.OWNER, Role.MANAGER, Role.STAFF, Role.RECEPTIONIST, Role.SUPPORT}
-    assert managers == {Role.OWNER, Role.MANAGER, Role.STAFF, Role.RECEPTIONIST}
+    def holders(permission: str) -> set[Role]:
+        return {role for role in Role if allowed(role, permission)}
+
+    everyone = {Role.OWNER, Role.MANAGER, Role.STAFF, Role.RECEPTIONIST}
+    # Staff read only their own provider's bookings; receptionists everyone's.
+    assert holders("bookings.read") == {Role.OWNER, Role.MANAGER, Role.RECEPTIONIST, Role.SUPPORT}
+    assert holders("bookings.read_own") == everyone
+    assert holders("bookings.manage") == everyone
+    assert holders("plugins.read") == everyone
+    # No catalogue and no exports for receptionists (nor staff); managers all but the owner's.
+    for permission in ("catalogue.manage", "staff.manage", "data.export", "audit.read"):
+        assert holders(permission) == {Role.OWNER, Role.MANAGER}, permission
+    for permission in ("plugins.manage", "business.manage"):
+        assert holders(permission) == {Role.OWNER}, permission
     assert not allowed(Role.CLIENT, "bookings.read")
     assert not allowed("nobody", "bookings.read")
     assert not allowed(Role.OWNER, "no.such.permission")
@@ -467,8 +531,12 @@ def test_staff_list_bookings_with_their_details_and_consents(world):
     assert response.status_code == 201, response.json
     reference = response.json["reference"]
 
-    listed = world.client.get(
+    unlinked = world.client.get(
         f"{SALON}/bookings?from=2027-03-04&to=2027-03-04", headers=bearer(world, "staff")
+    )
+    assert unlinked.status_code == 200 and unlinked.json == []  # works as no provider
+    listed = world.client.get(
+        f"{SALON}/bookings?from=2027-03-04&to=2027-03-04", headers=bearer(world, LINKED_STAFF)
     )
     assert listed.status_code == 200
     assert [item["reference"] for item in listed.json] == [reference]
@@ -529,13 +597,17 @@ def test_the_staff_list_needs_a_from_and_a_to_date(world, query):
 
 def test_staff_read_one_booking_by_reference(world):
     reference, _ = world.booking
-    response = world.client.get(f"{SALON}/bookings/{reference}", headers=bearer(world, "staff"))
+    response = world.client.get(
+        f"{SALON}/bookings/{reference}", headers=bearer(world, LINKED_STAFF)
+    )
     assert response.status_code == 200
     assert response.json["reference"] == reference
     assert response.json["consents"] == []
     assert "manage_token" not in response.json
-    missing = world.client.get(f"{SALON}/bookings/BW-NOPE", headers=bearer(world, "staff"))
+    missing = world.client.get(f"{SALON}/bookings/BW-NOPE", headers=bearer(world, LINKED_STAFF))
     assert missing.status_code == 404
+    unlinked = world.client.get(f"{SALON}/bookings/{reference}", headers=bearer(world, "staff"))
+    assert unlinked.status_code == 403
 
 
 def test_staff_cancel_a_booking_with_a_reason(world):

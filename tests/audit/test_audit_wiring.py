@@ -62,7 +62,11 @@ def test_the_booking_lifecycle_and_plugin_changes_are_audited(make_app, business
     ]
     subject = f"booking:{created['reference']}"
     assert {entry.subject for entry in trail if entry.action.startswith("booking")} == {subject}
-    assert trail[0].actor == "client:ann@example.com"
+    assert trail[0].actor.startswith("client:person:")  # the client, by pseudonym
+    with db.write_transaction(app) as session:
+        shown = audit.listing(session, business.tenant_id)
+    assert shown[0].actor_email == "ann@example.com"
+    assert all("ann@example.com" not in str(entry) for entry in trail)
     assert trail[1].actor == "user:7"
     assert json.loads(trail[2].details)["refusals"] == [
         {"plugin": "no-mondays", "refusal": "monday"}

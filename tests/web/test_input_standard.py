@@ -46,6 +46,7 @@ from bookwell.core.storage.models import (
     TimeOff,
     User,
 )
+from bookwell.core.testing import as_tables_owner
 from bookwell.core.web.forms import STANDARD_VALIDATORS
 from bookwell.hooks import Setting
 
@@ -486,7 +487,7 @@ CLIENT_DATA = ("Zoe Secretname", "zoe.secret@example.com", "my secret notes")
 
 def _fail_every_booking_insert(app) -> None:
     """A database that refuses the booking's INSERT, as a full disk or a broken replica would."""
-    with db.engine_of(app).begin() as connection:
+    with as_tables_owner(app) as connection:  # the app's own role may not add triggers
         if connection.dialect.name == "sqlite":
             connection.execute(
                 text(

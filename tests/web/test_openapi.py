@@ -282,6 +282,7 @@ def test_every_documented_operation_answers_as_documented(
         "provider_id": business.provider_id,
         "from": "2027-03-02",
         "to": "2027-03-03",
+        "format": "json",
     }
     bodies = {
         "BookingIn": booking_body(

@@ -93,6 +93,7 @@ def walk(app, business, clock):
             "theme": "default",
             "filename": "bookwell.css",
             "number": 1,
+            "email": "ann@example.com",
         },
         "booking": booked.json,
         "token": login.json["token"],

@@ -4,6 +4,7 @@ from flask import Flask
 
 from bookwell.core.web import ratelimits
 from bookwell.core.web.api import errors
+from bookwell.core.web.api.audit_api import audit_api
 from bookwell.core.web.api.auth import platform_auth, tenant_auth
 from bookwell.core.web.api.clients import clients
 from bookwell.core.web.api.openapi import openapi
@@ -15,6 +16,7 @@ from bookwell.core.web.api.staff import staff
 def init_app(app: Flask) -> None:
     app.register_blueprint(public)
     app.register_blueprint(staff)
+    app.register_blueprint(audit_api)
     app.register_blueprint(plugins_api)
     app.register_blueprint(tenant_auth)
     app.register_blueprint(platform_auth)

@@ -21,7 +21,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from bookwell.core import audit
 from bookwell.core.access import login, sessions, users
-from bookwell.core.access.permissions import may
+from bookwell.core.access.permissions import Subject, may
 from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
@@ -51,13 +51,14 @@ def caller() -> identity.SignedInRows | None:
 
 
 def require(
-    tenant: Tenant, permission: str, scope: str, *, subject: str | None = None
+    tenant: Tenant, permission: str | tuple[str, ...], scope: str, *, subject: Subject = None
 ) -> identity.SignedInRows:
     """The caller, if they may use ``permission`` on ``tenant``'s data: the one check for the API.
 
     No bearer -> 401. A user of another tenant -> 404 (their token must not even confirm that
     the booking exists). Neither their role nor an active grant (on everything, or on
-    ``subject``: ``client:<e-mail>``) gives the permission -> 403. Then the tenant's
+    ``subject``: ``client:<e-mail>``, or a callable finding it) gives the permission (one of
+    them, for several) -> 403. Then the tenant's
     ``before_data_access`` guards; platform support's every attempt is audited.
     """
     who = caller()

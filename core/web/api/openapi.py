@@ -415,6 +415,51 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"also_enabled": {"type": "array", "items": {"type": "string"}}},
     },
 }
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+SCHEMAS["AuditEntry"] = {
+    "type": "object",
+    "required": [
+        "sequence",
+        "at",
+        "actor",
+        "actor_email",
+        "ip",
+        "action",
+        "subject",
+        "details",
+        "entry_hash",
+        "previous_hash",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "sequence": {"type": "integer", "minimum": 1, "description": "1, 2, 3... in the chain."},
+        "at": {**INSTANT, "description": "When, in UTC."},
+        "actor": {
+            "type": "string",
+            "description": "Who: `user:<id>` (an account), a label such as `cli`, or a person by "
+            "pseudonym (`client:person:<16 hex>`).",
+        },
+        "actor_email": {
+            **_NULLABLE_TEXT,
+            "description": "The e-mail address the actor stands for; `[erased]` once that "
+            "person was erased; null when unknown.",
+        },
+        "ip": {**_NULLABLE_TEXT, "description": "Where from; null if unknown or erased."},
+        "action": {"type": "string"},
+        "subject": {"type": "string", "description": "On what; people by pseudonym."},
+        "details": {"type": "object", "description": "As stored (secrets redacted)."},
+        "entry_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "previous_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+}
+SCHEMAS["AuditExport"] = {
+    "type": "object",
+    "required": ["entries"],
+    "additionalProperties": False,
+    "properties": {
+        "entries": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}
+    },
+}
 SECURITY_SCHEMES = {
     "bearerAuth": {
         "type": "http",
@@ -467,6 +512,12 @@ MEANING = {
     503: "The booking could not take its lock in time (`busy`), or a check of a plugin of the "
     "business could not run (`plugin_failed`): nothing changed; retry after Retry-After.",
 }
+# The staff's reads of client details, when a plugin asks core to audit them (data_protection).
+VIEW_NOT_AUDITED = (
+    "A plugin of the business asks for every view of client details to be audited, and the "
+    "audit entry could not be written (`audit_unavailable`): nothing is shown; retry after "
+    "Retry-After."
+)
 RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
@@ -632,6 +683,10 @@ DAY = {
     "format": "date",
     "pattern": f"^{CALENDAR_DAY}$",
     "description": f"YYYY-MM-DD. {BOUNDS}",
+}
+AUDIT_BOUND = {
+    "anyOf": [DAY, {**INSTANT, "pattern": INSTANT_PATTERN}],
+    "description": "YYYY-MM-DD, or an RFC 3339 date and time with its offset. " + BOUNDS,
 }
 CLIENT_OR_STAFF_BOOKING = {
     "oneOf": [_ref("ClientBooking"), _ref("StaffBooking")],
@@ -856,7 +911,9 @@ def document() -> dict[str, Any]:
                             403,
                             404,
                             422,
+                            503,
                             e404="Unknown business, or a bearer of another business.",
+                            e503=VIEW_NOT_AUDITED,
                         ),
                     },
                 },
@@ -875,10 +932,12 @@ def document() -> dict[str, Any]:
                             401,
                             403,
                             404,
+                            503,
                             e401="A bearer that is not valid or has expired.",
                             e403="The bearer's role may not read bookings.",
                             e404="Unknown business or booking, a wrong token, or a bearer of "
                             "another business.",
+                            e503=VIEW_NOT_AUDITED,
                         ),
                     },
                 }
@@ -1083,6 +1142,50 @@ def document() -> dict[str, Any]:
                             e503="The change could not take its lock in time (`busy`), or the "
                             "plugin's own check of its settings failed (`plugin_failed`); "
                             "nothing changed.",
+                        ),
+                    },
+                }
+            },
+            f"{base}/audit": {
+                "get": {
+                    "summary": "Export the business's audit trail (owners and managers)",
+                    "description": "Oldest entry first, only this business's chain, as JSON "
+                    "(`format=json`, the default) or CSV (`format=csv`: a header row with the "
+                    "fields of AuditEntry, `details` as JSON). Needs `audit.read` and "
+                    "`data.export`. Every export is itself audited (`audit.exported`) before it "
+                    "is answered. A day is the business's; `to` takes all of its day (or, as a "
+                    "date and time, that instant).",
+                    "operationId": "exportAuditTrail",
+                    "security": BEARER,
+                    "parameters": [
+                        _slug(),
+                        _query("from", AUDIT_BOUND, False, "The first day or instant."),
+                        _query("to", AUDIT_BOUND, False, "The last day or instant."),
+                        _query(
+                            "format",
+                            {"type": "string", "enum": ["json", "csv"], "default": "json"},
+                            False,
+                            "json or csv.",
+                        ),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The entries.",
+                            "content": {
+                                "application/json": {"schema": _ref("AuditExport")},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors(
+                            401,
+                            403,
+                            404,
+                            422,
+                            e403="The bearer's role may not read the audit trail or export "
+                            "the business's data.",
+                            e404="Unknown business, or a bearer of another business.",
+                            e422="`from`, `to` or `format` malformed or empty, or `to` before "
+                            "`from` (`invalid`, with `fields`).",
                         ),
                     },
                 }

@@ -8,9 +8,11 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
+from bookwell.core.access.permissions import READ_BOOKINGS, Subject, booking_reach
 from bookwell.core.booking import lifecycle
 from bookwell.core.booking.availability import local_day_bounds
 from bookwell.core.context import make_context, protection
+from bookwell.core.context.grants import client_subject
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
@@ -93,12 +95,51 @@ def _viewed(tenant: Tenant, who, subject: str, references: list[str] | None = No
     )
 
 
+def _subject_of(tenant: Tenant, reference: str) -> Subject:
+    """A booking's subject for the checks, its client's record; looked up only once the caller
+    is known to belong to the business."""
+
+    def find() -> str | None:
+        email = db.session().scalar(
+            select(Booking.client_email).where(
+                Booking.tenant_id == tenant.id, Booking.reference == reference[:64]
+            )
+        )
+        return client_subject(email) if email else None
+
+    return find
+
+
+def _readable(tenant: Tenant, who, reference: str) -> Booking:
+    """The booking, if the caller may read it (every booking, their provider's, or a grant on
+    its client); else 403."""
+    booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
+    reach = booking_reach(db.session(), who.user, tenant.id, clock.now())
+    if not reach.reads(booking.provider_id, booking.client_email):
+        raise ApiError(403, "forbidden", "Your role does not allow this booking.")
+    return booking
+
+
+def _may_use_provider(tenant: Tenant, who, provider_id: int | None, client_email: str) -> None:
+    """Whoever reads only their own provider's agenda books and moves bookings only there."""
+    reach = booking_reach(db.session(), who.user, tenant.id, clock.now())
+    if not reach.everything and (provider_id is None or not reach.reads(provider_id, client_email)):
+        raise ApiError(
+            403,
+            "forbidden",
+            "Your role allows bookings in your own agenda only.",
+            {"provider_id": "Not yours."},
+        )
+
+
 def list_bookings(tenant: Tenant):
-    who = require(tenant, "bookings.read", "bookings")
+    who = require(tenant, READ_BOOKINGS, "bookings")
     day_from, day_to = _days()
     start, end = local_day_bounds(day_from, day_to, tenant.zone)
-    bookings = list(
-        db.session().scalars(
+    reach = booking_reach(db.session(), who.user, tenant.id, clock.now())
+    bookings = [
+        booking
+        for booking in db.session().scalars(
             select(Booking)
             .where(
                 Booking.tenant_id == tenant.id,
@@ -107,7 +148,8 @@ def list_bookings(tenant: Tenant):
             )
             .order_by(Booking.starts_at, Booking.provider_id)
         )
-    )
+        if reach.reads(booking.provider_id, booking.client_email)
+    ]
     consents = consents_of([booking.id for booking in bookings])
     _viewed(
         tenant,
@@ -121,8 +163,8 @@ def list_bookings(tenant: Tenant):
 
 
 def show_booking(tenant: Tenant, reference: str):
-    who = require(tenant, "bookings.read", "booking")
-    booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
+    who = require(tenant, READ_BOOKINGS, "booking", subject=_subject_of(tenant, reference))
+    booking = _readable(tenant, who, reference)
     _viewed(tenant, who, f"booking:{booking.reference}")
     return jsonify(staff_booking_json(booking, tenant, consents_of([booking.id])[booking.id]))
 
@@ -144,6 +186,7 @@ def create_booking(tenant: Tenant):
         # inside the booking's transaction; until then, refuse rather than ignore the key.
         raise invalid({"Idempotency-Key": "Not taken on staff bookings (with a bearer)."})
     payload = bodies.read(StaffBookingIn)
+    _may_use_provider(tenant, who, payload.provider_id, payload.client.email)
     booking, _token = lifecycle.create_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,
@@ -166,8 +209,9 @@ def create_booking(tenant: Tenant):
 
 
 def cancel_booking(tenant: Tenant, reference: str):
-    who = require(tenant, "bookings.manage", "booking")
+    who = require(tenant, "bookings.manage", "booking", subject=_subject_of(tenant, reference))
     payload = bodies.read(StaffCancelIn, when_empty=b"{}")
+    _readable(tenant, who, reference)
     booking = lifecycle.cancel_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,
@@ -186,8 +230,15 @@ def bookings_between(slug: str):
 
 
 def reschedule_booking(tenant: Tenant, reference: str):
-    who = require(tenant, "bookings.manage", "booking")
+    who = require(tenant, "bookings.manage", "booking", subject=_subject_of(tenant, reference))
     payload = bodies.read(StaffRescheduleIn)
+    booking = _readable(tenant, who, reference)
+    _may_use_provider(
+        tenant,
+        who,
+        booking.provider_id if payload.provider_id is None else payload.provider_id,
+        booking.client_email,
+    )
     booking = lifecycle.reschedule_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,

@@ -28,16 +28,23 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, select
 from wtforms import EmailField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Email, Length, NumberRange, Optional
 
 from bookwell.core.access import sessions
-from bookwell.core.access.permissions import allowed, may
+from bookwell.core.access.permissions import (
+    READ_BOOKINGS,
+    BookingReach,
+    Subject,
+    booking_reach,
+    may,
+)
 from bookwell.core.booking import catalogue, lifecycle
 from bookwell.core.booking.availability import find_slots, local_day_bounds
 from bookwell.core.booking.outcomes import OUTCOMES, mark_outcome
 from bookwell.core.context import make_context, protection
+from bookwell.core.context.grants import client_subject
 from bookwell.core.foundation import clock
 from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
 from bookwell.core.storage import db
@@ -70,14 +77,15 @@ MAX_CENTS = 2**31 - 1  # the databases' INTEGER
 
 def require_page(
     slug: str,
-    permission: str,
+    permission: str | tuple[str, ...],
     scope: str,
     *,
-    subject: str | None = None,
+    subject: Subject = None,
     support: bool = False,
 ) -> tuple[Tenant, User]:
-    """The tenant and the signed-in user, if they may use ``permission`` there (by their role,
-    or by an active grant on everything or on ``subject``); else the login page (not signed in,
+    """The tenant and the signed-in user, if they may use ``permission`` (or one of several)
+    there, by their role or by an active grant on everything or on ``subject`` (a callable is
+    asked only once the user is known to belong here); else the login page (not signed in,
     or platform support on a page not open to them), 404 (another tenant's user), or 403 (role,
     or a plugin's ``before_data_access`` refusal).
 
@@ -128,10 +136,13 @@ def viewed(
     tenant: Tenant, user: User, subject: str, references: Sequence[str] | None = None
 ) -> None:
     """A staff member is about to see clients' details: ``subject`` is ``booking:<reference>``,
-    or a listing (``bookings:<from>..<to>``) of the bookings ``references``. When a plugin asks
-    for it, the view is audited first (``ViewNotAudited``, a 503, if it cannot be); then the
-    plugins' ``after_view`` hear of it (best effort)."""
-    if references is None:
+    ``client:<e-mail>`` (one client's record), or a listing (``bookings:<from>..<to>``) of the
+    bookings ``references``. When a plugin asks for it, the view is audited first
+    (``ViewNotAudited``, a 503, if it cannot be); then the plugins' ``after_view`` hear of it
+    (best effort)."""
+    if references is None and subject.startswith("client:"):
+        protection.audit_view(tenant, user, "client", [subject.removeprefix("client:")])
+    elif references is None:
         protection.audit_view(tenant, user, "booking", [subject.removeprefix("booking:")])
     elif references:
         protection.audit_view(tenant, user, "booking", references, listing=subject)
@@ -179,7 +190,7 @@ def page(template: str, tenant: Tenant, user: User, status: int = 200, **values)
             template,
             tenant=tenant,
             user=current_user._get_current_object(),
-            can=lambda permission: allowed(user.role, permission),
+            can=lambda permission: may(db.session(), user, tenant.id, permission, now=clock.now()),
             logout_form=FlaskForm(formdata=None),
             plugin_menu=plugin_menu(tenant, user),
             **values,
@@ -213,26 +224,40 @@ def _day_argument(name: str, default: date) -> date:
 # --- agendas -------------------------------------------------------------------------------------
 
 
-def _agenda(tenant: Tenant, first: date, last: date):
+def reach_of(tenant: Tenant, user: User) -> BookingReach:
+    """Which of the tenant's bookings ``user`` may read now (their role, their provider, grants)."""
+    return booking_reach(db.session(), user, tenant.id, clock.now())
+
+
+def _agenda(tenant: Tenant, first: date, last: date, reach: BookingReach):
+    """The bookings between two days that ``reach`` reads, by provider and day: every active
+    provider's column for who reads everything, else only the columns of their own provider
+    and of the bookings they may read."""
     start, end = local_day_bounds(first, last, tenant.zone)
     reader = db.session()
-    bookings = list(
-        reader.scalars(
-            select(Booking)
-            .where(
-                Booking.tenant_id == tenant.id,
-                Booking.starts_at >= start,
-                Booking.starts_at < end,
-            )
-            .order_by(Booking.starts_at)
+    query = (
+        select(Booking)
+        .where(
+            Booking.tenant_id == tenant.id,
+            Booking.starts_at >= start,
+            Booking.starts_at < end,
         )
+        .order_by(Booking.starts_at)
     )
+    if not reach.everything and not reach.clients:
+        query = query.where(Booking.provider_id == (reach.provider_id or 0))
+    bookings = [
+        booking
+        for booking in reader.scalars(query)
+        if reach.reads(booking.provider_id, booking.client_email)
+    ]
     seen = {booking.provider_id for booking in bookings}
+    shown = Provider.active.is_(True) if reach.everything else Provider.id.in_([0])
     providers = list(
         reader.scalars(
             select(Provider)
             .where(Provider.tenant_id == tenant.id)
-            .where(Provider.active.is_(True) | Provider.id.in_(seen or {0}))
+            .where(shown | Provider.id.in_(seen | {reach.provider_id or 0}))
             .order_by(Provider.name, Provider.id)
         )
     )
@@ -254,11 +279,24 @@ def _today(tenant: Tenant) -> date:
     return clock.now().astimezone(tenant.zone).date()
 
 
+UNLINKED = (
+    "Your account is not linked to a provider, so it has no bookings to show: an owner or a "
+    "manager links it to yours on its page under Staff."
+)
+
+
+def _unlinked(reach: BookingReach) -> str | None:
+    """Why the viewer sees no agenda: they read only their own provider's bookings but have no
+    provider (``None`` when that is not so)."""
+    return UNLINKED if not reach.everything and reach.provider_id is None else None
+
+
 @admin_pages.get("/", endpoint="day")
 def day_agenda(slug: str):
-    tenant, user = require_page(slug, "bookings.read", "bookings")
+    tenant, user = require_page(slug, READ_BOOKINGS, "bookings", support=True)
     day = _day_argument("date", _today(tenant))
-    providers, _, grid = _agenda(tenant, day, day)
+    reach = reach_of(tenant, user)
+    providers, _, grid = _agenda(tenant, day, day, reach)
     viewed(tenant, user, f"bookings:{day.isoformat()}..{day.isoformat()}", _references(grid))
     return page(
         "admin/day.html",
@@ -270,15 +308,17 @@ def day_agenda(slug: str):
         grid=grid,
         previous=day - timedelta(days=1),
         following=day + timedelta(days=1),
+        unlinked=_unlinked(reach),
     )
 
 
 @admin_pages.get("/week")
 def week_agenda(slug: str):
-    tenant, user = require_page(slug, "bookings.read", "bookings")
+    tenant, user = require_page(slug, READ_BOOKINGS, "bookings", support=True)
     first = _day_argument("start", _today(tenant))
     last = first + timedelta(days=WEEK - 1)
-    providers, days, grid = _agenda(tenant, first, last)
+    reach = reach_of(tenant, user)
+    providers, days, grid = _agenda(tenant, first, last, reach)
     viewed(tenant, user, f"bookings:{first.isoformat()}..{last.isoformat()}", _references(grid))
     return page(
         "admin/week.html",
@@ -291,6 +331,7 @@ def week_agenda(slug: str):
         grid=grid,
         previous=first - timedelta(days=WEEK),
         following=first + timedelta(days=WEEK),
+        unlinked=_unlinked(reach),
     )
 
 
@@ -317,8 +358,11 @@ class SlotForm(FlaskForm):
         return int(provider), datetime.fromtimestamp(int(epoch), UTC)
 
 
-def slot_choices(tenant: Tenant, service: Service, day: date, **options) -> list[tuple[str, str]]:
-    """Every free start of ``service`` on ``day`` as radio choices: value and label."""
+def slot_choices(
+    tenant: Tenant, service: Service, day: date, reach: BookingReach | None = None, **options
+) -> list[tuple[str, str]]:
+    """Every free start of ``service`` on ``day`` as radio choices: value and label; only with
+    the providers whose agenda ``reach`` reads entirely, when given."""
     rows = db.session().execute(
         select(Provider.id, Provider.name).where(Provider.tenant_id == tenant.id)
     )
@@ -339,6 +383,7 @@ def slot_choices(tenant: Tenant, service: Service, day: date, **options) -> list
             f"{slot.start.astimezone(tenant.zone):%H:%M} · {names.get(slot.provider_id, '')}",
         )
         for slot in slots
+        if reach is None or reach.everything or slot.provider_id == reach.provider_id
     ]
 
 
@@ -349,6 +394,31 @@ def _find(tenant: Tenant, reference: str) -> Booking:
         abort(404)
 
 
+def _subject_of(slug: str, reference: str) -> Subject:
+    """The subject a booking's checks are about, its client's record; looked up only once the
+    gate knows the user belongs to the business."""
+
+    def find() -> str | None:
+        tenant = current_tenant(slug)
+        email = tenant and db.session().scalar(
+            select(Booking.client_email).where(
+                Booking.tenant_id == tenant.id, Booking.reference == reference[:64]
+            )
+        )
+        return client_subject(email) if email else None
+
+    return find
+
+
+def _readable(tenant: Tenant, user: User, reference: str) -> Booking:
+    """The booking, if ``user`` may read it (all bookings, their provider's, or a grant on its
+    client); else 403."""
+    booking = _find(tenant, reference)
+    if not reach_of(tenant, user).reads(booking.provider_id, booking.client_email):
+        abort(403)
+    return booking
+
+
 def _providers_of(tenant: Tenant, service: Service) -> list[tuple[int, str]]:
     return [
         (provider.id, provider.name)
@@ -356,18 +426,25 @@ def _providers_of(tenant: Tenant, service: Service) -> list[tuple[int, str]]:
     ]
 
 
-def _move_steps(tenant: Tenant, booking: Booking, move_day: date | None) -> dict:
+def _move_steps(tenant: Tenant, user: User, booking: Booking, move_day: date | None) -> dict:
     """Rescheduling in the booking flow's steps: whom with (the same provider first), a month
     whose free days are links, then that day's times, one button each. One day's times at most,
     and one time a start: a page of every provider's week was a wall of radio buttons."""
     service = booking.service
-    providers = _providers_of(tenant, service)
+    reach = reach_of(tenant, user)
+    providers = [
+        (provider_id, name)
+        for provider_id, name in _providers_of(tenant, service)
+        if reach.reads(provider_id, booking.client_email)
+    ]
     known = {str(provider_id) for provider_id, _ in providers}
     raw = request.args.get("provider", "")
-    if raw == "any" or raw in known:
+    if (raw == "any" and reach.everything) or raw in known:
         provider_arg = raw
+    elif str(booking.provider_id) in known:
+        provider_arg = str(booking.provider_id)
     else:
-        provider_arg = str(booking.provider_id) if str(booking.provider_id) in known else "any"
+        provider_arg = "any" if reach.everything or not known else next(iter(known))
     names = dict(providers)
     today = _today(tenant)
     horizon = today + timedelta(days=service.horizon_days)
@@ -395,6 +472,7 @@ def _move_steps(tenant: Tenant, booking: Booking, move_day: date | None) -> dict
             provider_id=None if provider_arg == "any" else int(provider_arg),
             ignore_booking_id=booking.id,
         )
+        found = [slot for slot in found if reach.reads(slot.provider_id, booking.client_email)]
         # "Anyone": one time a start, the booking's own provider first when free.
         found.sort(key=lambda slot: (slot.start_epoch, slot.provider_id != booking.provider_id))
         seen: set[int] = set()
@@ -408,7 +486,7 @@ def _move_steps(tenant: Tenant, booking: Booking, move_day: date | None) -> dict
 
     steps_context = {
         "providers": [(str(provider_id), name) for provider_id, name in providers]
-        + [("any", "Anyone free")],
+        + ([("any", "Anyone free")] if reach.everything else []),
         "provider_arg": provider_arg,
         "provider_url": lambda value: url(provider=value),
         "day_url": lambda day: url(day=day.isoformat()),
@@ -468,7 +546,7 @@ def _booking_page(
     changeable = booking.status == BookingStatus.CONFIRMED
     moving = None
     if changeable and booking.starts_at > clock.now():
-        moving = _move_steps(tenant, booking, move_day)
+        moving = _move_steps(tenant, user, booking, move_day)
     consents = list(
         db.session().scalars(
             select(BookingConsent)
@@ -504,8 +582,47 @@ def _parse_day(raw: str | None) -> date | None:
 
 @admin_pages.get("/bookings/<reference>")
 def booking_details(slug: str, reference: str):
-    tenant, user = require_page(slug, "bookings.read", "booking")
-    return _booking_page(tenant, user, _find(tenant, reference))
+    tenant, user = require_page(
+        slug, READ_BOOKINGS, "booking", subject=_subject_of(slug, reference), support=True
+    )
+    return _booking_page(tenant, user, _readable(tenant, user, reference))
+
+
+# --- one client's record -------------------------------------------------------------------------
+
+MAX_EMAIL = 254
+
+
+@admin_pages.get("/clients/<email>")
+def client_record(slug: str, email: str):
+    """One client's bookings (by e-mail, whatever its case), those the viewer may read."""
+    email = email.strip()
+    if not (0 < len(email) <= MAX_EMAIL and "@" in email) or not email.isprintable():
+        abort(404)
+    subject = client_subject(email)
+    tenant, user = require_page(slug, READ_BOOKINGS, "client", subject=subject, support=True)
+    reach = reach_of(tenant, user)
+    rows = db.session().scalars(
+        select(Booking)
+        .where(Booking.tenant_id == tenant.id, func.lower(Booking.client_email) == email.lower())
+        .order_by(Booking.starts_at.desc())
+    )
+    bookings = [
+        booking
+        for booking in rows
+        if client_subject(booking.client_email) == subject
+        and reach.reads(booking.provider_id, booking.client_email)
+    ]
+    viewed(tenant, user, subject)
+    return page(
+        "admin/client.html",
+        tenant,
+        user,
+        email=email,
+        name=bookings[0].client_name if bookings else None,
+        bookings=bookings,
+        unlinked=None if subject in reach.clients else _unlinked(reach),
+    )
 
 
 def _done(tenant: Tenant, booking: Booking, message: str):
@@ -515,8 +632,10 @@ def _done(tenant: Tenant, booking: Booking, message: str):
 
 @admin_pages.post("/bookings/<reference>/cancel")
 def cancel(slug: str, reference: str):
-    tenant, user = require_page(slug, "bookings.manage", "booking")
-    booking = _find(tenant, reference)
+    tenant, user = require_page(
+        slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
+    )
+    booking = _readable(tenant, user, reference)
     form = CancelForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, cancel=form)
@@ -543,8 +662,10 @@ def cancel(slug: str, reference: str):
 
 @admin_pages.post("/bookings/<reference>/reschedule")
 def reschedule(slug: str, reference: str):
-    tenant, user = require_page(slug, "bookings.manage", "booking")
-    booking = _find(tenant, reference)
+    tenant, user = require_page(
+        slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
+    )
+    booking = _readable(tenant, user, reference)
     form = SlotForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, move=form)
@@ -553,6 +674,9 @@ def reschedule(slug: str, reference: str):
         form.slot.errors = ["Choose one of the free times."]
         return _booking_page(tenant, user, booking, status=422, move=form)
     provider_id, start = chosen
+    if not reach_of(tenant, user).reads(provider_id, booking.client_email):
+        form.slot.errors = ["You may move this booking only within your own agenda."]
+        return _booking_page(tenant, user, booking, status=403, move=form)
     try:
         lifecycle.reschedule_booking(
             current_app._get_current_object(),
@@ -575,8 +699,10 @@ def reschedule(slug: str, reference: str):
 
 @admin_pages.post("/bookings/<reference>/outcome")
 def outcome(slug: str, reference: str):
-    tenant, user = require_page(slug, "bookings.manage", "booking")
-    booking = _find(tenant, reference)
+    tenant, user = require_page(
+        slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
+    )
+    booking = _readable(tenant, user, reference)
     form = OutcomeForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, outcome=form)
@@ -624,8 +750,11 @@ def _services(tenant: Tenant) -> list[Service]:
 
 
 def _new_booking_page(tenant, user, form, service, day, *, status=200, errors=()):
+    reach = reach_of(tenant, user)
     if service is not None:
-        form.slot.choices = slot_choices(tenant, service, day)
+        form.slot.choices = slot_choices(tenant, service, day, reach)
+    if _unlinked(reach):
+        errors = [UNLINKED, *errors]  # nothing to choose from: say why
     return page(
         "admin/new_booking.html",
         tenant,
@@ -679,6 +808,10 @@ def book_for_client(slug: str):
     if not valid or chosen is None:
         return _new_booking_page(tenant, user, form, service, day, status=422)
     provider_id, start = chosen
+    reach = reach_of(tenant, user)
+    if not (reach.everything or provider_id == reach.provider_id):
+        form.slot.errors = ["You may book only in your own agenda."]
+        return _new_booking_page(tenant, user, form, service, day, status=403)
     try:
         booking, _token = lifecycle.create_booking(
             current_app._get_current_object(),
@@ -719,7 +852,7 @@ def book_for_client(slug: str):
 
 @admin_pages.get("/sessions")
 def my_sessions(slug: str):
-    tenant, user = require_page(slug, "bookings.read", "sessions")
+    tenant, user = require_page(slug, READ_BOOKINGS, "sessions")
     return page(
         "admin/sessions.html",
         tenant,
@@ -730,6 +863,10 @@ def my_sessions(slug: str):
 
 
 def init_app(app: Flask) -> None:
-    from bookwell.core.web.pages import admin_catalogue, admin_staff  # noqa: F401  (their routes join admin_pages)
+    from bookwell.core.web.pages import (  # noqa: F401  (their routes join admin_pages)
+        admin_audit,
+        admin_catalogue,
+        admin_staff,
+    )
 
     app.register_blueprint(admin_pages)

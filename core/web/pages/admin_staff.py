@@ -16,7 +16,7 @@ from bookwell.core.access import account_links, users
 from bookwell.core.booking import catalogue
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
-from bookwell.core.storage.models import STAFF_ROLES, User
+from bookwell.core.storage.models import STAFF_ROLES, Provider, User
 from bookwell.core.web.forms import MultiLine, SingleLine
 from bookwell.core.web.pages.admin import admin_pages, page, require_page
 from bookwell.core.web.pages.admin_catalogue import apply_refusal
@@ -30,17 +30,49 @@ def _role_choices(user: User) -> list[tuple[str, str]]:
     ]
 
 
+NO_PROVIDER = ""
+PROVIDER_HELP = (
+    "The provider this account works as: with the staff role it sees that provider's bookings "
+    "only (none without one)."
+)
+
+
+def _provider_choices(tenant) -> list[tuple[str, str]]:
+    rows = db.session().scalars(
+        select(Provider).where(Provider.tenant_id == tenant.id).order_by(Provider.name)
+    )
+    return [(NO_PROVIDER, "None"), *((str(row.id), row.name) for row in rows)]
+
+
+def _chosen_provider(form, unchanged: object = None) -> int | None | object:
+    """The provider the form names: ``None`` for none, ``unchanged`` when the field was not
+    sent (a form of before the field, a script); core checks it is one of the business's."""
+    value = form.provider_id.data
+    if value is None:
+        return unchanged
+    if value == NO_PROVIDER:
+        return None
+    return int(value) if value.isdigit() else -1  # no provider has it: refused with the field
+
+
+def _provider_change(form, account: User) -> int | None | object:
+    chosen = _chosen_provider(form, catalogue.UNCHANGED)
+    return catalogue.UNCHANGED if chosen == account.provider_id else chosen
+
+
 class NewStaffForm(FlaskForm):
     name = StringField("Name", validators=[SingleLine(), Optional(), Length(max=200)])
     email = EmailField(
         "E-mail", validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
     )
     role = SelectField("Role")
+    provider_id = SelectField("Works as", description=PROVIDER_HELP, validate_choice=False)
 
 
 class StaffForm(FlaskForm):
     role = SelectField("Role")
     active = BooleanField("Can log in")
+    provider_id = SelectField("Works as", description=PROVIDER_HELP, validate_choice=False)
 
 
 @admin_pages.get("/staff")
@@ -61,6 +93,7 @@ def new_staff(slug: str):
     tenant, user = require_page(slug, "staff.manage", "staff")
     form = NewStaffForm()
     form.role.choices = _role_choices(user)
+    form.provider_id.choices = _provider_choices(tenant)
     errors: list[str] = []
     if form.validate_on_submit():
         try:
@@ -72,6 +105,7 @@ def new_staff(slug: str):
                 role=form.role.data,
                 actor=user,
                 now=clock.now(),
+                provider_id=_chosen_provider(form),
             )
         except users.UserError as error:
             errors = apply_refusal(form, error)
@@ -124,8 +158,11 @@ def resend_invitation(slug: str, user_id: int):
 def edit_staff(slug: str, user_id: int):
     tenant, user = require_page(slug, "staff.manage", "staff")
     account = _staff_account(tenant, user_id)
-    form = StaffForm(obj=account)
+    form = StaffForm(
+        obj=account, provider_id=str(account.provider_id) if account.provider_id else NO_PROVIDER
+    )
     form.role.choices = _role_choices(user)
+    form.provider_id.choices = _provider_choices(tenant)
     if account.role not in dict(form.role.choices):
         form.role.choices = [(account.role, account.role.capitalize()), *form.role.choices]
     errors: list[str] = []
@@ -139,6 +176,7 @@ def edit_staff(slug: str, user_id: int):
                 now=clock.now(),
                 role=form.role.data if form.role.data != account.role else None,
                 active=form.active.data if form.active.data != account.active else None,
+                provider_id=_provider_change(form, account),
             )
         except catalogue.CatalogueError as error:
             errors = apply_refusal(form, error)

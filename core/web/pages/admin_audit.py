@@ -1,0 +1,189 @@
+"""The audit trail's staff page, ``/admin/<tenant>/audit``: browse and filter the business's trail
+(``audit.read``), newest entry first, with the e-mail address each pseudonym stands for where it
+was not erased; export it as CSV or JSON (``audit.read`` and ``data.export``), an export that is
+itself audited. Only this tenant's chain is ever read."""
+
+from __future__ import annotations
+
+from flask import Response, abort, current_app, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectField, StringField
+from wtforms.validators import AnyOf, Length, Optional, ValidationError
+
+from bookwell.core import audit
+from bookwell.core.access.permissions import allowed
+from bookwell.core.foundation import clock
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Tenant
+from bookwell.core.web.forms import SingleLine
+from bookwell.core.web.pages.admin import admin_pages, page, require_page
+
+PER_PAGE = 50
+MAX_PAGES = 100_000
+BOUND_HELP = "A date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM)."
+
+
+def _bound_validator(end: bool):
+    def check(form: FlaskForm, field) -> None:
+        if field.data:
+            try:
+                audit.parse_bound(field.data, form.zone, end=end)
+            except ValueError as error:
+                raise ValidationError(BOUND_HELP) from error
+
+    return check
+
+
+class _Filters(FlaskForm):
+    """What the page and the export select: the same fields, read from the query or the form."""
+
+    zone = None  # the tenant's, set before validating
+
+    since = StringField(
+        "From",
+        name="from",
+        validators=[SingleLine(), Optional(), Length(max=40), _bound_validator(False)],
+    )
+    until = StringField(
+        "To",
+        name="to",
+        validators=[SingleLine(), Optional(), Length(max=40), _bound_validator(True)],
+    )
+    action = StringField("Action", validators=[SingleLine(), Optional(), Length(max=100)])
+    actor = StringField(
+        "Actor (e-mail address or label)", validators=[SingleLine(), Optional(), Length(max=320)]
+    )
+
+    def selection(self) -> audit.Filter:
+        return audit.Filter(
+            since=audit.parse_bound(self.since.data, self.zone, end=False)
+            if self.since.data
+            else None,
+            until=audit.parse_bound(self.until.data, self.zone, end=True)
+            if self.until.data
+            else None,
+            action=(self.action.data or "").strip() or None,
+            actor=(self.actor.data or "").strip() or None,
+        )
+
+
+class FilterForm(_Filters):
+    class Meta:
+        csrf = False  # a GET that only reads
+
+
+class ExportForm(_Filters):
+    since = HiddenField(
+        name="from", validators=[SingleLine(), Optional(), Length(max=40), _bound_validator(False)]
+    )
+    until = HiddenField(
+        name="to", validators=[SingleLine(), Optional(), Length(max=40), _bound_validator(True)]
+    )
+    action = HiddenField(validators=[SingleLine(), Optional(), Length(max=100)])
+    actor = HiddenField(validators=[SingleLine(), Optional(), Length(max=320)])
+    export_format = SelectField(
+        "Format",
+        choices=[("csv", "CSV"), ("json", "JSON")],
+        validators=[AnyOf(audit.EXPORT_FORMATS)],
+    )
+
+
+def _page_number() -> int | None:
+    raw = request.args.get("page", "1")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGES):
+        return None
+    return int(raw)
+
+
+def _order_problem(form: _Filters) -> str | None:
+    if form.since.data and form.until.data:
+        wanted = form.selection()
+        if wanted.until <= wanted.since:
+            return "'To' must be on or after 'From'."
+    return None
+
+
+@admin_pages.get("/audit")
+def audit_trail(slug: str):
+    tenant, user = require_page(slug, "audit.read", "audit")
+    form = FilterForm(formdata=request.args)
+    form.zone = tenant.zone
+    number = _page_number()
+    errors = []
+    if not form.validate():
+        errors = [message for messages in form.errors.values() for message in messages]
+    elif (problem := _order_problem(form)) is not None:
+        errors = [problem]
+    if number is None:
+        errors.append(f"The page must be a number from 1 to {MAX_PAGES}.")
+    if errors:
+        return page(
+            "admin/audit.html", tenant, user, 400, form=form, errors=errors, entries=[], pages=0
+        )
+    wanted = form.selection()
+    reader = db.session()
+    total = audit.count(reader, tenant.id, wanted)
+    shown = audit.listing(
+        reader,
+        tenant.id,
+        wanted,
+        newest_first=True,
+        limit=PER_PAGE,
+        offset=(number - 1) * PER_PAGE,
+    )
+    export = ExportForm(
+        formdata=None,
+        since=form.since.data,
+        until=form.until.data,
+        action=form.action.data,
+        actor=form.actor.data,
+    )
+    query = {key: value for key, value in request.args.items() if key != "page" and value}
+    return page(
+        "admin/audit.html",
+        tenant,
+        user,
+        form=form,
+        export=export if allowed(user.role, "data.export") else None,
+        entries=shown,
+        total=total,
+        number=number,
+        pages=max(1, -(-total // PER_PAGE)),
+        page_url=lambda n: url_for("admin.audit_trail", slug=tenant.slug, page=n, **query),
+    )
+
+
+@admin_pages.post("/audit/export")
+def export_audit_trail(slug: str):
+    tenant, user = require_page(slug, "audit.read", "audit")
+    if not allowed(user.role, "data.export"):
+        abort(403)
+    form = ExportForm()
+    form.zone = tenant.zone
+    if not form.validate_on_submit() or _order_problem(form) is not None:
+        abort(400)
+    return download(tenant, form.selection(), form.export_format.data, user.audit_label)
+
+
+def download(tenant: Tenant, wanted: audit.Filter, export_format: str, actor: str) -> Response:
+    """The export as a file to save; audited before it is handed out."""
+    body, _ = audit.export(
+        current_app._get_current_object(),
+        tenant.id,
+        wanted,
+        export_format,
+        actor=actor,
+        ip=request.remote_addr,
+        now=clock.now(),
+    )
+    day = clock.now().astimezone(tenant.zone).date().isoformat()
+    mimetype = "application/json" if export_format == "json" else "text/csv"
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-{tenant.slug}-{day}.'
+            f'{export_format}"',
+            "Cache-Control": "no-store",  # people's addresses and IPs
+        },
+    )
