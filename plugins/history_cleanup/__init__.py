@@ -135,7 +135,8 @@ def routes():
 
 @hookimpl
 def staff_menu(ctx: Context) -> list[MenuItem] | None:
-    # The archives hold every client's details: only who may manage plugins (the owner) sees it.
-    if ctx.actor is None or ctx.actor.role != "owner":
+    # The archives hold every client's details: only who may download the business's data in
+    # bulk (data.export: owners and managers) sees it.
+    if ctx.actor is None or ctx.actor.role not in ("owner", "manager"):
         return None
     return [MenuItem("History cleanup", f"/admin/{ctx.tenant.slug}/history_cleanup/")]

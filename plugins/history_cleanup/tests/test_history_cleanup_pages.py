@@ -91,8 +91,14 @@ def test_nothing_but_an_archive_is_served(cleaned, owner, audit_trail, name):
     assert audit_trail(action="plugin.history_cleanup.archive.downloaded") == []
 
 
-def test_only_the_owner_may_see_or_download_archives(cleaned, manager, staff_member):
-    for member in (manager, staff_member):
+def test_only_who_may_export_data_may_see_or_download_archives(
+    cleaned, manager, staff_member, receptionist
+):
+    # data.export: owners and managers.
+    assert manager.pages.get(PAGE).status_code == 200
+    assert manager.pages.get(f"{PAGE}archives/{cleaned.name}").status_code == 200
+    assert "/history_cleanup/" in manager.pages.get("/admin/salon/").text
+    for member in (staff_member, receptionist):
         assert member.pages.get(PAGE).status_code == 403
         assert member.pages.get(f"{PAGE}archives/{cleaned.name}").status_code == 403
         assert member.pages.get(f"{PAGE}preview").status_code == 403

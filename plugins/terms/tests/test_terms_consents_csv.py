@@ -121,9 +121,12 @@ def test_only_this_business_consents_are_downloaded(
     assert [row[0] for row in rows_of(owner.pages.get(CSV))[1:]] == [mine["reference"]]
 
 
-def test_the_consents_are_the_owners_alone(terms, client, manager, staff_member):
+def test_the_consents_go_to_who_may_export_data(terms, client, manager, staff_member, receptionist):
     client.book(SLOT, consents=["terms"])
-    for member in (manager, staff_member):
+    # The download is data.export (owners and managers); the page, the owner's.
+    assert manager.pages.get(CSV).status_code == 200
+    assert manager.pages.get(PAGE).status_code == 403
+    for member in (staff_member, receptionist):
         assert member.pages.get(CSV).status_code == 403
         assert member.pages.get(PAGE).status_code == 403
 

@@ -107,7 +107,7 @@ def accepted_rules(ctx):
 
 
 def desk(slug):
-    page = require_staff(slug, "bookings.read")
+    page = require_staff(slug, "bookings.read_own")  # every staff role
     ctx = plugin_context(slug)
     form = csrf_form()
     errors = {}
@@ -131,7 +131,7 @@ def desk(slug):
 
 
 def callback_done(slug, callback_id):
-    require_staff(slug, "bookings.read")
+    require_staff(slug, "bookings.read_own")  # every staff role
     ctx = plugin_context(slug)
     if not csrf_form().validate_on_submit():
         abort(400)
