@@ -104,6 +104,8 @@ class BookingReach:
     everything: bool = False
     provider_id: int | None = None
     clients: frozenset[str] = frozenset()
+    # Whether the role itself reads every booking: a grant only ever opens bookings to read.
+    by_role: bool = False
 
     def reads(self, provider_id: int, client_email: str) -> bool:
         return (
@@ -111,6 +113,12 @@ class BookingReach:
             or (self.provider_id is not None and provider_id == self.provider_id)
             or grants.client_subject(client_email) in self.clients
         )
+
+    def manages(self, provider_id: int) -> bool:
+        """Whether ``bookings.manage`` reaches a booking of ``provider_id``: a role that reads
+        every booking, or the account's own provider. A grant (emergency access, support access)
+        opens a record to read, never to cancel or move."""
+        return self.by_role or (self.provider_id is not None and provider_id == self.provider_id)
 
     @property
     def nothing(self) -> bool:
@@ -120,8 +128,10 @@ class BookingReach:
 def booking_reach(session: Session, user: User, tenant_id: int, now: datetime) -> BookingReach:
     """What :class:`BookingReach` ``user`` has in tenant ``tenant_id`` now."""
     granted = _granted_subjects(session, user, tenant_id, "bookings.read", now)
-    if allowed(user.role, "bookings.read") or None in granted:
-        return BookingReach(everything=True)
+    if allowed(user.role, "bookings.read"):
+        return BookingReach(everything=True, by_role=True)
+    if None in granted:
+        return BookingReach(everything=True, provider_id=user.provider_id)
     own = None
     if user.provider_id is not None and may(session, user, tenant_id, "bookings.read_own", now=now):
         own = user.provider_id

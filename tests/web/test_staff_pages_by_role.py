@@ -278,3 +278,36 @@ def test_only_an_owner_gives_or_takes_the_owner_role(manager, owner, staff_login
     assert owner.submit(url, {"role": "owner", "active": "y"}).status_code == 302
     [change] = audit_trail(action="staff.role_changed")
     assert change.details == {"old": "staff", "new": "owner"}
+
+
+def test_a_grant_opens_a_record_to_read_never_to_cancel_or_move(
+    salon, plugin_context_for, staff_login, tenant
+):
+    """Emergency access is a look at a record: the staff member working as Ana's provider reads
+    Ben's booking of Ann under a grant, but cancels and moves it neither on the API nor on the
+    pages; their own provider's booking stays theirs to manage."""
+    _, references = salon
+    linked = staff_login("staff", email="linked@example.com", provider_id=tenant.provider_id)
+    with plugin_context_for("reminders") as ctx:
+        ctx.grants.give(
+            permission="bookings.read",
+            hours=1,
+            reason="Ann is in the waiting room",
+            user_id=linked.user_id,
+            subject="client:ann@example.com",
+        )
+    ben = references["ben"]
+    assert linked.api.get(f"bookings/{ben}").status_code == OK
+    cancelled = linked.api.post(f"bookings/{ben}/cancel", json={"reason": "no"})
+    assert cancelled.status_code == FORBIDDEN and cancelled.get_json()["error"]["code"] == "forbidden"
+    moved = linked.api.post(
+        f"bookings/{ben}/reschedule",
+        json={"start": f"{ANA_DAY}T15:00:00+01:00", "provider_id": tenant.second_provider_id},
+    )
+    assert moved.status_code == FORBIDDEN
+    assert linked.api.get(f"bookings/{ben}").get_json()["status"] == "confirmed"
+    page = linked.pages.post(f"/admin/salon/bookings/{ben}/cancel", data={"reason": "no"})
+    assert page.status_code == FORBIDDEN
+    # Their own provider's booking of the same client they still cancel.
+    own = linked.api.post(f"bookings/{references['ana']}/cancel", json={"reason": "ill"})
+    assert own.status_code == OK and own.get_json()["status"] == "cancelled"

@@ -120,10 +120,21 @@ def _readable(tenant: Tenant, who, reference: str) -> Booking:
     return booking
 
 
+def _manageable(tenant: Tenant, who, reference: str) -> Booking:
+    """The booking, if the caller may change it: read access alone (a grant) is not enough."""
+    booking = _readable(tenant, who, reference)
+    reach = booking_reach(db.session(), who.user, tenant.id, clock.now())
+    if not reach.manages(booking.provider_id):
+        raise ApiError(
+            403, "forbidden", "You may read this booking, but change only your own agenda's."
+        )
+    return booking
+
+
 def _may_use_provider(tenant: Tenant, who, provider_id: int | None, client_email: str) -> None:
     """Whoever reads only their own provider's agenda books and moves bookings only there."""
     reach = booking_reach(db.session(), who.user, tenant.id, clock.now())
-    if not reach.everything and (provider_id is None or not reach.reads(provider_id, client_email)):
+    if not reach.by_role and (provider_id is None or not reach.manages(provider_id)):
         raise ApiError(
             403,
             "forbidden",
@@ -211,7 +222,7 @@ def create_booking(tenant: Tenant):
 def cancel_booking(tenant: Tenant, reference: str):
     who = require(tenant, "bookings.manage", "booking", subject=_subject_of(tenant, reference))
     payload = bodies.read(StaffCancelIn, when_empty=b"{}")
-    _readable(tenant, who, reference)
+    _manageable(tenant, who, reference)
     booking = lifecycle.cancel_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,
@@ -232,7 +243,7 @@ def bookings_between(slug: str):
 def reschedule_booking(tenant: Tenant, reference: str):
     who = require(tenant, "bookings.manage", "booking", subject=_subject_of(tenant, reference))
     payload = bodies.read(StaffRescheduleIn)
-    booking = _readable(tenant, who, reference)
+    booking = _manageable(tenant, who, reference)
     _may_use_provider(
         tenant,
         who,

@@ -383,7 +383,7 @@ def slot_choices(
             f"{slot.start.astimezone(tenant.zone):%H:%M} · {names.get(slot.provider_id, '')}",
         )
         for slot in slots
-        if reach is None or reach.everything or slot.provider_id == reach.provider_id
+        if reach is None or reach.manages(slot.provider_id)
     ]
 
 
@@ -419,6 +419,14 @@ def _readable(tenant: Tenant, user: User, reference: str) -> Booking:
     return booking
 
 
+def _manageable(tenant: Tenant, user: User, reference: str) -> Booking:
+    """The booking, if ``user`` may change it: read access alone (a grant) is not enough."""
+    booking = _readable(tenant, user, reference)
+    if not reach_of(tenant, user).manages(booking.provider_id):
+        abort(403)
+    return booking
+
+
 def _providers_of(tenant: Tenant, service: Service) -> list[tuple[int, str]]:
     return [
         (provider.id, provider.name)
@@ -435,16 +443,16 @@ def _move_steps(tenant: Tenant, user: User, booking: Booking, move_day: date | N
     providers = [
         (provider_id, name)
         for provider_id, name in _providers_of(tenant, service)
-        if reach.reads(provider_id, booking.client_email)
+        if reach.manages(provider_id)
     ]
     known = {str(provider_id) for provider_id, _ in providers}
     raw = request.args.get("provider", "")
-    if (raw == "any" and reach.everything) or raw in known:
+    if (raw == "any" and reach.by_role) or raw in known:
         provider_arg = raw
     elif str(booking.provider_id) in known:
         provider_arg = str(booking.provider_id)
     else:
-        provider_arg = "any" if reach.everything or not known else next(iter(known))
+        provider_arg = "any" if reach.by_role or not known else next(iter(known))
     names = dict(providers)
     today = _today(tenant)
     horizon = today + timedelta(days=service.horizon_days)
@@ -472,7 +480,7 @@ def _move_steps(tenant: Tenant, user: User, booking: Booking, move_day: date | N
             provider_id=None if provider_arg == "any" else int(provider_arg),
             ignore_booking_id=booking.id,
         )
-        found = [slot for slot in found if reach.reads(slot.provider_id, booking.client_email)]
+        found = [slot for slot in found if reach.manages(slot.provider_id)]
         # "Anyone": one time a start, the booking's own provider first when free.
         found.sort(key=lambda slot: (slot.start_epoch, slot.provider_id != booking.provider_id))
         seen: set[int] = set()
@@ -486,7 +494,7 @@ def _move_steps(tenant: Tenant, user: User, booking: Booking, move_day: date | N
 
     steps_context = {
         "providers": [(str(provider_id), name) for provider_id, name in providers]
-        + ([("any", "Anyone free")] if reach.everything else []),
+        + ([("any", "Anyone free")] if reach.by_role else []),
         "provider_arg": provider_arg,
         "provider_url": lambda value: url(provider=value),
         "day_url": lambda day: url(day=day.isoformat()),
@@ -635,7 +643,7 @@ def cancel(slug: str, reference: str):
     tenant, user = require_page(
         slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
     )
-    booking = _readable(tenant, user, reference)
+    booking = _manageable(tenant, user, reference)
     form = CancelForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, cancel=form)
@@ -665,7 +673,7 @@ def reschedule(slug: str, reference: str):
     tenant, user = require_page(
         slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
     )
-    booking = _readable(tenant, user, reference)
+    booking = _manageable(tenant, user, reference)
     form = SlotForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, move=form)
@@ -674,7 +682,7 @@ def reschedule(slug: str, reference: str):
         form.slot.errors = ["Choose one of the free times."]
         return _booking_page(tenant, user, booking, status=422, move=form)
     provider_id, start = chosen
-    if not reach_of(tenant, user).reads(provider_id, booking.client_email):
+    if not reach_of(tenant, user).manages(provider_id):
         form.slot.errors = ["You may move this booking only within your own agenda."]
         return _booking_page(tenant, user, booking, status=403, move=form)
     try:
@@ -702,7 +710,7 @@ def outcome(slug: str, reference: str):
     tenant, user = require_page(
         slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
     )
-    booking = _readable(tenant, user, reference)
+    booking = _manageable(tenant, user, reference)
     form = OutcomeForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, outcome=form)
@@ -809,7 +817,7 @@ def book_for_client(slug: str):
         return _new_booking_page(tenant, user, form, service, day, status=422)
     provider_id, start = chosen
     reach = reach_of(tenant, user)
-    if not (reach.everything or provider_id == reach.provider_id):
+    if not reach.manages(provider_id):
         form.slot.errors = ["You may book only in your own agenda."]
         return _new_booking_page(tenant, user, form, service, day, status=403)
     try:
