@@ -271,10 +271,11 @@ def format_of(entry: AuditEntry) -> str | None:
 
 # --- people, by pseudonym ------------------------------------------------------------------------
 
-# An e-mail address anywhere in a label or a text: what precedes the @ up to a space, a colon or
-# punctuation, and a domain that does not end in a dot (the end of a sentence).
+# An e-mail address anywhere in a label or a text: what precedes the @ up to a space, a colon,
+# punctuation or a URL's separators (a path such as /admin/salon/clients/ann@example.com names
+# Ann alone), and a domain that does not end in a dot (the end of a sentence).
 _STOP = r"\s@<>()\[\],;:\"'`"
-EMAIL_IN_TEXT = re.compile(rf"[^{_STOP}]+@[^{_STOP}/\\]*[^{_STOP}/\\.]")
+EMAIL_IN_TEXT = re.compile(rf"[^{_STOP}/?&=]+@[^{_STOP}/\\?&=#]*[^{_STOP}/\\.?&=#]")
 _PSEUDONYM = re.compile(r"person:[0-9a-f]{16}")
 
 

@@ -177,6 +177,40 @@ def test_one_pseudonym_per_address_and_tenant(app, clock, tenant, second_busines
     assert audit.pseudonyms_in(first) and audit.pseudonyms_in(elsewhere)
 
 
+def test_an_address_inside_a_path_or_query_is_that_persons_pseudonym(app, clock, tenant):
+    """Support's reads record the path they opened: the client's address in it is the client's
+    own pseudonym, so erasing the client empties it too (not a "person" named by the path)."""
+    with db.write_transaction(app) as session:
+        subject = audit.record(
+            session,
+            tenant_id=tenant.tenant_id,
+            actor="user:1",
+            ip=None,
+            action="booking.created",
+            subject="client:ann@example.com",
+            now=clock(),
+        ).subject
+        entry = audit.record(
+            session,
+            tenant_id=tenant.tenant_id,
+            actor="support:1",
+            ip=None,
+            action="support.access",
+            subject="scope:client",
+            details={
+                "path": "/admin/salon/clients/ann@example.com",
+                "query": "?email=ann@example.com&page=2",
+            },
+            now=clock(),
+        )
+    ann = subject.removeprefix("client:")
+    details = json.loads(entry.details)
+    assert details == {
+        "path": f"/admin/salon/clients/{ann}",
+        "query": f"?email={ann}&page=2",
+    }
+
+
 def erase(app, clock, tenant_id, email):
     with db.write_transaction(app) as session:
         return audit.erase(
