@@ -35,4 +35,16 @@ class MultiLine:
             raise StopValidation(text.MULTI_LINE_MESSAGE)
 
 
+class WholeNumber:
+    """A number field's typed text is short: WTForms' ``NumberRange`` turns a number of hundreds
+    of digits into a float and fails with an error instead of refusing it. First in the list."""
+
+    MAX_CHARACTERS = 15
+
+    def __call__(self, form: Any, field: Any) -> None:
+        typed = (field.raw_data or [""])[0]
+        if isinstance(typed, str) and len(typed.strip()) > self.MAX_CHARACTERS:
+            raise StopValidation("That number is too large.")
+
+
 STANDARD_VALIDATORS = (SingleLine, MultiLine)

@@ -20,6 +20,7 @@ from wtforms.validators import (
     InputRequired,
     Length,
     NumberRange,
+    StopValidation,
     ValidationError,
 )
 
@@ -49,10 +50,17 @@ def _trimmed(value: str | None) -> str | None:
     return value.strip(" \t") if isinstance(value, str) else value
 
 
+def _a_few_digits(form, field) -> None:
+    """Refuse a number of hundreds of digits before NumberRange, which fails on it (a float)."""
+    if len((field.raw_data or [""])[0].strip()) > 6:
+        raise StopValidation("Between 1 and 72 hours.")
+
+
 class SupportAccessForm(FlaskForm):
     hours = IntegerField(
         "For how many hours",
         validators=[
+            _a_few_digits,
             InputRequired("Say for how many hours (1 to 72)."),
             NumberRange(*access.SUPPORT_HOURS, message="Between 1 and 72 hours."),
         ],

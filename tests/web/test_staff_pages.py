@@ -357,6 +357,10 @@ def test_a_manager_adds_and_edits_services_with_field_errors(site, business):
     }
     bad = post_form(client, "/admin/salon/services/new", fields)
     assert bad.status_code == 422 and 'class="field-error"' in bad.text
+    # A number of hundreds of digits is refused as too large, not a 500 (NumberRange makes it
+    # a float).
+    huge = post_form(client, "/admin/salon/services/new", {**fields, "horizon_days": "9" * 400})
+    assert huge.status_code == 422 and "That number is too large." in huge.text
     fields["duration_minutes"] = "90"
     assert post_form(client, "/admin/salon/services/new", fields).status_code == 302
     with site.app_context():

@@ -60,7 +60,7 @@ from bookwell.core.storage.models import (
 )
 from bookwell.core.web.api.auth import audit_support
 from bookwell.core.web.api.schemas import sane_day
-from bookwell.core.web.forms import MultiLine, SingleLine
+from bookwell.core.web.forms import MultiLine, SingleLine, WholeNumber
 from bookwell.core.web.identity import login_manager, signed_in_rows
 from bookwell.core.web.pages import steps
 from bookwell.core.web.request_tenant import current_tenant
@@ -743,7 +743,8 @@ class NewBookingForm(SlotForm):
     notes = TextAreaField("Notes", validators=[MultiLine(), Optional(), Length(max=2000)])
     # What the client already paid, in cents; core checks it against the service's price.
     prepaid_cents = IntegerField(
-        "Already paid (cents)", validators=[Optional(), NumberRange(min=0, max=MAX_CENTS)]
+        "Already paid (cents)",
+        validators=[WholeNumber(), Optional(), NumberRange(min=0, max=MAX_CENTS)],
     )
 
 

@@ -28,7 +28,7 @@ from bookwell.core.booking import catalogue
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Provider, Service, TimeOff
-from bookwell.core.web.forms import MultiLine, SingleLine
+from bookwell.core.web.forms import MultiLine, SingleLine, WholeNumber
 from bookwell.core.web.pages.admin import admin_pages, page, require_page
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -66,27 +66,35 @@ class ServiceForm(FlaskForm):
         "Description", validators=[MultiLine(), Optional(), Length(max=5000)], filters=[line_breaks]
     )
     duration_minutes = IntegerField(
-        "Duration (minutes)", validators=[InputRequired(), NumberRange(1, 1440)]
+        "Duration (minutes)", validators=[WholeNumber(), InputRequired(), NumberRange(1, 1440)]
     )
     buffer_before_minutes = IntegerField(
-        "Buffer before (minutes)", default=0, validators=[InputRequired(), NumberRange(0, 1440)]
+        "Buffer before (minutes)",
+        default=0,
+        validators=[WholeNumber(), InputRequired(), NumberRange(0, 1440)],
     )
     buffer_after_minutes = IntegerField(
-        "Buffer after (minutes)", default=0, validators=[InputRequired(), NumberRange(0, 1440)]
+        "Buffer after (minutes)",
+        default=0,
+        validators=[WholeNumber(), InputRequired(), NumberRange(0, 1440)],
     )
     price = DecimalField(
         "Price", places=2, default=Decimal(0), validators=[InputRequired(), NumberRange(0, 1000000)]
     )
     min_notice_minutes = IntegerField(
-        "Minimum notice (minutes)", default=0, validators=[InputRequired(), NumberRange(0, 527040)]
+        "Minimum notice (minutes)",
+        default=0,
+        validators=[WholeNumber(), InputRequired(), NumberRange(0, 527040)],
     )
     horizon_days = IntegerField(
-        "Bookable up to (days ahead)", default=90, validators=[InputRequired(), NumberRange(1, 730)]
+        "Bookable up to (days ahead)",
+        default=90,
+        validators=[WholeNumber(), InputRequired(), NumberRange(1, 730)],
     )
     slot_step_minutes = IntegerField(
         "Start times every (minutes)",
         default=15,
-        validators=[InputRequired(), NumberRange(1, 1440)],
+        validators=[WholeNumber(), InputRequired(), NumberRange(1, 1440)],
     )
     active = BooleanField("Offered", default=True)
 
