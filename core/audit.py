@@ -274,8 +274,13 @@ def format_of(entry: AuditEntry) -> str | None:
 # An e-mail address anywhere in a label or a text: what precedes the @ up to a space, a colon,
 # punctuation or a URL's separators (a path such as /admin/salon/clients/ann@example.com names
 # Ann alone), and a domain that does not end in a dot (the end of a sentence).
+# An apostrophe or a backtick may be inside an address's local part (mary.o'connor@...), not
+# first: there it is a quotation mark around the address.
 _STOP = r"\s@<>()\[\],;:\"'`"
-EMAIL_IN_TEXT = re.compile(rf"[^{_STOP}/?&=]+@[^{_STOP}/\\?&=#]*[^{_STOP}/\\.?&=#]")
+_STOP_INSIDE = r"\s@<>()\[\],;:\""
+EMAIL_IN_TEXT = re.compile(
+    rf"[^{_STOP}/?&=][^{_STOP_INSIDE}/?&=]*@[^{_STOP}/\\?&=#]*[^{_STOP}/\\.?&=#]"
+)
 _PSEUDONYM = re.compile(r"person:[0-9a-f]{16}")
 
 
@@ -409,16 +414,20 @@ def record(
     entry.entry_hash = _hash_of(entry)
     session.add(entry)
     session.flush()
-    acting = _acting_person(session, people, actor)
+    acting = _acting_person(session, people, actor, subject)
     if ip is not None or acting is not None:
         session.add(AuditPersonal(entry_id=entry.id, person_id=acting, ip=ip))
         session.flush()
     return entry
 
 
-def _acting_person(session: Session, people: _People, actor: str) -> int | None:
-    """The id of the person the actor names (whose IP the entry's is), if it names one."""
+def _acting_person(session: Session, people: _People, actor: str, subject: str) -> int | None:
+    """The id of the person whose IP the entry's is: the one the actor names; or, when the actor
+    is no account (``anonymous``, ``system``), the one the subject names (a failed login's
+    ``login:<pseudonym>``), so that erasing that person empties this IP too."""
     named = pseudonyms_in(actor)
+    if not named and not actor.startswith(("user:", "support:")):
+        named = pseudonyms_in(subject)
     if not named:
         return None
     for person in people.found.values():
@@ -828,6 +837,17 @@ def _shown(session: Session, tenant_id: int, entries: list[AuditEntry]) -> list[
                 )
             ).all()
         )
+        # A client account erased from the trail keeps its address in ``users`` (its bookings
+        # and logins need it); the trail shows it erased all the same.
+        erased_accounts = session.scalars(
+            select(AuditEntry.subject).where(
+                AuditEntry.chain == chain_of(tenant_id),
+                AuditEntry.action == PERSON_ERASED,
+                AuditEntry.subject.in_([f"user:{account}" for account in accounts]),
+            )
+        )
+        for label in erased_accounts:
+            emails[int(label[5:])] = ERASED
     personal: dict[int, str | None] = {}
     ids = [entry.id for entry in entries]
     for start in range(0, len(ids), 500):
@@ -911,9 +931,13 @@ def export(
     audited (:data:`EXPORTED`) before it is handed out, after the entries it holds."""
     if export_format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {export_format!r}")
+    # Read and render without the write lock: on SQLite it is the whole database's, and a
+    # large export would hold every business's bookings back for seconds.
+    with db.fresh_session(app) as reading:
+        shown = listing(reading, tenant_id, wanted)
+        searched = _searched_actor(reading, tenant_id, wanted.actor)
+    body = export_json(shown) if export_format == "json" else export_csv(shown)
     with db.write_transaction(app) as session:
-        shown = listing(session, tenant_id, wanted)
-        body = export_json(shown) if export_format == "json" else export_csv(shown)
         record(
             session,
             tenant_id=tenant_id,
@@ -926,12 +950,32 @@ def export(
                 "from": wanted.since,
                 "to": wanted.until,
                 "action": wanted.action,
-                "actor": wanted.actor,
+                "actor": searched,
                 "entries": len(shown),
             },
             now=now,
         )
     return body, len(shown)
+
+
+def _searched_actor(session: Session, tenant_id: int, searched: str | None) -> str | None:
+    """The actor filter as the export's own entry may keep it: an address becomes the pseudonym
+    of whoever has it in the trail, and an address of nobody there (someone erased, say) is not
+    written at all, so that searching for a person never writes them back into the trail."""
+    if searched is None:
+        return None
+
+    def known(match: re.Match[str]) -> str:
+        found = session.scalar(
+            select(AuditPerson.pseudonym).where(
+                AuditPerson.tenant_id == tenant_id,
+                AuditPerson.email == normal_email(match.group(0)),
+                AuditPerson.erased_at.is_(None),
+            )
+        )
+        return found or "[an address not in the trail]"
+
+    return EMAIL_IN_TEXT.sub(known, searched)
 
 
 # --- erasure -------------------------------------------------------------------------------------

@@ -286,6 +286,20 @@ def test_erasure_from_the_cli_leaves_a_verifiable_trail_that_shows_erased(
     )
     again = bookwell_cli("audit", "erase", "--tenant", "salon", "--email", "ann@example.com")
     assert again.exit_code == 1 and "no one with that e-mail address" in again.output
+    # Searching the trail for her afterwards does not write her address back into it.
+    searched = owner.pages.get(PAGE, query_string={"actor": "ann@example.com"})
+    answer = owner.pages.post(
+        f"{PAGE}/export",
+        data={
+            "csrf_token": csrf_token_of(searched),
+            "actor": "ann@example.com",
+            "export_format": "json",
+        },
+    )
+    assert answer.status_code == 200
+    audited = exported(audit_trail)[-1]  # the API reads above were exports too
+    assert audited.details["actor"] == "[an address not in the trail]"
+    assert "ann@" not in json.dumps(owner.api.get("audit").json["entries"])
 
 
 def test_tampering_after_an_erasure_is_still_found(bookwell_cli, booked, app):

@@ -363,5 +363,49 @@ def test_erasure_reaches_the_entries_of_a_client_account_but_not_of_staff(app, c
         shown = {entry.actor: entry for entry in audit.listing(session, tenant.tenant_id)}
         assert audit.verify(session, tenant.tenant_id).ok
     assert shown[f"user:{client}"].ip is None
+    # The account keeps its address in ``users``; the trail shows it erased all the same.
+    assert shown[f"user:{client}"].actor_email == audit.ERASED
     assert shown[f"user:{staff}"].ip == "203.0.113.50"
+    assert shown[f"user:{staff}"].actor_email == "eve@example.com"
     assert shown["cli"].subject == f"user:{client}" and shown["cli"].details == {"ips_erased": 1}
+
+
+def test_an_address_with_an_apostrophe_is_one_person_and_erasable(app, clock, tenant):
+    with db.write_transaction(app) as session:
+        entry = audit.record(
+            session,
+            tenant_id=tenant.tenant_id,
+            actor="client:mary.o'connor@example.com",
+            ip="203.0.113.7",
+            action="booking.created",
+            subject="booking:A",
+            details={"note": "quoted 'jo`hn@example.com'"},
+            now=clock(),
+        )
+    assert "mary" not in entry.actor and "connor" not in entry.actor
+    assert "jo`hn" not in entry.details and "'person:" in entry.details
+    done = erase(app, clock, tenant.tenant_id, "Mary.O'Connor@example.com")
+    assert len(done.pseudonyms) == 1 and done.ips_erased == 1
+    with pytest.raises(audit.NobodyToErase):  # nobody was filed under the part after the '
+        erase(app, clock, tenant.tenant_id, "connor@example.com")
+
+
+def test_the_ip_of_a_failed_login_goes_with_the_person_it_names(app, clock, tenant):
+    """A lockout's actor is nobody signed in: its IP is the person's in the subject, and goes
+    when they are erased."""
+    with db.write_transaction(app) as session:
+        audit.record(
+            session,
+            tenant_id=tenant.tenant_id,
+            actor="anonymous",
+            ip="127.0.0.23",
+            action="plugin.password_policy.account.locked",
+            subject="login:erin@example.com",
+            now=clock(),
+        )
+    done = erase(app, clock, tenant.tenant_id, "erin@example.com")
+    assert done.ips_erased == 1
+    with db.write_transaction(app) as session:
+        [locked, _erased] = audit.listing(session, tenant.tenant_id)
+        assert audit.verify(session, tenant.tenant_id).ok
+    assert locked.ip is None and locked.subject_email == audit.ERASED

@@ -45,8 +45,12 @@ log = logging.getLogger("bookwell.migrations")
 
 V1, V2 = "bookwell-audit-1", "bookwell-audit-2"
 GENESIS = "0" * 64
+# As core/audit.py finds addresses (a migration keeps its own copy: core may change later).
 _STOP = r"\s@<>()\[\],;:\"'`"
-EMAIL_IN_TEXT = re.compile(rf"[^{_STOP}]+@[^{_STOP}/\\]*[^{_STOP}/\\.]")
+_STOP_INSIDE = r"\s@<>()\[\],;:\""
+EMAIL_IN_TEXT = re.compile(
+    rf"[^{_STOP}/?&=][^{_STOP_INSIDE}/?&=]*@[^{_STOP}/\\?&=#]*[^{_STOP}/\\.?&=#]"
+)
 PSEUDONYM = re.compile(r"person:[0-9a-f]{16}")
 MAX_ACTOR, MAX_SUBJECT = 320, 200
 
