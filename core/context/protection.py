@@ -54,13 +54,17 @@ from bookwell.core.foundation import clock
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost.host import PluginFailed, host_of
 from bookwell.core.storage import db, keys
-from bookwell.core.storage.models import Booking, Tenant
+from bookwell.core.storage.models import Booking, OutboxMessage, Tenant
 from bookwell.hooks import DataProtection
 
 log = logging.getLogger("bookwell.protection")
 
 ENCRYPTED_PREFIX = "\x1fbwenc1:"
 CLIENT_FIELDS = ("client_phone", "client_notes")
+# The copies of those fields a business's mail may hold (a provider's notice names the client's
+# phone and notes), kept as they were composed: encrypted at rest alike.
+MAIL_FIELDS = ("text_body", "html_body", "ics")
+PROTECTED: dict[type, tuple[str, ...]] = {Booking: CLIENT_FIELDS, OutboxMessage: MAIL_FIELDS}
 EVERYTHING = DataProtection(audit_views=True, encrypt_client_fields=True)
 NOTHING = DataProtection()
 SWEEP_BATCH = 200  # rows per transaction: each is short whatever the tenant's size
@@ -211,8 +215,8 @@ def _app_of(session: Session | None) -> Flask:
     return app if app is not None else current_app._get_current_object()
 
 
-def _decrypt_loaded(target: Booking, context: Any, attributes: Any = None) -> None:
-    for name in CLIENT_FIELDS:
+def _decrypt_loaded(target: Booking | OutboxMessage, context: Any, attributes: Any = None) -> None:
+    for name in PROTECTED[type(target)]:
         if attributes is not None and name not in attributes:
             continue
         value = target.__dict__.get(name)
@@ -223,13 +227,13 @@ def _decrypt_loaded(target: Booking, context: Any, attributes: Any = None) -> No
 
 def _encrypt_before_flush(session: Session, _flush_context: Any, _instances: Any) -> None:
     pending = [
-        (booking, name, value)
-        for booking in (*session.new, *session.dirty)
-        if isinstance(booking, Booking)
-        for name in CLIENT_FIELDS
-        if isinstance(value := booking.__dict__.get(name), str)
+        (row, name, value)
+        for row in (*session.new, *session.dirty)
+        if type(row) in PROTECTED and row.tenant_id is not None
+        for name in PROTECTED[type(row)]
+        if isinstance(value := row.__dict__.get(name), str)
         and not is_encrypted(value)
-        and (booking in session.new or get_history(booking, name).has_changes())
+        and (row in session.new or get_history(row, name).has_changes())
     ]
     if not pending:
         return
@@ -268,9 +272,57 @@ def _plaintext(column):
 
 def seal_stored(app: Flask, tenant_id: int, *, batches: int) -> int:
     """Encrypt up to ``batches`` x :data:`SWEEP_BATCH` of ``tenant_id``'s stored plaintext
-    phones and notes, each batch in a short write transaction of its own; returns how many
-    rows were encrypted. The caller has checked that the tenant is under protection and that
-    its data key exists (:func:`prepare_writes`)."""
+    phones and notes, each batch in a short write transaction of its own, then as many of its
+    mails (which may copy them); returns how many rows were encrypted. The caller has checked
+    that the tenant is under protection and that its data key exists (:func:`prepare_writes`)."""
+    return _seal_bookings(app, tenant_id, batches=batches) + _seal_mail(
+        app, tenant_id, batches=batches
+    )
+
+
+def _seal_mail(app: Flask, tenant_id: int, *, batches: int) -> int:
+    done = 0
+    columns = [getattr(OutboxMessage, name) for name in MAIL_FIELDS]
+    for _ in range(batches):
+        with db.write_transaction(app) as session:
+            rows = session.execute(
+                select(OutboxMessage.id, *columns)
+                .where(
+                    OutboxMessage.tenant_id == tenant_id,
+                    or_(*(_plaintext(column) for column in columns)),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(SWEEP_BATCH)
+            ).all()
+            for message_id, *values in rows:
+                stored = dict(zip(MAIL_FIELDS, values, strict=True))
+                sealed = {
+                    name: encrypt_field(app, tenant_id, value)
+                    for name, value in stored.items()
+                    if value is not None and not is_encrypted(value)
+                }
+                # Only where the row still holds what was read: a change meanwhile wins.
+                session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.id == message_id,
+                        *(
+                            getattr(OutboxMessage, name).is_(None)
+                            if value is None
+                            else getattr(OutboxMessage, name) == value
+                            for name, value in stored.items()
+                        ),
+                    )
+                    .values(**sealed)
+                    .execution_options(synchronize_session=False)
+                )
+        done += len(rows)
+        if len(rows) < SWEEP_BATCH:
+            break
+    return done
+
+
+def _seal_bookings(app: Flask, tenant_id: int, *, batches: int) -> int:
     done = 0
     for _ in range(batches):
         with db.write_transaction(app) as session:
@@ -346,8 +398,9 @@ def sweep_on_tick(app: Flask, tenant_id: int, now: datetime) -> int:
 def init_app(app: Flask) -> None:
     plugin_changes.after_change(app, _after_plugin_change)
     if not event.contains(Booking, "load", _decrypt_loaded):
-        event.listen(Booking, "load", _decrypt_loaded)
-        event.listen(Booking, "refresh", _decrypt_loaded)
+        for protected in PROTECTED:
+            event.listen(protected, "load", _decrypt_loaded)
+            event.listen(protected, "refresh", _decrypt_loaded)
         event.listen(Session, "before_flush", _encrypt_before_flush)
         event.listen(Session, "after_flush_postexec", _clear_again_after_flush)
         event.listen(Session, "after_soft_rollback", _forget_on_rollback)

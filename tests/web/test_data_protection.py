@@ -311,6 +311,40 @@ def test_rows_written_before_are_encrypted_when_protection_is_asked(
     assert dump(app)[-1] == (fresh["reference"], PHONE, NOTES)
 
 
+def mail_dump(app) -> list[str]:
+    """The outbox as a database dump shows it: every body and calendar file, no ORM, no key."""
+    with db.engine_of(app).connect() as connection:
+        rows = connection.execute(
+            text("SELECT text_body, html_body, ics FROM outbox_messages ORDER BY id")
+        )
+        return [value for row in rows for value in row if value is not None]
+
+
+def test_mail_copying_the_fields_is_encrypted_at_rest_too(
+    app, tenant, make_client, enable_plugin, outbox
+):
+    """A provider's notice names the client's phone and notes: queued before protection was
+    asked, or after, a dump of the outbox shows neither; the mail still goes out in clear."""
+    with db.engine_of(app).begin() as connection:  # so that the provider is mailed the details
+        connection.execute(
+            text("UPDATE providers SET email = 'ana@example.com' WHERE id = :id"),
+            {"id": tenant.provider_id},
+        )
+    book(make_client("Ann"), "10:00")
+    assert any(PHONE in value for value in mail_dump(app))
+    Protects.asked = DataProtection(encrypt_client_fields=True)
+    enable_plugin("protects")
+    book(make_client("Bob"), "11:00")
+    stored = mail_dump(app)
+    assert stored and all(value.startswith(protection.ENCRYPTED_PREFIX) for value in stored)
+    assert not any(PHONE in value or "latex" in value for value in stored)
+    notices = [mail for mail in outbox() if mail.to == "ana@example.com"]
+    assert len(notices) == 2 and all(PHONE in mail.text for mail in notices)
+    with db.engine_of(app).connect() as connection:  # nothing failed to go out of them
+        errors = connection.execute(text("SELECT last_error FROM outbox_messages")).scalars()
+        assert [error for error in errors if error] == []
+
+
 def test_encrypted_fields_stay_readable_across_a_key_rotation(
     app, tenant, client, enable_plugin, bookwell_cli, make_app
 ):
@@ -336,12 +370,15 @@ def test_one_tenant_key_cannot_read_another_tenants_fields(
     enable_plugin("protects", business=second_business)
     ours = book(client)
     theirs = book(second_client, phone="+44 20 7946 0000", notes="Spa notes")
-    with db.engine_of(app).begin() as connection:
+    with db.engine_of(app).connect() as connection:
         [(stolen,)] = connection.execute(
             text("SELECT client_phone FROM bookings WHERE reference = :reference"),
             {"reference": ours["reference"]},
         )
-        # A phone of the salon's copied into the spa's row: the spa's key must not open it.
+    # A phone of the salon's copied into the spa's row: the spa's key must not open it. (A
+    # transaction of its own: one that read first could not write on SQLite once the app's
+    # scheduled work wrote meanwhile.)
+    with db.engine_of(app).begin() as connection:
         connection.execute(
             text("UPDATE bookings SET client_phone = :value WHERE reference = :reference"),
             {"value": stolen, "reference": theirs["reference"]},
