@@ -60,6 +60,7 @@ from bookwell.core.storage.models import (
 )
 from bookwell.core.web.api.auth import audit_support
 from bookwell.core.web.api.schemas import sane_day
+from bookwell.core.web.error_pages import error_page
 from bookwell.core.web.forms import MultiLine, SingleLine, WholeNumber
 from bookwell.core.web.identity import login_manager, signed_in_rows
 from bookwell.core.web.pages import steps
@@ -120,10 +121,11 @@ def require_page(
             host.broken_enabled_for(reader, tenant.id),
             scope=scope,
         )
-    except Refused:
+    except Refused as refused:
         if is_support:
             audit_support(current_app._get_current_object(), ctx, REFUSED, scope, GUARD)
-        abort(403)
+        # Say why (HIPAA mode keeping support out until the owner grants access, say).
+        abort(error_page(403, refusal_messages(refused)))
     if is_support:
         audit_support(current_app._get_current_object(), ctx, "support.access", scope, None)
     return tenant, user

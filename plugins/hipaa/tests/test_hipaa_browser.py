@@ -5,8 +5,8 @@ support access for an hour on the plugin's page, support is let in, the clock pa
 grant's end, and support is refused again; the owner, logged off automatically meanwhile,
 finds the grant among the past ones.
 
-Support reads through the API (its API key sent by its own browser page), since core serves
-support no staff page of a business yet."""
+Support tries both doors: the business's agenda in its own signed-in browser (the staff pages
+core opens to support, read-only), and the API with its key."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import hipaa_kit
 import pytest
-from hipaa_kit import STEP, add_support_user, code_at
+from hipaa_kit import STEP, SUPPORT_EMAIL, add_support_user, code_at
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
@@ -63,18 +63,35 @@ def served(app, tmp_path):
 
 
 @pytest.fixture
-def browser(tmp_path):
+def playwright():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            args=FLAGS,
-            ignore_https_errors=True,  # the test's own self-signed certificate
-        )
-        yield chromium
-        chromium.close()
+    with sync_playwright() as running:
+        yield running
+
+
+def chromium_of(playwright, profile: Path):
+    return playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        args=FLAGS,
+        ignore_https_errors=True,  # the test's own self-signed certificate
+    )
+
+
+@pytest.fixture
+def browser(playwright, tmp_path):
+    chromium = chromium_of(playwright, tmp_path / "chromium-profile")
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def support_browser(playwright, tmp_path):
+    """Support's own browser: its cookies are not the owner's."""
+    chromium = chromium_of(playwright, tmp_path / "support-profile")
+    yield chromium
+    chromium.close()
 
 
 def owner_logs_in(page, base: str, email: str, secret: str, clock) -> None:
@@ -94,8 +111,21 @@ def support_reads(page, base: str) -> tuple[int, object]:
     return answer.status, json.loads(page.inner_text("body"))
 
 
+def support_logs_in(page, base: str) -> None:
+    page.goto(f"{base}/support/login")
+    page.fill("#email", SUPPORT_EMAIL)
+    page.fill("#password", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/support/")
+
+
+def support_opens_the_agenda(page, base: str) -> int:
+    """Support's browser opens the salon's agenda of Ann's day: the HTTP status it got."""
+    return page.goto(f"{base}/admin/salon/?date=2027-03-02").status
+
+
 def test_support_is_refused_let_in_by_the_owner_for_an_hour_then_refused_again(
-    app, served, browser, owner, hipaa, client, clock, bookwell_cli, audit_trail
+    app, served, browser, support_browser, owner, hipaa, client, clock, bookwell_cli, audit_trail
 ):
     client.book("2027-03-02T10:00:00+01:00")
     key = add_support_user(app, clock, bookwell_cli)
@@ -103,6 +133,13 @@ def test_support_is_refused_let_in_by_the_owner_for_an_hour_then_refused_again(
     support.set_extra_http_headers({"Authorization": f"Bearer {key}"})
     status, body = support_reads(support, served)
     assert status == 403 and body["error"]["code"] == "support_access_not_granted"
+    # Support's own browser, signed in as a person, not with the key.
+    support_pages = support_browser.new_page()
+    support_logs_in(support_pages, served)
+    assert support_opens_the_agenda(support_pages, served) == 403
+    assert "Ann" not in support_pages.content()
+    expect(support_pages.locator("body")).to_contain_text("only while its owner grants access")
+    support_pages.screenshot(path=SHOTS / "support_refused.png", full_page=True)
 
     page = browser.new_page()
     blocked = []
@@ -126,12 +163,24 @@ def test_support_is_refused_let_in_by_the_owner_for_an_hour_then_refused_again(
 
     status, body = support_reads(support, served)
     assert status == 200 and [booking["client"]["name"] for booking in body] == ["Ann"]
+    assert support_opens_the_agenda(support_pages, served) == 200
+    expect(support_pages.locator("body")).to_contain_text("Ann")
+    support_pages.screenshot(path=SHOTS / "support_let_in.png", full_page=True)
 
     clock.advance(hours=1)
     status, body = support_reads(support, served)
     assert status == 403 and body["error"]["code"] == "support_access_not_granted"
+    support_logs_in(support_pages, served)  # its session, idle an hour, ended too
+    assert support_opens_the_agenda(support_pages, served) == 403
     actions = [entry.action for entry in audit_trail() if entry.action.startswith("support.")]
-    assert actions == ["support.access_refused", "support.access", "support.access_refused"]
+    assert actions == [
+        "support.access_refused",  # the API, then the page
+        "support.access_refused",
+        "support.access",
+        "support.access",
+        "support.access_refused",
+        "support.access_refused",
+    ]
 
     # The owner's screen logged itself off meanwhile (15 minutes idle); back in, the grant is
     # listed as over.
