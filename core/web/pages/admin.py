@@ -160,7 +160,10 @@ def viewed(
 def plugin_menu(tenant: Tenant, user: User) -> list[MenuItem]:
     """The menu entries the tenant's plugins add (``staff_menu``), each plugin asked on its own:
     one that fails is logged and counted, and only its entries are left out (a menu entry is not
-    worth a page). An entry must point inside this site (a path starting with one ``/``)."""
+    worth a page). An entry must point inside this site (a path starting with one ``/``).
+    Platform support gets none: plugins' staff pages are not open to it."""
+    if user.tenant_id is None:
+        return []
     host = host_of()
     enabled = host.enabled_for(db.session(), tenant.id)
     ctx = make_context(tenant, clock.now(), actor=user)

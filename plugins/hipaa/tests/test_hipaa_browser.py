@@ -165,6 +165,8 @@ def test_support_is_refused_let_in_by_the_owner_for_an_hour_then_refused_again(
     assert status == 200 and [booking["client"]["name"] for booking in body] == ["Ann"]
     assert support_opens_the_agenda(support_pages, served) == 200
     expect(support_pages.locator("body")).to_contain_text("Ann")
+    # Plugins' staff pages are not support's: no menu entry leads there.
+    expect(support_pages.locator("text=Emergency access")).to_have_count(0)
     support_pages.screenshot(path=SHOTS / "support_let_in.png", full_page=True)
 
     clock.advance(hours=1)
