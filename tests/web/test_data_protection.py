@@ -11,6 +11,7 @@ from bookwell.core.context import protection
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant, User
+from bookwell.core.testing import as_tables_owner
 from bookwell.hooks import DataProtection, Manifest, hookimpl
 
 DAY = "2027-03-02"
@@ -142,8 +143,9 @@ def test_every_view_of_booking_details_is_audited_before_it_is_shown(
 
 
 def _break_the_trail(app) -> None:
-    """Make the database itself refuse new audit entries, as a full or failing disk would."""
-    with db.engine_of(app).begin() as connection:
+    """Make the database itself refuse new audit entries, as a full or failing disk would (as
+    the tables' owner: the app's own role may not change the schema)."""
+    with as_tables_owner(app) as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text(
