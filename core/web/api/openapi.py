@@ -13,6 +13,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from flask import Blueprint, jsonify
 from pydantic.json_schema import models_json_schema
 
+from bookwell.core import audit
 from bookwell.core.access import passwords
 from bookwell.core.booking import idempotency
 from bookwell.core.storage.models import Role
@@ -418,18 +419,7 @@ SCHEMAS: dict[str, Any] = {
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 SCHEMAS["AuditEntry"] = {
     "type": "object",
-    "required": [
-        "sequence",
-        "at",
-        "actor",
-        "actor_email",
-        "ip",
-        "action",
-        "subject",
-        "details",
-        "entry_hash",
-        "previous_hash",
-    ],
+    "required": list(audit.EXPORT_COLUMNS),  # the export's own columns, in their order
     "additionalProperties": False,
     "properties": {
         "sequence": {"type": "integer", "minimum": 1, "description": "1, 2, 3... in the chain."},

@@ -110,21 +110,15 @@ def _subject_of(tenant: Tenant, reference: str) -> Subject:
     return find
 
 
-def _readable(tenant: Tenant, who, reference: str) -> Booking:
+def _readable(tenant: Tenant, who, reference: str, *, to_change: bool = False) -> Booking:
     """The booking, if the caller may read it (every booking, their provider's, or a grant on
-    its client); else 403."""
+    its client) and, ``to_change``, change it (read access alone, a grant, is not enough);
+    else 403."""
     booking = lifecycle.find_booking(db.session(), tenant.id, reference[:64])
     reach = booking_reach(db.session(), who.user, tenant.id, clock.now())
     if not reach.reads(booking.provider_id, booking.client_email):
         raise ApiError(403, "forbidden", "Your role does not allow this booking.")
-    return booking
-
-
-def _manageable(tenant: Tenant, who, reference: str) -> Booking:
-    """The booking, if the caller may change it: read access alone (a grant) is not enough."""
-    booking = _readable(tenant, who, reference)
-    reach = booking_reach(db.session(), who.user, tenant.id, clock.now())
-    if not reach.manages(booking.provider_id):
+    if to_change and not reach.manages(booking.provider_id):
         raise ApiError(
             403, "forbidden", "You may read this booking, but change only your own agenda's."
         )
@@ -222,7 +216,7 @@ def create_booking(tenant: Tenant):
 def cancel_booking(tenant: Tenant, reference: str):
     who = require(tenant, "bookings.manage", "booking", subject=_subject_of(tenant, reference))
     payload = bodies.read(StaffCancelIn, when_empty=b"{}")
-    _manageable(tenant, who, reference)
+    _readable(tenant, who, reference, to_change=True)
     booking = lifecycle.cancel_booking(
         current_app._get_current_object(),
         tenant_id=tenant.id,
@@ -243,7 +237,7 @@ def bookings_between(slug: str):
 def reschedule_booking(tenant: Tenant, reference: str):
     who = require(tenant, "bookings.manage", "booking", subject=_subject_of(tenant, reference))
     payload = bodies.read(StaffRescheduleIn)
-    booking = _manageable(tenant, who, reference)
+    booking = _readable(tenant, who, reference, to_change=True)
     _may_use_provider(
         tenant,
         who,

@@ -415,19 +415,15 @@ def _subject_of(slug: str, reference: str) -> Subject:
     return find
 
 
-def _readable(tenant: Tenant, user: User, reference: str) -> Booking:
+def _readable(tenant: Tenant, user: User, reference: str, *, to_change: bool = False) -> Booking:
     """The booking, if ``user`` may read it (all bookings, their provider's, or a grant on its
-    client); else 403."""
+    client) and, ``to_change``, change it (read access alone, a grant, is not enough); else
+    403."""
     booking = _find(tenant, reference)
-    if not reach_of(tenant, user).reads(booking.provider_id, booking.client_email):
+    reach = reach_of(tenant, user)
+    if not reach.reads(booking.provider_id, booking.client_email):
         abort(403)
-    return booking
-
-
-def _manageable(tenant: Tenant, user: User, reference: str) -> Booking:
-    """The booking, if ``user`` may change it: read access alone (a grant) is not enough."""
-    booking = _readable(tenant, user, reference)
-    if not reach_of(tenant, user).manages(booking.provider_id):
+    if to_change and not reach.manages(booking.provider_id):
         abort(403)
     return booking
 
@@ -648,7 +644,7 @@ def cancel(slug: str, reference: str):
     tenant, user = require_page(
         slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
     )
-    booking = _manageable(tenant, user, reference)
+    booking = _readable(tenant, user, reference, to_change=True)
     form = CancelForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, cancel=form)
@@ -678,7 +674,7 @@ def reschedule(slug: str, reference: str):
     tenant, user = require_page(
         slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
     )
-    booking = _manageable(tenant, user, reference)
+    booking = _readable(tenant, user, reference, to_change=True)
     form = SlotForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, move=form)
@@ -715,7 +711,7 @@ def outcome(slug: str, reference: str):
     tenant, user = require_page(
         slug, "bookings.manage", "booking", subject=_subject_of(slug, reference)
     )
-    booking = _manageable(tenant, user, reference)
+    booking = _readable(tenant, user, reference, to_change=True)
     form = OutcomeForm()
     if not form.validate_on_submit():
         return _booking_page(tenant, user, booking, status=422, outcome=form)
