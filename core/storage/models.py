@@ -60,6 +60,10 @@ class Tenant(Base):
     currency: Mapped[str] = mapped_column(String(3), default="EUR", server_default="EUR")
     # A language tag (en, fr, de-CH): the language of its pages and mail.
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
+    # The longest any of its services has ever blocked (duration plus buffers): no booking
+    # blocks longer, so availability reads only bookings that start this close to its window.
+    # Only ever raised (see bookwell.core.booking.catalogue), never lowered.
+    longest_block_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -484,6 +488,11 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A message sent "once only" (a reminder) carries a key; a second enqueue of it is a no-op.
     dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    # A placeholder written in a booking's transaction, composed into the real messages after
+    # the commit (see bookwell.core.mail): the event, and its sealed facts (the manage token...).
+    # NULL once composed; a placeholder is never sent as it is.
+    compose_event: Mapped[str | None] = mapped_column(String(40))
+    compose_facts: Mapped[str | None] = mapped_column(Text)
 
 
 class JobLease(Base):

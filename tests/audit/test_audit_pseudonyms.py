@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from bookwell.core import audit, schema
 from bookwell.core.access.users import create_user
-from bookwell.core.booking.tenants import create_tenant
 from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry, AuditPerson, AuditPersonal
 from bookwell.core.testing import (
@@ -91,9 +90,17 @@ def test_migration_0012_converts_first_format_trails_and_marks_the_change(blank_
     engine = create_engine(blank_url)
     migrate(engine, "0011")
     with Session(engine) as session, session.begin():
-        salon = create_tenant(session, "salon", name="Salon", timezone="UTC", now=T0).id
-        barber = create_tenant(session, "barber", name="Barber", timezone="UTC", now=T0).id
-        session.flush()
+        # Rows as revision 0011 had them: the ORM's model has columns added since.
+        salon, barber = (
+            session.execute(
+                text(
+                    "INSERT INTO tenants (slug, name, timezone, created_at) "
+                    "VALUES (:slug, :slug, 'UTC', :now) RETURNING id"
+                ),
+                {"slug": slug, "now": T0.replace(tzinfo=None)},
+            ).scalar_one()
+            for slug in ("salon", "barber")
+        )
         old_head = v1_chain(session, salon)
         v1_chain(session, barber, 3)
     with tampering(engine) as connection:  # barber's trail was tampered with before the upgrade
