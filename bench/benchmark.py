@@ -17,6 +17,9 @@ class Options:
     # each benchmark creates (and afterwards drops) a database of its own.
     database_url: str | None
     workdir: Path
+    # ``--quick``: the same measurements on smaller data and fewer calls, so that the whole run
+    # takes under two minutes; its figures are for spotting regressions, not for the README.
+    quick: bool = False
 
 
 @dataclass(frozen=True)
