@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .benchmark import Benchmark, Variant
 from .timing import Summary
@@ -97,23 +98,73 @@ def render(outcomes: Sequence[Outcome], rounds: int) -> str:
     return "\n".join(lines)
 
 
-def _ratios(outcome: Outcome) -> list[str]:
-    lines = []
+def ratios(outcome: Outcome) -> list[dict[str, Any]]:
+    """Each comparison whose two variants were measured: the ratio of their medians, and whether
+    it met its aim (``None`` when it has none)."""
+    found = []
     for comparison in outcome.benchmark.comparisons:
         top = outcome.summaries.get(comparison.numerator)
         bottom = outcome.summaries.get(comparison.denominator)
         if top is None or bottom is None or not bottom.median:
             continue
         ratio = top.median / bottom.median
+        found.append(
+            {
+                "benchmark": outcome.benchmark.name,
+                "numerator": comparison.numerator,
+                "denominator": comparison.denominator,
+                "ratio": ratio,
+                "aim": comparison.aim,
+                "met": None if comparison.aim is None else ratio <= comparison.aim,
+            }
+        )
+    return found
+
+
+def _ratios(outcome: Outcome) -> list[str]:
+    lines = []
+    for found in ratios(outcome):
         verdict = ""
-        if comparison.aim is not None:
-            met = "met" if ratio <= comparison.aim else "NOT met"
-            verdict = f"  (aim <= {comparison.aim:g}x: {met})"
+        if found["aim"] is not None:
+            verdict = f"  (aim <= {found['aim']:g}x: {'met' if found['met'] else 'NOT met'})"
         lines.append(
-            f"{outcome.benchmark.name}: {comparison.numerator} / {comparison.denominator}"
-            f" = {ratio:.2f}x{verdict}"
+            f"{found['benchmark']}: {found['numerator']} / {found['denominator']}"
+            f" = {found['ratio']:.2f}x{verdict}"
         )
     return lines
+
+
+def as_json(outcomes: Sequence[Outcome], run: Mapping[str, Any]) -> dict[str, Any]:
+    """The same table, ratios and problems as :func:`render`, for a machine to read
+    (``--json PATH``); ``run`` says where and how it was measured."""
+    results = []
+    for outcome in outcomes:
+        for variant in outcome.variants:
+            summary = outcome.summaries.get(variant.name)
+            if summary is None:
+                continue
+            results.append(
+                {
+                    "benchmark": outcome.benchmark.name,
+                    "variant": variant.name,
+                    "unit": variant.unit,
+                    "higher_is_better": variant.higher_is_better,
+                    "median": summary.median,
+                    "min": summary.low,
+                    "max": summary.high,
+                    "spread": summary.spread,
+                    "rounds": summary.rounds,
+                    "detail": variant.detail,
+                    "counts": dict(sorted(summary.counts.items())),
+                }
+            )
+    return {
+        "run": dict(run),
+        "results": results,
+        "ratios": [found for outcome in outcomes for found in ratios(outcome)],
+        "errors": {o.benchmark.name: o.error for o in outcomes if o.error is not None},
+        "problems": [problem for outcome in outcomes for problem in outcome.problems()],
+    }
 
 
 def _counts(outcome: Outcome) -> list[str]:
