@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bookwell.core import audit
 from bookwell.core.access import sessions
+from bookwell.core.booking.tenants import TenantError, check_timezone
 from bookwell.core.context import request_info
 from bookwell.core.foundation import text
 from bookwell.core.foundation.money import check_currency
@@ -363,9 +364,13 @@ def update_business(
     now: datetime,
     currency: str | None = None,
     language: str | None = None,
+    timezone: str | None = None,
+    theme: str | None = None,
 ) -> Tenant:
-    """The business's name, how clients reach it, and (when given) the currency of its prices
-    and its language (a tag such as ``en``, ``fr`` or ``de-CH``)."""
+    """The business's name, how clients reach it, and (when given) the currency of its prices,
+    its language (a tag such as ``en``, ``fr`` or ``de-CH``), its time zone (an IANA name: its
+    working hours are read in it from then on) and the theme of its booking pages (the caller
+    checks that it is installed)."""
     values = {
         "name": name.strip(),
         "contact_email": (contact_email or "").strip() or None,
@@ -387,6 +392,14 @@ def update_business(
             values["language"] = check_language(language)
         except ValueError as error:
             problems.setdefault("language", []).append(str(error))
+    if timezone is not None:
+        try:
+            values["timezone"] = check_timezone(timezone.strip())
+        except TenantError as error:
+            problems.setdefault("timezone", []).append(str(error))
+    if theme is not None:
+        values["theme"] = theme.strip()
+        _text(problems, "theme", values["theme"], 50, required=True)
     _refuse(problems)
     with db.write_transaction(app) as session:
         tenant = session.get(Tenant, tenant_id)

@@ -459,6 +459,7 @@ def _register_command_groups() -> None:
     from bookwell.core.cli.mail import mail
     from bookwell.core.cli.plugins import plugins
     from bookwell.core.cli.tenants import tenants
+    from bookwell.core.cli.themes import themes_group
     from bookwell.core.cli.users import tokens_group, users_group
 
     main.add_command(tenants)
@@ -468,6 +469,7 @@ def _register_command_groups() -> None:
     main.add_command(tokens_group)
     main.add_command(mail)
     main.add_command(keys_group)
+    main.add_command(themes_group)
 
 
 _register_command_groups()

@@ -13,6 +13,7 @@ from bookwell.core.cli.instance import Context, pass_context, require_schema
 from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant
+from bookwell.core.web.themes import load_themes
 
 
 @click.group()
@@ -72,8 +73,34 @@ def _on_off(value: bool) -> str:
     return "on" if value else "off"
 
 
+# What `tenants set` changes through the business's details, as the staff settings page does.
+DETAILS = ("name", "contact_email", "phone", "address", "currency", "language", "timezone", "theme")
+
+
 @tenants.command("set")
 @click.argument("slug")
+@click.option("--name", default=None, callback=single_line, help="The business's name.")
+@click.option(
+    "--timezone",
+    "timezone_name",
+    default=None,
+    help="IANA zone, e.g. Europe/Paris; working hours are read in it from then on.",
+)
+@click.option(
+    "--email", "contact_email", default=None, callback=single_line, help="Contact e-mail."
+)
+@click.option("--phone", default=None, callback=single_line, help="Contact phone number.")
+@click.option(
+    "--address", default=None, callback=multi_line, help="Postal address (the appointment place)."
+)
+@click.option("--currency", default=None, help="ISO 4217 code of the prices, e.g. EUR.")
+@click.option(
+    "--language",
+    type=click.Choice(["en", "fr"]),
+    default=None,
+    help="The language of its pages and mail, unless a client's browser asks for another.",
+)
+@click.option("--theme", default=None, help="The theme of its booking pages: see `themes list`.")
 @click.option(
     "--client-accounts/--no-client-accounts",
     default=None,
@@ -81,22 +108,88 @@ def _on_off(value: bool) -> str:
     "their bookings; off closes those pages and sign-up, and signs clients out.",
 )
 @pass_context
-def tenants_set(ctx: Context, slug: str, client_accounts: bool | None) -> None:
-    """Change the settings of the tenant SLUG; those not given stay as they are."""
-    given = {"client_accounts": client_accounts}
-    if all(value is None for value in given.values()):
-        raise click.UsageError("nothing to set: give --client-accounts or --no-client-accounts")
+def tenants_set(
+    ctx: Context,
+    slug: str,
+    name: str | None,
+    timezone_name: str | None,
+    contact_email: str | None,
+    phone: str | None,
+    address: str | None,
+    currency: str | None,
+    language: str | None,
+    theme: str | None,
+    client_accounts: bool | None,
+) -> None:
+    """Change the settings of the tenant SLUG; those not given stay as they are. An empty
+    --email, --phone or --address removes it."""
+    details = {
+        "name": name,
+        "contact_email": contact_email,
+        "phone": phone,
+        "address": address,
+        "currency": currency,
+        "language": language,
+        "timezone": timezone_name,
+        "theme": theme,
+    }
+    given = {key: value for key, value in details.items() if value is not None}
+    if not given and client_accounts is None:
+        raise click.UsageError(
+            "nothing to set: give at least one of --name, --timezone, --email, --phone, "
+            "--address, --currency, --language, --theme, --client-accounts/--no-client-accounts"
+        )
+    if theme is not None:
+        installed = load_themes()
+        if theme not in installed:
+            raise click.BadParameter(
+                f"no theme {theme!r} is installed; installed: {', '.join(sorted(installed))}",
+                param_hint="--theme",
+            )
     app = require_schema(ctx.app)
     with app.app_context():
         tenant = db.session().scalar(select(Tenant).where(Tenant.slug == slug))
         if tenant is None:
             raise click.ClickException(f"no tenant with the slug {slug!r}")
-        changed = catalogue.change_settings(
-            app, tenant_id=tenant.id, actor="cli", now=clock.now(app), **given
-        )
+        if given:
+            before = {key: getattr(tenant, key) for key in DETAILS}
+            current = {key: before[key] for key in ("name", "contact_email", "phone", "address")}
+            try:
+                updated = catalogue.update_business(
+                    app,
+                    tenant_id=tenant.id,
+                    actor="cli",
+                    now=clock.now(app),
+                    **{**current, **given},
+                )
+            except catalogue.CatalogueError as error:
+                problems = "; ".join(
+                    f"{field}: {' '.join(messages)}" for field, messages in error.fields.items()
+                )
+                raise click.ClickException(problems or error.message) from error
+            after = {key: getattr(updated, key) for key in DETAILS}
+            for key in given:
+                label = key.replace("contact_email", "e-mail").replace("_", " ")
+                if before[key] == after[key]:
+                    click.echo(f"{slug}: {label} already {_shown(after[key])}; nothing changed")
+                else:
+                    click.echo(f"{slug}: {label} {_shown(after[key])} (was {_shown(before[key])})")
+        if client_accounts is not None:
+            _set_client_accounts(app, slug, tenant.id, client_accounts)
+
+
+def _shown(value: object) -> str:
+    if value is None or value == "":
+        return "(none)"
+    return repr(value) if isinstance(value, str) and "\n" in value else str(value)
+
+
+def _set_client_accounts(app, slug: str, tenant_id: int, client_accounts: bool) -> None:
+    given = {"client_accounts": client_accounts}
+    changed = catalogue.change_settings(
+        app, tenant_id=tenant_id, actor="cli", now=clock.now(app), **given
+    )
     for name, value in given.items():
-        if value is None:
-            continue
         label = catalogue.SETTINGS[name]
         if name in changed:
             before, after = changed[name]

@@ -26,11 +26,18 @@ EXTENSION = "bookwell.themes"
 DEFAULT = "default"
 
 
+BUILT_IN = "built-in"
+
+
 @dataclass(frozen=True)
 class Theme:
     name: str
     templates: Path
     static: Path
+    # What an owner reads when choosing: the package's ``TITLE``, else its name capitalised.
+    title: str = ""
+    # Where it comes from: ``built-in``, or the distribution (PyPI package) that installed it.
+    source: str = BUILT_IN
 
 
 def load_themes() -> dict[str, Theme]:
@@ -46,8 +53,25 @@ def load_themes() -> dict[str, Theme]:
         if not (folder / "templates").is_dir():
             log.warning("theme %s has no templates folder; left out", entry_point.name)
             continue
-        found[entry_point.name] = Theme(entry_point.name, folder / "templates", folder / "static")
+        title = getattr(module, "TITLE", None)
+        if not isinstance(title, str) or not title.strip():
+            title = entry_point.name.replace("-", " ").replace("_", " ").capitalize()
+        found[entry_point.name] = Theme(
+            entry_point.name,
+            folder / "templates",
+            folder / "static",
+            title=title.strip(),
+            source=_source(entry_point),
+        )
     return found
+
+
+def _source(entry_point: importlib.metadata.EntryPoint) -> str:
+    distribution = entry_point.dist
+    name = distribution.metadata["Name"] if distribution is not None else None
+    if name is None:
+        return "unknown"
+    return BUILT_IN if name.lower() == "bookwell" else name
 
 
 themes_blueprint = Blueprint("themes", __name__)
