@@ -214,6 +214,7 @@ def _ensure_offered(
         day_from=local_day,
         day_to=local_day,
         now=now,
+        longest_block_minutes=tenant.longest_block_minutes,
         provider_id=provider.id,
         ignore_booking_id=ignore_booking_id,
     )

@@ -7,6 +7,8 @@ tenant's zone; money is integer cents.
 
 from __future__ import annotations
 
+import itertools
+import math
 from datetime import datetime, time
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -21,8 +23,12 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    event,
+    update,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from bookwell.core.storage.db import Base, UTCDateTime
 
@@ -62,7 +68,7 @@ class Tenant(Base):
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     # The longest any of its services has ever blocked (duration plus buffers): no booking
     # blocks longer, so availability reads only bookings that start this close to its window.
-    # Only ever raised (see bookwell.core.booking.catalogue), never lowered.
+    # Only ever raised (by _raise_longest_block, below, on every flush), never lowered.
     longest_block_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
 
     @property
@@ -578,3 +584,50 @@ class RateLimitCounter(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
     window_ends_at: Mapped[float] = mapped_column(Float)
+
+
+# --- the longest block, kept true on every flush --------------------------------------------------
+
+
+def block_minutes(row: Service | Booking) -> int:
+    """How long ``row`` blocks a provider, in whole minutes rounded up: a service's duration and
+    buffers, or a booking's blocked range."""
+    if isinstance(row, Service):
+        return sum(
+            getattr(row, name) or 0
+            for name in ("duration_minutes", "buffer_before_minutes", "buffer_after_minutes")
+        )
+    if row.blocked_from is None or row.blocked_until is None:
+        return 0
+    return math.ceil((row.blocked_until - row.blocked_from).total_seconds() / 60)
+
+
+@event.listens_for(Session, "after_flush")
+def _raise_longest_block(session: Session, _context: object) -> None:
+    """Raise each tenant's ``longest_block_minutes`` to what its services and bookings written
+    in this flush block, in the flush's own transaction, whatever wrote them (the catalogue, a
+    command, a test or bench through the ORM): availability's lower bound on ``blocked_from``
+    is only as safe as this. Never lowers it: a booking made before its service got shorter
+    still blocks its old length. Costs no statement when the tenant's row in the session
+    already holds enough, as on the booking path, which loads the tenant first."""
+    wanted: dict[int, int] = {}
+    for row in itertools.chain(session.new, session.dirty):
+        if isinstance(row, Service | Booking) and row.tenant_id is not None:
+            minutes = block_minutes(row)
+            if minutes > wanted.get(row.tenant_id, 0):
+                wanted[row.tenant_id] = minutes
+    for tenant_id, minutes in wanted.items():
+        tenant = session.identity_map.get(identity_key(Tenant, tenant_id))
+        known = None if tenant is None else tenant.__dict__.get("longest_block_minutes")
+        if known is not None and known >= minutes:
+            continue
+        # A conditional UPDATE, not the ORM's absolute one: two writers raising it at once
+        # (PostgreSQL) each keep the larger value, and neither can lower the other's.
+        session.connection().execute(
+            update(Tenant.__table__)
+            .where(Tenant.__table__.c.id == tenant_id)
+            .where(Tenant.__table__.c.longest_block_minutes < minutes)
+            .values(longest_block_minutes=minutes)
+        )
+        if known is not None:
+            set_committed_value(tenant, "longest_block_minutes", minutes)

@@ -837,6 +837,7 @@ def reschedule(slug: str, reference: str):
             db.session(),
             tenant_id=tenant.id,
             zone=tenant.zone,
+            longest_block_minutes=tenant.longest_block_minutes,
             service=service,
             day_from=local_day,
             day_to=local_day,
