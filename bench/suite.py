@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import availability, cleanup, logins, plugins, server
+from . import availability, availability_http, cleanup, logins, plugins, server
 from .benchmark import Benchmark
 
 BENCHMARKS: list[Benchmark] = [
     availability.BENCHMARK,
+    availability_http.BENCHMARK,
     plugins.BENCHMARK,
     server.BENCHMARK,
     logins.BENCHMARK,

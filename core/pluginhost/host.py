@@ -27,7 +27,7 @@ from typing import Any
 
 import pluggy
 from flask import Flask, current_app, g, has_app_context
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bookwell.core.pluginhost import settings as plugin_settings
@@ -36,6 +36,8 @@ from bookwell.hooks import GUARDS, Context, Manifest, Redirect, Refusal, specs
 
 log = logging.getLogger("bookwell.plugins")
 EXTENSION = "bookwell.plugins"
+# Built once: asked on every request that names a tenant.
+_PLUGINS_VERSION = select(Tenant.plugins_version).where(Tenant.id == bindparam("tenant_id"))
 ENTRY_POINT_GROUP = "bookwell.plugins"
 BUILT_IN_PREFIX = "bookwell.plugins."
 
@@ -218,13 +220,23 @@ class PluginHost:
 
     # --- per-tenant state --------------------------------------------------------------------
 
-    def state_for(self, session: Session, tenant_id: int) -> _TenantCache:
+    def state_for(
+        self, session: Session, tenant_id: int, *, known_version: int | None = None
+    ) -> _TenantCache:
         """The tenant's enabled plugins, their settings and which of them are broken; cached
-        per process until the tenant's version changes, and asked once per request."""
+        per process until the tenant's version changes, and asked once per request.
+
+        ``known_version`` is the tenant's ``plugins_version`` as the caller has just read it
+        with the tenant's row, in this request: the version is then not read a second time
+        (a request's first check; any later one in the request reads the memo, or, after
+        :meth:`forget_request_state`, the database)."""
         memo = g.setdefault("plugin_states", {}) if has_app_context() else {}
         if tenant_id in memo:
             return memo[tenant_id]
-        version = session.scalar(select(Tenant.plugins_version).where(Tenant.id == tenant_id))
+        if known_version is not None:
+            version = known_version
+        else:
+            version = session.scalar(_PLUGINS_VERSION, {"tenant_id": tenant_id})
         cached = self._cache.get(tenant_id)
         if cached is None or cached.version != (version or 0):
             cached = self._load_state(session, tenant_id, version or 0)
@@ -251,9 +263,11 @@ class PluginHost:
             state.settings[name] = MappingProxyType(merged)
         return state
 
-    def enabled_for(self, session: Session, tenant_id: int) -> dict[str, Mapping[str, Any]]:
+    def enabled_for(
+        self, session: Session, tenant_id: int, *, known_version: int | None = None
+    ) -> dict[str, Mapping[str, Any]]:
         """The tenant's enabled (and working) plugins with their settings."""
-        return self.state_for(session, tenant_id).settings
+        return self.state_for(session, tenant_id, known_version=known_version).settings
 
     def broken_enabled_for(self, session: Session, tenant_id: int) -> list[str]:
         """Plugins the tenant enabled that are broken: their guards must fail closed."""

@@ -4,11 +4,14 @@ error page share it (kept in ``g``)."""
 from __future__ import annotations
 
 from flask import g
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bookwell.core.booking.tenants import SLUG
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant
+
+# Built once: every request naming a tenant runs it, and building costs more than running it.
+_BY_SLUG = select(Tenant).where(Tenant.slug == bindparam("slug"))
 
 
 def current_tenant(slug: str) -> Tenant | None:
@@ -17,6 +20,6 @@ def current_tenant(slug: str) -> Tenant | None:
         return None  # not a slug at all: no query, and no odd bytes sent to the database
     tenant = g.get("tenant")
     if tenant is None or tenant.slug != slug:
-        tenant = db.session().scalar(select(Tenant).where(Tenant.slug == slug))
+        tenant = db.session().scalar(_BY_SLUG, {"slug": slug})
         g.tenant = tenant
     return tenant

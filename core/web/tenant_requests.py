@@ -68,13 +68,20 @@ def init_app(app: Flask) -> None:
             return None  # the view answers its own 404 (or 401 for a bad bearer)
         host = host_of()
         session = db.session()
-        g.enabled_plugins = host.enabled_for(session, tenant.id)
+        # The tenant's row was read just now, in this request: its plugins_version is as fresh
+        # as a second query for it would be, so every process still sees a change at once.
+        g.enabled_plugins = host.enabled_for(
+            session, tenant.id, known_version=tenant.plugins_version
+        )
+        broken = host.broken_enabled_for(session, tenant.id)
+        if not g.enabled_plugins and not broken:
+            return None  # no guard to ask: spare the request the context it would be given
         try:
             host.guard(
                 "before_request",
                 make_context(tenant, clock.now(), actor=actor_of_request(tenant)),
                 g.enabled_plugins,
-                host.broken_enabled_for(session, tenant.id),
+                broken,
             )
         except Refused as refused:
             refusals = [item for item in refused.refusals if isinstance(item.refusal, Refusal)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bookwell.core.access import users
 from bookwell.core.booking import idempotency, lifecycle
@@ -19,8 +19,19 @@ from bookwell.core.web.api import staff as staff_api
 from bookwell.core.web.api.auth import tenant_or_404
 from bookwell.core.web.api.errors import ApiError, error_response, invalid
 from bookwell.core.web.api.schemas import BookingIn, CancelIn, RescheduleIn
-from bookwell.core.web.api.serialize import booking_json, provider_json, service_json, slot_json
+from bookwell.core.web.api.serialize import booking_json, provider_json, service_json, slots_body
 from bookwell.core.web.ratelimits import rate_limited
+
+# Built once: availability is the hottest read, and building a statement costs more than
+# running it.
+_OFFERED_SERVICE = select(Service).where(
+    Service.id == bindparam("service_id"),
+    Service.tenant_id == bindparam("tenant_id"),
+    Service.active.is_(True),
+)
+_TENANTS_PROVIDER = select(Provider.id).where(
+    Provider.id == bindparam("provider_id"), Provider.tenant_id == bindparam("tenant_id")
+)
 
 public = Blueprint("public_api", __name__, url_prefix="/api/v1/tenants/<slug>")
 
@@ -111,20 +122,10 @@ def availability(slug: str):
         raise invalid(problems)
     session = db.session()
     service = session.scalar(
-        select(Service).where(
-            Service.id == values["service_id"],
-            Service.tenant_id == tenant.id,
-            Service.active.is_(True),
-        )
+        _OFFERED_SERVICE, {"service_id": values["service_id"], "tenant_id": tenant.id}
     )
     if service is None:
         raise ApiError(404, "not_found", "No such service.")
-    if values["provider_id"] is not None and not session.scalar(
-        select(Provider.id).where(
-            Provider.id == values["provider_id"], Provider.tenant_id == tenant.id
-        )
-    ):
-        raise ApiError(404, "not_found", "No such provider.")
     slots = offered_slots(
         session,
         tenant,
@@ -134,7 +135,17 @@ def availability(slug: str):
         now=clock.now(),
         provider_id=values["provider_id"],
     )
-    return jsonify(slots=[slot_json(slot, tenant.zone) for slot in slots])
+    # A slot of the provider proves it is the tenant's (find_slots reads only the tenant's
+    # providers), so the check costs a query only when nothing is offered.
+    if (
+        not slots
+        and values["provider_id"] is not None
+        and not session.scalar(
+            _TENANTS_PROVIDER, {"provider_id": values["provider_id"], "tenant_id": tenant.id}
+        )
+    ):
+        raise ApiError(404, "not_found", "No such provider.")
+    return current_app.response_class(slots_body(slots, tenant.zone), mimetype="application/json")
 
 
 @public.get("/booking-requirements")

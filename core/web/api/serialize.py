@@ -38,6 +38,27 @@ def slot_json(slot: Slot, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+def slots_body(slots: list[Slot], zone: ZoneInfo) -> str:
+    """``{"slots": [slot_json(...), ...]}`` as the JSON text ``jsonify`` would make of it,
+    byte for byte (compact, keys sorted, a newline at the end), written directly: a 30-day
+    answer holds thousands of slots, and "any provider" repeats each instant once per provider,
+    so each instant is formatted once and nothing is escaped (ISO instants and integers need
+    no escaping)."""
+    texts: dict[int, str] = {}
+
+    def local(epoch: int) -> str:
+        text = texts.get(epoch)
+        if text is None:
+            text = texts[epoch] = datetime.fromtimestamp(epoch, zone).isoformat()
+        return text
+
+    items = ",".join(
+        f'{{"end":"{local(end)}","provider_id":{int(provider)},"start":"{local(start)}"}}'
+        for start, end, provider in slots
+    )
+    return f'{{"slots":[{items}]}}\n'
+
+
 def booking_json(
     booking: Booking, zone: ZoneInfo, manage_token: str | None = None
 ) -> dict[str, Any]:
