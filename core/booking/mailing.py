@@ -15,6 +15,7 @@ the transaction that stores the messages: the loser stores nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context
 
 from bookwell.core.context import booking_info, make_context, protection
 from bookwell.core.mail import compose, dispatch, outbox
@@ -212,7 +213,12 @@ def _compose_and_store(
     except Exception as error:
         log.exception("could not compose the %s mail of booking %s", event, facts.booking.reference)
         return _store_uncomposable(app, placeholder_id, facts.now, f"{error!r}")
-    with db.fresh_session(app) as reader:
+    # The request's own session (its answer is memoised for the request), else a fresh one.
+    with (
+        contextlib.nullcontext(db.session())
+        if has_request_context()
+        else db.fresh_session(app) as reader
+    ):
         encrypt = protection.protection_for(reader, tenant, facts.now, app).encrypt_client_fields
     (first, held), *others = messages
     values = outbox.message_values(first, facts.now, held)
