@@ -19,6 +19,8 @@ from bookwell.core.mail import deliver_due, outbox
 from bookwell.core.scheduling import schedule
 from bookwell.core.storage import db
 from bookwell.core.storage.models import OutboxMessage, Provider
+from bookwell.core.web.plugin_pages import run_as_command_of
+from bookwell.hooks.pages import plugin_context
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
 SLOT = "2027-03-02T10:00:00+01:00"
@@ -215,3 +217,22 @@ def test_the_booking_transaction_writes_only_the_placeholder(app, client, salon,
     monkeypatch.setattr(mailing, "compose_after_commit", look_first)
     client.post(BOOKINGS, json=booking_body(salon, SLOT))
     assert seen == [[("confirmed", "", "")]]
+
+
+def test_a_booking_whose_mail_is_still_a_placeholder_is_not_cleaned_up(
+    app, client, salon, clock, crash_after_commit
+):
+    """The history cleanup archives a booking with its mail: not before its mail exists."""
+    client.post(BOOKINGS, json=booking_body(salon, SLOT))
+    clock.set(datetime.fromisoformat("2027-06-01T00:00:00+00:00"))
+    ended_before = datetime.fromisoformat("2027-05-01T00:00:00+00:00")
+    with app.app_context():
+        run_as_command_of("history_cleanup")
+        ctx = plugin_context(salon.slug)
+        assert ctx.data.archive_and_delete_ended(ended_before, 10).deleted == 0
+    assert deliver_due(app, clock()).sent == 2  # composed, then sent
+    with app.app_context():
+        run_as_command_of("history_cleanup")
+        ctx = plugin_context(salon.slug)
+        assert ctx.data.archive_and_delete_ended(ended_before, 10).deleted == 1
+    assert rows(app) == []
