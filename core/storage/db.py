@@ -168,13 +168,16 @@ def write_transaction(app: Flask | None = None) -> Iterator[Session]:
     """
     app = app or current_app
     factory = app.extensions[EXTENSION]["writer_sessions"]
-    with _writers_queue(app), factory() as writer:
+    with factory() as writer, contextlib.ExitStack() as queued:
         try:
             with writer.begin():
                 if writer.get_bind().dialect.name == "postgresql":
                     milliseconds = int(float(app.config["LOCK_TIMEOUT_SECONDS"]) * 1000)
                     writer.connection().exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
                 else:
+                    # Queued right before the database lock; released after the commit (the
+                    # stack closes after the transaction block).
+                    queued.enter_context(_writers_queue(app))
                     writer.connection()  # BEGIN IMMEDIATE happens here, before any read
                 yield writer
         except OperationalError as error:
