@@ -1,9 +1,13 @@
 """Bookings per second through the real server (``bookwell serve``: gunicorn, 2 workers) on
-loopback, with a pool of client threads booking distinct free slots.
+loopback, with a pool of client threads booking distinct free slots; beside it, round by round,
+the floor: a bare Flask app doing one INSERT per POST under the same gunicorn settings, on the
+same kind of database (``bench/bare_app.py``).
 
 Every slot booked is one the server itself offered and no one else books, so each request
 should succeed: a 409 here means the server refused a free slot (or double-booked one earlier),
-and fails the run.
+and fails the run. After the rounds every guarantee is checked: one stored booking per 201, no
+two overlapping, each booking's mail composed (no placeholder left) into exactly one message and
+sent once, and the audit chain verifies (``bookwell audit verify``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from bookwell.core.booking.tenants import add_provider, add_service, create_tena
 from bookwell.core.foundation import config
 from bookwell.core.storage import db
 
-from .benchmark import Benchmark, Measurement, Options, Variant
+from .benchmark import Benchmark, Comparison, Measurement, Options, Variant
 from .databases import ScratchDatabase, scratch_database
 
 SLUG = "bench"
@@ -38,6 +42,12 @@ PROVIDERS = 8  # consecutive bookings go to different providers, so they never c
 WORKERS = 2
 CLIENT_THREADS = 8
 BOOKINGS_PER_ROUND = 500  # about 2 s per round on a small machine
+QUICK_BOOKINGS_PER_ROUND = 200
+BARE_POSTS_PER_ROUND = 2000  # the floor is much faster: as many seconds' worth as the bookings
+QUICK_BARE_POSTS_PER_ROUND = 1000
+MAIL_WAIT_LIMIT = 120.0  # seconds for the server's delivery to send every booking's mail
+BARE = "bare INSERT app"
+BOOKINGS = "POST /bookings"
 WARM_UP_BOOKINGS = 2 * CLIENT_THREADS
 ROUND_TIME_LIMIT = 20.0  # seconds; a round cut short reports the rate of what it did book
 START_TIME_LIMIT = 30.0
@@ -153,10 +163,10 @@ def fetch_slots(base: str, service_id: int, needed: int) -> list[dict[str, Any]]
 class Booker:
     """Books slots off a shared list with a pool of client threads, one HTTP session each."""
 
-    def __init__(self, base: str, service_id: int, slots: list[dict[str, Any]]) -> None:
-        self.url = f"{base}/api/v1/tenants/{SLUG}/bookings"
+    def __init__(self, url: str, service_id: int, slots: Iterator[dict[str, Any]]) -> None:
+        self.url = url
         self.service_id = service_id
-        self.slots = iter(slots)
+        self.slots = slots
         self.lock = threading.Lock()
         self.booked = 0  # over all rounds, warm-up included
 
@@ -207,12 +217,38 @@ class Booker:
             return type(error).__name__
 
 
+def bare_slots() -> Iterator[dict[str, Any]]:
+    """What the bare app is sent: bodies shaped like a booking's, never running out."""
+    number = 0
+    while True:
+        number += 1
+        yield {"provider_id": number % PROVIDERS + 1, "start": f"2030-01-01T00:00:{number}Z"}
+
+
+@contextlib.contextmanager
+def served(command: list[str], environment: dict[str, str], log: Path, base: str) -> Iterator[None]:
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_healthy(base, process, log)
+        yield
+    finally:
+        stop(process)
+
+
 @contextlib.contextmanager
 def prepare(options: Options) -> Iterator[list[Variant]]:
     folder = options.workdir / "server"
     instance = folder / "instance"
     folder.mkdir(parents=True, exist_ok=True)
-    with scratch_database(options.database_url, folder, "server") as database:
+    per_round = QUICK_BOOKINGS_PER_ROUND if options.quick else BOOKINGS_PER_ROUND
+    bare_per_round = QUICK_BARE_POSTS_PER_ROUND if options.quick else BARE_POSTS_PER_ROUND
+    with (
+        scratch_database(options.database_url, folder, "server") as database,
+        scratch_database(options.database_url, folder, "bare") as bare_database,
+    ):
         environment = server_environment(database)
         initialised = subprocess.run(
             cli(instance, "init"), env=environment, capture_output=True, text=True
@@ -220,65 +256,136 @@ def prepare(options: Options) -> Iterator[list[Variant]]:
         if initialised.returncode:
             raise RuntimeError(f"`bookwell init` failed: {initialised.stderr.strip()}")
         service_id = set_up_business(instance, database)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
+        port, bare_port = free_port(), free_port()
+        base, bare_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+        serve = cli(
+            instance, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)
+        )
+        bare = [
+            sys.executable,
+            "-m",
+            "bench.bare_app",
+            bare_database.url,
+            "127.0.0.1",
+            str(bare_port),
+            str(WORKERS),
+        ]
+        bare_environment = {**environment, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         log = folder / "server.log"
-        with log.open("w") as output:
-            process = subprocess.Popen(
-                cli(
-                    instance,
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(WORKERS),
-                ),
-                env=environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
+        with (
+            served(serve, environment, log, base),
+            served(bare, bare_environment, folder / "bare.log", bare_base),
+        ):
+            needed = WARM_UP_BOOKINGS + options.rounds * per_round
+            booker = Booker(
+                f"{base}/api/v1/tenants/{SLUG}/bookings",
+                service_id,
+                iter(fetch_slots(base, service_id, needed)),
             )
-        try:
-            wait_until_healthy(base, process, log)
-            needed = WARM_UP_BOOKINGS + options.rounds * BOOKINGS_PER_ROUND
-            booker = Booker(base, service_id, fetch_slots(base, service_id, needed))
+            floor = Booker(f"{bare_base}/bookings", service_id, bare_slots())
             # Untimed: both workers' first requests pay for imports and statement compilation.
             warm_up = booker.book(WARM_UP_BOOKINGS)
             if warm_up.counts["booked"] != WARM_UP_BOOKINGS:
                 raise RuntimeError(f"warm-up bookings failed: {dict(warm_up.counts)}\n{tail(log)}")
+            floor.book(WARM_UP_BOOKINGS)
             yield [
                 Variant(
-                    "POST /bookings",
-                    "bookings/s",
-                    lambda: booker.book(BOOKINGS_PER_ROUND),
+                    BARE,
+                    "posts/s",
+                    lambda: floor.book(bare_per_round),
                     higher_is_better=True,
                     detail=(
-                        f"{BOOKINGS_PER_ROUND} bookings, {CLIENT_THREADS} client threads,"
+                        f"{bare_per_round} one-INSERT POSTs, {CLIENT_THREADS} client threads,"
                         f" {WORKERS} workers"
                     ),
-                )
+                ),
+                Variant(
+                    BOOKINGS,
+                    "bookings/s",
+                    lambda: booker.book(per_round),
+                    higher_is_better=True,
+                    detail=(
+                        f"{per_round} bookings, {CLIENT_THREADS} client threads, {WORKERS} workers"
+                    ),
+                ),
             ]
-            check_rows(database, booker.booked)
-        finally:
-            stop(process)
+            check_guarantees(instance, environment, database, booker.booked)
+
+
+def check_guarantees(
+    instance: Path, environment: dict[str, str], database: ScratchDatabase, booked: int
+) -> None:
+    """What the rate must not have been bought with: raises on the first guarantee broken."""
+    check_rows(database, booked)
+    check_mail(database, booked)
+    verified = subprocess.run(
+        cli(instance, "audit", "verify"), env=environment, capture_output=True, text=True
+    )
+    if verified.returncode:
+        raise RuntimeError(f"`bookwell audit verify` failed: {verified.stdout}{verified.stderr}")
+
+
+OVERLAPS = text(
+    "SELECT count(*) FROM bookings a JOIN bookings b ON a.provider_id = b.provider_id"
+    " AND a.id < b.id AND a.blocked_from < b.blocked_until AND b.blocked_from < a.blocked_until"
+    " WHERE a.status = 'confirmed' AND b.status = 'confirmed'"
+)
+MAIL_STATE = text(
+    "SELECT"
+    " (SELECT count(*) FROM outbox_messages WHERE compose_event IS NOT NULL),"
+    " (SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL),"
+    " (SELECT count(*) FROM outbox_messages WHERE last_error IS NOT NULL)"
+)
+MESSAGES_PER_BOOKING = text(
+    "SELECT n, count(*) FROM (SELECT b.id, (SELECT count(*) FROM outbox_messages o"
+    " WHERE o.booking_id = b.id) AS n FROM bookings b) per_booking GROUP BY n"
+)
 
 
 def check_rows(database: ScratchDatabase, booked: int) -> None:
-    """Every 201 must be exactly one stored booking, else the rate counted something else."""
+    """Every 201 must be exactly one stored booking, else the rate counted something else; and
+    no two confirmed bookings of a provider may overlap."""
     engine = db.build_engine(database.url, pool_size=1)
     try:
         with engine.connect() as connection:
             stored = connection.scalar(text("SELECT count(*) FROM bookings"))
+            overlapping = connection.scalar(OVERLAPS)
     finally:
         engine.dispose()
     if stored != booked:
         raise RuntimeError(f"the server answered 201 {booked} times but stored {stored} bookings")
+    if overlapping:
+        raise RuntimeError(f"{overlapping} pairs of confirmed bookings overlap")
+
+
+def check_mail(database: ScratchDatabase, booked: int) -> None:
+    """Each booking's placeholder composed into exactly one message (its providers have no
+    address: no notice), none held, and every one sent by the server's own delivery."""
+    engine = db.build_engine(database.url, pool_size=1)
+    deadline = time.monotonic() + MAIL_WAIT_LIMIT
+    try:
+        while True:
+            with engine.connect() as connection:
+                placeholders, unsent, errors = connection.execute(MAIL_STATE).one()
+                per_booking = dict(connection.execute(MESSAGES_PER_BOOKING).all())
+            if (placeholders == 0 and unsent == 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+    if placeholders:
+        raise RuntimeError(f"{placeholders} mail placeholders were never composed")
+    if per_booking != {1: booked}:
+        raise RuntimeError(f"messages per booking: {per_booking} (want {{1: {booked}}})")
+    if errors or unsent:
+        raise RuntimeError(f"mail: {unsent} not sent after {MAIL_WAIT_LIMIT:g}s, {errors} failed")
 
 
 BENCHMARK = Benchmark(
     name="server",
     description="bookings per second through `bookwell serve` on loopback",
     prepare=prepare,
+    # The floor over the bookings: at most 8 (bookings at least 1/8 of the bare app's rate).
+    comparisons=(Comparison(BARE, BOOKINGS, aim=8.0),),
     must_stay_zero=("409", "other failures"),
 )

@@ -69,6 +69,7 @@ from bookwell.core.booking.outcomes import mark_outcome
 from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.cli import instance as cli_instance
 from bookwell.core.cli.root import main as bookwell_main
+from bookwell.core.mail import outbox as mail_outbox
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost.host import host_of
 from bookwell.core.pluginhost.rules import PluginConflict, PluginRequired
@@ -1008,11 +1009,14 @@ def run_schedule(app, clock) -> Callable[..., list[TickReport]]:
 
 
 @pytest.fixture
-def outbox(app, tenant) -> Callable[..., list[Mail]]:
+def outbox(app, tenant, clock) -> Callable[..., list[Mail]]:
     """``outbox()``: the mail of ``tenant`` (or ``business=``), oldest first, sent or waiting,
-    as :class:`Mail` (``to``, ``subject``, ``text``, ``kind``, ...); ``kind=`` keeps one kind."""
+    as :class:`Mail` (``to``, ``subject``, ``text``, ``kind``, ...); ``kind=`` keeps one kind.
+    A booking's mail left as a placeholder (its request composes it right after its commit,
+    unless it failed on the way) is composed first, so that the mail reads as it will be sent."""
 
     def read(business: Business | None = None, kind: str | None = None) -> list[Mail]:
+        mail_outbox.compose_placeholders(app, clock(), 1000, grace=timedelta(0))
         query = (
             select(OutboxMessage, Booking.reference)
             .outerjoin(Booking, Booking.id == OutboxMessage.booking_id)

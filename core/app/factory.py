@@ -12,6 +12,7 @@ from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bookwell.core.access import passwords, permissions
+from bookwell.core.booking import mailing
 from bookwell.core.context import protection
 from bookwell.core.foundation import clock, money
 from bookwell.core.foundation import config as instance_config
@@ -74,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     clock.install(app, overrides.get("CLOCK"))
     pluginhost.init_app(app)
     protection.init_app(app)
+    mailing.init_app(app)  # the outbox composes a booking's mail its request left behind
 
     from bookwell.core.web.api import init_app as init_api
 

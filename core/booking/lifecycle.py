@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bookwell.core import audit, mail
-from bookwell.core.booking import idempotency
+from bookwell.core.booking import idempotency, mailing
 from bookwell.core.booking.availability import find_slots
 from bookwell.core.context import booking_info, info_of, make_context, protection
 from bookwell.core.foundation import text
@@ -196,6 +196,32 @@ def _load_provider(session: Session, tenant_id: int, provider_id: int) -> Provid
     return provider
 
 
+def _load_offer(
+    session: Session, tenant_id: int, service_id: int, provider_id: int
+) -> tuple[Tenant, Service, Provider]:
+    """The tenant, the active service and the active provider a booking needs, in one query
+    (each of them is read once per session); :class:`NotFound` names what is missing."""
+    found = session.execute(
+        select(Tenant, Service, Provider)
+        .join_from(Tenant, Service, Service.tenant_id == Tenant.id)
+        .join(Provider, Provider.tenant_id == Tenant.id)
+        .where(
+            Tenant.id == tenant_id,
+            Service.id == service_id,
+            Service.active.is_(True),
+            Provider.id == provider_id,
+            Provider.active.is_(True),
+        )
+    ).first()
+    if found is not None:
+        return found.Tenant, found.Service, found.Provider
+    if session.get(Tenant, tenant_id) is None:
+        raise NotFound("No such business.")
+    _load_service(session, tenant_id, service_id)
+    _load_provider(session, tenant_id, provider_id)
+    raise NotFound("No such provider.")  # not reached: one of the two raised
+
+
 def _ensure_offered(
     session: Session,
     tenant: Tenant,
@@ -266,11 +292,7 @@ def create_booking(
     client.check()
     host = pluginhost.host_of(app)
     reader = db.session()
-    tenant = reader.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound("No such business.")
-    service = _load_service(reader, tenant_id, service_id)
-    provider = _load_provider(reader, tenant_id, provider_id)
+    tenant, service, provider = _load_offer(reader, tenant_id, service_id, provider_id)
     _check_prepaid(prepaid_cents, service.price_cents)
     enabled = host.enabled_for(reader, tenant_id)
     required = requirements(app, tenant, now, enabled)
@@ -310,12 +332,10 @@ def create_booking(
             claim = idempotency.claim(
                 session, tenant_id, idempotent.key, idempotent.request_hash, now
             )
-        tenant = session.get(Tenant, tenant_id)
-        if tenant is None:
-            raise NotFound("No such business.")
-        service = _load_service(session, tenant_id, service_id)
-        provider = _load_provider(session, tenant_id, provider_id)
-        _check_prepaid(prepaid_cents, service.price_cents)  # the price may have changed since
+        # Read again under the lock: what is booked is what stands now (the guards saw the
+        # reader's copy; the price, hours or the provider may have changed since).
+        tenant, service, provider = _load_offer(session, tenant_id, service_id, provider_id)
+        _check_prepaid(prepaid_cents, service.price_cents)
         _ensure_offered(session, tenant, service, provider, start, now)
         end, blocked_from, blocked_until = _blocked_range(service, start)
         token = secrets.token_urlsafe(32)
@@ -379,25 +399,28 @@ def create_booking(
             },
             actor=who,
         )
-        confirmed = info_of(booking, service, provider, consents)
-        mail.booking_mail(
+        placeholder = mailing.write_placeholder(
             app,
             session,
             "confirmed",
-            ctx=_with_booking(ctx, confirmed),
-            enabled=enabled,
             tenant=tenant,
             booking=booking,
             service=service,
             provider=provider,
             now=now,
+            consents=tuple(consents),
+            actor_id=_actor_id(ctx),
             manage_token=token,
         )
+    confirmed = _with_booking(ctx, info_of(booking, service, provider, consents))
+    mailing.compose_after_commit(app, placeholder, confirmed, enabled)
     mail.kick(app)
-    host.event(
-        "after_confirm", _with_booking(ctx, info_of(booking, service, provider, consents)), enabled
-    )
+    host.event("after_confirm", confirmed, enabled)
     return booking, token
+
+
+def _actor_id(ctx: Context) -> int | None:
+    return ctx.actor.id if ctx.actor is not None else None
 
 
 def _check_prepaid(prepaid_cents: int, price_cents: int) -> None:
@@ -580,6 +603,7 @@ def _changeable(booking: Booking, now: datetime, action: str) -> None:
 class _Prepared:
     ctx: Context
     enabled: dict
+    tenant: Tenant
     service: Service
     provider: Provider
 
@@ -608,7 +632,8 @@ def _prepare_change(
         select(BookingConsent.consent_id).where(BookingConsent.booking_id == booking.id)
     )
     ctx = make_context(tenant, now, actor, booking=info_of(booking, service, provider, consents))
-    return _Prepared(ctx, pluginhost.host_of(app).enabled_for(reader, tenant_id), service, provider)
+    enabled = pluginhost.host_of(app).enabled_for(reader, tenant_id)
+    return _Prepared(ctx, enabled, tenant, service, provider)
 
 
 def cancel_booking(
@@ -665,27 +690,25 @@ def cancel_booking(
             },
             actor=who,
         )
-        mail.booking_mail(
+        placeholder = mailing.write_placeholder(
             app,
             session,
             "cancelled",
-            ctx=_with_booking(
-                prepared.ctx,
-                dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED),
-            ),
-            enabled=prepared.enabled,
-            tenant=session.get(Tenant, tenant_id),
+            tenant=prepared.tenant,
             booking=booking,
             service=prepared.service,
             provider=prepared.provider,
             now=now,
+            consents=prepared.ctx.booking.consents,
+            actor_id=_actor_id(prepared.ctx),
             manage_token=manage_token,
         )
-    mail.kick(app)
-    cancelled = dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED)
-    host.event(
-        "after_cancel", _with_booking(prepared.ctx, cancelled), prepared.enabled, reason=reason
+    cancelled = _with_booking(
+        prepared.ctx, dataclasses.replace(prepared.ctx.booking, status=BookingStatus.CANCELLED)
     )
+    mailing.compose_after_commit(app, placeholder, cancelled, prepared.enabled)
+    mail.kick(app)
+    host.event("after_cancel", cancelled, prepared.enabled, reason=reason)
     return booking
 
 
@@ -728,9 +751,9 @@ def reschedule_booking(
         booking = find_booking(session, tenant_id, reference)
         authorise(booking)
         _changeable(booking, now, "rescheduled")
-        tenant = session.get(Tenant, tenant_id)
-        service = _load_service(session, tenant_id, booking.service_id)
-        provider = _load_provider(session, tenant_id, provider_id or booking.provider_id)
+        tenant, service, provider = _load_offer(
+            session, tenant_id, booking.service_id, provider_id or booking.provider_id
+        )
         _ensure_offered(
             session, tenant, service, provider, start, now, ignore_booking_id=booking.id
         )
@@ -764,21 +787,24 @@ def reschedule_booking(
             },
             actor=who,
         )
-        mail.booking_mail(
+        placeholder = mailing.write_placeholder(
             app,
             session,
             "rescheduled",
-            ctx=_with_booking(prepared.ctx, moved),
-            enabled=prepared.enabled,
             tenant=tenant,
             booking=booking,
             service=service,
             provider=provider,
             now=now,
+            consents=prepared.ctx.booking.consents,
+            actor_id=_actor_id(prepared.ctx),
             manage_token=manage_token,
             previous_start=prepared.ctx.booking.start,
             previous_provider=prepared.provider,
         )
+    mailing.compose_after_commit(
+        app, placeholder, _with_booking(prepared.ctx, moved), prepared.enabled
+    )
     mail.kick(app)
     host.event(
         "after_reschedule",

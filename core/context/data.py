@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload
 
@@ -432,7 +432,11 @@ class PluginData:
         delivering = select(OutboxMessage.booking_id).where(
             OutboxMessage.tenant_id == self._tenant.id,
             OutboxMessage.sent_at.is_(None),
-            OutboxMessage.claimed_until > self._moment(),
+            # A placeholder not composed yet counts as being delivered: its mail is to come.
+            or_(
+                OutboxMessage.claimed_until > self._moment(),
+                OutboxMessage.compose_event.is_not(None),
+            ),
             OutboxMessage.booking_id.is_not(None),
         )
         # By start, the (tenant, start) index's order: the scan stops after ``limit`` rows,
@@ -615,7 +619,7 @@ def _archive_records(
         .order_by(OutboxMessage.id)
         .with_for_update()
     ):
-        if (
+        if message.compose_event is not None or (
             message.sent_at is None
             and message.claimed_until is not None
             and message.claimed_until > moment

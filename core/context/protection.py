@@ -199,6 +199,18 @@ def decrypt_field(app: Flask, tenant_id: int, value: str) -> str:
         ) from error
 
 
+def sealed_mail(app: Flask, tenant_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (outbox columns) with the mail's text encrypted as a flush would encrypt it:
+    for a write that bypasses the ORM (a placeholder turned into its message in one UPDATE).
+    The caller has asked :func:`protection_for` and found the tenant under protection."""
+    return {
+        name: encrypt_field(app, tenant_id, value)
+        if name in MAIL_FIELDS and isinstance(value, str) and not is_encrypted(value)
+        else value
+        for name, value in values.items()
+    }
+
+
 def prepare_writes(session: Session, tenant: Tenant, now: datetime) -> DataProtection:
     """Ask what protection ``tenant`` is under before a write transaction, and make the
     tenant's data key then if it is needed: made inside a transaction on SQLite, it would wait
@@ -289,6 +301,8 @@ def _seal_mail(app: Flask, tenant_id: int, *, batches: int) -> int:
                 select(OutboxMessage.id, *columns)
                 .where(
                     OutboxMessage.tenant_id == tenant_id,
+                    # A placeholder holds no text yet; composing it encrypts what it writes.
+                    OutboxMessage.compose_event.is_(None),
                     or_(*(_plaintext(column) for column in columns)),
                 )
                 .order_by(OutboxMessage.id)

@@ -33,11 +33,53 @@ PROVIDER_SUBJECTS = {
 
 
 @dataclass(frozen=True)
+class BookedAs:
+    """A booking as it stood when a change was made: what its mail says, however the row has
+    moved on by the time the mail is composed (after the commit, maybe by another process)."""
+
+    reference: str
+    client_name: str
+    client_email: str
+    client_phone: str | None
+    client_notes: str | None
+    starts_at: datetime
+    ends_at: datetime
+    price_cents: int
+    discount_cents: int
+    discount_label: str | None
+    prepaid_cents: int
+    refund_due_cents: int | None
+    reschedule_count: int
+
+    @classmethod
+    def of(cls, booking: Booking, **as_then: Any) -> BookedAs:
+        """``booking`` as read now, with ``as_then`` (start, end, refund...) as the change left
+        them."""
+        values = {
+            "reference": booking.reference,
+            "client_name": booking.client_name,
+            "client_email": booking.client_email,
+            "client_phone": booking.client_phone,
+            "client_notes": booking.client_notes,
+            "starts_at": booking.starts_at,
+            "ends_at": booking.ends_at,
+            "price_cents": booking.price_cents,
+            "discount_cents": booking.discount_cents or 0,
+            "discount_label": booking.discount_label,
+            "prepaid_cents": booking.prepaid_cents or 0,
+            "refund_due_cents": booking.refund_due_cents,
+            "reschedule_count": booking.reschedule_count or 0,
+        }
+        values.update(as_then)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class BookingFacts:
-    """What a message says about a booking, read inside the booking's transaction."""
+    """What a message says about a booking: as the change left it (see :class:`BookedAs`)."""
 
     tenant: Tenant
-    booking: Booking
+    booking: BookedAs
     service: Service
     provider: Provider
     now: datetime
@@ -177,7 +219,7 @@ def invitation(app: Flask, facts: BookingFacts, event: str) -> str:
     vevent.add("summary", f"{facts.service.name} – {tenant.name}")
     if tenant.address:
         vevent.add("location", tenant.address)
-    moves = len(booking.reschedules)
+    moves = booking.reschedule_count
     # A cancellation must outrank the last invitation the client's calendar holds.
     vevent.add("sequence", moves + 1 if event == CANCELLED else moves)
     vevent.add("status", "CANCELLED" if event == CANCELLED else "CONFIRMED")

@@ -1,5 +1,5 @@
 """Sending mail on its way: each message through the plugins' ``filter_message`` into the
-outbox (:func:`booking_mail`: what each booking change enqueues), and the nudge to deliver it
+outbox (:func:`booking_messages`: what each booking change sends), and the nudge to deliver it
 now (:func:`kick`: a thread, or an RQ job named by path)."""
 
 from __future__ import annotations
@@ -7,18 +7,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from flask import Flask
 from rq import Retry
-from sqlalchemy.orm import Session
 
 from bookwell.core.foundation import clock
 from bookwell.core.mail import compose, outbox
 from bookwell.core.pluginhost import host as pluginhost
 from bookwell.core.storage import queue
-from bookwell.core.storage.models import Booking, Provider, Service, Tenant
 from bookwell.hooks import Context
 
 log = logging.getLogger("bookwell.mail")
@@ -83,45 +80,20 @@ def filtered_or_held(
         return message, stop.reason
 
 
-def booking_mail(
+def booking_messages(
     app: Flask,
-    session: Session,
     event: str,
+    facts: compose.BookingFacts,
     *,
     ctx: Context,
     enabled: Mapping[str, Mapping[str, Any]],
-    tenant: Tenant,
-    booking: Booking,
-    service: Service,
-    provider: Provider,
-    now: datetime,
-    manage_token: str | None = None,
-    previous_start: datetime | None = None,
-    previous_provider: Provider | None = None,
-) -> int:
-    """Enqueue the client's message and the provider notices of ``event`` in ``session`` (the
-    booking's own transaction). Returns how many were enqueued. Never raises: a message that
-    cannot be composed is logged and left out, so mail never fails a booking."""
-    facts = compose.BookingFacts(
-        tenant=tenant,
-        booking=booking,
-        service=service,
-        provider=provider,
-        now=now,
-        manage_token=manage_token,
-        previous_start=previous_start,
-        previous_provider=previous_provider,
-    )
-    try:
-        messages = [compose.client_message(app, facts, event)]
-        messages += compose.provider_messages(app, facts, event)
-    except Exception:
-        log.exception("could not compose the %s mail of booking %s", event, booking.reference)
-        return 0
-    for message in messages:
-        message, held = filtered_or_held(app, ctx, enabled, message)
-        outbox.enqueue(session, message, tenant.id, booking.id, now, held=held)
-    return len(messages)
+) -> list[tuple[compose.OutgoingMessage, str | None]]:
+    """The client's message and the provider notices of ``event``, each through the plugins'
+    ``filter_message``: ``(message, None)``, or ``(message, why it is held)``. Raises when a
+    message cannot be composed. Touches no database: called outside any transaction."""
+    messages = [compose.client_message(app, facts, event)]
+    messages += compose.provider_messages(app, facts, event)
+    return [filtered_or_held(app, ctx, enabled, message) for message in messages]
 
 
 _running: set[int] = set()

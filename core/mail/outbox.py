@@ -1,5 +1,10 @@
 """The outbox: messages written with the change they announce, then delivered by a job.
 
+A booking's mail starts as a placeholder (``compose_event`` set), written in the booking's own
+transaction and composed into the real messages after the commit, exactly once: by the request
+(:mod:`bookwell.core.booking.mailing`), else here, before anything is sent. A placeholder is
+never sent as it is.
+
 Delivery claims each row with a conditional UPDATE (a lease in ``claimed_until``) in a write
 transaction, so two workers never send the same row; it sends outside any transaction, then marks
 the row sent, or counts the attempt and schedules the next one with a growing backoff.
@@ -10,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
@@ -29,6 +35,15 @@ LEASE = timedelta(minutes=10)
 BACKOFF_MINUTES = (1, 5, 30, 120)
 MAX_ATTEMPTS = 12  # about a day of retries, then the message is held for a person to look at
 HELD_UNTIL = datetime(9999, 1, 1, tzinfo=UTC)
+# Where the app keeps the function that composes a placeholder (registered by the booking layer,
+# which knows bookings and plugins' contexts; this layer may not import it).
+COMPOSER = "bookwell.mail.composer"
+# A placeholder is left this long to the request that wrote it, which composes it right after
+# its commit; composing it here too would be wasted work (only one of the two would be stored).
+PLACEHOLDER_GRACE = timedelta(seconds=10)
+
+# composer(app, placeholder id, now) -> whether this call composed it.
+Composer = Callable[[Flask, int, datetime], bool]
 _monotonic = time.monotonic  # tests make the transport seem slow through this
 
 
@@ -59,21 +74,111 @@ def enqueue(
     row = OutboxMessage(
         tenant_id=tenant_id,
         booking_id=booking_id,
-        kind=message.kind[:40],
         message_id=new_message_id(),
-        to_address=message.to,
-        subject=message.subject[:300],
-        text_body=message.text,
-        html_body=message.html,
-        ics=message.ics,
         created_at=now,
-        next_attempt_at=HELD_UNTIL if held else now,
         attempts=0,
-        last_error=held,
         dedupe_key=dedupe_key,
+        **message_values(message, now, held),
     )
     session.add(row)
     return row
+
+
+def message_values(message: OutgoingMessage, now: datetime, held: str | None) -> dict:
+    """The outbox columns that hold ``message`` (due ``now``, or held for ``held``)."""
+    return {
+        "kind": message.kind[:40],
+        "to_address": message.to,
+        "subject": message.subject[:300],
+        "text_body": message.text,
+        "html_body": message.html,
+        "ics": message.ics,
+        "next_attempt_at": HELD_UNTIL if held else now,
+        "last_error": held,
+    }
+
+
+def enqueue_placeholder(
+    session: Session,
+    *,
+    tenant_id: int,
+    booking_id: int,
+    event: str,
+    sealed_facts: str,
+    to: str,
+    now: datetime,
+) -> OutboxMessage:
+    """Add the placeholder of a booking's ``event`` mail in the booking's transaction: the
+    event and the facts only that moment knows (sealed: they hold the manage token). Composed
+    after the commit (:func:`claim_placeholder`), never sent as it is."""
+    row = OutboxMessage(
+        tenant_id=tenant_id,
+        booking_id=booking_id,
+        kind=f"booking.{event}"[:40],
+        message_id=new_message_id(),
+        to_address=to,
+        subject="",
+        text_body="",
+        created_at=now,
+        next_attempt_at=now,
+        attempts=0,
+        compose_event=event,
+        compose_facts=sealed_facts,
+    )
+    session.add(row)
+    return row
+
+
+def claim_placeholder(session: Session, placeholder_id: int, values: dict) -> bool:
+    """Turn the placeholder into its first message (``values``: :func:`message_values`, its
+    text already sealed if the tenant asks) in the caller's write transaction, if nobody did
+    yet; ``False`` when another composer was first. One conditional UPDATE: on PostgreSQL a
+    concurrent composer blocks on the row, then finds ``compose_event`` NULL and updates
+    nothing; on SQLite the write lock serialises them."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == placeholder_id, OutboxMessage.compose_event.is_not(None))
+        .values(compose_event=None, compose_facts=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def register_composer(app: Flask, composer: Composer) -> None:
+    app.extensions[COMPOSER] = composer
+
+
+def compose_placeholders(
+    app: Flask,
+    now: datetime,
+    limit: int = 50,
+    *,
+    tenant_id: int | None = None,
+    grace: timedelta = PLACEHOLDER_GRACE,
+) -> int:
+    """Compose up to ``limit`` placeholders older than ``grace`` (whose request died between
+    its commit and its composing, or failed to compose); returns how many this call composed.
+    A placeholder that fails to compose is logged and tried again next time."""
+    composer: Composer | None = app.extensions.get(COMPOSER)
+    if composer is None:
+        return 0
+    waiting = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.compose_event.is_not(None), OutboxMessage.created_at <= now - grace)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if tenant_id is not None:
+        waiting = waiting.where(OutboxMessage.tenant_id == tenant_id)
+    with db.fresh_session(app) as reader:
+        placeholders = list(reader.scalars(waiting))
+    composed = 0
+    for placeholder_id in placeholders:
+        try:
+            composed += bool(composer(app, placeholder_id, now))
+        except Exception:
+            log.exception("could not compose placeholder %s; tried again later", placeholder_id)
+    return composed
 
 
 def backoff(attempts: int) -> timedelta:
@@ -88,7 +193,12 @@ def _claim(
     with db.write_transaction(app) as session:
         due = (
             select(OutboxMessage.id)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now, free)
+            .where(
+                OutboxMessage.sent_at.is_(None),
+                OutboxMessage.next_attempt_at <= now,
+                OutboxMessage.compose_event.is_(None),  # a placeholder is never sent
+                free,
+            )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
         )
@@ -99,7 +209,12 @@ def _claim(
             # the condition and updates nothing; on SQLite the write lock serialises claimers.
             result = session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message_id, OutboxMessage.sent_at.is_(None), free)
+                .where(
+                    OutboxMessage.id == message_id,
+                    OutboxMessage.sent_at.is_(None),
+                    OutboxMessage.compose_event.is_(None),
+                    free,
+                )
                 .values(claimed_until=now + LEASE)
                 .execution_options(synchronize_session=False)
             )
@@ -155,7 +270,9 @@ def deliver_due(
     app: Flask, now: datetime, limit: int = 50, *, tenant_id: int | None = None
 ) -> DeliveryReport:
     """Send the messages that are due, each at most once per claim; never raises for a
-    message that fails (it is retried later), only for a database that cannot be reached."""
+    message that fails (it is retried later), only for a database that cannot be reached.
+    Placeholders left over are composed first, so that their mail goes out in this round."""
+    compose_placeholders(app, now, limit, tenant_id=tenant_id)
     claimed = _claim(app, now, limit, tenant_id)
     started = _monotonic()
     sent = failed = 0

@@ -4,11 +4,20 @@ The write transaction is where the double-booking guarantee starts on SQLite: ``
 takes the database's write lock before the overlap check reads anything, so two checks can never
 interleave. On PostgreSQL the exclusion constraint is the guarantee and the transaction only bounds
 how long we wait for a lock.
+
+On SQLite, writers of this instance first queue on a file lock beside the database
+(:func:`_writers_queue`): SQLite's own busy handler polls the database lock with sleeps of up to
+100 ms, so under load a worker slept for a lock freed long before; the file lock is handed over
+within a fraction of a millisecond. ``BEGIN IMMEDIATE`` still takes the database's lock, so a
+writer outside the queue (another tool) stays safe; it merely waits as SQLite makes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -159,19 +168,54 @@ def write_transaction(app: Flask | None = None) -> Iterator[Session]:
     """
     app = app or current_app
     factory = app.extensions[EXTENSION]["writer_sessions"]
-    with factory() as writer:
+    with factory() as writer, contextlib.ExitStack() as queued:
         try:
             with writer.begin():
                 if writer.get_bind().dialect.name == "postgresql":
                     milliseconds = int(float(app.config["LOCK_TIMEOUT_SECONDS"]) * 1000)
                     writer.connection().exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
                 else:
+                    # Queued right before the database lock; released after the commit (the
+                    # stack closes after the transaction block).
+                    queued.enter_context(_writers_queue(app))
                     writer.connection()  # BEGIN IMMEDIATE happens here, before any read
                 yield writer
         except OperationalError as error:
             if _is_lock_timeout(error):
                 raise LockTimeout(str(error.orig)) from error
             raise
+
+
+# Polling the file lock: short sleeps, growing to a bound well under SQLite's own (100 ms).
+QUEUE_FIRST_WAIT = 0.0002
+QUEUE_LONGEST_WAIT = 0.002
+
+
+@contextlib.contextmanager
+def _writers_queue(app: Flask) -> Iterator[None]:
+    """Hold the instance's writers' file lock (SQLite files only; nothing elsewhere), or raise
+    :class:`LockTimeout` after the instance's lock timeout."""
+    engine = engine_of(app)
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    descriptor = os.open(f"{path}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + float(app.config["LOCK_TIMEOUT_SECONDS"])
+        wait = QUEUE_FIRST_WAIT
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LockTimeout("the writers' queue was not free in time") from None
+                time.sleep(wait)
+                wait = min(wait * 2, QUEUE_LONGEST_WAIT)
+        yield  # closing the descriptor releases the lock
+    finally:
+        os.close(descriptor)
 
 
 def _is_lock_timeout(error: DBAPIError) -> bool:

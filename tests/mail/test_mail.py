@@ -179,18 +179,15 @@ def test_a_refused_booking_enqueues_nothing(app, client, salon):
 
 
 def test_mail_is_written_in_the_bookings_own_transaction(app, salon, clock, monkeypatch):
-    """A failure after the messages were enqueued rolls back the booking and its mail alike."""
-
-    def explode(*args, **kwargs):
-        raise RuntimeError("after the mail was enqueued")
-
-    real = lifecycle.mail.booking_mail
+    """A failure after the mail's placeholder was written rolls back the booking and its mail
+    alike."""
+    real = lifecycle.mailing.write_placeholder
 
     def enqueue_then_fail(*args, **kwargs):
         real(*args, **kwargs)
-        explode()
+        raise RuntimeError("after the mail was enqueued")
 
-    monkeypatch.setattr(lifecycle.mail, "booking_mail", enqueue_then_fail)
+    monkeypatch.setattr(lifecycle.mailing, "write_placeholder", enqueue_then_fail)
     with app.app_context(), pytest.raises(RuntimeError):
         lifecycle.create_booking(
             app,
