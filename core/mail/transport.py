@@ -12,6 +12,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email import policy
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
@@ -24,6 +25,27 @@ from bookwell.core.foundation.text import folded
 from bookwell.core.storage.files import write_durably
 
 SMTP_TIMEOUT_SECONDS = 15
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, making each header's class once: the standard one builds a
+    new class with ``type()`` for every header of every message, a fifth of the time it takes
+    to build one of our messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:  # two threads may both make it: either class does the same
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+DEFAULT_POLICY = policy.default.clone(header_factory=_HeaderClasses())
+UTF8_POLICY = policy.SMTPUTF8.clone(header_factory=_HeaderClasses())
 
 
 @dataclass(frozen=True)
@@ -57,7 +79,7 @@ def recipient(address: str) -> tuple[str, bool]:
 def build(app: Flask, envelope: Envelope, now) -> EmailMessage:
     name, address = parseaddr(str(app.config["MAIL_FROM"]))
     to, international = recipient(envelope.to)
-    message = EmailMessage(policy=policy.SMTPUTF8 if international else policy.default)
+    message = EmailMessage(policy=UTF8_POLICY if international else DEFAULT_POLICY)
     # Names and subjects folded to one line: a header with a line break in it (a name stored
     # before the input standard, a plugin's subject) would fail the message on every attempt.
     message["From"] = formataddr((folded(envelope.business or name), address))
