@@ -82,7 +82,34 @@ SYMBOLS = {
 # Mutants no test can kill because the behaviour does not change, keyed by the module, the
 # stripped source line and the mutant's description, each with why. A mutant listed here is
 # still run; if it is killed after all, the run says the entry is stale.
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+_AVAILABILITY = "core/booking/availability.py"
+_SQLITE_CHECK = "if sqlite3.sqlite_version_info >= (3, 38):"
+_BOTH_EPOCHS = "unixepoch() and strftime('%s') give the same whole seconds: either branch will do"
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    (_AVAILABILITY, "inherit_cache = True", "True -> False"): (
+        "only whether SQLAlchemy caches the compiled statement (it warns); the SQL is the same"
+    ),
+    **{
+        (_AVAILABILITY, _SQLITE_CHECK, description): _BOTH_EPOCHS
+        for description in (
+            "negate condition",
+            "replace statement by pass",
+            ">= -> >",
+            ">= -> <",
+            "3 -> 0",
+            "3 -> 2",
+            "3 -> 4",
+            "38 -> 0",
+            "38 -> 37",
+            "38 -> 39",
+        )
+    },
+    (
+        _AVAILABILITY,
+        'return f"unixepoch({argument})"  # a third of strftime\'s cost per row',
+        "replace statement by pass",
+    ): _BOTH_EPOCHS,
+}
 
 
 @dataclass
