@@ -1,0 +1,290 @@
+"""Booking, cancelling and rescheduling, pinned down before they are made fast (issue 17, point 0):
+what each guard is shown (the appointment's end, the consents given), the events fired after
+each change (once, with the booking as it now is), and the limits at the appointment's start."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import booking_body
+
+from bookwell.core.booking import lifecycle
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+from bookwell.core.storage.models import Service
+from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
+
+BOOKINGS = "/api/v1/tenants/salon/bookings"
+TUESDAY_10 = "2027-03-02T10:00:00+01:00"
+TUESDAY_10_UTC = datetime(2027, 3, 2, 9, 0, tzinfo=UTC)
+WEDNESDAY_14 = "2027-03-03T14:00:00+01:00"
+WEDNESDAY_14_UTC = datetime(2027, 3, 3, 13, 0, tzinfo=UTC)
+
+
+class Witness:
+    """Asks for a consent and writes down what every booking hook was shown."""
+
+    MANIFEST = Manifest("witness", "Witness", "Watches the booking hooks.", "1", "test", "tests")
+    seen: list[tuple] = []
+    refuse: set[str] = set()
+    crash: set[str] = set()
+
+    @hookimpl
+    def booking_requirements(ctx):
+        return [Consent("rules", "I accept the rules", "Be on time.", "2", "/rules")]
+
+    @staticmethod
+    def _note(hook, ctx, **arguments):
+        Witness.seen.append((hook, ctx.booking, arguments))
+        if hook in Witness.crash:
+            raise RuntimeError(f"{hook} crashed")
+        if hook in Witness.refuse:
+            return Refusal(f"No ({hook}).", code="witness_says_no")
+        return None
+
+    @hookimpl
+    def before_confirm(ctx):
+        return Witness._note("before_confirm", ctx)
+
+    @hookimpl
+    def after_confirm(ctx):
+        Witness._note("after_confirm", ctx)
+
+    @hookimpl
+    def before_cancel(ctx, reason):
+        return Witness._note("before_cancel", ctx, reason=reason)
+
+    @hookimpl
+    def after_cancel(ctx, reason):
+        Witness._note("after_cancel", ctx, reason=reason)
+
+    @hookimpl
+    def before_reschedule(ctx, new_start, new_end):
+        return Witness._note("before_reschedule", ctx, new_start=new_start, new_end=new_end)
+
+    @hookimpl
+    def after_reschedule(ctx, old_start, old_end):
+        Witness._note("after_reschedule", ctx, old_start=old_start, old_end=old_end)
+
+
+@pytest.fixture(autouse=True)
+def fresh_witness():
+    Witness.seen.clear()
+    Witness.refuse.clear()
+    Witness.crash.clear()
+
+
+@pytest.fixture
+def site(make_app, business, clock):
+    """The salon with the witness enabled; its cut lasts 45 minutes on a 15-minute step, so an
+    end computed from the step or from nothing shows."""
+    app = make_app(EXTRA_PLUGINS=[Witness])
+    with db.write_transaction(app) as session:
+        service = session.get(Service, business.service_id)
+        service.duration_minutes = 45
+        service.slot_step_minutes = 15
+    with app.app_context():
+        plugin_changes.enable(app, business.tenant_id, "witness", {}, clock())
+    return app
+
+
+def seen(hook):
+    return [(booking, arguments) for name, booking, arguments in Witness.seen if name == hook]
+
+
+def book(app, business, start=TUESDAY_10, phone=None):
+    body = booking_body(business, start, consents=["rules"])
+    if phone:
+        body["client"]["phone"] = phone
+    response = app.test_client().post(BOOKINGS, json=body)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def test_before_confirm_sees_the_booking_to_be_made_with_its_end_and_consents(site, business):
+    made = book(site, business, phone="+33 1 23 45 67 89")
+    ((booking, _),) = seen("before_confirm")
+    assert booking.reference is None
+    assert booking.start == TUESDAY_10_UTC
+    assert booking.end == TUESDAY_10_UTC + timedelta(minutes=45)
+    assert booking.consents == ("rules",)
+    assert booking.status == "confirmed"
+    assert (booking.client_name, booking.client_email) == ("Ann", "ann@example.com")
+    assert booking.client_phone == "+33 1 23 45 67 89"
+    assert booking.service.id == business.service_id
+    assert booking.provider.id == business.provider_id
+    ((after, _),) = seen("after_confirm")
+    assert after.reference == made["reference"]
+    assert (after.start, after.end, after.consents) == (booking.start, booking.end, ("rules",))
+
+
+def test_a_booking_without_the_consent_asked_is_refused_before_any_guard(site, business):
+    response = site.test_client().post(
+        BOOKINGS, json=booking_body(business, TUESDAY_10, consents=[])
+    )
+    assert response.status_code == 422
+    assert "I accept the rules" in response.json["error"]["message"]
+    assert Witness.seen == []
+
+
+def test_before_cancel_sees_the_booking_its_end_and_consents(site, business):
+    made = book(site, business)
+    Witness.seen.clear()
+    cancelled = site.test_client().post(
+        f"{BOOKINGS}/{made['reference']}/cancel", json={"token": made["manage_token"]}
+    )
+    assert cancelled.status_code == 200, cancelled.json
+    ((booking, arguments),) = seen("before_cancel")
+    assert booking.reference == made["reference"]
+    assert (booking.start, booking.end) == (TUESDAY_10_UTC, TUESDAY_10_UTC + timedelta(minutes=45))
+    assert booking.consents == ("rules",)
+    assert booking.status == "confirmed"
+    assert arguments == {"reason": None}
+    ((after, arguments),) = seen("after_cancel")
+    assert after.status == "cancelled" and after.reference == made["reference"]
+    assert after.consents == ("rules",)
+    assert arguments == {"reason": None}
+
+
+def test_before_reschedule_sees_the_old_time_and_the_new_with_its_end(site, business):
+    made = book(site, business)
+    Witness.seen.clear()
+    moved = site.test_client().post(
+        f"{BOOKINGS}/{made['reference']}/reschedule",
+        json={
+            "token": made["manage_token"],
+            "start": WEDNESDAY_14,
+            "provider_id": business.second_provider_id,
+        },
+    )
+    assert moved.status_code == 200, moved.json
+    ((booking, arguments),) = seen("before_reschedule")
+    assert (booking.start, booking.end) == (TUESDAY_10_UTC, TUESDAY_10_UTC + timedelta(minutes=45))
+    assert booking.consents == ("rules",)
+    assert booking.provider.id == business.provider_id
+    assert booking.reschedule_count == 0
+    assert arguments == {
+        "new_start": WEDNESDAY_14_UTC,
+        "new_end": WEDNESDAY_14_UTC + timedelta(minutes=45),
+    }
+
+
+def test_after_reschedule_fires_once_with_the_booking_at_its_new_time(site, business):
+    made = book(site, business)
+    Witness.seen.clear()
+    moved = site.test_client().post(
+        f"{BOOKINGS}/{made['reference']}/reschedule",
+        json={
+            "token": made["manage_token"],
+            "start": WEDNESDAY_14,
+            "provider_id": business.second_provider_id,
+        },
+    )
+    assert moved.status_code == 200, moved.json
+    assert [name for name, _, _ in Witness.seen] == ["before_reschedule", "after_reschedule"]
+    ((booking, arguments),) = seen("after_reschedule")
+    assert booking.reference == made["reference"]
+    assert booking.start == WEDNESDAY_14_UTC
+    assert booking.end == WEDNESDAY_14_UTC + timedelta(minutes=45)
+    assert booking.provider.id == business.second_provider_id
+    assert booking.status == "confirmed"
+    assert booking.consents == ("rules",)
+    assert booking.reschedule_count == 1
+    assert arguments == {
+        "old_start": TUESDAY_10_UTC,
+        "old_end": TUESDAY_10_UTC + timedelta(minutes=45),
+    }
+
+
+def test_a_refused_reschedule_fires_no_event_and_moves_nothing(site, business):
+    made = book(site, business)
+    Witness.refuse.add("before_reschedule")
+    client = site.test_client()
+    refused = client.post(
+        f"{BOOKINGS}/{made['reference']}/reschedule",
+        json={"token": made["manage_token"], "start": WEDNESDAY_14},
+    )
+    assert refused.status_code == 403, refused.json
+    assert seen("after_reschedule") == []
+    shown = client.get(f"{BOOKINGS}/{made['reference']}?token={made['manage_token']}").json
+    assert shown["start"] == TUESDAY_10
+
+
+@pytest.mark.parametrize("hook", ["before_confirm", "before_cancel", "before_reschedule"])
+def test_a_crash_of_the_guard_refuses(site, business, hook):
+    made = None if hook == "before_confirm" else book(site, business)
+    Witness.crash.add(hook)
+    client = site.test_client()
+    if made is None:
+        response = client.post(
+            BOOKINGS, json=booking_body(business, TUESDAY_10, consents=["rules"])
+        )
+    else:
+        url = f"{BOOKINGS}/{made['reference']}"
+        if hook == "before_cancel":
+            response = client.post(f"{url}/cancel", json={"token": made["manage_token"]})
+        else:
+            response = client.post(
+                f"{url}/reschedule", json={"token": made["manage_token"], "start": WEDNESDAY_14}
+            )
+    assert response.status_code == 503, response.json
+    assert response.json["error"]["code"] == "plugin_failed"
+    assert [name for name, _, _ in Witness.seen if name.startswith("after_")] == (
+        [] if made is None else ["after_confirm"]
+    )
+    if made is not None:
+        shown = client.get(f"{BOOKINGS}/{made['reference']}?token={made['manage_token']}").json
+        assert (shown["status"], shown["start"]) == ("confirmed", TUESDAY_10)
+
+
+# --- the limits at the start ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def booked(client, business):
+    response = client.post(BOOKINGS, json=booking_body(business, TUESDAY_10))
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def test_a_cancel_a_second_before_the_start_is_taken(client, booked, clock):
+    clock.set(TUESDAY_10_UTC - timedelta(seconds=1))
+    response = client.post(
+        f"{BOOKINGS}/{booked['reference']}/cancel", json={"token": booked["manage_token"]}
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["status"] == "cancelled"
+
+
+def test_a_cancel_exactly_at_the_start_is_refused(client, booked, clock):
+    clock.set(TUESDAY_10_UTC)
+    response = client.post(
+        f"{BOOKINGS}/{booked['reference']}/cancel", json={"token": booked["manage_token"]}
+    )
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "booking_not_changeable"
+    shown = client.get(f"{BOOKINGS}/{booked['reference']}?token={booked['manage_token']}")
+    assert shown.json["status"] == "confirmed"
+
+
+def test_a_reschedule_exactly_at_the_start_is_refused(client, booked, clock):
+    clock.set(TUESDAY_10_UTC)
+    response = client.post(
+        f"{BOOKINGS}/{booked['reference']}/reschedule",
+        json={"token": booked["manage_token"], "start": WEDNESDAY_14},
+    )
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "booking_not_changeable"
+
+
+def test_the_write_transaction_checks_the_start_again(app, booked, business, clock):
+    """The guard-free door (a script's call) is held to the same limit as the API's."""
+    with app.app_context(), pytest.raises(lifecycle.NotChangeable):
+        lifecycle.cancel_booking(
+            app,
+            tenant_id=business.tenant_id,
+            reference=booked["reference"],
+            authorise=lambda booking: None,
+            now=TUESDAY_10_UTC,
+        )
