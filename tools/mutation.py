@@ -340,10 +340,9 @@ def run(arguments: argparse.Namespace) -> dict:
     original = target.read_text()
     original_stat = target.stat()
     mutants = find_mutants(original)
-    chosen = sorted(
-        random.Random(arguments.seed).sample(mutants, min(arguments.sample, len(mutants))),
-        key=lambda mutant: mutant.index,
-    )
+    # In the sample's random order, not the file's: a run stopped early is still a fair sample
+    # of the whole module rather than of its first lines.
+    chosen = random.Random(arguments.seed).sample(mutants, min(arguments.sample, len(mutants)))
     if arguments.list:
         for mutant in chosen:
             print(f"{mutant.index:4} L{mutant.line:<4} {mutant.operator:10} {mutant.description}")
