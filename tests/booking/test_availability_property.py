@@ -357,6 +357,7 @@ def test_offered_slots_are_what_the_oracle_finds(
             now=now,
             provider_id=only,
             ignore_booking_id=ignored,
+            longest_block_minutes=tenant.longest_block_minutes,
         )
     event(f"slots offered: {min(len(found), 20) // 5 * 5}+")
     event(f"bookings kept: {len(booked)}")
