@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import booking_body
+from sqlalchemy import func, select
 
 from bookwell.core.booking import lifecycle
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Service
+from bookwell.core.storage.models import Booking, OutboxMessage, Service, Tenant
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
@@ -29,6 +30,8 @@ class Witness:
     seen: list[tuple] = []
     refuse: set[str] = set()
     crash: set[str] = set()
+    closing: dict[str, str] = {}  # what closed_client_actions answers, "{reference}" filled in
+    links: list[tuple[str, str, str | None]] = []  # (kind, to, link) of each message filtered
 
     @hookimpl
     def booking_requirements(ctx):
@@ -64,6 +67,16 @@ class Witness:
         return Witness._note("before_reschedule", ctx, new_start=new_start, new_end=new_end)
 
     @hookimpl
+    def filter_message(ctx, message):
+        Witness.links.append((message.kind, message.to, message.link))
+        return None
+
+    @hookimpl
+    def closed_client_actions(ctx):
+        reference = ctx.booking.reference if ctx.booking else "no booking"
+        return {action: why.format(reference=reference) for action, why in Witness.closing.items()}
+
+    @hookimpl
     def after_reschedule(ctx, old_start, old_end):
         Witness._note("after_reschedule", ctx, old_start=old_start, old_end=old_end)
 
@@ -73,6 +86,8 @@ def fresh_witness():
     Witness.seen.clear()
     Witness.refuse.clear()
     Witness.crash.clear()
+    Witness.closing.clear()
+    Witness.links.clear()
 
 
 @pytest.fixture
@@ -288,3 +303,82 @@ def test_the_write_transaction_checks_the_start_again(app, booked, business, clo
             authorise=lambda booking: None,
             now=TUESDAY_10_UTC,
         )
+
+
+def test_the_manage_page_is_told_which_client_actions_plugins_close_for_this_booking(
+    site, business, clock
+):
+    made = book(site, business)
+    Witness.closing.update(
+        {
+            "cancel": "  Too late to cancel {reference} online.  ",
+            "reschedule": "   ",  # blank: says nothing, closes nothing
+            "teleport": "Not an action the page offers.",
+        }
+    )
+    with site.app_context():
+        session = db.session()
+        tenant = session.get(Tenant, business.tenant_id)
+        booking = lifecycle.find_booking(session, business.tenant_id, made["reference"])
+        closed = lifecycle.closed_client_actions(site, tenant, booking, clock())
+    assert closed == {"cancel": f"Too late to cancel {made['reference']} online."}
+
+
+def test_the_manage_token_carries_256_bits_and_only_its_hash_is_stored(site, business):
+    made = book(site, business)
+    assert len(made["manage_token"]) == 43  # 32 random bytes, base64url without padding
+    with db.fresh_session(site) as session:
+        stored = session.scalar(
+            select(Booking.manage_token_hash).where(Booking.reference == made["reference"])
+        )
+    assert stored == lifecycle.hash_token(made["manage_token"])
+    assert made["manage_token"] not in stored
+
+
+def test_a_detail_breaking_the_text_standard_is_refused_by_name_and_stores_nothing(
+    site, business, clock
+):
+    for field, details in [
+        ("name", lifecycle.ClientDetails("Ann\u202eevil", "ann@example.com")),
+        ("email", lifecycle.ClientDetails("Ann", "ann@example.com\n")),
+        ("phone", lifecycle.ClientDetails("Ann", "ann@example.com", phone="1\x00")),
+        ("notes", lifecycle.ClientDetails("Ann", "ann@example.com", notes="a\x07b")),
+    ]:
+        with pytest.raises(lifecycle.InvalidText) as refused:
+            lifecycle.create_booking(
+                site,
+                tenant_id=business.tenant_id,
+                service_id=business.service_id,
+                provider_id=business.provider_id,
+                start=TUESDAY_10_UTC,
+                client=details,
+                now=clock(),
+                consents=("rules",),
+            )
+        assert refused.value.field == field
+        assert (refused.value.status, refused.value.code) == (422, "invalid")
+    with db.fresh_session(site) as session:
+        assert session.scalar(select(func.count()).select_from(Booking)) == 0
+    assert Witness.seen == []
+
+
+def test_the_clients_cancellation_mail_is_filtered_with_its_manage_link(site, business):
+    made = book(site, business)
+    Witness.links.clear()
+    cancelled = site.test_client().post(
+        f"{BOOKINGS}/{made['reference']}/cancel", json={"token": made["manage_token"]}
+    )
+    assert cancelled.status_code == 200, cancelled.json
+    clients = [link for kind, to, link in Witness.links if to == "ann@example.com"]
+    assert len(clients) == 1 and clients[0] is not None
+    assert clients[0].endswith(f"/manage/{made['reference']}?token={made['manage_token']}")
+    with db.fresh_session(site) as session:
+        mail = session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.kind == "booking.cancelled",
+                OutboxMessage.to_address == "ann@example.com",
+            )
+        ).one()
+    assert mail.compose_event is None  # composed by the request, right after its commit
+    # A cancelled booking is not offered for change: the link goes to filters, not the text.
+    assert made["manage_token"] not in mail.text_body
