@@ -173,9 +173,12 @@ READ = [
 
 def variables_read() -> set[str]:
     """Every environment variable Bookwell reads: the config reader's, and those core reads
-    itself (the instance folder, blocked plugins, the tests' PostgreSQL)."""
+    itself (the instance folder, blocked plugins, the tests' PostgreSQL), and those the test
+    suite reads (its Hypothesis profile)."""
     names = set(config.ENVIRONMENT_KEYS)
-    for source in Path(bookwell.core.__file__).parent.rglob("*.py"):
+    sources = [*Path(bookwell.core.__file__).parent.rglob("*.py")]
+    sources += Path(__file__).resolve().parent.parent.rglob("test_*.py")
+    for source in sources:
         text = source.read_text(encoding="utf-8")
         for pattern in READ:
             names.update(pattern.findall(text))
