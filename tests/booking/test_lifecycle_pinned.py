@@ -4,6 +4,7 @@ each change (once, with the booking as it now is), and the limits at the appoint
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 from bookwell.core.booking import lifecycle
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
-from bookwell.core.storage.models import Booking, OutboxMessage, Service, Tenant
+from bookwell.core.storage.models import AuditEntry, Booking, OutboxMessage, Service, Tenant
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
@@ -32,6 +33,8 @@ class Witness:
     crash: set[str] = set()
     closing: dict[str, str] = {}  # what closed_client_actions answers, "{reference}" filled in
     links: list[tuple[str, str, str | None]] = []  # (kind, to, link) of each message filtered
+    mail_consents: list[tuple[str, tuple]] = []  # (kind, consents its filter was shown)
+    refund: int | None = None  # what cancellation_refund answers
 
     @hookimpl
     def booking_requirements(ctx):
@@ -69,7 +72,12 @@ class Witness:
     @hookimpl
     def filter_message(ctx, message):
         Witness.links.append((message.kind, message.to, message.link))
+        Witness.mail_consents.append((message.kind, ctx.booking.consents if ctx.booking else None))
         return None
+
+    @hookimpl
+    def cancellation_refund(ctx, reason):
+        return Witness.refund
 
     @hookimpl
     def closed_client_actions(ctx):
@@ -88,6 +96,8 @@ def fresh_witness():
     Witness.crash.clear()
     Witness.closing.clear()
     Witness.links.clear()
+    Witness.mail_consents.clear()
+    Witness.refund = None
 
 
 @pytest.fixture
@@ -382,3 +392,98 @@ def test_the_clients_cancellation_mail_is_filtered_with_its_manage_link(site, bu
     assert mail.compose_event is None  # composed by the request, right after its commit
     # A cancelled booking is not offered for change: the link goes to filters, not the text.
     assert made["manage_token"] not in mail.text_body
+
+
+def create(site, business, clock, prepaid_cents=0):
+    with site.app_context():
+        return _create(site, business, clock, prepaid_cents)
+
+
+def _create(site, business, clock, prepaid_cents):
+    booking, token = lifecycle.create_booking(
+        site,
+        tenant_id=business.tenant_id,
+        service_id=business.service_id,
+        provider_id=business.provider_id,
+        start=TUESDAY_10_UTC,
+        client=lifecycle.ClientDetails("Ann", "ann@example.com"),
+        now=clock(),
+        consents=("rules",),
+        prepaid_cents=prepaid_cents,
+    )
+    return booking.reference, token
+
+
+def created_details(site, reference):
+    with db.fresh_session(site) as session:
+        entry = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "booking.created",
+                AuditEntry.subject == f"booking:{reference}",
+            )
+        ).one()
+    return json.loads(entry.details)
+
+
+def refund_of(site, reference):
+    with db.fresh_session(site) as session:
+        return session.scalar(
+            select(Booking.refund_due_cents).where(Booking.reference == reference)
+        )
+
+
+@pytest.mark.parametrize("prepaid", [0, 1])
+def test_a_refund_is_asked_only_of_a_prepaid_booking_and_stays_within_what_was_paid(
+    site, business, clock, prepaid
+):
+    Witness.refund = 10_000
+    reference, token = create(site, business, clock, prepaid_cents=prepaid)
+    details = created_details(site, reference)
+    assert details.get("prepaid_cents") == (prepaid or None)
+    cancelled = site.test_client().post(f"{BOOKINGS}/{reference}/cancel", json={"token": token})
+    assert cancelled.status_code == 200, cancelled.json
+    assert refund_of(site, reference) == (1 if prepaid else None)
+
+
+def test_a_change_refuses_an_unknown_business_and_a_reason_breaking_the_text_standard(
+    site, business, clock
+):
+    reference, _ = create(site, business, clock)
+    context = site.app_context()
+    context.push()
+    with pytest.raises(lifecycle.NotFound):
+        lifecycle.cancel_booking(
+            site, tenant_id=987654, reference=reference, authorise=lambda b: None, now=clock()
+        )
+    with pytest.raises(lifecycle.InvalidText) as refused:
+        lifecycle.cancel_booking(
+            site,
+            tenant_id=business.tenant_id,
+            reference=reference,
+            authorise=lambda b: None,
+            now=clock(),
+            reason="late\x00",
+        )
+    context.pop()
+    assert refused.value.field == "reason"
+    with db.fresh_session(site) as session:
+        assert session.scalar(select(Booking.status).where(Booking.reference == reference)) == (
+            "confirmed"
+        )
+
+
+def test_a_move_stamps_the_booking_and_its_mail_carries_the_consents(site, business, clock):
+    reference, token = create(site, business, clock)
+    clock.advance(minutes=7)
+    moved = site.test_client().post(
+        f"{BOOKINGS}/{reference}/reschedule", json={"token": token, "start": WEDNESDAY_14}
+    )
+    assert moved.status_code == 200, moved.json
+    with db.fresh_session(site) as session:
+        booking = session.scalar(select(Booking).where(Booking.reference == reference))
+        assert booking.updated_at == clock() and booking.created_at < booking.updated_at
+    cancelled = site.test_client().post(f"{BOOKINGS}/{reference}/cancel", json={"token": token})
+    assert cancelled.status_code == 200, cancelled.json
+    shown = dict(Witness.mail_consents)
+    assert shown["booking.rescheduled"] == ("rules",)
+    assert shown["booking.cancelled"] == ("rules",)
