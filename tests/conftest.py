@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from sqlalchemy import text
 
 from bookwell.core import testing
 from bookwell.core.testing import CHEAP_HASHING, Business, MovableClock, open_every_day
@@ -49,6 +51,23 @@ database_url = testing.database_url
 migration_database_url = testing.migration_database_url
 clock = testing.clock
 make_app = testing.make_app
+
+
+@pytest.fixture
+def blank_database_url(tmp_path):
+    """An empty database, no tables at all (not cloned from the migrated template), for tests
+    that run migrations themselves: a SQLite file, or a new PostgreSQL database."""
+    if not os.environ.get(testing.POSTGRES_ENV):
+        yield f"sqlite:///{tmp_path / 'blank.sqlite3'}"
+        return
+    admin = testing._admin_engine()
+    name = f"bookwell_blank_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield testing._psycopg(testing._with_database(os.environ[testing.POSTGRES_ENV], name))
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

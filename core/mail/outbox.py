@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 
 from flask import Flask
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from bookwell.core.mail import transport
@@ -149,6 +149,20 @@ def register_composer(app: Flask, composer: Composer) -> None:
     app.extensions[COMPOSER] = composer
 
 
+def placeholders_waiting(created_by: datetime, limit: int, tenant_id: int | None) -> Select:
+    """The ids of up to ``limit`` placeholders written at ``created_by`` or before, oldest first."""
+    waiting = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.compose_event.is_not(None), OutboxMessage.created_at <= created_by)
+        # Ordered as the partial index is: by id alone SQLite walked the whole table instead.
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    if tenant_id is not None:
+        waiting = waiting.where(OutboxMessage.tenant_id == tenant_id)
+    return waiting
+
+
 def compose_placeholders(
     app: Flask,
     now: datetime,
@@ -163,14 +177,7 @@ def compose_placeholders(
     composer: Composer | None = app.extensions.get(COMPOSER)
     if composer is None:
         return 0
-    waiting = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.compose_event.is_not(None), OutboxMessage.created_at <= now - grace)
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-    )
-    if tenant_id is not None:
-        waiting = waiting.where(OutboxMessage.tenant_id == tenant_id)
+    waiting = placeholders_waiting(now - grace, limit, tenant_id)
     with db.fresh_session(app) as reader:
         placeholders = list(reader.scalars(waiting))
     composed = 0
@@ -189,52 +196,70 @@ def backoff(attempts: int) -> timedelta:
 def _claim(
     app: Flask, now: datetime, limit: int, tenant_id: int | None
 ) -> list[transport.Envelope]:
-    claimed: list[transport.Envelope] = []
     free = or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now)
+    unsent = (
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.compose_event.is_(None),  # a placeholder is never sent
+        free,
+    )
+    due = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.next_attempt_at <= now, *unsent)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    if tenant_id is not None:
+        due = due.where(OutboxMessage.tenant_id == tenant_id)
     with db.write_transaction(app) as session:
-        due = (
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.sent_at.is_(None),
-                OutboxMessage.next_attempt_at <= now,
-                OutboxMessage.compose_event.is_(None),  # a placeholder is never sent
-                free,
+        # One statement: the conditions are checked again on each row as it is updated, so on
+        # PostgreSQL a concurrent claimer that got there first (it blocks on the row, then sees
+        # the new lease) leaves us nothing; on SQLite the write lock serialises claimers.
+        rows = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(due.scalar_subquery()), *unsent)
+            .values(claimed_until=now + LEASE)
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.next_attempt_at,
+                OutboxMessage.tenant_id,
+                OutboxMessage.message_id,
+                OutboxMessage.to_address,
+                OutboxMessage.subject,
+                OutboxMessage.text_body,
+                OutboxMessage.html_body,
+                OutboxMessage.ics,
             )
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
+            .execution_options(synchronize_session=False)
+        ).all()
+        tenant_ids = {row.tenant_id for row in rows if row.tenant_id is not None}
+        senders = {
+            tenant.id: (tenant.name, tenant.contact_email)
+            for tenant in (
+                session.execute(
+                    select(Tenant.id, Tenant.name, Tenant.contact_email).where(
+                        Tenant.id.in_(tenant_ids)
+                    )
+                )
+                if tenant_ids
+                else ()
+            )
+        }
+    claimed: list[transport.Envelope] = []
+    # RETURNING promises no order: the oldest due first, as they were chosen.
+    for row in sorted(rows, key=lambda row: (row.next_attempt_at, row.id)):
+        business, reply_to = senders.get(row.tenant_id, (None, None))
+        claimed.append(
+            transport.Envelope(
+                message_id=row.message_id,
+                to=row.to_address,
+                subject=row.subject,
+                text=row.text_body,
+                html=row.html_body,
+                ics=row.ics,
+                business=business,
+                reply_to=reply_to,
+            )
         )
-        if tenant_id is not None:
-            due = due.where(OutboxMessage.tenant_id == tenant_id)
-        for message_id in list(session.scalars(due)):
-            # Conditional: on PostgreSQL a concurrent claimer blocks on the row, then re-checks
-            # the condition and updates nothing; on SQLite the write lock serialises claimers.
-            result = session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == message_id,
-                    OutboxMessage.sent_at.is_(None),
-                    OutboxMessage.compose_event.is_(None),
-                    free,
-                )
-                .values(claimed_until=now + LEASE)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:
-                continue
-            row = session.get(OutboxMessage, message_id, populate_existing=True)
-            tenant = session.get(Tenant, row.tenant_id) if row.tenant_id is not None else None
-            claimed.append(
-                transport.Envelope(
-                    message_id=row.message_id,
-                    to=row.to_address,
-                    subject=row.subject,
-                    text=row.text_body,
-                    html=row.html_body,
-                    ics=row.ics,
-                    business=tenant.name if tenant else None,
-                    reply_to=tenant.contact_email if tenant else None,
-                )
-            )
     return claimed
 
 

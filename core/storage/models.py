@@ -24,6 +24,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     event,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -468,6 +469,14 @@ class OutboxMessage(Base):
     __tablename__ = "outbox_messages"
     __table_args__ = (
         Index("ix_outbox_due", "sent_at", "next_attempt_at"),
+        # Partial: every delivery round looks for placeholders left over, and without it that
+        # look read the whole outbox, sent mail included. Only a few rows are ever in it.
+        Index(
+            "ix_outbox_placeholders",
+            "created_at",
+            sqlite_where=text("compose_event IS NOT NULL"),
+            postgresql_where=text("compose_event IS NOT NULL"),
+        ),
         UniqueConstraint("tenant_id", "dedupe_key", name="uq_outbox_messages_tenant_dedupe"),
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,9 +19,6 @@ from bookwell.core.storage import db
 from bookwell.core.storage.models import AuditEntry, AuditPerson, AuditPersonal
 from bookwell.core.testing import (
     POSTGRES_ENV,
-    _admin_engine,
-    _psycopg,
-    _with_database,
     as_tables_owner,
 )
 
@@ -65,29 +61,13 @@ def v1_chain(session, tenant_id, count=4):
     return previous
 
 
-@pytest.fixture
-def blank_url(tmp_path):
-    """An empty database (no tables): a SQLite file, or a new PostgreSQL database."""
-    if not os.environ.get(POSTGRES_ENV):
-        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
-        return
-    admin = _admin_engine()
-    name = f"bookwell_migration_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _psycopg(_with_database(os.environ[POSTGRES_ENV], name))
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def migrate(engine, revision):
     with engine.begin() as connection:
         command.upgrade(schema.alembic_config(connection), revision)
 
 
-def test_migration_0012_converts_first_format_trails_and_marks_the_change(blank_url):
-    engine = create_engine(blank_url)
+def test_migration_0012_converts_first_format_trails_and_marks_the_change(blank_database_url):
+    engine = create_engine(blank_database_url)
     migrate(engine, "0011")
     with Session(engine) as session, session.begin():
         # Rows as revision 0011 had them: the ORM's model has columns added since.

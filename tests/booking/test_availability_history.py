@@ -4,12 +4,9 @@ never lowered, backfilled by migration 0013, and the index bounds the query on b
 
 from __future__ import annotations
 
-import os
 import random
-import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
-import pytest
 from alembic import command
 from sqlalchemy import create_engine, event, insert, select, text
 from sqlalchemy.orm import Session
@@ -21,10 +18,6 @@ from bookwell.core.booking.tenants import add_service, create_tenant
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Booking, BookingStatus, Service, Tenant, TimeOff
 from bookwell.core.testing import (
-    POSTGRES_ENV,
-    _admin_engine,
-    _psycopg,
-    _with_database,
     as_tables_owner,
 )
 
@@ -296,31 +289,15 @@ def test_the_index_bounds_the_bookings_query_on_both_sides(app, business, clock)
             assert "(blocked_from >=" in condition and "(blocked_from <" in condition, details
 
 
-@pytest.fixture
-def blank_url(tmp_path):
-    """An empty database (no tables): a SQLite file, or a new PostgreSQL database."""
-    if not os.environ.get(POSTGRES_ENV):
-        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
-        return
-    admin = _admin_engine()
-    name = f"bookwell_migration_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _psycopg(_with_database(os.environ[POSTGRES_ENV], name))
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def migrate(engine, revision):
     with engine.begin() as connection:
         command.upgrade(schema.alembic_config(connection), revision)
 
 
-def test_migration_0013_backfills_the_bound_from_services_and_bookings(blank_url):
+def test_migration_0013_backfills_the_bound_from_services_and_bookings(blank_database_url):
     """The salon's longest service (30 + 10 + 5) is its bound; the clinic's old booking, of a
     service since shortened to an hour, blocks 3 h 30 min and 30 s: 211 minutes, rounded up."""
-    engine = create_engine(blank_url)
+    engine = create_engine(blank_database_url)
     migrate(engine, "0012")
     created = datetime(2027, 3, 1, 8, 0)
     with Session(engine) as session, session.begin():

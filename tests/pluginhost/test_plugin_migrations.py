@@ -4,12 +4,11 @@ plugin's prefix; a plugin uninstalled, blocked or failing never breaks core's up
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from bookwell.core import create_app, schema
 from bookwell.core.cli.root import main
@@ -23,22 +22,6 @@ POSTGRES = os.environ.get("BOOKWELL_TEST_POSTGRES")
 
 def _psycopg(url: str) -> str:
     return "postgresql+psycopg://" + url.split("://", 1)[1]
-
-
-@pytest.fixture
-def blank_database_url(tmp_path):
-    """A database with no tables at all (not cloned from the migrated template)."""
-    if not POSTGRES:
-        yield f"sqlite:///{tmp_path / 'blank.sqlite3'}"
-        return
-    admin = create_engine(_psycopg(POSTGRES), isolation_level="AUTOCOMMIT")
-    name = f"bookwell_blank_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield POSTGRES.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture
