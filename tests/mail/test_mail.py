@@ -297,6 +297,28 @@ def test_a_claimed_message_is_not_sent_again_until_its_lease_ends(app, client, s
     assert len(outbox_files(app)) == 2
 
 
+def test_a_round_claims_the_oldest_due_first_up_to_its_limit(app, client, salon, clock):
+    """One statement claims a round's batch: the messages due longest first, never more than
+    the limit, never one held or still a placeholder; the rest wait for the next round."""
+    for index, hour in enumerate((10, 11, 12)):
+        book(client, salon, f"2027-03-02T{hour}:00:00+01:00", name=f"Client{index}")
+    with db.write_transaction(app) as session:
+        messages = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        assert len(messages) == 6  # each booking: the client's confirmation, the provider's notice
+        # Due in the reverse order of their ids (the last longest), one held, one a placeholder.
+        for minutes, row in enumerate(messages):
+            row.next_attempt_at = clock() - timedelta(minutes=minutes + 1)
+        messages[0].next_attempt_at = outbox.HELD_UNTIL
+        messages[1].compose_event = "confirmed"
+        expected_order = [row.message_id for row in reversed(messages[2:])]
+    first = outbox._claim(app, clock(), 3, None)
+    assert [envelope.message_id for envelope in first] == expected_order[:3]
+    assert all(envelope.business == "Salon" for envelope in first)
+    second = outbox._claim(app, clock(), 3, None)
+    assert [envelope.message_id for envelope in second] == expected_order[3:]
+    assert outbox._claim(app, clock(), 3, None) == []
+
+
 def test_storage_chooses_the_outbox_folder(make_app, tmp_path, clock):
     app = make_app(MAIL_DELIVERY="manual", STORAGE=str(tmp_path / "elsewhere"))
     with db.write_transaction(app) as session:
