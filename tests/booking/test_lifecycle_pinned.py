@@ -11,10 +11,19 @@ import pytest
 from conftest import booking_body
 from sqlalchemy import func, select
 
-from bookwell.core.booking import lifecycle
+from bookwell.core.booking import lifecycle, mailing
+from bookwell.core.mail import outbox
 from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.scheduling import schedule
 from bookwell.core.storage import db
-from bookwell.core.storage.models import AuditEntry, Booking, OutboxMessage, Service, Tenant
+from bookwell.core.storage.models import (
+    AuditEntry,
+    Booking,
+    OutboxMessage,
+    Provider,
+    Service,
+    Tenant,
+)
 from bookwell.hooks import Consent, Manifest, Refusal, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
@@ -487,3 +496,68 @@ def test_a_move_stamps_the_booking_and_its_mail_carries_the_consents(site, busin
     shown = dict(Witness.mail_consents)
     assert shown["booking.rescheduled"] == ("rules",)
     assert shown["booking.cancelled"] == ("rules",)
+
+
+# What a complete mutation run (seed 1) found unchecked: what a refusal is answered with, and
+# the facts a change's placeholder keeps for a composer that comes after the request died.
+
+AFTER_GRACE = outbox.PLACEHOLDER_GRACE + timedelta(seconds=1)
+
+
+@pytest.fixture
+def requests_die_after_commit(monkeypatch):
+    """Each request dies between its commit and composing its mail: the tick composes it later,
+    from the placeholder alone."""
+    monkeypatch.setattr(mailing, "compose_after_commit", lambda *args, **kwargs: None)
+
+
+def test_mail_composed_late_shows_filters_the_consents_of_a_move_and_a_cancellation(
+    site, business, clock, requests_die_after_commit
+):
+    reference, token = create(site, business, clock)
+    client = site.test_client()
+    moved = client.post(
+        f"{BOOKINGS}/{reference}/reschedule", json={"token": token, "start": WEDNESDAY_14}
+    )
+    assert moved.status_code == 200, moved.json
+    cancelled = client.post(f"{BOOKINGS}/{reference}/cancel", json={"token": token})
+    assert cancelled.status_code == 200, cancelled.json
+    Witness.mail_consents.clear()  # the confirmation was composed at once (not by a request)
+    clock.advance(seconds=AFTER_GRACE.total_seconds())
+    with site.app_context():
+        schedule.tick(site, clock())
+    shown = dict(Witness.mail_consents)
+    assert shown["booking.rescheduled"] == ("rules",)
+    assert shown["booking.cancelled"] == ("rules",)
+    with db.fresh_session(site) as session:
+        assert (
+            session.scalar(select(OutboxMessage.id).where(OutboxMessage.compose_event.is_not(None)))
+            is None
+        )
+
+
+def test_a_prepaid_amount_beyond_the_price_is_answered_422_with_its_field(site, business, clock):
+    with pytest.raises(lifecycle.InvalidAmount) as refused:
+        create(site, business, clock, prepaid_cents=10**6)
+    assert refused.value.status == 422
+    assert refused.value.field == "prepaid_cents"
+    with site.test_request_context(BOOKINGS, method="POST"):
+        answer = site.handle_user_exception(refused.value)
+    assert answer.status_code == 422
+    assert answer.json["error"]["code"] == "prepaid_out_of_range"
+
+
+@pytest.mark.parametrize(
+    ("switched_off", "message"),
+    [(Service, "No such service."), (Provider, "No such provider.")],
+)
+def test_booking_what_was_switched_off_names_what_is_missing(
+    site, business, clock, switched_off, message
+):
+    with db.write_transaction(site) as session:
+        row_id = business.service_id if switched_off is Service else business.provider_id
+        session.get(switched_off, row_id).active = False
+    with pytest.raises(lifecycle.NotFound) as refused:
+        create(site, business, clock)
+    assert str(refused.value) == message
+    assert refused.value.status == 404
