@@ -1,0 +1,215 @@
+"""A client books in a real browser, through the real server: in every installed theme and every
+language, on a phone's screen, accepting the business's terms, then cancels through the link of
+the confirmation e-mail; axe-core checks each page. And once with the keyboard alone, on a
+desktop screen, under the pages' Content-Security-Policy.
+
+The pages change with the themes: the steps are found by the addresses they lead to (core's
+routes), the fields by their names (the form's contract), never by their wording, which changes
+with the language."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+
+import pytest
+from conftest import DESKTOP, PHONE, bookwell, installed_themes, start_server, text_of
+from playwright.sync_api import expect
+
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
+from bookwell.core.pluginhost import changes as plugin_changes
+from bookwell.core.storage import db
+
+pytestmark = pytest.mark.browser
+
+# The languages a client walks through the pages in, asked for by the browser (Accept-Language).
+LANGUAGES = ["en"]
+THEMES = installed_themes()
+TERMS = "# Terms\n\nBookings are **binding**. Cancel online up to the start.\n"
+OPEN_ALL_DAY = {weekday: [(time(0), time(23, 30))] for weekday in range(7)}
+# Each business's service the walks book, by slug: known once `open_businesses` has run.
+HAIRCUT: dict[str, int] = {}
+MANAGE_LINK = re.compile(r"https?://\S+/book/[a-z0-9-]+/manage/[A-Z0-9-]+\?token=[^\s>]+")
+
+
+def slug_of(theme: str) -> str:
+    """One business per theme, so that each walk sees its theme from the first page."""
+    return re.sub(r"[^a-z0-9]+", "-", theme.lower()).strip("-")[:40] + "-shop"
+
+
+def open_businesses(app, now) -> None:
+    for theme in THEMES:
+        with db.write_transaction(app) as session:
+            tenant = create_tenant(
+                session,
+                slug_of(theme),
+                name=f"Studio {theme.title()}",
+                timezone="Europe/Paris",
+                now=now,
+                contact_email="hello@studio.example",
+                phone="+33 1 23 45 67 89",
+                address="12 rue de la Paix, 75002 Paris",
+            )
+            cut = add_service(
+                session,
+                tenant,
+                "Haircut",
+                description="Wash, cut and style.",
+                duration_minutes=30,
+                price_cents=4500,
+                slot_step_minutes=30,
+                min_notice_minutes=0,
+                horizon_days=60,
+            )
+            add_service(session, tenant, "Colour", duration_minutes=90, price_cents=9000)
+            add_provider(session, tenant, "Camille", [cut], OPEN_ALL_DAY)
+            add_provider(session, tenant, "Léo", [cut], OPEN_ALL_DAY)
+            tenant_id = tenant.id
+            HAIRCUT[tenant.slug] = cut.id
+        with app.app_context():
+            plugin_changes.enable(app, tenant_id, "terms", {"text": TERMS}, now, actor="test")
+        # The public command, which checks that the theme is installed.
+        bookwell("tenants", "set", slug_of(theme), "--theme", theme, instance=app.instance_path)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with start_server(tmp_path_factory.mktemp("booking"), open_businesses) as running:
+        yield running
+
+
+def go(page, selector: str, arrives: str) -> None:
+    """Follow the first link ``selector`` finds, to an address matching ``arrives``."""
+    link = page.locator(selector).first
+    expect(link).to_be_visible()
+    link.click()
+    page.wait_for_url(re.compile(arrives))
+
+
+def to_a_free_day(walk, server, slug: str) -> None:
+    """From the service list to the times of the first day with room, by Camille."""
+    page = walk.page
+    page.goto(server.url(f"/book/{slug}/"))
+    expect(page.locator("html")).to_have_attribute("lang", re.compile(f"^{walk.language}"))
+    walk.step("services")
+    go(page, f'a[href$="service={HAIRCUT[slug]}"]', r"[?&]service=\d+")
+    walk.step("providers")
+    go(page, 'a[href*="/day?"]:not([href*="provider=any"])', r"/day\?")
+    walk.step("calendar")
+    if page.locator('a[href*="/slots?"]').count() == 0:  # the month's last free day is gone
+        go(page, 'a[href*="/day?"][href*="month="] >> nth=-1', r"month=")
+        walk.step("calendar-next-month")
+    go(page, 'a[href*="/slots?"]', r"/slots\?")
+    walk.step("times")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("theme", THEMES)
+def test_a_client_books_and_cancels_on_a_phone(server, open_walk, axe_script, theme, language):
+    slug = slug_of(theme)
+    walk = open_walk(viewport=PHONE, locale=language, axe=axe_script)
+    page = walk.page
+    client = f"ann.{slug}.{language}@example.com"
+
+    to_a_free_day(walk, server, slug)
+    go(page, 'a[href*="/details?"]', r"/details\?")
+    walk.step("details")
+    page.fill('input[name="name"]', "Ann Lee")
+    page.fill('input[name="email"]', client)
+    consent = page.locator('input[name="consents"][value="terms"]')
+    expect(consent).not_to_be_checked()  # consent is given, never assumed
+
+    # Without the consent: refused, next to the box, and nothing typed is lost.
+    submit = page.locator('form:has(input[name="email"]) [type="submit"]')
+    submit.click()
+    page.wait_for_load_state("load")
+    assert "/details" in page.url
+    expect(page.locator('input[name="email"]')).to_have_value(client)
+    walk.step("details-refused")
+
+    terms = page.locator('a[href*="/terms/"]').first
+    expect(terms).to_be_visible()
+    terms_url = terms.get_attribute("href")
+    consent.check()
+    submit.click()
+    page.wait_for_url(re.compile(r"/booked/"))
+    walk.step("confirmed")
+    reference = re.search(r"/booked/([A-Z0-9-]+)", page.url).group(1)
+
+    (mail,) = server.mail_to(client)
+    links = MANAGE_LINK.findall(text_of(mail))
+    assert links and reference in links[0], text_of(mail)
+    page.goto(links[0])
+    walk.step("manage")
+    go(page, 'a[href*="step=cancel"]', r"step=cancel")
+    walk.step("cancel")
+    page.locator('form[action*="/cancel"] [type="submit"]').click()
+    page.wait_for_url(re.compile(r"done=cancelled"))
+    walk.step("cancelled")
+
+    token = re.search(r"token=([^&]+)", links[0]).group(1)
+    answer = page.request.get(
+        server.url(f"/api/v1/tenants/{slug}/bookings/{reference}?token={token}")
+    )
+    assert answer.ok and answer.json()["status"] == "cancelled"
+
+    page.goto(server.url(terms_url) if terms_url.startswith("/") else terms_url)
+    walk.step("terms")
+    walk.assert_accessible()
+
+
+def tab_to(page, selector: str, presses: int = 80) -> None:
+    """Press Tab until the focus is on what ``selector`` finds: what a keyboard user does."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => !!document.activeElement?.matches(s)", selector):
+            return
+    pytest.fail(f"{presses} presses of Tab never reached {selector} on {page.url}")
+
+
+def press_on(page, selector: str, key: str, arrives: str | None = None) -> None:
+    tab_to(page, selector)
+    page.keyboard.press(key)
+    if arrives is not None:
+        page.wait_for_url(re.compile(arrives))
+
+
+def test_a_client_books_with_the_keyboard_alone(server, open_walk):
+    """Tab to move, Enter to follow and submit, Space to tick; on a desktop screen, with the
+    Content-Security-Policy in force (no axe-core here: the walks above check the same pages)."""
+    slug = slug_of("default")
+    walk = open_walk(viewport=DESKTOP, locale=LANGUAGES[0])
+    page = walk.page
+    client = f"kim.{slug}@example.com"
+
+    page.goto(server.url(f"/book/{slug}/"))
+    walk.step("services", axe=False)
+    press_on(page, f'a[href$="service={HAIRCUT[slug]}"]', "Enter", r"[?&]service=\d+")
+    walk.step("providers", axe=False)
+    press_on(page, 'a[href*="/day?"]', "Enter", r"/day\?")
+    walk.step("calendar", axe=False)
+    if page.locator('a[href*="/slots?"]').count() == 0:
+        press_on(page, 'a[href*="/day?"][href*="month="]:last-of-type', "Enter", r"month=")
+    press_on(page, 'a[href*="/slots?"]', "Enter", r"/slots\?")
+    walk.step("times", axe=False)
+    press_on(page, 'a[href*="/details?"]', "Enter", r"/details\?")
+    walk.step("details", axe=False)
+    tab_to(page, 'input[name="name"]')
+    page.keyboard.type("Kim Park")
+    tab_to(page, 'input[name="email"]')
+    page.keyboard.type(client)
+    press_on(page, 'input[name="consents"][value="terms"]', "Space")
+    expect(page.locator('input[name="consents"][value="terms"]')).to_be_checked()
+    walk.step("details-filled", axe=False)
+    press_on(page, 'form:has(input[name="email"]) [type="submit"]', "Enter", r"/booked/")
+    walk.step("confirmed", axe=False)
+    reference = re.search(r"/booked/([A-Z0-9-]+)", page.url).group(1)
+    assert server.mail_to(client), "booked: its confirmation is on its way"
+
+    # The confirmation page's own link to manage the booking, then cancel: still no mouse.
+    press_on(page, 'a[href*="/manage/"]', "Enter", r"/manage/")
+    press_on(page, 'a[href*="step=cancel"]', "Enter", r"step=cancel")
+    walk.step("cancel", axe=False)
+    press_on(page, 'form[action*="/cancel"] [type="submit"]', "Enter", r"done=cancelled")
+    walk.step("cancelled", axe=False)
+    expect(page.locator("body")).to_contain_text(reference)
