@@ -20,7 +20,8 @@ from pathlib import Path
 AXE_VERSION = "4.14.1"
 # `npm view axe-core@4.14.1 dist.integrity`: what the registry promised when it was published.
 AXE_INTEGRITY = (
-    "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ=="
+    "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ"
+    "=="
 )
 AXE_TARBALL = f"https://registry.npmjs.org/axe-core/-/axe-core-{AXE_VERSION}.tgz"
 REPOSITORY = Path(__file__).resolve().parents[2]
