@@ -11,7 +11,6 @@ import time
 
 import pyotp
 import pytest
-from conftest import DESKTOP, bookwell, start_server
 from playwright.sync_api import expect
 
 from bookwell.core.access.users import create_user
@@ -20,7 +19,13 @@ from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Role
 
+# Before its import: the kit's asserts explain themselves as the tests' do.
+pytest.register_assert_rewrite("browser_kit")
+from browser_kit import DESKTOP, bookwell, start_server  # noqa: E402
+
 pytestmark = pytest.mark.browser
+# The kit's fixtures (chromium, axe_script, open_walk): see browser_kit.py for why not a conftest.
+pytest_plugins = ["browser_kit"]
 
 SLUG = "studio"
 OWNER = "owner@studio.example"
@@ -100,7 +105,7 @@ def test_the_owner_sets_up_two_step_login_and_a_plugin(server, open_walk, axe_sc
     card.locator(f'[name="setting-{SETTING}"]').fill(CHOSEN)
     card.locator('form[action$="/settings"] [type="submit"]').click()
     page.wait_for_load_state("load")
-    walk.step("settings-saved")
+    walk.step("settings-saved", full_page=False)  # the long page was seen whole above
 
     page.goto(server.url(f"/admin/{SLUG}/marketplace"))
     expect(page.locator(f'#plugin-{PLUGIN} [name="setting-{SETTING}"]')).to_have_value(CHOSEN)
@@ -109,5 +114,6 @@ def test_the_owner_sets_up_two_step_login_and_a_plugin(server, open_walk, axe_sc
     )
     (entry,) = [entry for entry in listing if entry["name"] == PLUGIN]
     assert entry["enabled"] and entry["settings"][SETTING] == int(CHOSEN)
-    walk.step("marketplace-after", axe=False)
+    walk.step("marketplace-after", axe=False, full_page=False)
+    walk.detail("marketplace-card", page.locator(f"#plugin-{PLUGIN}"))
     walk.assert_accessible()

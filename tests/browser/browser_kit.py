@@ -1,10 +1,12 @@
 """The browser tests' kit: the real server, a real Chromium, axe-core in every page, screenshots.
+The test modules load it as a plugin (``pytest_plugins``) for its fixtures: a conftest.py here
+would take the module name ``conftest`` from tests/conftest.py, which other tests import from.
 
 * ``start_server`` runs what an operator runs: ``bookwell init`` on a fresh instance folder
   (SQLite), a setup through core's functions (what has no command: services, providers, hours),
   then ``bookwell serve`` as a subprocess on a free loopback port, with mail written to the
   instance's outbox, so that a test reads the mail a client would get. One per test module.
-* ``chromium`` is Debian's ``/usr/bin/chromium`` driven by Playwright, one per session. It is
+* ``chromium`` is Debian's ``/usr/bin/chromium`` driven by Playwright, one per module. It is
   never downloaded, and a browser that cannot start fails the test: a skipped browser test
   would hide that the pages were never tried.
 * ``Walk`` takes each step's screenshot (``tests/artifacts/``, ignored by git) and runs
@@ -213,9 +215,11 @@ def start_server(folder: Path, prepare: Callable[[Flask, datetime], None]) -> It
 # --- the browser --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """Debian's Chromium, one for the whole session (each test gets fresh contexts)."""
+    """Debian's Chromium, one per test module (each test gets fresh contexts). Not one per
+    session: Playwright's sync API runs one instance per thread, and the plugins' browser tests
+    (plugins/*/tests/*_browser.py) start their own, which would fail while ours lives on."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
@@ -251,10 +255,14 @@ class Violation:
     impact: str
     help: str
     targets: list[str]
+    detail: str  # axe's explanation for the first element, e.g. the contrast ratio it measured
 
     def __str__(self) -> str:
         where = "; ".join(self.targets[:5]) + (" ..." if len(self.targets) > 5 else "")
-        return f"[{self.impact}] {self.step} ({self.url}): {self.rule}: {self.help} at {where}"
+        return (
+            f"[{self.impact}] {self.step} ({self.url}): {self.rule}: {self.help} at {where}"
+            f" ({len(self.targets)} element(s)). {self.detail}"
+        )
 
 
 @dataclass
@@ -269,13 +277,18 @@ class Walk:
     steps: int = 0
     violations: list[Violation] = field(default_factory=list)
 
-    def step(self, name: str, *, axe: bool = True) -> None:
+    def step(self, name: str, *, axe: bool = True, full_page: bool = True) -> None:
         page = self.page
         page.wait_for_load_state("load")
         self.steps += 1
-        page.screenshot(path=self.folder / f"{self.steps:02d}-{name}.png", full_page=True)
+        page.screenshot(path=self.folder / f"{self.steps:02d}-{name}.png", full_page=full_page)
         if axe and self.axe_script is not None:
             self.violations += self.check(name)
+
+    def detail(self, name: str, locator) -> None:
+        """A screenshot of one part of the page (a long page's card, say)."""
+        self.steps += 1
+        locator.screenshot(path=self.folder / f"{self.steps:02d}-{name}.png")
 
     def check(self, name: str) -> list[Violation]:
         page = self.page
@@ -292,6 +305,7 @@ class Walk:
                 impact=item.get("impact") or "unknown",
                 help=item["help"],
                 targets=[" ".join(map(str, node["target"])) for node in item["nodes"]],
+                detail=" ".join((item["nodes"][0].get("failureSummary") or "").split()),
             )
             for item in found
         ]
