@@ -285,6 +285,16 @@ class Walk:
         if axe and self.axe_script is not None:
             self.violations += self.check(name)
 
+    def require(self, step: str, rule: str, holds: bool, problem: str, target: str) -> None:
+        """A check of our own that axe-core cannot make (it sees a page, not what a refused
+        submit should have changed): reported, and failing the test, with axe's findings."""
+        if not holds:
+            self.violations.append(
+                Violation(
+                    step, self.page.url, rule, "serious", problem, [target], "(Bookwell's check)"
+                )
+            )
+
     def detail(self, name: str, locator) -> None:
         """A screenshot of one part of the page (a long page's card, say)."""
         self.steps += 1

@@ -37,6 +37,8 @@ TIMEZONE = "Europe/Paris"
 OPEN_EVERY_DAY = {weekday: [(time(9), time(18))] for weekday in range(7)}
 # Each business's service the walks book, by slug: known once `open_businesses` has run.
 HAIRCUT: dict[str, int] = {}
+# The consents the plugins ask for (and where each one's text is shown), ticked in every walk.
+CONSENTS = {"terms": "terms/", "cancellation_policy": "cancellation_policy/"}
 MANAGE_LINK = re.compile(r"https?://\S+/book/[a-z0-9-]+/manage/[A-Z0-9-]+\?token=[^\s>]+")
 
 
@@ -76,6 +78,9 @@ def open_businesses(app, now) -> None:
             HAIRCUT[tenant.slug] = cut.id
         with app.app_context():
             plugin_changes.enable(app, tenant_id, "terms", {"text": TERMS}, now, actor="test")
+            plugin_changes.enable(
+                app, tenant_id, "cancellation_policy", {"cancel_limit_hours": 2}, now, actor="test"
+            )
         # The public command, which checks that the theme is installed.
         bookwell("tenants", "set", slug_of(theme), "--theme", theme, instance=app.instance_path)
 
@@ -135,21 +140,36 @@ def test_a_client_books_and_cancels_on_a_phone(server, open_walk, axe_script, th
     walk.step("details")
     page.fill('input[name="name"]', "Ann Lee")
     page.fill('input[name="email"]', client)
-    consent = page.locator('input[name="consents"][value="terms"]')
-    expect(consent).not_to_be_checked()  # consent is given, never assumed
+    # The plugins' consent boxes, in every theme, unticked: consent is given, never assumed.
+    consents = page.locator('input[name="consents"]')
+    expect(consents).to_have_count(len(CONSENTS))
+    for consent in consents.all():
+        expect(consent).not_to_be_checked()
 
-    # Without the consent: refused, next to the box, and nothing typed is lost.
+    # Without them: refused, each box marked and tied to its message, nothing typed lost.
     submit = page.locator('form:has(input[name="email"]) [type="submit"]')
-    submit.click()
-    page.wait_for_load_state("load")
+    with page.expect_navigation():
+        submit.click()
     assert "/details" in page.url
     expect(page.locator('input[name="email"]')).to_have_value(client)
     walk.step("details-refused")
+    for consent in consents.all():
+        value = consent.get_attribute("value")
+        walk.require(
+            "details-refused",
+            "error-tied-to-field",
+            consent.get_attribute("aria-invalid") == "true" and described(page, consent),
+            "a refused consent box needs aria-invalid=true and aria-describedby naming its "
+            "message (WCAG 3.3.1)",
+            f'input[name="consents"][value="{value}"]',
+        )
 
-    terms = page.locator('a[href*="/terms/"]').first
-    expect(terms).to_be_visible()
-    terms_url = terms.get_attribute("href")
-    consent.check()
+    consent_pages = [
+        page.locator(f'a[href*="/{path}"]').first.get_attribute("href")
+        for path in CONSENTS.values()
+    ]
+    for consent in consents.all():
+        consent.check()
     submit.click()
     page.wait_for_url(re.compile(r"/booked/"))
     walk.step("confirmed")
@@ -172,9 +192,19 @@ def test_a_client_books_and_cancels_on_a_phone(server, open_walk, axe_script, th
     )
     assert answer.ok and answer.json()["status"] == "cancelled"
 
-    page.goto(server.url(terms_url) if terms_url.startswith("/") else terms_url)
-    walk.step("terms")
+    for number, address in enumerate(consent_pages, 1):
+        page.goto(server.url(address) if address.startswith("/") else address)
+        walk.step(f"consent-page-{number}")
     walk.assert_accessible()
+
+
+def described(page, field) -> bool:
+    """Whether ``field`` names, in aria-describedby, an element of the page with some text."""
+    names = (field.get_attribute("aria-describedby") or "").split()
+    return bool(names) and all(
+        page.evaluate("id => document.getElementById(id)?.textContent.trim() || ''", name)
+        for name in names
+    )
 
 
 def tab_to(page, selector: str, presses: int = 80) -> None:
@@ -216,8 +246,9 @@ def test_a_client_books_with_the_keyboard_alone(server, open_walk):
     page.keyboard.type("Kim Park")
     tab_to(page, 'input[name="email"]')
     page.keyboard.type(client)
-    press_on(page, 'input[name="consents"][value="terms"]', "Space")
-    expect(page.locator('input[name="consents"][value="terms"]')).to_be_checked()
+    for consent in CONSENTS:
+        press_on(page, f'input[name="consents"][value="{consent}"]', "Space")
+        expect(page.locator(f'input[name="consents"][value="{consent}"]')).to_be_checked()
     walk.step("details-filled", axe=False)
     press_on(page, 'form:has(input[name="email"]) [type="submit"]', "Enter", r"/booked/")
     walk.step("confirmed", axe=False)
