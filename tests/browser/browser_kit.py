@@ -167,6 +167,8 @@ def start_server(folder: Path, prepare: Callable[[Flask, datetime], None]) -> It
             "DATABASE_URL": f"sqlite:///{instance / 'bookwell.sqlite3'}",
             "REDIS_URL": None,
             "SMTP_URL": None,
+            # No delivery thread in the test process: mail is the server's to send.
+            "MAIL_DELIVERY": "manual",
             "STORAGE": None,
             "PASSWORD_HASHING": CHEAP_HASHING,
         }

@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime
+from datetime import time as dt_time
+from zoneinfo import ZoneInfo
 
 import pyotp
 import pytest
 from playwright.sync_api import expect
 
 from bookwell.core.access.users import create_user
-from bookwell.core.booking.tenants import create_tenant
+from bookwell.core.booking.lifecycle import ClientDetails, create_booking
+from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Role
@@ -30,15 +34,47 @@ pytest_plugins = ["browser_kit"]
 SLUG = "studio"
 OWNER = "owner@studio.example"
 PASSWORD = "a long passphrase for the browser"  # noqa: S105 (a test account of a test database)
+TIMEZONE = "Europe/Paris"
+STAFF = ("Camille", "Léo")
+HOURS = {weekday: [(dt_time(8), dt_time(20))] for weekday in range(7)}
 # Off until the owner switches it on in the marketplace.
 PLUGIN, SETTING, DEFAULT, CHOSEN = "reminders", "hours_before", "24", "48"
 
 
 def open_studio(app, now) -> None:
     with db.write_transaction(app) as session:
-        tenant_id = create_tenant(
-            session, SLUG, name="Studio Nord", timezone="Europe/Paris", now=now
-        ).id
+        tenant = create_tenant(session, SLUG, name="Studio Nord", timezone=TIMEZONE, now=now)
+        service = add_service(
+            session,
+            tenant,
+            "Consultation",
+            duration_minutes=45,
+            price_cents=6000,
+            min_notice_minutes=0,
+            horizon_days=60,
+            slot_step_minutes=15,
+        )
+        providers = [add_provider(session, tenant, name, [service], HOURS) for name in STAFF]
+        tenant_id, service_id = tenant.id, service.id
+        provider_ids = [provider.id for provider in providers]
+    # Today's agenda with something in it, booked as if earlier today (for the screenshots and
+    # for axe-core, which checks the time grid the owner lands on).
+    midnight = datetime.combine(
+        datetime.now(ZoneInfo(TIMEZONE)).date(), dt_time(0), ZoneInfo(TIMEZONE)
+    )
+    with app.app_context():
+        for provider_id, hour, client in zip(
+            provider_ids, (10, 14), ("Ann Lee", "Kim Park"), strict=True
+        ):
+            create_booking(
+                app,
+                tenant_id=tenant_id,
+                service_id=service_id,
+                provider_id=provider_id,
+                start=midnight.replace(hour=hour),
+                client=ClientDetails(client, f"{client.split()[0].lower()}@example.com"),
+                now=midnight,
+            )
     with app.app_context():
         create_user(
             app, tenant_id=tenant_id, email=OWNER, role=Role.OWNER, password=PASSWORD, now=now
@@ -92,7 +128,9 @@ def test_the_owner_sets_up_two_step_login_and_a_plugin(server, open_walk, axe_sc
     answer.fill(totp.at(confirmed_at + totp.interval))
     page.locator('form:has(input[name="answer"]) [type="submit"]').click()
     page.wait_for_url(re.compile(f"/admin/{SLUG}/?$"))
-    walk.step("home")
+    walk.step("day")  # the owner's home: today's agenda
+    page.goto(server.url(f"/admin/{SLUG}/week"))
+    walk.step("week")
 
     page.goto(server.url(f"/admin/{SLUG}/marketplace"))
     card = page.locator(f"#plugin-{PLUGIN}")
