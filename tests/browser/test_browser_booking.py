@@ -256,7 +256,7 @@ def test_a_client_books_with_the_keyboard_alone(server, open_walk):
     assert server.mail_to(client), "booked: its confirmation is on its way"
 
     # The confirmation page's own link to manage the booking, then cancel: still no mouse.
-    press_on(page, 'a[href*="/manage/"]', "Enter", r"/manage/")
+    press_on(page, f'a[href*="/manage/{reference}?"]', "Enter", r"/manage/")
     press_on(page, 'a[href*="step=cancel"]', "Enter", r"step=cancel")
     walk.step("cancel", axe=False)
     press_on(page, 'form[action*="/cancel"] [type="submit"]', "Enter", r"done=cancelled")
