@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import json
 import os
 import re
@@ -61,6 +62,8 @@ DESKTOP = {"width": 1280, "height": 800}
 BLOCKING_IMPACTS = ("serious", "critical")
 SERVER_START_SECONDS = 60
 MAIL_WAIT_SECONDS = 30
+# The language the templates are written in; every other one is checked to be translated.
+SOURCE_LANGUAGE = "en"
 CHEAP_HASHING = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
 
@@ -279,13 +282,34 @@ class Walk:
     steps: int = 0
     violations: list[Violation] = field(default_factory=list)
 
-    def step(self, name: str, *, axe: bool = True, full_page: bool = True) -> None:
+    def step(
+        self, name: str, *, axe: bool = True, full_page: bool = True, again: bool = True
+    ) -> None:
+        """``again=False`` for a page that a GET of its address would not give again (the
+        answer to a form)."""
         page = self.page
         page.wait_for_load_state("load")
         self.steps += 1
         page.screenshot(path=self.folder / f"{self.steps:02d}-{name}.png", full_page=full_page)
         if axe and self.axe_script is not None:
             self.violations += self.check(name)
+        if again and self.language != SOURCE_LANGUAGE:
+            self.require_translated(name)
+
+    def require_translated(self, name: str) -> None:
+        """The page's title differs from the same address's in the source language: a page
+        left in English under another ``<html lang>`` misleads screen readers (WCAG 3.1.1)."""
+        page = self.page
+        answer = page.request.get(page.url, headers={"Accept-Language": SOURCE_LANGUAGE})
+        found = re.search(r"<title>(.*?)</title>", answer.text(), re.S)
+        source_title = " ".join(html.unescape(found[1]).split()) if found else None
+        self.require(
+            name,
+            "page-translated",
+            answer.ok and source_title not in (None, " ".join(page.title().split())),
+            f"the title {page.title()!r} is the same in {SOURCE_LANGUAGE!r}: not translated",
+            "title",
+        )
 
     def require(self, step: str, rule: str, holds: bool, problem: str, target: str) -> None:
         """A check of our own that axe-core cannot make (it sees a page, not what a refused

@@ -152,7 +152,7 @@ def test_a_client_books_and_cancels_on_a_phone(server, open_walk, axe_script, th
         submit.click()
     assert "/details" in page.url
     expect(page.locator('input[name="email"]')).to_have_value(client)
-    walk.step("details-refused")
+    walk.step("details-refused", again=False)
     for consent in consents.all():
         value = consent.get_attribute("value")
         walk.require(
