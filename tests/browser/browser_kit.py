@@ -11,7 +11,10 @@ would take the module name ``conftest`` from tests/conftest.py, which other test
   would hide that the pages were never tried.
 * ``Walk`` takes each step's screenshot (``tests/artifacts/``, ignored by git) and runs
   axe-core on the page: a serious or critical violation fails the test, after the whole walk,
-  so that one run lists them all; the others are printed.
+  so that one run lists them all; the others are printed. With them come the checks axe-core
+  cannot make: on a phone, no sideways scrolling; in another language than English, a
+  translated page; and those a test asks for (``require``), such as a refused field tied to
+  its message.
 """
 
 from __future__ import annotations
@@ -295,6 +298,18 @@ class Walk:
             self.violations += self.check(name)
         if again and self.language != SOURCE_LANGUAGE:
             self.require_translated(name)
+        if page.viewport_size["width"] <= PHONE["width"]:
+            overflow = page.evaluate(
+                "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            self.require(
+                name,
+                "fits-the-phone",
+                overflow <= 0,
+                f"the page is {overflow} px wider than the {PHONE['width']} px screen: it "
+                "scrolls sideways (WCAG 1.4.10)",
+                "html",
+            )
 
     def require_translated(self, name: str) -> None:
         """The page's title differs from the same address's in the source language: a page
@@ -351,7 +366,7 @@ class Walk:
         for violation in self.violations:
             if violation.impact not in BLOCKING_IMPACTS:
                 print(f"axe-core (not blocking): {violation}")
-        assert not blocking, "axe-core found serious or critical violations:\n" + "\n".join(
+        assert not blocking, "serious or critical problems (axe-core's and ours):\n" + "\n".join(
             map(str, blocking)
         )
 
