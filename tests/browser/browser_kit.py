@@ -44,6 +44,7 @@ from flask import Flask
 
 from bookwell.core.app.factory import create_app
 from bookwell.core.foundation.config import ENVIRONMENT_KEYS
+from bookwell.core.storage import db
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPOSITORY / "tests" / "artifacts"
@@ -67,6 +68,7 @@ SERVER_START_SECONDS = 60
 MAIL_WAIT_SECONDS = 30
 # The language the templates are written in; every other one is checked to be translated.
 SOURCE_LANGUAGE = "en"
+# Passwords set up for a walk need not cost a real hash's second (the hash records its cost).
 CHEAP_HASHING = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
 
@@ -180,8 +182,6 @@ def start_server(folder: Path, prepare: Callable[[Flask, datetime], None]) -> It
         }
     )
     prepare(app, datetime.now(UTC))
-    from bookwell.core.storage import db
-
     db.engine_of(app).dispose()  # the server has the database to itself from here
 
     port = free_port()
@@ -275,8 +275,8 @@ class Violation:
 
 @dataclass
 class Walk:
-    """One person's way through the pages: each ``step`` saves a screenshot and, unless the
-    walk has no axe-core, checks the page with it."""
+    """One person's way through the pages: each ``step`` saves a screenshot and checks the
+    page, with axe-core unless the walk has none, and with the checks of ours it cannot make."""
 
     page: object
     folder: Path
