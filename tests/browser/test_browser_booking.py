@@ -32,7 +32,7 @@ pytest_plugins = ["browser_kit"]
 # The languages a client walks through the pages in, asked for by the browser (Accept-Language).
 LANGUAGES = ["en"]
 THEMES = installed_themes()
-TERMS = "# Terms\n\nBookings are **binding**. Cancel online up to the start.\n"
+TERMS = "# Terms\n\nBookings are **binding**; the cancellation policy says how to change one.\n"
 TIMEZONE = "Europe/Paris"
 OPEN_EVERY_DAY = {weekday: [(time(9), time(18))] for weekday in range(7)}
 # Each business's service the walks book, by slug: known once `open_businesses` has run.
