@@ -44,6 +44,8 @@ class Witness:
     links: list[tuple[str, str, str | None]] = []  # (kind, to, link) of each message filtered
     mail_consents: list[tuple[str, tuple]] = []  # (kind, consents its filter was shown)
     refund: int | None = None  # what cancellation_refund answers
+    meanwhile = None  # called by before_reschedule: what happens while the guards are asked
+    closing_answer: object = None  # answered by closed_client_actions instead of `closing`
 
     @hookimpl
     def booking_requirements(ctx):
@@ -76,6 +78,8 @@ class Witness:
 
     @hookimpl
     def before_reschedule(ctx, new_start, new_end):
+        if Witness.meanwhile is not None:
+            Witness.meanwhile(ctx)
         return Witness._note("before_reschedule", ctx, new_start=new_start, new_end=new_end)
 
     @hookimpl
@@ -90,6 +94,8 @@ class Witness:
 
     @hookimpl
     def closed_client_actions(ctx):
+        if Witness.closing_answer is not None:
+            return Witness.closing_answer
         reference = ctx.booking.reference if ctx.booking else "no booking"
         return {action: why.format(reference=reference) for action, why in Witness.closing.items()}
 
@@ -107,6 +113,8 @@ def fresh_witness():
     Witness.links.clear()
     Witness.mail_consents.clear()
     Witness.refund = None
+    Witness.meanwhile = None
+    Witness.closing_answer = None
 
 
 @pytest.fixture
@@ -561,3 +569,77 @@ def test_booking_what_was_switched_off_names_what_is_missing(
         create(site, business, clock)
     assert str(refused.value) == message
     assert refused.value.status == 404
+
+
+def test_a_booking_cancelled_while_its_move_was_being_checked_is_not_moved(site, business, clock):
+    """The guards are asked before the write lock: what changed meanwhile is checked again
+    under it, so a cancellation that got in between is not undone by the move."""
+    reference, token = create(site, business, clock)
+
+    def cancel_meanwhile(ctx):
+        lifecycle.cancel_booking(
+            site,
+            tenant_id=business.tenant_id,
+            reference=reference,
+            authorise=lambda booking: None,
+            now=clock(),
+        )
+
+    Witness.meanwhile = cancel_meanwhile
+    moved = site.test_client().post(
+        f"{BOOKINGS}/{reference}/reschedule", json={"token": token, "start": WEDNESDAY_14}
+    )
+    assert moved.status_code == 409, moved.json
+    with db.fresh_session(site) as session:
+        booking = session.scalar(select(Booking).where(Booking.reference == reference))
+        assert (booking.status, booking.starts_at) == ("cancelled", TUESDAY_10_UTC)
+
+
+def test_a_cancellation_is_stamped_and_recorded_as_the_clients(site, business, clock):
+    reference, token = create(site, business, clock)
+    clock.advance(minutes=3)
+    cancelled = site.test_client().post(f"{BOOKINGS}/{reference}/cancel", json={"token": token})
+    assert cancelled.status_code == 200, cancelled.json
+    with db.fresh_session(site) as session:
+        booking = session.scalar(select(Booking).where(Booking.reference == reference))
+        assert booking.cancelled_at == clock()
+        entry = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "booking.cancelled",
+                AuditEntry.subject == f"booking:{reference}",
+            )
+        ).one()
+    assert entry.actor.startswith("client:"), entry.actor
+
+
+@pytest.mark.parametrize("prepaid", [True, "500", 5.0])
+def test_a_prepaid_amount_that_is_not_whole_cents_is_a_programming_error(
+    site, business, clock, prepaid
+):
+    with pytest.raises(TypeError):
+        create(site, business, clock, prepaid_cents=prepaid)
+    with db.fresh_session(site) as session:
+        assert session.scalar(select(func.count(Booking.id))) == 0
+
+
+def test_a_change_to_a_business_that_does_not_exist_says_so(site, business, clock):
+    reference, _ = create(site, business, clock)
+    with site.app_context(), pytest.raises(lifecycle.NotFound) as refused:
+        lifecycle.cancel_booking(
+            site, tenant_id=987654, reference=reference, authorise=lambda b: None, now=clock()
+        )
+    assert str(refused.value) == "No such business."
+
+
+def test_a_plugin_answering_nonsense_about_closed_actions_is_logged_and_closes_nothing(
+    site, business, clock, caplog
+):
+    made = book(site, business)
+    Witness.closing_answer = ["cancel"]
+    with site.app_context():
+        session = db.session()
+        tenant = session.get(Tenant, business.tenant_id)
+        booking = lifecycle.find_booking(session, business.tenant_id, made["reference"])
+        closed = lifecycle.closed_client_actions(site, tenant, booking, clock())
+    assert closed == {}
+    assert "plugin witness: closed_client_actions answered ['cancel']" in caplog.text
