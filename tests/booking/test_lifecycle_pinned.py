@@ -5,6 +5,8 @@ each change (once, with the booking as it now is), and the limits at the appoint
 from __future__ import annotations
 
 import json
+import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,13 +14,14 @@ from conftest import booking_body
 from sqlalchemy import func, select
 
 from bookwell.core.booking import lifecycle, mailing
-from bookwell.core.mail import outbox
+from bookwell.core.mail import dispatch, outbox
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.scheduling import schedule
 from bookwell.core.storage import db
 from bookwell.core.storage.models import (
     AuditEntry,
     Booking,
+    BookingConsent,
     OutboxMessage,
     Provider,
     Service,
@@ -530,7 +533,6 @@ def test_mail_composed_late_shows_filters_the_consents_of_a_move_and_a_cancellat
     assert moved.status_code == 200, moved.json
     cancelled = client.post(f"{BOOKINGS}/{reference}/cancel", json={"token": token})
     assert cancelled.status_code == 200, cancelled.json
-    Witness.mail_consents.clear()  # the confirmation was composed at once (not by a request)
     clock.advance(seconds=AFTER_GRACE.total_seconds())
     with site.app_context():
         schedule.tick(site, clock())
@@ -643,3 +645,51 @@ def test_a_plugin_answering_nonsense_about_closed_actions_is_logged_and_closes_n
         closed = lifecycle.closed_client_actions(site, tenant, booking, clock())
     assert closed == {}
     assert "plugin witness: closed_client_actions answered ['cancel']" in caplog.text
+
+
+def test_a_reference_is_four_groups_of_four_from_its_alphabet():
+    references = {lifecycle.new_reference() for _ in range(200)}
+    assert len(references) == 200
+    alphabet = "".join(sorted(set(lifecycle.REFERENCE_ALPHABET)))
+    pattern = re.compile(rf"[{re.escape(alphabet)}]{{4}}(-[{re.escape(alphabet)}]{{4}}){{3}}")
+    assert all(pattern.fullmatch(reference) for reference in references)
+
+
+def test_a_consents_proof_keeps_the_longest_ipv6_address_whole(site, business):
+    longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+    assert len(longest) == lifecycle.MAX_IP_LENGTH
+    made = site.test_client().post(
+        BOOKINGS,
+        json=booking_body(business, TUESDAY_10, consents=["rules"]),
+        environ_base={"REMOTE_ADDR": longest},
+    )
+    assert made.status_code == 201, made.json
+    with db.fresh_session(site) as session:
+        assert session.scalars(select(BookingConsent.ip)).all() == [longest]
+
+
+def test_a_move_sends_its_mail_without_waiting_for_the_ticker(make_app, business, clock):
+    app = make_app(MAIL_DELIVERY="background")
+    client = app.test_client()
+    made = client.post(BOOKINGS, json=booking_body(business, TUESDAY_10))
+    assert made.status_code == 201, made.json
+    # Until the confirmation's delivery thread has ended: the move's mail must go by its own.
+    deadline = time.monotonic() + 10
+    while id(app) in dispatch._running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert id(app) not in dispatch._running
+    moved = client.post(
+        f"{BOOKINGS}/{made.json['reference']}/reschedule",
+        json={"token": made.json["manage_token"], "start": WEDNESDAY_14},
+    )
+    assert moved.status_code == 200, moved.json
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with db.fresh_session(app) as session:
+            sent = session.scalars(
+                select(OutboxMessage.kind).where(OutboxMessage.sent_at.is_not(None))
+            ).all()
+        if "booking.rescheduled" in sent:
+            break
+        time.sleep(0.05)
+    assert "booking.rescheduled" in sent
