@@ -83,6 +83,10 @@ SYMBOLS = {
 # stripped source line and the mutant's description, each with why. A mutant listed here is
 # still run; if it is killed after all, the run says the entry is stale.
 _AVAILABILITY = "core/booking/availability.py"
+_LIFECYCLE = "core/booking/lifecycle.py"
+# _load_service and _load_provider are called, where their result matters, only for the
+# NotFound they raise (_load_offer reads all three rows in one query first).
+_ONLY_RAISES = "its one caller ignores the value and wants only the NotFound it may raise"
 _SQLITE_CHECK = "if sqlite3.sqlite_version_info >= (3, 38):"
 _BOTH_EPOCHS = "unixepoch() and strftime('%s') give the same whole seconds: either branch will do"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
@@ -104,6 +108,26 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
             "38 -> 39",
         )
     },
+    (_LIFECYCLE, "status = 400", "400 -> 401"): (
+        "the base class's status: every refusal raised is a subclass that sets its own"
+    ),
+    (_LIFECYCLE, "@dataclasses.dataclass(frozen=True)", "True -> False"): (
+        "nothing assigns to a prepared change's fields; frozen only guards against a future slip"
+    ),
+    (_LIFECYCLE, "prepaid = ctx.booking.prepaid_cents if ctx.booking else 0", "0 -> -1"): (
+        "the very next line treats 0 and -1 alike (nothing prepaid: no refund asked)"
+    ),
+    (_LIFECYCLE, "session.flush()", "replace statement by pass"): (
+        "the cancellation's flush before its audit entry: the audit's own query autoflushes"
+        " the session first, and a cancellation breaks no constraint"
+    ),
+    (
+        _LIFECYCLE,
+        'return "-".join(raw[index : index + 4] for index in range(0, 16, 4))',
+        "16 -> 15",
+    ): "range(0, 15, 4) and range(0, 16, 4) are the same four group starts",
+    (_LIFECYCLE, "return provider", "replace statement by pass"): _ONLY_RAISES,
+    (_LIFECYCLE, "return service", "return None"): _ONLY_RAISES,
     (
         _AVAILABILITY,
         'return f"unixepoch({argument})"  # a third of strftime\'s cost per row',
@@ -343,6 +367,22 @@ def run(arguments: argparse.Namespace) -> dict:
     # In the sample's random order, not the file's: a run stopped early is still a fair sample
     # of the whole module rather than of its first lines.
     chosen = random.Random(arguments.seed).sample(mutants, min(arguments.sample, len(mutants)))
+    carried: dict[int, dict] = {}
+    if arguments.recheck is not None:
+        # Tests were added since that run: what it killed stays killed (tests are only added),
+        # so only its survivors need running again. The sample must be the same one.
+        previous = json.loads(arguments.recheck.read_text())
+        if (previous["module"], previous["seed"], previous["sampled"]) != (
+            relative,
+            arguments.seed,
+            len(chosen),
+        ):
+            sys.exit(f"{arguments.recheck} is not a run of this module, seed and sample size")
+        carried = {
+            mutant["index"]: mutant
+            for mutant in previous["mutants"]
+            if mutant["outcome"] in ("killed", "timeout", "equivalent")
+        }
     if arguments.list:
         for mutant in chosen:
             print(f"{mutant.index:4} L{mutant.line:<4} {mutant.operator:10} {mutant.description}")
@@ -367,6 +407,10 @@ def run(arguments: argparse.Namespace) -> dict:
         for number, mutant in enumerate(chosen, 1):
             mutated = apply(original, mutant)
             mutant.diff = _diff(original, mutated, relative)
+            if mutant.index in carried:
+                mutant.outcome = carried[mutant.index]["outcome"]
+                mutant.seconds = carried[mutant.index]["seconds"]
+                continue
             target.write_text(mutated)
             # A distinct mtime per mutant: a .pyc records its source's mtime and size, and a
             # flip such as < to > keeps the size.
@@ -439,6 +483,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant run")
     parser.add_argument("--json", type=Path, help="write every mutant and its outcome here")
     parser.add_argument("--list", action="store_true", help="list the sample; run nothing")
+    parser.add_argument(
+        "--recheck",
+        type=Path,
+        metavar="JSON",
+        help="a previous run's --json (same module, seed and sample): run only its survivors "
+        "again, keep its other outcomes, and report the whole sample's score",
+    )
     arguments = parser.parse_args()
     report = run(arguments)
     if arguments.json and report:

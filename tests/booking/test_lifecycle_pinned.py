@@ -486,6 +486,7 @@ def test_a_change_refuses_an_unknown_business_and_a_reason_breaking_the_text_sta
         )
     context.pop()
     assert refused.value.field == "reason"
+    assert str(refused.value).startswith("reason: ")
     with db.fresh_session(site) as session:
         assert session.scalar(select(Booking.status).where(Booking.reference == reference)) == (
             "confirmed"
@@ -546,9 +547,12 @@ def test_mail_composed_late_shows_filters_the_consents_of_a_move_and_a_cancellat
         )
 
 
-def test_a_prepaid_amount_beyond_the_price_is_answered_422_with_its_field(site, business, clock):
+@pytest.mark.parametrize("prepaid", [-1, 10**6])
+def test_a_prepaid_amount_beyond_the_price_is_answered_422_with_its_field(
+    site, business, clock, prepaid
+):
     with pytest.raises(lifecycle.InvalidAmount) as refused:
-        create(site, business, clock, prepaid_cents=10**6)
+        create(site, business, clock, prepaid_cents=prepaid)
     assert refused.value.status == 422
     assert refused.value.field == "prepaid_cents"
     with site.test_request_context(BOOKINGS, method="POST"):
