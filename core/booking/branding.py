@@ -186,11 +186,11 @@ def read_logo(raw: bytes) -> Logo:
                 )
             if kind not in FORMATS:
                 raise not_a_picture
+            image.load()  # a truncated or corrupt picture fails here
             if not _ends_with_the_picture(raw, kind):
                 raise BrandError(
                     "logo", "This file holds more than a picture; export the logo again."
                 )
-            image.load()
             image = ImageOps.exif_transpose(image)
     except BrandError:
         raise
