@@ -122,8 +122,9 @@ class BrandForm(FlaskForm):
             DataRequired("Choose a colour."),
             Length(max=7, message="Write the colour as # and six hexadecimal digits: #1f5c99."),
         ],
-        description="Buttons, links and the header. It must read at 4.5:1 or more on the "
-        "theme's background and under the text on buttons.",
+        description="As # and six hexadecimal digits, e.g. #1f5c99: buttons, links and the "
+        "header. It must read at 4.5:1 or more on the theme's background and under the text "
+        "on buttons; Preview shows it before you save.",
     )
     description = TextAreaField(
         "Description",
