@@ -16,6 +16,16 @@ from bookwell.core.storage.models import Tenant
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
+# As root, and kept off the network: without these it reaches for outside hosts.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PHONE = {"width": 360, "height": 740}
 
 
@@ -35,7 +45,7 @@ def browser():
 
     with sync_playwright() as playwright:
         # A launch that fails fails the test: never skipped.
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched
         launched.close()
 
