@@ -192,13 +192,20 @@ def read_logo(raw: bytes) -> Logo:
                     "logo", "This file holds more than a picture; export the logo again."
                 )
             image = ImageOps.exif_transpose(image)
+        return _reencoded(image, kind)
     except BrandError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard, for sizes far past ours: refused before any pixel is decoded.
+        raise BrandError(
+            "logo",
+            f"The picture is far too large; a logo may be at most "
+            f"{MAX_LOGO_SIDE}×{MAX_LOGO_SIDE} pixels.",
+        ) from None
+    except UnidentifiedImageError:
         raise not_a_picture from None
-    except (OSError, ValueError, SyntaxError, EOFError):  # a truncated or corrupt picture
+    except (OSError, ValueError, SyntaxError, EOFError):  # truncated, corrupt, or undrawable
         raise not_a_picture from None
-    return _reencoded(image, kind)
 
 
 def _reencoded(image: Image.Image, kind: str) -> Logo:

@@ -216,7 +216,10 @@ def brand(slug: str):
         else:
             flash("The brand is saved: your booking pages show it now.")
             return redirect(url_for(".brand", slug=slug))
-    errors.append("Please correct the marked fields.")
+    if form.csrf_token.errors:
+        errors.append("The form had expired; nothing was saved. Please send it again.")
+    else:
+        errors.append("Please correct the marked fields.")
     return _brand_page(tenant, user, 422, form, errors=errors)
 
 
