@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     Time,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, deferred, mapped_column, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -71,6 +72,16 @@ class Tenant(Base):
     # blocks longer, so availability reads only bookings that start this close to its window.
     # Only ever raised (by _raise_longest_block, below, on every flush), never lowered.
     longest_block_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The brand (core/booking/branding.py): a few lines for clients, and a logo kept here because
+    # app processes share only the database. The logo is pixels re-encoded on upload; deferred,
+    # since every request reads its tenant's row and almost none needs the picture.
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    logo: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    logo_type: Mapped[str | None] = mapped_column(String(20))
+    logo_width: Mapped[int | None] = mapped_column(Integer)
+    logo_height: Mapped[int | None] = mapped_column(Integer)
+    # Changes with the picture: the logo's URL carries it, so browsers keep it until it changes.
+    logo_version: Mapped[str | None] = mapped_column(String(16))
 
     @property
     def zone(self) -> ZoneInfo:

@@ -47,6 +47,7 @@ SHARED = frozenset(
         "booking_pages.day",
         "booking_pages.slots",
         "booking_pages.brand_css",
+        "booking_pages.logo",
     }
 )
 CREDENTIAL_COOKIES = (session_cookies.COOKIE, session_cookies.PENDING_COOKIE)

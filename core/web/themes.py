@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ DEFAULT = "default"
 
 
 BUILT_IN = "built-in"
+WHITE = "#ffffff"
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class Theme:
     title: str = ""
     # Where it comes from: ``built-in``, or the distribution (PyPI package) that installed it.
     source: str = BUILT_IN
+    # The package's ``BACKGROUND`` (``#rrggbb``): the page colour links are drawn on, which a
+    # business's accent colour is checked against (core/booking/branding.py).
+    background: str = WHITE
 
 
 def load_themes() -> dict[str, Theme]:
@@ -56,12 +62,16 @@ def load_themes() -> dict[str, Theme]:
         title = getattr(module, "TITLE", None)
         if not isinstance(title, str) or not title.strip():
             title = entry_point.name.replace("-", " ").replace("_", " ").capitalize()
+        background = getattr(module, "BACKGROUND", None)
+        if not isinstance(background, str) or not HEX_COLOUR.match(background):
+            background = WHITE
         found[entry_point.name] = Theme(
             entry_point.name,
             folder / "templates",
             folder / "static",
             title=title.strip(),
             source=_source(entry_point),
+            background=background.lower(),
         )
     return found
 

@@ -54,8 +54,6 @@ from bookwell.core.web.request_tenant import current_tenant
 booking_pages = Blueprint("booking_pages", __name__, url_prefix="/book/<slug>")
 
 TAKEN_NOTE = "That time was just taken — please pick another."
-HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-DEFAULT_BRAND = "#3d4a5c"
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
 MAX_ID = 2**31 - 1
 DONE_NOTES = {
@@ -880,24 +878,3 @@ def reschedule(slug: str, reference: str):
             return _manage_page(tenant, booking, token, None, 503, "We are busy; please try again.")
         return redirect(_manage_url(tenant, booking, token, done="rescheduled"))
     return _manage_page(tenant, booking, token, "reschedule", 409, TAKEN_NOTE, chosen_day=tried)
-
-
-# --- brand colours ---------------------------------------------------------------------------
-
-
-def _ink_for(colour: str) -> str:
-    red, green, blue = (int(colour[index : index + 2], 16) for index in (1, 3, 5))
-    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
-    return "#000000" if luminance > 150 else "#ffffff"
-
-
-@booking_pages.get("/brand.css")
-def brand_css(slug: str):
-    tenant = _tenant(slug)
-    colour = tenant.brand_colour or ""
-    colour = colour.lower() if HEX_COLOUR.match(colour) else DEFAULT_BRAND
-    body = f":root {{ --brand: {colour}; --brand-ink: {_ink_for(colour)}; }}\n"
-    response = make_response(body)
-    response.mimetype = "text/css"
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
