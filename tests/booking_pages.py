@@ -17,7 +17,9 @@ def inline_scripts(text: str) -> list[str]:
     scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", text, flags=re.S | re.I)
     unclosed = text.lower().count("<script") - len(scripts)
     return ["unclosed"] * unclosed + [
-        attributes + body for attributes, body in scripts if body.strip() or "src=" not in attributes
+        attributes + body
+        for attributes, body in scripts
+        if body.strip() or "src=" not in attributes
     ]
 
 

@@ -57,7 +57,9 @@ def test_the_first_page_shows_the_address_and_the_opening_hours(app, client, bus
         # from Ana's (one opening, 09:00-19:00); a provider who left does not count.
         session.execute(delete(WorkingHours).where(WorkingHours.weekday == 6))
         session.add(
-            WorkingHours(provider_id=business.provider_id, weekday=5, starts=time(18), ends=time(20))
+            WorkingHours(
+                provider_id=business.provider_id, weekday=5, starts=time(18), ends=time(20)
+            )
         )
         session.add(
             WorkingHours(
@@ -110,8 +112,11 @@ def current_step(page) -> str:
 
 def summary_of(page) -> dict[str, str]:
     section = page.find("section", class_="running-summary")
-    return {row.find("dt").text(): row.find("dd").text() for row in section.find("dl").children
-            if not isinstance(row, str)}
+    return {
+        row.find("dt").text(): row.find("dd").text()
+        for row in section.find("dl").children
+        if not isinstance(row, str)
+    }
 
 
 def test_the_steps_and_the_running_summary_follow_the_flow(app, client, business):

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import icalendar
-
 from flask import (
     Blueprint,
     Flask,
