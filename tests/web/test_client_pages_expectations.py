@@ -250,7 +250,7 @@ def test_a_cancelled_booking_offers_no_calendar_links(app, client, business):
 def test_times_carry_their_instant_for_the_clients_zone(app, client, business):
     confirmation, _ = book_through_pages(client, business)
     tree = page_tree(confirmation)
-    assert tree.find("body").attrs["data-zone"] == "Europe/Paris"
+    assert tree.find("meta", name="bookwell-zone").attrs["content"] == "Europe/Paris"
     when = tree.find("dd", class_="summary-time").find("time")
     assert datetime.fromisoformat(when.attrs["datetime"]) == datetime(2027, 3, 2, 9, tzinfo=UTC)
     assert when.attrs["data-local"] == "full"

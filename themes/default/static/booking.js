@@ -1,5 +1,5 @@
 /* The client booking pages work without this file; it only adds to them.
-   1. Times are shown in the business's zone (<body data-zone>). When the visitor's own zone
+   1. Times are shown in the business's zone (<meta name="bookwell-zone">). When the visitor's own zone
       differs, each <time data-local> gets the same instant in their zone beside it.
    2. After a refused form, focus moves to the error summary, which lists what to fix. */
 (function () {
@@ -20,7 +20,8 @@
   }
 
   function showLocalTimes() {
-    var businessZone = document.body.getAttribute("data-zone");
+    var meta = document.querySelector('meta[name="bookwell-zone"]');
+    var businessZone = meta ? meta.getAttribute("content") : "";
     var zone = ownZone();
     if (!businessZone || !zone || zone === businessZone) {
       return;
