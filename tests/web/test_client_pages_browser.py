@@ -107,3 +107,37 @@ def test_a_refused_form_moves_focus_to_its_error_summary(business, server, zones
     page.click("#error-summary a[href='#name']")
     assert page.evaluate("document.activeElement.id") == "name"
     assert page.problems == []
+
+
+def test_the_flow_fits_a_360_pixel_wide_phone(app, client, business, server, zones):
+    """No page of the flow scrolls sideways on a 360 px screen, and its controls are at least
+    44 px tall for a thumb (WCAG 2.5.5's target size, AAA, but what phone users expect)."""
+    confirmation, manage = book_through_pages(client, business)
+    choice = f"service={business.service_id}&provider=any"
+    paths = [
+        f"{BOOK}/",
+        f"{BOOK}/?service={business.service_id}",
+        f"{BOOK}/day?{choice}",
+        f"{BOOK}/slots?{choice}&date=2027-03-03",
+        details_url(business, start="2027-03-03T10:00:00+01:00"),
+        f"{confirmation.request.path}?{confirmation.request.query_string.decode()}",
+        manage,
+    ]
+    page = zones("Europe/Paris")
+    page.set_viewport_size({"width": 360, "height": 740})
+    for path in paths:
+        page.goto(server + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, (path, width)
+        measured = page.evaluate(
+            """() => [...document.querySelectorAll(
+                    'main a.button, main button, main a.slot, main a.choice, main .day-free a, '
+                    + 'main .steps a, main input')]
+                .filter(element => element.type !== 'hidden' && element.type !== 'checkbox')
+                .map(element => [element.textContent.trim() || element.id,
+                                 element.getBoundingClientRect().height])"""
+        )
+        assert measured, path  # every page of the flow has something to press
+        small = [(name, height) for name, height in measured if height < 43.5]
+        assert small == [], (path, small)
+    assert page.problems == []
