@@ -382,10 +382,14 @@ def opening_hours(tenant: Tenant) -> list[tuple[str, list[str]]]:
     ]
 
 
-def _first_free(tenant: Tenant, service: Service, provider: Provider | None) -> Slot | None:
-    """The earliest free start within the service's horizon, or ``None``."""
-    first = _today(tenant)
-    last = first + timedelta(days=service.horizon_days)
+def _first_free(
+    tenant: Tenant, service: Service, provider: Provider | None, after: date | None = None
+) -> Slot | None:
+    """The earliest free start within the service's horizon, or ``None``; ``after``: the days
+    up to it are known to have none (the calendar on the page searched them)."""
+    today = _today(tenant)
+    last = today + timedelta(days=service.horizon_days)
+    first = after + timedelta(days=1) if after else today
     span = FIRST_SEARCH_DAYS
     while first <= last:
         until = min(first + timedelta(days=span - 1), last)
@@ -522,25 +526,33 @@ def day(slug: str):
     today = _today(tenant)
     month = steps.parse_month(request.args.get("month", ""), today)
 
+    # The month shown from today holds the first free time if it has any: one search, not two
+    # (each asks the plugins' unavailable_times once more).
+    searched: dict[str, Any] = {}
+
     def free_days(first: date, last: date) -> set[date]:
-        return {
-            slot.start.astimezone(tenant.zone).date()
-            for slot in _slots(tenant, service, provider, first, last)
-        }
+        found = _slots(tenant, service, provider, first, last)
+        if first == today:
+            searched.update(until=last, slots=found)
+        return {slot.start.astimezone(tenant.zone).date() for slot in found}
 
     def choice_url(endpoint: str, **args: Any) -> str:
         return url_for(
             endpoint, slug=tenant.slug, service=service.id, provider=provider_arg, **args
         )
 
-    soonest = _first_free(tenant, service, provider)
+    view = steps.month_view(month, today, service.horizon_days, free_days)
+    if searched.get("slots"):
+        soonest = min(searched["slots"], key=lambda slot: slot.start_epoch)
+    else:
+        soonest = _first_free(tenant, service, provider, after=searched.get("until"))
     return _page(
         tenant,
         "book/day.html",
         service=service,
         provider=provider,
         provider_arg=provider_arg,
-        view=steps.month_view(month, today, service.horizon_days, free_days),
+        view=view,
         day_url=lambda chosen: choice_url(".slots", date=chosen.isoformat()),
         month_url=lambda chosen: choice_url(".day", month=chosen),
         soonest=soonest.start if soonest else None,
