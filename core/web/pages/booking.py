@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+import icalendar
 from flask import (
     Blueprint,
     Flask,
@@ -35,6 +38,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 from bookwell.core.booking import catalogue, idempotency, lifecycle
 from bookwell.core.booking.availability import Slot, find_slots, offered_slots
 from bookwell.core.foundation import clock
+from bookwell.core.foundation.money import format_money
 from bookwell.core.pluginhost.host import Refused
 from bookwell.core.storage import db
 from bookwell.core.storage.db import LockTimeout
@@ -44,6 +48,7 @@ from bookwell.core.storage.models import (
     Provider,
     Service,
     Tenant,
+    WorkingHours,
 )
 from bookwell.core.web import security_headers, themes
 from bookwell.core.web.forms import MultiLine, SingleLine
@@ -139,15 +144,54 @@ def _tenant(slug: str) -> Tenant:
 
 
 def _page(tenant: Tenant, template: str, status: int = 200, **context: Any) -> Response:
+    # A page answering a refused request says so first in its title (WCAG 3.3.1): a screen
+    # reader reads the title before anything else.
+    context.setdefault("refused", status >= 400)
     body = themes.render(
         tenant.theme,
         template,
         tenant=tenant,
         when=lambda instant: _when(tenant, instant),
         time_of=lambda instant: instant.astimezone(tenant.zone).strftime("%H:%M"),
+        field_messages=field_messages,
+        form_problems=form_problems,
         **context,
     )
     return make_response(body, status)
+
+
+def field_messages(form: FlaskForm, name: str, field_errors: dict | None = None) -> list[str]:
+    """What is wrong with one field: its validators' messages, then those a plugin or the
+    domain gave it (``field_errors``)."""
+    return [*form[name].errors, *(field_errors or {}).get(name, [])]
+
+
+def form_problems(
+    form: FlaskForm | None = None,
+    field_errors: dict | None = None,
+    errors: Any = (),
+    consent_errors: dict | None = None,
+    consents: Any = (),
+) -> list[tuple[str | None, str]]:
+    """Everything a refused form got wrong, for the summary at its top: ``(the id of the field
+    to go to, or None, message)``, in the page's order."""
+    problems: list[tuple[str | None, str]] = [(None, message) for message in errors if message]
+    if form is not None:
+        for field in form:
+            if field.type in ("CSRFTokenField", "HiddenField"):
+                continue  # a stale form is said in ``errors``, in words a person can act on
+            for message in field_messages(form, field.name, field_errors):
+                problems.append((field.id, message))
+    for index, consent in enumerate(consents, 1):
+        message = (consent_errors or {}).get(consent.id)
+        if message:
+            problems.append((f"consent-{index}", message))
+    return problems
+
+
+def _utc_iso(instant: datetime) -> str:
+    """``2027-03-02T09:00:00Z``: what a ``<time datetime>`` holds, for the page's script."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _when(tenant: Tenant, instant: datetime) -> str:
@@ -227,6 +271,141 @@ def _one_per_start(slots: list[Slot]) -> list[Slot]:
             seen.add(slot.start_epoch)
             kept.append(slot)
     return kept
+
+
+# The booking flow's steps as the step indicator names them; the manage page is apart.
+STEP_NAMES = ("Service", "Who", "Day", "Time", "Details", "Done")
+SERVICE, WHO, DAY, TIME, DETAILS, DONE = range(len(STEP_NAMES))
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# The first free time is looked for a week ahead first, then over ever longer spans: most
+# businesses have one soon, and a fully booked one must not cost a year's search per page.
+FIRST_SEARCH_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    name: str
+    url: str | None  # a way back to a step already taken; none ahead, none once booked
+    current: bool
+    done: bool
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the client chose so far, shown beside every step."""
+
+    service: str | None = None
+    provider: str | None = None
+    start: datetime | None = None
+    price: str | None = None
+
+
+def _price(tenant: Tenant, cents: int) -> str | None:
+    # A business that sets no prices shows none, rather than "free".
+    return format_money(cents, tenant.currency) if cents else None
+
+
+def _flow(
+    tenant: Tenant,
+    current: int,
+    service: Service | None = None,
+    provider: Provider | None = None,
+    provider_arg: str | None = None,
+    day: date | None = None,
+    start: datetime | None = None,
+    price_cents: int | None = None,
+) -> dict[str, Any]:
+    """The step indicator and the running summary of a page of the flow."""
+    choice = {"slug": tenant.slug}
+    urls: list[str | None] = [url_for(".start", **choice), None, None, None, None, None]
+    if service is not None:
+        choice["service"] = service.id
+        urls[WHO] = url_for(".start", **choice)
+        if provider_arg is not None:
+            choice["provider"] = provider_arg
+            shown_month = f"{day:%Y-%m}" if day else None
+            urls[DAY] = url_for(".day", **choice, month=shown_month)
+            if day is not None:
+                urls[TIME] = url_for(".slots", **choice, date=day.isoformat())
+    steps = [
+        Step(
+            index + 1,
+            name,
+            urls[index] if index < current < DONE else None,
+            index == current,
+            index < current,
+        )
+        for index, name in enumerate(STEP_NAMES)
+    ]
+    who = None
+    if provider is not None:
+        who = provider.name
+    elif provider_arg == "any":
+        who = "Anyone available"
+    cents = price_cents if price_cents is not None else service.price_cents if service else 0
+    summary = Summary(
+        service=service.name if service else None,
+        provider=who,
+        start=start,
+        price=_price(tenant, cents),
+    )
+    return {"flow_steps": steps, "flow_summary": summary}
+
+
+def opening_hours(tenant: Tenant) -> list[tuple[str, list[str]]]:
+    """Each weekday's opening times, the union of the active providers' working hours (kept in
+    the tenant's wall-clock time): ``[("Monday", ["09:00–12:00", "14:00–18:00"]), ...]``, an
+    empty list for a closed day; no rows at all when no hours are set."""
+    rows = db.session().execute(
+        select(WorkingHours.weekday, WorkingHours.starts, WorkingHours.ends)
+        .join(Provider, Provider.id == WorkingHours.provider_id)
+        .where(Provider.tenant_id == tenant.id, Provider.active.is_(True))
+        .order_by(WorkingHours.weekday, WorkingHours.starts)
+    )
+    spans: dict[int, list[list[time]]] = {weekday: [] for weekday in range(7)}
+    seen = False
+    for weekday, starts, ends in rows:
+        seen = True
+        day = spans[weekday]
+        if day and starts <= day[-1][1]:  # overlaps or touches the last span: one opening
+            day[-1][1] = max(day[-1][1], ends)
+        else:
+            day.append([starts, ends])
+    if not seen:
+        return []
+    return [
+        (WEEKDAY_NAMES[weekday], [f"{opens:%H:%M}–{closes:%H:%M}" for opens, closes in day])
+        for weekday, day in spans.items()
+    ]
+
+
+def _first_free(
+    tenant: Tenant, service: Service, provider: Provider | None, after: date | None = None
+) -> Slot | None:
+    """The earliest free start within the service's horizon, or ``None``; ``after``: the days
+    up to it are known to have none (the calendar on the page searched them)."""
+    today = _today(tenant)
+    last = today + timedelta(days=service.horizon_days)
+    first = after + timedelta(days=1) if after else today
+    span = FIRST_SEARCH_DAYS
+    while first <= last:
+        until = min(first + timedelta(days=span - 1), last)
+        found = _slots(tenant, service, provider, first, until)
+        if found:
+            return min(found, key=lambda slot: slot.start_epoch)
+        first, span = until + timedelta(days=1), span * 4
+    return None
+
+
+def _details_url(tenant: Tenant, service: Service, provider_arg: str, start: datetime) -> str:
+    return url_for(
+        "booking_pages.details",
+        slug=tenant.slug,
+        service=service.id,
+        provider=provider_arg,
+        start=start.astimezone(tenant.zone).isoformat(),
+    )
 
 
 def _parse_start(raw: str | None) -> datetime | None:
@@ -318,10 +497,23 @@ def start(slug: str):
             .where(Service.tenant_id == tenant.id, Service.active.is_(True))
             .order_by(Service.name, Service.id)
         )
-        return _page(tenant, "book/services.html", services=list(services))
+        return _page(
+            tenant,
+            "book/services.html",
+            services=list(services),
+            hours=opening_hours(tenant),
+            **_flow(tenant, SERVICE),
+        )
     service = _service(tenant, _int_arg("service"))
+    soonest = _first_free(tenant, service, None)
     return _page(
-        tenant, "book/providers.html", service=service, providers=_providers_of(tenant, service)
+        tenant,
+        "book/providers.html",
+        service=service,
+        providers=_providers_of(tenant, service),
+        soonest=soonest.start if soonest else None,
+        soonest_url=_details_url(tenant, service, "any", soonest.start) if soonest else None,
+        **_flow(tenant, WHO, service),
     )
 
 
@@ -332,26 +524,38 @@ def day(slug: str):
     today = _today(tenant)
     month = steps.parse_month(request.args.get("month", ""), today)
 
+    # The month shown from today holds the first free time if it has any: one search, not two
+    # (each asks the plugins' unavailable_times once more).
+    searched: dict[str, Any] = {}
+
     def free_days(first: date, last: date) -> set[date]:
-        return {
-            slot.start.astimezone(tenant.zone).date()
-            for slot in _slots(tenant, service, provider, first, last)
-        }
+        found = _slots(tenant, service, provider, first, last)
+        if first == today:
+            searched.update(until=last, slots=found)
+        return {slot.start.astimezone(tenant.zone).date() for slot in found}
 
     def choice_url(endpoint: str, **args: Any) -> str:
         return url_for(
             endpoint, slug=tenant.slug, service=service.id, provider=provider_arg, **args
         )
 
+    view = steps.month_view(month, today, service.horizon_days, free_days)
+    if searched.get("slots"):
+        soonest = min(searched["slots"], key=lambda slot: slot.start_epoch)
+    else:
+        soonest = _first_free(tenant, service, provider, after=searched.get("until"))
     return _page(
         tenant,
         "book/day.html",
         service=service,
         provider=provider,
         provider_arg=provider_arg,
-        view=steps.month_view(month, today, service.horizon_days, free_days),
+        view=view,
         day_url=lambda chosen: choice_url(".slots", date=chosen.isoformat()),
         month_url=lambda chosen: choice_url(".day", month=chosen),
+        soonest=soonest.start if soonest else None,
+        soonest_url=_details_url(tenant, service, provider_arg, soonest.start) if soonest else None,
+        **_flow(tenant, DAY, service, provider, provider_arg),
     )
 
 
@@ -386,6 +590,7 @@ def slots(slug: str):
             start=start.isoformat(),
         ),
         note=TAKEN_NOTE if request.args.get("taken") else None,
+        **_flow(tenant, TIME, service, provider, provider_arg, chosen),
     )
 
 
@@ -473,6 +678,15 @@ def details(slug: str):
         "consent_errors": {},
         "field_errors": {},
         "errors": [],
+        **_flow(
+            tenant,
+            DETAILS,
+            service,
+            provider,
+            provider_arg,
+            start.astimezone(tenant.zone).date(),
+            start,
+        ),
     }
 
     def again(status: int) -> Response:
@@ -603,13 +817,25 @@ def booked(slug: str, reference: str):
     if booking.status != BookingStatus.CONFIRMED:
         return redirect(_manage_url(tenant, booking, token))  # cancelled since: say so there
     session = db.session()
+    service = session.get(Service, booking.service_id)
+    provider = session.get(Provider, booking.provider_id)
     response = _page(
         tenant,
         "book/confirmed.html",
         booking=booking,
-        service=session.get(Service, booking.service_id),
-        provider=session.get(Provider, booking.provider_id),
+        service=service,
+        provider=provider,
         manage_url=_manage_url(tenant, booking, token),
+        add_to_calendar=calendar_links(tenant, booking, service, provider, token),
+        **_flow(
+            tenant,
+            DONE,
+            service,
+            provider,
+            str(booking.provider_id),
+            start=booking.starts_at,
+            price_cents=booking.price_cents - booking.discount_cents,
+        ),
     )
     response.headers["Cache-Control"] = "no-store"  # the address holds the manage token
     return response
@@ -741,13 +967,19 @@ def _manage_page(
             chosen_day = steps.parse_day(request.args.get("date", ""))
             chosen_start = _parse_start(request.args.get("start"))
         reschedule = _reschedule_steps(tenant, booking, service, token, chosen_day, chosen_start)
+    provider = session.get(Provider, booking.provider_id)
     return _page(
         tenant,
         "book/manage.html",
         status,
         booking=booking,
         service=service,
-        provider=session.get(Provider, booking.provider_id),
+        provider=provider,
+        add_to_calendar=(
+            calendar_links(tenant, booking, service, provider, token)
+            if changeable and service is not None and provider is not None
+            else None
+        ),
         token=token,
         step=step,
         error=error,
@@ -878,3 +1110,96 @@ def reschedule(slug: str, reference: str):
             return _manage_page(tenant, booking, token, None, 503, "We are busy; please try again.")
         return redirect(_manage_url(tenant, booking, token, done="rescheduled"))
     return _manage_page(tenant, booking, token, "reschedule", 409, TAKEN_NOTE, chosen_day=tried)
+
+
+# --- adding the booking to a calendar ---------------------------------------------------------
+
+GOOGLE_CALENDAR = "https://calendar.google.com/calendar/render"
+OUTLOOK_CALENDAR = "https://outlook.live.com/calendar/0/deeplink/compose"
+SAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _event_title(tenant: Tenant, service: Service) -> str:
+    # As the e-mailed invitation names it, so the two read the same in a calendar.
+    return f"{service.name} – {tenant.name}"
+
+
+def _event_text(booking: Booking, provider: Provider) -> str:
+    # Never the manage link: these addresses go to Google and Microsoft.
+    return f"Booking {booking.reference} with {provider.name}."
+
+
+def calendar_links(
+    tenant: Tenant, booking: Booking, service: Service, provider: Provider, token: str
+) -> dict[str, str]:
+    """Google's and Outlook's "new event" addresses (in UTC, which both read without a zone),
+    and the booking's own ``.ics`` file for Apple's calendar (and any other)."""
+    starts, ends = booking.starts_at.astimezone(UTC), booking.ends_at.astimezone(UTC)
+    title = _event_title(tenant, service)
+    where = tenant.address or tenant.name
+    text = _event_text(booking, provider)
+    google = {
+        "action": "TEMPLATE",
+        "text": title,
+        "dates": f"{starts:%Y%m%dT%H%M%SZ}/{ends:%Y%m%dT%H%M%SZ}",
+        "details": text,
+        "location": where,
+    }
+    outlook = {
+        "path": "/calendar/action/compose",
+        "rru": "addevent",
+        "subject": title,
+        "startdt": _utc_iso(starts),
+        "enddt": _utc_iso(ends),
+        "body": text,
+        "location": where,
+    }
+    return {
+        "google": f"{GOOGLE_CALENDAR}?{urlencode(google)}",
+        "outlook": f"{OUTLOOK_CALENDAR}?{urlencode(outlook)}",
+        "apple": url_for(
+            "booking_pages.calendar_file",
+            slug=tenant.slug,
+            reference=booking.reference,
+            token=token,
+        ),
+    }
+
+
+@booking_pages.get("/manage/<reference>/booking.ics")
+def calendar_file(slug: str, reference: str):
+    """The booking as an iCalendar file, behind the manage token as the manage page is.
+    PUBLISH, not the e-mail's REQUEST: a file opened by hand is an event to keep, not an
+    invitation to answer. The same UID, so a calendar holding the e-mailed one updates it."""
+    tenant = _tenant(slug)
+    token = request.args.get("token", "")[:200]
+    booking = _owned_booking(tenant, reference, token)
+    session = db.session()
+    service = session.get(Service, booking.service_id)
+    provider = session.get(Provider, booking.provider_id)
+    if service is None or provider is None:
+        abort(404)
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//Bookwell//Bookings//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = icalendar.Event()
+    event.add("uid", f"{booking.reference}@bookwell")
+    event.add("dtstamp", clock.now().astimezone(UTC))
+    event.add("dtstart", booking.starts_at.astimezone(UTC))
+    event.add("dtend", booking.ends_at.astimezone(UTC))
+    event.add("summary", _event_title(tenant, service))
+    event.add("description", _event_text(booking, provider))
+    if tenant.address:
+        event.add("location", tenant.address)
+    event.add("sequence", booking.reschedule_count)
+    cancelled = booking.status == BookingStatus.CANCELLED
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    calendar.add_component(event)
+    response = make_response(calendar.to_ical())
+    response.mimetype = "text/calendar"
+    file_name = SAFE_FILE_NAME.sub("", booking.reference) or "booking"
+    response.headers["Content-Disposition"] = f'attachment; filename="{file_name}.ics"'
+    response.headers["Cache-Control"] = "no-store"  # the address holds the manage token
+    return response
+

@@ -32,6 +32,13 @@ class MonthView:
     back_to: str | None = None
     back_label: str | None = None
     weekdays: tuple[str, ...] = WEEKDAYS
+    today: date | None = None  # marked on the calendar (aria-current="date")
+
+    @staticmethod
+    def spoken(day: date) -> str:
+        """``Tuesday 2 March``: a day link's name as it is read aloud, not ``2027-03-02``; the
+        month's heading says the year."""
+        return f"{day:%A} {day.day} {day:%B}"
 
 
 def parse_month(raw: str, default: date) -> date:
@@ -90,6 +97,7 @@ def month_view(
         free=free_days(max(month, today), min(month_end, last_bookable)),
         previous=f"{previous:%Y-%m}" if previous >= first_month else None,
         following=f"{following:%Y-%m}" if following <= last_bookable else None,
+        today=today,
     )
 
 
