@@ -1202,4 +1202,3 @@ def calendar_file(slug: str, reference: str):
     response.headers["Content-Disposition"] = f'attachment; filename="{file_name}.ics"'
     response.headers["Cache-Control"] = "no-store"  # the address holds the manage token
     return response
-
