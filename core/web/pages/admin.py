@@ -135,19 +135,24 @@ REFUSED, GUARD = "support.access_refused", "before_data_access"
 
 
 def viewed(
-    tenant: Tenant, user: User, subject: str, references: Sequence[str] | None = None
+    tenant: Tenant,
+    user: User,
+    subject: str,
+    references: Sequence[str] | None = None,
+    *,
+    kind: str = "booking",
 ) -> None:
     """A staff member is about to see clients' details: ``subject`` is ``booking:<reference>``,
     ``client:<e-mail>`` (one client's record), or a listing (``bookings:<from>..<to>``) of the
-    bookings ``references``. When a plugin asks for it, the view is audited first
-    (``ViewNotAudited``, a 503, if it cannot be); then the plugins' ``after_view`` hear of it
-    (best effort)."""
+    bookings ``references`` (``kind="client"``: a listing, ``clients:<search>``, of clients by
+    e-mail). When a plugin asks for it, the view is audited first (``ViewNotAudited``, a 503, if
+    it cannot be); then the plugins' ``after_view`` hear of it (best effort)."""
     if references is None and subject.startswith("client:"):
         protection.audit_view(tenant, user, "client", [subject.removeprefix("client:")])
     elif references is None:
         protection.audit_view(tenant, user, "booking", [subject.removeprefix("booking:")])
     elif references:
-        protection.audit_view(tenant, user, "booking", references, listing=subject)
+        protection.audit_view(tenant, user, kind, references, listing=subject)
     host = host_of()
     host.event(
         "after_view",
@@ -189,7 +194,11 @@ def plugin_menu(tenant: Tenant, user: User) -> list[MenuItem]:
 def page(template: str, tenant: Tenant, user: User, status: int = 200, **values):
     """Render an admin page with what every admin page needs (the menu depends on the role).
     Templates, plugins' among them, see the signed-in user as ``user`` and ``current_user``: the
-    frozen ``current_user``, never the account's row."""
+    frozen ``current_user``, never the account's row.
+
+    A page that shows a refused form (a field with errors, or ``errors``) gets ``problems``:
+    the layout lists them in an error summary announced on load (``role="alert"``), each
+    linking to its field, and prefixes the title with "Error: "."""
     return (
         render_template(
             template,
@@ -198,10 +207,25 @@ def page(template: str, tenant: Tenant, user: User, status: int = 200, **values)
             can=lambda permission: may(db.session(), user, tenant.id, permission, now=clock.now()),
             logout_form=FlaskForm(formdata=None),
             plugin_menu=plugin_menu(tenant, user),
+            problems=form_problems(values.values()),
             **values,
         ),
         status,
     )
+
+
+def form_problems(values) -> list[tuple[str, str, str]]:
+    """(field id, field label, message) of every error of the forms among ``values``."""
+    found = []
+    for value in values:
+        if not isinstance(value, FlaskForm):
+            continue
+        for form_field in value:
+            # A hidden field (the CSRF token) has nothing on screen to link to.
+            hidden = form_field.type in ("CSRFTokenField", "HiddenField")
+            for message in form_field.errors if isinstance(form_field.errors, list) else ():
+                found.append(("" if hidden else form_field.id, form_field.label.text, str(message)))
+    return found
 
 
 def refusal_messages(refused: Refused) -> list[str]:
@@ -294,50 +318,6 @@ def _unlinked(reach: BookingReach) -> str | None:
     """Why the viewer sees no agenda: they read only their own provider's bookings but have no
     provider (``None`` when that is not so)."""
     return UNLINKED if not reach.everything and reach.provider_id is None else None
-
-
-@admin_pages.get("/", endpoint="day")
-def day_agenda(slug: str):
-    tenant, user = require_page(slug, READ_BOOKINGS, "bookings", support=True)
-    day = _day_argument("date", _today(tenant))
-    reach = reach_of(tenant, user)
-    providers, _, grid = _agenda(tenant, day, day, reach)
-    viewed(tenant, user, f"bookings:{day.isoformat()}..{day.isoformat()}", _references(grid))
-    return page(
-        "admin/day.html",
-        tenant,
-        user,
-        day=day,
-        today=_today(tenant),
-        providers=providers,
-        grid=grid,
-        previous=day - timedelta(days=1),
-        following=day + timedelta(days=1),
-        unlinked=_unlinked(reach),
-    )
-
-
-@admin_pages.get("/week")
-def week_agenda(slug: str):
-    tenant, user = require_page(slug, READ_BOOKINGS, "bookings", support=True)
-    first = _day_argument("start", _today(tenant))
-    last = first + timedelta(days=WEEK - 1)
-    reach = reach_of(tenant, user)
-    providers, days, grid = _agenda(tenant, first, last, reach)
-    viewed(tenant, user, f"bookings:{first.isoformat()}..{last.isoformat()}", _references(grid))
-    return page(
-        "admin/week.html",
-        tenant,
-        user,
-        first=first,
-        last=last,
-        days=days,
-        providers=providers,
-        grid=grid,
-        previous=first - timedelta(days=WEEK),
-        following=first + timedelta(days=WEEK),
-        unlinked=_unlinked(reach),
-    )
 
 
 # --- one booking ---------------------------------------------------------------------------------
@@ -625,13 +605,22 @@ def client_record(slug: str, email: str):
         and reach.reads(booking.provider_id, booking.client_email)
     ]
     viewed(tenant, user, subject)
+    now = clock.now()
+    upcoming = sorted(
+        (booking for booking in bookings if booking.starts_at >= now),
+        key=lambda booking: (booking.starts_at, booking.id),
+    )
+    phones = [booking.client_phone for booking in bookings if booking.client_phone]
     return page(
         "admin/client.html",
         tenant,
         user,
         email=email,
         name=bookings[0].client_name if bookings else None,
+        phone=phones[0] if phones else None,
         bookings=bookings,
+        upcoming=upcoming,
+        past=[booking for booking in bookings if booking.starts_at < now],
         unlinked=None if subject in reach.clients else _unlinked(reach),
     )
 
@@ -876,8 +865,10 @@ def my_sessions(slug: str):
 
 def init_app(app: Flask) -> None:
     from bookwell.core.web.pages import (  # noqa: F401  (their routes join admin_pages)
+        admin_agenda,
         admin_audit,
         admin_catalogue,
+        admin_clients,
         admin_staff,
     )
 
