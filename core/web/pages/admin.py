@@ -28,6 +28,7 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from jinja2 import pass_context
 from sqlalchemy import func, select
 from wtforms import EmailField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Email, Length, NumberRange, Optional
@@ -194,11 +195,8 @@ def plugin_menu(tenant: Tenant, user: User) -> list[MenuItem]:
 def page(template: str, tenant: Tenant, user: User, status: int = 200, **values):
     """Render an admin page with what every admin page needs (the menu depends on the role).
     Templates, plugins' among them, see the signed-in user as ``user`` and ``current_user``: the
-    frozen ``current_user``, never the account's row.
-
-    A page that shows a refused form (a field with errors, or ``errors``) gets ``problems``:
-    the layout lists them in an error summary announced on load (``role="alert"``), each
-    linking to its field, and prefixes the title with "Error: "."""
+    frozen ``current_user``, never the account's row. A refused form's errors reach the layout
+    through :func:`page_problems`."""
     return (
         render_template(
             template,
@@ -207,24 +205,36 @@ def page(template: str, tenant: Tenant, user: User, status: int = 200, **values)
             can=lambda permission: may(db.session(), user, tenant.id, permission, now=clock.now()),
             logout_form=FlaskForm(formdata=None),
             plugin_menu=plugin_menu(tenant, user),
-            problems=form_problems(values.values()),
             **values,
         ),
         status,
     )
 
 
-def form_problems(values) -> list[tuple[str, str, str]]:
-    """(field id, field label, message) of every error of the forms among ``values``."""
+@admin_pages.app_template_global()
+@pass_context
+def page_problems(context) -> list[tuple[str, str, str]]:
+    """(field id, field label, message) of every error of the forms a page shows, for the
+    layouts' error summary (announced on load, each linking to its field) and their "Error: "
+    title: whatever the view calls its forms, plugins' pages' included. ``field_errors`` (a
+    field's name -> messages found after validation, as the password pages give) count too."""
+    values = context.get_all()
+    forms = [value for value in values.values() if isinstance(value, FlaskForm)]
     found = []
-    for value in values:
-        if not isinstance(value, FlaskForm):
-            continue
-        for form_field in value:
+    for form in forms:
+        for form_field in form:
             # A hidden field (the CSRF token) has nothing on screen to link to.
             hidden = form_field.type in ("CSRFTokenField", "HiddenField")
             for message in form_field.errors if isinstance(form_field.errors, list) else ():
                 found.append(("" if hidden else form_field.id, form_field.label.text, str(message)))
+    extra = values.get("field_errors")
+    for name, messages in extra.items() if isinstance(extra, dict) else ():
+        owner = next((form[name] for form in forms if name in form), None)
+        for message in messages:
+            if owner is None:
+                found.append(("", "", str(message)))
+            elif (owner.id, owner.label.text, str(message)) not in found:
+                found.append((owner.id, owner.label.text, str(message)))
     return found
 
 
