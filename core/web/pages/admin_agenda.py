@@ -301,8 +301,8 @@ def cancelled(grid) -> list[Booking]:
 
 
 def day_grid(tenant, providers, day: date, grid) -> TimeGrid:
-    today = _today(tenant)
-    columns = [Column(provider, day, day == today) for provider in providers]
+    # Every column is the same day: the page's heading says whether it is today.
+    columns = [Column(provider, day, False) for provider in providers]
     bookings = {(p.id, day): drawn(grid[p.id][day]) for p in providers}
     return time_grid(tenant, columns, bookings, clock.now())
 
