@@ -217,7 +217,8 @@ def page_problems(context) -> list[tuple[str, str, str]]:
     """(field id, field label, message) of every error of the forms a page shows, for the
     layouts' error summary (announced on load, each linking to its field) and their "Error: "
     title: whatever the view calls its forms, plugins' pages' included. ``field_errors`` (a
-    field's name -> messages found after validation, as the password pages give) count too."""
+    field's name -> messages found after validation, as the password pages give) and
+    ``extra_problems`` (such tuples, from a page whose forms are not WTForms) count too."""
     values = context.get_all()
     forms = [value for value in values.values() if isinstance(value, FlaskForm)]
     found = []
@@ -227,6 +228,8 @@ def page_problems(context) -> list[tuple[str, str, str]]:
             hidden = form_field.type in ("CSRFTokenField", "HiddenField")
             for message in form_field.errors if isinstance(form_field.errors, list) else ():
                 found.append(("" if hidden else form_field.id, form_field.label.text, str(message)))
+    # A page whose forms are not WTForms (the marketplace's settings) gives its own.
+    found.extend(values.get("extra_problems") or ())
     extra = values.get("field_errors")
     for name, messages in extra.items() if isinstance(extra, dict) else ():
         owner = next((form[name] for form in forms if name in form), None)

@@ -266,7 +266,9 @@ def _column_cells(count, first_minute, clusters, opening, time_off, now_row):
             kind,
             span,
             reason=reason,
-            now=now_row is not None and index <= now_row < index + span,
+            # Marked where now starts a cell: a line atop a long shaded block would say "now"
+            # at the wrong time.
+            now=now_row == index,
             starts=_clock_label(first_minute + index * SLOT_MINUTES),
             ends=_clock_label(first_minute + (index + span) * SLOT_MINUTES),
         )
