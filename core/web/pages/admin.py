@@ -28,6 +28,7 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from jinja2 import pass_context
 from sqlalchemy import func, select
 from wtforms import EmailField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Email, Length, NumberRange, Optional
@@ -135,19 +136,24 @@ REFUSED, GUARD = "support.access_refused", "before_data_access"
 
 
 def viewed(
-    tenant: Tenant, user: User, subject: str, references: Sequence[str] | None = None
+    tenant: Tenant,
+    user: User,
+    subject: str,
+    references: Sequence[str] | None = None,
+    *,
+    kind: str = "booking",
 ) -> None:
     """A staff member is about to see clients' details: ``subject`` is ``booking:<reference>``,
     ``client:<e-mail>`` (one client's record), or a listing (``bookings:<from>..<to>``) of the
-    bookings ``references``. When a plugin asks for it, the view is audited first
-    (``ViewNotAudited``, a 503, if it cannot be); then the plugins' ``after_view`` hear of it
-    (best effort)."""
+    bookings ``references`` (``kind="client"``: a listing, ``clients:<search>``, of clients by
+    e-mail). When a plugin asks for it, the view is audited first (``ViewNotAudited``, a 503, if
+    it cannot be); then the plugins' ``after_view`` hear of it (best effort)."""
     if references is None and subject.startswith("client:"):
         protection.audit_view(tenant, user, "client", [subject.removeprefix("client:")])
     elif references is None:
         protection.audit_view(tenant, user, "booking", [subject.removeprefix("booking:")])
     elif references:
-        protection.audit_view(tenant, user, "booking", references, listing=subject)
+        protection.audit_view(tenant, user, kind, references, listing=subject)
     host = host_of()
     host.event(
         "after_view",
@@ -189,7 +195,8 @@ def plugin_menu(tenant: Tenant, user: User) -> list[MenuItem]:
 def page(template: str, tenant: Tenant, user: User, status: int = 200, **values):
     """Render an admin page with what every admin page needs (the menu depends on the role).
     Templates, plugins' among them, see the signed-in user as ``user`` and ``current_user``: the
-    frozen ``current_user``, never the account's row."""
+    frozen ``current_user``, never the account's row. A refused form's errors reach the layout
+    through :func:`page_problems`."""
     return (
         render_template(
             template,
@@ -202,6 +209,36 @@ def page(template: str, tenant: Tenant, user: User, status: int = 200, **values)
         ),
         status,
     )
+
+
+@admin_pages.app_template_global()
+@pass_context
+def page_problems(context) -> list[tuple[str, str, str]]:
+    """(field id, field label, message) of every error of the forms a page shows, for the
+    layouts' error summary (announced on load, each linking to its field) and their "Error: "
+    title: whatever the view calls its forms, plugins' pages' included. ``field_errors`` (a
+    field's name -> messages found after validation, as the password pages give) and
+    ``extra_problems`` (such tuples, from a page whose forms are not WTForms) count too."""
+    values = context.get_all()
+    forms = [value for value in values.values() if isinstance(value, FlaskForm)]
+    found = []
+    for form in forms:
+        for form_field in form:
+            # A hidden field (the CSRF token) has nothing on screen to link to.
+            hidden = form_field.type in ("CSRFTokenField", "HiddenField")
+            for message in form_field.errors if isinstance(form_field.errors, list) else ():
+                found.append(("" if hidden else form_field.id, form_field.label.text, str(message)))
+    # A page whose forms are not WTForms (the marketplace's settings) gives its own.
+    found.extend(values.get("extra_problems") or ())
+    extra = values.get("field_errors")
+    for name, messages in extra.items() if isinstance(extra, dict) else ():
+        owner = next((form[name] for form in forms if name in form), None)
+        for message in messages:
+            if owner is None:
+                found.append(("", "", str(message)))
+            elif (owner.id, owner.label.text, str(message)) not in found:
+                found.append((owner.id, owner.label.text, str(message)))
+    return found
 
 
 def refusal_messages(refused: Refused) -> list[str]:
@@ -294,50 +331,6 @@ def _unlinked(reach: BookingReach) -> str | None:
     """Why the viewer sees no agenda: they read only their own provider's bookings but have no
     provider (``None`` when that is not so)."""
     return UNLINKED if not reach.everything and reach.provider_id is None else None
-
-
-@admin_pages.get("/", endpoint="day")
-def day_agenda(slug: str):
-    tenant, user = require_page(slug, READ_BOOKINGS, "bookings", support=True)
-    day = _day_argument("date", _today(tenant))
-    reach = reach_of(tenant, user)
-    providers, _, grid = _agenda(tenant, day, day, reach)
-    viewed(tenant, user, f"bookings:{day.isoformat()}..{day.isoformat()}", _references(grid))
-    return page(
-        "admin/day.html",
-        tenant,
-        user,
-        day=day,
-        today=_today(tenant),
-        providers=providers,
-        grid=grid,
-        previous=day - timedelta(days=1),
-        following=day + timedelta(days=1),
-        unlinked=_unlinked(reach),
-    )
-
-
-@admin_pages.get("/week")
-def week_agenda(slug: str):
-    tenant, user = require_page(slug, READ_BOOKINGS, "bookings", support=True)
-    first = _day_argument("start", _today(tenant))
-    last = first + timedelta(days=WEEK - 1)
-    reach = reach_of(tenant, user)
-    providers, days, grid = _agenda(tenant, first, last, reach)
-    viewed(tenant, user, f"bookings:{first.isoformat()}..{last.isoformat()}", _references(grid))
-    return page(
-        "admin/week.html",
-        tenant,
-        user,
-        first=first,
-        last=last,
-        days=days,
-        providers=providers,
-        grid=grid,
-        previous=first - timedelta(days=WEEK),
-        following=first + timedelta(days=WEEK),
-        unlinked=_unlinked(reach),
-    )
 
 
 # --- one booking ---------------------------------------------------------------------------------
@@ -625,13 +618,22 @@ def client_record(slug: str, email: str):
         and reach.reads(booking.provider_id, booking.client_email)
     ]
     viewed(tenant, user, subject)
+    now = clock.now()
+    upcoming = sorted(
+        (booking for booking in bookings if booking.starts_at >= now),
+        key=lambda booking: (booking.starts_at, booking.id),
+    )
+    phones = [booking.client_phone for booking in bookings if booking.client_phone]
     return page(
         "admin/client.html",
         tenant,
         user,
         email=email,
         name=bookings[0].client_name if bookings else None,
+        phone=phones[0] if phones else None,
         bookings=bookings,
+        upcoming=upcoming,
+        past=[booking for booking in bookings if booking.starts_at < now],
         unlinked=None if subject in reach.clients else _unlinked(reach),
     )
 
@@ -876,8 +878,10 @@ def my_sessions(slug: str):
 
 def init_app(app: Flask) -> None:
     from bookwell.core.web.pages import (  # noqa: F401  (their routes join admin_pages)
+        admin_agenda,
         admin_audit,
         admin_catalogue,
+        admin_clients,
         admin_staff,
     )
 

@@ -115,12 +115,23 @@ def _cards(
 
 
 def _page(tenant: Tenant, user: User, status: int = 200, **focus: Any):
+    groups = _cards(tenant, **focus)
+    # The refused change's problems, for the layout's error summary: (the input's id, its
+    # label, the message); a refusal of the whole change has no field.
+    refused = [
+        (setting_field.name, setting_field.setting.label, setting_field.error)
+        for _, cards in groups
+        for card in cards
+        for setting_field in card.fields
+        if setting_field.error
+    ] + [("", "", message) for _, cards in groups for card in cards for message in card.errors]
     return page(
         "admin/marketplace.html",
         tenant,
         user,
         status,
-        groups=_cards(tenant, **focus),
+        groups=groups,
+        extra_problems=refused,
         manage=allowed(user.role, "plugins.manage"),
         titles={name: plugin_rules.title_of(host_of(), name) for name in host_of().installed},
         csrf=FlaskForm(formdata=None),
