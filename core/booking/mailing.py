@@ -131,7 +131,7 @@ def _client_language(session, actor_id: int | None) -> str | None:
         actor = session.get(User, actor_id)
         if actor is None or actor.role != Role.CLIENT:
             return None
-    return locales.current_language()
+    return locales.reader_language()
 
 
 def compose_after_commit(

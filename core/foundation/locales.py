@@ -12,6 +12,8 @@ from babel.dates import format_date, format_datetime
 ENGLISH, FRENCH = "en", "fr"
 SUPPORTED = (ENGLISH, FRENCH)
 DEFAULT = ENGLISH
+# Where the app keeps the function that finds the language of the person making a request.
+READER_LANGUAGE = "bookwell.reader_language"
 # The name of each language in itself, for the language switch.
 NATIVE_NAMES = {ENGLISH: "English", FRENCH: "Français"}
 # CLDR's plain "en" is American (month before day, "$" ambiguous); British English writes
@@ -93,3 +95,15 @@ def current_language() -> str:
 
     chosen = get_locale()
     return language_or_default(chosen.language if chosen is not None else None)
+
+
+def reader_language() -> str | None:
+    """The language of the person making the current request (the web layer's rule: switch,
+    browser, business), even on the API, whose answers stay English; ``None`` outside a
+    request."""
+    from flask import current_app, has_request_context
+
+    if not has_request_context():
+        return None
+    finder = current_app.extensions.get(READER_LANGUAGE)
+    return finder() if finder is not None else None

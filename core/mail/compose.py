@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import icalendar
-from flask import Flask, has_request_context
+from flask import Flask
 from flask_babel import force_locale, gettext
 
 from bookwell.core.foundation import locales
@@ -355,8 +355,7 @@ def account_message(
     platform. ``extra`` reaches the templates (an invitation's ``role``, a change's ``when``, a
     moment written in the mail's language). In the language of the request that asked for it,
     else the business's default."""
-    asked_in = locales.current_language() if has_request_context() else None
-    with _written_in(mail_language(tenant, asked_in)):
+    with _written_in(mail_language(tenant, locales.reader_language())):
         values = account_signature(tenant)
         subject = folded(gettext(ACCOUNT_SUBJECTS[kind], business=values["business"]))
         for key, value in extra.items():

@@ -9,7 +9,10 @@ A request's language is, first found first kept:
 4. English.
 
 Staff pages choose the same way: a staff member's browser wins over the business's default.
-Times are always written in the business's zone, whatever the reader's.
+Times are always written in the business's zone, whatever the reader's. The JSON API always
+answers in English (its messages are documented with its codes): a plugin's refusal, written
+with ``gettext`` when the hook runs, reads in English there and in the person's language on a
+page.
 
 The catalogue is ``core/translations/fr/LC_MESSAGES/messages.po`` (and its compiled ``.mo``,
 committed beside it); ``docs/translations.md`` tells how to update both.
@@ -31,6 +34,7 @@ from bookwell.core.storage.models import Tenant
 from bookwell.core.web.request_tenant import current_tenant
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+API_PREFIX = "/api/"
 QUERY_ARGUMENT = "lang"
 COOKIE = "bookwell_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -59,6 +63,14 @@ def browser_language() -> str | None:
 def select_language() -> str:
     if not has_request_context():
         return locales.DEFAULT  # mail and jobs force theirs (flask_babel.force_locale)
+    if request.path.startswith(API_PREFIX):
+        return locales.ENGLISH
+    return reader_language()
+
+
+def reader_language() -> str:
+    """The language of the person making this request, as a page would speak to them (the
+    API's answers stay English, but a client booking through it gets mail in this one)."""
     chosen = switched_language() or browser_language()
     if chosen is not None:
         return chosen
@@ -133,6 +145,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_language, timezone_selector=select_timezone)
     app.after_request(_remember_switch)
+    app.extensions[locales.READER_LANGUAGE] = reader_language
     app.jinja_env.globals.update(
         # A proxy, so that `<html lang="{{ current_locale }}">` reads the request's language.
         current_locale=LocalProxy(locales.current_language),
