@@ -159,3 +159,16 @@ def test_the_filters_write_dates_in_the_pages_language_and_the_businesss_zone(
         shown = template.render(t=instant, cents=3000, currency="EUR").split("|")
     price = "30,00\xa0€" if language == "fr" else "€30.00"
     assert shown == [day, "14:05", moment, weekday, month, price, language]
+
+
+def test_the_api_answers_in_english_but_knows_the_clients_language(app, business):
+    from bookwell.core.foundation import locales
+
+    speaking(app, business, "fr")
+    with app.test_request_context("/api/v1/tenants/salon/services"):
+        app.preprocess_request()
+        assert locales.current_language() == "en"  # its messages
+        assert locales.reader_language() == "fr"  # the client's mail
+    with app.test_request_context(HOME, headers={"Accept-Language": "en"}):
+        app.preprocess_request()
+        assert locales.current_language() == locales.reader_language() == "en"
