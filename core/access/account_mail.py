@@ -56,12 +56,6 @@ def forgot_url(app: Flask, tenant: Tenant | None, user: User) -> str:
     return f"{base_url(app)}/admin/{tenant.slug}/forgot"
 
 
-def when_text(tenant: Tenant | None, moment: datetime) -> str:
-    if tenant is None:
-        return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M} (UTC)"
-    return compose.local_time(moment, tenant)
-
-
 def password_changed(mailer: AccountMailer, writer: Session, user: User) -> None:
     """Tell the account its password changed, when, and where to take it back if it was not
     its owner (the "forgot password" page: the mail carries no secret of its own)."""
@@ -71,5 +65,5 @@ def password_changed(mailer: AccountMailer, writer: Session, user: User) -> None
         compose.PASSWORD_CHANGED,
         forgot_url(mailer.app, mailer.tenant, user),
         email=user.email,
-        when=when_text(mailer.tenant, mailer.now),
+        when=mailer.now,  # written in the mail's language by compose.account_message
     )

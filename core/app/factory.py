@@ -19,6 +19,7 @@ from bookwell.core.foundation import config as instance_config
 from bookwell.core.pluginhost import host as pluginhost
 from bookwell.core.storage import db, sealing
 from bookwell.core.web import (
+    i18n,
     identity,
     plugin_pages,
     plugin_routes,
@@ -86,6 +87,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     identity.init_app(app)
     security_headers.init_app(app)
     money.init_app(app)
+    i18n.init_app(app)  # the request's language, and the filters that write dates in it
     init_pages(app)
 
     @app.get("/healthz")

@@ -26,10 +26,19 @@ from typing import Any
 from flask import Flask, has_request_context
 
 from bookwell.core.context import booking_info, make_context, protection
+from bookwell.core.foundation import locales
 from bookwell.core.mail import compose, dispatch, outbox
 from bookwell.core.pluginhost import host as pluginhost
 from bookwell.core.storage import db, sealing
-from bookwell.core.storage.models import Booking, OutboxMessage, Provider, Service, Tenant, User
+from bookwell.core.storage.models import (
+    Booking,
+    OutboxMessage,
+    Provider,
+    Role,
+    Service,
+    Tenant,
+    User,
+)
 from bookwell.hooks import Context
 
 log = logging.getLogger("bookwell.mail")
@@ -82,6 +91,7 @@ def write_placeholder(
         "previous_provider_id": previous_provider.id if previous_provider else None,
         "consents": list(consents),
         "actor_id": actor_id,
+        "language": _client_language(session, actor_id),
     }
     row = outbox.enqueue_placeholder(
         session,
@@ -106,8 +116,22 @@ def write_placeholder(
             manage_token=manage_token,
             previous_start=previous_start,
             previous_provider=previous_provider,
+            language=facts["language"],
         ),
     )
+
+
+def _client_language(session, actor_id: int | None) -> str | None:
+    """The language the client made this change in: the request's, when the client made it
+    (anonymously or from their account); ``None`` (the business's default) when staff did, or
+    no request did."""
+    if not has_request_context():
+        return None
+    if actor_id is not None:
+        actor = session.get(User, actor_id)
+        if actor is None or actor.role != Role.CLIENT:
+            return None
+    return locales.reader_language()
 
 
 def compose_after_commit(
@@ -176,6 +200,8 @@ def compose_placeholder(app: Flask, placeholder_id: int, now: datetime) -> bool:
             manage_token=facts["token"],
             previous_start=datetime.fromisoformat(previous_start) if previous_start else None,
             previous_provider=previous,
+            # Placeholders sealed before the language was kept have none: the business's default.
+            language=facts.get("language"),
         )
         info = booking_info(
             service=service,

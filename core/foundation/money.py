@@ -13,9 +13,11 @@ from babel.numbers import (
 )
 from flask import Flask
 
+from bookwell.core.foundation import locales
+
 DEFAULT_CURRENCY = "EUR"
-# The pages and e-mails are in English; en_GB writes every currency unambiguously (US$, €, £).
-LOCALE = "en_GB"
+# English prices are written as en_GB writes them, every currency unambiguous (US$, €, £).
+LOCALE = locales.formatting_locale(locales.ENGLISH)
 
 
 def check_currency(code: str) -> str:
@@ -26,11 +28,13 @@ def check_currency(code: str) -> str:
     return normalised
 
 
-def format_money(amount: int, currency: str) -> str:
-    """``€45.00`` for 4500 EUR, ``¥4,500`` for 4500 JPY: ``amount`` is in minor units."""
+def format_money(amount: int, currency: str, language: str | None = None) -> str:
+    """``€45.00`` for 4500 EUR, ``¥4,500`` for 4500 JPY, ``45,00 €`` in French: ``amount`` is in
+    minor units; ``language`` defaults to the request's (or the mail's)."""
+    locale = locales.formatting_locale(language or locales.current_language())
     major = Decimal(amount).scaleb(-get_currency_precision(currency))
-    shown = format_currency(major, currency, locale=LOCALE)
-    symbol = get_currency_symbol(currency, locale=LOCALE)
+    shown = format_currency(major, currency, locale=locale)
+    symbol = get_currency_symbol(currency, locale=locale)
     if symbol[-1:].isalpha() and shown.startswith(symbol):
         # CLDR's currency spacing, which Babel leaves out: CHF 45.00, not CHF45.00.
         shown = f"{symbol}\xa0{shown[len(symbol) :]}"

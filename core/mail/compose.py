@@ -1,17 +1,25 @@
 """Building messages: those a booking change sends (text, HTML and an ``.ics`` invitation),
 client accounts' links, and plugins' own. Their templates are in ``core/web/templates/mail/``
-(rendered with the app's Jinja environment, as the pages are)."""
+(rendered with the app's Jinja environment, as the pages are).
+
+Each message is written in one language (:func:`mail_language`): a client's booking mail in the
+language of the request that made the booking when it is known, else the business's default; a
+provider's notice always in the business's default. The templates' ``_()`` and the dates and
+prices all follow it (``flask_babel.force_locale``)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import icalendar
 from flask import Flask
+from flask_babel import force_locale, gettext
 
+from bookwell.core.foundation import locales
 from bookwell.core.foundation.money import format_money
 from bookwell.core.foundation.text import folded
 from bookwell.core.storage.models import Booking, Provider, Service, Tenant
@@ -20,15 +28,21 @@ from bookwell.hooks import OutgoingMessage
 CONFIRMED, RESCHEDULED, CANCELLED = "confirmed", "rescheduled", "cancelled"
 EVENTS = (CONFIRMED, RESCHEDULED, CANCELLED)
 
+
+def N_(message: str) -> str:  # noqa: N802 - the name gettext's extractors know
+    """Marks ``message`` for the catalogue; it is translated where it is used (``gettext``)."""
+    return message
+
+
 SUBJECTS = {
-    CONFIRMED: "Booking confirmed: {service} on {when}",
-    RESCHEDULED: "Booking moved: {service} now on {when}",
-    CANCELLED: "Booking cancelled: {service} on {when}",
+    CONFIRMED: N_("Booking confirmed: %(service)s on %(when)s"),
+    RESCHEDULED: N_("Booking moved: %(service)s now on %(when)s"),
+    CANCELLED: N_("Booking cancelled: %(service)s on %(when)s"),
 }
 PROVIDER_SUBJECTS = {
-    CONFIRMED: "New booking: {service} with {client} on {when}",
-    RESCHEDULED: "Booking moved: {service} with {client}, now on {when}",
-    CANCELLED: "Booking cancelled: {service} with {client} on {when}",
+    CONFIRMED: N_("New booking: %(service)s with %(client)s on %(when)s"),
+    RESCHEDULED: N_("Booking moved: %(service)s with %(client)s, now on %(when)s"),
+    CANCELLED: N_("Booking cancelled: %(service)s with %(client)s on %(when)s"),
 }
 
 
@@ -86,12 +100,23 @@ class BookingFacts:
     manage_token: str | None = None
     previous_start: datetime | None = None
     previous_provider: Provider | None = None
+    # The language the client booked in (the request's), when the change came from one.
+    language: str | None = None
 
 
-def local_time(moment: datetime, tenant: Tenant) -> str:
-    """``Monday 1 March 2027, 10:00 (Europe/Paris)``: the tenant's wall clock, zone named."""
-    local = moment.astimezone(tenant.zone)
-    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({tenant.timezone})"
+def mail_language(tenant: Tenant | None, chosen: str | None = None) -> str:
+    """``chosen`` if Bookwell speaks it, else the business's default, else English."""
+    return locales.supported(chosen) or locales.language_or_default(
+        tenant.language if tenant is not None else None
+    )
+
+
+def local_time(moment: datetime, tenant: Tenant, language: str | None = None) -> str:
+    """``Monday 1 March 2027, 10:00 (Europe/Paris)``, ``lundi 1 mars 2027, 10:00
+    (Europe/Paris)``: the tenant's wall clock, zone named; ``language`` defaults to the one the
+    message is being written in."""
+    written_in = language or locales.current_language()
+    return f"{locales.long_moment(moment, written_in, tenant.zone)} ({tenant.timezone})"
 
 
 def signature(tenant: Tenant) -> dict[str, str | None]:
@@ -116,6 +141,11 @@ def manage_url(app: Flask, facts: BookingFacts) -> str | None:
 
 def _render(app: Flask, name: str, **values: Any) -> str:
     return app.jinja_env.get_template(name).render(**values)
+
+
+def _written_in(language: str) -> contextlib.AbstractContextManager[None]:
+    """The block where ``gettext``, the templates and the formats speak ``language``."""
+    return force_locale(language)
 
 
 def _values(app: Flask, facts: BookingFacts, event: str) -> dict[str, Any]:
@@ -157,22 +187,28 @@ def _values(app: Flask, facts: BookingFacts, event: str) -> dict[str, Any]:
 
 
 def client_message(app: Flask, facts: BookingFacts, event: str) -> OutgoingMessage:
-    values = _values(app, facts, event)
-    subject = folded(SUBJECTS[event].format(service=facts.service.name, when=values["start"]))
-    return OutgoingMessage(
-        to=facts.booking.client_email,
-        subject=subject,
-        text=_render(app, "mail/client.txt", subject=subject, **values),
-        html=_render(app, "mail/client.html", subject=subject, **values),
-        ics=invitation(app, facts, event),
-        kind=f"booking.{event}",
-        link=values["manage_url"],
-    )
+    with _written_in(mail_language(facts.tenant, facts.language)):
+        values = _values(app, facts, event)
+        subject = folded(gettext(SUBJECTS[event], service=facts.service.name, when=values["start"]))
+        return OutgoingMessage(
+            to=facts.booking.client_email,
+            subject=subject,
+            text=_render(app, "mail/client.txt", subject=subject, **values),
+            html=_render(app, "mail/client.html", subject=subject, **values),
+            ics=invitation(app, facts, event),
+            kind=f"booking.{event}",
+            link=values["manage_url"],
+        )
 
 
 def provider_messages(app: Flask, facts: BookingFacts, event: str) -> list[OutgoingMessage]:
     """A notice to the provider (and, when a reschedule moved it away, to the former one);
-    none to a provider without an e-mail address."""
+    none to a provider without an e-mail address. In the business's default language."""
+    with _written_in(mail_language(facts.tenant)):
+        return _provider_messages(app, facts, event)
+
+
+def _provider_messages(app: Flask, facts: BookingFacts, event: str) -> list[OutgoingMessage]:
     values = _values(app, facts, event)
     recipients = [(facts.provider, event)]
     previous = facts.previous_provider
@@ -184,8 +220,11 @@ def provider_messages(app: Flask, facts: BookingFacts, event: str) -> list[Outgo
             continue
         # Folded: a name stored before the input standard held must not stop the notice.
         subject = folded(
-            PROVIDER_SUBJECTS[what].format(
-                service=facts.service.name, client=facts.booking.client_name, when=values["start"]
+            gettext(
+                PROVIDER_SUBJECTS[what],
+                service=facts.service.name,
+                client=facts.booking.client_name,
+                when=values["start"],
             )
         )
         fields = {**values, "event": what, "recipient": provider.name, "subject": subject}
@@ -204,7 +243,8 @@ def provider_messages(app: Flask, facts: BookingFacts, event: str) -> list[Outgo
 
 def invitation(app: Flask, facts: BookingFacts, event: str) -> str:
     """An iCalendar invitation: REQUEST for a new or moved booking, CANCEL for a cancelled
-    one; times in the tenant's zone (with its VTIMEZONE), SEQUENCE counting the moves."""
+    one; times in the tenant's zone (with its VTIMEZONE), SEQUENCE counting the moves. Its
+    description is in the language of the message it goes with (the caller's ``force_locale``)."""
     tenant, booking = facts.tenant, facts.booking
     zone = tenant.zone
     calendar = icalendar.Calendar()
@@ -234,6 +274,7 @@ def invitation(app: Flask, facts: BookingFacts, event: str) -> str:
     url = manage_url(app, facts)
     if url and event != CANCELLED:
         vevent.add("url", url)
+    vevent.add("description", _invitation_description(facts, event, url))
     calendar.add_component(vevent)
     # Only the rules around the appointment: the zone's full history would bloat every invitation.
     local_start = booking.starts_at.astimezone(zone).date()
@@ -241,6 +282,26 @@ def invitation(app: Flask, facts: BookingFacts, event: str) -> str:
         first_date=local_start - timedelta(days=1), last_date=local_start + timedelta(days=400)
     )
     return calendar.to_ical().decode()
+
+
+def _invitation_description(facts: BookingFacts, event: str, url: str | None) -> str:
+    values = {
+        "service": facts.service.name,
+        "provider": facts.provider.name,
+        "business": facts.tenant.name,
+        "reference": facts.booking.reference,
+    }
+    if event == CANCELLED:
+        return gettext(
+            "Cancelled: %(service)s with %(provider)s at %(business)s (reference %(reference)s).",
+            **values,
+        )
+    described = gettext(
+        "%(service)s with %(provider)s at %(business)s (reference %(reference)s).", **values
+    )
+    if url:
+        described += "\n" + gettext("To view, move or cancel this booking: %(url)s", url=url)
+    return described
 
 
 def _address_of(header: str) -> str:
@@ -257,19 +318,24 @@ ACCOUNT_INVITE = "account.invite"
 # To every account whose password changed; its link is the "forgot password" page, not a secret.
 PASSWORD_CHANGED = "account.password_changed"  # noqa: S105 - a mail's kind, not a password
 ACCOUNT_SUBJECTS = {
-    ACCOUNT_VERIFY: "Confirm your e-mail address for {business}",
-    ACCOUNT_RESET: "Reset your password for {business}",
-    ACCOUNT_EXISTS: "You already have an account with {business}",
-    ACCOUNT_INVITE: "You are invited to {business}",
-    PASSWORD_CHANGED: "Your password for {business} was changed",
+    ACCOUNT_VERIFY: N_("Confirm your e-mail address for %(business)s"),
+    ACCOUNT_RESET: N_("Reset your password for %(business)s"),
+    ACCOUNT_EXISTS: N_("You already have an account with %(business)s"),
+    ACCOUNT_INVITE: N_("You are invited to %(business)s"),
+    PASSWORD_CHANGED: N_("Your password for %(business)s was changed"),
 }
 # Who signs platform support's account mail: no business does.
-PLATFORM_NAME = "Bookwell support"
+PLATFORM_NAME = N_("Bookwell support")
 
 
 def account_signature(tenant: Tenant | None) -> dict[str, str | None]:
     if tenant is None:
-        return {"business": PLATFORM_NAME, "address": None, "phone": None, "contact_email": None}
+        return {
+            "business": gettext(PLATFORM_NAME),
+            "address": None,
+            "phone": None,
+            "contact_email": None,
+        }
     return signature(tenant)
 
 
@@ -286,33 +352,51 @@ def account_message(
     """An account e-mail (``account.verify``, ``account.reset``, ``account.exists``, whose
     link is a reset link, ``account.invite``, or ``account.password_changed``) carrying its
     link, ``url`` (absolute). Platform support's (``tenant`` ``None``) are signed by the
-    platform. ``extra`` reaches the templates (an invitation's ``role``, a change's ``when``)."""
-    values = account_signature(tenant)
-    subject = folded(ACCOUNT_SUBJECTS[kind].format(business=values["business"]))
-    values = {
-        "subject": subject,
-        "kind": kind,
-        "recipient": name,
-        "url": url,
-        **values,
-        **extra,
-    }
-    return OutgoingMessage(
-        to=to,
-        subject=subject,
-        text=_render(app, "mail/account.txt", **values),
-        html=_render(app, "mail/account.html", **values),
-        ics=None,
-        kind=kind,
-        link=url,
-    )
+    platform. ``extra`` reaches the templates (an invitation's ``role``, a change's ``when``, a
+    moment written in the mail's language). In the language of the request that asked for it,
+    else the business's default."""
+    with _written_in(mail_language(tenant, locales.reader_language())):
+        values = account_signature(tenant)
+        subject = folded(gettext(ACCOUNT_SUBJECTS[kind], business=values["business"]))
+        for key, value in extra.items():
+            if isinstance(value, datetime):
+                extra[key] = (
+                    local_time(value, tenant)
+                    if tenant is not None
+                    else f"{locales.long_moment(value, locales.current_language(), UTC)} (UTC)"
+                )
+        values = {
+            "subject": subject,
+            "kind": kind,
+            "recipient": name,
+            "url": url,
+            **values,
+            **extra,
+        }
+        return OutgoingMessage(
+            to=to,
+            subject=subject,
+            text=_render(app, "mail/account.txt", **values),
+            html=_render(app, "mail/account.html", **values),
+            ics=None,
+            kind=kind,
+            link=url,
+        )
 
 
 def plugin_message(
     app: Flask, tenant: Tenant, *, to: str, subject: str, text: str, kind: str
 ) -> OutgoingMessage:
     """A plugin's plain-text e-mail (``TenantData.send_mail``) in the tenant's dress: the
-    business's signature under the text, and an HTML part in the shared layout."""
+    business's signature under the text, and an HTML part in the shared layout (in the
+    business's default language, which the plugin's text is expected to be in)."""
+    with _written_in(mail_language(tenant)):
+        return _plugin_message(app, tenant, to=to, subject=subject, text=text, kind=kind)
+
+
+def _plugin_message(
+    app: Flask, tenant: Tenant, *, to: str, subject: str, text: str, kind: str
+) -> OutgoingMessage:
     values = {
         "subject": subject,
         "text": text,

@@ -7,15 +7,24 @@ takes a field of spaces and control characters for empty and stops there) cannot
 ``tests/web/test_input_standard.py`` walks every form class of core and fails on a text field
 without one. Passwords are left out: only their hash is kept, they are never shown, logged or put
 in a header, so any character is harmless there, and refusing one would lock out whoever chose it.
+
+A page shows these messages in its reader's language; the API keeps the English of
+:mod:`bookwell.core.foundation.text` (``tests/web/test_i18n.py`` checks that they are the same).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext
 from wtforms.validators import StopValidation
 
 from bookwell.core.foundation import text
+
+SINGLE_LINE_MESSAGE = lazy_gettext("Please use a single line, without control characters.")
+MULTI_LINE_MESSAGE = lazy_gettext(
+    "Please remove the control characters (such as NUL) from this text."
+)
 
 
 class SingleLine:
@@ -23,7 +32,7 @@ class SingleLine:
 
     def __call__(self, form: Any, field: Any) -> None:
         if isinstance(field.data, str) and not text.is_single_line(field.data):
-            raise StopValidation(text.SINGLE_LINE_MESSAGE)
+            raise StopValidation(str(SINGLE_LINE_MESSAGE))
 
 
 class MultiLine:
@@ -32,7 +41,7 @@ class MultiLine:
 
     def __call__(self, form: Any, field: Any) -> None:
         if isinstance(field.data, str) and not text.is_multi_line(field.data):
-            raise StopValidation(text.MULTI_LINE_MESSAGE)
+            raise StopValidation(str(MULTI_LINE_MESSAGE))
 
 
 class WholeNumber:
@@ -44,7 +53,7 @@ class WholeNumber:
     def __call__(self, form: Any, field: Any) -> None:
         typed = (field.raw_data or [""])[0]
         if isinstance(typed, str) and len(typed.strip()) > self.MAX_CHARACTERS:
-            raise StopValidation("That number is too large.")
+            raise StopValidation(str(lazy_gettext("That number is too large.")))
 
 
 STANDARD_VALIDATORS = (SingleLine, MultiLine)

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
+
 from bookwell.hooks import Consent, Context, Manifest, MenuItem, Refusal, Setting, hookimpl
 
 from . import blocks, policy
@@ -127,7 +129,10 @@ def booking_requirements(ctx: Context, settings: Settings) -> list[Consent]:
     return [
         Consent(
             id=NAME,
-            label=f"I accept the cancellation policy (cancel online up to {hours} hours before)",
+            label=gettext(
+                "I accept the cancellation policy (cancel online up to %(hours)s hours before)",
+                hours=hours,
+            ),
             text=text,
             version=policy.version(text),
             url=url,

@@ -18,13 +18,15 @@ prove who accepted which text, when, and from where.
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext
+
 from bookwell.hooks import Consent, Context, Manifest, MenuItem, Setting, hookimpl
 
 from .pages import pages
 from .versions import page_url, version_of
 
 CONSENT_ID = "terms"
-CONSENT_LABEL = "I accept the Terms & Conditions"
+CONSENT_LABEL = lazy_gettext("I accept the Terms & Conditions")
 
 MANIFEST = Manifest(
     name="terms",
@@ -70,7 +72,7 @@ def booking_requirements(ctx: Context, settings) -> list[Consent]:
     return [
         Consent(
             id=CONSENT_ID,
-            label=CONSENT_LABEL,
+            label=str(CONSENT_LABEL),  # in the language of the request that asks
             text=text,
             version=str(number),
             url=page_url(ctx.tenant, number),

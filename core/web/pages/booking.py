@@ -30,6 +30,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, HiddenField, StringField, TextAreaField
@@ -37,7 +38,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from bookwell.core.booking import catalogue, idempotency, lifecycle
 from bookwell.core.booking.availability import Slot, find_slots, offered_slots
-from bookwell.core.foundation import clock
+from bookwell.core.foundation import clock, locales
 from bookwell.core.foundation.money import format_money
 from bookwell.core.pluginhost.host import Refused
 from bookwell.core.storage import db
@@ -58,24 +59,24 @@ from bookwell.core.web.request_tenant import current_tenant
 
 booking_pages = Blueprint("booking_pages", __name__, url_prefix="/book/<slug>")
 
-TAKEN_NOTE = "That time was just taken — please pick another."
+TAKEN_NOTE = lazy_gettext("That time was just taken — please pick another.")
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
 MAX_ID = 2**31 - 1
 DONE_NOTES = {
-    "cancelled": "Your booking is cancelled.",
-    "rescheduled": "Your booking has moved to its new time.",
+    "cancelled": lazy_gettext("Your booking is cancelled."),
+    "rescheduled": lazy_gettext("Your booking has moved to its new time."),
 }
 FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,100}$")
-SENT_BEFORE = (
+SENT_BEFORE = lazy_gettext(
     "You already sent this form with other details. To make another booking, check the "
     "details and send them again."
 )
 # A booking's status as people read it (the stored values are for programs).
 STATUS_WORDS = {
-    BookingStatus.CONFIRMED: "Confirmed",
-    BookingStatus.CANCELLED: "Cancelled",
-    BookingStatus.COMPLETED: "Completed",
-    BookingStatus.NO_SHOW: "No-show",
+    BookingStatus.CONFIRMED: lazy_gettext("Confirmed"),
+    BookingStatus.CANCELLED: lazy_gettext("Cancelled"),
+    BookingStatus.COMPLETED: lazy_gettext("Completed"),
+    BookingStatus.NO_SHOW: lazy_gettext("No-show"),
 }
 
 
@@ -86,36 +87,38 @@ def strip_text(value):
 
 class DetailsForm(FlaskForm):
     name = StringField(
-        "Name",
+        lazy_gettext("Name"),
         validators=[
             SingleLine(),
-            DataRequired("Please enter your name."),
+            DataRequired(lazy_gettext("Please enter your name.")),
             Length(max=200),
         ],
         filters=[strip_text],
     )
     email = EmailField(
-        "E-mail",
+        lazy_gettext("E-mail"),
         validators=[
             SingleLine(),
-            DataRequired("Please enter your e-mail address."),
-            Email("Please enter a valid e-mail address."),
+            DataRequired(lazy_gettext("Please enter your e-mail address.")),
+            Email(lazy_gettext("Please enter a valid e-mail address.")),
             Length(max=254),
         ],
         filters=[strip_text],
     )
     phone = StringField(
-        "Phone (optional)",
+        lazy_gettext("Phone (optional)"),
         validators=[
             SingleLine(),
             Optional(),
             Length(max=40),
-            Regexp(r"^[0-9+()./ -]*$", message="Use digits, spaces and + ( ) . / - only."),
+            Regexp(
+                r"^[0-9+()./ -]*$", message=lazy_gettext("Use digits, spaces and + ( ) . / - only.")
+            ),
         ],
         filters=[strip_text],
     )
     notes = TextAreaField(
-        "Notes (optional)",
+        lazy_gettext("Notes (optional)"),
         validators=[MultiLine(), Optional(), Length(max=2000)],
     )
     # The form's own idempotency key, new with each form shown: the same form sent twice (a
@@ -129,7 +132,11 @@ class TokenForm(FlaskForm):
 
 class RescheduleForm(TokenForm):
     start = StringField(
-        validators=[SingleLine(), DataRequired("Please choose a new time."), Length(max=40)]
+        validators=[
+            SingleLine(),
+            DataRequired(lazy_gettext("Please choose a new time.")),
+            Length(max=40),
+        ]
     )
 
 
@@ -152,7 +159,9 @@ def _page(tenant: Tenant, template: str, status: int = 200, **context: Any) -> R
         template,
         tenant=tenant,
         when=lambda instant: _when(tenant, instant),
-        time_of=lambda instant: instant.astimezone(tenant.zone).strftime("%H:%M"),
+        time_of=lambda instant: locales.clock_time(
+            instant, locales.current_language(), tenant.zone
+        ),
         field_messages=field_messages,
         form_problems=form_problems,
         **context,
@@ -195,12 +204,11 @@ def _utc_iso(instant: datetime) -> str:
 
 
 def _when(tenant: Tenant, instant: datetime) -> str:
-    local = instant.astimezone(tenant.zone)
-    return f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M}"
+    return locales.long_moment(instant, locales.current_language(), tenant.zone)
 
 
 def _day_label(day: date) -> str:
-    return f"{day:%A} {day.day} {day:%B %Y}"
+    return locales.long_day(day, locales.current_language())
 
 
 def _int_arg(name: str) -> int:
@@ -447,8 +455,8 @@ def allow_the_tenants_frames(response: Response) -> Response:
 
 def status_word(status: object) -> str:
     """``confirmed`` -> ``Confirmed``; a status core does not know yet, readable all the same."""
-    return STATUS_WORDS.get(
-        str(status), str(status).replace("-", " ").replace("_", " ").capitalize()
+    return str(
+        STATUS_WORDS.get(str(status), str(status).replace("-", " ").replace("_", " ").capitalize())
     )
 
 
@@ -472,7 +480,7 @@ def refused_page(refused: Refused):
 @booking_pages.errorhandler(LockTimeout)
 def busy_page(_error: LockTimeout):
     tenant = g.get("tenant")
-    message = "We are busy right now; nothing was changed. Please try again."
+    message = gettext("We are busy right now; nothing was changed. Please try again.")
     if tenant is None:
         response = Response(message, status=503, mimetype="text/plain")
     else:
@@ -482,7 +490,9 @@ def busy_page(_error: LockTimeout):
 
 
 def _messages(refused: Refused) -> list[str]:
-    return [getattr(item.refusal, "message", "Refused.") for item in refused.refusals]
+    return [
+        getattr(item.refusal, "message", None) or gettext("Refused.") for item in refused.refusals
+    ]
 
 
 # --- choosing ----------------------------------------------------------------------------------
@@ -722,9 +732,11 @@ def details(slug: str):
         return again(200)
     if not valid:
         if "csrf_token" in form.errors or "form_key" in form.errors:
-            context["errors"].append("Your form expired; please check the details and send again.")
+            context["errors"].append(
+                gettext("Your form expired; please check the details and send again.")
+            )
         context["consent_errors"] = {
-            consent.id: "Please tick this box to continue."
+            consent.id: gettext("Please tick this box to continue.")
             for consent in required
             if consent.id not in given
         }
@@ -766,13 +778,16 @@ def details(slug: str):
             return answer_again(answered)
         except lifecycle.ConsentMissing as missing:
             context["consent_errors"] = {
-                consent.id: "Please tick this box to continue." for consent in missing.missing
+                consent.id: gettext("Please tick this box to continue.")
+                for consent in missing.missing
             }
             return again(422)
         except Refused as refused:
             status = refused.first.status if 400 <= refused.first.status < 600 else 403
             for item in refused.refusals:
-                message = getattr(item.refusal, "message", "This booking was refused.")
+                message = getattr(item.refusal, "message", None) or gettext(
+                    "This booking was refused."
+                )
                 name = _field_of(getattr(item.refusal, "field", None), form)
                 if name is not None:
                     context["field_errors"].setdefault(name, []).append(message)
@@ -783,7 +798,9 @@ def details(slug: str):
         except lifecycle.NotFound:
             abort(404)
         except LockTimeout:
-            context["errors"].append("We are busy right now; nothing was booked. Please try again.")
+            context["errors"].append(
+                gettext("We are busy right now; nothing was booked. Please try again.")
+            )
             response = again(503)
             response.headers["Retry-After"] = "2"
             return response
@@ -1016,7 +1033,7 @@ def cancel(slug: str, reference: str):
     booking = _owned_booking(tenant, reference, token)
     if not form.validate_on_submit():
         return _manage_page(
-            tenant, booking, token, "cancel", 422, "Your form expired; please try again."
+            tenant, booking, token, "cancel", 422, gettext("Your form expired; please try again.")
         )
     try:
         lifecycle.cancel_booking(
@@ -1037,7 +1054,9 @@ def cancel(slug: str, reference: str):
     except lifecycle.NotFound:
         abort(404)
     except LockTimeout:
-        return _manage_page(tenant, booking, token, None, 503, "We are busy; please try again.")
+        return _manage_page(
+            tenant, booking, token, None, 503, gettext("We are busy; please try again.")
+        )
     return redirect(_manage_url(tenant, booking, token, done="cancelled"))
 
 
@@ -1050,15 +1069,17 @@ def reschedule(slug: str, reference: str):
     booking = _owned_booking(tenant, reference, token)
     if not form.validate_on_submit():
         message = (
-            "Your form expired; please try again."
+            gettext("Your form expired; please try again.")
             if "csrf_token" in form.errors
-            else "Please choose a new time."
+            else gettext("Please choose a new time.")
         )
         return _manage_page(tenant, booking, token, "reschedule", 422, message, form)
     start = _parse_start(form.start.data)
     tried = start.astimezone(tenant.zone).date() if start else None
     if start is None:
-        return _manage_page(tenant, booking, token, "reschedule", 422, "Please choose a new time.")
+        return _manage_page(
+            tenant, booking, token, "reschedule", 422, gettext("Please choose a new time.")
+        )
     service = db.session().get(Service, booking.service_id)
     local_day = start.astimezone(tenant.zone).date()
     free = [
@@ -1107,7 +1128,9 @@ def reschedule(slug: str, reference: str):
         except lifecycle.NotFound:
             abort(404)
         except LockTimeout:
-            return _manage_page(tenant, booking, token, None, 503, "We are busy; please try again.")
+            return _manage_page(
+                tenant, booking, token, None, 503, gettext("We are busy; please try again.")
+            )
         return redirect(_manage_url(tenant, booking, token, done="rescheduled"))
     return _manage_page(tenant, booking, token, "reschedule", 409, TAKEN_NOTE, chosen_day=tried)
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from flask import abort
+from flask_babel import gettext
+
+from bookwell.core.foundation import locales
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -66,26 +69,28 @@ def month_view(
     or followed an old link."""
     first_month = today.replace(day=1)
     last_bookable = today + timedelta(days=horizon_days)
-    label = f"{month:%B %Y}"
+    language = locales.current_language()
+    label = locales.month_label(month, language)
     if month < first_month:
         return MonthView(
             month,
             label,
-            notice="That month has passed; pick a month from now on.",
+            notice=gettext("That month has passed; pick a month from now on."),
             back_to=f"{first_month:%Y-%m}",
-            back_label=f"{first_month:%B %Y}",
+            back_label=locales.month_label(first_month, language),
         )
     if month > last_bookable:
         last_month = last_bookable.replace(day=1)
         return MonthView(
             month,
             label,
-            notice=(
-                f"Bookings open up to {horizon_days} days ahead (until "
-                f"{last_bookable.day} {last_bookable:%B %Y}); pick an earlier month."
+            notice=gettext(
+                "Bookings open up to %(days)s days ahead (until %(last)s); pick an earlier month.",
+                days=horizon_days,
+                last=locales.plain_day(last_bookable, language),
             ),
             back_to=f"{last_month:%Y-%m}",
-            back_label=f"{last_month:%B %Y}",
+            back_label=locales.month_label(last_month, language),
         )
     month_end = month.replace(day=calendar.monthrange(month.year, month.month)[1])
     previous = (month - timedelta(days=1)).replace(day=1)
