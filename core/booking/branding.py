@@ -276,6 +276,12 @@ def update_brand(
     }
     with db.write_transaction(app) as session:
         tenant = session.get(Tenant, tenant_id)
+        # What the page showed for an unset value (the default accent, no description) sent
+        # back as it was is no change: the tenant keeps following the default.
+        if tenant.brand_colour is None and values["brand_colour"] == accent_of(tenant):
+            del values["brand_colour"]
+        if tenant.description is None and not values["description"]:
+            del values["description"]
         changed = {key: value for key, value in values.items() if getattr(tenant, key) != value}
         for key, value in changed.items():
             setattr(tenant, key, value)

@@ -604,7 +604,7 @@ def test_the_marketplace_refuses_beside_each_field_and_changes_nothing(app, busi
     across = save(owner, "s-opening", opening_form(**{"setting-opens": "18"}))
     assert across.status_code == 422
     assert re.search(
-        r'id="setting-closes".*?<p class="field-error">Closes at must be after Opens at\.</p>',
+        r'id="setting-closes".*?<p class="field-error"[^>]*>Closes at must be after Opens at\.</p>',
         card(across, "s-opening"),
         re.S,
     )

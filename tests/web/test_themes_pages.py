@@ -46,7 +46,9 @@ def assert_themed(page, theme: str) -> None:
     for other in set(THEMES) - {theme}:
         assert LAYOUT_MARK[other] not in text
     lowered = text.lower()
-    assert "<style" not in lowered and " style=" not in lowered and "<script" not in lowered
+    assert "<style" not in lowered and " style=" not in lowered
+    # Scripts only from a file (the theme's own, under the CSP's script-src 'self'), never inline.
+    assert not re.search(r"<script(?![^>]*\bsrc=)", lowered)
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
 
 
