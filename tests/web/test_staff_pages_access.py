@@ -285,6 +285,7 @@ def custom_properties(css: str) -> dict[str, str]:
 
 def declaration(css: str, selector: str, property_name: str) -> str:
     """The first hex colour of ``property_name`` in the rule for exactly ``selector``."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
     for selectors, body in re.findall(r"([^{}]+){([^{}]*)}", css):
         if selector in [part.strip() for part in selectors.split(",")]:
             found = re.search(rf"(?:^|;)\s*{property_name}:[^;]*?(#[0-9a-fA-F]{{3,6}})", body)
