@@ -181,6 +181,17 @@ def test_a_booking_just_after_midnight_blocks_a_late_start_with_a_buffer(client,
     assert book(client, "late", visit, provider, "2027-03-02T22:30:00+00:00").status_code == 409
 
 
+def test_a_late_booking_with_buffers_is_read_up_to_the_end_of_the_search(client, late_clinic):
+    """The search reaches past the window's end by the buffers and the duration: a Visit at
+    22:00 blocks from 21:00, which is within that much of midnight, and must still be seen."""
+    visit, quick, provider = late_clinic
+    assert book(client, "late", visit, provider, "2027-03-02T22:00:00+00:00").status_code == 201
+    found = starts(slots(client, "late", visit, "2027-03-02"))
+    assert "2027-03-02T22:00:00+00:00" not in found
+    assert "2027-03-02T21:30:00+00:00" not in found
+    assert book(client, "late", visit, provider, "2027-03-02T22:00:00+00:00").status_code == 409
+
+
 def test_a_visit_keeps_its_buffers_from_a_booking_of_another_service(client, late_clinic):
     visit, quick, provider = late_clinic
     response = book(client, "late", quick, provider, "2027-03-02T03:00:00+00:00")
