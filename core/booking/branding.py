@@ -276,6 +276,9 @@ def update_brand(
     }
     with db.write_transaction(app) as session:
         tenant = session.get(Tenant, tenant_id)
+        if tenant.brand_colour is None and values["brand_colour"] == DEFAULT_ACCENT:
+            # The form shows the default for "none chosen": sent back as it is, nothing changes.
+            del values["brand_colour"]
         changed = {key: value for key, value in values.items() if getattr(tenant, key) != value}
         for key, value in changed.items():
             setattr(tenant, key, value)
