@@ -35,12 +35,12 @@ ACTIONS = {
     "admin.outcome": "marks the booking completed or no-show",
     "admin.reschedule": "moves the booking to the time pressed",
     "admin.remove_time_off": "removes the time off",
+    "admin.remove_brand_logo": "removes the business's logo",
     "admin_auth.logout": "logs out",
     "admin_auth.end_session": "ends a session",
     "marketplace.switch": "switches a plugin on or off",
     "admin.resend_invitation": "e-mails the invitation again",
     "admin.export_audit_trail": "downloads the audit trail (and audits the export)",
-    "admin.remove_brand_logo": "removes the logo (its form shows only once there is one)",
 }
 # Reached without links (the staff member is already signed in): not a staff edit form.
 NOT_STAFF_FORMS = {
