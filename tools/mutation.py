@@ -89,25 +89,59 @@ _LIFECYCLE = "core/booking/lifecycle.py"
 _ONLY_RAISES = "its one caller ignores the value and wants only the NotFound it may raise"
 _SQLITE_CHECK = "if sqlite3.sqlite_version_info >= (3, 38):"
 _BOTH_EPOCHS = "unixepoch() and strftime('%s') give the same whole seconds: either branch will do"
+# Not listed: the check's mutants that pick unixepoch() on a SQLite older than 3.38, which has
+# no such function (test_sqlite_older_than_3_38_gets_the_same_slots_without_unixepoch).
+_STRFTIME_EVERYWHERE = (
+    "strftime('%s') on every SQLite: the same whole seconds, only slower where unixepoch() exists"
+)
+# Each bound of the time off read reaches past the window by the duration plus both buffers,
+# while time off needs only the duration: a row exactly at the bound forbids no start inside.
+_WIDER_THAN_NEEDED = (
+    "time off exactly at the reach's bound forbids only starts outside the window (the reach"
+    " adds both buffers to the duration, time off needs the duration alone)"
+)
+# A bind parameter compared with a column takes the column's type when it has none of its own.
+_COLUMN_TYPES_THE_BIND = "an untyped bindparam compared with a UTCDateTime column takes its type"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     (_AVAILABILITY, "inherit_cache = True", "True -> False"): (
         "only whether SQLAlchemy caches the compiled statement (it warns); the SQL is the same"
     ),
+    (_AVAILABILITY, _SQLITE_CHECK, "replace statement by pass"): _STRFTIME_EVERYWHERE,
+    (_AVAILABILITY, _SQLITE_CHECK, "3 -> 4"): _STRFTIME_EVERYWHERE,
+    (_AVAILABILITY, _SQLITE_CHECK, ">= -> >"): (
+        "sqlite_version_info has three parts: (3, 38, x) > (3, 38) wherever >= holds"
+    ),
+    (_AVAILABILITY, _SQLITE_CHECK, "38 -> 39"): (
+        "differs on SQLite 3.38 alone, which has both functions: " + _BOTH_EPOCHS
+    ),
+    (
+        _AVAILABILITY,
+        "_BEFORE_ANY_BOOKING = datetime(1000, 1, 1, tzinfo=UTC)",
+        "1000 -> 999",
+    ): "any date before every booking will do as no lower bound",
+    (
+        _AVAILABILITY,
+        'TimeOff.starts_at < bindparam("reach_until", type_=UTCDateTime()),',
+        "< -> <=",
+    ): _WIDER_THAN_NEEDED,
+    (
+        _AVAILABILITY,
+        'TimeOff.ends_at > bindparam("reach_from", type_=UTCDateTime()),',
+        "> -> >=",
+    ): _WIDER_THAN_NEEDED,
     **{
-        (_AVAILABILITY, _SQLITE_CHECK, description): _BOTH_EPOCHS
-        for description in (
-            "negate condition",
-            "replace statement by pass",
-            ">= -> >",
-            ">= -> <",
-            "3 -> 0",
-            "3 -> 2",
-            "3 -> 4",
-            "38 -> 0",
-            "38 -> 37",
-            "38 -> 39",
+        (_AVAILABILITY, line, "drop type_="): _COLUMN_TYPES_THE_BIND
+        for line in (
+            'Booking.blocked_from < bindparam("reach_until", type_=UTCDateTime()),',
+            'Booking.blocked_until > bindparam("reach_from", type_=UTCDateTime()),',
+            'Booking.blocked_from >= bindparam("earliest_block", type_=UTCDateTime()),',
+            'TimeOff.starts_at < bindparam("reach_until", type_=UTCDateTime()),',
+            'TimeOff.ends_at > bindparam("reach_from", type_=UTCDateTime()),',
         )
     },
+    (_AVAILABILITY, "ends = range(first + duration, last + duration + 1, step)", "1 -> 2"): (
+        "zip() stops with the starts, and the ends' range has at least as many items either way"
+    ),
     (_LIFECYCLE, "status = 400", "400 -> 401"): (
         "the base class's status: every refusal raised is a subclass that sets its own"
     ),
