@@ -412,10 +412,16 @@ def run(arguments: argparse.Namespace) -> dict:
             len(chosen),
         ):
             sys.exit(f"{arguments.recheck} is not a run of this module, seed and sample size")
+        # An equivalent one is carried only while it is still listed: an entry dropped since
+        # (a test now tells it apart) is run again.
         carried = {
             mutant["index"]: mutant
             for mutant in previous["mutants"]
-            if mutant["outcome"] in ("killed", "timeout", "equivalent")
+            if mutant["outcome"] in ("killed", "timeout")
+            or (
+                mutant["outcome"] == "equivalent"
+                and (relative, mutant["source_line"], mutant["description"]) in EQUIVALENT
+            )
         }
     if arguments.list:
         for mutant in chosen:
@@ -522,7 +528,8 @@ def main() -> None:
         type=Path,
         metavar="JSON",
         help="a previous run's --json (same module, seed and sample): run only its survivors "
-        "again, keep its other outcomes, and report the whole sample's score",
+        "(and the equivalents no longer listed) again, keep its other outcomes, and report the "
+        "whole sample's score",
     )
     arguments = parser.parse_args()
     report = run(arguments)
