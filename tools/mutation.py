@@ -94,11 +94,11 @@ _BOTH_EPOCHS = "unixepoch() and strftime('%s') give the same whole seconds: eith
 _STRFTIME_EVERYWHERE = (
     "strftime('%s') on every SQLite: the same whole seconds, only slower where unixepoch() exists"
 )
-# Each bound of the time off read reaches past the window by the duration plus both buffers,
-# while time off needs only the duration: a row exactly at the bound forbids no start inside.
+# Each bound of the read reaches past the window by the duration plus both buffers, more than
+# time off (the duration) or a booking (the duration and one buffer) can overlap a start by.
 _WIDER_THAN_NEEDED = (
-    "time off exactly at the reach's bound forbids only starts outside the window (the reach"
-    " adds both buffers to the duration, time off needs the duration alone)"
+    "a row exactly at the reach's bound forbids only starts outside the window (the reach"
+    " adds both buffers to the duration, a row needs at most one of them)"
 )
 # A bind parameter compared with a column takes the column's type when it has none of its own.
 _COLUMN_TYPES_THE_BIND = "an untyped bindparam compared with a UTCDateTime column takes its type"
@@ -139,6 +139,25 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
             'TimeOff.ends_at > bindparam("reach_from", type_=UTCDateTime()),',
         )
     },
+    (
+        _AVAILABILITY,
+        'Booking.blocked_from < bindparam("reach_until", type_=UTCDateTime()),',
+        "< -> <=",
+    ): _WIDER_THAN_NEEDED,
+    (
+        _AVAILABILITY,
+        'Booking.provider_id.in_(bindparam("providers", expanding=True)),',
+        "drop expanding=",
+    ): "in_() makes a bind parameter expanding itself (SQLAlchemy 2)",
+    (_AVAILABILITY, "if starts and start <= ends[-1]:", "<= -> <"): (
+        "touching intervals left apart give forbidden ranges that overlap (each reaches back by"
+        " at least the duration, a minute or more): the same starts are refused"
+    ),
+    (
+        _AVAILABILITY,
+        "len(spans) > 1 for weekly in hours_by_provider.values() for spans in weekly.values()",
+        "> -> >=",
+    ): "de-duplicating slots that have no duplicates: the same sorted list",
     (_AVAILABILITY, "ends = range(first + duration, last + duration + 1, step)", "1 -> 2"): (
         "zip() stops with the starts, and the ends' range has at least as many items either way"
     ),

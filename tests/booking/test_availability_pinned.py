@@ -418,3 +418,60 @@ def test_a_service_nobody_offers_costs_one_query_and_asks_no_plugin(app, busines
             event.remove(engine, "before_cursor_execute", keep)
     assert found == []
     assert len(sent) == 1 and "FROM working_hours" in sent[0], sent
+
+
+def test_a_window_over_as_it_is_asked_costs_no_query(app, business):
+    """Asked at the very instant the day ends (Paris midnight, no notice): nothing can start,
+    so neither the database nor any plugin is asked."""
+    sent: list[str] = []
+
+    def keep(_connection, _cursor, statement, _parameters, _context, _many):
+        sent.append(statement)
+
+    with app.app_context():
+        session = db.session()
+        tenant = session.get(Tenant, business.tenant_id)
+        service = session.get(Service, business.service_id)
+        engine = db.engine_of(app)
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            found = find_slots(
+                session,
+                tenant_id=tenant.id,
+                zone=tenant.zone,
+                service=service,
+                day_from=date(2027, 3, 2),
+                day_to=date(2027, 3, 2),
+                now=datetime(2027, 3, 2, 23, 0, tzinfo=UTC),  # 3 March, 00:00 in Paris
+                longest_block_minutes=tenant.longest_block_minutes,
+                leave_out=lambda *_: pytest.fail("nothing can start: no plugin is asked"),
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+    assert found == []
+    assert sent == []
+
+
+class CrashEachTime:
+    MANIFEST = Manifest("u-crash-each", "Crash each", "Test plugin.", "1.0", "scheduling", "tests")
+
+    @hookimpl
+    def unavailable_times(ctx):
+        raise RuntimeError("bug in unavailable_times")
+
+
+def test_a_plugin_failing_for_each_provider_is_logged_once(make_app, business, clock, caplog):
+    app = make_app(EXTRA_PLUGINS=[CrashEachTime])
+    with app.app_context():
+        plugin_changes.enable(app, business.tenant_id, "u-crash-each", {}, clock())
+    found = slots(app.test_client(), "salon", business.service_id, "2027-03-02")
+    assert {slot["provider_id"] for slot in found} == {
+        business.provider_id,
+        business.second_provider_id,
+    }
+    warned = [
+        record
+        for record in caplog.records
+        if record.levelname == "WARNING" and "u-crash-each: unavailable_times" in record.message
+    ]
+    assert len(warned) == 1, [record.message for record in warned]
