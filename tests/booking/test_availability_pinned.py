@@ -475,3 +475,10 @@ def test_a_plugin_failing_for_each_provider_is_logged_once(make_app, business, c
         if record.levelname == "WARNING" and "u-crash-each: unavailable_times" in record.message
     ]
     assert len(warned) == 1, [record.message for record in warned]
+
+
+def test_a_slot_found_knows_its_start_and_end_as_utc_instants(app, business, clock):
+    found, _ = _slots_and_statements(app, business, clock)
+    assert found[0].start == datetime(2027, 3, 2, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+    assert [slot.end - slot.start for slot in found] == [timedelta(minutes=30)] * len(found)
+    assert all(slot.end.tzinfo is UTC for slot in found)
