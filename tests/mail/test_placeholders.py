@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from conftest import booking_body
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 
 from bookwell.core.booking import lifecycle, mailing
 from bookwell.core.mail import deliver_due, outbox
@@ -66,6 +66,43 @@ def test_the_request_composes_its_placeholder_right_after_the_commit(app, client
     assert all(row.compose_event is None and row.compose_facts is None for row in stored)
     assert manage_link(salon, booked) in stored[0].text_body
     assert stored[0].ics and "BEGIN:VCALENDAR" in stored[0].ics
+
+
+def test_only_the_composed_mail_commits_without_waiting_for_the_disk(app, client, salon):
+    """The booking, its trail and its placeholder are committed durably before the 201; the
+    messages composed from the placeholder (which a crash would only hand back to the delivery
+    job) commit without waiting for PostgreSQL's log flush. SQLite does not flush at commit."""
+    transactions: list[list[str]] = []
+    engine = db.engine_of(app)
+
+    def began(_connection):
+        transactions.append([])
+
+    def executed(_connection, _cursor, statement, *_rest):
+        if transactions:
+            transactions[-1].append(" ".join(statement.split()))
+
+    event.listen(engine, "begin", began)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        assert client.post(BOOKINGS, json=booking_body(salon, SLOT)).status_code == 201
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+        event.remove(engine, "begin", began)
+
+    def relaxed(statements):
+        return any("synchronous_commit = off" in statement for statement in statements)
+
+    (booking,) = [t for t in transactions if any(s.startswith("INSERT INTO bookings") for s in t)]
+    assert any(s.startswith("INSERT INTO audit_entries") for s in booking)
+    assert any(s.startswith("INSERT INTO outbox_messages") for s in booking)  # the placeholder
+    assert not relaxed(booking)
+    composed = [t for t in transactions if any(s.startswith("UPDATE outbox_messages") for s in t)]
+    assert len(composed) == 1
+    assert relaxed(composed[0]) == (engine.dialect.name == "postgresql")
+    assert [t for t in transactions if relaxed(t)] == (
+        composed if engine.dialect.name == "postgresql" else []
+    )
 
 
 def test_a_placeholder_holds_the_token_sealed_and_is_never_sent(
