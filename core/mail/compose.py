@@ -10,10 +10,12 @@ prices all follow it (``flask_babel.force_locale``)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import icalendar
 from flask import Flask
@@ -276,12 +278,28 @@ def invitation(app: Flask, facts: BookingFacts, event: str) -> str:
         vevent.add("url", url)
     vevent.add("description", _invitation_description(facts, event, url))
     calendar.add_component(vevent)
-    # Only the rules around the appointment: the zone's full history would bloat every invitation.
-    local_start = booking.starts_at.astimezone(zone).date()
-    calendar.add_missing_timezones(
-        first_date=local_start - timedelta(days=1), last_date=local_start + timedelta(days=400)
+    # The zone's rules go before the event, as calendars expect them; the event's lines are
+    # escaped, so none of them can read as the event's first line.
+    event_begins = "BEGIN:VEVENT\r\n"
+    month = booking.starts_at.astimezone(zone).date().replace(day=1)
+    return (
+        calendar.to_ical()
+        .decode()
+        .replace(event_begins, _vtimezone(tenant.timezone, month) + event_begins, 1)
     )
-    return calendar.to_ical().decode()
+
+
+@functools.lru_cache(maxsize=256)
+def _vtimezone(zone_name: str, month: date) -> str:
+    """The VTIMEZONE of appointments in ``month``: only the rules from the day before the month
+    to 400 days after it (the zone's full history would bloat every invitation), cached as text
+    because building and folding it was most of an invitation's time."""
+    rules = icalendar.Timezone.from_tzinfo(
+        ZoneInfo(zone_name),
+        first_date=month - timedelta(days=1),
+        last_date=month + timedelta(days=431),
+    )
+    return rules.to_ical().decode()
 
 
 def _invitation_description(facts: BookingFacts, event: str, url: str | None) -> str:
