@@ -45,6 +45,31 @@ def pytest_configure(config):
     os.environ["REDIS_TEST_URL"] = urlunsplit(parts._replace(path=f"/{number}"))
 
 
+# The fixtures through which a test reaches the database it runs on.
+DATABASE_FIXTURES = {"database_url", "blank_database_url", "postgres_template"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL (``.ci/run``'s second stage), leave out the tests that never reach a
+    database: the SQLite stage ran them, and they would answer the same. A test reaches one
+    when it asks for a database fixture, or when its module names PostgreSQL at all (a few
+    connect with the environment's URL themselves)."""
+    if not os.environ.get(testing.POSTGRES_ENV):
+        return
+    names_postgres: dict[object, bool] = {}
+    kept, left_out = [], []
+    for item in items:
+        if item.path not in names_postgres:
+            names_postgres[item.path] = "postgres" in item.path.read_text().lower()
+        if DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())) or names_postgres[item.path]:
+            kept.append(item)
+        else:
+            left_out.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 # Bookwell's shipped fixtures, under the same names.
 postgres_template = testing.postgres_template
 database_url = testing.database_url
