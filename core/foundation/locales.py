@@ -5,9 +5,9 @@ the language of a request and passes it on."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, time, tzinfo
 
-from babel.dates import format_date, format_datetime, get_day_names
+from babel.dates import format_date, format_datetime, format_time, get_day_names
 
 ENGLISH, FRENCH = "en", "fr"
 SUPPORTED = (ENGLISH, FRENCH)
@@ -125,3 +125,9 @@ def spoken_day(day: date, language: str | None) -> str:
     """``Tuesday 2 March`` / ``mardi 2 mars``: a day as it is read aloud, its year left to the
     month's heading."""
     return format_date(day, "EEEE d MMMM", locale=formatting_locale(language))
+
+
+def wall_clock(moment: time, language: str | None) -> str:
+    """``09:00``: a time of day with no date and no zone (opening hours), as a language writes
+    it."""
+    return format_time(moment, TIME_PATTERN, locale=formatting_locale(language))

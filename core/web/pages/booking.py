@@ -388,9 +388,16 @@ def opening_hours(tenant: Tenant) -> list[tuple[str, list[str]]]:
             day.append([starts, ends])
     if not seen:
         return []
-    names = locales.weekday_names(locales.current_language())
+    language = locales.current_language()
+    names = locales.weekday_names(language)
     return [
-        (names[weekday], [f"{opens:%H:%M}–{closes:%H:%M}" for opens, closes in day])
+        (
+            names[weekday],
+            [
+                f"{locales.wall_clock(opens, language)}–{locales.wall_clock(closes, language)}"
+                for opens, closes in day
+            ],
+        )
         for weekday, day in spans.items()
     ]
 
