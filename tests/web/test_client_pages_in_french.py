@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from booking_pages import BOOK, csrf_of, details_url, form_key_of, link_to, links
@@ -174,8 +174,20 @@ def test_the_booking_flow_and_the_manage_page_speak_french(app, client, business
     pages.get(f"{manage}&done=rescheduled", name="moved")
     pages.get(f"{manage}&done=cancelled", name="cancelled")
     pages.get(f"{BOOK}/day?service=999999&provider=any", status=404, name="not found")
+
+    # Cancelled, then cancelled again: the refusal the domain words.
+    data = {
+        "csrf_token": csrf_of(client.get(f"{manage}&step=cancel")),
+        "token": parse_qs(urlsplit(manage).query)["token"][0],
+    }
+    cancel = f"{BOOK}/manage/{reference}/cancel"
+    assert client.post(cancel, data=data).status_code in (302, 303)
+    pages.get(manage, name="manage, cancelled")
+    twice = [client.post(with_language(cancel, language), data=data) for language in ("en", "fr")]
+    assert twice[1].status_code == 409
+    pages.compare("cancelled twice", *twice)
     pages.assert_all_french()
-    assert len(pages.seen) == 20
+    assert len(pages.seen) == 22
 
 
 @pytest.mark.parametrize("theme", THEMES)
