@@ -33,12 +33,17 @@ KEYWORDS = {
     "lazy_gettext": None,
 }
 # The template folders whose every visible text must be marked for translation. The pages that
-# are not yet translated (the booking pages, the staff pages) join this list once they are.
+# are not yet translated (the staff pages) join this list once they are.
 COVERED_TEMPLATE_DIRS = (
     "core/web/templates/mail",
+    "core/web/templates/passwords",
     "plugins/*/templates/*",
+    "themes/*/templates/book",
+    # An installable theme has no catalogue of its own: it may use only Bookwell's messages
+    # (test_an_example_theme_uses_only_messages_of_the_catalogue).
+    "examples/bookwell-theme-*/src/*/templates/book",
 )
-COVERED_TEMPLATES = ("lang_switch.html",)
+COVERED_TEMPLATES = ("base.html", "error.html", "landing.html", "lang_switch.html", "steps.html")
 # Attributes a person reads (or hears) like text.
 READ_ATTRIBUTES = {"alt", "title", "placeholder", "aria-label", "aria-description"}
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
@@ -111,7 +116,9 @@ def test_a_normal_install_carries_the_catalogue():
 JINJA = re.compile(r"\{#.*?#\}|\{%-?\s*trans\b.*?endtrans\s*-?%\}|\{%.*?%\}|\{\{.*?\}\}", re.S)
 WORD = re.compile(r"[^\W\d_]{2,}")  # letters: a word a person reads; not "·", "--" or "%"
 # Names that are the same in every language.
-UNTRANSLATED = re.compile(r"\b(?:JSON|CSV|SHA-256|TOTP|QR)\b")
+UNTRANSLATED = re.compile(r"\b(?:JSON|CSV|SHA-256|TOTP|QR|Outlook|Bookwell)\b")
+# What a macro writes into a tag (` aria-invalid="true"`): attributes, not text.
+ATTRIBUTES_ONLY = re.compile(r'^(?:\s*[\w-]+="[^"]*")+\s*$')
 
 
 class _TextNodes(HTMLParser):
@@ -136,7 +143,7 @@ class _TextNodes(HTMLParser):
             self._skipped -= 1
 
     def handle_data(self, data):
-        if not self._skipped and WORD.search(data):
+        if not self._skipped and WORD.search(data) and not ATTRIBUTES_ONLY.match(data):
             self.found.append(data.strip())
 
 
@@ -184,3 +191,23 @@ def test_the_scan_finds_text_outside_translation_calls():
         "When:"
     ]
     assert unmarked_text("{% trans %}Hello{% endtrans %}", html=True) == []
+
+
+def test_an_example_theme_uses_only_messages_of_the_catalogue():
+    """A theme installed apart (``examples/bookwell-theme-*``) has no catalogue: a message of its
+    own would stay English on a French page, so each one it marks must be one Bookwell has."""
+    from babel.messages.extract import extract_from_file
+
+    catalogue = french()
+    themes = sorted(ROOT.glob("examples/bookwell-theme-*/src/*/templates"))
+    assert themes
+    foreign = []
+    for folder in themes:
+        for template in sorted(folder.rglob("*.html")):
+            for _line, message, _comments, _context in extract_from_file(
+                "jinja2", str(template), keywords=KEYWORDS
+            ):
+                for msgid in message if isinstance(message, tuple) else (message,):
+                    if msgid and catalogue.get(msgid) is None:
+                        foreign.append(f"{template.relative_to(ROOT)}: {msgid!r}")
+    assert not foreign, "not a message of Bookwell's catalogue:\n" + "\n".join(foreign)

@@ -14,9 +14,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from babel.numbers import format_decimal
 from flask import Flask, current_app
+from flask_babel import gettext
 
-from bookwell.core.foundation import text
+from bookwell.core.foundation import locales, text
 
 EXTENSION = "bookwell.passwords"
 MIN_LENGTH = 8
@@ -28,10 +30,27 @@ DEFAULT_PARAMETERS: dict[str, Any] = {}
 # and yet to choose one): no argon2 hash starts with "!", so checking a password against it
 # always fails.
 NO_PASSWORD = "!"  # noqa: S105 - a marker, not a password
-# Core's rules in words, shown beside every password field before a plugin's.
+# Core's rules in words, shown beside every password field before a plugin's (in English, as
+# the API says them; core_rules() in the reader's language).
 CORE_RULES = (
     f"At least {MIN_LENGTH} characters (at most {MAX_LENGTH:,}); spaces and any letters count.",
 )
+
+
+def _number(value: int) -> str:
+    """``1,024`` / ``1 024``: as the reader's language groups digits."""
+    return format_decimal(value, locale=locales.formatting_locale(locales.current_language()))
+
+
+def core_rules() -> list[str]:
+    """``CORE_RULES`` in the language of the page (English on the API and outside a request)."""
+    return [
+        gettext(
+            "At least %(min)s characters (at most %(max)s); spaces and any letters count.",
+            min=MIN_LENGTH,
+            max=_number(MAX_LENGTH),
+        )
+    ]
 
 
 def normalise(password: str) -> str:
@@ -42,13 +61,13 @@ def core_problems(password: str) -> list[str]:
     """Core's own rules; a plugin's come on top."""
     length = len(normalise(password))
     if length < MIN_LENGTH:
-        return [f"Use at least {MIN_LENGTH} characters."]
+        return [gettext("Use at least %(count)s characters.", count=MIN_LENGTH)]
     if length > MAX_LENGTH:
-        return [f"Use at most {MAX_LENGTH} characters."]
+        return [gettext("Use at most %(count)s characters.", count=MAX_LENGTH)]
     # The one text standard (NUL refused everywhere): a new password is one line of characters
     # one can type. Stored passwords are only ever compared, so none is locked out by this.
     if not text.is_single_line(password):
-        return ["Use no control characters or line breaks."]
+        return [gettext("Use no control characters or line breaks.")]
     return []
 
 

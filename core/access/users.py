@@ -128,7 +128,7 @@ def password_rules(
     Only words: ``before_password_set`` still judges every password, so a plugin whose
     contribution fails (or answers something other than strings) is logged and left out here
     rather than failing the page."""
-    rules = list(passwords.CORE_RULES)
+    rules = passwords.core_rules()
     host = host_of(app)
     if tenant is None:
         enabled = support.support_plugins(app).enabled

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -592,11 +593,49 @@ def find_booking(session: Session, tenant_id: int, reference: str) -> Booking:
     return booking
 
 
+def _not_changeable(status: str, action: str) -> str:
+    """Why a booking can no longer be ``action`` ("cancelled", "rescheduled"), ``status`` being
+    its status or ``"started"``: in the reader's language on a page, in English on the API."""
+    # Whole sentences, so that each language words them its own way.
+    sentences = {
+        ("started", "cancelled"): lambda: gettext(
+            "This appointment has already started and can no longer be cancelled."
+        ),
+        ("started", "rescheduled"): lambda: gettext(
+            "This appointment has already started and can no longer be rescheduled."
+        ),
+        (BookingStatus.CANCELLED, "cancelled"): lambda: gettext(
+            "This booking is cancelled and can no longer be cancelled."
+        ),
+        (BookingStatus.CANCELLED, "rescheduled"): lambda: gettext(
+            "This booking is cancelled and can no longer be rescheduled."
+        ),
+        (BookingStatus.COMPLETED, "cancelled"): lambda: gettext(
+            "This booking is completed and can no longer be cancelled."
+        ),
+        (BookingStatus.COMPLETED, "rescheduled"): lambda: gettext(
+            "This booking is completed and can no longer be rescheduled."
+        ),
+        (BookingStatus.NO_SHOW, "cancelled"): lambda: gettext(
+            "This booking is no-show and can no longer be cancelled."
+        ),
+        (BookingStatus.NO_SHOW, "rescheduled"): lambda: gettext(
+            "This booking is no-show and can no longer be rescheduled."
+        ),
+    }
+    said = sentences.get((status, action))
+    if said is not None:
+        return said()
+    if status == "started":
+        return f"This appointment has already started and can no longer be {action}."
+    return f"This booking is {status} and can no longer be {action}."
+
+
 def _changeable(booking: Booking, now: datetime, action: str) -> None:
     if booking.status != BookingStatus.CONFIRMED:
-        raise NotChangeable(f"This booking is {booking.status} and can no longer be {action}.")
+        raise NotChangeable(_not_changeable(str(booking.status), action))
     if booking.starts_at <= now:
-        raise NotChangeable(f"This appointment has already started and can no longer be {action}.")
+        raise NotChangeable(_not_changeable("started", action))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,9 +5,9 @@ the language of a request and passes it on."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, time, tzinfo
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_time, get_day_names
 
 ENGLISH, FRENCH = "en", "fr"
 SUPPORTED = (ENGLISH, FRENCH)
@@ -107,3 +107,27 @@ def reader_language() -> str | None:
         return None
     finder = current_app.extensions.get(READER_LANGUAGE)
     return finder() if finder is not None else None
+
+
+def weekday_names(language: str | None) -> list[str]:
+    """Monday first, as a table's row heads: ``Monday`` / ``Lundi``."""
+    names = get_day_names("wide", locale=formatting_locale(language))
+    return [names[weekday][:1].upper() + names[weekday][1:] for weekday in range(7)]
+
+
+def weekday_abbreviations(language: str | None) -> tuple[str, ...]:
+    """Monday first, as a calendar's column heads: ``Mon`` / ``lun.``."""
+    names = get_day_names("abbreviated", locale=formatting_locale(language))
+    return tuple(names[weekday] for weekday in range(7))
+
+
+def spoken_day(day: date, language: str | None) -> str:
+    """``Tuesday 2 March`` / ``mardi 2 mars``: a day as it is read aloud, its year left to the
+    month's heading."""
+    return format_date(day, "EEEE d MMMM", locale=formatting_locale(language))
+
+
+def wall_clock(moment: time, language: str | None) -> str:
+    """``09:00``: a time of day with no date and no zone (opening hours), as a language writes
+    it."""
+    return format_time(moment, TIME_PATTERN, locale=formatting_locale(language))

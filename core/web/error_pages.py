@@ -5,34 +5,41 @@ Werkzeug page, a JSON body or a stack trace. The API keeps its JSON errors."""
 from __future__ import annotations
 
 from flask import Response, g, make_response, render_template, request
+from flask_babel import lazy_gettext
 
 from bookwell.core.web import themes
 from bookwell.core.web.request_tenant import current_tenant
 
 TITLES = {
-    400: "That request was not understood",
-    403: "Not allowed",
-    404: "Page not found",
-    405: "Not possible here",
-    413: "Too much at once",
-    429: "Too many requests",
-    500: "Something went wrong",
-    503: "Temporarily unavailable",
+    400: lazy_gettext("That request was not understood"),
+    403: lazy_gettext("Not allowed"),
+    404: lazy_gettext("Page not found"),
+    405: lazy_gettext("Not possible here"),
+    413: lazy_gettext("Too much at once"),
+    429: lazy_gettext("Too many requests"),
+    500: lazy_gettext("Something went wrong"),
+    503: lazy_gettext("Temporarily unavailable"),
 }
 EXPLANATIONS = {
-    404: "There is no page at this address. Check it, or start again from the link below.",
-    405: "This page does not accept that kind of request.",
-    429: "You have made many requests in a short time; please wait a minute and try again.",
-    500: "Something went wrong on our side. Nothing was changed; please try again.",
+    404: lazy_gettext(
+        "There is no page at this address. Check it, or start again from the link below."
+    ),
+    405: lazy_gettext("This page does not accept that kind of request."),
+    429: lazy_gettext(
+        "You have made many requests in a short time; please wait a minute and try again."
+    ),
+    500: lazy_gettext("Something went wrong on our side. Nothing was changed; please try again."),
 }
+NOT_DONE = lazy_gettext("This could not be done.")
+NOT_POSSIBLE = lazy_gettext("Not possible")
 
 
 def error_page(status: int, messages: list[str] | None = None) -> Response:
     """The page for ``status``, saying ``messages`` (or what the status means)."""
-    shown = [message for message in (messages or []) if message] or [
-        EXPLANATIONS.get(status, "This could not be done.")
+    shown = [str(message) for message in (messages or []) if message] or [
+        str(EXPLANATIONS.get(status, NOT_DONE))
     ]
-    title = TITLES.get(status, "Not possible")
+    title = str(TITLES.get(status, NOT_POSSIBLE))
     tenant = g.get("tenant") or _tenant_in_path()
     if tenant is not None and request.path.startswith("/book/"):
         # The booking pages' own dress; their template links back to the start.

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 pytest_plugins = ["browser_kit"]
 
 # The languages a client walks through the pages in, asked for by the browser (Accept-Language).
-LANGUAGES = ["en"]
+LANGUAGES = ["en", "fr"]
 THEMES = installed_themes()
 TERMS = "# Terms\n\nBookings are **binding**; the cancellation policy says how to change one.\n"
 TIMEZONE = "Europe/Paris"

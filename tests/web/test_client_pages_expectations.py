@@ -295,7 +295,7 @@ def test_the_first_free_time_leads_to_the_earliest_slot(app, client, business):
     assert query(shortcut)["provider"] == str(business.provider_id)
     details = client.get(shortcut)
     assert details.status_code == 200  # one click: the details step of that time
-    assert "Step 5 of 6: Details" in page_tree(details).find("nav").text()
+    assert "Step 5 of 6: Details" in page_tree(details).find("nav", class_="steps").text()
     page = post_details(client, shortcut)
     assert page.status_code == 200 and bookings(app)[0].starts_at == datetime.fromisoformat(
         query(shortcut)["start"]

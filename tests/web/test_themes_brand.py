@@ -323,7 +323,6 @@ def test_a_slug_serves_only_its_own_logo(app, business, staff, client):
 def test_the_brand_stylesheet_carries_the_tenants_colour_and_only_its_own(
     app, business, staff, client
 ):
-    # The default theme links brand.css without a version; minimal and clinic with one.
     save_brand(staff["owner"], "#1f5c99", theme="minimal")
     rival = log_in_staff(app, "spa@example.com", slug="spa")
     spa_brand = "/admin/spa/business/brand"
@@ -346,6 +345,10 @@ def test_the_brand_stylesheet_carries_the_tenants_colour_and_only_its_own(
     save_brand(staff["owner"], "#2d6a4f", theme="minimal")
     assert link[1] not in client.get("/book/salon/").text
     assert "immutable" not in client.get(link[1]).headers["Cache-Control"]
+    # The default theme links it by version too: a changed colour is never served stale.
+    save_brand(staff["owner"], "#2d6a4f", theme="default")
+    default = client.get("/book/salon/").text
+    assert re.search(r'href="/book/salon/brand\.css\?v=[0-9a-f]+"', default)
 
 
 @pytest.mark.parametrize("theme", ["default", "minimal", "clinic"])

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, jsonify, request
+from flask_babel import gettext
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -190,7 +191,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(PluginFailed)
     def on_plugin_failed(error: PluginFailed):
         response = answer(
-            503, PLUGIN_FAILED, "A feature of this business is not working; please try later."
+            503,
+            PLUGIN_FAILED,
+            # English on the API (its language), the reader's on a page.
+            gettext("A feature of this business is not working; please try later."),
         )
         return retry_later(response, PLUGIN_FAILED)
 
@@ -200,7 +204,9 @@ def register(app: Flask) -> None:
         response = answer(
             503,
             AUDIT_UNAVAILABLE,
-            "This cannot be shown right now: the view could not be recorded. Please try again.",
+            gettext(
+                "This cannot be shown right now: the view could not be recorded. Please try again."
+            ),
         )
         response.headers["Retry-After"] = "2"
         return response
@@ -209,7 +215,7 @@ def register(app: Flask) -> None:
     def on_lock_timeout(error: LockTimeout):
         log.warning("write lock not granted in time: %s", error)
         response = answer(
-            503, "busy", "We are busy right now; nothing was changed. Please try again."
+            503, "busy", gettext("We are busy right now; nothing was changed. Please try again.")
         )
         response.headers["Retry-After"] = "2"
         return response

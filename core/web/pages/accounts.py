@@ -12,6 +12,7 @@ account.
 from __future__ import annotations
 
 from flask import Blueprint, Flask, abort, current_app, make_response, redirect, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -41,9 +42,9 @@ from bookwell.core.web.ratelimits import rate_limited
 
 client_accounts = Blueprint("client_accounts", __name__, url_prefix="/book/<slug>/account")
 
-NOT_RIGHT = "The e-mail or the password is not right."
+NOT_RIGHT = lazy_gettext("The e-mail or the password is not right.")
 CHECK_MAIL = "check_mail"
-NOT_CHOSEN_AT_SIGN_UP = (
+NOT_CHOSEN_AT_SIGN_UP = lazy_gettext(
     "This is not the password chosen when this link was requested. If you did not sign up, "
     "ignore the link. To sign up again with a password of your choice, create an account: "
     "we will send you a new link."
@@ -52,36 +53,37 @@ NOT_CHOSEN_AT_SIGN_UP = (
 
 class RegisterForm(FlaskForm):
     name = StringField(
-        "Name",
+        lazy_gettext("Name"),
         validators=[
             SingleLine(),
-            DataRequired("Please enter your name."),
+            DataRequired(lazy_gettext("Please enter your name.")),
             Length(max=200),
         ],
         filters=[strip_text],
     )
     email = EmailField(
-        "E-mail",
+        lazy_gettext("E-mail"),
         validators=[
             SingleLine(),
-            DataRequired("Please enter your e-mail address."),
-            Email("Please enter a valid e-mail address."),
+            DataRequired(lazy_gettext("Please enter your e-mail address.")),
+            Email(lazy_gettext("Please enter a valid e-mail address.")),
             Length(max=254),
         ],
         filters=[strip_text],
     )
     password = PasswordField(
-        "Password", validators=[DataRequired("Please choose a password."), Length(max=4096)]
+        lazy_gettext("Password"),
+        validators=[DataRequired(lazy_gettext("Please choose a password.")), Length(max=4096)],
     )
 
 
 class EmailForm(FlaskForm):
     email = EmailField(
-        "E-mail",
+        lazy_gettext("E-mail"),
         validators=[
             SingleLine(),
-            DataRequired("Please enter your e-mail address."),
-            Email("Please enter a valid e-mail address."),
+            DataRequired(lazy_gettext("Please enter your e-mail address.")),
+            Email(lazy_gettext("Please enter a valid e-mail address.")),
             Length(max=254),
         ],
         filters=[strip_text],
@@ -90,21 +92,24 @@ class EmailForm(FlaskForm):
 
 class VerifyForm(FlaskForm):
     password = PasswordField(
-        "The password you chose when you signed up",
-        validators=[DataRequired("Please enter the password you chose."), Length(max=4096)],
+        lazy_gettext("The password you chose when you signed up"),
+        validators=[
+            DataRequired(lazy_gettext("Please enter the password you chose.")),
+            Length(max=4096),
+        ],
     )
 
 
 class ResetForm(FlaskForm):
     password = PasswordField(
-        "New password",
-        validators=[DataRequired("Please choose a new password."), Length(max=4096)],
+        lazy_gettext("New password"),
+        validators=[DataRequired(lazy_gettext("Please choose a new password.")), Length(max=4096)],
     )
     confirm = PasswordField(
-        "Repeat it",
+        lazy_gettext("Repeat it"),
         validators=[
-            DataRequired("Please repeat the new password."),
-            EqualTo("password", "The two passwords differ."),
+            DataRequired(lazy_gettext("Please repeat the new password.")),
+            EqualTo("password", lazy_gettext("The two passwords differ.")),
         ],
     )
 
@@ -169,19 +174,19 @@ def register(slug: str):
 def sent(slug: str, what: str):
     tenant = _tenant(slug)
     if what == "verify":
-        message = (
+        message = gettext(
             "If the address can be used for an account, we have sent it an e-mail. Open the "
             "link in it within 48 hours and enter the password you chose when you signed up: "
             "that confirms your address and opens your account."
         )
     elif what == "reset":
-        message = (
+        message = gettext(
             "If the address has an account here, we have sent it a link to choose a new "
             "password. The link works once, within one hour."
         )
     else:
         abort(404)
-    return _notice(tenant, "Check your e-mail", [message])
+    return _notice(tenant, gettext("Check your e-mail"), [message])
 
 
 @client_accounts.route("/verify/<token>", methods=["GET", "POST"])
@@ -200,7 +205,7 @@ def verify(slug: str, token: str):
         try:
             verified = accounts.verify_email(app, tenant, token, password, clock.now())
         except accounts.NotTheChosenPassword:
-            error = NOT_CHOSEN_AT_SIGN_UP
+            error = str(NOT_CHOSEN_AT_SIGN_UP)
         else:
             if verified is None:
                 return _expired(tenant, "verify")
@@ -220,20 +225,24 @@ def _sign_in_verified(tenant: Tenant, user, password: str):
         )
     except login.LoginRefused:
         return _notice(
-            tenant, "E-mail confirmed", ["Your e-mail address is confirmed. You can now log in."]
+            tenant,
+            gettext("E-mail confirmed"),
+            [gettext("Your e-mail address is confirmed. You can now log in.")],
         )
     return start_session(tenant, checked, {}, _client_screens(tenant, form), password=password)
 
 
 def _expired(tenant: Tenant, what: str):
     if what == "verify":
-        message = (
+        message = gettext(
             "This link has expired or has already been used. "
             "If your address is not confirmed yet, ask for a new link."
         )
     else:
-        message = "This link has expired or has already been used. Please ask for a new one."
-    return _notice(tenant, "Link not valid", [message], status=410, resend=what)
+        message = gettext(
+            "This link has expired or has already been used. Please ask for a new one."
+        )
+    return _notice(tenant, gettext("Link not valid"), [message], status=410, resend=what)
 
 
 @client_accounts.route("/resend", methods=["GET", "POST"])
@@ -288,7 +297,7 @@ def login_page(slug: str):
         return retry_later(make_response(page), refused.code)
     if user.role != Role.CLIENT:
         # Same words as a wrong password: the page must not reveal what kind of account it is.
-        return _login_page(tenant, form, error=NOT_RIGHT, status=401)
+        return _login_page(tenant, form, error=str(NOT_RIGHT), status=401)
     return start_session(
         tenant, user, {}, _client_screens(tenant, form), password=form.password.data
     )
@@ -352,9 +361,7 @@ def bookings(slug: str):
     mine = [row for row in candidates if users.canonical_email(row.client_email) == user.email]
     now = clock.now()
     # A cancelled booking is not coming up, however far ahead it was.
-    upcoming = [
-        row for row in mine if row.ends_at > now and row.status == BookingStatus.CONFIRMED
-    ]
+    upcoming = [row for row in mine if row.ends_at > now and row.status == BookingStatus.CONFIRMED]
     past = [row for row in mine if row not in upcoming]
     past.reverse()
     return _page(
@@ -400,11 +407,11 @@ def reset(slug: str, token: str):
         else:
             if done is None:
                 return _expired(tenant, "reset")
-            messages = ["Your password is changed and every session was ended."]
+            messages = [gettext("Your password is changed and every session was ended.")]
             if done.api_keys_revoked:
                 messages.append(revoked_keys_line(done.api_keys_revoked))
-            messages.append("Please log in again.")
-            response = _notice(tenant, "Password changed", messages)
+            messages.append(gettext("Please log in again."))
+            response = _notice(tenant, gettext("Password changed"), messages)
             session_cookies.clear_cookie(response, session_cookies.COOKIE)
             return response
     status = 422 if form.is_submitted() else 200
@@ -420,7 +427,9 @@ def reset(slug: str, token: str):
 
 
 def revoked_keys_line(count: int) -> str:
-    return f"{count} API key was revoked." if count == 1 else f"{count} API keys were revoked."
+    if count == 1:
+        return gettext("1 API key was revoked.")
+    return gettext("%(count)s API keys were revoked.", count=count)
 
 
 def init_app(app: Flask) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
@@ -38,13 +39,17 @@ PENDING_FOR = timedelta(minutes=10)
 
 class LoginForm(FlaskForm):
     email = EmailField(
-        "E-mail", validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
+        lazy_gettext("E-mail"), validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
     )
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=4096)])
+    password = PasswordField(
+        lazy_gettext("Password"), validators=[DataRequired(), Length(max=4096)]
+    )
 
 
 class ChallengeForm(FlaskForm):
-    answer = StringField("Code", validators=[SingleLine(), DataRequired(), Length(max=100)])
+    answer = StringField(
+        lazy_gettext("Code"), validators=[SingleLine(), DataRequired(), Length(max=100)]
+    )
     # The name the guard gave its challenge (``otp``...), carried through the step's form.
     field = HiddenField(validators=[SingleLine(), Optional(), Regexp(r"^[a-z][a-z0-9_]{0,39}$")])
 
@@ -213,7 +218,9 @@ def answer_step(tenant: Tenant | None, screens: LoginScreens, login_url: str):
     row, user = waiting
     field = form.field.data or "otp"
     if not form.validate_on_submit():
-        return screens.render_step({"field": field}, "Please give the code to continue.", 422)
+        return screens.render_step(
+            {"field": field}, gettext("Please give the code to continue."), 422
+        )
     carried = carried_restriction(row, user)
     with db.write_transaction() as writer:
         sessions.revoke(writer, row.id, clock.now())
@@ -254,7 +261,9 @@ def _first_step(tenant: Tenant | None, allowed_roles, home: str):
     if user.role not in allowed_roles:
         # Same words as a wrong password: the page must not reveal what kind of account it is.
         return make_response(
-            *_login_page(tenant, form, error="The e-mail or the password is not right.", status=401)
+            *_login_page(
+                tenant, form, error=gettext("The e-mail or the password is not right."), status=401
+            )
         )
     return start_session(
         tenant, user, {}, _staff_screens(tenant, form, home), password=form.password.data

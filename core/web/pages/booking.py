@@ -282,9 +282,15 @@ def _one_per_start(slots: list[Slot]) -> list[Slot]:
 
 
 # The booking flow's steps as the step indicator names them; the manage page is apart.
-STEP_NAMES = ("Service", "Who", "Day", "Time", "Details", "Done")
+STEP_NAMES = (
+    lazy_gettext("Service"),
+    lazy_gettext("Who"),
+    lazy_gettext("Day"),
+    lazy_gettext("Time"),
+    lazy_gettext("Details"),
+    lazy_gettext("Done"),
+)
 SERVICE, WHO, DAY, TIME, DETAILS, DONE = range(len(STEP_NAMES))
-WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # The first free time is looked for a week ahead first, then over ever longer spans: most
 # businesses have one soon, and a fully booked one must not cost a year's search per page.
 FIRST_SEARCH_DAYS = 7
@@ -339,7 +345,7 @@ def _flow(
     steps = [
         Step(
             index + 1,
-            name,
+            str(name),
             urls[index] if index < current < DONE else None,
             index == current,
             index < current,
@@ -350,7 +356,7 @@ def _flow(
     if provider is not None:
         who = provider.name
     elif provider_arg == "any":
-        who = "Anyone available"
+        who = gettext("Anyone available")
     cents = price_cents if price_cents is not None else service.price_cents if service else 0
     summary = Summary(
         service=service.name if service else None,
@@ -382,8 +388,16 @@ def opening_hours(tenant: Tenant) -> list[tuple[str, list[str]]]:
             day.append([starts, ends])
     if not seen:
         return []
+    language = locales.current_language()
+    names = locales.weekday_names(language)
     return [
-        (WEEKDAY_NAMES[weekday], [f"{opens:%H:%M}–{closes:%H:%M}" for opens, closes in day])
+        (
+            names[weekday],
+            [
+                f"{locales.wall_clock(opens, language)}–{locales.wall_clock(closes, language)}"
+                for opens, closes in day
+            ],
+        )
         for weekday, day in spans.items()
     ]
 
@@ -1149,7 +1163,11 @@ def _event_title(tenant: Tenant, service: Service) -> str:
 
 def _event_text(booking: Booking, provider: Provider) -> str:
     # Never the manage link: these addresses go to Google and Microsoft.
-    return f"Booking {booking.reference} with {provider.name}."
+    return gettext(
+        "Booking %(reference)s with %(provider)s.",
+        reference=booking.reference,
+        provider=provider.name,
+    )
 
 
 def calendar_links(

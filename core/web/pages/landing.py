@@ -4,6 +4,7 @@ pages all live under its own address), and ``/favicon.ico`` answers what browser
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from bookwell.core.booking.tenants import SLUG
 
@@ -21,7 +22,9 @@ def staff_login():
     page's to say (its 404 is the same as for any unknown address)."""
     slug = request.args.get("business", "").strip().lower()[:63]
     if not SLUG.match(slug):
-        message = "Type your business's short name: letters, digits and hyphens, as in its address."
+        message = gettext(
+            "Type your business's short name: letters, digits and hyphens, as in its address."
+        )
         return render_template("landing.html", error=message, typed=slug), 422
     return redirect(url_for("admin_auth.login", slug=slug))
 

@@ -24,6 +24,7 @@ from flask import (
     render_template,
     url_for,
 )
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
@@ -53,42 +54,45 @@ admin_passwords = Blueprint("admin_passwords", __name__, url_prefix="/admin/<slu
 support_passwords = Blueprint("support_passwords", __name__, url_prefix="/support")
 client_passwords = Blueprint("client_passwords", __name__, url_prefix="/book/<slug>/account")
 
-NOT_RIGHT = "The current password is not right."
-SENT = (
+NOT_RIGHT = lazy_gettext("The current password is not right.")
+SENT = lazy_gettext(
     "If the address has an account here, we have sent it a link to choose a new password. "
     "The link works once, within one hour."
 )
-LINK_NOT_VALID = "This link has expired or has already been used."
+LINK_NOT_VALID = lazy_gettext("This link has expired or has already been used.")
 
 
 class ChoosePasswordForm(FlaskForm):
     new_password = PasswordField(
-        "New password",
-        validators=[DataRequired("Please choose a new password."), Length(max=4096)],
+        lazy_gettext("New password"),
+        validators=[DataRequired(lazy_gettext("Please choose a new password.")), Length(max=4096)],
     )
     confirm = PasswordField(
-        "Repeat the new password",
+        lazy_gettext("Repeat the new password"),
         validators=[
-            DataRequired("Please repeat the new password."),
-            EqualTo("new_password", "The two passwords differ."),
+            DataRequired(lazy_gettext("Please repeat the new password.")),
+            EqualTo("new_password", lazy_gettext("The two passwords differ.")),
         ],
     )
 
 
 class ChangePasswordForm(ChoosePasswordForm):
     current_password = PasswordField(
-        "Current password",
-        validators=[DataRequired("Please enter your current password."), Length(max=4096)],
+        lazy_gettext("Current password"),
+        validators=[
+            DataRequired(lazy_gettext("Please enter your current password.")),
+            Length(max=4096),
+        ],
     )
 
 
 class ForgotForm(FlaskForm):
     email = EmailField(
-        "E-mail",
+        lazy_gettext("E-mail"),
         validators=[
             SingleLine(),
-            DataRequired("Please enter your e-mail address."),
-            Email("Please enter a valid e-mail address."),
+            DataRequired(lazy_gettext("Please enter your e-mail address.")),
+            Email(lazy_gettext("Please enter a valid e-mail address.")),
             Length(max=254),
         ],
         filters=[strip_text],
@@ -105,10 +109,13 @@ def rules_for(tenant: Tenant | None, account: User | UserInfo | None = None) -> 
 
 
 def _changed_lines(done: users.PasswordChanged) -> list[str]:
-    lines = ["Your password is changed."]
+    lines = [gettext("Your password is changed.")]
     if done.sessions_ended:
         ended = done.sessions_ended
-        lines.append(f"{ended} other session{'s' if ended != 1 else ''} ended.")
+        if ended == 1:
+            lines.append(gettext("1 other session ended."))
+        else:
+            lines.append(gettext("%(count)s other sessions ended.", count=ended))
     if done.api_keys_revoked:
         lines.append(accounts.revoked_keys_line(done.api_keys_revoked))
     return lines
@@ -128,7 +135,7 @@ def change_own_password(
         )
     except login.LoginRefused as refused:
         wrong = refused.code == login.INVALID_CREDENTIALS
-        return None, {"current_password": [NOT_RIGHT if wrong else refused.message]}
+        return None, {"current_password": [str(NOT_RIGHT) if wrong else refused.message]}
     try:
         done = users.change_password(
             app,
@@ -297,7 +304,7 @@ def _forgot(tenant: Tenant | None, sent_url: str):
 def _reset(tenant: Tenant | None, token: str):
     user = account_links.peek(db.session(), tenant, account_links.RESET, token, clock.now())
     if user is None:
-        return _notice(tenant, "Link not valid", [LINK_NOT_VALID], 410, again=True)
+        return _notice(tenant, gettext("Link not valid"), [str(LINK_NOT_VALID)], 410, again=True)
     form = ChoosePasswordForm()
     field_errors: dict[str, list[str]] = {}
     if form.validate_on_submit():
@@ -309,9 +316,14 @@ def _reset(tenant: Tenant | None, token: str):
             field_errors = {"new_password": error.fields.get("new_password", [error.message])}
         else:
             if done is None:
-                return _notice(tenant, "Link not valid", [LINK_NOT_VALID], 410, again=True)
-            lines = [*_changed_lines(done), "Every session was ended: please log in again."]
-            response = _notice(tenant, "Password changed", lines)
+                return _notice(
+                    tenant, gettext("Link not valid"), [str(LINK_NOT_VALID)], 410, again=True
+                )
+            lines = [
+                *_changed_lines(done),
+                gettext("Every session was ended: please log in again."),
+            ]
+            response = _notice(tenant, gettext("Password changed"), lines)
             session_cookies.clear_cookie(response, session_cookies.COOKIE)
             return response
     return _plain(
@@ -321,9 +333,9 @@ def _reset(tenant: Tenant | None, token: str):
         form=form,
         field_errors=field_errors,
         rules=rules_for(tenant, user),
-        title="Choose a new password",
+        title=gettext("Choose a new password"),
         intro=None,
-        button="Save the new password",
+        button=gettext("Save the new password"),
     )
 
 
@@ -335,7 +347,7 @@ def staff_forgot(slug: str):
 
 @admin_passwords.get("/forgot/sent", endpoint="sent")
 def staff_sent(slug: str):
-    return _notice(_tenant(slug), "Check your e-mail", [SENT])
+    return _notice(_tenant(slug), gettext("Check your e-mail"), [str(SENT)])
 
 
 @admin_passwords.route("/reset/<token>", methods=["GET", "POST"], endpoint="reset")
@@ -352,7 +364,7 @@ def support_forgot():
 
 @support_passwords.get("/forgot/sent", endpoint="sent")
 def support_sent():
-    return _notice(None, "Check your e-mail", [SENT])
+    return _notice(None, gettext("Check your e-mail"), [str(SENT)])
 
 
 @support_passwords.route("/reset/<token>", methods=["GET", "POST"], endpoint="reset")
@@ -373,8 +385,11 @@ def accept_invite(slug: str, token: str):
     tenant = _tenant(slug)
     invited = account_links.peek(db.session(), tenant, account_links.INVITE, token, clock.now())
     if invited is None:
-        lines = [LINK_NOT_VALID, "Ask whoever invited you to send the invitation again."]
-        return _notice(tenant, "Link not valid", lines, 410)
+        lines = [
+            str(LINK_NOT_VALID),
+            gettext("Ask whoever invited you to send the invitation again."),
+        ]
+        return _notice(tenant, gettext("Link not valid"), lines, 410)
     form = ChoosePasswordForm()
     field_errors: dict[str, list[str]] = {}
     if form.validate_on_submit():
@@ -385,7 +400,7 @@ def accept_invite(slug: str, token: str):
             field_errors = {"new_password": error.fields.get("new_password", [error.message])}
         else:
             if accepted is None:
-                return _notice(tenant, "Link not valid", [LINK_NOT_VALID], 410)
+                return _notice(tenant, gettext("Link not valid"), [str(LINK_NOT_VALID)], 410)
             return _sign_in_invited(tenant, accepted, password)
     return _plain(
         "passwords/choose.html",
@@ -394,9 +409,11 @@ def accept_invite(slug: str, token: str):
         form=form,
         field_errors=field_errors,
         rules=rules_for(tenant, invited),
-        title=f"Welcome to {tenant.name}",
-        intro=f"Choose the password you will log in with as {invited.email}.",
-        button="Save my password and log in",
+        title=gettext("Welcome to %(business)s", business=tenant.name),
+        intro=gettext(
+            "Choose the password you will log in with as %(email)s.", email=invited.email
+        ),
+        button=gettext("Save my password and log in"),
     )
 
 
@@ -409,7 +426,9 @@ def _sign_in_invited(tenant: Tenant, user: User, password: str):
             app, tenant=tenant, email=user.email, password=password, now=clock.now()
         )
     except login.LoginRefused:
-        return _notice(tenant, "Password saved", ["Your password is saved. Please log in."])
+        return _notice(
+            tenant, gettext("Password saved"), [gettext("Your password is saved. Please log in.")]
+        )
     return start_session(tenant, checked, {}, _staff_screens(tenant, form, home), password=password)
 
 

@@ -17,6 +17,7 @@ from flask_babel import gettext
 
 from bookwell.core.foundation import locales
 
+# English column heads, for pages not yet translated; MonthView writes them in the page's language.
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -34,14 +35,16 @@ class MonthView:
     notice: str | None = None
     back_to: str | None = None
     back_label: str | None = None
-    weekdays: tuple[str, ...] = WEEKDAYS
+    weekdays: tuple[str, ...] = field(
+        default_factory=lambda: locales.weekday_abbreviations(locales.current_language())
+    )
     today: date | None = None  # marked on the calendar (aria-current="date")
 
     @staticmethod
     def spoken(day: date) -> str:
         """``Tuesday 2 March``: a day link's name as it is read aloud, not ``2027-03-02``; the
         month's heading says the year."""
-        return f"{day:%A} {day.day} {day:%B}"
+        return locales.spoken_day(day, locales.current_language())
 
 
 def parse_month(raw: str, default: date) -> date:

@@ -26,6 +26,14 @@
     if (!businessZone || !zone || zone === businessZone) {
       return;
     }
+    // The page's words and language, not the browser's: a French page says its times in French.
+    var wording = document.querySelector('meta[name="bookwell-local-time"]');
+    var pattern = (wording && wording.getAttribute("content")) || "({time} your time)";
+    // British English, as the server writes it: day before month, a 24-hour clock.
+    var language = document.documentElement.getAttribute("lang") || undefined;
+    if (language === "en") {
+      language = "en-GB";
+    }
     var timeOnly = { hour: "2-digit", minute: "2-digit" };
     var withDay = { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };
     var times = document.querySelectorAll("time[data-local]");
@@ -37,10 +45,10 @@
       }
       var sameDay = dayKey(instant, zone) === dayKey(instant, businessZone);
       var full = element.getAttribute("data-local") === "full" || !sameDay;
-      var shown = instant.toLocaleString(undefined, Object.assign({ timeZone: zone }, full ? withDay : timeOnly));
+      var shown = instant.toLocaleString(language, Object.assign({ timeZone: zone }, full ? withDay : timeOnly));
       var note = document.createElement("span");
       note.className = "local-time";
-      note.textContent = "(" + shown + " your time)";
+      note.textContent = pattern.replace("{time}", shown);
       element.insertAdjacentText("afterend", " ");
       element.parentNode.insertBefore(note, element.nextSibling.nextSibling);
     }
