@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import update
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
@@ -171,7 +172,7 @@ def check_password(
     password_ok = hasher.verify(account.password_hash if account else None, password)
     if not (password_ok and account is not None):
         _failed(app, ctx, enabled, tenant, address, INVALID_CREDENTIALS, now)
-        raise LoginRefused(INVALID_CREDENTIALS, "The e-mail or the password is not right.")
+        raise LoginRefused(INVALID_CREDENTIALS, gettext("The e-mail or the password is not right."))
     return account
 
 
@@ -195,7 +196,9 @@ def check_current_password(
         raise _refused(refused) from None
     if not hasher.verify(user.password_hash, password):
         _failed(app, ctx, enabled, tenant, user.email, INVALID_CREDENTIALS, now)
-        raise LoginRefused(INVALID_CREDENTIALS, "The current password is not right.", status=403)
+        raise LoginRefused(
+            INVALID_CREDENTIALS, gettext("The current password is not right."), status=403
+        )
 
 
 def _may_log_in(tenant: Tenant | None, user: User) -> bool:
@@ -223,11 +226,11 @@ def _refuse_unverified(app, ctx, enabled, tenant, account: User, password: str, 
         _failed(app, ctx, enabled, tenant, address, EMAIL_UNVERIFIED, now)
         raise LoginRefused(
             EMAIL_UNVERIFIED,
-            "Please confirm your e-mail address first, with the link we sent you.",
+            gettext("Please confirm your e-mail address first, with the link we sent you."),
             status=403,
         )
     _failed(app, ctx, enabled, tenant, address, INVALID_CREDENTIALS, now)
-    raise LoginRefused(INVALID_CREDENTIALS, "The e-mail or the password is not right.")
+    raise LoginRefused(INVALID_CREDENTIALS, gettext("The e-mail or the password is not right."))
 
 
 def plugins_for(app: Flask, tenant: Tenant | None):
@@ -412,8 +415,11 @@ def password_compliance(
         return Grant(
             PASSWORD_CHANGE,
             PASSWORD_CHANGE_REQUIRED,
-            "Your password no longer meets the rules, so choose a new one before you continue: "
-            + " ".join(rules),
+            gettext(
+                "Your password no longer meets the rules, so choose a new one before you "
+                "continue: %(rules)s",
+                rules=" ".join(rules),
+            ),
             {"rules": rules},
             tuple(refused.refusals),
             continue_at=change_password_page(tenant, user),

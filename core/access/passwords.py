@@ -14,7 +14,9 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from babel.numbers import format_decimal
 from flask import Flask, current_app
+from flask_babel import get_locale, gettext
 
 from bookwell.core.foundation import text
 
@@ -28,10 +30,22 @@ DEFAULT_PARAMETERS: dict[str, Any] = {}
 # and yet to choose one): no argon2 hash starts with "!", so checking a password against it
 # always fails.
 NO_PASSWORD = "!"  # noqa: S105 - a marker, not a password
-# Core's rules in words, shown beside every password field before a plugin's.
+# Core's rules in words, as the API (English) writes them; core_rules() in the page's language.
 CORE_RULES = (
     f"At least {MIN_LENGTH} characters (at most {MAX_LENGTH:,}); spaces and any letters count.",
 )
+
+
+def core_rules() -> list[str]:
+    """Core's rules in words, shown beside every password field before a plugin's, in the
+    language of the page."""
+    return [
+        gettext(
+            "At least %(minimum)s characters (at most %(maximum)s); spaces and any letters count.",
+            minimum=MIN_LENGTH,
+            maximum=format_decimal(MAX_LENGTH, locale=get_locale() or "en"),
+        )
+    ]
 
 
 def normalise(password: str) -> str:
@@ -42,13 +56,13 @@ def core_problems(password: str) -> list[str]:
     """Core's own rules; a plugin's come on top."""
     length = len(normalise(password))
     if length < MIN_LENGTH:
-        return [f"Use at least {MIN_LENGTH} characters."]
+        return [gettext("Use at least %(count)s characters.", count=MIN_LENGTH)]
     if length > MAX_LENGTH:
-        return [f"Use at most {MAX_LENGTH} characters."]
+        return [gettext("Use at most %(count)s characters.", count=MAX_LENGTH)]
     # The one text standard (NUL refused everywhere): a new password is one line of characters
     # one can type. Stored passwords are only ever compared, so none is locked out by this.
     if not text.is_single_line(password):
-        return ["Use no control characters or line breaks."]
+        return [gettext("Use no control characters or line breaks.")]
     return []
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -128,7 +129,7 @@ def password_rules(
     Only words: ``before_password_set`` still judges every password, so a plugin whose
     contribution fails (or answers something other than strings) is logged and left out here
     rather than failing the page."""
-    rules = list(passwords.CORE_RULES)
+    rules = passwords.core_rules()
     host = host_of(app)
     if tenant is None:
         enabled = support.support_plugins(app).enabled
@@ -192,7 +193,9 @@ def create_user(
         hashed = passwords.passwords(app).hash(password)
     with db.write_transaction(app) as writer:
         if find_user(writer, tenant_id, address) is not None:
-            raise UserError(f"{address} already has an account here", {"email": ["Taken."]})
+            raise UserError(
+                f"{address} already has an account here", {"email": [gettext("Taken.")]}
+            )
         if provider_id is not None and (
             role not in {str(item) for item in STAFF_ROLES}
             or writer.scalar(
@@ -202,7 +205,9 @@ def create_user(
             )
             is None
         ):
-            raise UserError("no such provider here", {"provider_id": ["Choose a provider."]})
+            raise UserError(
+                "no such provider here", {"provider_id": [gettext("Choose a provider.")]}
+            )
         user = User(
             realm=realm_of(tenant_id),
             tenant_id=tenant_id,
