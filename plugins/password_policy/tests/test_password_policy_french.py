@@ -36,9 +36,8 @@ def test_a_too_short_password_is_refused_in_french_on_the_password_page(
         {"current_password": STAFF_PASSWORD, "new_password": short, "confirm": short},
     )
     assert refused.status_code == 422
-    assert (
-        "Ce mot de passe n’est pas accepté : Utilisez au moins 15 caractères."
-        in html.unescape(refused.text)
+    assert "Ce mot de passe n’est pas accepté : Utilisez au moins 15 caractères." in html.unescape(
+        refused.text
     )
 
 
