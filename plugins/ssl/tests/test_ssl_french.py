@@ -61,7 +61,6 @@ def test_a_short_max_age_is_refused_in_french_on_the_marketplace(owner):
         f"{market}/settings", {"plugin": "ssl", "setting-hsts_max_age": "60"}, form_on=market
     )
     assert refused.status_code == 422
-    assert (
-        "La durée HSTS max-age doit être d’au moins 31536000 secondes (un an)"
-        in html.unescape(refused.text)
+    assert "La durée HSTS max-age doit être d’au moins 31536000 secondes (un an)" in html.unescape(
+        refused.text
     )
