@@ -4,7 +4,9 @@ does, and in English through the JSON API; Bookwell's catalogue is not involved.
 
 from __future__ import annotations
 
+import re
 from html import unescape
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +79,21 @@ def test_its_manifest_reads_in_french_on_the_marketplace(owner, rest_on_tuesdays
     assert "Le jour de la semaine où personne ne réserve." in shown
     listed = {entry["name"]: entry for entry in owner.api.get("plugins", headers=FRENCH).json}
     assert listed["rest_day"]["title"] == "Rest day"
+
+
+def test_the_guides_example_is_the_packages_own_code():
+    """docs/plugins.md shows the plugin these tests run: every line of its example, in order."""
+    root = Path(__file__).resolve().parent.parent.parent
+    guide = (root / "docs" / "plugins.md").read_text()
+    (example,) = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```", guide, re.M | re.S)
+        if "texts = catalogue(__name__)" in block
+    ]
+    source = iter(
+        (root / "tests/packages/bookwell-rest-day/bookwell_rest_day/__init__.py")
+        .read_text()
+        .splitlines()
+    )
+    for line in filter(None, example.splitlines()):
+        assert line in source, f"not in the package's code, or not in its order: {line!r}"
