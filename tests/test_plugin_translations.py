@@ -68,3 +68,27 @@ def test_a_plugins_check_of_its_settings_answers_in_french_on_the_page(owner):
     api = owner.api.put("plugins/terms", json={"enabled": True, "settings": {"text": " "}})
     assert api.status_code == 422, api.json
     assert "Write your Terms & Conditions: they cannot be empty." in json.dumps(api.json)
+
+
+def test_core_bounds_a_setting_in_french_on_the_page_and_in_english_in_the_api(owner):
+    owner.pages.get(MARKET, query_string={"lang": "fr"})
+    refused = owner.submit(
+        f"{MARKET}/settings",
+        {
+            "plugin": "password_policy",
+            "setting-min_length": "5",
+            "setting-max_attempts": "5",
+            "setting-lockout_minutes": "15",
+            "setting-roles": "owner",
+        },
+        form_on=MARKET,
+    )
+    assert refused.status_code == 422
+    assert "Longueur minimale doit être au moins 8" in unescape(refused.text)
+    api = owner.api.put(
+        "plugins/password_policy",
+        json={"enabled": True, "settings": {"min_length": 5}},
+        headers=FRENCH,
+    )
+    assert api.status_code == 422, api.json
+    assert "Minimum length must be at least 8" in json.dumps(api.json)
