@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, jsonify, request
+from flask_babel import gettext
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -190,7 +191,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(PluginFailed)
     def on_plugin_failed(error: PluginFailed):
         response = answer(
-            503, PLUGIN_FAILED, "A feature of this business is not working; please try later."
+            503,
+            PLUGIN_FAILED,
+            gettext("A feature of this business is not working; please try later."),
         )
         return retry_later(response, PLUGIN_FAILED)
 

@@ -8,6 +8,7 @@ import html
 
 import pytest
 
+import bookwell.plugins.ssl as ssl_plugin
 from bookwell.core.testing import STAFF_PASSWORD, csrf_token_of
 
 HTTP, HTTPS = "http://localhost", "https://localhost"
@@ -63,4 +64,22 @@ def test_a_short_max_age_is_refused_in_french_on_the_marketplace(owner):
     assert refused.status_code == 422
     assert "La durée HSTS max-age doit être d’au moins 31536000 secondes (un an)" in html.unescape(
         refused.text
+    )
+
+
+def _boom(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
+def test_a_failing_header_fails_closed_in_french_on_a_page(https_only, app, monkeypatch):
+    monkeypatch.setattr(ssl_plugin, "hsts_header", _boom)
+    page = app.test_client().get("/book/salon/", base_url=HTTPS, headers=FRENCH)
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert "Une fonction de cet établissement ne marche pas ; veuillez réessayer plus tard." in (
+        html.unescape(page.text)
+    )
+    api = app.test_client().get("/api/v1/tenants/salon/services", base_url=HTTPS, headers=FRENCH)
+    assert api.status_code == 503 and api.json["error"]["code"] == "plugin_failed"
+    assert api.json["error"]["message"] == (
+        "A feature of this business is not working; please try later."
     )
