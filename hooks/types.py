@@ -11,6 +11,20 @@ from typing import Any, Literal, Protocol
 SettingType = Literal["bool", "int", "str", "text", "choice", "list", "email", "url"]
 
 
+class LazyText(Protocol):
+    """A text translated when it is read, as ``flask_babel.lazy_gettext("...")`` makes one: a
+    manifest is built at import time, before any request has a language, so its texts wait
+    until a page reads them (``str(text)``, or a template writing it) to pick the reader's."""
+
+    def __str__(self) -> str: ...
+
+    def __html__(self) -> str: ...
+
+
+# What a person reads in a manifest, a setting or a menu: a plain string, or a lazy one.
+Text = str | LazyText
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting a tenant can give a plugin; the marketplace builds its form field from it.
@@ -24,8 +38,8 @@ class Setting:
     key: str
     type: SettingType
     default: Any
-    label: str
-    help: str = ""
+    label: Text
+    help: Text = ""
     min: int | None = None
     max: int | None = None
     choices: tuple[str, ...] = ()
@@ -48,8 +62,8 @@ class Manifest:
     """
 
     name: str
-    title: str
-    description: str
+    title: Text
+    description: Text
     version: str
     category: str
     author: str
@@ -323,7 +337,7 @@ class Grant:
 
 @dataclass(frozen=True)
 class MenuItem:
-    label: str
+    label: Text
     url: str
 
 

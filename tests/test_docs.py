@@ -66,6 +66,8 @@ def test_every_python_example_compiles(number):
 # plugin (or as its author's files) and drives it through the real app, not only compiles it.
 # A new example needs its line here, and its test; moving examples around changes nothing.
 RUN_BY = {
+    "texts = catalogue(__name__)": "pluginhost/test_plugin_catalogue.py::"
+    "test_the_guides_example_is_the_packages_own_code",
     "grant = ctx.grants.give(": "access/test_grants.py::"
     "test_the_guides_example_gives_revokes_and_lists",
     '"""Quiet Tuesdays: a discount on bookings': "test_docs.py::"

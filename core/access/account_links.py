@@ -20,6 +20,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -230,7 +231,9 @@ def invite(
     given. Raises :class:`users.UserError` for a bad name or address, one that has an account
     here, or a provider not of this business."""
     if role not in roles_of(tenant):
-        raise users.UserError(f"unknown staff role {role!r}", {"role": ["Not a staff role."]})
+        raise users.UserError(
+            f"unknown staff role {role!r}", {"role": [gettext("Not a staff role.")]}
+        )
     created = users.create_user(
         app,
         tenant_id=tenant.id,

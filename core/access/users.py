@@ -8,6 +8,7 @@ from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -192,7 +193,9 @@ def create_user(
         hashed = passwords.passwords(app).hash(password)
     with db.write_transaction(app) as writer:
         if find_user(writer, tenant_id, address) is not None:
-            raise UserError(f"{address} already has an account here", {"email": ["Taken."]})
+            raise UserError(
+                f"{address} already has an account here", {"email": [gettext("Taken.")]}
+            )
         if provider_id is not None and (
             role not in {str(item) for item in STAFF_ROLES}
             or writer.scalar(
@@ -202,7 +205,9 @@ def create_user(
             )
             is None
         ):
-            raise UserError("no such provider here", {"provider_id": ["Choose a provider."]})
+            raise UserError(
+                "no such provider here", {"provider_id": [gettext("Choose a provider.")]}
+            )
         user = User(
             realm=realm_of(tenant_id),
             tenant_id=tenant_id,

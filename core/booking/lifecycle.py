@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask
-from flask_babel import gettext
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -76,7 +76,7 @@ class ConsentMissing(BookingError):
 
     def __init__(self, missing: list[Consent]) -> None:
         labels = "; ".join(consent.label for consent in missing)
-        super().__init__(f"Please accept: {labels}")
+        super().__init__(gettext("Please accept: %(consents)s", consents=labels))
         self.missing = missing
 
 
@@ -182,7 +182,7 @@ def _load_service(session: Session, tenant_id: int, service_id: int) -> Service:
         )
     )
     if service is None:
-        raise NotFound("No such service.")
+        raise NotFound(gettext("No such service."))
     return service
 
 
@@ -193,7 +193,7 @@ def _load_provider(session: Session, tenant_id: int, provider_id: int) -> Provid
         )
     )
     if provider is None:
-        raise NotFound("No such provider.")
+        raise NotFound(gettext("No such provider."))
     return provider
 
 
@@ -217,10 +217,10 @@ def _load_offer(
     if found is not None:
         return found.Tenant, found.Service, found.Provider
     if session.get(Tenant, tenant_id) is None:
-        raise NotFound("No such business.")
+        raise NotFound(gettext("No such business."))
     _load_service(session, tenant_id, service_id)
     _load_provider(session, tenant_id, provider_id)
-    raise NotFound("No such provider.")  # not reached: one of the two raised
+    raise NotFound(gettext("No such provider."))  # not reached: one of the two raised
 
 
 def _ensure_offered(
@@ -247,7 +247,7 @@ def _ensure_offered(
     )
     wanted = start.timestamp()
     if not any(slot.start_epoch == wanted for slot in offered):
-        raise SlotUnavailable("That time is not available. Please choose another slot.")
+        raise SlotUnavailable(gettext("That time is not available. Please choose another slot."))
 
 
 def _blocked_range(service: Service, start: datetime) -> tuple[datetime, datetime, datetime]:
@@ -265,7 +265,7 @@ def _flush_or_refuse(session: Session) -> None:
     except IntegrityError as error:
         if db.sqlstate(error) == "23P01":  # exclusion_violation: a concurrent booking won
             raise SlotUnavailable(
-                "That time was just taken. Please choose another slot."
+                gettext("That time was just taken. Please choose another slot.")
             ) from error
         raise
 
@@ -430,7 +430,10 @@ def _check_prepaid(prepaid_cents: int, price_cents: int) -> None:
     if not 0 <= prepaid_cents <= price_cents:
         raise InvalidAmount(
             "prepaid_cents",
-            f"The prepaid amount must be between 0 and the price ({price_cents} cents).",
+            gettext(
+                "The prepaid amount must be between 0 and the price (%(cents)s cents).",
+                cents=price_cents,
+            ),
         )
 
 
@@ -584,58 +587,62 @@ REFERENCE_SHAPE = re.compile(r"^[A-Z0-9-]{1,32}$")
 
 def find_booking(session: Session, tenant_id: int, reference: str) -> Booking:
     if not REFERENCE_SHAPE.match(reference):
-        raise NotFound("No such booking.")
+        raise NotFound(gettext("No such booking."))
     booking = session.scalar(
         select(Booking).where(Booking.tenant_id == tenant_id, Booking.reference == reference)
     )
     if booking is None:
-        raise NotFound("No such booking.")
+        raise NotFound(gettext("No such booking."))
     return booking
 
 
-def _not_changeable(status: str, action: str) -> str:
-    """Why a booking can no longer be ``action`` ("cancelled", "rescheduled"), ``status`` being
-    its status or ``"started"``: in the reader's language on a page, in English on the API."""
-    # Whole sentences, so that each language words them its own way.
-    sentences = {
-        ("started", "cancelled"): lambda: gettext(
-            "This appointment has already started and can no longer be cancelled."
-        ),
-        ("started", "rescheduled"): lambda: gettext(
-            "This appointment has already started and can no longer be rescheduled."
-        ),
-        (BookingStatus.CANCELLED, "cancelled"): lambda: gettext(
-            "This booking is cancelled and can no longer be cancelled."
-        ),
-        (BookingStatus.CANCELLED, "rescheduled"): lambda: gettext(
-            "This booking is cancelled and can no longer be rescheduled."
-        ),
-        (BookingStatus.COMPLETED, "cancelled"): lambda: gettext(
-            "This booking is completed and can no longer be cancelled."
-        ),
-        (BookingStatus.COMPLETED, "rescheduled"): lambda: gettext(
-            "This booking is completed and can no longer be rescheduled."
-        ),
-        (BookingStatus.NO_SHOW, "cancelled"): lambda: gettext(
-            "This booking is no-show and can no longer be cancelled."
-        ),
-        (BookingStatus.NO_SHOW, "rescheduled"): lambda: gettext(
-            "This booking is no-show and can no longer be rescheduled."
-        ),
-    }
-    said = sentences.get((status, action))
-    if said is not None:
-        return said()
-    if status == "started":
-        return f"This appointment has already started and can no longer be {action}."
-    return f"This booking is {status} and can no longer be {action}."
+# Whole sentences, so that each language words them its own way: (status, action) and, for a
+# booking that has started, action.
+_NOT_CHANGEABLE = {
+    ("cancelled", "cancelled"): lazy_gettext(
+        "This booking is cancelled and can no longer be cancelled."
+    ),
+    ("cancelled", "rescheduled"): lazy_gettext(
+        "This booking is cancelled and can no longer be rescheduled."
+    ),
+    ("completed", "cancelled"): lazy_gettext(
+        "This booking is completed and can no longer be cancelled."
+    ),
+    ("completed", "rescheduled"): lazy_gettext(
+        "This booking is completed and can no longer be rescheduled."
+    ),
+    ("no-show", "cancelled"): lazy_gettext(
+        "This booking is no-show and can no longer be cancelled."
+    ),
+    ("no-show", "rescheduled"): lazy_gettext(
+        "This booking is no-show and can no longer be rescheduled."
+    ),
+}
+_STARTED = {
+    "cancelled": lazy_gettext(
+        "This appointment has already started and can no longer be cancelled."
+    ),
+    "rescheduled": lazy_gettext(
+        "This appointment has already started and can no longer be rescheduled."
+    ),
+}
 
 
 def _changeable(booking: Booking, now: datetime, action: str) -> None:
     if booking.status != BookingStatus.CONFIRMED:
-        raise NotChangeable(_not_changeable(str(booking.status), action))
+        said = _NOT_CHANGEABLE.get((str(booking.status), action))
+        raise NotChangeable(
+            str(said)
+            if said is not None
+            else f"This booking is {booking.status} and can no longer be {action}."
+        )
     if booking.starts_at <= now:
-        raise NotChangeable(_not_changeable("started", action))
+        said = _STARTED.get(action)
+        raise NotChangeable(
+            str(said)
+            if said is not None
+            else f"This appointment has already started and can no longer be {action}."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -661,7 +668,7 @@ def _prepare_change(
     reader = db.session()
     tenant = reader.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("No such business.")
+        raise NotFound(gettext("No such business."))
     booking = find_booking(reader, tenant_id, reference)
     authorise(booking)
     _changeable(booking, now, action)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select
 
 from bookwell.core import audit
@@ -29,6 +30,11 @@ from bookwell.core.storage.models import (
 from bookwell.hooks import UserInfo
 
 OUTCOMES = (str(BookingStatus.COMPLETED), str(BookingStatus.NO_SHOW))
+_ALREADY = {
+    BookingStatus.CANCELLED: lazy_gettext("This booking is cancelled already."),
+    BookingStatus.COMPLETED: lazy_gettext("This booking is completed already."),
+    BookingStatus.NO_SHOW: lazy_gettext("This booking is no-show already."),
+}
 
 
 def mark_outcome(
@@ -51,9 +57,13 @@ def mark_outcome(
     with db.write_transaction(app) as session:
         booking = find_booking(session, tenant_id, reference)
         if booking.status != BookingStatus.CONFIRMED:
-            raise NotChangeable(f"This booking is {booking.status} already.")
+            raise NotChangeable(
+                str(_ALREADY[booking.status])
+                if booking.status in _ALREADY
+                else f"This booking is {booking.status} already."
+            )
         if booking.starts_at > now:
-            raise NotChangeable("This appointment has not started yet.")
+            raise NotChangeable(gettext("This appointment has not started yet."))
         booking.status = outcome
         booking.updated_at = now
         session.flush()

@@ -289,12 +289,14 @@ def tenant_plugins(session: Session, tenant_id: int) -> dict[str, tuple[bool, di
 
 
 def describe(plugin: InstalledPlugin) -> dict[str, Any]:
-    """One installed plugin, as ``plugins list --json`` prints it."""
+    """One installed plugin, as ``plugins list --json`` prints it. Its texts are read here, in
+    the language of the request (English in the API and on the command line), so that the
+    entry is plain JSON whether the plugin wrote them as strings or ``lazy_gettext``."""
     manifest = plugin.manifest
     entry: dict[str, Any] = {
         "name": plugin.name,
-        "title": manifest.title if manifest else plugin.name,
-        "description": manifest.description if manifest else "",
+        "title": str(manifest.title) if manifest else plugin.name,
+        "description": str(manifest.description) if manifest else "",
         "category": manifest.category if manifest else "",
         "version": manifest.version if manifest else "",
         "author": manifest.author if manifest else "",
@@ -308,7 +310,12 @@ def describe(plugin: InstalledPlugin) -> dict[str, Any]:
     entry["needs"] = list(manifest.needs) if manifest else []
     entry["breaks"] = list(manifest.breaks) if manifest else []
     entry["settings_schema"] = [
-        {**asdict(setting), "choices": list(setting.choices)}
+        {
+            **asdict(setting),
+            "label": str(setting.label),
+            "help": str(setting.help),
+            "choices": list(setting.choices),
+        }
         for setting in (manifest.settings if manifest else ())
     ]
     return entry

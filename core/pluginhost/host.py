@@ -27,6 +27,7 @@ from typing import Any
 
 import pluggy
 from flask import Flask, current_app, g, has_app_context
+from flask_babel import force_locale, get_locale, lazy_gettext
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -318,6 +319,10 @@ class PluginHost:
         # Only calls past their time limit count against the plugin: a busy plugin whose calls
         # all return in time (twenty logins at once, say) is never refused for being busy.
         call_state = _CallState(name)
+        # The hook's thread has the app's context, not the request's: it is handed the language
+        # of the caller (the page's, English in the API, the one a mail is forced to), so that
+        # what a plugin writes with gettext reads as the page or the mail around it.
+        language = str(get_locale() or "") if has_app_context() else ""
 
         def call():
             try:
@@ -325,7 +330,10 @@ class PluginHost:
                 if app is None:
                     return function(**arguments)
                 with app.app_context():
-                    return function(**arguments)
+                    if not language:
+                        return function(**arguments)
+                    with force_locale(language):
+                        return function(**arguments)
             finally:
                 with self._cache_lock:
                     call_state.done = True
@@ -670,9 +678,35 @@ def refused_by_failure(name: str, what: str) -> Refused:
     return Refused([PluginRefusal(name, _failed(name, what))])
 
 
+# How a check failed, each as a whole sentence for the catalogue; written when the guard runs,
+# in the language of the request that asked (English in the API and on the command line).
+_FAILED_SENTENCES = {
+    "is not working": lazy_gettext(
+        "A safety check (%(plugin)s) is not working, so this was refused. Please try again later."
+    ),
+    "is not responding": lazy_gettext(
+        "A safety check (%(plugin)s) is not responding, so this was refused. "
+        "Please try again later."
+    ),
+    "took too long": lazy_gettext(
+        "A safety check (%(plugin)s) took too long, so this was refused. Please try again later."
+    ),
+    "failed": lazy_gettext(
+        "A safety check (%(plugin)s) failed, so this was refused. Please try again later."
+    ),
+    "answered nonsense": lazy_gettext(
+        "A safety check (%(plugin)s) answered nonsense, so this was refused. "
+        "Please try again later."
+    ),
+}
+
+
 def _failed(name: str, what: str) -> Refusal:
+    sentence = _FAILED_SENTENCES.get(what)
     return Refusal(
-        f"A safety check ({name}) {what}, so this was refused. Please try again later.",
+        str(sentence) % {"plugin": name}
+        if sentence is not None
+        else f"A safety check ({name}) {what}, so this was refused. Please try again later.",
         code="plugin_failed",
         status=503,
     )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext, lazy_gettext
+
 from bookwell.core.pluginhost import settings as plugin_settings
 from bookwell.core.pluginhost.host import PluginFailed, PluginHost
 from bookwell.hooks import Manifest
@@ -95,8 +97,40 @@ class Plan:
 
 
 def title_of(host: PluginHost, name: str) -> str:
+    """The plugin's title, in the reader's language when it wrote it with ``lazy_gettext``."""
     plugin = host.installed.get(name)
-    return plugin.manifest.title if plugin is not None and plugin.manifest else name
+    return str(plugin.manifest.title) if plugin is not None and plugin.manifest else name
+
+
+# How a plugin's check of settings failed, each as a whole sentence for the catalogue.
+_CHECK_FAILED = {
+    "failed": lazy_gettext(
+        "The settings check of %(plugin)s failed, so nothing was changed. "
+        "Please try again later; if it goes on, tell the plugin's author."
+    ),
+    "took too long": lazy_gettext(
+        "The settings check of %(plugin)s took too long, so nothing was changed. "
+        "Please try again later; if it goes on, tell the plugin's author."
+    ),
+    "is not responding": lazy_gettext(
+        "The settings check of %(plugin)s is not responding, so nothing was changed. "
+        "Please try again later; if it goes on, tell the plugin's author."
+    ),
+    "answered nonsense": lazy_gettext(
+        "The settings check of %(plugin)s answered nonsense, so nothing was changed. "
+        "Please try again later; if it goes on, tell the plugin's author."
+    ),
+}
+
+
+def _check_failed(title: str, how: str) -> str:
+    sentence = _CHECK_FAILED.get(how)
+    if sentence is None:
+        return (
+            f"The settings check of {title} {how}, so nothing was changed. "
+            "Please try again later; if it goes on, tell the plugin's author."
+        )
+    return str(sentence) % {"plugin": title}
 
 
 def _capability(name: str) -> str:
@@ -126,9 +160,20 @@ def _switched_on(host: PluginHost, on: list[str], name: str) -> dict[str, str | 
         seen.add(current)
         plugin = host.installed.get(current)
         if plugin is None or plugin.manifest is None:
-            what = "is not installed" if plugin is None else f"is broken ({plugin.error})"
+            asker = title_of(host, required_by or current)
             raise PluginRequired(
-                f"{title_of(host, required_by or current)} requires {current}, which {what}."
+                gettext(
+                    "%(plugin)s requires %(required)s, which is not installed.",
+                    plugin=asker,
+                    required=current,
+                )
+                if plugin is None
+                else gettext(
+                    "%(plugin)s requires %(required)s, which is broken (%(error)s).",
+                    plugin=asker,
+                    required=current,
+                    error=plugin.error,
+                )
             )
         for requirement in plugin.manifest.requires:
             visit(requirement, current)
@@ -144,7 +189,16 @@ def _check_together(host: PluginHost, name: str, new: list[str], on: list[str]) 
     result = on + [other for other in new if other not in on]
     for first in new:
         one = host.manifest(first)
-        why = "" if first == name else f" ({title_of(host, name)} requires {one.title}.)"
+        why = (
+            ""
+            if first == name
+            else " "
+            + gettext(
+                "(%(plugin)s requires %(required)s.)",
+                plugin=title_of(host, name),
+                required=one.title,
+            )
+        )
         for second in result:
             if second == first:
                 continue
@@ -152,15 +206,27 @@ def _check_together(host: PluginHost, name: str, new: list[str], on: list[str]) 
             if second in one.conflicts or first in other.conflicts:
                 declarer, declared = (one, other) if second in one.conflicts else (other, one)
                 raise PluginConflict(
-                    f"{one.title} and {other.title} cannot be on together: "
-                    f"{declarer.title} conflicts with {declared.title}.{why}"
+                    gettext(
+                        "%(one)s and %(other)s cannot be on together: "
+                        "%(declarer)s conflicts with %(declared)s.",
+                        one=one.title,
+                        other=other.title,
+                        declarer=declarer.title,
+                        declared=declared.title,
+                    )
+                    + why
                 )
             for user, breaker in ((one, other), (other, one)):
                 for capability in user.needs:
                     if capability in breaker.breaks:
                         raise PluginConflict(
-                            f"{user.title} needs {_capability(capability)}, "
-                            f"which {breaker.title} breaks.{why}"
+                            gettext(
+                                "%(user)s needs %(capability)s, which %(breaker)s breaks.",
+                                user=user.title,
+                                capability=_capability(capability),
+                                breaker=breaker.title,
+                            )
+                            + why
                         )
 
 
@@ -189,12 +255,12 @@ def raise_to_floor(value: Any, floor: Any) -> Any:
 
 def _floor_text(floor: Any) -> str:
     if isinstance(floor, bool):
-        return "must stay on"
+        return gettext("must stay on")
     if isinstance(floor, int):
-        return f"must be at least {floor}"
+        return gettext("must be at least %(min)s", min=floor)
     if isinstance(floor, list | tuple):
-        return f"must keep {', '.join(str(item) for item in floor)}"
-    return f"must be {floor!r}"
+        return gettext("must keep %(items)s", items=", ".join(str(item) for item in floor))
+    return gettext("must be %(value)s", value=repr(floor))
 
 
 def _hold_to_floors(
@@ -217,7 +283,12 @@ def _hold_to_floors(
             if key in given and not meets_floor(raised[key], floor):
                 problems.setdefault(
                     key,
-                    f"{labels[key]} {_floor_text(floor)} while {title_of(host, holder)} is on.",
+                    gettext(
+                        "%(label)s %(rule)s while %(plugin)s is on.",
+                        label=labels[key],
+                        rule=_floor_text(floor),
+                        plugin=title_of(host, holder),
+                    ),
                 )
             raised[key] = raise_to_floor(raised[key], floor)
     if problems:
@@ -226,7 +297,11 @@ def _hold_to_floors(
         return plugin_settings.validate(manifest, {}, raised)
     except plugin_settings.InvalidSettings as error:
         raise PluginConflict(
-            f"The floors on the settings of {manifest.title} cannot be met: {error}"
+            gettext(
+                "The floors on the settings of %(plugin)s cannot be met: %(error)s",
+                plugin=manifest.title,
+                error=error,
+            )
         ) from error
 
 
@@ -278,8 +353,11 @@ def check_disable(host: PluginHost, state: TenantState, name: str) -> None:
     for other in _on(host, state):
         if other != name and name in host.manifest(other).requires:
             raise PluginRequired(
-                f"{title_of(host, other)} requires {title_of(host, name)}: "
-                f"switch {title_of(host, other)} off first."
+                gettext(
+                    "%(plugin)s requires %(required)s: switch %(plugin)s off first.",
+                    plugin=title_of(host, other),
+                    required=title_of(host, name),
+                )
             )
 
 
@@ -326,16 +404,18 @@ class SettingsChecks:
             answer = self._answer(name, settings)
             title = title_of(self.host, name)
             if isinstance(answer, PluginFailed):
-                raise SettingsCheckFailed(
-                    f"The settings check of {title} {answer.how}, so nothing was changed. "
-                    "Please try again later; if it goes on, tell the plugin's author."
-                )
+                raise SettingsCheckFailed(_check_failed(title, answer.how))
             if not answer:
                 continue
             if name == requested:
                 raise plugin_settings.InvalidSettings(answer)
             faults = "; ".join(f"{key}: {message}" for key, message in answer.items())
             raise PluginConflict(
-                f"Switching {title_of(self.host, requested)} on would give {title} settings "
-                f"it refuses ({faults}). Change the settings of {title} first."
+                gettext(
+                    "Switching %(plugin)s on would give %(other)s settings it refuses "
+                    "(%(faults)s). Change the settings of %(other)s first.",
+                    plugin=title_of(self.host, requested),
+                    other=title,
+                    faults=faults,
+                )
             )

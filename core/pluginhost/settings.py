@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext
 
 from bookwell.core.foundation import text
 from bookwell.hooks import Manifest, Setting
@@ -39,54 +40,59 @@ def check_value(setting: Setting, value: Any) -> Any:
     kind = setting.type
     if kind == "bool":
         if not isinstance(value, bool):
-            raise ValueError("must be true or false")
+            raise ValueError(gettext("must be true or false"))
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("must be a whole number")
+            raise ValueError(gettext("must be a whole number"))
         if setting.min is not None and value < setting.min:
-            raise ValueError(f"must be at least {setting.min}")
+            raise ValueError(gettext("must be at least %(min)s", min=setting.min))
         if setting.max is not None and value > setting.max:
-            raise ValueError(f"must be at most {setting.max}")
+            raise ValueError(gettext("must be at most %(max)s", max=setting.max))
         return value
     if kind in ("str", "text", "choice"):
         if not isinstance(value, str):
-            raise ValueError("must be text")
+            raise ValueError(gettext("must be text"))
         if kind == "choice":
             if value not in setting.choices:
-                raise ValueError(f"must be one of: {', '.join(setting.choices)}")
+                raise ValueError(
+                    gettext("must be one of: %(choices)s", choices=", ".join(setting.choices))
+                )
             return value
         # Core's one standard for typed text, as for every other input.
         if kind == "str" and not text.is_single_line(value):
-            raise ValueError("must be a single line, without control characters")
+            raise ValueError(gettext("must be a single line, without control characters"))
         if kind == "text" and not text.is_multi_line(value):
-            raise ValueError("must not contain control characters (such as NUL)")
-        _check_length(setting, len(value), "characters")
+            raise ValueError(gettext("must not contain control characters (such as NUL)"))
+        _check_length(setting, len(value), items=False)
         return value
     if kind == "list":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ValueError("must be a list of texts")
+            raise ValueError(gettext("must be a list of texts"))
         items = [item.strip() for item in value if item.strip()]
         if not all(text.is_single_line(item) for item in items):
-            raise ValueError("must hold one-line items, without control characters")
-        _check_length(setting, len(items), "items")
+            raise ValueError(gettext("must hold one-line items, without control characters"))
+        _check_length(setting, len(items), items=True)
         if setting.choices:
             # An item that is no choice would be stored and silently match nothing, so that a
             # weekday spelled "Funday" turned a rule off: name it, and what would do.
             wrong = [item for item in items if item not in setting.choices]
             if wrong:
                 raise ValueError(
-                    f"cannot contain {', '.join(repr(item) for item in wrong)}: "
-                    f"each item must be one of: {', '.join(setting.choices)}"
+                    gettext(
+                        "cannot contain %(wrong)s: each item must be one of: %(choices)s",
+                        wrong=", ".join(repr(item) for item in wrong),
+                        choices=", ".join(setting.choices),
+                    )
                 )
         return items
     if kind in ("email", "url"):
         if not isinstance(value, str):
-            raise ValueError("must be text")
+            raise ValueError(gettext("must be text"))
         value = value.strip()
         if not value and not setting.default:
             return value  # optional: see the module's docstring
-        _check_length(setting, len(value), "characters")
+        _check_length(setting, len(value), items=False)
         return _email(value) if kind == "email" else _url(value)
     raise ValueError(f"has an unknown type {kind!r}")
 
@@ -96,16 +102,23 @@ def _email(value: str) -> str:
         # Deliverability is not asked: that would look the domain up in the DNS on every save.
         found = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
-        raise ValueError("must be one e-mail address, such as name@example.com") from error
+        raise ValueError(gettext("must be one e-mail address, such as name@example.com")) from error
     return found.normalized
 
 
 def _url(value: str) -> str:
-    problem = "must be a web address starting with http:// or https://, such as https://example.com"
+    problem = gettext(
+        "must be a web address starting with http:// or https://, such as https://example.com"
+    )
     if len(value) > MAX_URL_LENGTH:
-        raise ValueError(f"must have at most {MAX_URL_LENGTH} characters")
+        raise ValueError(gettext("must have at most %(count)s characters", count=MAX_URL_LENGTH))
     if any(character.isspace() or not character.isprintable() for character in value):
-        raise ValueError(f"{problem}, on one line with no spaces")
+        raise ValueError(
+            gettext(
+                "must be a web address starting with http:// or https://, such as "
+                "https://example.com, on one line with no spaces"
+            )
+        )
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018  (raises on a port that is not a number from 0 to 65535)
@@ -115,9 +128,15 @@ def _url(value: str) -> str:
         raise ValueError(problem)
     if parts.username is not None or parts.password is not None:
         # Settings are shown in the marketplace and written to the audit trail in the clear.
-        raise ValueError("must not contain a user name or password")
+        raise ValueError(gettext("must not contain a user name or password"))
     if not _host_name_or_address(parts.hostname):
-        raise ValueError(f"{problem}; {parts.hostname!r} is not a host name")
+        raise ValueError(
+            gettext(
+                "must be a web address starting with http:// or https://, such as "
+                "https://example.com; %(host)s is not a host name",
+                host=repr(parts.hostname),
+            )
+        )
     return value
 
 
@@ -134,11 +153,20 @@ def _host_name_or_address(host: str) -> bool:
     return bool(HOST_NAME.match(ascii_host))
 
 
-def _check_length(setting: Setting, length: int, unit: str) -> None:
+def _check_length(setting: Setting, length: int, *, items: bool) -> None:
+    """A text's length in characters, or a list's in ``items``."""
     if setting.min is not None and length < setting.min:
-        raise ValueError(f"must have at least {setting.min} {unit}")
+        raise ValueError(
+            gettext("must have at least %(count)s items", count=setting.min)
+            if items
+            else gettext("must have at least %(count)s characters", count=setting.min)
+        )
     if setting.max is not None and length > setting.max:
-        raise ValueError(f"must have at most {setting.max} {unit}")
+        raise ValueError(
+            gettext("must have at most %(count)s items", count=setting.max)
+            if items
+            else gettext("must have at most %(count)s characters", count=setting.max)
+        )
 
 
 def validate(
@@ -158,7 +186,9 @@ def validate(
         try:
             merged[key] = check_value(declared[key], value)
         except ValueError as error:
-            problems[key] = f"{declared[key].label} {error}"
+            problems[key] = gettext(
+                "%(label)s %(problem)s", label=declared[key].label, problem=error
+            )
     if problems:
         raise InvalidSettings(problems)
     return {key: merged[key] for key in declared}

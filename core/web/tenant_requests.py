@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, redirect, request
+from flask_babel import gettext
 
 from bookwell.core.context import make_context
 from bookwell.core.foundation import clock
@@ -106,7 +107,9 @@ def init_app(app: Flask) -> None:
         except PluginFailed:
             # A security header that cannot be computed must not be silently left out.
             return answer(
-                503, "plugin_failed", "A feature of this business is not working; please try later."
+                503,
+                "plugin_failed",
+                gettext("A feature of this business is not working; please try later."),
             )
         for _, headers in contributed:
             for name, value in headers.items():

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask_babel import gettext
+from flask_babel import gettext, lazy_gettext
 
 from bookwell.hooks import Consent, Context, Manifest, MenuItem, Refusal, Setting, hookimpl
 
@@ -38,10 +38,12 @@ YEAR_OF_HOURS = 24 * 366
 
 MANIFEST = Manifest(
     name=NAME,
-    title="Cancellation policy",
-    description="How late clients may cancel or move a booking online, the refund of prepaid "
-    "bookings, a policy clients accept when they book, and blocking clients (by hand or after "
-    "repeated no-shows).",
+    title=lazy_gettext("Cancellation policy"),
+    description=lazy_gettext(
+        "How late clients may cancel or move a booking online, the refund of prepaid "
+        "bookings, a policy clients accept when they book, and blocking clients (by hand or "
+        "after repeated no-shows)."
+    ),
     version="1.0.0",
     category="Scheduling",
     author="Bookwell",
@@ -50,8 +52,10 @@ MANIFEST = Manifest(
             "cancel_limit_hours",
             "int",
             24,
-            "Cancel online until (hours before)",
-            help="Elapsed hours before the start; staff can still cancel later, with a reason.",
+            lazy_gettext("Cancel online until (hours before)"),
+            help=lazy_gettext(
+                "Elapsed hours before the start; staff can still cancel later, with a reason."
+            ),
             min=0,
             max=YEAR_OF_HOURS,
         ),
@@ -59,7 +63,7 @@ MANIFEST = Manifest(
             "reschedule_limit_hours",
             "int",
             24,
-            "Move online until (hours before)",
+            lazy_gettext("Move online until (hours before)"),
             min=0,
             max=YEAR_OF_HOURS,
         ),
@@ -67,8 +71,8 @@ MANIFEST = Manifest(
             "max_reschedules",
             "int",
             2,
-            "Most moves per booking",
-            help="How many times a client may move one booking online (0: never).",
+            lazy_gettext("Most moves per booking"),
+            help=lazy_gettext("How many times a client may move one booking online (0: never)."),
             min=0,
             max=100,
         ),
@@ -76,8 +80,10 @@ MANIFEST = Manifest(
             "refund_percent_before",
             "int",
             100,
-            "Refund in time (%)",
-            help="Of the prepaid amount, when cancelled before the cancellation limit.",
+            lazy_gettext("Refund in time (%)"),
+            help=lazy_gettext(
+                "Of the prepaid amount, when cancelled before the cancellation limit."
+            ),
             min=0,
             max=100,
         ),
@@ -85,8 +91,8 @@ MANIFEST = Manifest(
             "refund_percent_after",
             "int",
             0,
-            "Refund when late (%)",
-            help="Of the prepaid amount, when cancelled after the limit (by staff).",
+            lazy_gettext("Refund when late (%)"),
+            help=lazy_gettext("Of the prepaid amount, when cancelled after the limit (by staff)."),
             min=0,
             max=100,
         ),
@@ -94,8 +100,8 @@ MANIFEST = Manifest(
             "text",
             "text",
             DEFAULT_TEXT,
-            "Policy",
-            help="Shown to clients when they book, with the rules above in words.",
+            lazy_gettext("Policy"),
+            help=lazy_gettext("Shown to clients when they book, with the rules above in words."),
             min=1,
             max=5000,
         ),
@@ -103,8 +109,10 @@ MANIFEST = Manifest(
             "block_after_no_shows",
             "int",
             0,
-            "Block after no-shows",
-            help="Block a client from booking online after this many no-shows (0: never).",
+            lazy_gettext("Block after no-shows"),
+            help=lazy_gettext(
+                "Block a client from booking online after this many no-shows (0: never)."
+            ),
             min=0,
             max=100,
         ),
@@ -117,7 +125,7 @@ Settings = Mapping[str, Any]
 @hookimpl
 def check_settings(settings: Settings) -> Mapping[str, str] | None:
     if not settings["text"].strip():
-        return {"text": "Write the policy clients accept."}
+        return {"text": gettext("Write the policy clients accept.")}
     return None
 
 
@@ -158,8 +166,11 @@ def before_cancel(ctx: Context, settings: Settings, reason: str | None) -> Refus
     if not policy.is_client(ctx):
         if not policy.in_time(ctx, hours) and not (reason or "").strip():
             return Refusal(
-                f"This booking starts in less than {hours} hours, past the clients' "
-                "cancellation limit: give a reason to cancel it.",
+                gettext(
+                    "This booking starts in less than %(hours)s hours, past the clients' "
+                    "cancellation limit: give a reason to cancel it.",
+                    hours=hours,
+                ),
                 code="reason_required",
                 status=422,
                 field="reason",
@@ -274,4 +285,4 @@ def migrations() -> str:
 @hookimpl
 def staff_menu(ctx: Context) -> list[MenuItem]:
     assert ctx.tenant is not None
-    return [MenuItem("Cancellation policy", f"/admin/{ctx.tenant.slug}/{NAME}/")]
+    return [MenuItem(gettext("Cancellation policy"), f"/admin/{ctx.tenant.slug}/{NAME}/")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 
@@ -88,7 +89,9 @@ def block(
     else:
         digest, shown = phone_digest(ctx, value), None
         if digest is None:
-            return False, f"A phone number needs at least {MIN_PHONE_DIGITS} digits."
+            return False, gettext(
+                "A phone number needs at least %(count)s digits.", count=MIN_PHONE_DIGITS
+            )
     if ctx.tables.select(blocks, blocks.c.kind == kind, blocks.c.digest == digest, limit=1):
         return False, None
     try:

@@ -7,6 +7,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, abort, flash, redirect, render_template
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm  # type: ignore[import-untyped,unused-ignore]
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
@@ -23,18 +24,37 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def _one_line(form: Any, field: Any) -> None:
     if field.data and _CONTROL.search(field.data):
-        raise ValidationError("Use one line of text, without control characters.")
+        raise ValidationError(gettext("Use one line of text, without control characters."))
 
 
 class BlockForm(FlaskForm):  # type: ignore[misc,unused-ignore]
     client = StringField(
-        "Client's e-mail or phone", validators=[_one_line, DataRequired(), Length(max=254)]
+        lazy_gettext("Client's e-mail or phone"),
+        validators=[
+            _one_line,
+            DataRequired(lazy_gettext("Give the client's e-mail address or phone number.")),
+            Length(max=254, message=lazy_gettext("At most 254 characters.")),
+        ],
     )
-    reason = StringField("Reason", validators=[_one_line, DataRequired(), Length(max=500)])
+    reason = StringField(
+        lazy_gettext("Reason"),
+        validators=[
+            _one_line,
+            DataRequired(lazy_gettext("Give a reason.")),
+            Length(max=500, message=lazy_gettext("At most 500 characters.")),
+        ],
+    )
 
 
 class UnblockForm(FlaskForm):  # type: ignore[misc,unused-ignore]
-    reason = StringField("Reason", validators=[_one_line, Optional(), Length(max=500)])
+    reason = StringField(
+        lazy_gettext("Reason"),
+        validators=[
+            _one_line,
+            Optional(),
+            Length(max=500, message=lazy_gettext("At most 500 characters.")),
+        ],
+    )
 
 
 @blueprint.get("/book/<slug>/cancellation_policy/")
@@ -79,12 +99,12 @@ def _kind_of(value: str) -> tuple[str, str | None]:
         try:
             validate_email(value, check_deliverability=False)
         except EmailNotValidError:
-            return blocks.EMAIL, "That is not a valid e-mail address."
+            return blocks.EMAIL, gettext("That is not a valid e-mail address.")
         return blocks.EMAIL, None
     if blocks.normal_phone(value) is None:
-        return blocks.PHONE, (
-            f"Give an e-mail address, or a phone number of at least {blocks.MIN_PHONE_DIGITS} "
-            "digits."
+        return blocks.PHONE, gettext(
+            "Give an e-mail address, or a phone number of at least %(count)s digits.",
+            count=blocks.MIN_PHONE_DIGITS,
         )
     return blocks.PHONE, None
 
@@ -101,13 +121,13 @@ def add_block(slug: str) -> Any:
     if problem is None:
         added, problem = blocks.block(ctx, kind, value, reason, f"user:{page.user.id}")
         if problem is None and not added:
-            problem = "That client is already blocked."
+            problem = gettext("That client is already blocked.")
     if problem is not None:
         form.client.errors = [problem]
         return _page(slug, page, form, 422)
     subject = f"client:{blocks.normal_email(value)}" if kind == blocks.EMAIL else "client:phone"
     ctx.audit("client.blocked", subject, {"kind": kind, "reason": reason})
-    flash("The client is blocked from booking and changing bookings online.")
+    flash(gettext("The client is blocked from booking and changing bookings online."))
     return redirect(f"/admin/{slug}/cancellation_policy/")
 
 
@@ -116,7 +136,9 @@ def remove_block(slug: str, block_id: int) -> Any:
     page = require_staff(slug, "bookings.manage", "cancellation_policy")
     form = UnblockForm()
     if not form.validate_on_submit():
-        return _page(slug, page, BlockForm(formdata=None), 422, ["Your form expired; try again."])
+        return _page(
+            slug, page, BlockForm(formdata=None), 422, [gettext("Your form expired; try again.")]
+        )
     ctx = plugin_context(slug)
     removed = blocks.unblock(ctx, block_id)
     if removed is None:
@@ -127,5 +149,5 @@ def remove_block(slug: str, block_id: int) -> Any:
         subject,
         {"kind": removed["kind"], "reason": (form.reason.data or "").strip() or None},
     )
-    flash("The client may book online again.")
+    flash(gettext("The client may book online again."))
     return redirect(f"/admin/{slug}/cancellation_policy/")

@@ -14,6 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
+from flask_babel import get_locale, gettext
+
 from bookwell.hooks import BookingInfo, Context, TenantInfo
 
 Settings = Mapping[str, Any]
@@ -57,85 +60,136 @@ def refund_percent(ctx: Context, settings: Settings) -> int:
 
 def window_passed_before_move(ctx: Context, hours: int, passed_at: str) -> str:
     assert ctx.tenant is not None
-    passed = local(datetime.fromisoformat(passed_at), ctx.tenant)
-    return (
+    return gettext(
         "This booking can no longer be cancelled online. Cancellations close "
-        f"{_hours(hours)} before the appointment; that time passed on {passed} "
-        f"({ctx.tenant.timezone} time), before the booking was moved. "
-        f"To cancel it, {contact(ctx.tenant)}"
+        "%(limit)s before the appointment; that time passed on %(passed)s "
+        "(%(zone)s time), before the booking was moved. "
+        "To cancel it, %(contact)s",
+        limit=_hours(hours),
+        passed=local(datetime.fromisoformat(passed_at), ctx.tenant),
+        zone=ctx.tenant.timezone,
+        contact=contact(ctx.tenant),
     )
 
 
+def _locale() -> Any:
+    # Outside a request (a job, a command), English, as core's own texts there.
+    return get_locale() or "en"
+
+
 def local(moment: datetime, tenant: TenantInfo) -> str:
-    when = moment.astimezone(ZoneInfo(tenant.timezone))
-    return f"{when:%A} {when.day} {when:%B %Y} at {when:%H:%M}"
+    """``Monday 30 November 2026 at 14:05`` on the business's clock, in the reader's language."""
+    zone = ZoneInfo(tenant.timezone)
+    return gettext(
+        "%(day)s at %(time)s",
+        day=format_datetime(moment, "EEEE d MMMM y", tzinfo=zone, locale=_locale()),
+        time=format_datetime(moment, "HH:mm", tzinfo=zone, locale=_locale()),
+    )
 
 
 def contact(tenant: TenantInfo) -> str:
     """How to reach the business, from whatever its owner filled in."""
-    ways = [
-        f"{label} {value}"
-        for label, value in (
-            ("by phone on", tenant.phone),
-            ("by e-mail at", tenant.email),
-            ("in person at", tenant.address),
-        )
-        if value
-    ]
+    ways = []
+    if tenant.phone:
+        ways.append(gettext("by phone on %(phone)s", phone=tenant.phone))
+    if tenant.email:
+        ways.append(gettext("by e-mail at %(email)s", email=tenant.email))
+    if tenant.address:
+        ways.append(gettext("in person at %(address)s", address=tenant.address))
     if not ways:
-        return f"please contact {tenant.name} directly."
-    return f"please contact {tenant.name} " + ", or ".join(ways) + "."
+        return gettext("please contact %(business)s directly.", business=tenant.name)
+    joined = ways[0]
+    for way in ways[1:]:
+        joined = gettext("%(first)s, or %(then)s", first=joined, then=way)
+    return gettext("please contact %(business)s %(ways)s.", business=tenant.name, ways=joined)
 
 
 def _hours(hours: int) -> str:
-    return "1 hour" if hours == 1 else f"{hours} hours"
+    return gettext("1 hour") if hours == 1 else gettext("%(count)s hours", count=hours)
 
 
 def window_passed(ctx: Context, hours: int, doing: str) -> str:
     """``doing`` is "cancelled" or "moved"."""
     assert ctx.booking is not None and ctx.tenant is not None
-    change, verb = ("Cancellations", "cancel") if doing == "cancelled" else ("Changes", "change")
-    passed = local(deadline(ctx.booking, hours), ctx.tenant)
-    return (
-        f"This booking can no longer be {doing} online. {change} close {_hours(hours)} before "
-        f"the appointment, and that time passed on {passed} ({ctx.tenant.timezone} time). "
-        f"To {verb} it, {contact(ctx.tenant)}"
+    values = {
+        "limit": _hours(hours),
+        "passed": local(deadline(ctx.booking, hours), ctx.tenant),
+        "zone": ctx.tenant.timezone,
+        "contact": contact(ctx.tenant),
+    }
+    if doing == "cancelled":
+        return gettext(
+            "This booking can no longer be cancelled online. Cancellations close %(limit)s "
+            "before the appointment, and that time passed on %(passed)s (%(zone)s time). "
+            "To cancel it, %(contact)s",
+            **values,
+        )
+    return gettext(
+        "This booking can no longer be moved online. Changes close %(limit)s "
+        "before the appointment, and that time passed on %(passed)s (%(zone)s time). "
+        "To change it, %(contact)s",
+        **values,
     )
 
 
 def too_many_moves(ctx: Context, most: int) -> str:
     assert ctx.booking is not None and ctx.tenant is not None
-    times = "once" if most == 1 else f"{most} times"
     if most == 0:
-        return f"Bookings cannot be moved online here. To change it, {contact(ctx.tenant)}"
-    return (
-        f"This booking has already been moved {times}, the most allowed online. "
-        f"To change it again, {contact(ctx.tenant)}"
+        return gettext(
+            "Bookings cannot be moved online here. To change it, %(contact)s",
+            contact=contact(ctx.tenant),
+        )
+    if most == 1:
+        return gettext(
+            "This booking has already been moved once, the most allowed online. "
+            "To change it again, %(contact)s",
+            contact=contact(ctx.tenant),
+        )
+    return gettext(
+        "This booking has already been moved %(count)s times, the most allowed online. "
+        "To change it again, %(contact)s",
+        count=most,
+        contact=contact(ctx.tenant),
     )
 
 
 def blocked(tenant: TenantInfo) -> str:
-    return (
-        f"We are sorry, but we cannot take or change bookings for you online. "
-        f"To book or change an appointment, {contact(tenant)}"
+    return gettext(
+        "We are sorry, but we cannot take or change bookings for you online. "
+        "To book or change an appointment, %(contact)s",
+        contact=contact(tenant),
     )
 
 
 def summary(settings: Settings) -> str:
     """The rules in words, from the settings in force: shown with the owner's text and part
-    of what the client accepts (and what core keeps the SHA-256 of)."""
+    of what the client accepts (and what core keeps the SHA-256 of: the words the client read,
+    in their language)."""
     lines = [
-        f"- You may cancel online up to {_hours(settings['cancel_limit_hours'])} before the "
-        "appointment, and move it up to "
-        f"{_hours(settings['reschedule_limit_hours'])} before.",
-        f"- A booking can be moved online at most {settings['max_reschedules']} time(s).",
-        f"- If you paid in advance, {settings['refund_percent_before']}% is refunded when you "
-        f"cancel in time, {settings['refund_percent_after']}% after that.",
+        gettext(
+            "- You may cancel online up to %(cancel)s before the appointment, and move it up "
+            "to %(move)s before.",
+            cancel=_hours(settings["cancel_limit_hours"]),
+            move=_hours(settings["reschedule_limit_hours"]),
+        ),
+        gettext(
+            "- A booking can be moved online at most %(count)s time(s).",
+            count=settings["max_reschedules"],
+        ),
+        gettext(
+            "- If you paid in advance, %(before)s%% is refunded when you cancel in time, "
+            "%(after)s%% after that.",
+            before=settings["refund_percent_before"],
+            after=settings["refund_percent_after"],
+        ),
     ]
     if settings["block_after_no_shows"]:
         lines.append(
-            f"- After {settings['block_after_no_shows']} missed appointment(s) without notice, "
-            "you can no longer book online."
+            gettext(
+                "- After %(count)s missed appointment(s) without notice, you can no longer "
+                "book online.",
+                count=settings["block_after_no_shows"],
+            )
         )
     return "\n".join(lines)
 

@@ -26,6 +26,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext, lazy_gettext
+
 from bookwell.hooks import (
     Context,
     DataProtection,
@@ -46,8 +48,8 @@ IDLE_MINUTES, ABSOLUTE_HOURS = 15, 12
 
 MANIFEST = Manifest(
     name="hipaa",
-    title="HIPAA mode",
-    description=(
+    title=lazy_gettext("HIPAA mode"),
+    description=lazy_gettext(
         "For clinics: two-step login for all staff over HTTPS only, automatic logoff, every "
         "view of a client's details audited, clients' phone and notes encrypted, e-mails "
         "without health details, platform support kept out unless you let it in for a while, "
@@ -61,8 +63,8 @@ MANIFEST = Manifest(
             key="idle_timeout_minutes",
             type="int",
             default=IDLE_MINUTES,
-            label="Staff idle timeout (minutes)",
-            help=(
+            label=lazy_gettext("Staff idle timeout (minutes)"),
+            help=lazy_gettext(
                 "A staff session ends after this long without use (1 to 15 minutes). HIPAA "
                 "mode only tightens: the instance's own limit still applies when it is shorter."
             ),
@@ -73,8 +75,10 @@ MANIFEST = Manifest(
             key="absolute_timeout_hours",
             type="int",
             default=ABSOLUTE_HOURS,
-            label="Staff session length (hours)",
-            help=("A staff session ends this long after its login, used or not (1 to 12 hours)."),
+            label=lazy_gettext("Staff session length (hours)"),
+            help=lazy_gettext(
+                "A staff session ends this long after its login, used or not (1 to 12 hours)."
+            ),
             min=1,
             max=ABSOLUTE_HOURS,
         ),
@@ -108,8 +112,10 @@ def before_data_access(ctx: Context, settings, scope: str) -> Refusal | None:
     if access.support_let_in(ctx):
         return None
     return Refusal(
-        "This business is in HIPAA mode: platform support sees its data only while its owner "
-        "grants access.",
+        gettext(
+            "This business is in HIPAA mode: platform support sees its data only while its "
+            "owner grants access."
+        ),
         code="support_access_not_granted",
         status=403,
     )
@@ -129,8 +135,8 @@ def after_login(ctx: Context) -> None:
 def staff_menu(ctx: Context) -> list[MenuItem]:
     slug = ctx.tenant.slug
     if ctx.actor is not None and ctx.actor.role == "owner":
-        return [MenuItem("HIPAA: support access", f"/admin/{slug}/hipaa/support-access")]
-    return [MenuItem("Emergency access", f"/admin/{slug}/hipaa/emergency")]
+        return [MenuItem(gettext("HIPAA: support access"), f"/admin/{slug}/hipaa/support-access")]
+    return [MenuItem(gettext("Emergency access"), f"/admin/{slug}/hipaa/emergency")]
 
 
 @hookimpl

@@ -11,6 +11,8 @@ revocation, and its permission checks consult the live ones):
 
 from __future__ import annotations
 
+from flask_babel import force_locale, gettext
+
 from bookwell.hooks import Context, Grant
 
 SUPPORT = "support"
@@ -88,17 +90,22 @@ def break_glass(ctx: Context, *, email: str, reason: str) -> Grant:
         {"grant": grant.id, "user": user.id, "role": user.role, "until": grant.expires_at},
     )
     for owner in ctx.data.staff(roles=("owner",)):
-        ctx.data.send_mail(
-            to=owner.email,
-            subject=f"Emergency access taken at {ctx.tenant.name}",
-            text=(
-                f"Hello {owner.name or owner.email},\n\n"
-                f"{user.name or user.email} ({user.email}, {user.role}) just took emergency "
+        # A plugin's mail speaks the business's language, as core's notices do.
+        with force_locale(ctx.tenant.language):
+            subject = gettext("Emergency access taken at %(business)s", business=ctx.tenant.name)
+            text = gettext(
+                "Hello %(owner)s,\n\n"
+                "%(name)s (%(email)s, %(role)s) just took emergency "
                 "access to a client's record for one hour, giving a reason.\n\n"
                 'Which client and why are on the page "HIPAA: support access" of the staff '
                 'pages, under "Emergency access", and in the audit trail. If it was not '
-                "justified, take it up with them."
-            ),
-            kind="hipaa.emergency_access",
+                "justified, take it up with them.",
+                owner=owner.name or owner.email,
+                name=user.name or user.email,
+                email=user.email,
+                role=user.role,
+            )
+        ctx.data.send_mail(
+            to=owner.email, subject=subject, text=text, kind="hipaa.emergency_access"
         )
     return grant

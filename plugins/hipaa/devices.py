@@ -19,6 +19,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from flask_babel import force_locale, gettext
+
 from bookwell.hooks import Context
 
 from .minimum import local_time
@@ -94,19 +96,24 @@ def _remember(ctx: Context, key: str, known: list[str], device: str) -> None:
 
 def _tell(ctx: Context, browser: str, system: str, network: str) -> None:
     user = ctx.actor
-    when = local_time(ctx.now, ctx.tenant.timezone)
-    ctx.data.send_mail(
-        to=user.email,
-        subject=f"New sign-in to your {ctx.tenant.name} account",
-        text=(
-            f"Hello {user.name or user.email},\n\n"
-            f"Your account was just signed in to from a device it was not used on before:\n\n"
-            f"When:     {when}\n"
-            f"Browser:  {browser} on {system}\n"
-            f"Network:  {network}\n\n"
+    language = ctx.tenant.language
+    when = local_time(ctx.now, ctx.tenant.timezone, language)
+    # A plugin's mail speaks the business's language, as core's notices do.
+    with force_locale(language):
+        subject = gettext("New sign-in to your %(business)s account", business=ctx.tenant.name)
+        text = gettext(
+            "Hello %(name)s,\n\n"
+            "Your account was just signed in to from a device it was not used on before:\n\n"
+            "When:     %(when)s\n"
+            "Browser:  %(browser)s on %(system)s\n"
+            "Network:  %(network)s\n\n"
             "If this was you, there is nothing to do. If it was not, change your password at "
             "once and tell the business's owner: someone may know your password and your "
-            "second factor."
-        ),
-        kind="hipaa.new_device",
-    )
+            "second factor.",
+            name=user.name or user.email,
+            when=when,
+            browser=browser,
+            system=system,
+            network=network,
+        )
+    ctx.data.send_mail(to=user.email, subject=subject, text=text, kind="hipaa.new_device")

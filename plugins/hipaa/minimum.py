@@ -18,19 +18,21 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import icalendar
+from babel.dates import format_datetime
+from flask_babel import force_locale, gettext, lazy_gettext
 from markupsafe import escape
 
 from bookwell.hooks import Context, OutgoingMessage
 
 BOOKING_KINDS = ("booking.", "provider.")
 WHAT_HAPPENED = {
-    "booking.confirmed": "Your appointment is confirmed.",
-    "booking.rescheduled": "Your appointment was moved to this time.",
-    "booking.cancelled": "Your appointment was cancelled.",
-    "booking.reminder": "A reminder of your appointment.",
-    "provider.confirmed": "A new appointment was booked with you.",
-    "provider.rescheduled": "An appointment with you was moved to this time.",
-    "provider.cancelled": "An appointment with you was cancelled.",
+    "booking.confirmed": lazy_gettext("Your appointment is confirmed."),
+    "booking.rescheduled": lazy_gettext("Your appointment was moved to this time."),
+    "booking.cancelled": lazy_gettext("Your appointment was cancelled."),
+    "booking.reminder": lazy_gettext("A reminder of your appointment."),
+    "provider.confirmed": lazy_gettext("A new appointment was booked with you."),
+    "provider.rescheduled": lazy_gettext("An appointment with you was moved to this time."),
+    "provider.cancelled": lazy_gettext("An appointment with you was cancelled."),
 }
 # What an invitation keeps: when, where, whose, its identity and state; never a description.
 ICS_KEPT = ("UID", "DTSTAMP", "DTSTART", "DTEND", "SEQUENCE", "STATUS", "ORGANIZER", "URL")
@@ -43,40 +45,47 @@ def necessary(ctx: Context, message: OutgoingMessage) -> OutgoingMessage | None:
             raise RuntimeError(f"hipaa: a {message.kind} message without its booking: held")
         return None
     tenant = ctx.tenant
-    when = local_time(booking.start, tenant.timezone)
-    headline = f"Appointment at {tenant.name}, {when}"
     cancelled = message.kind.endswith(".cancelled")
     link = None if cancelled or message.kind.startswith("provider.") else message.link
-    paragraphs = [headline + "."]
-    if message.kind in WHAT_HAPPENED:
-        paragraphs.append(WHAT_HAPPENED[message.kind])
-    if link:
-        paragraphs.append(f"View, move or cancel it:\n{link}")
-    elif message.kind.startswith("provider."):
-        paragraphs.append("Sign in to the staff pages for the details.")
-    elif not cancelled:
-        paragraphs.append("View, move or cancel it with the link in your confirmation e-mail.")
+    # The message does not say its language: the rewrite speaks the business's, as a plugin's
+    # mail does.
+    with force_locale(tenant.language):
+        when = local_time(booking.start, tenant.timezone, tenant.language)
+        headline = gettext("Appointment at %(business)s, %(when)s", business=tenant.name, when=when)
+        paragraphs = [headline + "."]
+        if message.kind in WHAT_HAPPENED:
+            paragraphs.append(str(WHAT_HAPPENED[message.kind]))
+        if link:
+            paragraphs.append(gettext("View, move or cancel it:") + f"\n{link}")
+        elif message.kind.startswith("provider."):
+            paragraphs.append(gettext("Sign in to the staff pages for the details."))
+        elif not cancelled:
+            paragraphs.append(
+                gettext("View, move or cancel it with the link in your confirmation e-mail.")
+            )
+        html = _html(headline, paragraphs[1:], link, tenant.name)
+        ics = _invitation(message.ics, tenant.name) if message.ics else None
     text = "\n\n".join(paragraphs) + f"\n\n--\n{tenant.name}\n"
     return dataclasses.replace(
-        message,
-        subject=" ".join(headline.split()),
-        text=text,
-        html=_html(headline, paragraphs[1:], link, tenant.name),
-        ics=_invitation(message.ics, tenant.name) if message.ics else None,
+        message, subject=" ".join(headline.split()), text=text, html=html, ics=ics
     )
 
 
-def local_time(moment: datetime, zone: str) -> str:
-    """``Monday 1 March 2027, 10:00 (Europe/Paris)``, as core's own booking mail says it."""
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({zone})"
+def local_time(moment: datetime, zone: str, language: str | None) -> str:
+    """``Monday 1 March 2027, 10:00 (Europe/Paris)``, as core's own booking mail says it (in
+    French ``lundi 1 mars 2027, 10:00 (Europe/Paris)``)."""
+    written = format_datetime(
+        moment, "EEEE d MMMM y, HH:mm", tzinfo=ZoneInfo(zone), locale=language or "en"
+    )
+    return f"{written} ({zone})"
 
 
 def _html(headline: str, paragraphs: list[str], link: str | None, business: str) -> str:
     parts = [f"<p><strong>{escape(headline)}</strong></p>"]
     for paragraph in paragraphs:
         if link and paragraph.endswith(link):
-            parts.append(f'<p><a href="{escape(link)}">View, move or cancel it</a></p>')
+            label = gettext("View, move or cancel it")
+            parts.append(f'<p><a href="{escape(link)}">{escape(label)}</a></p>')
         else:
             parts.append(f"<p>{escape(paragraph)}</p>")
     parts.append(f"<p>{escape(business)}</p>")
@@ -105,7 +114,7 @@ def _invitation(ics: str, business: str) -> str:
         for name in ICS_KEPT:
             if name in component:
                 event[name] = component[name]
-        event.add("summary", f"Appointment at {business}")
+        event.add("summary", gettext("Appointment at %(business)s", business=business))
         if "LOCATION" in component:  # the business's address, not the client's
             event["LOCATION"] = component["LOCATION"]
         attendees = component.get("ATTENDEE")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from flask import Blueprint, abort, redirect, url_for
+from flask_babel import get_locale, gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import (
@@ -40,7 +42,7 @@ def _plain_text(multiline: bool):
     def check(form, field) -> None:
         value = field.data or ""
         if CONTROL.search(value) or (not multiline and LINE_BREAK.search(value)):
-            raise ValidationError("Use plain text, without control characters.")
+            raise ValidationError(gettext("Use plain text, without control characters."))
 
     return check
 
@@ -53,45 +55,45 @@ def _trimmed(value: str | None) -> str | None:
 def _a_few_digits(form, field) -> None:
     """Refuse a number of hundreds of digits before NumberRange, which fails on it (a float)."""
     if len((field.raw_data or [""])[0].strip()) > 6:
-        raise StopValidation("Between 1 and 72 hours.")
+        raise StopValidation(gettext("Between 1 and 72 hours."))
 
 
 class SupportAccessForm(FlaskForm):
     hours = IntegerField(
-        "For how many hours",
+        lazy_gettext("For how many hours"),
         validators=[
             _a_few_digits,
-            InputRequired("Say for how many hours (1 to 72)."),
-            NumberRange(*access.SUPPORT_HOURS, message="Between 1 and 72 hours."),
+            InputRequired(lazy_gettext("Say for how many hours (1 to 72).")),
+            NumberRange(*access.SUPPORT_HOURS, message=lazy_gettext("Between 1 and 72 hours.")),
         ],
     )
     reason = TextAreaField(
-        "Why",
+        lazy_gettext("Why"),
         validators=[
             _plain_text(multiline=True),
-            DataRequired("Give a reason: it is kept with the grant."),
-            Length(*REASON_LENGTH, message="A reason of 10 to 1000 characters."),
+            DataRequired(lazy_gettext("Give a reason: it is kept with the grant.")),
+            Length(*REASON_LENGTH, message=lazy_gettext("A reason of 10 to 1000 characters.")),
         ],
     )
 
 
 class EmergencyForm(FlaskForm):
     email = StringField(
-        "The client's e-mail address",
+        lazy_gettext("The client's e-mail address"),
         filters=[_trimmed],
         validators=[
             _plain_text(multiline=False),
-            DataRequired("Give the client's e-mail address."),
-            Length(max=254, message="At most 254 characters."),
-            Email("That is not an e-mail address."),
+            DataRequired(lazy_gettext("Give the client's e-mail address.")),
+            Length(max=254, message=lazy_gettext("At most 254 characters.")),
+            Email(lazy_gettext("That is not an e-mail address.")),
         ],
     )
     reason = TextAreaField(
-        "Why you need it now",
+        lazy_gettext("Why you need it now"),
         validators=[
             _plain_text(multiline=True),
-            DataRequired("Give a reason: the owners are told, and it is kept."),
-            Length(*REASON_LENGTH, message="A reason of 10 to 1000 characters."),
+            DataRequired(lazy_gettext("Give a reason: the owners are told, and it is kept.")),
+            Length(*REASON_LENGTH, message=lazy_gettext("A reason of 10 to 1000 characters.")),
         ],
     )
 
@@ -141,7 +143,7 @@ def take_emergency_access(slug: str):
     email = form.email.data.strip()
     bookings = ctx.data.client_bookings(email)
     if not bookings:
-        form.email.errors = ["This business has no bookings for that address: check it."]
+        form.email.errors = [gettext("This business has no bookings for that address: check it.")]
         return _emergency_page(page, slug, form, status=422)
     grant = access.break_glass(ctx, email=email, reason=form.reason.data.strip())
     zone = page.tenant.timezone
@@ -179,7 +181,12 @@ def _support_page(page, slug: str, form, status: int = 200):
         live=[_row(grant, zone) for grant in live],
         ended=[_row(grant, zone) for grant in ended],
         emergencies=[
-            {**_row(grant, zone), "who": people.get(grant.user_id, f"account #{grant.user_id}")}
+            {
+                **_row(grant, zone),
+                "who": people.get(
+                    grant.user_id, gettext("account #%(number)s", number=grant.user_id)
+                ),
+            }
             for grant in access.emergency_grants(ctx)
         ],
         now=ctx.now,
@@ -207,5 +214,5 @@ def _row(grant, zone: str) -> dict:
 
 
 def _local(moment, zone: str) -> str:
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local.day} {local:%B %Y}, {local:%H:%M}"
+    """``30 November 2026, 14:05`` (``30 novembre 2026, 14:05``), in the page's language."""
+    return format_datetime(moment, "d MMMM y, HH:mm", tzinfo=ZoneInfo(zone), locale=get_locale())

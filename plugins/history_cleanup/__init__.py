@@ -19,6 +19,8 @@ import logging
 import time
 from datetime import timedelta
 
+from flask_babel import gettext, lazy_gettext
+
 from bookwell.hooks import Context, Manifest, MenuItem, Setting, hookimpl
 
 from . import archives
@@ -34,8 +36,8 @@ PAUSE_SECONDS = 0.15
 
 MANIFEST = Manifest(
     name="history_cleanup",
-    title="History cleanup",
-    description=(
+    title=lazy_gettext("History cleanup"),
+    description=lazy_gettext(
         "Archives, then deletes, the bookings that ended more than a set number of days ago, "
         "with their consents, reschedules and e-mails; staff download the archives, which are "
         "removed in turn after a second period. The audit trail is never deleted."
@@ -48,8 +50,10 @@ MANIFEST = Manifest(
             key="retention_days",
             type="int",
             default=365,
-            label="Keep bookings for (days after they end)",
-            help="Bookings that ended longer ago are archived, then deleted (30 days at least).",
+            label=lazy_gettext("Keep bookings for (days after they end)"),
+            help=lazy_gettext(
+                "Bookings that ended longer ago are archived, then deleted (30 days at least)."
+            ),
             min=30,
             max=36500,
         ),
@@ -57,8 +61,8 @@ MANIFEST = Manifest(
             key="archive_retention_days",
             type="int",
             default=90,
-            label="Keep archives for (days)",
-            help="Archives older than this are removed: download what you must keep.",
+            label=lazy_gettext("Keep archives for (days)"),
+            help=lazy_gettext("Archives older than this are removed: download what you must keep."),
             min=1,
             max=36500,
         ),
@@ -139,4 +143,4 @@ def staff_menu(ctx: Context) -> list[MenuItem] | None:
     # bulk (data.export: owners and managers) sees it.
     if ctx.actor is None or ctx.actor.role not in ("owner", "manager"):
         return None
-    return [MenuItem("History cleanup", f"/admin/{ctx.tenant.slug}/history_cleanup/")]
+    return [MenuItem(gettext("History cleanup"), f"/admin/{ctx.tenant.slug}/history_cleanup/")]

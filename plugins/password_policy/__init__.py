@@ -16,13 +16,15 @@ are kept in the instance's store.
 
 from __future__ import annotations
 
+from flask_babel import gettext, lazy_gettext
+
 from bookwell.hooks import Context, Manifest, MenuItem, Refusal, Setting, hookimpl
 
 from . import lockout, rules
 from .pages import operator_commands, pages
 
 ROLES = ("owner", "manager", "staff", "receptionist", "client")
-CLASS_HELP = (
+CLASS_HELP = lazy_gettext(
     "Off by default: NIST SP 800-63B and OWASP ASVS advise against forcing character classes, "
     "which make passwords harder to remember without making them harder to guess "
     '("Password1!"). A longer minimum length protects better.'
@@ -30,8 +32,8 @@ CLASS_HELP = (
 
 MANIFEST = Manifest(
     name="password_policy",
-    title="Password policy",
-    description=(
+    title=lazy_gettext("Password policy"),
+    description=lazy_gettext(
         "Long passwords, never a common one nor one made of the person's name or e-mail, and "
         "accounts locked for a while after too many failed logins."
     ),
@@ -43,8 +45,8 @@ MANIFEST = Manifest(
             "min_length",
             "int",
             15,
-            "Minimum length",
-            help=(
+            lazy_gettext("Minimum length"),
+            help=lazy_gettext(
                 "Characters a new password needs at least (8 to 64). NIST advises 15 where the "
                 "password is the only factor. Passwords of 64 characters and more are always "
                 "allowed, spaces included."
@@ -52,23 +54,37 @@ MANIFEST = Manifest(
             min=8,
             max=64,
         ),
-        Setting("require_upper", "bool", False, "Require a capital letter", help=CLASS_HELP),
-        Setting("require_lower", "bool", False, "Require a lower-case letter", help=CLASS_HELP),
-        Setting("require_digit", "bool", False, "Require a digit", help=CLASS_HELP),
-        Setting("require_symbol", "bool", False, "Require a symbol", help=CLASS_HELP),
+        Setting(
+            "require_upper",
+            "bool",
+            False,
+            lazy_gettext("Require a capital letter"),
+            help=CLASS_HELP,
+        ),
+        Setting(
+            "require_lower",
+            "bool",
+            False,
+            lazy_gettext("Require a lower-case letter"),
+            help=CLASS_HELP,
+        ),
+        Setting("require_digit", "bool", False, lazy_gettext("Require a digit"), help=CLASS_HELP),
+        Setting("require_symbol", "bool", False, lazy_gettext("Require a symbol"), help=CLASS_HELP),
         Setting(
             "refuse_common",
             "bool",
             True,
-            "Refuse common passwords",
-            help="Refuse the 30,000 most common passwords (zxcvbn's list), in any case.",
+            lazy_gettext("Refuse common passwords"),
+            help=lazy_gettext(
+                "Refuse the 30,000 most common passwords (zxcvbn's list), in any case."
+            ),
         ),
         Setting(
             "max_attempts",
             "int",
             5,
-            "Failed logins before a lock",
-            help=(
+            lazy_gettext("Failed logins before a lock"),
+            help=lazy_gettext(
                 "Failed logins (wrong password or wrong one-time code) an account may have "
                 "before it is locked (3 to 100). One IP address may fail ten times as many per "
                 "hour across all accounts before its logins are refused until the hour ends."
@@ -80,8 +96,8 @@ MANIFEST = Manifest(
             "lockout_minutes",
             "int",
             15,
-            "Minutes locked",
-            help=(
+            lazy_gettext("Minutes locked"),
+            help=lazy_gettext(
                 "How long the first lock lasts (1 to 1440); each further lock of the same "
                 "account within a day doubles it, up to 24 hours. Every account is locked "
                 "alike, whatever its role, so that a lock tells nobody who has an account."
@@ -93,8 +109,8 @@ MANIFEST = Manifest(
             "roles",
             "list",
             list(ROLES),
-            "Password rules apply to",
-            help="The roles whose new passwords are held to the rules above.",
+            lazy_gettext("Password rules apply to"),
+            help=lazy_gettext("The roles whose new passwords are held to the rules above."),
             choices=ROLES,
         ),
     ),
@@ -162,7 +178,7 @@ def routes():
 def staff_menu(ctx: Context) -> list[MenuItem] | None:
     if ctx.actor is None or ctx.actor.role != "owner":
         return None
-    return [MenuItem("Locked accounts", f"/admin/{ctx.tenant.slug}/password_policy/")]
+    return [MenuItem(gettext("Locked accounts"), f"/admin/{ctx.tenant.slug}/password_policy/")]
 
 
 @hookimpl

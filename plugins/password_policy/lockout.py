@@ -36,6 +36,8 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import force_locale, gettext
+
 from bookwell.hooks import Context, PluginStore, Refusal
 
 log = logging.getLogger(__name__)
@@ -191,17 +193,23 @@ class Attempt:
             add_to_index(self.store, self.ctx.now, self.account, self.email, until)
         if self.ctx.data is not None:
             shown = _local_time(self.ctx, until)
-            self.ctx.data.send_mail(
-                to=self.email,
-                subject="Your account is locked for a while",
-                text=(
-                    f"Too many attempts to log in to your account at {self.ctx.tenant.name} "
-                    f"failed, so it is locked until {shown}. Nobody can log in to it until "
+            # A plugin's mail speaks the business's language, as core's notices do.
+            with force_locale(self.ctx.tenant.language):
+                subject = gettext("Your account is locked for a while")
+                text = gettext(
+                    "Too many attempts to log in to your account at %(business)s "
+                    "failed, so it is locked until %(until)s. Nobody can log in to it until "
                     "then, even with the right password.\n\n"
                     "If it was you, wait until then, or ask the business to unlock it. If it "
                     "was not you, someone may be guessing your password: once the lock ends, "
-                    'choose a new one with "forgotten password".'
-                ),
+                    'choose a new one with "forgotten password".',
+                    business=self.ctx.tenant.name,
+                    until=shown,
+                )
+            self.ctx.data.send_mail(
+                to=self.email,
+                subject=subject,
+                text=text,
                 kind="password_policy.locked",
                 once=f"locked:{self.account}:{until.isoformat()}",
             )
@@ -213,8 +221,11 @@ class Attempt:
 def locked_refusal(ctx: Context, locked_until: str) -> Refusal:
     shown = _local_time(ctx, datetime.fromisoformat(locked_until))
     return Refusal(
-        f"Too many failed attempts: logging in is locked until {shown}. Try again then, or ask "
-        "the business to unlock your account.",
+        gettext(
+            "Too many failed attempts: logging in is locked until %(until)s. Try again then, or "
+            "ask the business to unlock your account.",
+            until=shown,
+        ),
         code=LOCKED,
         status=401,
         details={"locked_until": locked_until},

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_babel import gettext
 
 from bookwell.hooks.pages import csrf_form, plugin_context, render_staff_page, require_staff
 
@@ -45,10 +46,10 @@ def unlock(slug: str):
     ctx = plugin_context(slug)
     email = lockout.unlock_account(ctx.store, ctx.now, account)
     if email is None:
-        flash("That account is no longer locked.")
+        flash(gettext("That account is no longer locked."))
     else:
         ctx.audit("account.unlocked", f"login:{email}", {"by": "owner"})
-        flash(f"{email} may log in again.")
+        flash(gettext("%(email)s may log in again.", email=email))
     return redirect(url_for(".locked", slug=slug))
 
 

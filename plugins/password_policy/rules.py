@@ -14,6 +14,8 @@ import re
 import unicodedata
 from importlib import resources
 
+from flask_babel import gettext
+
 from bookwell.hooks import Context, Refusal
 
 # zxcvbn's list of the 30,000 most common passwords (MIT, see zxcvbn-LICENSE.txt beside it).
@@ -53,19 +55,26 @@ def broken_rules(ctx: Context, settings, password: str) -> list[tuple[str, str]]
     broken: list[tuple[str, str]] = []
     typed = unicodedata.normalize("NFKC", password)
     if len(typed) < settings["min_length"]:
-        broken.append(("min_length", f"Use at least {settings['min_length']} characters."))
+        broken.append(
+            (
+                "min_length",
+                gettext("Use at least %(count)s characters.", count=settings["min_length"]),
+            )
+        )
     classes = (
-        ("require_upper", str.isupper, "Use at least one capital letter."),
-        ("require_lower", str.islower, "Use at least one lower-case letter."),
-        ("require_digit", str.isdigit, "Use at least one digit."),
-        ("require_symbol", _is_symbol, "Use at least one symbol, such as ! or #."),
+        ("require_upper", str.isupper, gettext("Use at least one capital letter.")),
+        ("require_lower", str.islower, gettext("Use at least one lower-case letter.")),
+        ("require_digit", str.isdigit, gettext("Use at least one digit.")),
+        ("require_symbol", _is_symbol, gettext("Use at least one symbol, such as ! or #.")),
     )
     for rule, has, message in classes:
         if settings[rule] and not any(has(character) for character in typed):
             broken.append((rule, message))
     folded = comparable(password)
     if settings["refuse_common"] and folded in common_passwords():
-        broken.append(("refuse_common", "It is one of the most common passwords: choose another."))
+        broken.append(
+            ("refuse_common", gettext("It is one of the most common passwords: choose another."))
+        )
     broken.extend(_personal_words(ctx, folded))
     return broken
 
@@ -82,13 +91,18 @@ def _personal_words(ctx: Context, folded: str) -> list[tuple[str, str]]:
     if actor is not None:
         local = comparable(actor.email.partition("@")[0])
         if len(local) >= SHORTEST_PERSONAL_WORD and local in folded:
-            found.append(("email", "Do not use your e-mail address in it."))
+            found.append(("email", gettext("Do not use your e-mail address in it.")))
         parts = NAME_PARTS.findall(comparable(actor.name or ""))
         if any(len(part) >= SHORTEST_PERSONAL_WORD and part in folded for part in parts):
-            found.append(("name", "Do not use your name in it."))
+            found.append(("name", gettext("Do not use your name in it.")))
     if ctx.tenant is not None and _holds_business_name(ctx.tenant.name, folded):
         business = ctx.tenant.name
-        found.append(("business_name", f"Do not use the business's name ({business}) in it."))
+        found.append(
+            (
+                "business_name",
+                gettext("Do not use the business's name (%(business)s) in it.", business=business),
+            )
+        )
     return found
 
 
@@ -108,7 +122,7 @@ def refusal(broken: list[tuple[str, str]]) -> Refusal:
     """One refusal that lists every rule broken, so the person fixes everything at once."""
     messages = [message for _rule, message in broken]
     return Refusal(
-        "This password is not accepted: " + " ".join(messages),
+        gettext("This password is not accepted: %(reasons)s", reasons=" ".join(messages)),
         code="password_rejected",
         status=422,
         field="password",
@@ -119,31 +133,38 @@ def refusal(broken: list[tuple[str, str]]) -> Refusal:
 def described_rules(ctx: Context, settings) -> list[str]:
     """The rules in words, for the person to read before typing (``password_rules``)."""
     rules = [
-        f"At least {settings['min_length']} characters; long passphrases are welcome (up to "
-        "64 characters and more), spaces included."
+        gettext(
+            "At least %(count)s characters; long passphrases are welcome (up to "
+            "64 characters and more), spaces included.",
+            count=settings["min_length"],
+        )
     ]
     wanted = [
         label
         for rule, label in (
-            ("require_upper", "a capital letter"),
-            ("require_lower", "a lower-case letter"),
-            ("require_digit", "a digit"),
-            ("require_symbol", "a symbol"),
+            ("require_upper", gettext("a capital letter")),
+            ("require_lower", gettext("a lower-case letter")),
+            ("require_digit", gettext("a digit")),
+            ("require_symbol", gettext("a symbol")),
         )
         if settings[rule]
     ]
     if wanted:
-        rules.append("At least " + _listed(wanted) + ".")
+        rules.append(gettext("At least %(items)s.", items=_listed(wanted)))
     if settings["refuse_common"]:
-        rules.append("Not one of the 30,000 most common passwords.")
-    personal = ["your e-mail address", "your name"]
+        rules.append(gettext("Not one of the 30,000 most common passwords."))
+    personal = [gettext("your e-mail address"), gettext("your name")]
     if ctx.tenant is not None:
-        personal.append("the business's name")
-    rules.append("Without " + _listed(personal, "or") + " in it.")
+        personal.append(gettext("the business's name"))
+    rules.append(gettext("Without %(items)s in it.", items=_listed(personal, either=True)))
     return rules
 
 
-def _listed(items: list[str], last: str = "and") -> str:
+def _listed(items: list[str], either: bool = False) -> str:
+    """``a, b and c`` (or ``a, b or c``), the last joined as the language joins it."""
     if len(items) == 1:
         return items[0]
-    return ", ".join(items[:-1]) + f" {last} " + items[-1]
+    first, last = ", ".join(items[:-1]), items[-1]
+    if either:
+        return gettext("%(first)s or %(last)s", first=first, last=last)
+    return gettext("%(first)s and %(last)s", first=first, last=last)

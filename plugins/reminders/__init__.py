@@ -21,6 +21,9 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
+from flask_babel import force_locale, gettext, lazy_gettext
+
 from bookwell.hooks import BookingInfo, Context, Manifest, Setting, TenantInfo, hookimpl
 
 log = logging.getLogger(__name__)
@@ -31,8 +34,8 @@ JUST_AFTER = timedelta(microseconds=1)
 
 MANIFEST = Manifest(
     name="reminders",
-    title="Appointment reminders",
-    description=(
+    title=lazy_gettext("Appointment reminders"),
+    description=lazy_gettext(
         "E-mails each client a reminder a set number of hours before their appointment, once "
         "per appointment time: a moved booking is reminded of its new time, a cancelled one "
         "not at all."
@@ -45,8 +48,8 @@ MANIFEST = Manifest(
             key="hours_before",
             type="int",
             default=24,
-            label="Hours before the appointment",
-            help=(
+            label=lazy_gettext("Hours before the appointment"),
+            help=lazy_gettext(
                 "How long before the appointment the reminder goes out (1 to 336 hours, two "
                 "weeks). A booking made later than that is reminded at once."
             ),
@@ -66,10 +69,18 @@ def on_schedule(ctx: Context, settings) -> None:
     )
     sent = []
     for booking in due:
+        # A plugin's mail speaks the business's language, as core's notices do.
+        with force_locale(ctx.tenant.language):
+            subject = gettext(
+                "Reminder: %(service)s on %(when)s",
+                service=booking.service.name,
+                when=when(booking.start, ctx.tenant),
+            )
+            text = reminder_text(booking, ctx.tenant)
         if ctx.data.send_mail(
             to=booking.client_email,
-            subject=f"Reminder: {booking.service.name} on {when(booking.start, ctx.tenant)}",
-            text=reminder_text(booking, ctx.tenant),
+            subject=subject,
+            text=text,
             kind="booking.reminder",
             booking=booking.reference,
             once=f"reminder:{booking.reference}:{booking.start.isoformat()}",
@@ -82,22 +93,48 @@ def on_schedule(ctx: Context, settings) -> None:
 
 
 def when(moment: datetime, tenant: TenantInfo) -> str:
-    """``Tuesday 2 March 2027 at 10:00``, on the business's wall clock."""
-    local = moment.astimezone(ZoneInfo(tenant.timezone))
-    return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M}"
+    """``Tuesday 2 March 2027 at 10:00``, on the business's wall clock, in its language."""
+    zone, language = ZoneInfo(tenant.timezone), tenant.language or "en"
+    return gettext(
+        "%(day)s at %(time)s",
+        day=format_datetime(moment, "EEEE d MMMM y", tzinfo=zone, locale=language),
+        time=format_datetime(moment, "HH:mm", tzinfo=zone, locale=language),
+    )
 
 
 def reminder_text(booking: BookingInfo, tenant: TenantInfo) -> str:
     # The manage link cannot be rebuilt (only its token's hash is stored): point at the booking
     # pages and the confirmation e-mail, which carries it.
-    where = f" or on our booking page, {tenant.booking_url}" if tenant.booking_url else ""
-    return (
-        f"Hello {booking.client_name},\n\n"
-        f"A reminder of your appointment at {tenant.name}:\n\n"
-        f"{booking.service.name} with {booking.provider.name}\n"
-        f"{when(booking.start, tenant)} ({tenant.timezone})\n"
-        f"Reference: {booking.reference}\n\n"
+    values = {
+        "client": booking.client_name,
+        "business": tenant.name,
+        "service": booking.service.name,
+        "provider": booking.provider.name,
+        "when": when(booking.start, tenant),
+        "zone": tenant.timezone,
+        "reference": booking.reference,
+        "url": tenant.booking_url,
+    }
+    if tenant.booking_url:
+        return gettext(
+            "Hello %(client)s,\n\n"
+            "A reminder of your appointment at %(business)s:\n\n"
+            "%(service)s with %(provider)s\n"
+            "%(when)s (%(zone)s)\n"
+            "Reference: %(reference)s\n\n"
+            "Cannot make it? Please cancel or reschedule with the link in your confirmation "
+            "e-mail or on our booking page, %(url)s, so that someone else can have the time.\n\n"
+            "See you soon!",
+            **values,
+        )
+    return gettext(
+        "Hello %(client)s,\n\n"
+        "A reminder of your appointment at %(business)s:\n\n"
+        "%(service)s with %(provider)s\n"
+        "%(when)s (%(zone)s)\n"
+        "Reference: %(reference)s\n\n"
         "Cannot make it? Please cancel or reschedule with the link in your confirmation "
-        f"e-mail{where}, so that someone else can have the time.\n\n"
-        "See you soon!"
+        "e-mail, so that someone else can have the time.\n\n"
+        "See you soon!",
+        **values,
     )

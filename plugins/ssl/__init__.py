@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from flask_babel import gettext, lazy_gettext
+
 from bookwell.hooks import Manifest, Redirect, Refusal, RequestInfo, Setting, hookimpl
 
 ONE_YEAR = 365 * 24 * 60 * 60  # 31536000 seconds
@@ -31,8 +33,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 MANIFEST = Manifest(
     name="ssl",
-    title="SSL enforcement",
-    description=(
+    title=lazy_gettext("SSL enforcement"),
+    description=lazy_gettext(
         "Your booking pages, staff pages and API over HTTPS only: plain-HTTP visits are sent "
         "to HTTPS, anything sent over plain HTTP (a booking, a login) is refused unread, and "
         "browsers are told to use HTTPS from then on (HSTS)."
@@ -45,8 +47,8 @@ MANIFEST = Manifest(
             key="hsts_max_age",
             type="int",
             default=ONE_YEAR,
-            label="HSTS max-age (seconds)",
-            help=(
+            label=lazy_gettext("HSTS max-age (seconds)"),
+            help=lazy_gettext(
                 "How long browsers keep to HTTPS after a visit (Strict-Transport-Security); at "
                 "least 31536000, one year. HSTS binds the whole host name, not only this "
                 "business: every business served on the same host is HTTPS-only for those "
@@ -64,9 +66,10 @@ def check_settings(settings) -> dict[str, str] | None:
     # A floor, not Setting.min: its message says why, where core's would only say the number.
     if settings["hsts_max_age"] < ONE_YEAR:
         return {
-            "hsts_max_age": (
-                f"HSTS max-age must be at least {ONE_YEAR} seconds (one year): a shorter one "
-                "lets browsers fall back to plain HTTP between visits."
+            "hsts_max_age": gettext(
+                "HSTS max-age must be at least %(seconds)s seconds (one year): a shorter one "
+                "lets browsers fall back to plain HTTP between visits.",
+                seconds=ONE_YEAR,
             )
         }
     return None
@@ -80,8 +83,10 @@ def before_request(ctx) -> Redirect | Refusal | None:
     if request is not None and request.method in SAFE_METHODS and request.url:
         return Redirect(https_twin(request), 308)
     return Refusal(
-        "This business takes requests over a secure connection (HTTPS) only; nothing was "
-        "done. Please use its https:// address and try again.",
+        gettext(
+            "This business takes requests over a secure connection (HTTPS) only; nothing was "
+            "done. Please use its https:// address and try again."
+        ),
         code="https_required",
         status=403,
         details={"https_url": https_twin(request)} if request is not None and request.url else None,

@@ -18,7 +18,7 @@ prove who accepted which text, when, and from where.
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext
+from flask_babel import gettext, lazy_gettext
 
 from bookwell.hooks import Consent, Context, Manifest, MenuItem, Setting, hookimpl
 
@@ -30,8 +30,8 @@ CONSENT_LABEL = lazy_gettext("I accept the Terms & Conditions")
 
 MANIFEST = Manifest(
     name="terms",
-    title="Terms & Conditions",
-    description=(
+    title=lazy_gettext("Terms & Conditions"),
+    description=lazy_gettext(
         "Clients accept your Terms & Conditions before they book, with a link to them beside "
         "an unticked box. Every edit is a new version with its own page, and each booking keeps "
         "proof of the version accepted, when and from where; download it as CSV."
@@ -44,8 +44,8 @@ MANIFEST = Manifest(
             key="text",
             type="text",
             default="",
-            label="Terms & Conditions",
-            help=(
+            label=lazy_gettext("Terms & Conditions"),
+            help=lazy_gettext(
                 "Markdown: # headings, **bold**, lists and [links](https://example.com). "
                 "Each change becomes a new version; clients accept the latest."
             ),
@@ -60,7 +60,7 @@ def check_settings(settings):
     # Setting(min=1) cannot say it: the default must be valid, and there is no sensible default
     # text. This way the plugin cannot be switched on without terms, nor have them emptied.
     if not settings["text"].strip():
-        return {"text": "Write your Terms & Conditions: they cannot be empty."}
+        return {"text": gettext("Write your Terms & Conditions: they cannot be empty.")}
     return None
 
 
@@ -87,7 +87,7 @@ def staff_menu(ctx: Context, settings) -> list[MenuItem] | None:
     version_of(ctx, settings["text"])
     if ctx.actor is None or ctx.actor.role != "owner" or ctx.tenant is None:
         return None  # the page and its CSV are the owner's (plugins.manage)
-    return [MenuItem("Terms & Conditions", f"/admin/{ctx.tenant.slug}/terms/")]
+    return [MenuItem(gettext("Terms & Conditions"), f"/admin/{ctx.tenant.slug}/terms/")]
 
 
 @hookimpl

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from flask import Blueprint, Response, abort, request
+from flask_babel import get_locale, gettext
 
 from bookwell.hooks.pages import (
     plugin_context,
@@ -126,18 +128,17 @@ def _days(default_first: date, default_last: date) -> tuple[date, date, list[str
                 raise ValueError(raw)
             days[name] = date.fromisoformat(raw)
         except ValueError:
-            problems.append(f"'{name}' must be a day, such as 2027-03-01.")
+            problems.append(gettext("'%(name)s' must be a day, such as 2027-03-01.", name=name))
             days[name] = default
     if not problems and days["to"] < days["from"]:
-        problems.append("'to' must be on or after 'from'.")
+        problems.append(gettext("'to' must be on or after 'from'."))
     return days["from"], days["to"], problems
 
 
 def _local_day(moment: datetime, zone: str) -> str:
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local.day} {local:%B %Y}"
+    """``30 November 2026`` (``30 novembre 2026``), in the page's language."""
+    return format_datetime(moment, "d MMMM y", tzinfo=ZoneInfo(zone), locale=get_locale())
 
 
 def _local_time(moment: datetime, zone: str) -> str:
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local.day} {local:%B %Y}, {local:%H:%M}"
+    return format_datetime(moment, "d MMMM y, HH:mm", tzinfo=ZoneInfo(zone), locale=get_locale())

@@ -35,21 +35,32 @@ What it promises:
 
 from __future__ import annotations
 
+from flask_babel import gettext, lazy_gettext
+
 from bookwell.hooks import Context, Manifest, MenuItem, Redirect, Refusal, Setting, hookimpl
 
 from . import authenticator
 
 ROLES = ("owner", "manager", "staff", "receptionist", "client", "support")
 SCOPE = "enroll_totp"
-CHALLENGE = {
-    "field": "otp",
-    "label": "6-digit code from your authenticator app (or a recovery code)",
-}
+ENROLMENT_REQUIRED = lazy_gettext(
+    "Set up two-step login to continue: add this account to an authenticator app "
+    "(such as Google Authenticator) and confirm it with a code."
+)
+
+
+def challenge() -> dict[str, str]:
+    """The login's further step: the field to add, labelled in the reader's language."""
+    return {
+        "field": "otp",
+        "label": gettext("6-digit code from your authenticator app (or a recovery code)"),
+    }
+
 
 MANIFEST = Manifest(
     name="two_factor",
-    title="Two-step login (Google Authenticator)",
-    description=(
+    title=lazy_gettext("Two-step login (Google Authenticator)"),
+    description=lazy_gettext(
         "After the password, a 6-digit code from an authenticator app such as Google "
         "Authenticator: a stolen password alone no longer opens an account. Chosen roles must "
         "use it; anyone may."
@@ -62,8 +73,8 @@ MANIFEST = Manifest(
             key="required_roles",
             type="list",
             default=["owner", "manager"],
-            label="Required for",
-            help=(
+            label=lazy_gettext("Required for"),
+            help=lazy_gettext(
                 "Roles that must log in with an authenticator app; the others may choose to. "
                 "Someone of these roles without an app set up can do nothing but set one up. "
                 "'support' counts only where the operator switches this plugin on for "
@@ -98,8 +109,7 @@ def before_login(ctx: Context, settings) -> Refusal | None:
         if user.role not in settings["required_roles"]:
             return None
         return Refusal(
-            "Set up two-step login to continue: add this account to an authenticator app "
-            "(such as Google Authenticator) and confirm it with a code.",
+            str(ENROLMENT_REQUIRED),
             code="otp_enrollment_required",
             grant_scope=SCOPE,
             continue_at=enrolment_page(ctx),
@@ -107,16 +117,16 @@ def before_login(ctx: Context, settings) -> Refusal | None:
     answer = (ctx.login.answers.get("otp") or "").strip() if ctx.login else ""
     if not answer:
         return Refusal(
-            "Enter the 6-digit code from your authenticator app.",
+            gettext("Enter the 6-digit code from your authenticator app."),
             code="otp_required",
             status=401,
             field="otp",
-            challenge=CHALLENGE,
+            challenge=challenge(),
         )
     until = authenticator.reserve_attempt(ctx, user.id)
     if until is not None:
         return Refusal(
-            "Too many wrong codes: logging in is paused for this account for a while.",
+            gettext("Too many wrong codes: logging in is paused for this account for a while."),
             code="locked",
             status=401,
             details={"locked_until": until},
@@ -124,11 +134,11 @@ def before_login(ctx: Context, settings) -> Refusal | None:
     used = authenticator.check_code(ctx, user.id, answer)
     if used is None:
         return Refusal(
-            "That code is not right, or was already used. Enter the current code.",
+            gettext("That code is not right, or was already used. Enter the current code."),
             code="otp_invalid",
             status=401,
             field="otp",
-            challenge=CHALLENGE,
+            challenge=challenge(),
         )
     if used == "recovery":
         left = authenticator.recovery_codes_left(ctx, user.id)
@@ -157,8 +167,7 @@ def before_request(ctx: Context, settings) -> Refusal | Redirect | None:
     if not path.startswith("/api/") and page is not None and ctx.request.method in ("GET", "HEAD"):
         return Redirect(page, status=303)
     return Refusal(
-        "Set up two-step login to continue: add this account to an authenticator app "
-        "(such as Google Authenticator) and confirm it with a code.",
+        str(ENROLMENT_REQUIRED),
         code="otp_enrollment_required",
         status=403,
     )
@@ -166,10 +175,10 @@ def before_request(ctx: Context, settings) -> Refusal | Redirect | None:
 
 @hookimpl
 def staff_menu(ctx: Context) -> list[MenuItem]:
-    items = [MenuItem("Two-step login", f"/admin/{ctx.tenant.slug}/two_factor/")]
+    items = [MenuItem(gettext("Two-step login"), f"/admin/{ctx.tenant.slug}/two_factor/")]
     if ctx.actor is not None and ctx.actor.role == "owner":
         items.append(
-            MenuItem("Two-step login: staff", f"/admin/{ctx.tenant.slug}/two_factor/staff")
+            MenuItem(gettext("Two-step login: staff"), f"/admin/{ctx.tenant.slug}/two_factor/staff")
         )
     return items
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Regexp
@@ -159,11 +160,11 @@ def _renewed(ctx: Context, user: UserInfo) -> list[str]:
 
 class CodeForm(FlaskForm):
     code = StringField(
-        "Code",
+        lazy_gettext("Code"),
         validators=[
-            DataRequired("Enter the code."),
-            Length(max=40),
-            Regexp(CODE_PATTERN, message="A code is digits (or letters and a dash)."),
+            DataRequired(lazy_gettext("Enter the code.")),
+            Length(max=40, message=lazy_gettext("A code is at most 40 characters.")),
+            Regexp(CODE_PATTERN, message=lazy_gettext("A code is digits (or letters and a dash).")),
         ],
     )
 
@@ -283,9 +284,11 @@ def confirm(side: str, slug: str | None = None):
     try:
         codes = authenticator.confirm_enrolment(ctx, viewer.user, form.code.data)
     except authenticator.EnrolmentMissing:
-        return _home(slug, viewer, form, 409, error="That set-up lapsed: here is a new one.")
+        return _home(
+            slug, viewer, form, 409, error=gettext("That set-up lapsed: here is a new one.")
+        )
     if codes is None:
-        form.code.errors = ["That code is not right: enter the code the app shows now."]
+        form.code.errors = [gettext("That code is not right: enter the code the app shows now.")]
         pending = authenticator.start_enrolment(ctx, viewer.user, fresh=False)
         return _home(slug, viewer, form, 422, enrolment=pending)
     _enrolled(ctx, viewer.user)
@@ -324,10 +327,12 @@ def _page_proof(ctx: Context, user: UserInfo, form: CodeForm, *, recovery: bool)
     put under the field."""
     until = authenticator.reserve_attempt(ctx, user.id)
     if until is not None:
-        form.code.errors = [f"Too many wrong codes: try again after {until[:16]} UTC."]
+        form.code.errors = [
+            gettext("Too many wrong codes: try again after %(time)s UTC.", time=until[:16])
+        ]
         return True
     if authenticator.check_code(ctx, user.id, form.code.data, recovery=recovery) is None:
-        form.code.errors = ["That code is not right, or was already used."]
+        form.code.errors = [gettext("That code is not right, or was already used.")]
         return True
     return False
 
@@ -361,5 +366,5 @@ def reset_staff(slug: str, user_id: int):
         abort(404)
     authenticator.reset(ctx, user_id, person["email"])
     ctx.audit("reset", f"user:{user_id}", {"email": person["email"], "by": f"user:{page.user.id}"})
-    notices.reset(ctx, person["email"], person["name"], f"{page.user.name} (the owner)")
+    notices.reset(ctx, person["email"], person["name"], page.user.name)
     return redirect(url_for(".staff", slug=slug, reset=user_id))
