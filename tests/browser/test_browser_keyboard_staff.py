@@ -339,8 +339,11 @@ def test_the_owner_books_moves_and_cancels_with_the_keyboard_alone(server, open_
     walk.step("booked", again=False)
     assert slot, "a time was chosen"
 
-    # Moved: a free day of the calendar (not the booked one), then its first time.
-    other_day = day + timedelta(days=1)
+    # Moved: another free day of the calendar, then its first time.
+    # The calendar shows the booked day's month: the next day if it is in it, else the one before
+    # (two days from today, still bookable).
+    following = day + timedelta(days=1)
+    other_day = following if following.month == day.month else day - timedelta(days=1)
     tab_to(page, f'#reschedule a[href*="{other_day.isoformat()}"]')
     with page.expect_navigation():
         page.keyboard.press("Enter")
