@@ -315,9 +315,12 @@ def main() -> int:
                 browser = playwright.chromium.launch(
                     executable_path=CHROMIUM, args=CHROMIUM_FLAGS[1:]
                 )
-                if options.only != "staff":
-                    for number, theme in enumerate(themes):
-                        pages += client_pages(browser, base_url, instance, theme, number)
+                for number, theme in enumerate(themes):
+                    walked = client_pages(browser, base_url, instance, theme, number)
+                    # Walked even when not audited: the staff pages need a client and a booking.
+                    pages += walked if options.only != "staff" else []
+                    if options.only == "staff":
+                        break
                 if options.only != "client":
                     pages += staff_pages(browser, base_url)
                 browser.close()
