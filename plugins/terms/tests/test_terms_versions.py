@@ -159,7 +159,7 @@ def test_the_page_is_in_the_business_booking_pages_style(enable_plugin, client):
     enable_plugin("terms", text=FIRST)
     page = client.http.get("/book/salon/terms/1")
     assert '<body class="book">' in page.text
-    assert 'href="/book/salon/brand.css"' in page.text
+    assert 'href="/book/salon/brand.css?v=' in page.text  # versioned: a changed brand is not stale
     assert "<title>Terms &amp; Conditions · Salon</title>" in page.text
 
 
