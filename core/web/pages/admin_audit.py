@@ -6,6 +6,7 @@ itself audited. Only this tenant's chain is ever read."""
 from __future__ import annotations
 
 from flask import Response, abort, current_app, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import AnyOf, Length, Optional, ValidationError
@@ -20,7 +21,7 @@ from bookwell.core.web.pages.admin import admin_pages, page, require_page
 
 PER_PAGE = 50
 MAX_PAGES = 100_000
-BOUND_HELP = "A date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM)."
+BOUND_HELP = lazy_gettext("A date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM).")
 
 
 def _bound_validator(end: bool):
@@ -29,7 +30,7 @@ def _bound_validator(end: bool):
             try:
                 audit.parse_bound(field.data, form.zone, end=end)
             except ValueError as error:
-                raise ValidationError(BOUND_HELP) from error
+                raise ValidationError(str(BOUND_HELP)) from error
 
     return check
 
@@ -40,18 +41,21 @@ class _Filters(FlaskForm):
     zone = None  # the tenant's, set before validating
 
     since = StringField(
-        "From",
+        lazy_gettext("From"),
         name="from",
         validators=[SingleLine(), Optional(), Length(max=40), _bound_validator(False)],
     )
     until = StringField(
-        "To",
+        lazy_gettext("To"),
         name="to",
         validators=[SingleLine(), Optional(), Length(max=40), _bound_validator(True)],
     )
-    action = StringField("Action", validators=[SingleLine(), Optional(), Length(max=100)])
+    action = StringField(
+        lazy_gettext("Action"), validators=[SingleLine(), Optional(), Length(max=100)]
+    )
     actor = StringField(
-        "Actor (e-mail address or label)", validators=[SingleLine(), Optional(), Length(max=320)]
+        lazy_gettext("Actor (e-mail address or label)"),
+        validators=[SingleLine(), Optional(), Length(max=320)],
     )
 
     def selection(self) -> audit.Filter:
@@ -82,7 +86,7 @@ class ExportForm(_Filters):
     action = HiddenField(validators=[SingleLine(), Optional(), Length(max=100)])
     actor = HiddenField(validators=[SingleLine(), Optional(), Length(max=320)])
     export_format = SelectField(
-        "Format",
+        lazy_gettext("Format"),
         choices=[("csv", "CSV"), ("json", "JSON")],
         validators=[AnyOf(audit.EXPORT_FORMATS)],
     )
@@ -99,7 +103,7 @@ def _order_problem(form: _Filters) -> str | None:
     if form.since.data and form.until.data:
         wanted = form.selection()
         if wanted.until <= wanted.since:
-            return "'To' must be on or after 'From'."
+            return gettext("'To' must be on or after 'From'.")
     return None
 
 
@@ -115,7 +119,7 @@ def audit_trail(slug: str):
     elif (problem := _order_problem(form)) is not None:
         errors = [problem]
     if number is None:
-        errors.append(f"The page must be a number from 1 to {MAX_PAGES}.")
+        errors.append(gettext("The page must be a number from 1 to %(last)d.", last=MAX_PAGES))
     if errors:
         return page(
             "admin/audit.html", tenant, user, 400, form=form, errors=errors, entries=[], pages=0
