@@ -103,6 +103,11 @@ def plain_day(value: date | datetime) -> str:
     return locales.plain_day(value, locales.current_language())
 
 
+def short_day(value: date) -> str:
+    """``lun. 1 mars``: a day in a narrow column (the week agenda's)."""
+    return locales.short_day(value, locales.current_language())
+
+
 def clock_time(value: datetime) -> str:
     """``14:05`` on the business's wall clock."""
     return locales.clock_time(value, locales.current_language(), _zone())
@@ -161,6 +166,7 @@ def init_app(app: Flask) -> None:
     )
     app.add_template_filter(long_day, "long_day")
     app.add_template_filter(plain_day, "plain_day")
+    app.add_template_filter(short_day, "short_day")
     app.add_template_filter(clock_time, "clock_time")
     app.add_template_filter(long_moment, "long_moment")
     app.add_template_filter(weekday_name, "weekday_name")
