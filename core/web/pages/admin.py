@@ -345,6 +345,22 @@ ROLE_NAMES = {
 }
 
 
+# The same inside a sentence ("Logged in as ann@example.com (owner)").
+ROLE_WORDS = {
+    Role.OWNER: lazy_gettext("owner"),
+    Role.MANAGER: lazy_gettext("manager"),
+    Role.STAFF: lazy_gettext("staff member"),
+    Role.RECEPTIONIST: lazy_gettext("receptionist"),
+    Role.CLIENT: lazy_gettext("client"),
+    Role.SUPPORT: lazy_gettext("platform support"),
+}
+
+
+@admin_pages.app_template_filter("role_word")
+def role_word(role: object) -> str:
+    return str(ROLE_WORDS.get(str(role), str(role)))
+
+
 @admin_pages.app_template_filter("role_name")
 def role_name(role: object) -> str:
     """``manager`` -> ``Manager`` (``Responsable`` in French); a role core does not know, as is."""
