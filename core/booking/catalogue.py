@@ -14,6 +14,7 @@ from datetime import datetime, time
 
 from babel import Locale, UnknownLocaleError
 from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -70,12 +71,14 @@ class ServiceFields:
 
 def _refuse(problems: dict[str, list[str]]) -> None:
     if problems:
-        raise CatalogueError("Please correct the marked fields.", problems)
+        raise CatalogueError(gettext("Please correct the marked fields."), problems)
 
 
 def _between(problems, name: str, value: int, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        problems.setdefault(name, []).append(f"Must be a whole number from {low} to {high}.")
+        problems.setdefault(name, []).append(
+            gettext("Must be a whole number from %(low)d to %(high)d.", low=low, high=high)
+        )
 
 
 def _text(
@@ -93,9 +96,9 @@ def _text(
         message = text.MULTI_LINE_MESSAGE if lines else text.SINGLE_LINE_MESSAGE
         problems.setdefault(name, []).append(message)
     elif required and not (value or "").strip():
-        problems.setdefault(name, []).append("This field is required.")
+        problems.setdefault(name, []).append(gettext("This field is required."))
     elif value is not None and len(value) > limit:
-        problems.setdefault(name, []).append(f"At most {limit} characters.")
+        problems.setdefault(name, []).append(gettext("At most %(limit)d characters.", limit=limit))
 
 
 def _email(problems, name: str, value: str | None) -> None:
@@ -105,7 +108,7 @@ def _email(problems, name: str, value: str | None) -> None:
         or any(c.isspace() for c in value)
         or not text.is_single_line(value)
     ):
-        problems.setdefault(name, []).append("Enter a valid e-mail address.")
+        problems.setdefault(name, []).append(gettext("Enter a valid e-mail address."))
 
 
 def _record(
@@ -178,7 +181,7 @@ def save_service(
 def _owned(session: Session, model, tenant_id: int, row_id: int):
     row = session.scalar(select(model).where(model.id == row_id, model.tenant_id == tenant_id))
     if row is None:
-        raise CatalogueError("Not found.")
+        raise CatalogueError(gettext("Not found."))
     return row
 
 
@@ -211,7 +214,9 @@ def save_provider(
             )
         )
         if len(services) != len(wanted):
-            raise CatalogueError("Please correct the marked fields.", {"services": ["Unknown."]})
+            raise CatalogueError(
+                gettext("Please correct the marked fields."), {"services": [gettext("Unknown.")]}
+            )
         if provider_id is None:
             provider = Provider(tenant_id=tenant_id)
             session.add(provider)
@@ -238,17 +243,21 @@ def check_hours(hours: Mapping[int, list[tuple[time, time]]]) -> None:
     for weekday, spans in hours.items():
         key = f"day{weekday}"
         if not (isinstance(weekday, int) and 0 <= weekday <= 6):
-            problems.setdefault("hours", []).append("Unknown weekday.")
+            problems.setdefault("hours", []).append(gettext("Unknown weekday."))
             continue
         if len(spans) > MAX_SPANS_A_DAY:
-            problems.setdefault(key, []).append(f"At most {MAX_SPANS_A_DAY} openings a day.")
+            problems.setdefault(key, []).append(
+                gettext("At most %(count)d openings a day.", count=MAX_SPANS_A_DAY)
+            )
         ordered = sorted(spans)
         for starts, ends in ordered:
             if starts >= ends:
-                problems.setdefault(key, []).append("An opening must start before it ends.")
+                problems.setdefault(key, []).append(
+                    gettext("An opening must start before it ends.")
+                )
         for (_, first_end), (second_start, _) in zip(ordered, ordered[1:], strict=False):
             if second_start < first_end:
-                problems.setdefault(key, []).append("Openings must not overlap.")
+                problems.setdefault(key, []).append(gettext("Openings must not overlap."))
     _refuse(problems)
 
 
@@ -303,7 +312,7 @@ def add_time_off(
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise ValueError("time off needs aware instants")
     if starts_at >= ends_at:
-        problems["ends_at"] = ["Must be after the start."]
+        problems["ends_at"] = [gettext("Must be after the start.")]
     _text(problems, "reason", reason, 200)
     _refuse(problems)
     with db.write_transaction(app) as session:
@@ -334,7 +343,7 @@ def remove_time_off(
             select(TimeOff).where(TimeOff.id == time_off_id, TimeOff.provider_id == provider.id)
         )
         if row is None:
-            raise CatalogueError("Not found.")
+            raise CatalogueError(gettext("Not found."))
         details = {"time_off_id": row.id, "starts_at": row.starts_at, "ends_at": row.ends_at}
         session.delete(row)
         session.flush()
@@ -457,7 +466,7 @@ def check_language(tag: str) -> str:
     """``tag`` as a language tag in its usual case (``de-CH``), or :class:`ValueError`: a
     language known to the Unicode locale data, then maybe a script and a region."""
     shape = LANGUAGE_TAG.match((tag or "").strip())
-    refusal = f"{tag!r} is not a language tag (such as en, fr or de-CH)"
+    refusal = gettext("%(tag)s is not a language tag (such as en, fr or de-CH)", tag=repr(tag))
     if shape is None:
         raise ValueError(refusal)
     language, script, region = shape.groups()
@@ -517,13 +526,16 @@ def change_staff(
             )
         )
         if user is None:
-            raise CatalogueError("Not found.")
+            raise CatalogueError(gettext("Not found."))
         if user.role == Role.OWNER and actor.role != Role.OWNER:
             raise CatalogueError(
-                "Only an owner can change an owner's account.", {"role": ["Not allowed."]}
+                gettext("Only an owner can change an owner's account."),
+                {"role": [gettext("Not allowed.")]},
             )
         if role is not None and not may_grant(actor.role, role):
-            raise CatalogueError("Your role cannot grant that role.", {"role": ["Not allowed."]})
+            raise CatalogueError(
+                gettext("Your role cannot grant that role."), {"role": [gettext("Not allowed.")]}
+            )
         demoted = role is not None and role != Role.OWNER
         if user.role == Role.OWNER and (demoted or active is False):
             owners = session.scalar(
@@ -533,7 +545,8 @@ def change_staff(
             )
             if owners <= 1:
                 raise CatalogueError(
-                    "The business needs an active owner.", {"role": ["Keep one owner."]}
+                    gettext("The business needs an active owner."),
+                    {"role": [gettext("Keep one owner.")]},
                 )
         if provider_id is not UNCHANGED and provider_id is not None:
             check_provider_of(session, tenant_id, provider_id)
@@ -562,7 +575,9 @@ def check_provider_of(session: Session, tenant_id: int, provider_id: object) -> 
         select(Provider.id).where(Provider.id == provider_id, Provider.tenant_id == tenant_id)
     )
     if not found:
-        raise CatalogueError("No such provider here.", {"provider_id": ["Choose a provider."]})
+        raise CatalogueError(
+            gettext("No such provider here."), {"provider_id": [gettext("Choose a provider.")]}
+        )
 
 
 def providers_offering(session: Session, tenant_id: int, service_id: int) -> list[Provider]:

@@ -362,3 +362,42 @@ def test_the_agenda_grids_name_days_and_months_in_french(site, business, filled)
     coming = visible(owner.get(f"/admin/salon/bookings/{_made['coming']}?lang=fr").text).texts
     assert "mercredi 3 mars 2027, 10:00–10:30 (Europe/Paris)" in coming
     assert "30,00 €" in coming  # the no-break space read as a space
+
+
+def test_core_refusals_on_the_staff_pages_read_in_french_and_stay_english_on_the_api(
+    site, business, filled
+):
+    """Core's own checks (the catalogue's, the brand's) answer in the page's language; the
+    JSON API keeps its English."""
+    owner, _made = filled
+    brand = owner.get("/admin/salon/business/brand?lang=fr")
+    refused = owner.post(
+        "/admin/salon/business/brand?lang=fr",
+        data={
+            "csrf_token": csrf_token_of(brand),
+            "theme": "default",
+            "accent": "#ffee88",
+            "description": "",
+            "action": "save",
+        },
+    )
+    assert refused.status_code == 422
+    assert re.search(r"#ffee88 est trop pâle .* 4,5:1", refused.text)
+    provider = f"/admin/salon/providers/{business.provider_id}"
+    page = owner.get(f"{provider}?lang=fr")
+    off = owner.post(
+        f"{provider}/time-off?lang=fr",
+        data={
+            "csrf_token": csrf_token_of(page),
+            "starts_at": "2027-03-05T12:00",
+            "ends_at": "2027-03-05T11:00",
+            "reason": "",
+        },
+    )
+    assert off.status_code == 422 and "Doit être après le début." in off.text
+    api = site.test_client().post(
+        "/api/v1/tenants/salon/bookings",
+        json=booking_body(business, "2027-03-05T10:00:00+01:00", name=""),
+        headers={"Accept-Language": "fr"},
+    )
+    assert api.status_code == 422 and api.json["error"]["message"].isascii()
