@@ -33,7 +33,7 @@ KEYWORDS = {
     "lazy_gettext": None,
 }
 # The template folders whose every visible text must be marked for translation. The pages that
-# are not yet translated (the booking pages, the staff pages) join this list once they are.
+# are not yet translated (the booking pages) join this list once they are.
 COVERED_TEMPLATE_DIRS = (
     "core/web/templates/admin",
     "core/web/templates/mail",
