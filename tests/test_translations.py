@@ -33,8 +33,10 @@ KEYWORDS = {
     "lazy_gettext": None,
 }
 # The template folders whose every visible text must be marked for translation. The pages that
-# are not yet translated (the staff pages) join this list once they are.
+# are not yet translated join this list once they are: today, every folder of core's and the
+# built-in plugins' and themes' templates is here.
 COVERED_TEMPLATE_DIRS = (
+    "core/web/templates/admin",
     "core/web/templates/mail",
     "core/web/templates/passwords",
     "plugins/*/templates/*",
@@ -50,22 +52,32 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
 def extracted() -> dict[str, str]:
-    """Each marked message id, and where it was found."""
+    """Each marked message id, and where it was found (a plural message, ``ngettext``, by its
+    singular: the catalogue's key)."""
     with open(ROOT / "babel.cfg") as config:
         method_map, options_map = parse_mapping_cfg(config, "babel.cfg")
     found = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
         str(ROOT), method_map, options_map, keywords=KEYWORDS
     ):
-        for msgid in message if isinstance(message, tuple) else (message,):
-            if msgid:
-                found.setdefault(msgid, f"{filename}:{lineno}")
+        msgid = message[0] if isinstance(message, tuple) else message
+        if msgid:
+            found.setdefault(msgid, f"{filename}:{lineno}")
     return found
 
 
 def french():
     with open(CATALOGUE / "messages.po", "rb") as po:
         return read_po(po, locale="fr")
+
+
+def _key(message) -> str:
+    # A plural message's id is a tuple read from the .po, a list read from the .mo.
+    return message.id[0] if isinstance(message.id, tuple | list) else message.id
+
+
+def _strings(message) -> tuple[str, ...]:
+    return (message.string,) if isinstance(message.string, str) else tuple(message.string)
 
 
 def test_every_marked_string_has_a_french_translation():
@@ -76,13 +88,16 @@ def test_every_marked_string_has_a_french_translation():
         if message is None:
             missing.append(f"{where}: {msgid!r}")
             continue
-        translation = message.string if isinstance(message.string, str) else message.string[0]
-        if not translation:
+        # A plural message has one translation per plural form of French, each with the
+        # placeholders of the English singular (``%(num)d`` included).
+        translations = [message.string] if isinstance(message.string, str) else message.string
+        if not all(translations):
             untranslated.append(f"{where}: {msgid!r}")
         elif message.fuzzy:
             fuzzy.append(f"{where}: {msgid!r}")
-        elif sorted(PLACEHOLDER.findall(msgid)) != sorted(PLACEHOLDER.findall(translation)):
-            mismatched.append(f"{where}: {msgid!r} -> {translation!r}")
+        for translation in translations if all(translations) else ():
+            if sorted(PLACEHOLDER.findall(msgid)) != sorted(PLACEHOLDER.findall(translation)):
+                mismatched.append(f"{where}: {msgid!r} -> {translation!r}")
     assert not missing, "not in the French catalogue (pybabel update):\n" + "\n".join(missing)
     assert not untranslated, "no French translation:\n" + "\n".join(untranslated)
     assert not fuzzy, "fuzzy, to check:\n" + "\n".join(fuzzy)
@@ -91,15 +106,19 @@ def test_every_marked_string_has_a_french_translation():
 
 def test_the_catalogue_holds_no_message_the_sources_dropped():
     marked = set(extracted())
-    stale = [message.id for message in french() if message.id and message.id not in marked]
+    stale = [message.id for message in french() if message.id and _key(message) not in marked]
     assert not stale, "obsolete, remove with pybabel update --ignore-obsolete: " + repr(stale)
 
 
 def test_the_committed_mo_is_the_po_compiled():
     with open(CATALOGUE / "messages.mo", "rb") as mo:
         compiled = read_mo(mo)
-    expected = {message.id: message.string for message in french() if message.id}
-    actual = {message.id: message.string for message in compiled if message.id}
+    expected = {
+        (message.context, _key(message)): _strings(message) for message in french() if message.id
+    }
+    actual = {
+        (message.context, _key(message)): _strings(message) for message in compiled if message.id
+    }
     assert actual == expected, "run: pybabel compile -d core/translations"
 
 

@@ -20,12 +20,14 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
+from babel.numbers import format_decimal
 from flask import Flask
+from flask_babel import gettext
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bookwell.core import audit
 from bookwell.core.context import request_info
-from bookwell.core.foundation import text
+from bookwell.core.foundation import locales, text
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Tenant
 
@@ -109,7 +111,9 @@ def check_accent(colour: str, background: str) -> str:
     """``colour`` as stored (``#rrggbb``, lower case), or :class:`BrandError` saying why not."""
     colour = colour.strip()
     if not HEX_COLOUR.match(colour):
-        raise BrandError("accent", "Write the colour as # and six hexadecimal digits: #1f5c99.")
+        raise BrandError(
+            "accent", gettext("Write the colour as # and six hexadecimal digits: #1f5c99.")
+        )
     colour = colour.lower()
     if passes(colour, background):
         return colour
@@ -117,12 +121,28 @@ def check_accent(colour: str, background: str) -> str:
     against_text = contrast(colour, ink_for(colour))
     worst = min(against_page, against_text)
     suggestion = nearest_passing(colour, background)
-    where = "the page's background" if against_page <= against_text else "the text on buttons"
-    raise BrandError(
-        "accent",
-        f"{colour} is too pale to read: its contrast with {where} is {worst:.1f}:1, and at least "
-        f"{MINIMUM_CONTRAST}:1 is needed. Try {suggestion}, a shade of it that passes.",
-    )
+    language = locales.formatting_locale(locales.current_language())
+    numbers = {
+        "colour": colour,
+        "worst": format_decimal(worst, "0.0", locale=language),
+        "minimum": format_decimal(MINIMUM_CONTRAST, "0.0", locale=language),
+        "suggestion": suggestion,
+    }
+    if against_page <= against_text:
+        message = gettext(
+            "%(colour)s is too pale to read: its contrast with the page's background is "
+            "%(worst)s:1, and at least %(minimum)s:1 is needed. Try %(suggestion)s, a shade of "
+            "it that passes.",
+            **numbers,
+        )
+    else:
+        message = gettext(
+            "%(colour)s is too pale to read: its contrast with the text on buttons is "
+            "%(worst)s:1, and at least %(minimum)s:1 is needed. Try %(suggestion)s, a shade of "
+            "it that passes.",
+            **numbers,
+        )
+    raise BrandError("accent", message)
 
 
 def accent_of(tenant: Tenant) -> str:
@@ -157,14 +177,18 @@ def _ends_with_the_picture(raw: bytes, kind: str) -> bool:
 def read_logo(raw: bytes) -> Logo:
     """The picture in ``raw``, re-encoded, or :class:`BrandError` saying what is wrong."""
     if not raw:
-        raise BrandError("logo", "Choose a picture file to upload.")
+        raise BrandError("logo", gettext("Choose a picture file to upload."))
     if len(raw) > MAX_LOGO_BYTES:
         raise BrandError(
             "logo",
-            f"The file is {len(raw) // 1024} KB; a logo may be at most "
-            f"{MAX_LOGO_BYTES // 1024} KB. Save it smaller and try again.",
+            gettext(
+                "The file is %(size)d KB; a logo may be at most %(limit)d KB. Save it smaller and "
+                "try again.",
+                size=len(raw) // 1024,
+                limit=MAX_LOGO_BYTES // 1024,
+            ),
         )
-    not_a_picture = BrandError("logo", "This file is not a PNG, JPEG or WebP picture.")
+    not_a_picture = BrandError("logo", gettext("This file is not a PNG, JPEG or WebP picture."))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -175,21 +199,31 @@ def read_logo(raw: bytes) -> Logo:
             if width > MAX_LOGO_SIDE or height > MAX_LOGO_SIDE:
                 raise BrandError(
                     "logo",
-                    f"The picture is {width}×{height} pixels; a logo may be at most "
-                    f"{MAX_LOGO_SIDE}×{MAX_LOGO_SIDE}.",
+                    gettext(
+                        "The picture is %(width)d×%(height)d pixels; a logo may be at most "
+                        "%(side)d×%(side)d.",
+                        width=width,
+                        height=height,
+                        side=MAX_LOGO_SIDE,
+                    ),
                 )
             if width < MIN_LOGO_SIDE or height < MIN_LOGO_SIDE:
                 raise BrandError(
                     "logo",
-                    f"The picture is {width}×{height} pixels; a logo needs at least "
-                    f"{MIN_LOGO_SIDE}×{MIN_LOGO_SIDE}.",
+                    gettext(
+                        "The picture is %(width)d×%(height)d pixels; a logo needs at least "
+                        "%(side)d×%(side)d.",
+                        width=width,
+                        height=height,
+                        side=MIN_LOGO_SIDE,
+                    ),
                 )
             if kind not in FORMATS:
                 raise not_a_picture
             image.load()  # a truncated or corrupt picture fails here
             if not _ends_with_the_picture(raw, kind):
                 raise BrandError(
-                    "logo", "This file holds more than a picture; export the logo again."
+                    "logo", gettext("This file holds more than a picture; export the logo again.")
                 )
             image = ImageOps.exif_transpose(image)
         return _reencoded(image, kind)
@@ -199,8 +233,10 @@ def read_logo(raw: bytes) -> Logo:
         # Pillow's own guard, for sizes far past ours: refused before any pixel is decoded.
         raise BrandError(
             "logo",
-            f"The picture is far too large; a logo may be at most "
-            f"{MAX_LOGO_SIDE}×{MAX_LOGO_SIDE} pixels.",
+            gettext(
+                "The picture is far too large; a logo may be at most %(side)d×%(side)d pixels.",
+                side=MAX_LOGO_SIDE,
+            ),
         ) from None
     except UnidentifiedImageError:
         raise not_a_picture from None
@@ -237,7 +273,10 @@ def check_description(description: str) -> str:
         raise BrandError("description", text.MULTI_LINE_MESSAGE)
     if len(description) > MAX_DESCRIPTION:
         raise BrandError(
-            "description", f"Keep the description to {MAX_DESCRIPTION} characters or fewer."
+            "description",
+            gettext(
+                "Keep the description to %(limit)d characters or fewer.", limit=MAX_DESCRIPTION
+            ),
         )
     return description
 

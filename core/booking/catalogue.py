@@ -466,7 +466,7 @@ def check_language(tag: str) -> str:
     """``tag`` as a language tag in its usual case (``de-CH``), or :class:`ValueError`: a
     language known to the Unicode locale data, then maybe a script and a region."""
     shape = LANGUAGE_TAG.match((tag or "").strip())
-    refusal = f"{tag!r} is not a language tag (such as en, fr or de-CH)"
+    refusal = gettext("%(tag)s is not a language tag (such as en, fr or de-CH)", tag=repr(tag))
     if shape is None:
         raise ValueError(refusal)
     language, script, region = shape.groups()

@@ -23,6 +23,7 @@ FORMATTING_LOCALE = {ENGLISH: "en_GB", FRENCH: "fr_FR"}
 # One pattern per kind for both languages: day before month, 24-hour clock.
 DAY_PATTERN = "EEEE d MMMM y"
 DATE_PATTERN = "d MMMM y"
+SHORT_DAY_PATTERN = "EEE d MMM"
 TIME_PATTERN = "HH:mm"
 MONTH_PATTERN = "LLLL y"
 WEEKDAY_PATTERN = "EEEE"
@@ -58,6 +59,11 @@ def long_day(day: date | datetime, language: str | None, zone: tzinfo | None = N
 def plain_day(day: date, language: str | None) -> str:
     """``30 novembre 2026`` / ``30 November 2026``: a date without its weekday."""
     return format_date(day, DATE_PATTERN, locale=formatting_locale(language))
+
+
+def short_day(day: date, language: str | None) -> str:
+    """``lun. 1 mars`` / ``Mon 1 Mar``: a day in a narrow column."""
+    return format_date(day, SHORT_DAY_PATTERN, locale=formatting_locale(language))
 
 
 def clock_time(moment: datetime, language: str | None, zone: tzinfo | None = None) -> str:

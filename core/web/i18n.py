@@ -96,6 +96,18 @@ def long_day(value: date | datetime) -> str:
     return locales.long_day(value, locales.current_language(), _zone())
 
 
+def plain_day(value: date | datetime) -> str:
+    """``30 novembre 2026``: a day of the business's calendar, without its weekday."""
+    if isinstance(value, datetime):
+        value = value.astimezone(_zone()).date() if value.tzinfo is not None else value.date()
+    return locales.plain_day(value, locales.current_language())
+
+
+def short_day(value: date) -> str:
+    """``lun. 1 mars``: a day in a narrow column (the week agenda's)."""
+    return locales.short_day(value, locales.current_language())
+
+
 def clock_time(value: datetime) -> str:
     """``14:05`` on the business's wall clock."""
     return locales.clock_time(value, locales.current_language(), _zone())
@@ -153,6 +165,8 @@ def init_app(app: Flask) -> None:
         language_url=language_url,
     )
     app.add_template_filter(long_day, "long_day")
+    app.add_template_filter(plain_day, "plain_day")
+    app.add_template_filter(short_day, "short_day")
     app.add_template_filter(clock_time, "clock_time")
     app.add_template_filter(long_moment, "long_moment")
     app.add_template_filter(weekday_name, "weekday_name")

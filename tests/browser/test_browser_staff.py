@@ -1,7 +1,9 @@
 """The owner, in a real browser through the real server: logs in, is sent to set up the
 authenticator app (the business requires it of owners), sets it up with a code computed from the
 key the page shows, logs in again with a code, then switches a plugin on in the marketplace,
-changes its settings and sees them kept; axe-core checks each page."""
+changes its settings and sees them kept; axe-core checks each page. The walk is made in English
+and in French (the browser's language), each in a business of its own: the French one checks
+every page's title is translated."""
 
 from __future__ import annotations
 
@@ -31,19 +33,27 @@ pytestmark = pytest.mark.browser
 # The kit's fixtures (chromium, axe_script, open_walk): see browser_kit.py for why not a conftest.
 pytest_plugins = ["browser_kit"]
 
-SLUG = "studio"
-OWNER = "owner@studio.example"
+# One business per language the owner walks in: the walk switches a plugin on for good.
+SLUGS = {"en": "studio", "fr": "atelier"}
+OWNERS = {language: f"owner@{slug}.example" for language, slug in SLUGS.items()}
 PASSWORD = "a long passphrase for the browser"  # noqa: S105 (a test account of a test database)
 TIMEZONE = "Europe/Paris"
 STAFF = ("Camille", "Léo")
 HOURS = {weekday: [(dt_time(8), dt_time(20))] for weekday in range(7)}
 # Off until the owner switches it on in the marketplace.
 PLUGIN, SETTING, DEFAULT, CHOSEN = "reminders", "hours_before", "24", "48"
+# What the marketplace says once the settings are saved, in the walk's language.
+SAVED = {"en": "Settings saved for", "fr": "Réglages enregistrés pour"}
 
 
-def open_studio(app, now) -> None:
+def open_studios(app, now) -> None:
+    for language, slug in SLUGS.items():
+        open_studio(app, now, slug, OWNERS[language])
+
+
+def open_studio(app, now, slug: str, owner: str) -> None:
     with db.write_transaction(app) as session:
-        tenant = create_tenant(session, SLUG, name="Studio Nord", timezone=TIMEZONE, now=now)
+        tenant = create_tenant(session, slug, name="Studio Nord", timezone=TIMEZONE, now=now)
         service = add_service(
             session,
             tenant,
@@ -77,7 +87,7 @@ def open_studio(app, now) -> None:
             )
     with app.app_context():
         create_user(
-            app, tenant_id=tenant_id, email=OWNER, role=Role.OWNER, password=PASSWORD, now=now
+            app, tenant_id=tenant_id, email=owner, role=Role.OWNER, password=PASSWORD, now=now
         )
         # Owners must use an authenticator app (the plugin's default required_roles).
         plugin_changes.enable(app, tenant_id, "two_factor", {}, now, actor="test")
@@ -85,7 +95,7 @@ def open_studio(app, now) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("staff"), open_studio) as running:
+    with start_server(tmp_path_factory.mktemp("staff"), open_studios) as running:
         yield running
 
 
@@ -95,23 +105,26 @@ def submit(page, form: str) -> None:
         page.locator(f'{form} [type="submit"]').click()
 
 
-def log_in(walk, server) -> None:
+def log_in(walk, server, slug: str) -> None:
     page = walk.page
-    page.goto(server.url(f"/admin/{SLUG}/login"))
-    page.fill('input[name="email"]', OWNER)
+    page.goto(server.url(f"/admin/{slug}/login"))
+    page.fill('input[name="email"]', OWNERS[walk.language])
     page.fill('input[name="password"]', PASSWORD)
     submit(page, 'form:has(input[name="password"])')
 
 
-def test_the_owner_sets_up_two_step_login_and_a_plugin(server, open_walk, axe_script):
-    walk = open_walk(viewport=DESKTOP, axe=axe_script)
+@pytest.mark.parametrize("language", sorted(SLUGS))
+def test_the_owner_sets_up_two_step_login_and_a_plugin(server, open_walk, axe_script, language):
+    walk = open_walk(viewport=DESKTOP, locale=language, axe=axe_script)
     page = walk.page
+    slug, owner = SLUGS[language], OWNERS[language]
 
-    page.goto(server.url(f"/admin/{SLUG}/login"))
+    page.goto(server.url(f"/admin/{slug}/login"))
+    expect(page.locator("html")).to_have_attribute("lang", language)
     walk.step("login")
-    log_in(walk, server)
+    log_in(walk, server, slug)
     # An owner without an app is let in only to set one up.
-    page.wait_for_url(re.compile(f"/admin/{SLUG}/two_factor/"))
+    page.wait_for_url(re.compile(f"/admin/{slug}/two_factor/"))
     walk.step("enrol")
     secret = page.inner_text("#totp-secret").strip()
     totp = pyotp.TOTP(secret)
@@ -119,12 +132,12 @@ def test_the_owner_sets_up_two_step_login_and_a_plugin(server, open_walk, axe_sc
     page.fill('input[name="code"]', totp.at(confirmed_at))
     submit(page, 'form:has(input[name="code"])')
     expect(page.locator("#recovery-codes li")).to_have_count(10)
-    walk.step("recovery-codes")
-    assert server.mail_to(OWNER), "the owner is told by e-mail that two-step login is on"
+    walk.step("recovery-codes", again=False)  # the answer to the confirming form
+    assert server.mail_to(owner), "the owner is told by e-mail that two-step login is on"
 
     page.click("#log-in-again")
-    page.wait_for_url(re.compile(f"/admin/{SLUG}/login"))
-    log_in(walk, server)
+    page.wait_for_url(re.compile(f"/admin/{slug}/login"))
+    log_in(walk, server, slug)
     answer = page.locator('input[name="answer"]')
     expect(answer).to_be_visible()
     walk.step("login-code")
@@ -132,12 +145,12 @@ def test_the_owner_sets_up_two_step_login_and_a_plugin(server, open_walk, axe_sc
     # so the test need not wait 30 seconds for a fresh one.
     answer.fill(totp.at(confirmed_at + totp.interval))
     submit(page, 'form:has(input[name="answer"])')
-    page.wait_for_url(re.compile(f"/admin/{SLUG}/?$"))
+    page.wait_for_url(re.compile(f"/admin/{slug}/?$"))
     walk.step("day")  # the owner's home: today's agenda
-    page.goto(server.url(f"/admin/{SLUG}/week"))
+    page.goto(server.url(f"/admin/{slug}/week"))
     walk.step("week")
 
-    page.goto(server.url(f"/admin/{SLUG}/marketplace"))
+    page.goto(server.url(f"/admin/{slug}/marketplace"))
     expect(page.locator(f'#plugin-{PLUGIN} [name="setting-{SETTING}"]')).to_have_value(DEFAULT)
     walk.step("marketplace")
     submit(page, f'#plugin-{PLUGIN} form[action$="/switch"]')
@@ -145,12 +158,13 @@ def test_the_owner_sets_up_two_step_login_and_a_plugin(server, open_walk, axe_sc
     expect(switch).to_have_value("off")  # on now: its button switches it off
     page.locator(f'#plugin-{PLUGIN} [name="setting-{SETTING}"]').fill(CHOSEN)
     submit(page, f'#plugin-{PLUGIN} form[action$="/settings"]')
+    expect(page.locator("main .notice").first).to_contain_text(SAVED[language])
     walk.step("settings-saved", full_page=False)  # the long page was seen whole above
 
-    page.goto(server.url(f"/admin/{SLUG}/marketplace"))
+    page.goto(server.url(f"/admin/{slug}/marketplace"))
     expect(page.locator(f'#plugin-{PLUGIN} [name="setting-{SETTING}"]')).to_have_value(CHOSEN)
     listing = json.loads(
-        bookwell("plugins", "list", "--tenant", SLUG, "--json", instance=server.instance)
+        bookwell("plugins", "list", "--tenant", slug, "--json", instance=server.instance)
     )
     (entry,) = [entry for entry in listing if entry["name"] == PLUGIN]
     assert entry["enabled"] and entry["settings"][SETTING] == int(CHOSEN)

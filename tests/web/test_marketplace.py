@@ -131,7 +131,7 @@ def test_every_installed_plugin_has_a_card_with_what_it_is(site, business, clock
     page = log_in(site).get(MARKET)
     assert page.status_code == 200
     guard = card(page, "m-guard")
-    for text in ("Door guard", "Checks who comes in.", "security", "3.2", "From Guard"):
+    for text in ("Door guard", "Checks who comes in.", "Security", "3.2", "From Guard"):
         assert text in guard, text
     assert "Off" in guard and "Who must pass the guard." in guard
     closed = card(page, "closed_days")

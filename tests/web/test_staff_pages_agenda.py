@@ -267,13 +267,13 @@ def test_the_week_grid_has_a_table_per_provider_with_a_column_per_day(site, busi
     assert page.status_code == 200
     ana, ben = grids_of(page)
     assert ana["headers"][1:] == [
-        "Mon 01 Mar (today)",
-        "Tue 02 Mar",
-        "Wed 03 Mar",
-        "Thu 04 Mar",
-        "Fri 05 Mar",
-        "Sat 06 Mar",
-        "Sun 07 Mar",
+        "Mon 1 Mar (today)",
+        "Tue 2 Mar",
+        "Wed 3 Mar",
+        "Thu 4 Mar",
+        "Fri 5 Mar",
+        "Sat 6 Mar",
+        "Sun 7 Mar",
     ]
     ann = cell_with(ana, "Ann")
     assert (ann["column"], ann["row"], ann["span"]) == (2, row_of(ana, "14:00"), 2)

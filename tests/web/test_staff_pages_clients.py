@@ -182,9 +182,9 @@ def test_a_clients_history_lists_their_past_and_coming_bookings(site, business, 
     page = owner.get("/admin/salon/clients/ann@example.com")
     assert page.status_code == 200
     coming, past = page.text.split('id="coming"')[1].split('id="past"')
-    assert "05 March 2027, 10:00" in coming and "09 March 2027, 15:00" in coming
-    assert coming.index("05 March") < coming.index("09 March")  # soonest first
-    assert "02 March 2027, 10:00" in past and "05 March" not in past
+    assert "Friday 5 March 2027, 10:00" in coming and "Tuesday 9 March 2027, 15:00" in coming
+    assert coming.index("5 March") < coming.index("9 March")  # soonest first
+    assert "Tuesday 2 March 2027, 10:00" in past and "5 March" not in past
     assert "Bob" not in page.text
     assert "0611223344" in page.text  # decrypted for the page
     assert "3 (2 coming, 1 past)" in page.text

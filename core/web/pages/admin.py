@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+from babel.dates import get_day_names
 from flask import (
     Blueprint,
     Flask,
@@ -26,6 +27,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from jinja2 import pass_context
@@ -46,7 +48,7 @@ from bookwell.core.booking.availability import find_slots, local_day_bounds
 from bookwell.core.booking.outcomes import OUTCOMES, mark_outcome
 from bookwell.core.context import make_context, protection
 from bookwell.core.context.grants import client_subject
-from bookwell.core.foundation import clock
+from bookwell.core.foundation import clock, locales
 from bookwell.core.pluginhost.host import PluginFailed, Refused, host_of
 from bookwell.core.storage import db
 from bookwell.core.storage.models import (
@@ -243,7 +245,7 @@ def page_problems(context) -> list[tuple[str, str, str]]:
 
 def refusal_messages(refused: Refused) -> list[str]:
     return [
-        getattr(item.refusal, "message", None) or "A plugin refused this."
+        getattr(item.refusal, "message", None) or gettext("A plugin refused this.")
         for item in refused.refusals
     ]
 
@@ -317,14 +319,52 @@ def _references(grid) -> list[str]:
     return [booking.reference for booking in sorted(shown, key=lambda b: (b.starts_at, b.id))]
 
 
+def weekday_names(width: str = "wide") -> list[str]:
+    """Monday to Sunday in the page's language (``wide``: ``Lundi``; ``abbreviated``:
+    ``Lun.``), capitalised as a heading or a label starts."""
+    names = get_day_names(width, locale=locales.formatting_locale(locales.current_language()))
+    return [names[weekday][:1].upper() + names[weekday][1:] for weekday in range(7)]
+
+
 def _today(tenant: Tenant) -> date:
     return clock.now().astimezone(tenant.zone).date()
 
 
-UNLINKED = (
+UNLINKED = lazy_gettext(
     "Your account is not linked to a provider, so it has no bookings to show: an owner or a "
     "manager links it to yours on its page under Staff."
 )
+# A role's name as the staff pages show it; the stored value (``owner``...) stays English.
+ROLE_NAMES = {
+    Role.OWNER: lazy_gettext("Owner"),
+    Role.MANAGER: lazy_gettext("Manager"),
+    Role.STAFF: lazy_gettext("Staff member"),
+    Role.RECEPTIONIST: lazy_gettext("Receptionist"),
+    Role.CLIENT: lazy_gettext("Client"),
+    Role.SUPPORT: lazy_gettext("Platform support"),
+}
+
+
+# The same inside a sentence ("Logged in as ann@example.com (owner)").
+ROLE_WORDS = {
+    Role.OWNER: lazy_gettext("owner"),
+    Role.MANAGER: lazy_gettext("manager"),
+    Role.STAFF: lazy_gettext("staff member"),
+    Role.RECEPTIONIST: lazy_gettext("receptionist"),
+    Role.CLIENT: lazy_gettext("client"),
+    Role.SUPPORT: lazy_gettext("platform support"),
+}
+
+
+@admin_pages.app_template_filter("role_word")
+def role_word(role: object) -> str:
+    return str(ROLE_WORDS.get(str(role), str(role)))
+
+
+@admin_pages.app_template_filter("role_name")
+def role_name(role: object) -> str:
+    """``manager`` -> ``Manager`` (``Responsable`` in French); a role core does not know, as is."""
+    return str(ROLE_NAMES.get(str(role), str(role).capitalize()))
 
 
 def _unlinked(reach: BookingReach) -> str | None:
@@ -337,16 +377,24 @@ def _unlinked(reach: BookingReach) -> str | None:
 
 
 class CancelForm(FlaskForm):
-    reason = StringField("Reason", validators=[MultiLine(), DataRequired(), Length(max=500)])
+    reason = StringField(
+        lazy_gettext("Reason"), validators=[MultiLine(), DataRequired(), Length(max=500)]
+    )
 
 
 class OutcomeForm(FlaskForm):
-    outcome = StringField("Outcome", validators=[SingleLine(), DataRequired(), AnyOf(OUTCOMES)])
+    outcome = StringField(
+        lazy_gettext("Outcome"), validators=[SingleLine(), DataRequired(), AnyOf(OUTCOMES)]
+    )
 
 
 class SlotForm(FlaskForm):
-    day = StringField("Day", validators=[SingleLine(), DataRequired(), Length(max=10)])
-    slot = RadioField("Free times", validators=[DataRequired()], validate_choice=False)
+    day = StringField(
+        lazy_gettext("Day"), validators=[SingleLine(), DataRequired(), Length(max=10)]
+    )
+    slot = RadioField(
+        lazy_gettext("Free times"), validators=[DataRequired()], validate_choice=False
+    )
 
     def chosen(self) -> tuple[int, datetime] | None:
         """The provider and start a slot value ``<provider>-<epoch>`` names, or ``None``."""
@@ -490,7 +538,7 @@ def _move_steps(tenant: Tenant, user: User, booking: Booking, move_day: date | N
 
     steps_context = {
         "providers": [(str(provider_id), name) for provider_id, name in providers]
-        + ([("any", "Anyone free")] if reach.by_role else []),
+        + ([("any", gettext("Anyone free"))] if reach.by_role else []),
         "provider_arg": provider_arg,
         "provider_url": lambda value: url(provider=value),
         "day_url": lambda day: url(day=day.isoformat()),
@@ -510,7 +558,7 @@ def _move_steps(tenant: Tenant, user: User, booking: Booking, move_day: date | N
             **steps_context,
             "stage": "times",
             "day": day,
-            "day_label": f"{day:%A} {day.day} {day:%B %Y}",
+            "day_label": locales.long_day(day, locales.current_language()),
             "times": times,
             "back_url": url(month=f"{day:%Y-%m}"),
         }
@@ -670,7 +718,7 @@ def cancel(slug: str, reference: str):
         return _booking_page(
             tenant, user, booking, status=409, cancel=form, errors=refusal_messages(refused)
         )
-    return _done(tenant, booking, "The booking is cancelled.")
+    return _done(tenant, booking, gettext("The booking is cancelled."))
 
 
 @admin_pages.post("/bookings/<reference>/reschedule")
@@ -684,11 +732,11 @@ def reschedule(slug: str, reference: str):
         return _booking_page(tenant, user, booking, status=422, move=form)
     chosen = form.chosen()
     if chosen is None:
-        form.slot.errors = ["Choose one of the free times."]
+        form.slot.errors = [gettext("Choose one of the free times.")]
         return _booking_page(tenant, user, booking, status=422, move=form)
     provider_id, start = chosen
     if not reach_of(tenant, user).manages(provider_id):
-        form.slot.errors = ["You may move this booking only within your own agenda."]
+        form.slot.errors = [gettext("You may move this booking only within your own agenda.")]
         return _booking_page(tenant, user, booking, status=403, move=form)
     try:
         lifecycle.reschedule_booking(
@@ -707,7 +755,7 @@ def reschedule(slug: str, reference: str):
     except Refused as refused:
         form.slot.errors = refusal_messages(refused)
         return _booking_page(tenant, user, booking, status=409, move=form)
-    return _done(tenant, booking, "The booking is moved.")
+    return _done(tenant, booking, gettext("The booking is moved."))
 
 
 @admin_pages.post("/bookings/<reference>/outcome")
@@ -732,23 +780,37 @@ def outcome(slug: str, reference: str):
         return _booking_page(
             tenant, user, booking, status=error.status, outcome=form, errors=[error.message]
         )
-    return _done(tenant, booking, f"The booking is marked {form.outcome.data}.")
+    marked = (
+        gettext("The booking is marked completed.")
+        if form.outcome.data == BookingStatus.COMPLETED
+        else gettext("The booking is marked no-show.")
+    )
+    return _done(tenant, booking, marked)
 
 
 # --- booking for a client ------------------------------------------------------------------------
 
 
 class NewBookingForm(SlotForm):
-    service = StringField("Service", validators=[SingleLine(), DataRequired(), Length(max=20)])
-    name = StringField("Client's name", validators=[SingleLine(), DataRequired(), Length(max=200)])
-    email = EmailField(
-        "Client's e-mail", validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
+    service = StringField(
+        lazy_gettext("Service"), validators=[SingleLine(), DataRequired(), Length(max=20)]
     )
-    phone = StringField("Phone", validators=[SingleLine(), Optional(), Length(max=40)])
-    notes = TextAreaField("Notes", validators=[MultiLine(), Optional(), Length(max=2000)])
+    name = StringField(
+        lazy_gettext("Client's name"), validators=[SingleLine(), DataRequired(), Length(max=200)]
+    )
+    email = EmailField(
+        lazy_gettext("Client's e-mail"),
+        validators=[SingleLine(), DataRequired(), Email(), Length(max=254)],
+    )
+    phone = StringField(
+        lazy_gettext("Phone"), validators=[SingleLine(), Optional(), Length(max=40)]
+    )
+    notes = TextAreaField(
+        lazy_gettext("Notes"), validators=[MultiLine(), Optional(), Length(max=2000)]
+    )
     # What the client already paid, in cents; core checks it against the service's price.
     prepaid_cents = IntegerField(
-        "Already paid (cents)",
+        lazy_gettext("Already paid (cents)"),
         validators=[WholeNumber(), Optional(), NumberRange(min=0, max=MAX_CENTS)],
     )
 
@@ -813,18 +875,18 @@ def book_for_client(slug: str):
     service = _service(tenant, form.service.data)
     day = _parse_day(form.day.data) or _today(tenant)
     if service is None:
-        form.service.errors = ["Choose a service."]
+        form.service.errors = [gettext("Choose a service.")]
         return _new_booking_page(tenant, user, form, None, day, status=422)
     valid = form.validate_on_submit()
     chosen = form.chosen()
     if valid and chosen is None:
-        form.slot.errors = ["Choose one of the free times."]
+        form.slot.errors = [gettext("Choose one of the free times.")]
     if not valid or chosen is None:
         return _new_booking_page(tenant, user, form, service, day, status=422)
     provider_id, start = chosen
     reach = reach_of(tenant, user)
     if not reach.manages(provider_id):
-        form.slot.errors = ["You may book only in your own agenda."]
+        form.slot.errors = [gettext("You may book only in your own agenda.")]
         return _new_booking_page(tenant, user, form, service, day, status=403)
     try:
         booking, _token = lifecycle.create_booking(
@@ -858,7 +920,7 @@ def book_for_client(slug: str):
         return _new_booking_page(
             tenant, user, form, service, day, status=409, errors=refusal_messages(refused)
         )
-    return _done(tenant, booking, "The booking is made.")
+    return _done(tenant, booking, gettext("The booking is made."))
 
 
 # --- my sessions ---------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from bookwell.core.web.pages.admin import (
     reach_of,
     require_page,
     viewed,
+    weekday_names,
 )
 
 SLOT_MINUTES = 15
@@ -405,7 +406,7 @@ def month_overview(slug: str):
         user,
         month=month,
         weeks=weeks,
-        weekdays=steps.WEEKDAYS,
+        weekdays=weekday_names("abbreviated"),
         total=sum(counts.values()),
         previous=f"{previous:%Y-%m}",
         following=f"{last + timedelta(days=1):%Y-%m}",

@@ -8,6 +8,7 @@ from datetime import time
 from decimal import Decimal
 
 from flask import abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import (
@@ -29,9 +30,8 @@ from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import Provider, Service, TimeOff
 from bookwell.core.web.forms import MultiLine, SingleLine, WholeNumber
-from bookwell.core.web.pages.admin import admin_pages, page, require_page
+from bookwell.core.web.pages.admin import admin_pages, page, require_page, weekday_names
 
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SPANS_SHOWN = 2
 
 
@@ -61,42 +61,50 @@ def line_breaks(value):
 
 
 class ServiceForm(FlaskForm):
-    name = StringField("Name", validators=[SingleLine(), DataRequired(), Length(max=200)])
+    name = StringField(
+        lazy_gettext("Name"), validators=[SingleLine(), DataRequired(), Length(max=200)]
+    )
     description = TextAreaField(
-        "Description", validators=[MultiLine(), Optional(), Length(max=5000)], filters=[line_breaks]
+        lazy_gettext("Description"),
+        validators=[MultiLine(), Optional(), Length(max=5000)],
+        filters=[line_breaks],
     )
     duration_minutes = IntegerField(
-        "Duration (minutes)", validators=[WholeNumber(), InputRequired(), NumberRange(1, 1440)]
+        lazy_gettext("Duration (minutes)"),
+        validators=[WholeNumber(), InputRequired(), NumberRange(1, 1440)],
     )
     buffer_before_minutes = IntegerField(
-        "Buffer before (minutes)",
+        lazy_gettext("Buffer before (minutes)"),
         default=0,
         validators=[WholeNumber(), InputRequired(), NumberRange(0, 1440)],
     )
     buffer_after_minutes = IntegerField(
-        "Buffer after (minutes)",
+        lazy_gettext("Buffer after (minutes)"),
         default=0,
         validators=[WholeNumber(), InputRequired(), NumberRange(0, 1440)],
     )
     price = DecimalField(
-        "Price", places=2, default=Decimal(0), validators=[InputRequired(), NumberRange(0, 1000000)]
+        lazy_gettext("Price"),
+        places=2,
+        default=Decimal(0),
+        validators=[InputRequired(), NumberRange(0, 1000000)],
     )
     min_notice_minutes = IntegerField(
-        "Minimum notice (minutes)",
+        lazy_gettext("Minimum notice (minutes)"),
         default=0,
         validators=[WholeNumber(), InputRequired(), NumberRange(0, 527040)],
     )
     horizon_days = IntegerField(
-        "Bookable up to (days ahead)",
+        lazy_gettext("Bookable up to (days ahead)"),
         default=90,
         validators=[WholeNumber(), InputRequired(), NumberRange(1, 730)],
     )
     slot_step_minutes = IntegerField(
-        "Start times every (minutes)",
+        lazy_gettext("Start times every (minutes)"),
         default=15,
         validators=[WholeNumber(), InputRequired(), NumberRange(1, 1440)],
     )
-    active = BooleanField("Offered", default=True)
+    active = BooleanField(lazy_gettext("Offered"), default=True)
 
 
 def _service_fields(form: ServiceForm) -> catalogue.ServiceFields:
@@ -155,7 +163,7 @@ def edit_service(slug: str, service_id: int | None = None):
         except catalogue.CatalogueError as error:
             errors = apply_refusal(form, error)
         else:
-            flash(f"Saved {saved.name}.")
+            flash(gettext("Saved %(name)s.", name=saved.name))
             return redirect(url_for(".services", slug=slug))
     status = 422 if form.is_submitted() else 200
     return page(
@@ -172,16 +180,26 @@ class CheckboxesField(SelectMultipleField):
 
 
 class ProviderForm(FlaskForm):
-    name = StringField("Name", validators=[SingleLine(), DataRequired(), Length(max=200)])
-    email = EmailField("E-mail", validators=[SingleLine(), Optional(), Email(), Length(max=254)])
-    services = CheckboxesField("Services", coerce=int)
-    active = BooleanField("Takes bookings", default=True)
+    name = StringField(
+        lazy_gettext("Name"), validators=[SingleLine(), DataRequired(), Length(max=200)]
+    )
+    email = EmailField(
+        lazy_gettext("E-mail"), validators=[SingleLine(), Optional(), Email(), Length(max=254)]
+    )
+    services = CheckboxesField(lazy_gettext("Services"), coerce=int)
+    active = BooleanField(lazy_gettext("Takes bookings"), default=True)
 
 
 class TimeOffForm(FlaskForm):
-    starts_at = DateTimeLocalField("From", format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
-    ends_at = DateTimeLocalField("Until", format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
-    reason = StringField("Reason", validators=[SingleLine(), Optional(), Length(max=200)])
+    starts_at = DateTimeLocalField(
+        lazy_gettext("From"), format="%Y-%m-%dT%H:%M", validators=[InputRequired()]
+    )
+    ends_at = DateTimeLocalField(
+        lazy_gettext("Until"), format="%Y-%m-%dT%H:%M", validators=[InputRequired()]
+    )
+    reason = StringField(
+        lazy_gettext("Reason"), validators=[SingleLine(), Optional(), Length(max=200)]
+    )
 
 
 def _provider_or_404(tenant, provider_id):
@@ -248,7 +266,7 @@ def edit_provider(slug: str, provider_id: int | None = None):
         except catalogue.CatalogueError as error:
             errors = apply_refusal(form, error)
         else:
-            flash(f"Saved {saved.name}.")
+            flash(gettext("Saved %(name)s.", name=saved.name))
             return redirect(url_for(".edit_provider", slug=slug, provider_id=saved.id))
     status = 422 if form.is_submitted() else 200
     return _provider_page(tenant, user, provider, form=form, status=status, errors=errors)
@@ -258,7 +276,7 @@ def _hours_rows(provider, submitted=None, problems=None):
     """One row per weekday, with SPANS_SHOWN pairs of inputs, filled from ``submitted`` or the
     provider's hours."""
     rows = []
-    for weekday, label in enumerate(WEEKDAYS):
+    for weekday, label in enumerate(weekday_names()):
         if submitted is not None:
             spans = submitted[weekday]
         else:
@@ -335,10 +353,12 @@ def provider_hours(slug: str, provider_id: int):
                     (time.fromisoformat(starts), time.fromisoformat(ends))
                 )
             except ValueError:
-                problems.setdefault(f"day{weekday}", []).append("Use times like 09:00 and 17:30.")
+                problems.setdefault(f"day{weekday}", []).append(
+                    gettext("Use times like 09:00 and 17:30.")
+                )
     errors: list[str] = []
     if not form.validate_on_submit():
-        errors = ["The form expired; please try again."]
+        errors = [gettext("The form expired; please try again.")]
     elif not problems:
         try:
             catalogue.set_working_hours(
@@ -352,7 +372,7 @@ def provider_hours(slug: str, provider_id: int):
         except catalogue.CatalogueError as error:
             problems = error.fields
         else:
-            flash("Working hours saved.")
+            flash(gettext("Working hours saved."))
             return redirect(url_for(".edit_provider", slug=slug, provider_id=provider.id))
     return _provider_page(
         tenant,
@@ -386,7 +406,7 @@ def add_time_off(slug: str, provider_id: int):
         except catalogue.CatalogueError as error:
             errors = apply_refusal(form, error)
         else:
-            flash("Time off added.")
+            flash(gettext("Time off added."))
             return redirect(url_for(".edit_provider", slug=slug, provider_id=provider.id))
     return _provider_page(tenant, user, provider, off=form, status=422, errors=errors)
 
@@ -397,7 +417,11 @@ def remove_time_off(slug: str, provider_id: int, time_off_id: int):
     provider = _provider_or_404(tenant, provider_id)
     if not FlaskForm().validate_on_submit():
         return _provider_page(
-            tenant, user, provider, status=422, errors=["The form expired; please try again."]
+            tenant,
+            user,
+            provider,
+            status=422,
+            errors=[gettext("The form expired; please try again.")],
         )
     try:
         catalogue.remove_time_off(
@@ -410,5 +434,5 @@ def remove_time_off(slug: str, provider_id: int, time_off_id: int):
         )
     except catalogue.CatalogueError:
         abort(404)
-    flash("Time off removed.")
+    flash(gettext("Time off removed."))
     return redirect(url_for(".edit_provider", slug=slug, provider_id=provider.id))

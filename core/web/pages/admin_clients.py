@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from flask import abort, current_app, request
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from sqlalchemy import func, or_, select
 from wtforms import StringField
@@ -45,7 +46,10 @@ class ClientSearch(FlaskForm):
     class Meta:
         csrf = False  # a search changes nothing: a plain GET form, bookmarkable
 
-    q = StringField("Name, e-mail or phone", validators=[SingleLine(), Optional(), Length(max=200)])
+    q = StringField(
+        lazy_gettext("Name, e-mail or phone"),
+        validators=[SingleLine(), Optional(), Length(max=200)],
+    )
 
 
 def _like(text: str) -> str:

@@ -7,6 +7,7 @@ sent again from the account's page until it is used. Nobody types a password for
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
@@ -18,20 +19,20 @@ from bookwell.core.foundation import clock
 from bookwell.core.storage import db
 from bookwell.core.storage.models import STAFF_ROLES, Provider, User
 from bookwell.core.web.forms import MultiLine, SingleLine
-from bookwell.core.web.pages.admin import admin_pages, page, require_page
+from bookwell.core.web.pages.admin import admin_pages, page, require_page, role_name
 from bookwell.core.web.pages.admin_catalogue import apply_refusal
 
 
 def _role_choices(user: User) -> list[tuple[str, str]]:
     return [
-        (str(role), str(role).capitalize())
+        (str(role), role_name(role))
         for role in STAFF_ROLES
         if catalogue.may_grant(user.role, str(role))
     ]
 
 
 NO_PROVIDER = ""
-PROVIDER_HELP = (
+PROVIDER_HELP = lazy_gettext(
     "The provider this account works as: with the staff role it sees that provider's bookings "
     "only (none without one)."
 )
@@ -41,7 +42,7 @@ def _provider_choices(tenant) -> list[tuple[str, str]]:
     rows = db.session().scalars(
         select(Provider).where(Provider.tenant_id == tenant.id).order_by(Provider.name)
     )
-    return [(NO_PROVIDER, "None"), *((str(row.id), row.name) for row in rows)]
+    return [(NO_PROVIDER, gettext("None")), *((str(row.id), row.name) for row in rows)]
 
 
 def _chosen_provider(form, unchanged: object = None) -> int | None | object:
@@ -61,18 +62,23 @@ def _provider_change(form, account: User) -> int | None | object:
 
 
 class NewStaffForm(FlaskForm):
-    name = StringField("Name", validators=[SingleLine(), Optional(), Length(max=200)])
+    name = StringField(lazy_gettext("Name"), validators=[SingleLine(), Optional(), Length(max=200)])
     email = EmailField(
-        "E-mail", validators=[SingleLine(), DataRequired(), Email(), Length(max=254)]
+        lazy_gettext("E-mail"),
+        validators=[SingleLine(), DataRequired(), Email(), Length(max=254)],
     )
-    role = SelectField("Role")
-    provider_id = SelectField("Works as", description=PROVIDER_HELP, validate_choice=False)
+    role = SelectField(lazy_gettext("Role"))
+    provider_id = SelectField(
+        lazy_gettext("Works as"), description=PROVIDER_HELP, validate_choice=False
+    )
 
 
 class StaffForm(FlaskForm):
-    role = SelectField("Role")
-    active = BooleanField("Can log in")
-    provider_id = SelectField("Works as", description=PROVIDER_HELP, validate_choice=False)
+    role = SelectField(lazy_gettext("Role"))
+    active = BooleanField(lazy_gettext("Can log in"))
+    provider_id = SelectField(
+        lazy_gettext("Works as"), description=PROVIDER_HELP, validate_choice=False
+    )
 
 
 @admin_pages.get("/staff")
@@ -111,8 +117,12 @@ def new_staff(slug: str):
             errors = apply_refusal(form, error)
         else:
             flash(
-                f"Invited {invited.email}: they choose their password with the link we e-mailed "
-                f"them, within {account_links.INVITATION_DAYS} days."
+                gettext(
+                    "Invited %(email)s: they choose their password with the link we e-mailed "
+                    "them, within %(days)d days.",
+                    email=invited.email,
+                    days=account_links.INVITATION_DAYS,
+                )
             )
             return redirect(url_for(".staff", slug=slug))
     status = 422 if form.is_submitted() else 200
@@ -144,13 +154,28 @@ def resend_invitation(slug: str, user_id: int):
         current_app._get_current_object(), tenant, account, user, clock.now()
     )
     if sent:
-        flash(f"The invitation is sent again to {account.email}; earlier links no longer work.")
+        flash(
+            gettext(
+                "The invitation is sent again to %(email)s; earlier links no longer work.",
+                email=account.email,
+            )
+        )
     elif not account.active:
-        flash(f"{account.email} cannot log in: allow it first, then send the invitation.")
+        flash(
+            gettext(
+                "%(email)s cannot log in: allow it first, then send the invitation.",
+                email=account.email,
+            )
+        )
     elif account_links.has_password(account):
-        flash(f"{account.email} has chosen a password already.")
+        flash(gettext("%(email)s has chosen a password already.", email=account.email))
     else:
-        flash(f"{account.email} had enough e-mail this hour: please try again later.")
+        flash(
+            gettext(
+                "%(email)s had enough e-mail this hour: please try again later.",
+                email=account.email,
+            )
+        )
     return redirect(url_for(".edit_staff", slug=slug, user_id=account.id))
 
 
@@ -164,7 +189,7 @@ def edit_staff(slug: str, user_id: int):
     form.role.choices = _role_choices(user)
     form.provider_id.choices = _provider_choices(tenant)
     if account.role not in dict(form.role.choices):
-        form.role.choices = [(account.role, account.role.capitalize()), *form.role.choices]
+        form.role.choices = [(account.role, role_name(account.role)), *form.role.choices]
     errors: list[str] = []
     if form.validate_on_submit():
         try:
@@ -181,7 +206,7 @@ def edit_staff(slug: str, user_id: int):
         except catalogue.CatalogueError as error:
             errors = apply_refusal(form, error)
         else:
-            flash(f"Saved {account.email}.")
+            flash(gettext("Saved %(name)s.", name=account.email))
             return redirect(url_for(".staff", slug=slug))
     status = 422 if form.is_submitted() else 200
     return page(
@@ -198,27 +223,36 @@ def edit_staff(slug: str, user_id: int):
 
 
 class BusinessForm(FlaskForm):
-    name = StringField("Name", validators=[SingleLine(), DataRequired(), Length(max=200)])
-    contact_email = EmailField(
-        "Contact e-mail", validators=[SingleLine(), Optional(), Email(), Length(max=254)]
+    name = StringField(
+        lazy_gettext("Name"), validators=[SingleLine(), DataRequired(), Length(max=200)]
     )
-    phone = StringField("Phone", validators=[SingleLine(), Optional(), Length(max=40)])
-    address = TextAreaField("Address", validators=[MultiLine(), Optional(), Length(max=500)])
+    contact_email = EmailField(
+        lazy_gettext("Contact e-mail"),
+        validators=[SingleLine(), Optional(), Email(), Length(max=254)],
+    )
+    phone = StringField(
+        lazy_gettext("Phone"), validators=[SingleLine(), Optional(), Length(max=40)]
+    )
+    address = TextAreaField(
+        lazy_gettext("Address"), validators=[MultiLine(), Optional(), Length(max=500)]
+    )
     currency = StringField(
-        "Currency",
+        lazy_gettext("Currency"),
         validators=[SingleLine(), Optional(), Length(min=3, max=3)],
-        description="The ISO 4217 code your prices are in: EUR, GBP, USD, CHF...",
+        description=lazy_gettext("The ISO 4217 code your prices are in: EUR, GBP, USD, CHF..."),
     )
     language = StringField(
-        "Language",
+        lazy_gettext("Language"),
         validators=[SingleLine(), Optional(), Length(max=16)],
-        description="Your clients' language, as a tag: en, fr, de-CH...",
+        description=lazy_gettext("Your clients' language, as a tag: en, fr, de-CH..."),
     )
     client_accounts = BooleanField(
-        "Client accounts",
-        description="Clients may create an account on your booking pages (confirmed by "
-        "e-mail) to see their bookings. Off: those pages and sign-up are closed, and clients "
-        "cannot log in.",
+        lazy_gettext("Client accounts"),
+        description=lazy_gettext(
+            "Clients may create an account on your booking pages (confirmed by "
+            "e-mail) to see their bookings. Off: those pages and sign-up are closed, and clients "
+            "cannot log in."
+        ),
     )
 
 
@@ -251,7 +285,7 @@ def business(slug: str):
         except catalogue.CatalogueError as error:
             errors = apply_refusal(form, error)
         else:
-            flash("The business's details are saved.")
+            flash(gettext("The business's details are saved."))
             return redirect(url_for(".business", slug=slug))
     status = 422 if form.is_submitted() else 200
     return page("admin/business.html", tenant, user, status, form=form, errors=errors)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from flask import Flask, Response, abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
@@ -114,32 +115,44 @@ def brand_logo_url(tenant: Tenant) -> str | None:
 
 
 class BrandForm(FlaskForm):
-    theme = SelectField("Theme of the booking pages", validators=[SingleLine(), DataRequired()])
+    theme = SelectField(
+        lazy_gettext("Theme of the booking pages"), validators=[SingleLine(), DataRequired()]
+    )
     accent = StringField(
-        "Accent colour",
+        lazy_gettext("Accent colour"),
         validators=[
             SingleLine(),
-            DataRequired("Choose a colour."),
-            Length(max=7, message="Write the colour as # and six hexadecimal digits: #1f5c99."),
+            DataRequired(lazy_gettext("Choose a colour.")),
+            Length(
+                max=7,
+                message=lazy_gettext("Write the colour as # and six hexadecimal digits: #1f5c99."),
+            ),
         ],
-        description="As # and six hexadecimal digits, e.g. #1f5c99: buttons, links and the "
-        "header. It must read at 4.5:1 or more on the theme's background and under the text "
-        "on buttons; Preview shows it before you save.",
+        description=lazy_gettext(
+            "As # and six hexadecimal digits, e.g. #1f5c99: buttons, links and the header. It "
+            "must read at 4.5:1 or more on the theme's background and under the text on buttons; "
+            "Preview shows it before you save."
+        ),
     )
     description = TextAreaField(
-        "Description",
+        lazy_gettext("Description"),
         validators=[MultiLine(), Length(max=branding.MAX_DESCRIPTION)],
         filters=[line_breaks],
-        description="A few words clients read on your booking page.",
+        description=lazy_gettext("A few words clients read on your booking page."),
     )
 
 
 class LogoForm(FlaskForm):
     logo = FileField(
-        "Logo",
-        description=f"PNG, JPEG or WebP, at most {branding.MAX_LOGO_BYTES // 1024} KB and "
-        f"{branding.MAX_LOGO_SIDE}×{branding.MAX_LOGO_SIDE} pixels. It is stored re-drawn, at "
-        f"most {branding.STORED_BOX[0]}×{branding.STORED_BOX[1]}.",
+        lazy_gettext("Logo"),
+        description=lazy_gettext(
+            "PNG, JPEG or WebP, at most %(kilobytes)d KB and %(side)d×%(side)d pixels. It is "
+            "stored re-drawn, at most %(width)d×%(height)d.",
+            kilobytes=branding.MAX_LOGO_BYTES // 1024,
+            side=branding.MAX_LOGO_SIDE,
+            width=branding.STORED_BOX[0],
+            height=branding.STORED_BOX[1],
+        ),
     )
 
 
@@ -214,12 +227,12 @@ def brand(slug: str):
         except branding.BrandError as error:
             getattr(form, error.field).errors = [error.message]
         else:
-            flash("The brand is saved: your booking pages show it now.")
+            flash(gettext("The brand is saved: your booking pages show it now."))
             return redirect(url_for(".brand", slug=slug))
     if form.csrf_token.errors:
-        errors.append("The form had expired; nothing was saved. Please send it again.")
+        errors.append(gettext("The form had expired; nothing was saved. Please send it again."))
     else:
-        errors.append("Please correct the marked fields.")
+        errors.append(gettext("Please correct the marked fields."))
     return _brand_page(tenant, user, 422, form, errors=errors)
 
 
@@ -231,7 +244,7 @@ def brand_logo(slug: str):
         upload = form.logo.data
         try:
             if upload is None or not getattr(upload, "filename", ""):
-                raise branding.BrandError("logo", "Choose a picture file to upload.")
+                raise branding.BrandError("logo", gettext("Choose a picture file to upload."))
             raw = upload.stream.read(branding.MAX_LOGO_BYTES + 1)
             logo_read = branding.read_logo(raw)
         except branding.BrandError as error:
@@ -244,7 +257,13 @@ def brand_logo(slug: str):
                 actor=user,
                 now=clock.now(),
             )
-            flash(f"The logo is saved ({logo_read.width}×{logo_read.height} pixels).")
+            flash(
+                gettext(
+                    "The logo is saved (%(width)d×%(height)d pixels).",
+                    width=logo_read.width,
+                    height=logo_read.height,
+                )
+            )
             return redirect(url_for(".brand", slug=slug))
     return _brand_page(
         tenant,
@@ -252,7 +271,7 @@ def brand_logo(slug: str):
         422,
         _brand_form(tenant),
         logo_form=form,
-        errors=["The logo was not changed."],
+        errors=[gettext("The logo was not changed.")],
     )
 
 
@@ -264,7 +283,7 @@ def remove_brand_logo(slug: str):
     removed = branding.remove_logo(
         current_app._get_current_object(), tenant_id=tenant.id, actor=user, now=clock.now()
     )
-    flash("The logo is removed." if removed else "There was no logo to remove.")
+    flash(gettext("The logo is removed.") if removed else gettext("There was no logo to remove."))
     return redirect(url_for(".brand", slug=slug))
 
 

@@ -13,6 +13,7 @@ from itertools import groupby
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, flash, redirect, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.validators import AnyOf, DataRequired, Length
@@ -56,6 +57,24 @@ class SettingField:
         return FIELD_PREFIX + self.setting.key
 
 
+# The categories the built-in plugins use, named in the page's language; a plugin's own
+# category is shown as it spells it.
+CATEGORY_NAMES = {
+    "clients": lazy_gettext("Clients"),
+    "notifications": lazy_gettext("Notifications"),
+    "other": lazy_gettext("Other"),
+    "payments": lazy_gettext("Payments"),
+    "privacy": lazy_gettext("Privacy"),
+    "scheduling": lazy_gettext("Scheduling"),
+    "security": lazy_gettext("Security"),
+}
+
+
+@marketplace_pages.app_template_filter("category_name")
+def category_name(category: object) -> str:
+    return str(CATEGORY_NAMES.get(str(category).lower(), str(category).capitalize()))
+
+
 @dataclass
 class Card:
     entry: dict[str, Any]
@@ -70,7 +89,11 @@ class Card:
     @property
     def source(self) -> str:
         source = self.entry["source"]
-        return "Built-in" if source == "built-in" else f"From {source}"
+        return (
+            gettext("Built-in")
+            if source == "built-in"
+            else gettext("From %(source)s", source=source)
+        )
 
 
 def _shown(setting: Setting, value: Any) -> Any:
@@ -152,13 +175,21 @@ def _known(form: PluginForm) -> str | None:
 
 def _switched_on_message(title: str, done: plugin_changes.Enabled) -> str:
     host = host_of()
-    message = f"{title} is on." if done.old is None else f"Settings saved for {title}."
+    message = (
+        gettext("%(plugin)s is on.", plugin=title)
+        if done.old is None
+        else gettext("Settings saved for %(plugin)s.", plugin=title)
+    )
     if done.also_enabled:
         names = ", ".join(plugin_rules.title_of(host, name) for name in done.also_enabled)
-        message += f" Also switched on, as {title} requires: {names}."
+        message += " " + gettext(
+            "Also switched on, as %(plugin)s requires: %(plugins)s.", plugin=title, plugins=names
+        )
     if done.raised:
         names = ", ".join(plugin_rules.title_of(host, name) for name in done.raised)
-        message += f" Settings raised to what {title} needs: {names}."
+        message += " " + gettext(
+            "Settings raised to what %(plugin)s needs: %(plugins)s.", plugin=title, plugins=names
+        )
     return message
 
 
@@ -201,7 +232,7 @@ def switch(slug: str):
                 actor=user.audit_label,
                 ip=request.remote_addr,
             )
-            flash(f"{title} is off.")
+            flash(gettext("%(plugin)s is off.", plugin=title))
     except plugin_rules.RuleBroken as refused:
         return _page(tenant, user, _status(refused), focus=name, refusal=refused.message)
     except plugin_settings.InvalidSettings as invalid:
@@ -231,7 +262,9 @@ def _typed(settings: tuple[Setting, ...]) -> tuple[dict[str, Any], dict[str, Any
             try:
                 values[setting.key] = int(raw.strip())
             except ValueError:
-                problems[setting.key] = f"{setting.label} must be a whole number"
+                problems[setting.key] = gettext(
+                    "%(setting)s must be a whole number", setting=setting.label
+                )
         elif setting.type == "list":
             lines = raw.replace(",", "\n").splitlines()
             values[setting.key] = [item.strip() for item in lines if item.strip()]
