@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from babel.dates import get_day_names
+from babel.dates import format_datetime, get_day_names
 from flask import (
     Blueprint,
     Flask,
@@ -248,6 +248,15 @@ def refusal_messages(refused: Refused) -> list[str]:
         getattr(item.refusal, "message", None) or gettext("A plugin refused this.")
         for item in refused.refusals
     ]
+
+
+@admin_pages.app_template_filter("proof_moment")
+def proof_moment(moment: datetime, zone) -> str:
+    """``01 March 2027, 09:00:00`` (``01 mars 2027``...): a consent's instant to the second, as
+    proof wants it, in the page's language and the business's zone."""
+    local = moment.astimezone(zone)
+    language = locales.formatting_locale(locales.current_language())
+    return format_datetime(local, "dd MMMM y, HH:mm:ss", tzinfo=local.tzinfo, locale=language)
 
 
 @admin_pages.app_template_filter("local")
