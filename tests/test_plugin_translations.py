@@ -40,6 +40,16 @@ def test_the_marketplace_shows_the_built_in_plugins_in_french(owner):
     assert "Minimum length" in english and "Keep archives for (days)" in english
 
 
+def test_a_settings_list_of_roles_names_them_in_the_pages_language(owner):
+    """password_policy's and two_factor's role lists: the stored values stay the role keys."""
+    shown = unescape(owner.pages.get(MARKET, headers=FRENCH).text)
+    assert 'value="owner"' in shown and 'value="receptionist"' in shown
+    assert "> Propriétaire</label>" in shown and "> Réceptionniste</label>" in shown
+    assert "> owner</label>" not in shown
+    english = unescape(owner.pages.get(MARKET, query_string={"lang": "en"}).text)
+    assert "> Owner</label>" in english and "> Receptionist</label>" in english
+
+
 def test_the_api_and_the_command_line_list_them_in_english(owner, bookwell_cli):
     answer = owner.api.get("plugins", headers=FRENCH)
     assert answer.status_code == 200

@@ -376,6 +376,13 @@ def role_name(role: object) -> str:
     return str(ROLE_NAMES.get(str(role), str(role).capitalize()))
 
 
+@admin_pages.app_template_filter("setting_choice")
+def setting_choice(choice: object) -> str:
+    """A plugin setting's choice as the marketplace shows it: a role by its name in the page's
+    language (the plugins' role lists), any other value as the plugin declared it."""
+    return str(ROLE_NAMES.get(str(choice), choice))
+
+
 def _unlinked(reach: BookingReach) -> str | None:
     """Why the viewer sees no agenda: they read only their own provider's bookings but have no
     provider (``None`` when that is not so)."""
