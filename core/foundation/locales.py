@@ -115,9 +115,10 @@ def reader_language() -> str | None:
     return finder() if finder is not None else None
 
 
-def weekday_names(language: str | None) -> list[str]:
-    """Monday first, as a table's row heads: ``Monday`` / ``Lundi``."""
-    names = get_day_names("wide", locale=formatting_locale(language))
+def weekday_names(language: str | None, width: str = "wide") -> list[str]:
+    """Monday first, capitalised as a table's row heads: ``Monday`` / ``Lundi`` (``abbreviated``:
+    ``Mon`` / ``Lun.``)."""
+    names = get_day_names(width, locale=formatting_locale(language))
     return [names[weekday][:1].upper() + names[weekday][1:] for weekday in range(7)]
 
 

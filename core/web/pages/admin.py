@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from babel.dates import format_datetime, get_day_names
+from babel.dates import format_datetime
 from flask import (
     Blueprint,
     Flask,
@@ -331,8 +331,7 @@ def _references(grid) -> list[str]:
 def weekday_names(width: str = "wide") -> list[str]:
     """Monday to Sunday in the page's language (``wide``: ``Lundi``; ``abbreviated``:
     ``Lun.``), capitalised as a heading or a label starts."""
-    names = get_day_names(width, locale=locales.formatting_locale(locales.current_language()))
-    return [names[weekday][:1].upper() + names[weekday][1:] for weekday in range(7)]
+    return locales.weekday_names(locales.current_language(), width)
 
 
 def _today(tenant: Tenant) -> date:
