@@ -50,6 +50,7 @@ import ipaddress
 import os
 import re
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ from bookwell.core.booking.outcomes import mark_outcome
 from bookwell.core.booking.tenants import add_provider, add_service, create_tenant
 from bookwell.core.cli import instance as cli_instance
 from bookwell.core.cli.root import main as bookwell_main
+from bookwell.core.mail import dispatch
 from bookwell.core.mail import outbox as mail_outbox
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.pluginhost.host import host_of
@@ -645,6 +647,10 @@ def make_app(
 
     yield build
     for app in apps:
+        # Before the database goes (dropped on PostgreSQL): a delivery thread still running
+        # would fail against it, and log its traceback while the next test runs.
+        if not dispatch.wait_until_delivered(app):
+            warnings.warn(f"mail delivery of {app!r} still runs after the test", stacklevel=1)
         db.engine_of(app).dispose()
 
 

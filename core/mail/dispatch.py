@@ -99,7 +99,7 @@ def booking_messages(
 
 # A client notices nothing of this delay; a burst of bookings costs a few rounds, not one each.
 COALESCE_SECONDS = 0.2
-_running: set[int] = set()
+_running: dict[int, threading.Thread] = {}
 _pending: set[int] = set()
 _registry = threading.Lock()
 
@@ -127,17 +127,30 @@ def kick(app: Flask) -> None:
             _pending.add(id(app))
             if id(app) in _running:
                 return  # the running thread sees the pending mark and goes round again
-            _running.add(id(app))
-        try:
-            threading.Thread(
+            delivery = threading.Thread(
                 target=_deliver_loop, args=(app,), name="bookwell-mail", daemon=True
-            ).start()
+            )
+            _running[id(app)] = delivery
+        try:
+            delivery.start()
         except BaseException:
             with _registry:
-                _running.discard(id(app))
+                _running.pop(id(app), None)
             raise
     except Exception:
         log.exception("could not start mail delivery")
+
+
+def wait_until_delivered(app: Flask, timeout: float = 30.0) -> bool:
+    """Wait for ``app``'s background delivery thread, if one runs, to end; ``False`` if it
+    still runs after ``timeout`` seconds. For whoever is about to take the database away (a
+    test's teardown): a thread left running would write to a database that is gone."""
+    with _registry:
+        delivery = _running.get(id(app))
+    if delivery is None:
+        return True
+    delivery.join(timeout)
+    return not delivery.is_alive()
 
 
 def _deliver_loop(app: Flask) -> None:
@@ -148,7 +161,7 @@ def _deliver_loop(app: Flask) -> None:
         time.sleep(COALESCE_SECONDS)
         with _registry:
             if id(app) not in _pending:
-                _running.discard(id(app))
+                _running.pop(id(app), None)
                 return
             _pending.discard(id(app))
         try:

@@ -683,10 +683,7 @@ def test_a_move_sends_its_mail_without_waiting_for_the_ticker(make_app, business
     made = client.post(BOOKINGS, json=booking_body(business, TUESDAY_10))
     assert made.status_code == 201, made.json
     # Until the confirmation's delivery thread has ended: the move's mail must go by its own.
-    deadline = time.monotonic() + 10
-    while id(app) in dispatch._running and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert id(app) not in dispatch._running
+    assert dispatch.wait_until_delivered(app, timeout=10)
     moved = client.post(
         f"{BOOKINGS}/{made.json['reference']}/reschedule",
         json={"token": made.json["manage_token"], "start": WEDNESDAY_14},
