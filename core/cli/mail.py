@@ -34,10 +34,14 @@ def deliver(obj: Any, limit: int) -> None:
 @mail.command()
 @click.pass_obj
 def status(obj: Any) -> None:
-    """Count the messages waiting, failing and held."""
+    """Count the messages waiting, failing, held and sent, and the booking mails not yet
+    composed (a placeholder may become more than one message, so it is counted apart)."""
     app = require_schema(obj.app)
     with db.fresh_session(app) as session:
         unsent = OutboxMessage.sent_at.is_(None)
+        placeholder = OutboxMessage.compose_event.is_not(None)
+        to_compose = session.scalar(select(func.count()).where(unsent, placeholder))
+        unsent = unsent & ~placeholder
         waiting = session.scalar(select(func.count()).where(unsent, OutboxMessage.attempts == 0))
         failing = session.scalar(
             select(func.count()).where(
@@ -48,4 +52,6 @@ def status(obj: Any) -> None:
             select(func.count()).where(unsent, OutboxMessage.next_attempt_at >= HELD_UNTIL)
         )
         sent = session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_not(None)))
-    click.echo(f"waiting {waiting}, retrying {failing}, held {held}, sent {sent}")
+    click.echo(
+        f"waiting {waiting}, retrying {failing}, held {held}, sent {sent}, to compose {to_compose}"
+    )

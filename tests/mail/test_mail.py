@@ -23,7 +23,7 @@ from bookwell.core.mail import deliver_due, outbox
 from bookwell.core.pluginhost import changes as plugin_changes
 from bookwell.core.scheduling import schedule
 from bookwell.core.storage import db
-from bookwell.core.storage.models import OutboxMessage, Provider, Tenant
+from bookwell.core.storage.models import Booking, OutboxMessage, Provider, Tenant
 from bookwell.hooks import Manifest, hookimpl
 
 BOOKINGS = "/api/v1/tenants/salon/bookings"
@@ -704,12 +704,25 @@ def test_the_mail_command_sends_and_counts(app, client, salon, database_url, mon
     def run(*args):
         return CliRunner().invoke(main, ["--instance", app.instance_path, "mail", *args])
 
-    assert run("status").output.strip() == "waiting 2, retrying 0, held 0, sent 0"
+    assert run("status").output.strip() == "waiting 2, retrying 0, held 0, sent 0, to compose 0"
     delivered = run("deliver")
     assert delivered.exit_code == 0, delivered.output
     assert delivered.output.strip() == "claimed 2, sent 2, failed 0"
     assert len(outbox_files(app)) == 2
-    assert run("status").output.strip() == "waiting 0, retrying 0, held 0, sent 2"
+    assert run("status").output.strip() == "waiting 0, retrying 0, held 0, sent 2, to compose 0"
+    # A booking's mail not yet composed is no message yet (it may become several): counted apart.
+    with db.write_transaction(app) as session:
+        booking = session.scalars(select(Booking)).one()
+        outbox.enqueue_placeholder(
+            session,
+            tenant_id=booking.tenant_id,
+            booking_id=booking.id,
+            event="cancelled",
+            sealed_facts="",
+            to="ann@example.com",
+            now=datetime(2099, 1, 1, tzinfo=UTC),  # not due for composing by the real clock
+        )
+    assert run("status").output.strip() == "waiting 0, retrying 0, held 0, sent 2, to compose 1"
 
 
 def test_a_slow_transport_hands_back_what_it_could_not_send_in_time(
