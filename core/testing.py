@@ -649,7 +649,7 @@ def make_app(
     for app in apps:
         # Before the database goes (dropped on PostgreSQL): a delivery thread still running
         # would fail against it, and log its traceback while the next test runs.
-        if not dispatch.wait_until_delivered(app):
+        if not dispatch.stop_delivery(app):
             warnings.warn(f"mail delivery of {app!r} still runs after the test", stacklevel=1)
         db.engine_of(app).dispose()
 

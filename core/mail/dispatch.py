@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
@@ -99,7 +99,17 @@ def booking_messages(
 
 # A client notices nothing of this delay; a burst of bookings costs a few rounds, not one each.
 COALESCE_SECONDS = 0.2
-_running: dict[int, threading.Thread] = {}
+
+
+@dataclass
+class _Delivery:
+    """An app's background delivery thread, and what tells it to stop before its next round."""
+
+    stop: threading.Event
+    thread: threading.Thread
+
+
+_running: dict[int, _Delivery] = {}
 _pending: set[int] = set()
 _registry = threading.Lock()
 
@@ -127,12 +137,16 @@ def kick(app: Flask) -> None:
             _pending.add(id(app))
             if id(app) in _running:
                 return  # the running thread sees the pending mark and goes round again
-            delivery = threading.Thread(
-                target=_deliver_loop, args=(app,), name="bookwell-mail", daemon=True
+            stop = threading.Event()
+            delivery = _Delivery(
+                stop,
+                threading.Thread(
+                    target=_deliver_loop, args=(app, stop), name="bookwell-mail", daemon=True
+                ),
             )
             _running[id(app)] = delivery
         try:
-            delivery.start()
+            delivery.thread.start()
         except BaseException:
             with _registry:
                 _running.pop(id(app), None)
@@ -142,26 +156,40 @@ def kick(app: Flask) -> None:
 
 
 def wait_until_delivered(app: Flask, timeout: float = 30.0) -> bool:
-    """Wait for ``app``'s background delivery thread, if one runs, to end; ``False`` if it
-    still runs after ``timeout`` seconds. For whoever is about to take the database away (a
-    test's teardown): a thread left running would write to a database that is gone."""
+    """Wait for ``app``'s background delivery, if a thread runs, to send what is due and end;
+    ``False`` if it still runs after ``timeout`` seconds."""
+    return _join(app, timeout, stop=False)
+
+
+def stop_delivery(app: Flask, timeout: float = 30.0) -> bool:
+    """Stop ``app``'s background delivery: a round under way ends, the next is not run (its
+    mail waits in the outbox for the next tick or kick); ``False`` if the thread still runs
+    after ``timeout`` seconds. For whoever is about to take the database away (a test's
+    teardown): a thread left running would fail against a database that is gone."""
+    return _join(app, timeout, stop=True)
+
+
+def _join(app: Flask, timeout: float, *, stop: bool) -> bool:
     with _registry:
         delivery = _running.get(id(app))
     if delivery is None:
         return True
-    delivery.join(timeout)
-    return not delivery.is_alive()
+    if stop:
+        delivery.stop.set()
+    delivery.thread.join(timeout)
+    return not delivery.thread.is_alive()
 
 
-def _deliver_loop(app: Flask) -> None:
+def _deliver_loop(app: Flask, stop: threading.Event) -> None:
     while True:
         # Mail waits a moment so that one round carries what several requests wrote: a round
         # costs three write transactions whatever it sends, and under load rounds of one
         # message took the write lock from bookings three times per booking.
-        time.sleep(COALESCE_SECONDS)
+        stop.wait(COALESCE_SECONDS)
         with _registry:
-            if id(app) not in _pending:
+            if stop.is_set() or id(app) not in _pending:
                 _running.pop(id(app), None)
+                _pending.discard(id(app))
                 return
             _pending.discard(id(app))
         try:
