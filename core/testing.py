@@ -49,6 +49,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -58,10 +59,12 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from psycopg import sql
 from sqlalchemy import Connection, create_engine, make_url, select, text
 
 from bookwell.core import audit, create_app, schema
@@ -544,31 +547,195 @@ def postgres_template() -> Iterator[str | None]:
         schema.upgrade_as(owner_engine, app_engine)
         owner_engine.dispose()
         app_engine.dispose()
+    _spares[name] = []
     yield name
+    for spare in _spares.pop(name):
+        _drop(spare)
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
 @pytest.fixture
-def database_url(tmp_path, postgres_template) -> Iterator[str]:
+def database_url(request, tmp_path, postgres_template) -> Iterator[str]:
     """This test's own database: a SQLite file, or a PostgreSQL clone of the template. Either
     URL works with SQLAlchemy's ``create_engine`` as it is (``postgresql+psycopg://...``). With
-    separate roles it is the app's role's URL; see ``migration_database_url``."""
+    separate roles it is the app's role's URL; see ``migration_database_url``.
+
+    Either starts migrated: the SQLite file is a copy of one migrated per test process. On
+    PostgreSQL a database that a test left as the template is (same schema, privileges and
+    versions, nobody connected) is emptied and handed to the next test, since cloning the
+    template costs 0.1-0.4 s; any other is dropped."""
     if postgres_template is None:
-        yield f"sqlite:///{tmp_path / 'bookwell.sqlite3'}"
+        database = tmp_path / "bookwell.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
+        yield f"sqlite:///{database}"
         return
-    admin = _admin_engine()
-    name = f"bookwell_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(
-            text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"{_owned_by()}')
-        )
+    spares = _spares[postgres_template]
+    name = spares.pop() if spares else _clone(postgres_template)
     roles = _separate_roles()
     yield _psycopg(_with_database(roles[1] if roles else os.environ[POSTGRES_ENV], name))
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    if _emptied_for_reuse(name, postgres_template):
+        spares.append(name)
+    else:
+        _drop(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite database migrated as ``bookwell init`` migrates one (core and the installed
+    plugins), once per test process, which each test's ``database_url`` copies."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "bookwell.sqlite3"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        failures = schema.upgrade(engine)
+    finally:
+        engine.dispose()
+    if failures:
+        pytest.fail(f"plugin migrations failed in the SQLite template: {failures}")
+    return path
+
+
+# Per template: databases emptied after their test, each as the template was, for the next test.
+_spares: dict[str, list[str]] = {}
+# Per template: what it holds besides its rows (see _fingerprint); None if it holds rows beyond
+# its migrations' versions, which emptying would lose: then no database is reused.
+_template_fingerprints: dict[str, str | None] = {}
+
+# Everything of a database that emptying its tables would not bring back to the template's:
+# tables and columns, indexes, constraints, triggers (and whether they are enabled), functions,
+# privileges, schemas, extensions and the database's own settings.
+_FINGERPRINT_SQL = """
+SELECT md5(string_agg(item, E'\\n' ORDER BY item)) FROM (
+  SELECT format('column %s.%s %s %s %s', c.relname, a.attname,
+                format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                pg_get_expr(d.adbin, d.adrelid)) AS item
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL SELECT format('relation %s %s %s %s', c.relname, c.relkind, c.relacl,
+                          pg_get_userbyid(c.relowner))
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
+  UNION ALL SELECT format('index %s', pg_get_indexdef(i.indexrelid))
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
+  UNION ALL SELECT format('constraint %s %s', c.conname, pg_get_constraintdef(c.oid))
+  FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'
+  UNION ALL SELECT format('trigger %s %s %s', tgname, tgenabled, tgrelid::regclass)
+  FROM pg_trigger WHERE NOT tgisinternal
+  UNION ALL SELECT format('function %s %s %s', p.oid::regprocedure, md5(p.prosrc), p.proacl)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+  UNION ALL SELECT format('schema %s %s', nspname, nspacl) FROM pg_namespace
+  WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'
+  UNION ALL SELECT format('extension %s %s', extname, extversion) FROM pg_extension
+  UNION ALL SELECT format('default acl %s', defaclacl) FROM pg_default_acl
+  UNION ALL SELECT format('database %s', datacl) FROM pg_database
+  WHERE datname = current_database()
+  UNION ALL SELECT format('setting %s', s.setconfig) FROM pg_db_role_setting s
+  JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()
+) items
+"""
+
+
+def _connect_as_admin(name: str) -> psycopg.Connection:
+    url = make_url(_with_database(os.environ[POSTGRES_ENV], name))
+    return psycopg.connect(
+        url.render_as_string(hide_password=False).replace("+psycopg", ""), autocommit=True
+    )
+
+
+def _tables(connection: psycopg.Connection) -> tuple[list[str], list[str]]:
+    """(the data tables, the migrations' version tables) of the public schema."""
+    names = [
+        row[0]
+        for row in connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        )
+    ]
+    versions = [name for name in names if name.startswith("alembic_version")]
+    return [name for name in names if name not in versions], versions
+
+
+def _fingerprint(connection: psycopg.Connection) -> str:
+    """:data:`_FINGERPRINT_SQL`'s digest, with the rows of the version tables."""
+    digest = connection.execute(_FINGERPRINT_SQL).fetchone()[0]
+    _, versions = _tables(connection)
+    rows = {
+        table: sorted(
+            row[0]
+            for row in connection.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+        )
+        for table in versions
+    }
+    return f"{digest} {rows}"
+
+
+def _template_fingerprint(template: str) -> str | None:
+    if template not in _template_fingerprints:
+        with _connect_as_admin(template) as connection:
+            tables, _ = _tables(connection)
+            holds_rows = any(
+                connection.execute(
+                    sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(table))
+                ).fetchone()[0]
+                for table in tables
+            )
+            _template_fingerprints[template] = None if holds_rows else _fingerprint(connection)
+    return _template_fingerprints[template]
+
+
+def _emptied_for_reuse(name: str, template: str) -> bool:
+    """Empty the test's database for the next test if it is still the template but for its rows:
+    nobody connected to it, and the same schema, privileges and versions. ``False`` (touching
+    nothing, or having failed half-way) if not: then it must be dropped."""
+    expected = _template_fingerprint(template)
+    if expected is None:
+        return False
+    try:
+        with _connect_as_admin(name) as connection:
+            others = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            if others or _fingerprint(connection) != expected:
+                return False
+            tables, _ = _tables(connection)
+            # As in a replica: the audit trail's append-only trigger refuses TRUNCATE otherwise.
+            connection.execute("SET session_replication_role = replica")
+            connection.execute("SET lock_timeout = '5s'")
+            if tables:
+                listed = sql.SQL(", ").join(map(sql.Identifier, tables))
+                connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(listed))
+            for (sequence,) in connection.execute(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+            ).fetchall():
+                connection.execute(
+                    sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(sequence))
+                )
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _clone(template: str) -> str:
+    admin = _admin_engine()
+    name = f"bookwell_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{_owned_by()}'))
+    finally:
+        admin.dispose()
+    return name
+
+
+def _drop(name: str) -> None:
+    admin = _admin_engine()
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture
