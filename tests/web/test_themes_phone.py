@@ -68,6 +68,8 @@ def branded(app, tenant_id: int, theme: str) -> None:
 
 
 def assert_fits(page, where: str) -> None:
+    # A click that navigates may return while the next document is still empty.
+    page.wait_for_load_state("domcontentloaded")
     overflow = page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= PHONE["width"], f"{where} is {overflow} pixels wide"
 
@@ -95,6 +97,7 @@ def test_a_client_books_on_a_phone_in_each_theme(app, business, server, browser,
     assert_fits(page, "the confirmation")
     page.screenshot(path=str(tmp_path / f"{theme}-confirmed.png"), full_page=True)
     page.click("text=Manage or cancel this booking")
+    page.wait_for_url("**/manage/**")
     assert_fits(page, "the manage page")
     # The theme's stylesheet and the brand's colours were applied, not just linked.
     button = page.locator("a.button:not(.button-secondary):not(.button-quiet)").first
