@@ -4,6 +4,8 @@ plugin's prefix; a plugin uninstalled, blocked or failing never breaks core's up
 from __future__ import annotations
 
 import os
+import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,42 @@ def test_init_says_which_plugin_failed(init, monkeypatch):
     answer = init()
     assert answer.exit_code == 0, answer.output
     assert "broken-migration" in answer.output and "this migration fails" in answer.output
+
+
+# --- a plugin upgraded while the process runs -----------------------------------------------------
+
+
+def test_a_revision_added_while_the_process_runs_is_found_and_run(engine, tmp_path):
+    """Upgrades skip Alembic for a database at its heads, which are kept per process: a plugin
+    given a new revision (a newer package installed beside a running worker) must still run it."""
+    folder = tmp_path / "good"
+    shutil.copytree(MIGRATIONS / "good", folder)
+
+    class Good:
+        MANIFEST = manifest("good-plugin")
+
+        @hookimpl
+        def migrations():
+            return str(folder)
+
+    assert schema.upgrade(engine, host_with(Good)) == []
+    assert version(engine, "alembic_version_good_plugin") == ["good_0001"]
+    (folder / "versions" / "0002_more.py").write_text(
+        textwrap.dedent(
+            '''
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = "good_0002"
+            down_revision = "good_0001"
+
+
+            def upgrade() -> None:
+                op.create_table("good_plugin_more", sa.Column("id", sa.Integer(), primary_key=True))
+            '''
+        )
+    )
+    assert "good-plugin" in schema.plugins_behind(engine, host_with(Good))
+    assert schema.upgrade(engine, host_with(Good)) == []
+    assert version(engine, "alembic_version_good_plugin") == ["good_0002"]
+    assert "good_plugin_more" in tables(engine)
