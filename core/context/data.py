@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload
 
@@ -426,24 +426,23 @@ class PluginData:
     def _ended(self, before: datetime, limit: int, *, lock: bool = False) -> Any:
         """``(id, ends_at)`` of the tenant's first ``limit`` bookings ended before ``before``
         whose mail is not being delivered right now."""
-        # Not correlated: outbox_messages has no index on booking_id, and a NOT EXISTS per
-        # candidate would scan the outbox once per old booking. The few messages being sent
-        # right now are found once, through the outbox's (sent_at, ...) index.
-        delivering = select(OutboxMessage.booking_id).where(
-            OutboxMessage.tenant_id == self._tenant.id,
+        # Correlated, through the outbox's booking_id index: a probe per candidate, whatever
+        # the outbox holds. Found once through the tenant's messages instead, SQLite's planner
+        # read every message of the tenant on each call (2 s a call with 76,000 unsent).
+        delivering = exists().where(
+            OutboxMessage.booking_id == Booking.id,
             OutboxMessage.sent_at.is_(None),
             # A placeholder not composed yet counts as being delivered: its mail is to come.
             or_(
                 OutboxMessage.claimed_until > self._moment(),
                 OutboxMessage.compose_event.is_not(None),
             ),
-            OutboxMessage.booking_id.is_not(None),
         )
         # By start, the (tenant, start) index's order: the scan stops after ``limit`` rows,
         # where ordering by end would sort every old booking on each call.
         query = (
             select(Booking.id, Booking.ends_at)
-            .where(*self._ended_before(before), Booking.id.not_in(delivering))
+            .where(*self._ended_before(before), ~delivering)
             .order_by(Booking.starts_at, Booking.id)
             .limit(limit)
         )
@@ -615,7 +614,7 @@ def _archive_records(
     # finds it gone; one that claimed it just before is seen here, and its booking waits.
     for message in session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.tenant_id == tenant.id, OutboxMessage.booking_id.in_(booking_ids))
+        .where(_outbox_of(tenant.id), OutboxMessage.booking_id.in_(booking_ids))
         .order_by(OutboxMessage.id)
         .with_for_update()
     ):
@@ -773,6 +772,13 @@ def _write_with_checksum(folder: Path, name: str, body: bytes) -> tuple[Path, st
     return target, checksum
 
 
+def _outbox_of(tenant_id: int) -> Any:
+    """The tenant's messages, as a condition that leaves the choice of index to the bookings'
+    ids beside it: ``tenant_id + 0`` is no column an index holds. On the plain column SQLite's
+    planner took the tenant's index and read every message of the tenant for 200 bookings'."""
+    return OutboxMessage.tenant_id + 0 == tenant_id
+
+
 def delete_archived(session: Session, tenant_id: int, booking_ids: list[int]) -> None:
     """Delete the bookings ``booking_ids`` of ``tenant_id`` and every row that belongs to them,
     in the caller's transaction. The audit trail is never touched."""
@@ -780,7 +786,7 @@ def delete_archived(session: Session, tenant_id: int, booking_ids: list[int]) ->
         delete(BookingConsent).where(BookingConsent.booking_id.in_(booking_ids)),
         delete(BookingReschedule).where(BookingReschedule.booking_id.in_(booking_ids)),
         delete(OutboxMessage).where(
-            OutboxMessage.tenant_id == tenant_id, OutboxMessage.booking_id.in_(booking_ids)
+            _outbox_of(tenant_id), OutboxMessage.booking_id.in_(booking_ids)
         ),
     ):
         session.execute(statement.execution_options(synchronize_session=False))

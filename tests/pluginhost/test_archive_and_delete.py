@@ -394,6 +394,28 @@ def test_a_booking_whose_mail_is_being_sent_waits_for_a_later_call(app, salon, h
     assert later.deleted == 1 and references(app, salon) == [history["future"]]
 
 
+@pytest.mark.parametrize("state", ["being sent", "not composed yet"])
+def test_bookings_whose_mail_is_to_come_are_passed_over_not_chosen_again(
+    app, salon, history, clock, state
+):
+    """One booking at a time: the first, whose mail is still to go, must not take the call's
+    whole share, call after call, while the others wait behind it."""
+    [first] = booking_ids(app, history["ended"][:1])
+    values = (
+        {"sent_at": None, "claimed_until": clock() + timedelta(minutes=10)}
+        if state == "being sent"
+        else {"sent_at": None, "compose_event": "created"}
+    )
+    with db.write_transaction(app) as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.booking_id == first).values(**values)
+        )
+    result = archive_ended(app, salon, LATER, 1)
+    assert result.deleted == 1
+    assert {e["reference"] for e in read_archive(result.archive)[1]} == {history["ended"][1]}
+    assert history["ended"][0] in references(app, salon)
+
+
 # --- crashes and company -------------------------------------------------------------------------
 
 
