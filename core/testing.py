@@ -536,6 +536,7 @@ def postgres_template() -> Iterator[str | None]:
     name = f"bookwell_template_{worker}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"{_owned_by()}'))
+    admin.dispose()
     roles = _separate_roles()
     if roles is None:
         template_engine = create_engine(_psycopg(_with_database(os.environ[POSTGRES_ENV], name)))
@@ -549,11 +550,8 @@ def postgres_template() -> Iterator[str | None]:
         app_engine.dispose()
     _spares[name] = []
     yield name
-    for spare in _spares.pop(name):
-        _drop(spare)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    for database in (*_spares.pop(name), name):
+        _drop(database)
 
 
 @pytest.fixture
@@ -657,10 +655,9 @@ def _tables(connection: psycopg.Connection) -> tuple[list[str], list[str]]:
     return [name for name in names if name not in versions], versions
 
 
-def _fingerprint(connection: psycopg.Connection) -> str:
-    """:data:`_FINGERPRINT_SQL`'s digest, with the rows of the version tables."""
+def _fingerprint(connection: psycopg.Connection, versions: list[str]) -> str:
+    """:data:`_FINGERPRINT_SQL`'s digest, with the rows of the version tables ``versions``."""
     digest = connection.execute(_FINGERPRINT_SQL).fetchone()[0]
-    _, versions = _tables(connection)
     rows = {
         table: sorted(
             row[0]
@@ -674,14 +671,16 @@ def _fingerprint(connection: psycopg.Connection) -> str:
 def _template_fingerprint(template: str) -> str | None:
     if template not in _template_fingerprints:
         with _connect_as_admin(template) as connection:
-            tables, _ = _tables(connection)
+            tables, versions = _tables(connection)
             holds_rows = any(
                 connection.execute(
                     sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(table))
                 ).fetchone()[0]
                 for table in tables
             )
-            _template_fingerprints[template] = None if holds_rows else _fingerprint(connection)
+            _template_fingerprints[template] = (
+                None if holds_rows else _fingerprint(connection, versions)
+            )
     return _template_fingerprints[template]
 
 
@@ -698,17 +697,20 @@ def _emptied_for_reuse(name: str, template: str) -> bool:
                 "SELECT count(*) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             ).fetchone()[0]
-            if others or _fingerprint(connection) != expected:
+            tables, versions = _tables(connection)
+            if others or _fingerprint(connection, versions) != expected:
                 return False
-            tables, _ = _tables(connection)
             # As in a replica: the audit trail's append-only trigger refuses TRUNCATE otherwise.
             connection.execute("SET session_replication_role = replica")
             connection.execute("SET lock_timeout = '5s'")
             if tables:
                 listed = sql.SQL(", ").join(map(sql.Identifier, tables))
                 connection.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(listed))
+            # RESTART IDENTITY restarted the columns' own sequences; any other one, here.
             for (sequence,) in connection.execute(
-                "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'S' AND n.nspname = 'public' AND NOT EXISTS ("
+                "SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))"
             ).fetchall():
                 connection.execute(
                     sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(sequence))
