@@ -255,8 +255,12 @@ def test_the_control_socket_is_the_instances_own(instance, environment, tmp_path
         pytest.skip("the test's folder is too deep for a Unix socket's path")
     server, _ = start_serving(instance, environment, tmp_path / "serve.log", workers=1)
     try:
+        # gunicorn binds the socket, then narrows its mode, then logs this line: the socket is
+        # looked at once the line is out, so that a run caught between the two steps is not
+        # taken for a wrong mode (a CI run once saw the umask's 0o755 there)
+        listening = f"Control socket listening at {socket_path}"
         deadline = time.monotonic() + START_LIMIT
-        while not socket_path.exists():  # the master starts it beside its workers
+        while listening not in (tmp_path / "serve.log").read_text():
             assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.1)
         mode = socket_path.stat().st_mode
