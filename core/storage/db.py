@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -78,14 +78,46 @@ def build_engine(url: str, *, pool_size: int = 10, lock_timeout: float = 5.0) ->
     # Every connection waits for a lock at most the instance's lock timeout: set once when it
     # connects rather than per transaction, a round trip less for each write.
     milliseconds = max(1, round(lock_timeout * 1000))
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         hide_parameters=True,
         connect_args={"options": f"-c lock_timeout={milliseconds}"},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection used this recently is taken to be alive; older ones are pinged first.
+PING_AFTER_IDLE_SECONDS = 1.0
+_CHECKED_IN_AT = "bookwell.checked_in_at"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before it is lent only when it sat idle for a while, which is
+    when the server may have dropped it (a restart, an idle timeout): SQLAlchemy's
+    ``pool_pre_ping`` pings on every checkout, a round trip each, three per booking. A
+    connection lent again within the second is not pinged; should the server have gone in
+    that second, the statement fails, SQLAlchemy empties the pool, and the next request
+    connects afresh."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # None: a connection just made, which needs no ping.
+        checked_in_at = record.info.pop(_CHECKED_IN_AT, None)
+        if checked_in_at is None or time.monotonic() - checked_in_at <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool drops this connection and lends another (a new one if need be).
+            raise DisconnectionError("a pooled connection did not answer its ping") from error
 
 
 def _configure_sqlite(engine: Engine) -> None:
