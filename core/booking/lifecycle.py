@@ -223,6 +223,28 @@ def _load_offer(
     raise NotFound(gettext("No such provider."))  # not reached: one of the two raised
 
 
+def _offer_for_writing(
+    session: Session,
+    read: tuple[Tenant, Service, Provider],
+    service_id: int,
+    provider_id: int,
+) -> tuple[Tenant, Service, Provider]:
+    """The offer a write transaction books against. On SQLite, read again under the write
+    lock: what is booked is what stands now (the guards saw the reader's copy; the price, hours
+    or the provider may have changed since), and no change can come in between. On PostgreSQL
+    no lock would hold them either, so a second read bought nothing but a round trip: the
+    reader's rows are handed to the writer's session as they are (the exclusion constraint,
+    not this read, is what refuses an overlap there)."""
+    tenant = read[0]
+    if session.get_bind().dialect.name == "sqlite":
+        return _load_offer(session, tenant.id, service_id, provider_id)
+    return (
+        session.merge(tenant, load=False),
+        session.merge(read[1], load=False),
+        session.merge(read[2], load=False),
+    )
+
+
 def _ensure_offered(
     session: Session,
     tenant: Tenant,
@@ -333,9 +355,9 @@ def create_booking(
             claim = idempotency.claim(
                 session, tenant_id, idempotent.key, idempotent.request_hash, now
             )
-        # Read again under the lock: what is booked is what stands now (the guards saw the
-        # reader's copy; the price, hours or the provider may have changed since).
-        tenant, service, provider = _load_offer(session, tenant_id, service_id, provider_id)
+        tenant, service, provider = _offer_for_writing(
+            session, (tenant, service, provider), service_id, provider_id
+        )
         _check_prepaid(prepaid_cents, service.price_cents)
         _ensure_offered(session, tenant, service, provider, start, now)
         end, blocked_from, blocked_until = _blocked_range(service, start)
