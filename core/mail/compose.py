@@ -206,6 +206,8 @@ def client_message(app: Flask, facts: BookingFacts, event: str) -> OutgoingMessa
 def provider_messages(app: Flask, facts: BookingFacts, event: str) -> list[OutgoingMessage]:
     """A notice to the provider (and, when a reschedule moved it away, to the former one);
     none to a provider without an e-mail address. In the business's default language."""
+    if not any(someone.email for someone in (facts.provider, facts.previous_provider) if someone):
+        return []  # what the notices are written from costs a tenth of a booking's mail
     with _written_in(mail_language(facts.tenant)):
         return _provider_messages(app, facts, event)
 
