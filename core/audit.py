@@ -375,7 +375,7 @@ def record(
     now: datetime,
 ) -> AuditEntry:
     """Append an entry to ``tenant_id``'s chain (the platform's when ``None``) in ``session``'s
-    transaction, and flush it. Secret-looking details are redacted first; e-mail addresses are
+    transaction, written at once. Secret-looking details are redacted first; e-mail addresses are
     replaced by their people's pseudonyms and the IP is kept beside the entry (see the module's
     docstring), both in the same transaction."""
     chain = chain_of(tenant_id)
@@ -412,13 +412,24 @@ def record(
         previous_hash=previous_hash,
     )
     entry.entry_hash = _hash_of(entry)
-    session.add(entry)
-    session.flush()
+    # Written as plain inserts, not through the ORM's flush, which cost a booking more than
+    # anything else in its trail entry; the entry returned is the row as written, outside the
+    # session. (Nothing here is encrypted at rest, so no flush-time hook is passed by.)
+    entry.id = session.execute(
+        _INSERT_ENTRY,
+        {column: getattr(entry, column) for column in _ENTRY_COLUMNS},
+    ).inserted_primary_key[0]
     acting = _acting_person(session, people, actor, subject)
     if ip is not None or acting is not None:
-        session.add(AuditPersonal(entry_id=entry.id, person_id=acting, ip=ip))
-        session.flush()
+        session.execute(_INSERT_PERSONAL, {"entry_id": entry.id, "person_id": acting, "ip": ip})
     return entry
+
+
+_INSERT_ENTRY = AuditEntry.__table__.insert()
+_INSERT_PERSONAL = AuditPersonal.__table__.insert()
+_ENTRY_COLUMNS = tuple(
+    column.key for column in AuditEntry.__table__.columns if not column.primary_key
+)
 
 
 def _acting_person(session: Session, people: _People, actor: str, subject: str) -> int | None:

@@ -136,11 +136,13 @@ def claim_placeholder(session: Session, placeholder_id: int, values: dict) -> bo
     yet; ``False`` when another composer was first. One conditional UPDATE: on PostgreSQL a
     concurrent composer blocks on the row, then finds ``compose_event`` NULL and updates
     nothing; on SQLite the write lock serialises them."""
+    # On the table, not the ORM entity: the ORM's bulk UPDATE path cost a booking's mail as
+    # much as the statement itself, and there is no session state to keep in step here.
+    outbox = OutboxMessage.__table__
     result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == placeholder_id, OutboxMessage.compose_event.is_not(None))
+        update(outbox)
+        .where(outbox.c.id == placeholder_id, outbox.c.compose_event.is_not(None))
         .values(compose_event=None, compose_facts=None, **values)
-        .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 
