@@ -55,7 +55,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from bookwell.core.storage import db
@@ -297,6 +297,21 @@ def pseudonyms_in(text_value: str) -> list[str]:
     return _PSEUDONYM.findall(text_value)
 
 
+def _person_by_email(owner: Any) -> Any:
+    return (
+        select(AuditPerson)
+        .where(owner, AuditPerson.email == bindparam("email"), AuditPerson.erased_at.is_(None))
+        .order_by(AuditPerson.id)
+        .limit(1)
+    )
+
+
+# Built once: every audited change by a client looks its person up, and building the query
+# cost more than running it.
+_PLATFORM_PERSON = _person_by_email(AuditPerson.tenant_id.is_(None))
+_TENANT_PERSON = _person_by_email(AuditPerson.tenant_id == bindparam("tenant_id"))
+
+
 class _People:
     """The pseudonyms of one tenant's people, found or made while an entry is written."""
 
@@ -308,17 +323,12 @@ class _People:
         email = normal_email(address)
         if email in self.found:
             return self.found[email]
-        owner = (
-            AuditPerson.tenant_id.is_(None)
-            if self.tenant_id is None
-            else AuditPerson.tenant_id == self.tenant_id
-        )
-        person = self.session.scalars(
-            select(AuditPerson)
-            .where(owner, AuditPerson.email == email, AuditPerson.erased_at.is_(None))
-            .order_by(AuditPerson.id)
-            .limit(1)
-        ).first()
+        if self.tenant_id is None:
+            person = self.session.scalars(_PLATFORM_PERSON, {"email": email}).first()
+        else:
+            person = self.session.scalars(
+                _TENANT_PERSON, {"tenant_id": self.tenant_id, "email": email}
+            ).first()
         if person is None:
             person = AuditPerson(
                 pseudonym=new_pseudonym(),
@@ -392,12 +402,7 @@ def record(
     actor = _label(people.text(actor), "actor", MAX_ACTOR)
     subject = _label(people.text(subject), "subject", MAX_SUBJECT)
     details_text = _canonical(people.details(cleaned))
-    head = session.execute(
-        select(AuditEntry.sequence, AuditEntry.entry_hash)
-        .where(AuditEntry.chain == chain)
-        .order_by(AuditEntry.sequence.desc())
-        .limit(1)
-    ).first()
+    head = session.execute(_HEAD, {"chain": chain}).first()
     sequence, previous_hash = (head.sequence + 1, head.entry_hash) if head else (1, GENESIS_HASH)
     entry = AuditEntry(
         chain=chain,
@@ -425,6 +430,12 @@ def record(
     return entry
 
 
+_HEAD = (
+    select(AuditEntry.sequence, AuditEntry.entry_hash)
+    .where(AuditEntry.chain == bindparam("chain"))
+    .order_by(AuditEntry.sequence.desc())
+    .limit(1)
+)
 _INSERT_ENTRY = AuditEntry.__table__.insert()
 _INSERT_PERSONAL = AuditPersonal.__table__.insert()
 _ENTRY_COLUMNS = tuple(
