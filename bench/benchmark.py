@@ -28,6 +28,9 @@ class Measurement:
 
     value: float
     counts: Mapping[str, int] = field(default_factory=dict)
+    # Figures beside the value, reported as their medians over the rounds (e.g. the server's
+    # CPU time per request): where the value's time went, measured in the same round.
+    extra: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ def render(outcomes: Sequence[Outcome], rounds: int) -> str:
     notes: list[str] = []
     for outcome in outcomes:
         notes.extend(_ratios(outcome))
+        notes.extend(_extra(outcome))
         notes.extend(_counts(outcome))
     problems = [problem for outcome in outcomes for problem in outcome.problems()]
     if notes:
@@ -156,6 +157,7 @@ def as_json(outcomes: Sequence[Outcome], run: Mapping[str, Any]) -> dict[str, An
                     "rounds": summary.rounds,
                     "detail": variant.detail,
                     "counts": dict(sorted(summary.counts.items())),
+                    "extra": summary.extra,
                 }
             )
     return {
@@ -165,6 +167,15 @@ def as_json(outcomes: Sequence[Outcome], run: Mapping[str, Any]) -> dict[str, An
         "errors": {o.benchmark.name: o.error for o in outcomes if o.error is not None},
         "problems": [problem for outcome in outcomes for problem in outcome.problems()],
     }
+
+
+def _extra(outcome: Outcome) -> list[str]:
+    lines = []
+    for name, summary in outcome.summaries.items():
+        if summary.extra:
+            listed = ", ".join(f"{key} {number(value)}" for key, value in summary.extra.items())
+            lines.append(f"{outcome.benchmark.name}/{name} medians: {listed}")
+    return lines
 
 
 def _counts(outcome: Outcome) -> list[str]:

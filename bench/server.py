@@ -20,11 +20,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import text
@@ -160,13 +161,67 @@ def fetch_slots(base: str, service_id: int, needed: int) -> list[dict[str, Any]]
     return slots[:needed]
 
 
-class Booker:
-    """Books slots off a shared list with a pool of client threads, one HTTP session each."""
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """Every process's (parent pid, command name, CPU seconds used), from Linux's ``/proc``;
+    empty where there is none."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended while we looked
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    return found
 
-    def __init__(self, url: str, service_id: int, slots: Iterator[dict[str, Any]]) -> None:
+
+def cpu_seconds(server_pid: int, database_is_local_postgresql: bool) -> dict[str, float]:
+    """CPU seconds used so far by the server (its master and every process under it) and, for a
+    PostgreSQL on this machine, by all its processes. Read before and after a round, their
+    differences say where the round's time went."""
+    processes = _processes()
+    if not processes:
+        return {}
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    used, waiting = 0.0, [server_pid]
+    while waiting:
+        pid = waiting.pop()
+        if pid in processes:
+            used += processes[pid][2]
+            waiting.extend(children.get(pid, ()))
+    figures = {"app": used}
+    if database_is_local_postgresql:
+        database = sum(cpu for _, name, cpu in processes.values() if name == "postgres")
+        if database:
+            figures["database"] = database
+    return figures
+
+
+SETTLE_LIMIT = 5.0  # seconds a round waits for the server's work after its last answer
+
+
+class Booker:
+    """Books slots off a shared list with a pool of client threads, one HTTP session each.
+
+    With ``cpu`` (see :func:`cpu_seconds`), each round also reports the CPU time the server and
+    the database spent per request. It counts until the server falls quiet after the round's
+    last answer: the bookings' mail is sent by the server just after them, and is theirs."""
+
+    def __init__(
+        self,
+        url: str,
+        service_id: int,
+        slots: Iterator[dict[str, Any]],
+        cpu: Callable[[], dict[str, float]] | None = None,
+    ) -> None:
         self.url = url
         self.service_id = service_id
         self.slots = slots
+        self.cpu = cpu
         self.lock = threading.Lock()
         self.booked = 0  # over all rounds, warm-up included
 
@@ -189,6 +244,7 @@ class Booker:
                         statuses[outcome] += 1
 
         threads = [threading.Thread(target=client) for _ in range(CLIENT_THREADS)]
+        cpu_before = self.cpu() if self.cpu is not None else {}
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -202,7 +258,26 @@ class Booker:
             "other failures": sum(n for key, n in statuses.items() if key not in ("201", "409")),
             "not attempted (time limit)": len(batch) - sum(statuses.values()),
         }
-        return Measurement(statuses["201"] / elapsed, counts)
+        return Measurement(
+            statuses["201"] / elapsed, counts, self._cpu_per_request(cpu_before, statuses["201"])
+        )
+
+    def _cpu_per_request(self, before: dict[str, float], answered: int) -> dict[str, float]:
+        if self.cpu is None or not before or not answered:
+            return {}
+        after, deadline = self.cpu(), time.monotonic() + SETTLE_LIMIT
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = self.cpu()
+            quiet = now.get("app", 0.0) - after.get("app", 0.0) < 0.01  # under 4% of a core
+            after = now
+            if quiet:
+                break
+        return {
+            f"{part} CPU ms/request": (after[part] - before[part]) * 1000 / answered
+            for part in before
+            if part in after
+        }
 
     def _post(self, session: requests.Session, slot: dict[str, Any]) -> str:
         body = {
@@ -226,14 +301,16 @@ def bare_slots() -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def served(command: list[str], environment: dict[str, str], log: Path, base: str) -> Iterator[None]:
+def served(
+    command: list[str], environment: dict[str, str], log: Path, base: str
+) -> Iterator[subprocess.Popen]:
     with log.open("w") as output:
         process = subprocess.Popen(
             command, env=environment, stdout=output, stderr=subprocess.STDOUT
         )
     try:
         wait_until_healthy(base, process, log)
-        yield
+        yield process
     finally:
         stop(process)
 
@@ -272,17 +349,24 @@ def prepare(options: Options) -> Iterator[list[Variant]]:
         ]
         bare_environment = {**environment, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         log = folder / "server.log"
+        local_postgresql = database.kind == "postgresql" and _is_local(database.url)
         with (
-            served(serve, environment, log, base),
-            served(bare, bare_environment, folder / "bare.log", bare_base),
+            served(serve, environment, log, base) as server,
+            served(bare, bare_environment, folder / "bare.log", bare_base) as bare_server,
         ):
             needed = WARM_UP_BOOKINGS + options.rounds * per_round
             booker = Booker(
                 f"{base}/api/v1/tenants/{SLUG}/bookings",
                 service_id,
                 iter(fetch_slots(base, service_id, needed)),
+                cpu=lambda: cpu_seconds(server.pid, local_postgresql),
             )
-            floor = Booker(f"{bare_base}/bookings", service_id, bare_slots())
+            floor = Booker(
+                f"{bare_base}/bookings",
+                service_id,
+                bare_slots(),
+                cpu=lambda: cpu_seconds(bare_server.pid, local_postgresql),
+            )
             # Untimed: both workers' first requests pay for imports and statement compilation.
             warm_up = booker.book(WARM_UP_BOOKINGS)
             if warm_up.counts["booked"] != WARM_UP_BOOKINGS:
@@ -310,6 +394,10 @@ def prepare(options: Options) -> Iterator[list[Variant]]:
                 ),
             ]
             check_guarantees(instance, environment, database, booker.booked)
+
+
+def _is_local(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1", None)
 
 
 def check_guarantees(

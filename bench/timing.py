@@ -13,7 +13,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .benchmark import Measurement, Variant
 
@@ -60,6 +60,7 @@ class Summary:
     high: float
     rounds: int
     counts: Counter[str]
+    extra: dict[str, float] = field(default_factory=dict)  # each figure's median
 
     @property
     def spread(self) -> float:
@@ -71,4 +72,11 @@ def summarise(measurements: Sequence[Measurement]) -> Summary:
     counts: Counter[str] = Counter()
     for measurement in measurements:
         counts.update(measurement.counts)
-    return Summary(statistics.median(values), min(values), max(values), len(values), counts)
+    names = sorted({name for measurement in measurements for name in measurement.extra})
+    extra = {
+        name: statistics.median(
+            measurement.extra[name] for measurement in measurements if name in measurement.extra
+        )
+        for name in names
+    }
+    return Summary(statistics.median(values), min(values), max(values), len(values), counts, extra)
