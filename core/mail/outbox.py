@@ -12,6 +12,7 @@ the row sent, or counts the attempt and schedules the next one with a growing ba
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 
 from flask import Flask
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bookwell.core.mail import transport
@@ -136,15 +137,31 @@ def claim_placeholder(session: Session, placeholder_id: int, values: dict) -> bo
     yet; ``False`` when another composer was first. One conditional UPDATE: on PostgreSQL a
     concurrent composer blocks on the row, then finds ``compose_event`` NULL and updates
     nothing; on SQLite the write lock serialises them."""
-    # On the table, not the ORM entity: the ORM's bulk UPDATE path cost a booking's mail as
-    # much as the statement itself, and there is no session state to keep in step here.
-    outbox = OutboxMessage.__table__
     result = session.execute(
-        update(outbox)
-        .where(outbox.c.id == placeholder_id, outbox.c.compose_event.is_not(None))
-        .values(compose_event=None, compose_facts=None, **values)
+        _claim_statement(tuple(values)),
+        {
+            "placeholder_id": placeholder_id,
+            **{f"new_{name}": value for name, value in values.items()},
+        },
     )
     return result.rowcount == 1
+
+
+@functools.lru_cache(maxsize=8)
+def _claim_statement(columns: tuple[str, ...]) -> Update:
+    """The claim's UPDATE for these columns, built once. On the table, not the ORM entity: the
+    ORM's bulk UPDATE path cost a booking's mail as much as the statement itself, and there is
+    no session state to keep in step here."""
+    outbox = OutboxMessage.__table__
+    return (
+        update(outbox)
+        .where(outbox.c.id == bindparam("placeholder_id"), outbox.c.compose_event.is_not(None))
+        .values(
+            compose_event=None,
+            compose_facts=None,
+            **{name: bindparam(f"new_{name}") for name in columns},
+        )
+    )
 
 
 def register_composer(app: Flask, composer: Composer) -> None:
