@@ -8,6 +8,7 @@ on every attempt, so a receiving server can drop a duplicate.
 from __future__ import annotations
 
 import re
+import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -97,7 +98,22 @@ def build(app: Flask, envelope: Envelope, now) -> EmailMessage:
         message.add_attachment(
             envelope.ics, subtype="calendar", filename="invite.ics", params={"method": method}
         )
+    _set_boundaries(message, (envelope.text, envelope.html or "", envelope.ics or ""))
     return message
+
+
+def _set_boundaries(message: EmailMessage, contents: tuple[str, ...]) -> None:
+    """Give each multipart its boundary now. Left to the generator, each is checked against
+    the message's text with a regular expression compiled for that one random boundary: that
+    took two-fifths of the time to build and write a message. Ours are 128 random bits, and
+    checked against the contents too."""
+    for part in message.walk():
+        if part.is_multipart():
+            while True:
+                boundary = f"==============={secrets.token_hex(16)}=="
+                if not any(boundary in content for content in contents):
+                    break
+            part.set_boundary(boundary)
 
 
 def send(app: Flask, envelope: Envelope, now) -> None:
