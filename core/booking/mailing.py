@@ -93,7 +93,8 @@ def write_placeholder(
         "actor_id": actor_id,
         "language": _client_language(session, actor_id),
     }
-    row = outbox.enqueue_placeholder(
+    encrypt = protection.protection_for(session, tenant, now, app).encrypt_client_fields
+    placeholder_id = outbox.enqueue_placeholder(
         session,
         tenant_id=tenant.id,
         booking_id=booking.id,
@@ -101,10 +102,10 @@ def write_placeholder(
         sealed_facts=sealing.seal(json.dumps(facts), app),
         to=booking.client_email,
         now=now,
+        seal=(lambda values: protection.sealed_mail(app, tenant.id, values)) if encrypt else None,
     )
-    session.flush()
     return Placeholder(
-        row.id,
+        placeholder_id,
         event,
         booking.id,
         compose.BookingFacts(

@@ -347,6 +347,26 @@ def test_mail_copying_the_fields_is_encrypted_at_rest_too(
         assert [error for error in errors if error] == []
 
 
+def test_a_placeholder_not_yet_composed_is_encrypted_at_rest_too(
+    app, tenant, make_client, enable_plugin, monkeypatch
+):
+    """The placeholder a booking leaves in the outbox is written by a plain INSERT, not the
+    ORM's flush: under protection its mail columns are sealed all the same."""
+    from bookwell.core.booking import lifecycle
+
+    Protects.asked = DataProtection(encrypt_client_fields=True)
+    enable_plugin("protects")
+    # Left as the booking wrote it: the request's own compose does not run.
+    monkeypatch.setattr(lifecycle.mailing, "compose_after_commit", lambda *_args: None)
+    book(make_client("Ann"), "10:00")
+    with db.engine_of(app).connect() as connection:
+        rows = connection.execute(
+            text("SELECT text_body, compose_event FROM outbox_messages ORDER BY id")
+        ).all()
+    assert [event for _, event in rows] == ["confirmed"]
+    assert all(body.startswith(protection.ENCRYPTED_PREFIX) for body, _ in rows)
+
+
 def test_encrypted_fields_stay_readable_across_a_key_rotation(
     app, tenant, client, enable_plugin, bookwell_cli, make_app
 ):
