@@ -230,10 +230,7 @@ def _load_offer(
 
 
 def _offer_for_writing(
-    session: Session,
-    read: tuple[Tenant, Service, Provider],
-    service_id: int,
-    provider_id: int,
+    session: Session, read: tuple[Tenant, Service, Provider]
 ) -> tuple[Tenant, Service, Provider]:
     """The offer a write transaction books against. On SQLite, read again under the write
     lock: what is booked is what stands now (the guards saw the reader's copy; the price, hours
@@ -241,13 +238,13 @@ def _offer_for_writing(
     no lock would hold them either, so a second read bought nothing but a round trip: the
     reader's rows are handed to the writer's session as they are (the exclusion constraint,
     not this read, is what refuses an overlap there)."""
-    tenant = read[0]
+    tenant, service, provider = read
     if session.get_bind().dialect.name == "sqlite":
-        return _load_offer(session, tenant.id, service_id, provider_id)
+        return _load_offer(session, tenant.id, service.id, provider.id)
     return (
         session.merge(tenant, load=False),
-        session.merge(read[1], load=False),
-        session.merge(read[2], load=False),
+        session.merge(service, load=False),
+        session.merge(provider, load=False),
     )
 
 
@@ -361,9 +358,7 @@ def create_booking(
             claim = idempotency.claim(
                 session, tenant_id, idempotent.key, idempotent.request_hash, now
             )
-        tenant, service, provider = _offer_for_writing(
-            session, (tenant, service, provider), service_id, provider_id
-        )
+        tenant, service, provider = _offer_for_writing(session, (tenant, service, provider))
         _check_prepaid(prepaid_cents, service.price_cents)
         _ensure_offered(session, tenant, service, provider, start, now)
         end, blocked_from, blocked_until = _blocked_range(service, start)

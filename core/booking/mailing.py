@@ -93,7 +93,6 @@ def write_placeholder(
         "actor_id": actor_id,
         "language": _client_language(session, actor_id),
     }
-    encrypt = protection.protection_for(session, tenant, now, app).encrypt_client_fields
     placeholder_id = outbox.enqueue_placeholder(
         session,
         tenant_id=tenant.id,
@@ -102,7 +101,7 @@ def write_placeholder(
         sealed_facts=sealing.seal(json.dumps(facts), app),
         to=booking.client_email,
         now=now,
-        seal=(lambda values: protection.sealed_mail(app, tenant.id, values)) if encrypt else None,
+        at_rest=lambda values: protection.mail_at_rest(session, tenant, now, app, values),
     )
     return Placeholder(
         placeholder_id,
@@ -240,17 +239,16 @@ def _compose_and_store(
     except Exception as error:
         log.exception("could not compose the %s mail of booking %s", event, facts.booking.reference)
         return _store_uncomposable(app, placeholder_id, facts.now, f"{error!r}")
+    (first, held), *others = messages
     # The request's own session (its answer is memoised for the request), else a fresh one.
     with (
         contextlib.nullcontext(db.session())
         if has_request_context()
         else db.fresh_session(app) as reader
     ):
-        encrypt = protection.protection_for(reader, tenant, facts.now, app).encrypt_client_fields
-    (first, held), *others = messages
-    values = outbox.message_values(first, facts.now, held)
-    if encrypt:
-        values = protection.sealed_mail(app, tenant.id, values)
+        values = protection.mail_at_rest(
+            reader, tenant, facts.now, app, outbox.message_values(first, facts.now, held)
+        )
     with db.write_transaction(app) as session:
         # The messages are made from the placeholder, which a crash that lost them would leave
         # in place for the delivery job to compose again: their commit need not wait for the

@@ -199,6 +199,17 @@ def decrypt_field(app: Flask, tenant_id: int, value: str) -> str:
         ) from error
 
 
+def mail_at_rest(
+    session: Session, tenant: Tenant, now: datetime, app: Flask, values: dict[str, Any]
+) -> dict[str, Any]:
+    """``values`` (outbox columns) as a write that bypasses the ORM must store them for
+    ``tenant``: the mail's text sealed (:func:`sealed_mail`) if the tenant is under protection,
+    as a flush would seal it; else as they are."""
+    if protection_for(session, tenant, now, app).encrypt_client_fields:
+        return sealed_mail(app, tenant.id, values)
+    return values
+
+
 def sealed_mail(app: Flask, tenant_id: int, values: dict[str, Any]) -> dict[str, Any]:
     """``values`` (outbox columns) with the mail's text encrypted as a flush would encrypt it:
     for a write that bypasses the ORM (a placeholder turned into its message in one UPDATE).

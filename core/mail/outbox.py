@@ -109,15 +109,15 @@ def enqueue_placeholder(
     sealed_facts: str,
     to: str,
     now: datetime,
-    seal: Callable[[dict], dict] | None = None,
+    at_rest: Callable[[dict], dict] | None = None,
 ) -> int:
     """Add the placeholder of a booking's ``event`` mail in the booking's transaction: the
     event and the facts only that moment knows (sealed: they hold the manage token). Composed
     after the commit (:func:`claim_placeholder`), never sent as it is. Returns its id.
 
-    A plain INSERT, not the ORM's flush, which cost a booking as much as its own row's: for a
-    tenant under protection ``seal`` (:func:`~bookwell.core.context.protection.sealed_mail`)
-    encrypts the mail's columns as a flush would."""
+    A plain INSERT, not the ORM's flush, which cost a booking as much as its own row's:
+    ``at_rest`` (:func:`~bookwell.core.context.protection.mail_at_rest`) turns the columns into
+    what the tenant's protection stores, as a flush would."""
     values = {
         "tenant_id": tenant_id,
         "booking_id": booking_id,
@@ -132,8 +132,8 @@ def enqueue_placeholder(
         "compose_event": event,
         "compose_facts": sealed_facts,
     }
-    if seal is not None:
-        values = seal(values)
+    if at_rest is not None:
+        values = at_rest(values)
     return session.execute(_INSERT_PLACEHOLDER, values).inserted_primary_key[0]
 
 
