@@ -12,11 +12,15 @@ import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email import policy
-from email.headerregistry import HeaderRegistry
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -28,25 +32,35 @@ from bookwell.core.storage.files import write_durably
 SMTP_TIMEOUT_SECONDS = 15
 
 
-class _HeaderClasses(HeaderRegistry):
-    """The standard header registry, making each header's class once: the standard one builds a
-    new class with ``type()`` for every header of every message, a fifth of the time it takes
-    to build one of our messages."""
+# The classic ``email.mime`` classes under the compat32 policy: they store each header as the
+# text it is, where ``EmailMessage`` parses every header it sets into a tree and walks it again
+# to write it. Building and writing a booking's message took 1.55 ms that way, 0.7 ms this way
+# (mail had been a fifth of the server's CPU per booking).
+class _MessagePolicy(Compat32):
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        # A header that fits on its line as plain ASCII is written as it is, which is what
+        # folding makes of it; folding builds a Header object for each one (three-fifths of the
+        # time it took to write a message).
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and "\n" not in value
+            and "\r" not in value
+            and len(name) + 2 + len(value) <= (self.max_line_length or 0)
+        ):
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type] = {}
 
-    def __getitem__(self, name: str) -> type:
-        key = name.lower()
-        made = self._made.get(key)
-        if made is None:  # two threads may both make it: either class does the same
-            made = self._made[key] = super().__getitem__(name)
-        return made
+MESSAGE_POLICY = _MessagePolicy()
+SMTP_POLICY = MESSAGE_POLICY.clone(linesep="\r\n")
 
-
-DEFAULT_POLICY = policy.default.clone(header_factory=_HeaderClasses())
-UTF8_POLICY = policy.SMTPUTF8.clone(header_factory=_HeaderClasses())
+# Text and HTML as quoted-printable (readable, and 7-bit safe); the invitation as it is (8-bit
+# when its text is not ASCII), which is how calendars read it.
+_READABLE_UTF8 = Charset("utf-8")
+_READABLE_UTF8.body_encoding = QP
+_PLAIN_UTF8 = Charset("utf-8")
+_PLAIN_UTF8.body_encoding = None
 
 
 @dataclass(frozen=True)
@@ -77,43 +91,59 @@ def recipient(address: str) -> tuple[str, bool]:
     return f"{checked.local_part}@{checked.ascii_domain or checked.domain}", True
 
 
-def build(app: Flask, envelope: Envelope, now) -> EmailMessage:
+def build(app: Flask, envelope: Envelope, now) -> Message:
     name, address = parseaddr(str(app.config["MAIL_FROM"]))
     to, international = recipient(envelope.to)
-    message = EmailMessage(policy=UTF8_POLICY if international else DEFAULT_POLICY)
+    contents = (envelope.text, envelope.html or "", envelope.ics or "")
+    message: Message = _text_part(envelope.text, "plain", _READABLE_UTF8)
+    if envelope.html:
+        message = _multipart(
+            "alternative", [message, _text_part(envelope.html, "html", _READABLE_UTF8)], contents
+        )
+    if envelope.ics:
+        invite = _text_part(envelope.ics, "calendar", _PLAIN_UTF8)
+        invite.set_param("method", "CANCEL" if "\nMETHOD:CANCEL" in envelope.ics else "REQUEST")
+        invite.add_header("Content-Disposition", "attachment", filename="invite.ics")
+        message = _multipart("mixed", [message, invite], contents)
+    message["MIME-Version"] = "1.0"
     # Names and subjects folded to one line: a header with a line break in it (a name stored
     # before the input standard, a plugin's subject) would fail the message on every attempt.
-    message["From"] = formataddr((folded(envelope.business or name), address))
-    message["To"] = to
+    message["From"] = formataddr((folded(envelope.business or name), address), charset="utf-8")
+    # A mailbox name only SMTPUTF8 carries is written as its UTF-8 bytes: as an encoded word
+    # (=?utf-8?...?=@example.com) it would be no address at all, and the mail could not arrive.
+    message["To"] = to.encode().decode("ascii", "surrogateescape") if international else to
     if envelope.reply_to:
         message["Reply-To"] = envelope.reply_to
-    message["Subject"] = folded(envelope.subject)
+    message["Subject"] = _header_text(folded(envelope.subject))
     message["Date"] = format_datetime(now)
     message["Message-ID"] = envelope.message_id
-    message.set_content(envelope.text)
-    if envelope.html:
-        message.add_alternative(envelope.html, subtype="html")
-    if envelope.ics:
-        method = "CANCEL" if "\nMETHOD:CANCEL" in envelope.ics else "REQUEST"
-        message.add_attachment(
-            envelope.ics, subtype="calendar", filename="invite.ics", params={"method": method}
-        )
-    _set_boundaries(message, (envelope.text, envelope.html or "", envelope.ics or ""))
     return message
 
 
-def _set_boundaries(message: EmailMessage, contents: tuple[str, ...]) -> None:
-    """Give each multipart its boundary now. Left to the generator, each is checked against
-    the message's text with a regular expression compiled for that one random boundary: that
-    took two-fifths of the time to build and write a message. Ours are 128 random bits, and
-    checked against the contents too."""
-    for part in message.walk():
-        if part.is_multipart():
-            while True:
-                boundary = f"==============={secrets.token_hex(16)}=="
-                if not any(boundary in content for content in contents):
-                    break
-            part.set_boundary(boundary)
+def _text_part(text: str, subtype: str, charset: Charset) -> Message:
+    part = MIMEText(text, subtype, charset, policy=MESSAGE_POLICY)
+    del part["MIME-Version"]  # said once, on the message itself
+    return part
+
+
+def _multipart(subtype: str, parts: list[Message], contents: tuple[str, ...]) -> Message:
+    part = MIMEMultipart(subtype, _boundary(contents), parts, policy=MESSAGE_POLICY)
+    del part["MIME-Version"]
+    return part
+
+
+def _boundary(contents: tuple[str, ...]) -> str:
+    """A boundary none of the contents holds: 128 random bits. (Left to the generator, each is
+    checked against the message's text with a regular expression compiled for that one random
+    boundary: two-fifths of the time it took to build and write a message.)"""
+    while True:
+        boundary = f"==============={secrets.token_hex(16)}=="
+        if not any(boundary in content for content in contents):
+            return boundary
+
+
+def _header_text(text: str) -> str | Header:
+    return text if text.isascii() else Header(text, "utf-8")
 
 
 def send(app: Flask, envelope: Envelope, now) -> None:
@@ -122,7 +152,8 @@ def send(app: Flask, envelope: Envelope, now) -> None:
     url = app.config.get("SMTP_URL")
     if url:
         sender = parseaddr(str(app.config["MAIL_FROM"]))[1]
-        _send_smtp(str(url), message, sender, recipient(envelope.to)[0])
+        to, international = recipient(envelope.to)
+        _send_smtp(str(url), message, sender, to, international)
     else:
         write_file(outbox_folder(app), envelope.message_id, message)
 
@@ -135,14 +166,16 @@ def file_name(message_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]", "_", message_id.strip("<>")) + ".eml"
 
 
-def write_file(folder: Path, message_id: str, message: EmailMessage) -> Path:
+def write_file(folder: Path, message_id: str, message: Message) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / file_name(message_id)
     write_durably(target, message.as_bytes())
     return target
 
 
-def _send_smtp(url: str, message: EmailMessage, sender: str, recipient: str) -> None:
+def _send_smtp(
+    url: str, message: Message, sender: str, recipient: str, international: bool
+) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise ValueError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme}://")
@@ -161,4 +194,9 @@ def _send_smtp(url: str, message: EmailMessage, sender: str, recipient: str) -> 
             connection.starttls(context=context)
         if parts.username:
             connection.login(unquote(parts.username), unquote(parts.password or ""))
-        connection.send_message(message, from_addr=sender, to_addrs=[recipient])
+        connection.sendmail(
+            sender,
+            [recipient],
+            message.as_bytes(policy=SMTP_POLICY),
+            mail_options=["SMTPUTF8"] if international else [],
+        )

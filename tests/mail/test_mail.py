@@ -497,6 +497,11 @@ class _Recorder(socketserver.StreamRequestHandler):
                     lines.append(line[1:] if line.startswith(b"..") else line)
                 continue
             command = line[:4].upper()
+            if command == b"EHLO":
+                self.wfile.write(b"250-test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                continue
+            if command == b"MAIL":
+                self.server.mail_commands.append(line)
             if command == b"RCPT":
                 recipients.append(line.split(b":", 1)[1].strip().strip(b"<>").decode())
             if command == b"DATA":
@@ -514,6 +519,7 @@ def smtp_server():
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Recorder)
     server.daemon_threads = True
     server.received = []
+    server.mail_commands = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -761,6 +767,21 @@ def test_a_non_ascii_mailbox_is_written_as_utf8_not_as_an_encoded_word(app, clie
     assert len(to_lines) == 2 and not [line for line in to_lines if b"=?" in line]
     (to_bob,) = [data for data in written if "To: bøb@example.com".encode() in data]
     assert header(parsed_bytes(to_bob), "To") == "bøb@example.com"
+
+
+def test_a_non_ascii_mailbox_goes_over_smtp_as_smtputf8(app, client, salon, clock, smtp_server):
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{smtp_server.server_address[1]}"
+    body = booking_body(salon, SLOT)
+    body["client"]["email"] = "bøb@example.com"
+    assert client.post(BOOKINGS, json=body).status_code == 201
+    assert deliver_due(app, clock()).sent == 2
+    assert sorted(b"SMTPUTF8" in line for line in smtp_server.mail_commands) == [False, True]
+    (data,) = [data for to, data in smtp_server.received if to == ["bøb@example.com"]]
+    assert "To: bøb@example.com\r\n".encode() in data
+    assert all(line.endswith(b"\r\n") for line in data.splitlines(keepends=True))
+    sent = parsed_bytes(data)
+    assert header(sent, "To") == "bøb@example.com"
+    assert "invite.ics" in [part.get_filename() for part in sent.walk()]
 
 
 def parsed_bytes(data: bytes) -> email.message.EmailMessage:
