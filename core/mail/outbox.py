@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 
 from flask import Flask
-from sqlalchemy import Select, Update, bindparam, or_, select, update
+from sqlalchemy import Connection, Select, Update, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bookwell.core.mail import transport
@@ -140,14 +140,24 @@ def enqueue_placeholder(
 _INSERT_PLACEHOLDER = OutboxMessage.__table__.insert()
 
 
-def claim_placeholder(session: Session, placeholder_id: int, values: dict) -> bool:
+def claim_placeholder(
+    session: Session | Connection,
+    placeholder_id: int,
+    values: dict,
+    *,
+    commit_without_flush: bool = False,
+) -> bool:
     """Turn the placeholder into its first message (``values``: :func:`message_values`, its
     text already sealed if the tenant asks) in the caller's write transaction, if nobody did
     yet; ``False`` when another composer was first. One conditional UPDATE: on PostgreSQL a
     concurrent composer blocks on the row, then finds ``compose_event`` NULL and updates
-    nothing; on SQLite the write lock serialises them."""
+    nothing; on SQLite the write lock serialises them.
+
+    ``commit_without_flush`` (PostgreSQL, a statement committing on its own): the statement
+    itself turns ``synchronous_commit`` off for its transaction, as ``SET LOCAL`` would in a
+    transaction of several; see :func:`~bookwell.core.storage.db.asynchronous_commit`."""
     result = session.execute(
-        _claim_statement(tuple(values)),
+        _claim_statement(tuple(values), commit_without_flush),
         {
             "placeholder_id": placeholder_id,
             **{f"new_{name}": value for name, value in values.items()},
@@ -157,12 +167,12 @@ def claim_placeholder(session: Session, placeholder_id: int, values: dict) -> bo
 
 
 @functools.lru_cache(maxsize=8)
-def _claim_statement(columns: tuple[str, ...]) -> Update:
+def _claim_statement(columns: tuple[str, ...], commit_without_flush: bool) -> Update:
     """The claim's UPDATE for these columns, built once. On the table, not the ORM entity: the
     ORM's bulk UPDATE path cost a booking's mail as much as the statement itself, and there is
     no session state to keep in step here."""
     outbox = OutboxMessage.__table__
-    return (
+    claim = (
         update(outbox)
         .where(outbox.c.id == bindparam("placeholder_id"), outbox.c.compose_event.is_not(None))
         .values(
@@ -171,6 +181,11 @@ def _claim_statement(columns: tuple[str, ...]) -> Update:
             **{name: bindparam(f"new_{name}") for name in columns},
         )
     )
+    if commit_without_flush:
+        # Evaluated for the one row the id finds, so set before there is anything to commit;
+        # PostgreSQL reads the setting when the statement's transaction commits.
+        claim = claim.where(func.set_config("synchronous_commit", "off", True) == "off")
+    return claim
 
 
 def register_composer(app: Flask, composer: Composer) -> None:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -231,6 +231,18 @@ def asynchronous_commit(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+
+@contextlib.contextmanager
+def statement_on_its_own(app: Flask | None = None) -> Iterator[Connection]:
+    """A PostgreSQL connection whose every statement commits on its own (autocommit): for a
+    write that is one statement, whose BEGIN and COMMIT would be two round trips more. Not for
+    SQLite, whose writes must go through :func:`write_transaction` and its writers' queue."""
+    engine = engine_of(app)
+    if engine.dialect.name != "postgresql":
+        raise RuntimeError("statement_on_its_own is for PostgreSQL; SQLite writes queue")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
 
 
 # Polling the file lock: short sleeps, growing to a bound well under SQLite's own (100 ms).

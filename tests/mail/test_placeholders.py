@@ -273,3 +273,24 @@ def test_a_booking_whose_mail_is_still_a_placeholder_is_not_cleaned_up(
         ctx = plugin_context(salon.slug)
         assert ctx.data.archive_and_delete_ended(ended_before, 10).deleted == 1
     assert rows(app) == []
+
+
+def test_a_lone_message_is_composed_in_one_statement_on_postgresql(app, client, business):
+    """With no provider to tell, a booking's mail is one message: on PostgreSQL its UPDATE
+    commits on its own, turning off the wait for the disk within itself; SQLite writes it in
+    the queued write transaction."""
+    engine = db.engine_of(app)
+    statements: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def on_execute(_connection, _cursor, statement, _parameters, _context, _many):
+        statements.append(statement)
+
+    response = client.post(BOOKINGS, json=booking_body(business, SLOT))
+    assert response.status_code == 201, response.json
+    (claim,) = [one for one in statements if one.startswith("UPDATE outbox_messages")]
+    assert not [one for one in statements if "synchronous_commit" in one and one is not claim]
+    assert ("set_config" in claim) == (engine.dialect.name == "postgresql")
+    (message,) = rows(app)
+    assert message.compose_event is None and message.kind == "booking.confirmed"
+    assert message.subject.startswith("Booking confirmed")
