@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Response, abort, current_app, request, url_for
 from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField, StringField
+from wtforms import HiddenField, SelectChoice, SelectField, StringField
 from wtforms.validators import AnyOf, Length, Optional, ValidationError
 
 from bookwell.core import audit
@@ -142,7 +142,7 @@ class ExportForm(_Filters):
     actor = HiddenField(validators=[SingleLine(), Optional(), Length(max=320)])
     export_format = SelectField(
         lazy_gettext("Format"),
-        choices=[("csv", "CSV"), ("json", "JSON")],
+        choices=[SelectChoice("csv", "CSV"), SelectChoice("json", "JSON")],
         validators=[AnyOf(audit.EXPORT_FORMATS)],
     )
 
