@@ -38,17 +38,16 @@ SMTP_TIMEOUT_SECONDS = 15
 # (mail had been a fifth of the server's CPU per booking).
 class _MessagePolicy(Compat32):
     def _fold(self, name: str, value: Any, sanitize: bool) -> str:
-        # A header that fits on its line as plain ASCII is written as it is, which is what
-        # folding makes of it; folding builds a Header object for each one (three-fifths of the
-        # time it took to write a message).
-        if (
-            isinstance(value, str)
-            and value.isascii()
-            and "\n" not in value
-            and "\r" not in value
-            and len(name) + 2 + len(value) <= (self.max_line_length or 0)
-        ):
-            return f"{name}: {value}{self.linesep}"
+        if isinstance(value, str):
+            if "\n" in value or "\r" in value:
+                # A line break would end the header early: another header, or the body, could
+                # follow it. Compat32 refuses only a break followed by "Name:".
+                raise ValueError(f"the {name} header holds a line break")
+            # A header that fits on its line as plain ASCII is written as it is, which is what
+            # folding makes of it; folding builds a Header object for each one (three-fifths of
+            # the time it took to write a message).
+            if value.isascii() and len(name) + 2 + len(value) <= (self.max_line_length or 0):
+                return f"{name}: {value}{self.linesep}"
         return super()._fold(name, value, sanitize)
 
 

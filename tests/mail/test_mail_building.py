@@ -92,3 +92,15 @@ def test_a_header_is_written_as_the_standard_policy_writes_it(name, value):
     standard = Compat32()
     assert transport.MESSAGE_POLICY.fold(name, value) == standard.fold(name, value)
     assert transport.MESSAGE_POLICY.fold_binary(name, value) == standard.fold_binary(name, value)
+
+
+@pytest.mark.parametrize(
+    "reply_to", ["desk@salon.example\n\nA body of someone else's", "desk@salon.example\r", "a\n b"]
+)
+def test_a_header_with_a_line_break_is_refused_not_written(reply_to):
+    envelope = transport.Envelope(
+        "<three@bookwell>", "zoe@example.com", "Booked", "Booked.\n", None, None, None, reply_to
+    )
+    message = transport.build(_App, envelope, datetime(2027, 3, 1, 9, tzinfo=UTC))
+    with pytest.raises(ValueError, match="Reply-To header holds a line break"):
+        message.as_bytes()
