@@ -613,7 +613,7 @@ def test_a_cancellation_is_stamped_and_recorded_as_the_clients(site, business, c
     assert cancelled.status_code == 200, cancelled.json
     with db.fresh_session(site) as session:
         booking = session.scalar(select(Booking).where(Booking.reference == reference))
-        assert booking.cancelled_at == clock()
+        assert booking.cancelled_at == clock() and booking.updated_at == clock()
         entry = session.scalars(
             select(AuditEntry).where(
                 AuditEntry.action == "booking.cancelled",
@@ -780,3 +780,61 @@ def test_a_wrong_prepaid_amount_is_refused_before_consents_and_guards(
     with pytest.raises(refusal):
         create(site, business, clock, prepaid_cents=prepaid)
     assert seen("before_confirm") == []
+
+
+# What the complete mutation run of 2026-11-28 (seed 1, after the offer was read once on
+# PostgreSQL) found unchecked: the move's audit entry, a refusal's, a buffer's end as stored.
+
+
+def audit_entries(site, action, reference):
+    with db.fresh_session(site) as session:
+        return [
+            json.loads(entry.details)
+            for entry in session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.action == action, AuditEntry.subject == f"booking:{reference}"
+                )
+            )
+        ]
+
+
+def test_a_move_is_audited_with_where_it_was_and_where_it_went(site, business, clock):
+    reference, token = create(site, business, clock)
+    moved = site.test_client().post(
+        f"{BOOKINGS}/{reference}/reschedule",
+        json={"token": token, "start": WEDNESDAY_14, "provider_id": business.second_provider_id},
+    )
+    assert moved.status_code == 200, moved.json
+    ((entry,),) = [audit_entries(site, "booking.rescheduled", reference)]
+    assert entry["from"]["provider_id"] == business.provider_id
+    assert entry["to"]["provider_id"] == business.second_provider_id
+    # Instants: "from" is stored in UTC, "to" as the request gave it.
+    assert datetime.fromisoformat(entry["from"]["start"]) == TUESDAY_10_UTC
+    assert datetime.fromisoformat(entry["to"]["start"]) == WEDNESDAY_14_UTC
+
+
+def test_a_refusal_is_audited_with_its_hook_and_code_though_nothing_changed(site, business):
+    made = book(site, business)
+    Witness.refuse.add("before_cancel")
+    refused = site.test_client().post(
+        f"{BOOKINGS}/{made['reference']}/cancel", json={"token": made["manage_token"]}
+    )
+    assert refused.status_code == 403, refused.json
+    assert audit_entries(site, "booking.refused", made["reference"]) == [
+        {
+            "hook": "before_cancel",
+            "refusals": [{"plugin": "witness", "refusal": "witness_says_no"}],
+        }
+    ]
+    assert audit_entries(site, "booking.cancelled", made["reference"]) == []
+
+
+def test_a_booking_blocks_its_buffers_as_stored(site, business):
+    with db.write_transaction(site) as session:
+        service = session.get(Service, business.service_id)
+        service.buffer_before_minutes, service.buffer_after_minutes = 10, 20
+    made = book(site, business)
+    with db.fresh_session(site) as session:
+        booking = session.scalar(select(Booking).where(Booking.reference == made["reference"]))
+        assert booking.blocked_from == TUESDAY_10_UTC - timedelta(minutes=10)
+        assert booking.blocked_until == TUESDAY_10_UTC + timedelta(minutes=45 + 20)
