@@ -439,14 +439,20 @@ def _create(site, business, clock, prepaid_cents):
 
 
 def created_details(site, reference):
+    (details,) = audit_entries(site, "booking.created", reference)
+    return details
+
+
+def audit_entries(site, action, reference):
     with db.fresh_session(site) as session:
-        entry = session.scalars(
-            select(AuditEntry).where(
-                AuditEntry.action == "booking.created",
-                AuditEntry.subject == f"booking:{reference}",
+        return [
+            json.loads(entry.details)
+            for entry in session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.action == action, AuditEntry.subject == f"booking:{reference}"
+                )
             )
-        ).one()
-    return json.loads(entry.details)
+        ]
 
 
 def refund_of(site, reference):
@@ -786,18 +792,6 @@ def test_a_wrong_prepaid_amount_is_refused_before_consents_and_guards(
 # PostgreSQL) found unchecked: the move's audit entry, a refusal's, a buffer's end as stored.
 
 
-def audit_entries(site, action, reference):
-    with db.fresh_session(site) as session:
-        return [
-            json.loads(entry.details)
-            for entry in session.scalars(
-                select(AuditEntry).where(
-                    AuditEntry.action == action, AuditEntry.subject == f"booking:{reference}"
-                )
-            )
-        ]
-
-
 def test_a_move_is_audited_with_where_it_was_and_where_it_went(site, business, clock):
     reference, token = create(site, business, clock)
     moved = site.test_client().post(
@@ -805,7 +799,7 @@ def test_a_move_is_audited_with_where_it_was_and_where_it_went(site, business, c
         json={"token": token, "start": WEDNESDAY_14, "provider_id": business.second_provider_id},
     )
     assert moved.status_code == 200, moved.json
-    ((entry,),) = [audit_entries(site, "booking.rescheduled", reference)]
+    (entry,) = audit_entries(site, "booking.rescheduled", reference)
     assert entry["from"]["provider_id"] == business.provider_id
     assert entry["to"]["provider_id"] == business.second_provider_id
     # Instants: "from" is stored in UTC, "to" as the request gave it.

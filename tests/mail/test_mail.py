@@ -745,23 +745,25 @@ def test_a_slow_transport_hands_back_what_it_could_not_send_in_time(
     assert deliver_due(app, clock()).sent == 1
 
 
+def booked_for(app, client, salon, clock, address: str) -> None:
+    """A booking whose client writes from ``address``, its mail (and the provider's) delivered."""
+    body = booking_body(salon, SLOT)
+    body["client"]["email"] = address
+    assert client.post(BOOKINGS, json=body).status_code == 201
+    assert deliver_due(app, clock()).sent == 2
+
+
 def test_an_international_domain_goes_out_in_its_ascii_form(app, client, salon, clock, smtp_server):
     """The default header policy wrote ``vic@=?utf-8?q?ex=C3=A4mple?=.com``: no address."""
     app.config["SMTP_URL"] = f"smtp://127.0.0.1:{smtp_server.server_address[1]}"
-    body = booking_body(salon, SLOT)
-    body["client"]["email"] = "vic@exämple.com"
-    assert client.post(BOOKINGS, json=body).status_code == 201
-    assert deliver_due(app, clock()).sent == 2
+    booked_for(app, client, salon, clock, "vic@exämple.com")
     data = next(data for to, data in smtp_server.received if to == ["vic@xn--exmple-cua.com"])
     sent = email.message_from_bytes(data, policy=policy.default)
     assert header(sent, "To") == "vic@xn--exmple-cua.com"
 
 
 def test_a_non_ascii_mailbox_is_written_as_utf8_not_as_an_encoded_word(app, client, salon, clock):
-    body = booking_body(salon, SLOT)
-    body["client"]["email"] = "bøb@example.com"
-    assert client.post(BOOKINGS, json=body).status_code == 201
-    assert deliver_due(app, clock()).sent == 2
+    booked_for(app, client, salon, clock, "bøb@example.com")
     written = [path.read_bytes() for path in outbox_files(app)]
     to_lines = [line for data in written for line in data.splitlines() if line.startswith(b"To:")]
     assert len(to_lines) == 2 and not [line for line in to_lines if b"=?" in line]
@@ -771,10 +773,7 @@ def test_a_non_ascii_mailbox_is_written_as_utf8_not_as_an_encoded_word(app, clie
 
 def test_a_non_ascii_mailbox_goes_over_smtp_as_smtputf8(app, client, salon, clock, smtp_server):
     app.config["SMTP_URL"] = f"smtp://127.0.0.1:{smtp_server.server_address[1]}"
-    body = booking_body(salon, SLOT)
-    body["client"]["email"] = "bøb@example.com"
-    assert client.post(BOOKINGS, json=body).status_code == 201
-    assert deliver_due(app, clock()).sent == 2
+    booked_for(app, client, salon, clock, "bøb@example.com")
     assert sorted(b"SMTPUTF8" in line for line in smtp_server.mail_commands) == [False, True]
     (data,) = [data for to, data in smtp_server.received if to == ["bøb@example.com"]]
     assert "To: bøb@example.com\r\n".encode() in data
